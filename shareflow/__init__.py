@@ -1,0 +1,1 @@
+"""shareflow: NFS shares for tenants, provisioned by reversible TaskFlow jobs."""

@@ -1,0 +1,382 @@
+"""Configuration: one TOML file, loaded once, typed and validated at start-up.
+
+The file is ``etc/shareflow.toml`` unless ``SHAREFLOW_CONFIG`` names another.
+Relative paths in it are relative to the directory holding the file. Every
+setting has a named default below; unknown keys are errors (a typo must not
+silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shareflow.exceptions import ConfigError
+
+ENV_VAR = "SHAREFLOW_CONFIG"
+DEFAULT_PATH = Path("etc/shareflow.toml")
+
+DEFAULT_STATE_DIR = "var"
+DEFAULT_ZK_HOSTS = "127.0.0.1:2181"
+DEFAULT_ZK_CHROOT = "/shareflow"
+DEFAULT_ZK_SESSION_TIMEOUT = 10.0
+DEFAULT_ZK_CONNECT_TIMEOUT = 10.0
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8786
+DEFAULT_API_WORKERS = 2
+DEFAULT_API_MAX_BODY = 1 << 20
+DEFAULT_AUTH_STRATEGY = "tokens"
+DEFAULT_CONDUCTOR_WORKERS = 2
+#: Conductors wake on the board's POSTED notification; this poll only catches
+#: jobs that became claimable otherwise (their owner died).
+DEFAULT_CONDUCTOR_POLL = 1.0
+DEFAULT_STEP_TIMEOUT = 60.0
+DEFAULT_GANESHA_PORT = 2049
+DEFAULT_POOL_NAME = "pool0"
+DEFAULT_POOL_IMAGE_GB = 4
+
+AUTH_STRATEGIES = ("tokens", "noauth")
+SHARE_DRIVERS = ("btrfs",)
+EXPORT_DRIVERS = ("ganesha",)
+
+_BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+_CHROOT = re.compile(r"^(/[A-Za-z0-9_.-]+)+$")
+_NETNS = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str
+
+
+@dataclass(frozen=True)
+class ZooKeeperConfig:
+    hosts: str
+    chroot: str
+    session_timeout: float
+    connect_timeout: float
+    #: ``shareflow run`` starts a private ZooKeeper for these hosts when true.
+    embedded: bool
+    data_dir: Path
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    host: str
+    port: int
+    workers: int
+    max_body_bytes: int
+    #: URL clients reach the API at, used in links and the versions document;
+    #: empty means "derive from the request".
+    public_url: str
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    strategy: str
+    tokens_file: Path
+
+
+@dataclass(frozen=True)
+class ConductorConfig:
+    workers: int
+    poll_interval: float
+    #: Upper bound for one backend call inside a task (a hung step fails then).
+    step_timeout: float
+
+
+@dataclass(frozen=True)
+class BtrfsConfig:
+    #: Where the btrfs pool is mounted (the driver creates subvolumes below it).
+    mount_point: Path
+    #: Each share's subvolume is mounted here on its own mount point, so that
+    #: Ganesha's FSAL VFS resolves it as a filesystem of its own.
+    exports_dir: Path
+    #: Optional loop image backing the pool (created by ``shareflow run``).
+    image: Path | None
+    image_size_gb: int
+
+
+@dataclass(frozen=True)
+class GaneshaConfig:
+    address: str
+    port: int
+    state_dir: Path
+    #: Network namespace the server runs in ("" = the host's).
+    netns: str
+    #: Whether shareflow starts and supervises this server process.
+    managed: bool
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    name: str
+    pool: str
+    share_driver: str
+    driver_handles_share_servers: bool
+    btrfs: BtrfsConfig
+    ganesha: GaneshaConfig
+    #: Tests only: a JSON fault plan read by the fault-injecting driver proxy.
+    fault_plan: Path | None
+
+    def host(self, service_host: str) -> str:
+        """Manila's ``host@backend#pool``."""
+        return f"{service_host}@{self.name}#{self.pool}"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    state_dir: Path
+    host: str
+    database: DatabaseConfig
+    zookeeper: ZooKeeperConfig
+    api: ApiConfig
+    auth: AuthConfig
+    conductor: ConductorConfig
+    backends: tuple[BackendConfig, ...] = field(default_factory=tuple)
+
+    def backend(self, name: str) -> BackendConfig:
+        for b in self.backends:
+            if b.name == name:
+                return b
+        raise ConfigError(f"no backend named {name!r} in {self.path}")
+
+
+class _Section:
+    """Reads typed keys out of one TOML table and complains about leftovers."""
+
+    def __init__(self, data: Any, where: str, base: Path):
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: expected a table")
+        self._data = dict(data)
+        self._where = where
+        self._base = base
+
+    def _get(self, key: str, types: tuple[type, ...], default: Any, what: str) -> Any:
+        if key not in self._data:
+            if default is _REQUIRED:
+                raise ConfigError(f"{self._where}.{key}: required setting is missing")
+            return default
+        value = self._data.pop(key)
+        if isinstance(value, bool) and bool not in types:
+            raise ConfigError(f"{self._where}.{key}: expected {what}, got {value!r}")
+        if not isinstance(value, types):
+            raise ConfigError(f"{self._where}.{key}: expected {what}, got {value!r}")
+        return value
+
+    def str(self, key: str, default: Any = None) -> str:
+        return self._get(key, (str,), default, "a string")
+
+    def int(self, key: str, default: Any, minimum: int | None = None, maximum: int | None = None) -> int:
+        v = self._get(key, (int,), default, "an integer")
+        if minimum is not None and v < minimum or maximum is not None and v > maximum:
+            raise ConfigError(f"{self._where}.{key}: {v} is outside {minimum}..{maximum}")
+        return v
+
+    def float(self, key: str, default: Any, minimum: float = 0.0) -> float:
+        v = float(self._get(key, (int, float), default, "a number"))
+        if v <= minimum:
+            raise ConfigError(f"{self._where}.{key}: must be greater than {minimum}")
+        return v
+
+    def bool(self, key: str, default: Any) -> bool:
+        return self._get(key, (bool,), default, "true or false")
+
+    def path(self, key: str, default: Any) -> Path | None:
+        v = self.str(key, default)
+        if v is None:
+            return None
+        p = Path(v)
+        return p if p.is_absolute() else (self._base / p).resolve()
+
+    def table(self, key: str) -> Any:
+        return self._data.pop(key, None)
+
+    def done(self) -> None:
+        if self._data:
+            keys = ", ".join(sorted(self._data))
+            raise ConfigError(f"{self._where}: unknown setting(s): {keys}")
+
+
+_REQUIRED = object()
+
+
+def _split_bind(value: str, where: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not (0 < int(port) < 65536):
+        raise ConfigError(f"{where}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfig:
+    s = _Section(data, f"backends[{index}]", base)
+    name = s.str("name", _REQUIRED)
+    if not _BACKEND_NAME.match(name):
+        raise ConfigError(
+            f"backends[{index}].name: {name!r} must be lowercase letters, digits, '-' or '_' "
+            "(it becomes a ZooKeeper path and a directory name)"
+        )
+    where = f"backends[{index}] ({name})"
+    pool = s.str("pool", DEFAULT_POOL_NAME)
+    if not _BACKEND_NAME.match(pool):
+        raise ConfigError(f"{where}.pool: {pool!r} must be lowercase letters, digits, '-' or '_'")
+    share_driver = s.str("share_driver", "btrfs")
+    if share_driver not in SHARE_DRIVERS:
+        raise ConfigError(f"{where}.share_driver: {share_driver!r} is not one of {SHARE_DRIVERS}")
+    dhss = s.bool("driver_handles_share_servers", False)
+    if dhss:
+        raise ConfigError(
+            f"{where}.driver_handles_share_servers: true is not supported yet; "
+            "backends use one pre-existing export server"
+        )
+    fault_plan = s.path("fault_plan", None)
+
+    bs = _Section(s.table("btrfs"), f"{where}.btrfs", base)
+    backend_dir = state_dir / "backends" / name
+    btrfs = BtrfsConfig(
+        mount_point=bs.path("mount_point", str(backend_dir / "pool")),
+        exports_dir=bs.path("exports_dir", str(backend_dir / "exports")),
+        image=bs.path("image", None),
+        image_size_gb=bs.int("image_size_gb", DEFAULT_POOL_IMAGE_GB, minimum=1, maximum=1 << 16),
+    )
+    bs.done()
+
+    gs = _Section(s.table("ganesha"), f"{where}.ganesha", base)
+    address = gs.str("address", "127.0.0.1")
+    try:
+        import ipaddress
+
+        address = str(ipaddress.ip_address(address))
+    except ValueError:
+        raise ConfigError(f"{where}.ganesha.address: {address!r} is not an IP address") from None
+    netns = gs.str("netns", "")
+    if netns and not _NETNS.match(netns):
+        raise ConfigError(f"{where}.ganesha.netns: {netns!r} is not a valid namespace name")
+    ganesha = GaneshaConfig(
+        address=address,
+        port=gs.int("port", DEFAULT_GANESHA_PORT, minimum=1, maximum=65535),
+        state_dir=gs.path("state_dir", str(backend_dir / "ganesha")),
+        netns=netns,
+        managed=gs.bool("managed", True),
+    )
+    gs.done()
+    s.done()
+    return BackendConfig(
+        name=name,
+        pool=pool,
+        share_driver=share_driver,
+        driver_handles_share_servers=dhss,
+        btrfs=btrfs,
+        ganesha=ganesha,
+        fault_plan=fault_plan,
+    )
+
+
+def parse(data: dict, path: Path) -> Config:
+    """Build a :class:`Config` from already-decoded TOML (``path`` anchors relative paths)."""
+    base = path.parent.resolve()
+    top = _Section(data, "config", base)
+    state_dir = top.path("state_dir", DEFAULT_STATE_DIR)
+    host = top.str("host", socket.gethostname().split(".")[0] or "localhost")
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", host):
+        raise ConfigError(f"config.host: {host!r} is not a valid host name")
+
+    db = _Section(top.table("database"), "database", base)
+    url = db.str("url", f"sqlite:///{state_dir / 'shareflow.db'}")
+    if not url.startswith(("sqlite:", "postgresql")):
+        raise ConfigError(f"database.url: {url!r}: only sqlite and postgresql URLs are supported")
+    db.done()
+
+    zk = _Section(top.table("zookeeper"), "zookeeper", base)
+    chroot = zk.str("chroot", DEFAULT_ZK_CHROOT)
+    if not _CHROOT.match(chroot):
+        raise ConfigError(f"zookeeper.chroot: {chroot!r} must be an absolute path like /shareflow")
+    zookeeper = ZooKeeperConfig(
+        hosts=zk.str("hosts", DEFAULT_ZK_HOSTS),
+        chroot=chroot,
+        session_timeout=zk.float("session_timeout", DEFAULT_ZK_SESSION_TIMEOUT),
+        connect_timeout=zk.float("connect_timeout", DEFAULT_ZK_CONNECT_TIMEOUT),
+        embedded=zk.bool("embedded", False),
+        data_dir=zk.path("data_dir", str(state_dir / "zookeeper")),
+    )
+    for hp in zookeeper.hosts.split(","):
+        _split_bind(hp.strip(), "zookeeper.hosts")
+    zk.done()
+
+    a = _Section(top.table("api"), "api", base)
+    api_host, api_port = _split_bind(a.str("bind", f"{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"), "api.bind")
+    api = ApiConfig(
+        host=api_host,
+        port=api_port,
+        workers=a.int("workers", DEFAULT_API_WORKERS, minimum=1, maximum=64),
+        max_body_bytes=a.int("max_body_bytes", DEFAULT_API_MAX_BODY, minimum=1024),
+        public_url=a.str("public_url", "").rstrip("/"),
+    )
+    a.done()
+
+    au = _Section(top.table("auth"), "auth", base)
+    strategy = au.str("strategy", DEFAULT_AUTH_STRATEGY)
+    if strategy not in AUTH_STRATEGIES:
+        raise ConfigError(f"auth.strategy: {strategy!r} is not one of {AUTH_STRATEGIES}")
+    auth = AuthConfig(strategy=strategy, tokens_file=au.path("tokens_file", str(state_dir / "tokens.json")))
+    au.done()
+
+    c = _Section(top.table("conductor"), "conductor", base)
+    conductor = ConductorConfig(
+        workers=c.int("workers", DEFAULT_CONDUCTOR_WORKERS, minimum=1, maximum=64),
+        poll_interval=c.float("poll_interval", DEFAULT_CONDUCTOR_POLL),
+        step_timeout=c.float("step_timeout", DEFAULT_STEP_TIMEOUT),
+    )
+    c.done()
+
+    raw_backends = top.table("backends") or []
+    if not isinstance(raw_backends, list):
+        raise ConfigError("backends: expected an array of tables ([[backends]])")
+    backends = tuple(_backend(b, i, base, state_dir) for i, b in enumerate(raw_backends))
+    names = [b.name for b in backends]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"backends: names must be unique, got {names}")
+    top.done()
+    return Config(
+        path=path,
+        state_dir=state_dir,
+        host=host,
+        database=DatabaseConfig(url=url),
+        zookeeper=zookeeper,
+        api=api,
+        auth=auth,
+        conductor=conductor,
+        backends=backends,
+    )
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else DEFAULT_PATH
+
+
+def load(explicit: str | os.PathLike | None = None) -> Config:
+    """Load and validate the configuration file; raise :class:`ConfigError` with
+    a message naming the file and the setting when anything is wrong."""
+    path = config_path(explicit).resolve()
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {path} does not exist (set {ENV_VAR})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    try:
+        return parse(data, path)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e.message}") from None

@@ -1,0 +1,230 @@
+"""SQLAlchemy models of the domain tables.
+
+TaskFlow's persistence tables (logbooks, flowdetails, atomdetails) live in the
+same database but belong to TaskFlow and are created by its own migrations.
+Deleted rows are kept with ``deleted_at`` set (Manila's soft delete), so that a
+job finishing after a delete can still find what it worked on.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+UUID_LEN = 36
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class ShareType(Timestamps, Base):
+    __tablename__ = "share_types"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str | None] = mapped_column(String(255))
+    is_public: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    extra_specs: Mapped[list[ShareTypeExtraSpec]] = relationship(
+        back_populates="share_type", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __table_args__ = (Index("ix_share_types_name", "name"),)
+
+    def specs(self) -> dict[str, str]:
+        return {s.key: s.value for s in self.extra_specs}
+
+
+class ShareTypeExtraSpec(Base):
+    __tablename__ = "share_type_extra_specs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    share_type_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_types.id", ondelete="CASCADE"), nullable=False
+    )
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    value: Mapped[str] = mapped_column(String(255), nullable=False)
+    share_type: Mapped[ShareType] = relationship(back_populates="extra_specs")
+
+    __table_args__ = (UniqueConstraint("share_type_id", "key", name="uq_share_type_extra_specs_key"),)
+
+
+class Share(Timestamps, Base):
+    __tablename__ = "shares"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    share_proto: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(64), nullable=False)
+    access_rules_status: Mapped[str] = mapped_column(String(32), nullable=False)
+    share_type_id: Mapped[str | None] = mapped_column(String(UUID_LEN), ForeignKey("share_types.id"))
+    #: ``host@backend#pool``; None until scheduled.
+    host: Mapped[str | None] = mapped_column(String(255))
+    backend: Mapped[str | None] = mapped_column(String(64))
+    availability_zone: Mapped[str | None] = mapped_column(String(255))
+    is_public: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    snapshot_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    share_network_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    task_state: Mapped[str | None] = mapped_column(String(64))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    share_type: Mapped[ShareType | None] = relationship(lazy="selectin")
+    export_locations: Mapped[list[ExportLocation]] = relationship(
+        back_populates="share", cascade="all, delete-orphan", lazy="selectin",
+        order_by="ExportLocation.created_at",
+    )
+    metadata_items: Mapped[list[ShareMetadata]] = relationship(
+        back_populates="share", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    __table_args__ = (
+        Index("ix_shares_project_id", "project_id"),
+        Index("ix_shares_status", "status"),
+    )
+
+    def metadata_dict(self) -> dict[str, str]:
+        return {m.key: m.value for m in self.metadata_items}
+
+
+class ShareMetadata(Base):
+    __tablename__ = "share_metadata"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    share_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("shares.id", ondelete="CASCADE"), nullable=False
+    )
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    value: Mapped[str] = mapped_column(String(1023), nullable=False)
+    share: Mapped[Share] = relationship(back_populates="metadata_items")
+
+    __table_args__ = (UniqueConstraint("share_id", "key", name="uq_share_metadata_key"),)
+
+
+class ExportLocation(Base):
+    __tablename__ = "export_locations"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    share_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("shares.id", ondelete="CASCADE"), nullable=False
+    )
+    path: Mapped[str] = mapped_column(String(2048), nullable=False)
+    is_admin_only: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    preferred: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
+    share: Mapped[Share] = relationship(back_populates="export_locations")
+
+
+class AccessRule(Timestamps, Base):
+    __tablename__ = "access_rules"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    share_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("shares.id", ondelete="CASCADE"), nullable=False
+    )
+    access_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    access_to: Mapped[str] = mapped_column(String(255), nullable=False)
+    access_level: Mapped[str] = mapped_column(String(8), nullable=False)
+    state: Mapped[str] = mapped_column(String(32), nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_access_rules_share_id", "share_id"),)
+
+
+class Job(Timestamps, Base):
+    """Our record of one jobboard job: what it works on and how it ended.
+
+    The jobboard holds the job only while it is pending or running; this row
+    stays, so that operators can inspect and resume work afterwards.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    board_job_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    backend: Mapped[str] = mapped_column(String(64), nullable=False)
+    operation: Mapped[str] = mapped_column(String(64), nullable=False)
+    resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    resource_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    project_id: Mapped[str | None] = mapped_column(String(255))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(32), nullable=False)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    logbook_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    flow_detail_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    failed_step: Mapped[str | None] = mapped_column(String(255))
+    failure: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_jobs_resource_id", "resource_id"),
+        Index("ix_jobs_state", "state"),
+    )
+
+
+class Message(Base):
+    """A user message: what went wrong with an asynchronous request (Manila's /messages)."""
+
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
+    resource_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    action_id: Mapped[str] = mapped_column(String(8), nullable=False)
+    detail_id: Mapped[str] = mapped_column(String(8), nullable=False)
+    message_level: Mapped[str] = mapped_column(String(16), nullable=False)
+    user_message: Mapped[str] = mapped_column(String(1024), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_messages_project_id", "project_id"),
+        Index("ix_messages_resource_id", "resource_id"),
+    )
+
+
+class Pool(Base):
+    """Capacity of one backend pool, as its conductor last reported it."""
+
+    __tablename__ = "pools"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    backend: Mapped[str] = mapped_column(String(64), nullable=False)
+    pool: Mapped[str] = mapped_column(String(64), nullable=False)
+    driver_handles_share_servers: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    total_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)
+    free_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

@@ -1,0 +1,160 @@
+"""Statuses and the transitions allowed between them, as data.
+
+Pure: no I/O. The database layer turns each transition into a conditional
+``UPDATE ... WHERE status IN (sources)``; the API and the tasks ask this module
+which sources a target may be reached from, so the rules live in one place.
+Status names are Manila's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shareflow.exceptions import InvalidTransition
+
+# --- shares -----------------------------------------------------------------
+CREATING = "creating"
+AVAILABLE = "available"
+ERROR = "error"
+DELETING = "deleting"
+ERROR_DELETING = "error_deleting"
+EXTENDING = "extending"
+EXTENDING_ERROR = "extending_error"
+SHRINKING = "shrinking"
+SHRINKING_ERROR = "shrinking_error"
+SHRINKING_POSSIBLE_DATA_LOSS_ERROR = "shrinking_possible_data_loss_error"
+REVERTING = "reverting"
+REVERTING_ERROR = "reverting_error"
+#: Not a stored status: the row is gone (soft-deleted).
+DELETED = "deleted"
+
+# --- access rules -------------------------------------------------------------
+QUEUED_TO_APPLY = "queued_to_apply"
+APPLYING = "applying"
+ACTIVE = "active"
+QUEUED_TO_DENY = "queued_to_deny"
+DENYING = "denying"
+
+# --- a share's access_rules_status (Manila >= 2.28 names) ---------------------
+RULES_ACTIVE = "active"
+RULES_SYNCING = "syncing"
+RULES_ERROR = "error"
+
+# --- jobs (our own mirror of a jobboard job) ----------------------------------
+JOB_POSTED = "posted"
+JOB_RUNNING = "running"
+JOB_SUCCEEDED = "succeeded"
+JOB_FAILED = "failed"
+JOB_TRASHED = "trashed"
+
+SHARE = "share"
+ACCESS_RULE = "access_rule"
+JOB = "job"
+
+#: kind -> {target status: statuses it may be reached from}
+TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
+    SHARE: {
+        CREATING: frozenset(),  # initial
+        AVAILABLE: frozenset({CREATING, EXTENDING, SHRINKING, REVERTING}),
+        ERROR: frozenset({CREATING}),
+        DELETING: frozenset({AVAILABLE, ERROR, ERROR_DELETING}),
+        ERROR_DELETING: frozenset({DELETING}),
+        DELETED: frozenset({DELETING}),
+        EXTENDING: frozenset({AVAILABLE}),
+        EXTENDING_ERROR: frozenset({EXTENDING}),
+        SHRINKING: frozenset({AVAILABLE}),
+        SHRINKING_ERROR: frozenset({SHRINKING}),
+        SHRINKING_POSSIBLE_DATA_LOSS_ERROR: frozenset({SHRINKING}),
+        REVERTING: frozenset({AVAILABLE}),
+        REVERTING_ERROR: frozenset({REVERTING}),
+    },
+    ACCESS_RULE: {
+        QUEUED_TO_APPLY: frozenset(),  # initial
+        APPLYING: frozenset({QUEUED_TO_APPLY}),
+        ACTIVE: frozenset({APPLYING}),
+        ERROR: frozenset({QUEUED_TO_APPLY, APPLYING, DENYING, QUEUED_TO_DENY}),
+        QUEUED_TO_DENY: frozenset({ACTIVE, ERROR, QUEUED_TO_APPLY, APPLYING}),
+        DENYING: frozenset({QUEUED_TO_DENY}),
+        DELETED: frozenset({DENYING}),
+    },
+    JOB: {
+        JOB_POSTED: frozenset(),
+        JOB_RUNNING: frozenset({JOB_POSTED, JOB_RUNNING}),  # RUNNING again: resumed by another conductor
+        JOB_SUCCEEDED: frozenset({JOB_POSTED, JOB_RUNNING}),
+        JOB_FAILED: frozenset({JOB_POSTED, JOB_RUNNING}),
+        JOB_TRASHED: frozenset({JOB_POSTED, JOB_RUNNING}),
+    },
+}
+
+#: Statuses in which a share is busy with an operation (a job owns it).
+SHARE_TRANSITIONAL = frozenset({CREATING, DELETING, EXTENDING, SHRINKING, REVERTING})
+RULE_TRANSITIONAL = frozenset({QUEUED_TO_APPLY, APPLYING, QUEUED_TO_DENY, DENYING})
+#: Rules whose client must be in the export's client list.
+RULES_IN_EFFECT = frozenset({QUEUED_TO_APPLY, APPLYING, ACTIVE})
+
+
+def sources(kind: str, target: str) -> frozenset[str]:
+    """The statuses ``target`` may be reached from."""
+    try:
+        return TRANSITIONS[kind][target]
+    except KeyError:
+        raise InvalidTransition(f"unknown {kind} status {target!r}") from None
+
+
+def check_transition(kind: str, source: str, target: str) -> None:
+    """Raise :class:`InvalidTransition` unless ``source -> target`` is allowed."""
+    if source not in sources(kind, target):
+        raise InvalidTransition(
+            f"{kind} cannot go from {source!r} to {target!r}",
+            user_message=f"{kind.replace('_', ' ')} status is {source}, cannot become {target}",
+        )
+
+
+def is_allowed(kind: str, source: str, target: str) -> bool:
+    try:
+        check_transition(kind, source, target)
+    except InvalidTransition:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What a job does to its resource's status.
+
+    ``working`` are the statuses the resource holds while the job owns it (the
+    API sets the first before posting); the job ends in ``succeeded`` or, when
+    it fails or is trashed, ``failed``.
+    """
+
+    name: str
+    resource_kind: str
+    working: frozenset[str]
+    succeeded: str
+    failed: str
+    #: verb used in user messages ("create", "delete", ...)
+    action: str
+
+
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        Operation("create_share", SHARE, frozenset({CREATING}), AVAILABLE, ERROR, "create"),
+        Operation("delete_share", SHARE, frozenset({DELETING}), DELETED, ERROR_DELETING, "delete"),
+        Operation(
+            "allow_access", ACCESS_RULE, frozenset({QUEUED_TO_APPLY, APPLYING}), ACTIVE, ERROR,
+            "allow access",
+        ),
+        Operation(
+            "deny_access", ACCESS_RULE, frozenset({QUEUED_TO_DENY, DENYING}), DELETED, ERROR,
+            "deny access",
+        ),
+    )
+}
+
+
+def operation(name: str) -> Operation:
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        raise InvalidTransition(f"unknown operation {name!r}") from None

@@ -1,0 +1,203 @@
+"""Validation of everything a request carries, before it touches state.
+
+Pure: no I/O. Each function returns the normalised value or raises
+:class:`InvalidInput` with a message fit for the user. Values that later reach
+a Ganesha config file or a command line (addresses, names, ids) are normalised
+here into forms that cannot carry anything but what they claim to be.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from typing import Any
+
+from shareflow.exceptions import InvalidInput
+
+SUPPORTED_PROTOCOLS = ("NFS",)
+#: Protocols Manila knows; asking one of these gets "not supported here",
+#: anything else gets "invalid protocol" (Manila's distinction).
+KNOWN_PROTOCOLS = ("NFS", "CIFS", "GLUSTERFS", "HDFS", "CEPHFS", "MAPRFS")
+ACCESS_TYPES = ("ip",)
+KNOWN_ACCESS_TYPES = ("ip", "user", "cert", "cephx")
+ACCESS_LEVELS = ("rw", "ro")
+NAME_MAX = 255
+DESCRIPTION_MAX = 255
+METADATA_KEY_MAX = 255
+METADATA_VALUE_MAX = 1023
+#: Largest share size accepted at all; the pools decide what really fits.
+SIZE_MAX_GB = 1 << 20
+
+_EXTRA_SPEC_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,255}$")
+_SHARE_TYPE_NAME = re.compile(r"^[A-Za-z0-9_.\- ]{1,255}$")
+
+
+def require_dict(body: Any, key: str) -> dict:
+    """The request body must be an object holding an object under ``key``."""
+    if not isinstance(body, dict) or not isinstance(body.get(key), dict):
+        raise InvalidInput(f"Malformed request body: expected a '{key}' object.")
+    return body[key]
+
+
+def uuid_str(value: Any, what: str = "id") -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidInput(f"Invalid {what}: {value!r} is not a UUID.") from None
+
+
+def share_size(value: Any) -> int:
+    """A positive whole number of GiB (Manila accepts digit strings too)."""
+    size = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        size = int(value)
+    if size is None or size <= 0:
+        raise InvalidInput(f"Share size {value!r} must be an integer and greater than 0.")
+    if size > SIZE_MAX_GB:
+        raise InvalidInput(f"Share size {size} exceeds the maximum of {SIZE_MAX_GB} GiB.")
+    return size
+
+
+def share_protocol(value: Any) -> str:
+    proto = value.upper() if isinstance(value, str) else None
+    if proto not in KNOWN_PROTOCOLS:
+        raise InvalidInput(f"Invalid share protocol provided: {value!r}.")
+    if proto not in SUPPORTED_PROTOCOLS:
+        raise InvalidInput(
+            f"Share protocol {proto} is not supported; supported: {', '.join(SUPPORTED_PROTOCOLS)}."
+        )
+    return proto
+
+
+def optional_text(value: Any, what: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string.")
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is longer than {limit} characters.")
+    if "\x00" in value:
+        raise InvalidInput(f"{what} must not contain NUL characters.")
+    return value
+
+
+def share_name(value: Any) -> str | None:
+    return optional_text(value, "Share name", NAME_MAX)
+
+
+def share_description(value: Any) -> str | None:
+    return optional_text(value, "Share description", DESCRIPTION_MAX)
+
+
+def boolean(value: Any, what: str) -> bool:
+    """Manila's lenient booleans: true/false, yes/no, 1/0, on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("true", "t", "yes", "y", "1", "on"):
+            return True
+        if v in ("false", "f", "no", "n", "0", "off"):
+            return False
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise InvalidInput(f"{what} must be a boolean, got {value!r}.")
+
+
+def metadata(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("Metadata must be an object of string keys and values.")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not k or len(k) > METADATA_KEY_MAX:
+            raise InvalidInput(f"Metadata key {k!r} must be 1 to {METADATA_KEY_MAX} characters.")
+        if not isinstance(v, str) or len(v) > METADATA_VALUE_MAX:
+            raise InvalidInput(f"Metadata value for {k!r} must be a string of at most {METADATA_VALUE_MAX} characters.")
+        out[k] = v
+    return out
+
+
+def access_type(value: Any) -> str:
+    if value not in KNOWN_ACCESS_TYPES:
+        raise InvalidInput(f"Invalid access type {value!r}; only 'ip' is supported.")
+    if value not in ACCESS_TYPES:
+        raise InvalidInput(f"Access type {value!r} is not supported by NFS shares here; use 'ip'.")
+    return value
+
+
+def access_level(value: Any) -> str:
+    if value is None:
+        return "rw"
+    if value not in ACCESS_LEVELS:
+        raise InvalidInput(f"Invalid access level {value!r}; must be one of: rw, ro.")
+    return value
+
+
+def ip_access_to(value: Any) -> str:
+    """An IPv4/IPv6 address or CIDR, normalised (``10.0.0.7/24`` -> ``10.0.0.0/24``,
+    ``10.0.0.7/32`` -> ``10.0.0.7``). The result is made only of hex digits, dots,
+    colons and one slash, so it is safe in a Ganesha CLIENT list."""
+    if not isinstance(value, str) or not value or len(value) > 64 or value != value.strip():
+        raise InvalidInput(f"Invalid 'ip' access rule {value!r}: expected an IPv4/IPv6 address or CIDR.")
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise InvalidInput(
+            f"Invalid 'ip' access rule {value!r}: expected an IPv4/IPv6 address or CIDR."
+        ) from None
+    if net.num_addresses == 1:
+        return str(net.network_address)
+    return str(net)
+
+
+def share_type_name(value: Any) -> str:
+    if not isinstance(value, str) or not _SHARE_TYPE_NAME.match(value) or value != value.strip():
+        raise InvalidInput(
+            "Share type name must be 1 to 255 letters, digits, spaces, '_', '-' or '.'."
+        )
+    return value
+
+
+def extra_specs(value: Any) -> dict[str, str]:
+    """Extra specs are string -> string; booleans are normalised to 'True'/'False'
+    (Manila's spelling) for the keys whose meaning is boolean."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("Extra specs must be an object.")
+    out = {}
+    for k, v in value.items():
+        if not isinstance(k, str) or not _EXTRA_SPEC_KEY.match(k):
+            raise InvalidInput(f"Invalid extra spec key {k!r}.")
+        if isinstance(v, bool):
+            v = str(v)
+        if not isinstance(v, str) or len(v) > 255:
+            raise InvalidInput(f"Extra spec {k!r} must be a string of at most 255 characters.")
+        if k in BOOLEAN_EXTRA_SPECS:
+            v = str(boolean(v, f"Extra spec {k}"))
+        out[k] = v
+    return out
+
+
+DHSS = "driver_handles_share_servers"
+BOOLEAN_EXTRA_SPECS = frozenset(
+    {
+        DHSS,
+        "snapshot_support",
+        "create_share_from_snapshot_support",
+        "revert_to_snapshot_support",
+        "mount_snapshot_support",
+    }
+)
+
+
+def required_extra_specs(specs: dict[str, str]) -> dict[str, str]:
+    """A share type must say whether the driver handles share servers."""
+    if DHSS not in specs:
+        raise InvalidInput(f"Required extra specification '{DHSS}' is missing.")
+    return specs

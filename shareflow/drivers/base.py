@@ -1,0 +1,117 @@
+"""The interfaces tasks call, one per role (DESIGN.md keeps the three apart):
+
+* :class:`ShareDriver`   - storage: volumes (and later snapshots, clones, resize);
+* :class:`ExportDriver`  - NFS exports of volumes on a share server, and their client lists;
+* :class:`NetworkHelper` - allocates and releases addresses on a share network;
+* :class:`ServerHelper`  - supplies the share server a share is exported from.
+
+Every method is idempotent: a conductor may die at any instruction and the
+next one calls the same method again. Creating looks first and returns what is
+already there; deleting tolerates absence. Arguments and results are small
+JSON values (ids, paths, lists of dicts) because tasks persist them.
+
+Errors are the project's own (``shareflow.exceptions.BackendError`` and
+subclasses), translated where the driver meets its tool.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Capacity:
+    total_gb: int
+    free_gb: int
+
+
+@dataclass(frozen=True)
+class ClientRule:
+    """One entry of an export's client list: an address or CIDR (already
+    normalised by ``shareflow.domain.validation.ip_access_to``) and ``rw``/``ro``."""
+
+    access_to: str
+    access_level: str
+
+    def to_json(self) -> dict:
+        return {"access_to": self.access_to, "access_level": self.access_level}
+
+    @classmethod
+    def from_json(cls, data: dict) -> ClientRule:
+        return cls(access_to=data["access_to"], access_level=data["access_level"])
+
+
+class ShareDriver(abc.ABC):
+    """Storage for shares on one pool."""
+
+    @abc.abstractmethod
+    def create_volume(self, share_id: str, size_gb: int) -> str:
+        """Create (or find) the share's volume with a hard size limit of
+        ``size_gb`` GiB, mounted where the export server can export it.
+        Returns that path."""
+
+    @abc.abstractmethod
+    def delete_volume(self, share_id: str) -> None:
+        """Unmount and destroy the volume and everything the driver made for it.
+        Absent volume: nothing to do."""
+
+    @abc.abstractmethod
+    def volume_path(self, share_id: str) -> str:
+        """The path ``create_volume`` returns for this share (whether or not it exists)."""
+
+    @abc.abstractmethod
+    def list_volumes(self) -> list[str]:
+        """Share ids that have a volume (or any remnant of one) on this pool."""
+
+    @abc.abstractmethod
+    def capacity(self) -> Capacity:
+        """Total and free space of the pool, in whole GiB."""
+
+
+class ExportDriver(abc.ABC):
+    """NFS exports on share servers. ``server`` is the JSON dict a
+    :class:`ServerHelper` returned (it has at least ``id`` and ``address``)."""
+
+    @abc.abstractmethod
+    def add_export(self, server: dict, share_id: str, path: str) -> list[str]:
+        """Export ``path`` for the share, with an empty client list (nobody may
+        mount it yet), and make the server serve it. Returns the export
+        locations (``host:/pseudo``). Already exported: returns the same."""
+
+    @abc.abstractmethod
+    def remove_export(self, server: dict, share_id: str) -> None:
+        """Stop exporting the share. Not exported: nothing to do."""
+
+    @abc.abstractmethod
+    def update_access(self, server: dict, share_id: str, rules: list[ClientRule]) -> None:
+        """Make the export's client list exactly ``rules`` (the full set, not a
+        delta), and make the server serve the new list."""
+
+    @abc.abstractmethod
+    def list_exports(self, server: dict) -> dict[str, list[ClientRule]]:
+        """share id -> its client list, for every export on the server."""
+
+
+class NetworkHelper(abc.ABC):
+    @abc.abstractmethod
+    def allocate(self, share_id: str, share_network_id: str | None) -> dict:
+        """Reserve what the share's server needs on the share network; returns
+        a JSON dict describing the allocation (empty when nothing is needed)."""
+
+    @abc.abstractmethod
+    def release(self, allocation: dict) -> None:
+        """Give back exactly what ``allocate`` reserved. Already released: nothing to do."""
+
+
+class ServerHelper(abc.ABC):
+    @abc.abstractmethod
+    def provide(self, share_id: str, allocation: dict) -> dict:
+        """Return the share server to export the share from, creating one if
+        needed. The dict has ``id``, ``address`` and ``created`` (whether this
+        call created it, so a revert knows whether to tear it down)."""
+
+    @abc.abstractmethod
+    def release(self, server: dict) -> None:
+        """Undo ``provide``: tear the server down if ``provide`` created it and
+        no share uses it any more."""

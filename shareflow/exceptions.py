@@ -1,0 +1,164 @@
+"""One shallow error hierarchy for the whole service.
+
+Every boundary (subprocess/btrfs, Ganesha, kazoo, SQLAlchemy, configuration)
+translates the errors of the thing it wraps into one of these, keeping the
+original as ``__cause__``. The API translates these, and only these, into HTTP
+(see ``shareflow.api.errors``); anything else reaching the API is a bug and is
+answered with a generic 500 body, never a traceback.
+
+``user_message`` is what a tenant may read (API error bodies, user messages of
+failed jobs); ``str(exc)`` may carry operator detail (paths, commands).
+"""
+
+from __future__ import annotations
+
+
+class ShareflowError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    #: HTTP status the API answers with when this error reaches it.
+    http_status = 500
+    #: Manila's error-body name for that status.
+    manila_name = "computeFault"
+
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self._user_message = user_message
+
+    @property
+    def user_message(self) -> str:
+        return self._user_message or self.message
+
+
+# --- request errors: raised before any state is touched -------------------
+
+
+class InvalidInput(ShareflowError):
+    """The request is malformed or names something impossible."""
+
+    http_status = 400
+    manila_name = "badRequest"
+
+
+class NotAuthenticated(ShareflowError):
+    http_status = 401
+    manila_name = "unauthorized"
+
+
+class Forbidden(ShareflowError):
+    """The caller may not do this (policy), or the resource's status forbids it
+    where Manila answers 403 (for example deleting a share that is busy)."""
+
+    http_status = 403
+    manila_name = "forbidden"
+
+
+class NotFound(ShareflowError):
+    """Also used for resources of another project: they do not exist for the caller."""
+
+    http_status = 404
+    manila_name = "itemNotFound"
+
+
+class MethodNotAllowed(ShareflowError):
+    http_status = 405
+    manila_name = "HTTPMethodNotAllowed"
+
+
+class VersionNotAcceptable(ShareflowError):
+    http_status = 406
+    manila_name = "HTTPNotAcceptable"
+
+
+class Conflict(ShareflowError):
+    """The resource is not in a state that allows the operation (lost a race, or busy)."""
+
+    http_status = 409
+    manila_name = "conflictingRequest"
+
+
+class OverLimit(ShareflowError):
+    http_status = 413
+    manila_name = "overLimit"
+
+
+class ServiceUnavailable(ShareflowError):
+    """A dependency (database, ZooKeeper) cannot be reached right now."""
+
+    http_status = 503
+    manila_name = "serviceUnavailable"
+
+
+# --- state errors ----------------------------------------------------------
+
+
+class InvalidTransition(Conflict):
+    """A status change not allowed by ``shareflow.domain.states``."""
+
+
+class ResourceStateChanged(Conflict):
+    """A conditional status update found the row in an unexpected status."""
+
+
+# --- infrastructure errors: translated at their boundary -------------------
+
+
+class ConfigError(ShareflowError):
+    """Configuration is missing, malformed or inconsistent (found at start-up)."""
+
+
+class DatabaseError(ServiceUnavailable):
+    """SQLAlchemy failed for a reason other than a constraint."""
+
+
+class CoordinationError(ServiceUnavailable):
+    """ZooKeeper (kazoo or the TaskFlow jobboard) failed."""
+
+
+class BackendError(ShareflowError):
+    """Storage, export or network work on a backend failed.
+
+    Raised inside tasks; the flow reverts and the failure becomes a user message.
+    """
+
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message, user_message=user_message or "the storage backend failed")
+
+
+class CommandError(BackendError):
+    """An external command (btrfs, mount, ip, ...) exited non-zero or timed out."""
+
+    def __init__(self, argv: list[str], returncode: int | None, stderr: str):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr.strip()
+        what = "timed out" if returncode is None else f"exited {returncode}"
+        super().__init__(f"{argv[0]} {what}: {self.stderr or '(no output)'} [{' '.join(argv)}]")
+
+
+class StorageError(BackendError):
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message, user_message=user_message or "the storage backend failed")
+
+
+class CapacityExceeded(StorageError):
+    """The pool cannot hold the requested size."""
+
+
+class ExportError(BackendError):
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message, user_message=user_message or "the NFS export server failed")
+
+
+class NetworkError(BackendError):
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message, user_message=user_message or "network allocation failed")
+
+
+class InjectedFault(BackendError):
+    """Raised by the fault-injecting driver proxy (tests only)."""
+
+    def __init__(self, point: str):
+        self.point = point
+        super().__init__(f"injected fault at {point}", user_message=f"injected fault at {point}")
