@@ -39,6 +39,7 @@ DEFAULT_STEP_TIMEOUT = 60.0
 DEFAULT_GANESHA_PORT = 2049
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
+DEFAULT_SHARE_TYPE = "default"
 
 AUTH_STRATEGIES = ("tokens", "noauth")
 SHARE_DRIVERS = ("btrfs",)
@@ -139,6 +140,7 @@ class Config:
     api: ApiConfig
     auth: AuthConfig
     conductor: ConductorConfig
+    default_share_type: str = DEFAULT_SHARE_TYPE
     backends: tuple[BackendConfig, ...] = field(default_factory=tuple)
 
     def backend(self, name: str) -> BackendConfig:
@@ -286,6 +288,7 @@ def parse(data: dict, path: Path) -> Config:
     top = _Section(data, "config", base)
     state_dir = top.path("state_dir", DEFAULT_STATE_DIR)
     host = top.str("host", socket.gethostname().split(".")[0] or "localhost")
+    default_share_type = top.str("default_share_type", DEFAULT_SHARE_TYPE)
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", host):
         raise ConfigError(f"config.host: {host!r} is not a valid host name")
 
@@ -354,6 +357,7 @@ def parse(data: dict, path: Path) -> Config:
         api=api,
         auth=auth,
         conductor=conductor,
+        default_share_type=default_share_type,
         backends=backends,
     )
 

@@ -134,20 +134,22 @@ class Operation:
     failed: str
     #: verb used in user messages ("create", "delete", ...)
     action: str
+    #: Manila's message action id for this operation.
+    action_id: str
 
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
-        Operation("create_share", SHARE, frozenset({CREATING}), AVAILABLE, ERROR, "create"),
-        Operation("delete_share", SHARE, frozenset({DELETING}), DELETED, ERROR_DELETING, "delete"),
+        Operation("create_share", SHARE, frozenset({CREATING}), AVAILABLE, ERROR, "create", "002"),
+        Operation("delete_share", SHARE, frozenset({DELETING}), DELETED, ERROR_DELETING, "delete", "007"),
         Operation(
             "allow_access", ACCESS_RULE, frozenset({QUEUED_TO_APPLY, APPLYING}), ACTIVE, ERROR,
-            "allow access",
+            "allow access", "010",
         ),
         Operation(
             "deny_access", ACCESS_RULE, frozenset({QUEUED_TO_DENY, DENYING}), DELETED, ERROR,
-            "deny access",
+            "deny access", "003",
         ),
     )
 }

@@ -112,6 +112,11 @@ class ServerHelper(abc.ABC):
         call created it, so a revert knows whether to tear it down)."""
 
     @abc.abstractmethod
+    def server_for(self, share_id: str) -> dict:
+        """The server the share is exported from, without creating anything
+        (for delete and access flows). Raises ``BackendError`` if there is none."""
+
+    @abc.abstractmethod
     def release(self, server: dict) -> None:
         """Undo ``provide``: tear the server down if ``provide`` created it and
         no share uses it any more."""

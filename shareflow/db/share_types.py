@@ -1,0 +1,89 @@
+"""Queries on share types and their extra specs."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from shareflow.db.models import Share, ShareType, ShareTypeExtraSpec
+from shareflow.exceptions import Conflict, NotFound
+
+
+def get(session: Session, type_id: str) -> ShareType:
+    st = session.get(ShareType, type_id)
+    if st is None or st.deleted_at is not None:
+        raise NotFound(f"Share type {type_id} could not be found.")
+    return st
+
+
+def get_by_name(session: Session, name: str) -> ShareType | None:
+    q = sa.select(ShareType).where(ShareType.name == name, ShareType.deleted_at.is_(None))
+    return session.scalars(q).first()
+
+
+def get_by_name_or_id(session: Session, ref: str) -> ShareType:
+    st = get_by_name(session, ref)
+    if st is None:
+        st = session.get(ShareType, ref)
+        if st is None or st.deleted_at is not None:
+            raise NotFound(f"Share type {ref} could not be found.")
+    return st
+
+
+def list_(session: Session, *, include_private: bool) -> list[ShareType]:
+    q = sa.select(ShareType).where(ShareType.deleted_at.is_(None))
+    if not include_private:
+        q = q.where(ShareType.is_public.is_(True))
+    return list(session.scalars(q.order_by(ShareType.name)))
+
+
+def create(
+    session: Session, *, now: datetime, name: str, specs: dict[str, str],
+    description: str | None = None, is_public: bool = True, type_id: str | None = None,
+) -> ShareType:
+    if get_by_name(session, name) is not None:
+        raise Conflict(f"Share Type {name} already exists.")
+    st = ShareType(
+        id=type_id or str(uuid.uuid4()), name=name, description=description,
+        is_public=is_public, created_at=now,
+    )
+    st.extra_specs = [ShareTypeExtraSpec(key=k, value=v) for k, v in specs.items()]
+    session.add(st)
+    session.flush()
+    return st
+
+
+def set_specs(session: Session, st: ShareType, specs: dict[str, str], *, now: datetime) -> None:
+    current = {s.key: s for s in st.extra_specs}
+    for k, v in specs.items():
+        if k in current:
+            current[k].value = v
+        else:
+            st.extra_specs.append(ShareTypeExtraSpec(key=k, value=v))
+    st.updated_at = now
+    session.flush()
+
+
+def unset_spec(session: Session, st: ShareType, key: str, *, now: datetime) -> None:
+    for s in list(st.extra_specs):
+        if s.key == key:
+            st.extra_specs.remove(s)
+            st.updated_at = now
+            session.flush()
+            return
+    raise NotFound(f"Share type extra spec {key} could not be found.")
+
+
+def in_use(session: Session, type_id: str) -> bool:
+    q = sa.select(sa.func.count()).select_from(Share).where(
+        Share.share_type_id == type_id, Share.deleted_at.is_(None)
+    )
+    return session.scalar(q) > 0
+
+
+def delete(session: Session, st: ShareType, *, now: datetime) -> None:
+    st.deleted_at = now
+    session.flush()

@@ -1,0 +1,130 @@
+"""Queries on shares, their export locations and metadata."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from shareflow.db.models import AccessRule, ExportLocation, Share, ShareMetadata
+from shareflow.db.transitions import transition
+from shareflow.domain import states
+from shareflow.exceptions import NotFound
+
+
+def get(session: Session, share_id: str, project_id: str | None = None) -> Share:
+    """The live share, seen by ``project_id`` (None = admin: any project).
+    Another project's share does not exist for the caller."""
+    share = session.get(Share, share_id)
+    if share is None or share.deleted_at is not None or (
+        project_id is not None and share.project_id != project_id and not share.is_public
+    ):
+        raise NotFound(f"Share {share_id} could not be found.")
+    return share
+
+
+def get_any(session: Session, share_id: str) -> Share | None:
+    """Including deleted rows; for jobs finishing after the fact."""
+    return session.get(Share, share_id)
+
+
+def owned(session: Session, share_id: str, project_id: str | None) -> Share:
+    """Like :func:`get`, but public shares of other projects are not writable."""
+    share = get(session, share_id, project_id)
+    if project_id is not None and share.project_id != project_id:
+        raise NotFound(f"Share {share_id} could not be found.")
+    return share
+
+
+def list_(
+    session: Session,
+    project_id: str | None,
+    *,
+    filters: dict | None = None,
+    sort_key: str = "created_at",
+    sort_dir: str = "desc",
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Share]:
+    q = sa.select(Share).where(Share.deleted_at.is_(None))
+    if project_id is not None:
+        q = q.where(sa.or_(Share.project_id == project_id, Share.is_public.is_(True)))
+    for key, value in (filters or {}).items():
+        if key == "metadata":
+            for mk, mv in value.items():
+                q = q.where(Share.metadata_items.any(sa.and_(ShareMetadata.key == mk, ShareMetadata.value == mv)))
+        elif key == "name~":
+            q = q.where(Share.name.contains(value))
+        elif key == "description~":
+            q = q.where(Share.description.contains(value))
+        else:
+            q = q.where(getattr(Share, key) == value)
+    col = getattr(Share, sort_key)
+    q = q.order_by(col.asc() if sort_dir == "asc" else col.desc(), Share.id)
+    if offset:
+        q = q.offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    return list(session.scalars(q))
+
+
+def create(session: Session, *, now: datetime, **fields) -> Share:
+    metadata = fields.pop("metadata", None) or {}
+    share = Share(created_at=now, access_rules_status=states.RULES_ACTIVE, **fields)
+    share.metadata_items = [ShareMetadata(key=k, value=v) for k, v in metadata.items()]
+    session.add(share)
+    session.flush()
+    return share
+
+
+def set_status(session: Session, share_id: str, target: str, *, now: datetime, expected=None, **values) -> bool:
+    return transition(session, Share, share_id, states.SHARE, target, now=now, expected=expected, values=values)
+
+
+def mark_deleted(session: Session, share_id: str, *, now: datetime) -> bool:
+    """DELETING -> deleted: the row stays (soft delete) with its rules and locations gone."""
+    moved = transition(
+        session, Share, share_id, states.SHARE, states.DELETED, now=now, values={"deleted_at": now}
+    )
+    if moved:
+        session.execute(sa.delete(ExportLocation).where(ExportLocation.share_id == share_id))
+        session.execute(
+            sa.update(AccessRule)
+            .where(AccessRule.share_id == share_id, AccessRule.deleted_at.is_(None))
+            .values(deleted_at=now, updated_at=now)
+        )
+    return moved
+
+
+def hard_delete(session: Session, share_id: str) -> None:
+    """Remove a share that never reached a backend (its job could not be posted)."""
+    session.execute(sa.delete(Share).where(Share.id == share_id))
+
+
+def replace_export_locations(session: Session, share_id: str, paths: list[str], *, now: datetime) -> None:
+    session.execute(sa.delete(ExportLocation).where(ExportLocation.share_id == share_id))
+    for i, path in enumerate(paths):
+        session.add(
+            ExportLocation(
+                id=str(uuid.uuid4()), share_id=share_id, path=path, is_admin_only=False,
+                preferred=(i == 0), created_at=now,
+            )
+        )
+
+
+def update_fields(session: Session, share: Share, *, now: datetime, **fields) -> Share:
+    for k, v in fields.items():
+        setattr(share, k, v)
+    share.updated_at = now
+    session.flush()
+    return share
+
+
+def provisioned_gb(session: Session, backend: str) -> int:
+    """Space promised to live shares on a backend (the scheduler does not overcommit)."""
+    q = sa.select(sa.func.coalesce(sa.func.sum(Share.size), 0)).where(
+        Share.backend == backend, Share.deleted_at.is_(None)
+    )
+    return int(session.scalar(q))

@@ -1,0 +1,57 @@
+"""Conditional status changes: the one way any status column is written.
+
+``UPDATE ... SET status = target WHERE id = :id AND status IN (sources)`` so two
+requests (or a request and a job) can never both win; the caller learns from
+the row count whether it did.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from shareflow.domain import states
+from shareflow.exceptions import ResourceStateChanged
+
+
+def transition(
+    session: Session,
+    model: Any,
+    row_id: str,
+    kind: str,
+    target: str,
+    *,
+    now: datetime,
+    expected: frozenset[str] | set[str] | None = None,
+    column: str = "status",
+    values: dict | None = None,
+) -> bool:
+    """Move one row to ``target`` if its status is one ``target`` may be reached
+    from (narrowed to ``expected`` when given). Returns whether it moved."""
+    allowed = states.sources(kind, target)
+    if expected is not None:
+        allowed = allowed & frozenset(expected)
+    if not allowed:
+        return False
+    col = getattr(model, column)
+    stmt = (
+        sa.update(model)
+        .where(model.id == row_id, col.in_(sorted(allowed)))
+        .values({column: target, "updated_at": now, **(values or {})})
+        .execution_options(synchronize_session=False)
+    )
+    if hasattr(model, "deleted_at"):
+        stmt = stmt.where(model.deleted_at.is_(None))
+    return session.execute(stmt).rowcount == 1
+
+
+def require_transition(session: Session, model: Any, row_id: str, kind: str, target: str, **kw) -> None:
+    """Like :func:`transition`, raising :class:`ResourceStateChanged` when the row did not move."""
+    if not transition(session, model, row_id, kind, target, **kw):
+        raise ResourceStateChanged(
+            f"{kind} {row_id} is not in a status that allows {target}",
+            user_message=f"{kind.replace('_', ' ')} status does not allow this operation now",
+        )

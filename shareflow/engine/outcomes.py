@@ -1,0 +1,120 @@
+"""Writing the outcome of a job back to our records and to its resource.
+
+A job's resource must never stay in a transitional status. The flows do this
+themselves: each begins with a task whose revert marks the resource failed and
+leaves a user message naming the failed step. This module is what they call,
+and the conductor calls it too as a safety net for what a flow cannot report
+itself: a revert that failed, or a job whose flow could not even be loaded.
+Every resource change is conditional, so recording twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from taskflow.types.failure import Failure
+
+from shareflow import exceptions as exc
+from shareflow.db import access as access_db
+from shareflow.db import jobs as jobs_db
+from shareflow.db import messages as messages_db
+from shareflow.db import shares as shares_db
+from shareflow.db.engine import Database
+from shareflow.domain import states
+
+LOG = logging.getLogger(__name__)
+
+#: Manila's detail id for "an unknown error occurred"; our text says more.
+DETAIL_UNKNOWN = "001"
+MESSAGE_RESOURCE_SHARE = "SHARE"
+
+#: What a tenant may read about an error whose object did not survive a
+#: reload from persistence (only its type names did). Most specific first.
+_GENERIC_REASONS: tuple[tuple[type[exc.ShareflowError], str], ...] = (
+    (exc.NetworkError, "network allocation failed"),
+    (exc.ExportError, "the NFS export server failed"),
+    (exc.CapacityExceeded, "the storage pool has no room for the share"),
+    (exc.StorageError, "the storage backend failed"),
+    (exc.CoordinationError, "the coordination service was unavailable"),
+    (exc.DatabaseError, "the database was unavailable"),
+    (exc.ResourceStateChanged, "the resource changed status while the job ran"),
+    (exc.BackendError, "the backend failed"),
+)
+
+
+def user_reason(failure: Failure) -> str:
+    """A reason fit for a user message: our own errors carry one; anything
+    else is an internal error whose details are for operators only."""
+    error = failure.exception
+    if isinstance(error, exc.ShareflowError):
+        return error.user_message
+    if failure.check(exc.InjectedFault):
+        return failure.exception_str
+    for cls, text in _GENERIC_REASONS:
+        if failure.check(cls):
+            return text
+    return "an internal error occurred"
+
+
+def operator_text(failure: Failure) -> str:
+    try:
+        return failure.pformat(traceback=True)
+    except Exception:  # a reloaded failure may lack a traceback
+        return failure.exception_str
+
+
+def first_failure(failures: dict[str, Failure], *, ignore: str | None = None) -> tuple[str, Failure] | None:
+    """The step that failed (flows are linear, so there is one that matters)."""
+    for name, failure in failures.items():
+        if name != ignore:
+            return name, failure
+    return None
+
+
+class OutcomeRecorder:
+    def __init__(self, db: Database, clock: Callable[[], datetime]):
+        self._db = db
+        self._clock = clock
+
+    def job_running(self, job_id: str, owner: str) -> None:
+        with self._db.write() as s:
+            jobs_db.set_running(s, job_id, owner, now=self._clock())
+
+    def job_succeeded(self, job_id: str) -> None:
+        with self._db.write() as s:
+            jobs_db.finish(s, job_id, states.JOB_SUCCEEDED, now=self._clock())
+
+    def job_failed(self, job_id: str, step: str | None, failure: str, *, trashed: bool = False) -> None:
+        target = states.JOB_TRASHED if trashed else states.JOB_FAILED
+        with self._db.write() as s:
+            jobs_db.finish(s, job_id, target, now=self._clock(), failed_step=step, failure=failure)
+
+    def resource_failed(self, job_id: str, step: str | None, reason: str) -> bool:
+        """Move the job's resource from its working status to its failed one and,
+        if this call did, leave a user message. Returns whether it did."""
+        now = self._clock()
+        with self._db.write() as s:
+            job = jobs_db.get(s, job_id)
+            op = states.operation(job.operation)
+            if op.resource_kind == states.SHARE:
+                share_id = job.resource_id
+                moved = shares_db.set_status(s, share_id, op.failed, now=now, expected=op.working)
+            else:
+                rule = access_db.get(s, job.resource_id)
+                share_id = rule.share_id
+                moved = access_db.set_state(s, rule.id, states.ERROR, now=now, expected=op.working)
+                if moved:
+                    access_db.refresh_share_rules_status(s, share_id, now=now)
+            if not moved:
+                return False
+            what = f"step '{step}' failed" if step else "the job could not be run"
+            share = shares_db.get_any(s, share_id)
+            messages_db.create(
+                s, now=now, project_id=job.project_id or (share.project_id if share else ""),
+                request_id=job.request_id, resource_type=MESSAGE_RESOURCE_SHARE,
+                resource_id=share_id, action_id=op.action_id, detail_id=DETAIL_UNKNOWN,
+                user_message=f"{op.action}: {what}: {reason}",
+            )
+            return True

@@ -1,0 +1,106 @@
+"""Posting a job: record it, save its logbook, its factory, then post it.
+
+The order is TaskFlow's: the logbook must exist before the factory details
+are saved into its flow detail, and both before the job is posted (a conductor
+may claim it the moment it appears on the board).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+from taskflow import engines
+from taskflow.persistence import models as tf_models
+
+from shareflow.db import jobs as jobs_db
+from shareflow.db.engine import Database
+from shareflow.db.models import Job
+from shareflow.engine.boards import Boards
+from shareflow.engine.zk import translate_errors
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    operation: str
+    backend: str
+    resource_type: str
+    resource_id: str
+    #: Module-level flow factory; addressed by import path in the logbook.
+    factory: Callable
+    factory_kwargs: dict = field(default_factory=dict)
+    #: Small JSON values the flow's tasks require (ids, sizes).
+    store: dict = field(default_factory=dict)
+    project_id: str | None = None
+    request_id: str | None = None
+
+
+def job_details(job: Job, spec: JobSpec) -> dict:
+    """What the board carries: only ids (DESIGN.md)."""
+    return {
+        "flow_uuid": job.flow_detail_id,
+        "store": {**spec.store, "job_id": job.id, "backend": spec.backend},
+        "shareflow": {
+            "job_id": job.id,
+            "operation": spec.operation,
+            "resource_type": spec.resource_type,
+            "resource_id": spec.resource_id,
+            "project_id": spec.project_id,
+            "request_id": spec.request_id,
+            "backend": spec.backend,
+        },
+    }
+
+
+class JobPoster:
+    def __init__(
+        self, db: Database, persistence, boards: Boards, *,
+        clock: Callable[[], datetime], new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ):
+        self._db = db
+        self._persistence = persistence
+        self._boards = boards
+        self._clock = clock
+        self._new_id = new_id
+
+    def record(self, session: Session, spec: JobSpec) -> Job:
+        """Insert the job row inside the caller's transaction, so the resource's
+        status change and the record of the job that will finish it commit together."""
+        return jobs_db.create(
+            session, now=self._clock(), id=self._new_id(), backend=spec.backend,
+            operation=spec.operation, resource_type=spec.resource_type,
+            resource_id=spec.resource_id, project_id=spec.project_id,
+            request_id=spec.request_id, logbook_id=self._new_id(), flow_detail_id=self._new_id(),
+        )
+
+    def post(self, job: Job, spec: JobSpec) -> str:
+        """Make the recorded job runnable. Raises CoordinationError (and leaves no
+        logbook behind) when the board cannot be reached; the caller then undoes
+        its status change."""
+        book = tf_models.LogBook(f"{spec.operation}-{spec.resource_id}", uuid=job.logbook_id)
+        flow_detail = tf_models.FlowDetail(spec.operation, uuid=job.flow_detail_id)
+        book.add(flow_detail)
+        with contextlib.closing(self._persistence.get_connection()) as conn:
+            conn.save_logbook(book)
+        try:
+            engines.save_factory_details(
+                flow_detail, spec.factory, [], spec.factory_kwargs, backend=self._persistence
+            )
+            with translate_errors(f"posting {spec.operation} job"):
+                board_job = self._boards.get(spec.backend).post(
+                    f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec)
+                )
+        except Exception:
+            with contextlib.suppress(Exception), contextlib.closing(self._persistence.get_connection()) as conn:
+                conn.destroy_logbook(book.uuid)
+            raise
+        with self._db.write() as session:
+            jobs_db.set_posted(session, job.id, board_job.uuid, now=self._clock())
+        return board_job.uuid

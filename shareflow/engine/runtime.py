@@ -1,0 +1,42 @@
+"""What tasks need at run time, handed to them by the conductor.
+
+Tasks are rebuilt from a flow factory in whichever conductor claims the job,
+so they cannot hold live objects from the API process. The conductor injects
+one :class:`Runtime` into each engine as a transient (never persisted) value
+named ``runtime``; tasks declare it as their first argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from shareflow.config import Config
+from shareflow.db.engine import Database
+from shareflow.engine.locks import ResourceLocks
+from shareflow.engine.outcomes import OutcomeRecorder
+from shareflow.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from shareflow.drivers.registry import Backend
+
+#: The store name tasks require it by.
+RUNTIME = "runtime"
+
+
+@dataclass
+class Runtime:
+    config: Config
+    db: Database
+    backends: Mapping[str, Backend]
+    locks: ResourceLocks
+    recorder: OutcomeRecorder
+    clock: Callable[[], datetime]
+
+    def backend(self, name: str) -> Backend:
+        try:
+            return self.backends[name]
+        except KeyError:
+            raise ConfigError(f"backend {name!r} is not configured on this conductor") from None

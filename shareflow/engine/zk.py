@@ -1,0 +1,69 @@
+"""The kazoo boundary: client construction, ZooKeeper paths, error translation.
+
+Kazoo and TaskFlow jobboard errors become :class:`CoordinationError` here and
+nowhere else. Paths are prefixed with the configured chroot by hand (rather
+than kazoo's chroot) so the chroot itself need not exist beforehand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.retry import KazooRetry
+from taskflow import exceptions as tf_exc
+
+from shareflow.config import ZooKeeperConfig
+from shareflow.exceptions import CoordinationError
+
+LOG = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (KazooException, KazooTimeoutError, tf_exc.JobFailure) as e:
+        raise CoordinationError(
+            f"{action}: ZooKeeper failed: {e}",
+            user_message="the coordination service is unavailable, try again later",
+        ) from e
+
+
+def board_path(chroot: str, backend: str) -> str:
+    """Jobs of one backend. The board keeps its trash and entities beside the
+    last component, so each backend gets a directory of its own."""
+    return f"{chroot}/jobboards/{backend}/jobs"
+
+
+def lock_path(chroot: str, kind: str, resource_id: str) -> str:
+    return f"{chroot}/locks/{kind}/{resource_id}"
+
+
+def make_client(cfg: ZooKeeperConfig) -> KazooClient:
+    return KazooClient(
+        hosts=cfg.hosts,
+        timeout=cfg.session_timeout,
+        # Reconnect for ever; individual commands retry briefly then fail into
+        # CoordinationError so a request never hangs on a dead ensemble.
+        connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=2.0),
+        command_retry=KazooRetry(max_tries=3, delay=0.1, max_delay=1.0),
+    )
+
+
+def start_client(cfg: ZooKeeperConfig) -> KazooClient:
+    client = make_client(cfg)
+    with translate_errors(f"connecting to {cfg.hosts}"):
+        client.start(timeout=cfg.connect_timeout)
+    return client
+
+
+def stop_client(client: KazooClient) -> None:
+    with contextlib.suppress(Exception):
+        client.stop()
+    with contextlib.suppress(Exception):
+        client.close()

@@ -1,0 +1,296 @@
+"""Shares and their access rules: validate, change status conditionally, post jobs."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from shareflow.config import Config
+from shareflow.db import access as access_db
+from shareflow.db import jobs as jobs_db
+from shareflow.db import messages as messages_db
+from shareflow.db import share_types as types_db
+from shareflow.db import shares as shares_db
+from shareflow.db.engine import Database
+from shareflow.db.models import AccessRule, Share
+from shareflow.domain import states, validation
+from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
+from shareflow.engine.posting import JobPoster, JobSpec
+from shareflow.exceptions import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceUnavailable,
+)
+from shareflow.flows.access import allow_access, deny_access
+from shareflow.flows.create_share import create_share
+from shareflow.flows.delete_share import delete_share
+from shareflow.scheduler.scheduler import Scheduler
+from shareflow.services.context import Caller
+
+LOG = logging.getLogger(__name__)
+
+#: Manila's "allocate host" action and "no valid host" detail.
+ACTION_ALLOCATE_HOST = "001"
+DETAIL_NO_VALID_HOST = "002"
+NO_VALID_HOST_MESSAGE = (
+    "allocate host: No storage could be allocated for this share request. "
+    "Trying again with a different size or share type may succeed."
+)
+
+#: Statuses a share may be deleted from (Manila's), and what it says otherwise.
+DELETABLE = frozenset({states.AVAILABLE, states.ERROR, states.ERROR_DELETING})
+
+
+class ShareService:
+    def __init__(
+        self, config: Config, db: Database, poster: JobPoster, *,
+        clock: Callable[[], datetime], new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ):
+        self._config = config
+        self._db = db
+        self._poster = poster
+        self._scheduler = Scheduler(config)
+        self._clock = clock
+        self._new_id = new_id
+
+    # --- reading ------------------------------------------------------------
+
+    def get(self, caller: Caller, share_id: str) -> Share:
+        with self._db.read() as s:
+            return shares_db.get(s, share_id, caller.scope)
+
+    def list(self, caller: Caller, *, all_projects: bool = False, **query) -> list[Share]:
+        scope = None if (caller.is_admin and all_projects) else caller.project_id
+        with self._db.read() as s:
+            return shares_db.list_(s, scope, **query)
+
+    def export_locations(self, caller: Caller, share_id: str):
+        with self._db.read() as s:
+            return list(shares_db.get(s, share_id, caller.scope).export_locations)
+
+    def access_rules(self, caller: Caller, share_id: str) -> list[AccessRule]:
+        with self._db.read() as s:
+            shares_db.get(s, share_id, caller.scope)
+            return access_db.for_share(s, share_id)
+
+    def access_rule(self, caller: Caller, rule_id: str) -> AccessRule:
+        with self._db.read() as s:
+            rule = access_db.get(s, rule_id)
+            try:
+                shares_db.get(s, rule.share_id, caller.scope)
+            except NotFound:
+                raise NotFound(f"Access rule {rule_id} could not be found.") from None
+            return rule
+
+    # --- creating -------------------------------------------------------------
+
+    def create(self, caller: Caller, *, size, share_proto, name=None, description=None,
+               share_type=None, metadata=None, is_public=False, availability_zone=None,
+               share_network_id=None, snapshot_id=None) -> Share:
+        size = validation.share_size(size)
+        proto = validation.share_protocol(share_proto)
+        name = validation.share_name(name)
+        description = validation.share_description(description)
+        metadata = validation.metadata(metadata)
+        is_public = validation.boolean(is_public, "is_public") if is_public is not None else False
+        if snapshot_id is not None:
+            raise InvalidInput("Creating a share from a snapshot is not supported yet.")
+        if share_network_id is not None:
+            share_network_id = validation.uuid_str(share_network_id, "share network id")
+        now = self._clock()
+        with self._db.write() as s:
+            stype = self._share_type(s, share_type)
+            specs = stype.specs()
+            dhss = validation.boolean(specs.get(validation.DHSS, "False"), validation.DHSS)
+            if dhss and not share_network_id:
+                raise InvalidInput(
+                    "Share network must be set when the driver_handles_share_servers "
+                    "extra spec is True."
+                )
+            if not dhss and share_network_id:
+                raise InvalidInput(
+                    "Share network must not be set when the driver_handles_share_servers "
+                    "extra spec is False."
+                )
+            placement = self._scheduler.place(s, dhss=dhss, size_gb=size)
+            share = shares_db.create(
+                s, now=now, id=self._new_id(), project_id=caller.project_id, user_id=caller.user_id,
+                name=name, description=description, size=size, share_proto=proto,
+                status=states.CREATING if placement else states.ERROR,
+                share_type_id=stype.id, host=placement.host if placement else None,
+                backend=placement.backend.name if placement else None,
+                availability_zone=availability_zone or "nova", is_public=is_public,
+                share_network_id=share_network_id, metadata=metadata,
+            )
+            if placement is None:
+                # Manila's behaviour: the share exists, in error, with a message.
+                messages_db.create(
+                    s, now=now, project_id=caller.project_id, request_id=caller.request_id,
+                    resource_type=MESSAGE_RESOURCE_SHARE, resource_id=share.id,
+                    action_id=ACTION_ALLOCATE_HOST, detail_id=DETAIL_NO_VALID_HOST,
+                    user_message=NO_VALID_HOST_MESSAGE,
+                )
+                return share
+            spec = JobSpec(
+                operation="create_share", backend=placement.backend.name, resource_type=states.SHARE,
+                resource_id=share.id, factory=create_share,
+                store={"share_id": share.id, "resource_id": share.id, "size": size,
+                       "share_network_id": share_network_id},
+                project_id=caller.project_id, request_id=caller.request_id,
+            )
+            job = self._poster.record(s, spec)
+        self._post_or_undo(job, spec, undo=lambda s: shares_db.hard_delete(s, share.id))
+        return self.get(caller, share.id)
+
+    def _share_type(self, session, ref):
+        if ref is None:
+            stype = types_db.get_by_name(session, self._config.default_share_type)
+            if stype is None:
+                raise InvalidInput(
+                    "No share type was given and the default share type "
+                    f"{self._config.default_share_type!r} does not exist."
+                )
+            return stype
+        if not isinstance(ref, str):
+            raise InvalidInput("share_type must be a share type name or id.")
+        return types_db.get_by_name_or_id(session, ref)
+
+    def _post_or_undo(self, job, spec: JobSpec, *, undo: Callable) -> None:
+        """Post the recorded job; if the board cannot take it, undo the status
+        change the caller committed (nothing ran yet) and answer 503."""
+        try:
+            self._poster.post(job, spec)
+        except ServiceUnavailable as error:
+            LOG.error("posting %s for %s failed: %s", spec.operation, spec.resource_id, error)
+            with self._db.write() as s:
+                undo(s)
+                jobs_db.delete(s, job.id)
+            raise ServiceUnavailable(
+                str(error), user_message=f"Could not schedule the {spec.operation.replace('_', ' ')}: "
+                f"{error.user_message}. Nothing was changed."
+            ) from error
+
+    # --- changing -------------------------------------------------------------
+
+    def update(self, caller: Caller, share_id: str, *, fields: dict) -> Share:
+        allowed = {"display_name": "name", "name": "name", "display_description": "description",
+                   "description": "description", "is_public": "is_public"}
+        changes = {}
+        for key, value in fields.items():
+            if key not in allowed:
+                raise InvalidInput(f"Share attribute {key!r} cannot be updated.")
+            column = allowed[key]
+            if column == "name":
+                changes["name"] = validation.share_name(value)
+            elif column == "description":
+                changes["description"] = validation.share_description(value)
+            else:
+                changes["is_public"] = validation.boolean(value, "is_public")
+        with self._db.write() as s:
+            share = shares_db.owned(s, share_id, caller.scope)
+            return shares_db.update_fields(s, share, now=self._clock(), **changes)
+
+    def delete(self, caller: Caller, share_id: str) -> None:
+        now = self._clock()
+        with self._db.write() as s:
+            share = shares_db.owned(s, share_id, caller.scope)
+            if share.backend is None:
+                # Never placed on a backend (no valid host): nothing to undo there.
+                shares_db.set_status(s, share_id, states.DELETING, now=now)
+                shares_db.mark_deleted(s, share_id, now=now)
+                return
+            if share.status not in DELETABLE or not shares_db.set_status(
+                s, share_id, states.DELETING, now=now, expected=DELETABLE
+            ):
+                raise Forbidden(
+                    f"Invalid share: Share status must be one of {sorted(DELETABLE)}, "
+                    f"but it is {share.status}."
+                )
+            previous = share.status
+            spec = JobSpec(
+                operation="delete_share", backend=share.backend, resource_type=states.SHARE,
+                resource_id=share_id, factory=delete_share,
+                store={"share_id": share_id, "resource_id": share_id},
+                project_id=caller.project_id, request_id=caller.request_id,
+            )
+            job = self._poster.record(s, spec)
+        self._post_or_undo(job, spec, undo=lambda s: _force_status(s, share_id, previous, self._clock()))
+
+    def allow_access(self, caller: Caller, share_id: str, *, access_type, access_to,
+                     access_level=None) -> AccessRule:
+        access_type = validation.access_type(access_type)
+        access_to = validation.ip_access_to(access_to)
+        access_level = validation.access_level(access_level)
+        now = self._clock()
+        with self._db.write() as s:
+            share = shares_db.owned(s, share_id, caller.scope)
+            if share.status != states.AVAILABLE:
+                raise InvalidInput(f"Invalid share: Share status must be available, but it is {share.status}.")
+            if access_db.find(s, share_id, access_type, access_to) is not None:
+                raise InvalidInput(f"Share access {access_type}:{access_to} exists.")
+            rule = access_db.create(
+                s, id=self._new_id(), share_id=share_id, access_type=access_type,
+                access_to=access_to, access_level=access_level, state=states.QUEUED_TO_APPLY,
+                created_at=now,
+            )
+            access_db.refresh_share_rules_status(s, share_id, now=now)
+            spec = self._access_spec("allow_access", allow_access, share, rule.id, caller)
+            job = self._poster.record(s, spec)
+        self._post_or_undo(job, spec, undo=lambda s: _drop_rule(s, rule.id, share_id, self._clock()))
+        return self.access_rule(caller, rule.id)
+
+    def deny_access(self, caller: Caller, share_id: str, access_id) -> None:
+        access_id = validation.uuid_str(access_id, "access id")
+        now = self._clock()
+        with self._db.write() as s:
+            share = shares_db.owned(s, share_id, caller.scope)
+            if share.status != states.AVAILABLE:
+                raise InvalidInput(f"Invalid share: Share status must be available, but it is {share.status}.")
+            rule = access_db.get(s, access_id)
+            if rule.share_id != share_id:
+                raise NotFound(f"Access rule {access_id} could not be found.")
+            previous = rule.state
+            if not access_db.set_state(s, access_id, states.QUEUED_TO_DENY, now=now):
+                raise Conflict(f"Access rule {access_id} is {rule.state} and cannot be denied now.")
+            access_db.refresh_share_rules_status(s, share_id, now=now)
+            spec = self._access_spec("deny_access", deny_access, share, access_id, caller)
+            job = self._poster.record(s, spec)
+        self._post_or_undo(
+            job, spec, undo=lambda s: _force_rule_state(s, access_id, share_id, previous, self._clock())
+        )
+
+    def _access_spec(self, operation, factory, share: Share, rule_id: str, caller: Caller) -> JobSpec:
+        return JobSpec(
+            operation=operation, backend=share.backend, resource_type=states.ACCESS_RULE,
+            resource_id=rule_id, factory=factory,
+            store={"share_id": share.id, "rule_id": rule_id, "resource_id": rule_id},
+            project_id=caller.project_id, request_id=caller.request_id,
+        )
+
+
+def _force_status(session, share_id: str, status: str, now: datetime) -> None:
+    """Undo of our own just-committed change when its job could not be posted."""
+    share = session.get(Share, share_id)
+    if share is not None and share.status == states.DELETING:
+        share.status = status
+        share.updated_at = now
+
+
+def _force_rule_state(session, rule_id: str, share_id: str, state: str, now: datetime) -> None:
+    rule = session.get(AccessRule, rule_id)
+    if rule is not None and rule.state == states.QUEUED_TO_DENY:
+        rule.state = state
+        rule.updated_at = now
+    access_db.refresh_share_rules_status(session, share_id, now=now)
+
+
+def _drop_rule(session, rule_id: str, share_id: str, now: datetime) -> None:
+    rule = session.get(AccessRule, rule_id)
+    if rule is not None:
+        session.delete(rule)
+    session.flush()
+    access_db.refresh_share_rules_status(session, share_id, now=now)

@@ -1,0 +1,60 @@
+"""Client lists of exports, from the share's access rules."""
+
+from __future__ import annotations
+
+from taskflow import task
+
+from shareflow.db import access as access_db
+from shareflow.domain import states
+from shareflow.drivers.base import ClientRule
+
+
+def _sync(runtime, backend, server, share_id, *, exclude: str | None = None) -> None:
+    """Make the export's client list the share's rules in effect. Under the
+    share's lock, so that two access jobs on one share cannot interleave
+    their read of the rules and their write of the list."""
+    driver = runtime.backend(backend).export
+    with runtime.locks.hold("share", share_id):
+        with runtime.db.read() as s:
+            rules = [
+                ClientRule(r.access_to, r.access_level)
+                for r in access_db.for_share(s, share_id, states.RULES_IN_EFFECT)
+                if r.id != exclude
+            ]
+        driver.update_access(server, share_id, rules)
+
+
+class ApplyAccess(task.Task):
+    """Make the export's client list exactly the share's rules in effect
+    (queued, applying and active rules; not those being denied). Always the
+    full list, so re-running it is harmless.
+
+    Revert: re-applies the rules in effect without this job's own rule (the
+    one that failed to apply); nothing if the export is already gone.
+    """
+
+    def __init__(self):
+        super().__init__(name="apply_access")
+
+    def execute(self, runtime, backend, server, share_id, rule_id=None):
+        _sync(runtime, backend, server, share_id)
+
+    def revert(self, runtime, backend, server, share_id, rule_id=None, **kwargs):
+        if share_id in runtime.backend(backend).export.list_exports(server):
+            _sync(runtime, backend, server, share_id, exclude=rule_id)
+
+
+class ClearAccess(task.Task):
+    """Empty the export's client list before the share goes away, so no
+    client keeps access to a share that is being deleted.
+
+    Revert: none - the share is being deleted; its rules are gone with it.
+    """
+
+    def __init__(self):
+        super().__init__(name="clear_access")
+
+    def execute(self, runtime, backend, server, share_id):
+        driver = runtime.backend(backend).export
+        if share_id in driver.list_exports(server):
+            driver.update_access(server, share_id, [])

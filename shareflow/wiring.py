@@ -1,0 +1,46 @@
+"""Building the services of one process from its configuration."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from shareflow.config import Config
+from shareflow.db.engine import Database
+from shareflow.engine.boards import LazyBoards
+from shareflow.engine.persistence import make_persistence
+from shareflow.engine.posting import JobPoster
+from shareflow.services.jobs import JobService
+from shareflow.services.share_types import ShareTypeService
+from shareflow.services.shares import ShareService
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as stored in the database (Manila's timestamps have no zone)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Services:
+    """Everything an API worker or a CLI command needs, over one database
+    engine and (lazily) one ZooKeeper client."""
+
+    def __init__(self, config: Config, *, clock: Callable[[], datetime] = utcnow,
+                 new_id: Callable[[], str] = new_uuid):
+        self.config = config
+        self.clock = clock
+        self.db = Database(config.database.url)
+        self.persistence = make_persistence(self.db)
+        self.boards = LazyBoards(config.zookeeper, [b.name for b in config.backends], self.persistence)
+        self.poster = JobPoster(self.db, self.persistence, self.boards, clock=clock, new_id=new_id)
+        self.shares = ShareService(config, self.db, self.poster, clock=clock, new_id=new_id)
+        self.share_types = ShareTypeService(config, self.db, clock=clock, new_id=new_id)
+        self.jobs = JobService(self.db)
+
+    def close(self) -> None:
+        self.boards.close()
+        self.db.dispose()
