@@ -1,0 +1,164 @@
+"""``shareflow-conductor``: a supervised pool of conductor worker processes.
+
+The pool starts N workers (``shareflow.engine.worker``), restarts any that
+dies, and keeps the backends' managed export servers running (starting them
+if needed, restarting one whose process died, stopping at exit only those it
+started). SIGTERM or SIGINT stops the workers gracefully: each suspends its
+running job at the next atom boundary and abandons it to the board.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from shareflow import config as config_mod
+from shareflow.config import Config
+from shareflow.drivers.export.ganesha_server import GaneshaServer
+from shareflow.exceptions import ShareflowError
+from shareflow.logs import setup_logging
+
+LOG = logging.getLogger(__name__)
+
+SUPERVISE_INTERVAL = 0.5
+#: A worker that keeps dying is restarted at most this often.
+RESTART_BACKOFF = 2.0
+
+
+@dataclass
+class _WorkerSlot:
+    index: int
+    process: subprocess.Popen | None = None
+    last_start: float = 0.0
+    restarts: int = field(default=0)
+
+
+class ConductorPool:
+    def __init__(self, config: Config, workers: int):
+        self.config = config
+        self._slots = [_WorkerSlot(i) for i in range(workers)]
+        self._stopping = threading.Event()
+        self._servers: list[GaneshaServer] = []
+        self._started_servers: list[GaneshaServer] = []
+
+    # --- export servers ---------------------------------------------------
+
+    def _start_export_servers(self) -> None:
+        for backend in self.config.backends:
+            if not backend.ganesha.managed:
+                continue
+            server = GaneshaServer(backend.ganesha)
+            self._servers.append(server)
+            if not server.is_running():
+                LOG.info("starting NFS-Ganesha for backend %s on %s:%d", backend.name,
+                         backend.ganesha.address, backend.ganesha.port)
+                server.start()
+                self._started_servers.append(server)
+
+    def _check_export_servers(self) -> None:
+        for server in self._servers:
+            if not server.is_running():
+                LOG.error("NFS-Ganesha %s is not running; restarting it with its exports", server)
+                try:
+                    server.start()
+                except ShareflowError:
+                    LOG.exception("could not restart NFS-Ganesha %s", server)
+                    continue
+                if server not in self._started_servers:
+                    self._started_servers.append(server)
+
+    # --- workers ------------------------------------------------------------
+
+    def _spawn(self, slot: _WorkerSlot) -> None:
+        argv = [sys.executable, "-m", "shareflow.engine.worker", "--config", str(self.config.path),
+                "--index", str(slot.index)]
+        slot.process = subprocess.Popen(argv)
+        slot.last_start = time.monotonic()
+        LOG.info("conductor worker %d started, pid %d", slot.index, slot.process.pid)
+
+    def _check_workers(self) -> None:
+        for slot in self._slots:
+            if slot.process is None or slot.process.poll() is None:
+                continue
+            if time.monotonic() - slot.last_start < RESTART_BACKOFF:
+                continue
+            LOG.warning("conductor worker %d (pid %d) exited with %s; restarting",
+                        slot.index, slot.process.pid, slot.process.returncode)
+            slot.restarts += 1
+            self._spawn(slot)
+
+    def run(self) -> int:
+        self._start_export_servers()
+        for slot in self._slots:
+            self._spawn(slot)
+        try:
+            while not self._stopping.wait(SUPERVISE_INTERVAL):
+                self._check_workers()
+                self._check_export_servers()
+        finally:
+            self._shutdown()
+        return 0
+
+    def stop(self, *_args) -> None:
+        self._stopping.set()
+
+    def _shutdown(self) -> None:
+        grace = self.config.conductor.step_timeout + 5
+        for slot in self._slots:
+            if slot.process and slot.process.poll() is None:
+                slot.process.terminate()
+        deadline = time.monotonic() + grace
+        for slot in self._slots:
+            if not slot.process:
+                continue
+            try:
+                slot.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                LOG.warning("conductor worker %d (pid %d) did not stop; killing it",
+                            slot.index, slot.process.pid)
+                slot.process.kill()
+                slot.process.wait()
+        for server in self._started_servers:
+            try:
+                server.stop()
+            except ShareflowError:
+                LOG.exception("could not stop NFS-Ganesha %s", server)
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [s.process.pid for s in self._slots if s.process]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shareflow-conductor", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default=None, help="configuration file (default: $SHAREFLOW_CONFIG or etc/shareflow.toml)")
+    parser.add_argument("--workers", type=int, default=None, help="number of conductor processes (default: conductor.workers)")
+    args = parser.parse_args(argv)
+    setup_logging("pool")
+    try:
+        config = config_mod.load(args.config)
+    except ShareflowError as e:
+        print(f"shareflow-conductor: {e.message}", file=sys.stderr)
+        return 2
+    workers = args.workers or config.conductor.workers
+    if workers < 1:
+        print("shareflow-conductor: --workers must be at least 1", file=sys.stderr)
+        return 2
+    pool = ConductorPool(config, workers)
+    signal.signal(signal.SIGTERM, pool.stop)
+    signal.signal(signal.SIGINT, pool.stop)
+    try:
+        return pool.run()
+    except ShareflowError as e:
+        LOG.error("conductor pool stopped: %s", e.message)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

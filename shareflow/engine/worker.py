@@ -1,0 +1,141 @@
+"""One conductor worker process: a conductor per backend board, until signalled.
+
+Started by the pool (``shareflow.engine.pool``); each worker is a process of
+its own so that one dying (even by SIGKILL) costs only its ZooKeeper session:
+its claims vanish when the session expires and another worker resumes the
+jobs from their persisted state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+
+from shareflow import config as config_mod
+from shareflow.config import Config
+from shareflow.db import pools as pools_db
+from shareflow.db.engine import Database
+from shareflow.drivers.registry import build_backend
+from shareflow.engine.boards import Boards
+from shareflow.engine.conductor import ShareflowConductor
+from shareflow.engine.locks import ResourceLocks
+from shareflow.engine.outcomes import OutcomeRecorder
+from shareflow.engine.persistence import make_persistence
+from shareflow.engine.runtime import Runtime
+from shareflow.engine.zk import start_client, stop_client
+from shareflow.exceptions import ShareflowError
+from shareflow.logs import setup_logging
+from shareflow.wiring import utcnow
+
+LOG = logging.getLogger(__name__)
+
+#: How often a worker reports its pools' capacity.
+CAPACITY_REPORT_INTERVAL = 30.0
+
+
+def conductor_name(config: Config, index: int, backend: str) -> str:
+    """Also the claim owner shown by ``shareflow jobs list``: host, pid, backend."""
+    return f"{config.host}.{os.getpid()}.w{index}.{backend}"
+
+
+def report_capacity(runtime: Runtime) -> None:
+    for name, backend in runtime.backends.items():
+        try:
+            cap = backend.share.capacity()
+        except ShareflowError:
+            LOG.exception("could not read the capacity of backend %s", name)
+            continue
+        cfg = runtime.config.backend(name)
+        with runtime.db.write() as s:
+            pools_db.report(
+                s, host=cfg.host(runtime.config.host), backend=name, pool=cfg.pool,
+                dhss=cfg.driver_handles_share_servers, total_gb=cap.total_gb,
+                free_gb=cap.free_gb, now=runtime.clock(),
+            )
+
+
+class Worker:
+    def __init__(self, config: Config, index: int):
+        self.config = config
+        self.index = index
+        self._stop = threading.Event()
+        self._conductors: list[ShareflowConductor] = []
+
+    def run(self) -> int:
+        cfg = self.config
+        db = Database(cfg.database.url)
+        persistence = make_persistence(db)
+        client = start_client(cfg.zookeeper)
+        boards = Boards(client, cfg.zookeeper.chroot, [b.name for b in cfg.backends], persistence)
+        try:
+            boards.connect()
+            runtime = Runtime(
+                config=cfg, db=db,
+                backends={b.name: build_backend(b, step_timeout=cfg.conductor.step_timeout) for b in cfg.backends},
+                locks=ResourceLocks(client, cfg.zookeeper.chroot, timeout=cfg.conductor.step_timeout),
+                recorder=OutcomeRecorder(db, utcnow), clock=utcnow,
+            )
+            report_capacity(runtime)
+            threads = []
+            for name, board in boards.items():
+                conductor = ShareflowConductor(
+                    conductor_name(cfg, self.index, name), board, persistence, runtime,
+                    poll_interval=cfg.conductor.poll_interval,
+                )
+                self._conductors.append(conductor)
+                t = threading.Thread(target=conductor.run, name=f"conductor-{name}", daemon=True)
+                t.start()
+                threads.append(t)
+            LOG.info("conductor worker %d (pid %d) serving %s", self.index, os.getpid(),
+                     ", ".join(n for n, _ in boards.items()))
+            while not self._stop.wait(CAPACITY_REPORT_INTERVAL):
+                if not all(t.is_alive() for t in threads):
+                    LOG.error("a conductor thread died; exiting so the pool restarts this worker")
+                    return 1
+                with contextlib.suppress(ShareflowError):
+                    report_capacity(runtime)
+            for c in self._conductors:
+                c.stop()
+            for c, t in zip(self._conductors, threads):
+                # A running job is suspended at its next atom boundary and
+                # abandoned; another conductor resumes it.
+                c.wait(timeout=cfg.conductor.step_timeout)
+                t.join(timeout=1.0)
+            return 0
+        finally:
+            boards.close()
+            stop_client(client)
+            db.dispose()
+
+    def stop(self, *_args) -> None:
+        self._stop.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="shareflow-conductor-worker")
+    parser.add_argument("--config", default=None)
+    parser.add_argument("--index", type=int, default=0)
+    args = parser.parse_args(argv)
+    setup_logging(f"worker{args.index}")
+    try:
+        config = config_mod.load(args.config)
+    except ShareflowError as e:
+        print(f"shareflow-conductor: {e.message}", file=sys.stderr)
+        return 2
+    worker = Worker(config, args.index)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    try:
+        return worker.run()
+    except ShareflowError as e:
+        LOG.error("worker %d stopped: %s", args.index, e.message)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

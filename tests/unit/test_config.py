@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from shareflow import config
+from shareflow.exceptions import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "etc" / "shareflow.toml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(text)
+    return p
+
+
+def test_defaults_and_relative_paths(tmp_path):
+    p = write(tmp_path, 'state_dir = "../var"\n[[backends]]\nname = "local"\n')
+    c = config.load(p)
+    assert c.state_dir == (tmp_path / "var").resolve()
+    assert c.database.url == f"sqlite:///{c.state_dir / 'shareflow.db'}"
+    assert c.zookeeper.hosts == config.DEFAULT_ZK_HOSTS
+    assert (c.api.host, c.api.port) == ("127.0.0.1", 8786)
+    assert c.conductor.workers == config.DEFAULT_CONDUCTOR_WORKERS
+    b = c.backend("local")
+    assert b.host(c.host).endswith("@local#pool0")
+    assert b.btrfs.mount_point == c.state_dir / "backends" / "local" / "pool"
+    assert b.ganesha.port == 2049 and b.ganesha.managed
+    assert c.default_share_type == "default"
+
+
+def test_env_var_names_the_file(tmp_path, monkeypatch):
+    p = write(tmp_path, 'host = "h1"\n')
+    monkeypatch.setenv(config.ENV_VAR, str(p))
+    assert config.load().host == "h1"
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("bogus = 1\n", "unknown setting"),
+        ("[api]\nbind = 'nope'\n", "HOST:PORT"),
+        ("[api]\nworkers = 0\n", "outside"),
+        ("[api]\nworkers = 'two'\n", "expected an integer"),
+        ("[auth]\nstrategy = 'ldap'\n", "strategy"),
+        ("[database]\nurl = 'mysql://x'\n", "only sqlite and postgresql"),
+        ("[zookeeper]\nchroot = 'relative'\n", "absolute path"),
+        ("[zookeeper]\nsession_timeout = 0\n", "greater than"),
+        ("[[backends]]\nname = 'Bad Name'\n", "lowercase"),
+        ("[[backends]]\nname = 'a'\n[[backends]]\nname = 'a'\n", "unique"),
+        ("[[backends]]\nname = 'a'\nshare_driver = 'lvm'\n", "share_driver"),
+        ("[[backends]]\nname = 'a'\n[backends.ganesha]\naddress = 'example.com'\n", "not an IP"),
+        ("[[backends]]\nname = 'a'\n[backends.ganesha]\nnetns = 'a b'\n", "namespace"),
+        ("[[backends]]\nname = 'a'\n[backends.btrfs]\nsize = 3\n", "unknown setting"),
+        ("[conductor]\nworkers = true\n", "expected an integer"),
+        ("[[backends]]\n", "name: required"),
+    ],
+)
+def test_bad_settings_are_named(tmp_path, text, match):
+    with pytest.raises(ConfigError, match=match) as e:
+        config.load(write(tmp_path, text))
+    assert "shareflow.toml" in e.value.message
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(write(tmp_path, "[[["))
+
+
+def test_embedded_config_file_is_valid():
+    root = Path(__file__).resolve().parents[2]
+    c = config.load(root / "etc" / "shareflow.toml")
+    assert c.zookeeper.embedded
+    assert [b.name for b in c.backends] == ["local"]
+    assert not c.backends[0].driver_handles_share_servers
