@@ -11,8 +11,8 @@ VAR    := var
 # make test TESTS=tests/functional PYTEST_ARGS='-k jobboard -x'
 TESTS        ?= tests
 PYTEST_ARGS  ?=
-# The plugins are also meant to be listed in tests/conftest.py; pytest loads each once.
-PYTEST_FLAGS := -ra --durations=15 -p tests.fixtures.coordination -p tests.fixtures.postgres
+# Plugins (real ZooKeeper, PostgreSQL, btrfs, Ganesha fixtures) are registered in tests/conftest.py.
+PYTEST_FLAGS := -ra --durations=15
 RUN_ARGS     ?=
 
 .PHONY: help bootstrap run test bench clean
