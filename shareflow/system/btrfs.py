@@ -1,0 +1,154 @@
+"""Thin wrappers over the ``btrfs`` command, plus the pure parsing they need.
+
+Shared by the pool manager (mkfs, quota) and the share driver (subvolumes,
+qgroups). Each call is one command through :func:`shareflow.system.process.run`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from dataclasses import dataclass
+
+from shareflow.exceptions import CommandError, StorageError
+from shareflow.system.process import run
+
+#: The root directory of every btrfs subvolume has this inode number
+#: (BTRFS_FIRST_FREE_OBJECTID); ordinary directories never do. Checking it is
+#: a stat() instead of a command, so "look before create" costs nothing.
+SUBVOLUME_ROOT_INO = 256
+#: Superblock magic, at 64 KiB + 0x40 in a btrfs device.
+_MAGIC = b"_BHRfS_M"
+_MAGIC_OFFSET = 0x10000 + 0x40
+
+
+@dataclass(frozen=True)
+class Qgroup:
+    level: int
+    id: int
+    referenced: int
+    exclusive: int
+    #: Subvolume path relative to the filesystem's top level; None when the
+    #: subvolume is gone (btrfs shows ``<stale>``).
+    path: str | None
+
+
+def is_subvolume(path: str | os.PathLike) -> bool:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_ino == SUBVOLUME_ROOT_INO
+
+
+def has_btrfs_signature(image: str | os.PathLike) -> bool:
+    """Whether the file or device holds a btrfs filesystem (reads the magic)."""
+    try:
+        with open(image, "rb") as f:
+            f.seek(_MAGIC_OFFSET)
+            return f.read(len(_MAGIC)) == _MAGIC
+    except FileNotFoundError:
+        return False
+
+
+def mkfs(image: str | os.PathLike, *, timeout: float) -> None:
+    run(["mkfs.btrfs", "-q", os.fspath(image)], timeout=timeout)
+
+
+def quota_enable(mount_point: str | os.PathLike, *, timeout: float) -> None:
+    run(["btrfs", "quota", "enable", os.fspath(mount_point)], timeout=timeout)
+
+
+def subvolume_create(path: str | os.PathLike, *, timeout: float) -> None:
+    run(["btrfs", "subvolume", "create", os.fspath(path)], timeout=timeout)
+
+
+def subvolume_delete(path: str | os.PathLike, *, timeout: float) -> None:
+    # --commit-after: the commit wakes the cleaner, which drops the subvolume
+    # (and, on recent kernels, its qgroup) within milliseconds instead of at
+    # the next periodic commit, up to 30 s later.
+    run(["btrfs", "subvolume", "delete", "--commit-after", os.fspath(path)], timeout=timeout)
+
+
+def subvolume_id(path: str | os.PathLike, *, timeout: float) -> int:
+    out = run(["btrfs", "inspect-internal", "rootid", os.fspath(path)], timeout=timeout).stdout
+    return int(out.strip())
+
+
+def qgroup_limit(path: str | os.PathLike, size_bytes: int, *, timeout: float) -> None:
+    run(["btrfs", "qgroup", "limit", str(int(size_bytes)), os.fspath(path)], timeout=timeout)
+
+
+def qgroup_show(mount_point: str | os.PathLike, *, timeout: float) -> list[Qgroup]:
+    out = run(["btrfs", "qgroup", "show", "--raw", os.fspath(mount_point)], timeout=timeout).stdout
+    return parse_qgroup_show(out)
+
+
+def parse_qgroup_show(text: str) -> list[Qgroup]:
+    """Parse ``btrfs qgroup show --raw`` (columns: qgroupid, referenced,
+    exclusive, path)."""
+    groups = []
+    for line in text.splitlines():
+        parts = line.split(None, 3)
+        if len(parts) < 3 or "/" not in parts[0]:
+            continue
+        level, _, ident = parts[0].partition("/")
+        try:
+            g_level, g_id, rfer, excl = int(level), int(ident), int(parts[1]), int(parts[2])
+        except ValueError:
+            continue  # the header line
+        path = parts[3].strip() if len(parts) > 3 else None
+        if path in ("<stale>", ""):
+            path = None
+        groups.append(Qgroup(g_level, g_id, rfer, excl, path))
+    return groups
+
+
+def qgroup_destroy(mount_point: str | os.PathLike, subvol_id: int, *, timeout: float) -> bool:
+    """Destroy qgroup ``0/subvol_id``. Returns False when it did not exist;
+    raises :class:`CommandError` otherwise (EBUSY while the deleted subvolume
+    is still being cleaned)."""
+    try:
+        run(["btrfs", "qgroup", "destroy", f"0/{int(subvol_id)}", os.fspath(mount_point)], timeout=timeout)
+        return True
+    except CommandError as e:
+        if "No such file or directory" in e.stderr:
+            return False
+        raise
+
+
+def filesystem_sync(mount_point: str | os.PathLike, *, timeout: float) -> None:
+    run(["btrfs", "filesystem", "sync", os.fspath(mount_point)], timeout=timeout)
+
+
+def destroy_qgroups(mount_point: str | os.PathLike, ids: list[int] | None, *, timeout: float) -> None:
+    """Destroy the level-0 qgroups of deleted subvolumes: ``ids``, or every
+    stale one (subvolume gone) when None - for when an earlier attempt died
+    between deleting a subvolume and its qgroup, and the id is lost.
+
+    Recent kernels drop such a qgroup by themselves once the cleaner has
+    removed the subvolume; until then ``destroy`` answers EBUSY. So: sync
+    (which runs the cleaner) and retry, bounded by ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [
+            g.id
+            for g in qgroup_show(mount_point, timeout=timeout)
+            if g.level == 0 and (g.id in ids if ids is not None else g.path is None)
+        ]
+        busy = []
+        for gid in pending:
+            try:
+                qgroup_destroy(mount_point, gid, timeout=timeout)
+            except CommandError as e:
+                if "busy" not in e.stderr.lower():
+                    raise
+                busy.append(gid)
+        if not busy:
+            return
+        if time.monotonic() >= deadline:
+            raise StorageError(f"qgroups {busy} on {mount_point} still in use after {timeout:g} s")
+        filesystem_sync(mount_point, timeout=timeout)
+        time.sleep(0.005)

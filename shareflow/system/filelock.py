@@ -1,0 +1,75 @@
+"""Exclusive inter-process locks on files (``fcntl.flock``).
+
+Several conductor processes (and threads) may act on the same share or the
+same export server at once - after a lost ZooKeeper claim an atom even runs
+twice. flock locks belong to an open file description, so they exclude other
+threads of the same process as well as other processes, and the kernel drops
+them when a holder dies: a crashed conductor never leaves a stale lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+
+from shareflow.exceptions import BackendError
+
+
+@contextlib.contextmanager
+def locked(
+    path: str | os.PathLike,
+    *,
+    timeout: float,
+    error: type[BackendError] = BackendError,
+    remove: bool = False,
+) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block.
+
+    Waits at most ``timeout`` seconds, then raises ``error``. With ``remove``
+    the file is unlinked before it is released; that is safe because every
+    taker checks, once it holds the lock, that the file it locked is still the
+    one at ``path`` (otherwise it locked an orphan and starts over).
+    """
+    path = os.fspath(path)
+    deadline = time.monotonic() + timeout
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            _acquire(fd, path, deadline, error)
+            try:
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(fd).st_ino:
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # locked a file its last holder removed: retry on the new one
+    try:
+        yield
+    finally:
+        try:
+            if remove:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _acquire(fd: int, path: str, deadline: float, error: type[BackendError]) -> None:
+    # Poll with LOCK_NB instead of blocking: a hung holder must turn into a
+    # bounded error here, not into a conductor thread stuck forever.
+    delay = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise error(f"timed out waiting for lock {path}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
