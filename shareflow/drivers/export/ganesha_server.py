@@ -1,0 +1,301 @@
+"""One NFS-Ganesha server process: its files, start, stop, reload.
+
+All files live in the server's ``state_dir``: main config, exports file (the
+export driver writes it), log, pid file, recovery directory. The process is
+identified by pid *and* by its command line naming this config file, and it
+is signalled through a pidfd, so a recycled pid can never be signalled.
+
+Ganesha is started in a network namespace with ``nsenter --net`` only; see
+``shareflow.system.netns.exec_argv`` for why ``ip netns exec`` must not be used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from shareflow.config import GaneshaConfig
+from shareflow.drivers.export import ganesha_config
+from shareflow.exceptions import ExportError
+from shareflow.system import netns
+from shareflow.system.atomic_file import write_atomic
+
+log = logging.getLogger(__name__)
+
+BINARY = "ganesha.nfsd"
+READY_MARK = "NFS SERVER INITIALIZED"
+RELOAD_MARK = "Reread exports complete"
+#: After the reload mark, Ganesha's reload thread still writes the config
+#: errors it collected; the log is read until it has been quiet this long.
+LOG_SETTLE = 0.01
+#: Components whose CRIT/MAJ/FATAL lines mean an export was not applied.
+#: (DBUS, NFS CB/krb5 and DISP complain on every start here and are harmless.)
+ERROR_COMPONENTS = frozenset({"CONFIG", "EXPORT", "FSAL"})
+ERROR_LEVELS = frozenset({"CRIT", "MAJ", "FATAL"})
+# "... nfs-ganesha-123[sigmgr] function :COMPONENT :LEVEL :message"
+_LOG_LINE = re.compile(r"\] \S+ :(?P<component>[A-Z0-9 _]+?) :(?P<level>[A-Z_]+) :(?P<message>.*)$")
+
+
+def log_errors(text: str) -> list[str]:
+    """The lines of Ganesha log ``text`` that report a configuration or export
+    failure (pure; see ``ERROR_COMPONENTS``)."""
+    errors = []
+    for line in text.splitlines():
+        m = _LOG_LINE.search(line)
+        if m and m["level"] in ERROR_LEVELS and m["component"] in ERROR_COMPONENTS:
+            errors.append(line.strip())
+    return errors
+
+
+def _listening(pid: int, port: int) -> bool:
+    """Whether the network namespace of ``pid`` has a TCP socket listening on
+    ``port``: /proc/PID/net/ is that namespace's view, so no need to enter it."""
+    want = f":{port:04X}"
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{name}") as f:
+                next(f, None)
+                for row in f:
+                    cols = row.split()
+                    if len(cols) > 3 and cols[1].endswith(want) and cols[3] == "0A":  # 0A = LISTEN
+                        return True
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return False
+
+
+class GaneshaServer:
+    def __init__(self, cfg: GaneshaConfig, *, timeout: float = 10.0):
+        self.cfg = cfg
+        self.timeout = timeout
+        self.state_dir = Path(cfg.state_dir).resolve()
+        self._child: subprocess.Popen | None = None
+
+    def __repr__(self) -> str:
+        where = f" in netns {self.cfg.netns}" if self.cfg.netns else ""
+        return f"GaneshaServer({self.cfg.address}:{self.cfg.port}{where}, {self.state_dir})"
+
+    # --- files --------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        return self.cfg.address
+
+    @property
+    def port(self) -> int:
+        return self.cfg.port
+
+    @property
+    def config_path(self) -> Path:
+        return self.state_dir / "ganesha.conf"
+
+    @property
+    def exports_path(self) -> Path:
+        return self.state_dir / "exports.conf"
+
+    @property
+    def log_path(self) -> Path:
+        return self.state_dir / "ganesha.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.state_dir / "ganesha.pid"
+
+    @property
+    def recovery_dir(self) -> Path:
+        return self.state_dir / "recovery"
+
+    def write_config(self) -> None:
+        """Write the main config (and an empty exports file if there is none)."""
+        self.recovery_dir.mkdir(parents=True, exist_ok=True)
+        text = ganesha_config.render_main(
+            ganesha_config.ServerSpec(
+                address=self.cfg.address,
+                port=self.cfg.port,
+                recovery_root=str(self.recovery_dir),
+                exports_file=str(self.exports_path),
+            )
+        )
+        write_atomic(self.config_path, text)
+        if not self.exports_path.exists():
+            write_atomic(self.exports_path, ganesha_config.render_exports([]))
+
+    # --- process ------------------------------------------------------------
+
+    def _matches(self, pid: int) -> bool:
+        """Whether ``pid`` is a live Ganesha started with this config file."""
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{pid}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return False
+        return state not in ("Z", "X") and os.fsencode(self.config_path) in argv
+
+    def pid(self) -> int | None:
+        """Pid of this server's running process (ours or from the pid file)."""
+        if self._child is not None:
+            if self._child.poll() is None and self._matches(self._child.pid):
+                return self._child.pid
+            if self._child.poll() is not None:
+                self._child = None  # reaped
+        try:
+            pid = int(self.pid_path.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        return pid if pid > 0 and self._matches(pid) else None
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def _pidfd(self) -> int | None:
+        """A pidfd for the server, verified *after* opening it: from then on
+        signals reach that very process even if the pid were reused."""
+        pid = self.pid()
+        if pid is None:
+            return None
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        if not self._matches(pid):
+            os.close(fd)
+            return None
+        return fd
+
+    def start(self) -> None:
+        """Start the server (if it is not running) and wait until it listens."""
+        if self.is_running():
+            return
+        self.write_config()
+        self.pid_path.unlink(missing_ok=True)
+        offset = _size(self.log_path)
+        argv = netns.exec_argv(
+            self.cfg.netns,
+            [BINARY, "-F", "-f", str(self.config_path), "-L", str(self.log_path), "-p", str(self.pid_path)],
+        )
+        log.info("starting %s", " ".join(argv))
+        with open(self.state_dir / "ganesha.out", "ab") as out:
+            try:
+                # Own session: the server must not get the terminal's signals
+                # meant for the process that started it.
+                self._child = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+                )
+            except OSError as e:
+                raise ExportError(f"cannot start {BINARY}: {e}") from e
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while time.monotonic() < deadline:
+            if self._child.poll() is not None:
+                raise ExportError(f"{BINARY} exited with {self._child.returncode} at start: {self._tail(offset)}")
+            if READY_MARK in _read_from(self.log_path, offset) and _listening(self._child.pid, self.cfg.port):
+                log.info("ganesha on %s:%d is up (pid %d)", self.address, self.port, self._child.pid)
+                return
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        self.stop()
+        raise ExportError(f"{BINARY} did not start within {self.timeout:g} s: {self._tail(offset)}")
+
+    def stop(self) -> None:
+        """SIGTERM the server, wait, then SIGKILL that same process. Not running: nothing to do."""
+        fd = self._pidfd()
+        if fd is None:
+            self._reap()
+            return
+        try:
+            signal.pidfd_send_signal(fd, signal.SIGTERM)
+            if not self._wait_exit(fd, self.timeout):
+                log.warning("ganesha did not stop on SIGTERM; killing it")
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+                if not self._wait_exit(fd, self.timeout):
+                    raise ExportError(f"{BINARY} in {self.state_dir} survived SIGKILL")
+        except ProcessLookupError:
+            pass
+        finally:
+            os.close(fd)
+        self._reap()
+        self.pid_path.unlink(missing_ok=True)
+
+    def _wait_exit(self, fd: int, timeout: float) -> bool:
+        if self._child is not None:
+            try:
+                self._child.wait(timeout)  # our child: also reaps it
+                return True
+            except subprocess.TimeoutExpired:
+                return False
+        # Not our child: a pidfd becomes readable when the process exits.
+        return bool(select.select([fd], [], [], timeout)[0])
+
+    def _reap(self) -> None:
+        if self._child is not None and self._child.poll() is not None:
+            self._child = None
+
+    def reload(self) -> None:
+        """Make the server re-read its exports (SIGHUP) and wait until it has.
+
+        Raises :class:`ExportError` when it is not running, does not finish
+        within the timeout, or logs a configuration or export error.
+        """
+        fd = self._pidfd()
+        if fd is None:
+            raise ExportError(f"{BINARY} in {self.state_dir} is not running")
+        try:
+            offset = _size(self.log_path)
+            signal.pidfd_send_signal(fd, signal.SIGHUP)
+            text = self._wait_for(RELOAD_MARK, offset, fd)
+        finally:
+            os.close(fd)
+        errors = log_errors(text)
+        if errors:
+            raise ExportError(f"{BINARY} reported errors on reload: " + " | ".join(errors[:5]))
+
+    def _wait_for(self, mark: str, offset: int, fd: int) -> str:
+        deadline = time.monotonic() + self.timeout
+        delay = 0.001
+        while True:
+            text = _read_from(self.log_path, offset)
+            if mark in text:
+                return self._settle(offset, text, deadline)
+            if select.select([fd], [], [], 0)[0]:
+                raise ExportError(f"{BINARY} exited during reload: {text[-2000:]}")
+            if time.monotonic() >= deadline:
+                raise ExportError(f"{BINARY} did not finish reloading within {self.timeout:g} s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+
+    def _settle(self, offset: int, text: str, deadline: float) -> str:
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < LOG_SETTLE and time.monotonic() < deadline:
+            time.sleep(LOG_SETTLE / 4)
+            newer = _read_from(self.log_path, offset)
+            if len(newer) != len(text):
+                text, quiet_since = newer, time.monotonic()
+        return text
+
+    def _tail(self, offset: int) -> str:
+        text = _read_from(self.log_path, offset)
+        return text[-2000:].strip() or "(no log output)"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""

@@ -1,0 +1,183 @@
+"""Ganesha configuration rendering and the checks that keep injection out."""
+
+import json
+
+import pytest
+
+from shareflow.drivers.base import ClientRule
+from shareflow.drivers.export import ganesha_config as gc
+from shareflow.drivers.export.ganesha import State, location
+from shareflow.drivers.export.ganesha_server import log_errors
+from shareflow.exceptions import ExportError
+
+SID = "0b2c1d3e-0000-4000-8000-000000000001"
+
+
+def export(*rules, export_id=100, path="/srv/exports/" + SID):
+    return gc.ExportSpec(export_id, path, gc.pseudo_path(SID), tuple(ClientRule(*r) for r in rules))
+
+
+def test_render_main():
+    text = gc.render_main(gc.ServerSpec("192.0.2.1", 2049, "/var/g/recovery", "/var/g/exports.conf"))
+    assert "Protocols = 4;" in text
+    assert "Bind_addr = 192.0.2.1;" in text
+    assert "NFS_Port = 2049;" in text
+    assert 'RecoveryRoot = "/var/g/recovery";' in text
+    assert "Graceless = true;" in text
+    assert "Enable_NLM = false;" in text and "Enable_RQUOTA = false;" in text
+    assert text.rstrip().endswith('%include "/var/g/exports.conf"')
+
+
+def test_render_export_block():
+    text = gc.render_exports([export(("192.0.2.10", "rw"))])
+    assert "Export_Id = 100;" in text
+    assert f'Path = "/srv/exports/{SID}";' in text
+    assert f'Pseudo = "/shares/{SID}";' in text
+    assert "Access_Type = None;" in text
+    assert "FSAL { Name = VFS; }" in text
+    assert "CLIENT { Clients = 192.0.2.10; Access_Type = RW; Protocols = 4; }" in text
+    assert text.count("{") == text.count("}")
+
+
+def test_no_rules_means_no_client_block():
+    text = gc.render_exports([export()])
+    assert "CLIENT" not in text
+
+
+def test_client_order_specific_first_and_ro_before_rw():
+    text = gc.render_exports(
+        [export(("192.0.2.0/24", "rw"), ("192.0.2.10", "rw"), ("192.0.2.10", "ro"), ("2001:db8::/64", "ro"))]
+    )
+    order = [line.split("Clients = ")[1].split(";")[0] + " " + line.split("Access_Type = ")[1][:2]
+             for line in text.splitlines() if "CLIENT" in line]
+    assert order == ["192.0.2.10 RO", "192.0.2.10 RW", "192.0.2.0/24 RW", "2001:db8::/64 RO"]
+
+
+def test_duplicate_rules_collapse():
+    text = gc.render_exports([export(("192.0.2.10", "rw"), ("192.0.2.10", "rw"))])
+    assert text.count("CLIENT") == 1
+
+
+def test_exports_are_sorted_and_unique():
+    other = gc.ExportSpec(101, "/srv/b", "/shares/other", ())
+    text = gc.render_exports([other, export()])
+    assert text.index("Export_Id = 100;") < text.index("Export_Id = 101;")
+    with pytest.raises(ExportError):
+        gc.render_exports([export(), export(path="/srv/c")])  # same id
+    with pytest.raises(ExportError):
+        gc.render_exports([export(), export(export_id=102)])  # same pseudo
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        "1.2.3.4; } EXPORT {",
+        "1.2.3.4;",
+        " 1.2.3.4",
+        "1.2.3.4\n",
+        "192.0.2.7/24",  # host bits set: not canonical
+        "010.0.0.1",
+        "2001:DB8::1",  # not canonical (upper case)
+        "*",
+        "example.com",
+        "@netgroup",
+        "",
+        None,
+        42,
+    ],
+)
+def test_client_injection_and_non_canonical_refused(client):
+    with pytest.raises(ExportError):
+        gc.render_exports([export((client, "rw"))])
+
+
+@pytest.mark.parametrize("client", ["192.0.2.10", "192.0.2.0/24", "0.0.0.0/0", "2001:db8::1", "2001:db8::/64"])
+def test_canonical_clients_pass(client):
+    assert gc.check_client(client) == client
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "relative/path",
+        "/with space",
+        '/with"quote',
+        "/with'quote",
+        "/semi;colon",
+        "/brace}",
+        "/new\nline",
+        "/a/../b",
+        "/a/./b",
+        "/a//b",
+        "/trailing/",
+        "/" + "a" * 2000,
+        "",
+        None,
+    ],
+)
+def test_bad_paths_refused(path):
+    with pytest.raises(ExportError):
+        gc.render_exports([export(path=path)])
+
+
+def test_bad_paths_in_main_config_refused():
+    with pytest.raises(ExportError):
+        gc.render_main(gc.ServerSpec("192.0.2.1", 2049, '/x"; } EXPORT {', "/e.conf"))
+    with pytest.raises(ExportError):
+        gc.render_main(gc.ServerSpec("192.0.2.1; x", 2049, "/r", "/e.conf"))
+    with pytest.raises(ExportError):
+        gc.render_main(gc.ServerSpec("192.0.2.1", 70000, "/r", "/e.conf"))
+
+
+@pytest.mark.parametrize("level", ["RW", "rwx", "read", "", None])
+def test_bad_access_levels_refused(level):
+    with pytest.raises(ExportError):
+        gc.render_exports([export(("192.0.2.10", level))])
+
+
+@pytest.mark.parametrize("export_id", [0, -1, 65536, True, "100", 1.5])
+def test_bad_export_ids_refused(export_id):
+    with pytest.raises(ExportError):
+        gc.render_exports([export(export_id=export_id)])
+
+
+@pytest.mark.parametrize("share_id", [SID.upper(), "../../etc", SID + "; }", SID.replace("-", ""), ""])
+def test_pseudo_path_needs_canonical_share_id(share_id):
+    with pytest.raises(ExportError):
+        gc.pseudo_path(share_id)
+
+
+def test_location_brackets_ipv6():
+    assert location("192.0.2.1", SID) == f"192.0.2.1:/shares/{SID}"
+    assert location("2001:db8::1", SID) == f"[2001:db8::1]:/shares/{SID}"
+
+
+def test_state_round_trip():
+    state = State(serial=3, exports={SID: export(("192.0.2.10", "rw"))})
+    again = State.from_json(state.to_json())
+    assert again == state
+    assert json.loads(state.to_json())["exports"][SID]["clients"] == [{"access_to": "192.0.2.10", "access_level": "rw"}]
+
+
+def test_state_refuses_bad_share_id():
+    text = json.dumps({"version": 1, "serial": 1, "exports": {"x; }": {}}})
+    with pytest.raises(ExportError):
+        State.from_json(text)
+
+
+LOG = """\
+21/11/2026 06:00:41 : epoch 6b01 : vm : nfs-ganesha-7747[main] gsh_dbus_pkginit :DBUS :CRIT :dbus_bus_get failed
+21/11/2026 06:00:41 : epoch 6b01 : vm : nfs-ganesha-7747[main] __Register_program :DISP :MAJ :Cannot register NFS V4 on UDP
+21/11/2026 06:00:41 : epoch 6b01 : vm : nfs-ganesha-7747[main] gssd_refresh_krb5_machine_credential :NFS CB :CRIT :ERROR: no usable keytab
+21/11/2026 06:01:01 : epoch 6b01 : vm : nfs-ganesha-7747[sigmgr] posix_create_fs_btrfs_subvols :FSAL :WARN :btfs filesystem may have unsupported subvols
+21/11/2026 06:01:01 : epoch 6b01 : vm : nfs-ganesha-7747[sigmgr] resolve_posix_filesystem :FSAL :CRIT :stat returned No such file or directory (2) while resolving export path /x
+21/11/2026 06:01:01 : epoch 6b01 : vm : nfs-ganesha-7747[sigmgr] reread_exports :CONFIG :EVENT :Reread exports complete
+21/11/2026 06:01:01 : epoch 6b01 : vm : nfs-ganesha-7747[sigmgr] config_errs_to_log :CONFIG :CRIT :Config File (/e.conf:2): Unknown parameter (Bogus)
+"""
+
+
+def test_log_errors_keeps_config_and_export_failures_only():
+    errors = log_errors(LOG)
+    assert len(errors) == 2
+    assert "resolving export path /x" in errors[0]
+    assert "Unknown parameter (Bogus)" in errors[1]
