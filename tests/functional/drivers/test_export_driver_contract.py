@@ -1,0 +1,296 @@
+"""The ExportDriver contract with NFS-Ganesha, checked by real NFS clients.
+
+Ganesha runs in a test network namespace on 192.0.2.1:2049; clients 0, 1 and
+2 are libnfs tools in their own namespaces (192.0.2.10, .11, .12).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from shareflow.drivers.base import ClientRule
+from shareflow.drivers.export import ganesha_config as gc
+from shareflow.drivers.export.ganesha import APPLIED_FILE, STATE_FILE, GaneshaExportDriver, State
+from shareflow.exceptions import ExportError
+
+SERVER_ID = "test-static"
+
+
+@pytest.fixture
+def export_env(btrfs_share_driver, ganesha_server, nfs_clients):
+    driver = GaneshaExportDriver({SERVER_ID: ganesha_server}, timeout=20)
+    server = {"id": SERVER_ID, "address": ganesha_server.address, "created": False}
+    return driver, server, btrfs_share_driver, nfs_clients
+
+
+def new_volume(share_driver) -> tuple[str, str]:
+    sid = str(uuid.uuid4())
+    path = share_driver.create_volume(sid, 1)
+    Path(path, "hello").write_text(f"hello from {sid}\n")
+    return sid, path
+
+
+def pseudo(sid: str, name: str = "") -> str:
+    return f"/shares/{sid}" + (f"/{name}" if name else "")
+
+
+def rw(client) -> ClientRule:
+    return ClientRule(client.address, "rw")
+
+
+def ro(client) -> ClientRule:
+    return ClientRule(client.address, "ro")
+
+
+def state_of(ganesha_server) -> dict:
+    return json.loads((ganesha_server.state_dir / STATE_FILE).read_text())
+
+
+def test_add_export_is_idempotent_and_admits_nobody(export_env, ganesha_server):
+    driver, server, shares, (c0, *_) = export_env
+    sid, path = new_volume(shares)
+    locations = driver.add_export(server, sid, path)
+    assert locations == [f"192.0.2.1:/shares/{sid}"]
+    serial = state_of(ganesha_server)["serial"]
+    assert driver.add_export(server, sid, path) == locations
+    assert state_of(ganesha_server)["serial"] == serial  # no change, no reload
+    assert driver.list_exports(server) == {sid: []}
+    refused = c0.ls(pseudo(sid))
+    assert refused.returncode != 0 and "NFS4ERR_NOENT" in refused.stdout + refused.stderr
+
+
+def test_rw_client_reads_and_writes_other_clients_are_refused(export_env):
+    driver, server, shares, (c0, c1, _) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0)])
+
+    listing = c0.ls(pseudo(sid))
+    assert listing.returncode == 0, listing.stderr
+    assert "hello" in listing.stdout
+    assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
+    put = c0.put(pseudo(sid, "written"), b"over nfs\n")
+    assert put.returncode == 0, put.stderr
+    assert Path(path, "written").read_text() == "over nfs\n"  # it really is the volume
+
+    for probe in (c1.ls(pseudo(sid)), c1.cat(pseudo(sid, "hello")), c1.put(pseudo(sid, "x"), b"no")):
+        assert probe.returncode != 0
+    assert not Path(path, "x").exists()
+
+
+def test_ro_client_reads_but_cannot_write(export_env):
+    driver, server, shares, (c0, c1, c2) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0), ro(c1)])
+    assert c1.cat(pseudo(sid, "hello")).returncode == 0
+    denied = c1.put(pseudo(sid, "nope"), b"no")
+    assert denied.returncode != 0 and "NFS4ERR_ROFS" in denied.stdout + denied.stderr
+    assert not Path(path, "nope").exists()
+    assert c0.put(pseudo(sid, "yes"), b"yes").returncode == 0
+    assert c2.ls(pseudo(sid)).returncode != 0
+
+
+def test_network_rules_and_specific_ro_override(export_env):
+    driver, server, shares, (c0, c1, _) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    # The whole network may write, except c1 which may only read.
+    driver.update_access(server, sid, [ClientRule("192.0.2.0/24", "rw"), ro(c1)])
+    assert c0.put(pseudo(sid, "a"), b"a").returncode == 0
+    assert c1.cat(pseudo(sid, "a")).returncode == 0
+    assert c1.put(pseudo(sid, "b"), b"b").returncode != 0
+
+
+def test_empty_rules_refuse_everyone(export_env):
+    driver, server, shares, (c0, c1, _) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0), ro(c1)])
+    assert c0.ls(pseudo(sid)).returncode == 0
+    driver.update_access(server, sid, [])
+    assert c0.ls(pseudo(sid)).returncode != 0
+    assert c1.ls(pseudo(sid)).returncode != 0
+    assert driver.list_exports(server) == {sid: []}
+
+
+def test_update_access_is_idempotent_and_order_insensitive(export_env, ganesha_server):
+    driver, server, shares, (c0, c1, _) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0), ro(c1)])
+    serial = state_of(ganesha_server)["serial"]
+    # Same set in another order, and as JSON dicts (how a reloaded task passes them).
+    driver.update_access(server, sid, [ro(c1).to_json(), rw(c0).to_json()])
+    driver.update_access(server, sid, [ro(c1), rw(c0), rw(c0)])
+    assert state_of(ganesha_server)["serial"] == serial
+    assert sorted(driver.list_exports(server)[sid], key=lambda r: r.access_to) == [rw(c0), ro(c1)]
+    assert c0.ls(pseudo(sid)).returncode == 0
+
+
+def test_update_access_without_export(export_env):
+    driver, server, shares, (c0, *_) = export_env
+    sid = str(uuid.uuid4())
+    driver.update_access(server, sid, [])  # nothing exported, nobody admitted: done
+    with pytest.raises(ExportError):
+        driver.update_access(server, sid, [rw(c0)])
+
+
+def test_remove_export(export_env, ganesha_server):
+    driver, server, shares, (c0, *_) = export_env
+    sid, path = new_volume(shares)
+    keep, keep_path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.add_export(server, keep, keep_path)
+    driver.update_access(server, sid, [rw(c0)])
+    driver.update_access(server, keep, [rw(c0)])
+    driver.remove_export(server, sid)
+    assert c0.ls(pseudo(sid)).returncode != 0
+    assert c0.ls(pseudo(keep)).returncode == 0  # the other export is untouched
+    assert sid not in driver.list_exports(server)
+    assert sid not in ganesha_server.exports_path.read_text()
+    driver.remove_export(server, sid)  # again: nothing to do
+    driver.remove_export(server, str(uuid.uuid4()))  # never exported
+    # The volume is released by the server: it can be deleted now.
+    shares.delete_volume(sid)
+
+
+def test_export_ids_are_smallest_free_from_100(export_env, ganesha_server):
+    driver, server, shares, _ = export_env
+    vols = [new_volume(shares) for _ in range(3)]
+    for sid, path in vols:
+        driver.add_export(server, sid, path)
+    ids = {sid: e["export_id"] for sid, e in state_of(ganesha_server)["exports"].items()}
+    assert sorted(ids.values()) == [100, 101, 102]
+    driver.remove_export(server, vols[0][0])
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    assert state_of(ganesha_server)["exports"][sid]["export_id"] == ids[vols[0][0]]
+
+
+def test_new_path_for_an_exported_share(export_env):
+    """Ganesha cannot change a live export's path: the driver re-exports."""
+    driver, server, shares, (c0, *_) = export_env
+    sid, path = new_volume(shares)
+    other, other_path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0)])
+    driver.add_export(server, sid, other_path)
+    assert driver.list_exports(server)[sid] == []  # a new export starts closed
+    driver.update_access(server, sid, [rw(c0)])
+    assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {other}\n"
+
+
+def test_refuses_bad_input_before_touching_state(export_env, ganesha_server):
+    driver, server, shares, (c0, *_) = export_env
+    sid, path = new_volume(shares)
+    with pytest.raises(ExportError):
+        driver.add_export(server, sid, path + "/missing")
+    with pytest.raises(ExportError):
+        driver.add_export(server, "not-a-uuid", path)
+    with pytest.raises(ExportError):
+        driver.add_export({"id": "nope"}, sid, path)
+    driver.add_export(server, sid, path)
+    with pytest.raises(ExportError):
+        driver.update_access(server, sid, [ClientRule("192.0.2.10; } EXPORT {", "rw")])
+    with pytest.raises(ExportError):
+        driver.update_access(server, sid, [ClientRule("192.0.2.10", "rwx")])
+    assert driver.list_exports(server) == {sid: []}
+
+
+def test_a_change_written_but_not_served_is_served_on_retry(export_env, ganesha_server):
+    """A conductor that died after writing the state but before the reload."""
+    driver, server, shares, (c0, *_) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    state = State.from_json((ganesha_server.state_dir / STATE_FILE).read_text())
+    spec = state.exports[sid]
+    changed = State(state.serial + 1, {sid: gc.ExportSpec(spec.export_id, spec.path, spec.pseudo, (rw(c0),))})
+    (ganesha_server.state_dir / STATE_FILE).write_text(changed.to_json())
+    assert c0.ls(pseudo(sid)).returncode != 0  # written, not served
+    driver.update_access(server, sid, [rw(c0)])  # the retried call
+    assert c0.ls(pseudo(sid)).returncode == 0
+    assert (ganesha_server.state_dir / APPLIED_FILE).read_text().strip() == str(changed.serial)
+
+
+def test_exports_survive_a_server_restart(export_env, ganesha_server):
+    driver, server, shares, (c0, *_) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0)])
+    ganesha_server.stop()
+    assert not ganesha_server.is_running()
+    with pytest.raises(ExportError):
+        driver.update_access(server, sid, [])  # cannot serve a change now
+    ganesha_server.start()
+    # The failed change was rolled back: the old client list is served.
+    assert c0.ls(pseudo(sid)).returncode == 0
+    assert driver.list_exports(server) == {sid: [rw(c0)]}
+
+
+def test_concurrent_updates_from_threads_and_processes(export_env, ganesha_server):
+    driver, server, shares, clients = export_env
+    vols = [new_volume(shares) for _ in range(4)]
+    for sid, path in vols:
+        driver.add_export(server, sid, path)
+    final = {sid: [rw(clients[i % 3])] for i, (sid, _) in enumerate(vols)}
+
+    def churn(sid):
+        for c in clients:
+            driver.update_access(server, sid, [ro(c)])
+        driver.update_access(server, sid, final[sid])
+
+    # Two shares churned by threads here, two by another process with its
+    # own GaneshaServer object (it signals through the pid file).
+    script = textwrap.dedent(
+        """
+        import json, sys
+        from pathlib import Path
+        from shareflow.config import GaneshaConfig
+        from shareflow.drivers.base import ClientRule
+        from shareflow.drivers.export.ganesha import GaneshaExportDriver
+        from shareflow.drivers.export.ganesha_server import GaneshaServer
+        args = json.loads(sys.argv[1])
+        cfg = GaneshaConfig(**{**args["cfg"], "state_dir": Path(args["cfg"]["state_dir"])})
+        driver = GaneshaExportDriver({args["server"]["id"]: GaneshaServer(cfg)}, timeout=20)
+        for sid, rules in args["work"]:
+            for c in args["clients"]:
+                driver.update_access(args["server"], sid, [ClientRule(c, "ro")])
+            driver.update_access(args["server"], sid, [ClientRule.from_json(r) for r in rules])
+        """
+    )
+    cfg = ganesha_server.cfg
+    args = {
+        "cfg": {"address": cfg.address, "port": cfg.port, "state_dir": str(cfg.state_dir),
+                "netns": cfg.netns, "managed": cfg.managed},
+        "server": server,
+        "clients": [c.address for c in clients],
+        "work": [[sid, [r.to_json() for r in final[sid]]] for sid, _ in vols[2:]],
+    }
+    proc = subprocess.Popen([sys.executable, "-c", script, json.dumps(args)])
+    threads = [threading.Thread(target=churn, args=(sid,)) for sid, _ in vols[:2]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert proc.wait(60) == 0
+
+    state = state_of(ganesha_server)  # valid JSON, every change kept
+    assert {sid: e["clients"] for sid, e in state["exports"].items()} == {
+        sid: [r.to_json() for r in rules] for sid, rules in final.items()
+    }
+    assert ganesha_server.exports_path.read_text() == gc.render_exports(
+        State.from_json(json.dumps(state)).exports.values()
+    )
+    for i, (sid, _) in enumerate(vols):
+        for j, c in enumerate(clients):
+            allowed = c.ls(pseudo(sid)).returncode == 0
+            assert allowed == (j == i % 3), (sid, c)

@@ -1,0 +1,235 @@
+"""The ShareDriver contract, on real storage, for every share driver.
+
+To add a driver: add its name to ``DRIVERS`` and a branch in ``share_env``
+returning the driver and a probe that can tell what of a volume is left on
+the backend (and make partial remnants of one).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from shareflow.exceptions import InvalidInput
+from shareflow.system import btrfs, mounts
+from shareflow.system.process import run
+
+DRIVERS = ["btrfs"]
+MiB = 1 << 20
+
+
+class BtrfsProbe:
+    """Looks at the btrfs pool behind a BtrfsShareDriver."""
+
+    remnant_kinds = ("subvolume", "directory")
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.subvol_ids: dict[str, int] = {}
+
+    def subvolume(self, share_id: str) -> Path:
+        return Path(self.cfg.mount_point) / "shares" / share_id
+
+    def record(self, share_id: str) -> None:
+        """Remember the volume's subvolume id (to look for its qgroup later)."""
+        self.subvol_ids[share_id] = btrfs.subvolume_id(self.subvolume(share_id), timeout=10)
+
+    def remnants(self, share_id: str) -> list[str]:
+        left = []
+        if os.path.lexists(self.subvolume(share_id)):
+            left.append("subvolume")
+        export = Path(self.cfg.exports_dir) / share_id
+        if mounts.is_mountpoint(export):
+            left.append("mount")
+        if os.path.lexists(export):
+            left.append("directory")
+        if os.path.lexists(Path(self.cfg.exports_dir) / ".locks" / share_id):
+            left.append("lock file")
+        sid = self.subvol_ids.get(share_id)
+        if sid is not None:
+            groups = btrfs.qgroup_show(self.cfg.mount_point, timeout=10)
+            if any(g.level == 0 and g.id == sid for g in groups):
+                left.append(f"qgroup 0/{sid}")
+        return left
+
+    def make_remnant(self, share_id: str, kind: str) -> None:
+        if kind == "subvolume":  # a create that died right after the subvolume
+            self.subvolume(share_id).parent.mkdir(exist_ok=True)
+            btrfs.subvolume_create(self.subvolume(share_id), timeout=10)
+            self.record(share_id)
+        elif kind == "directory":  # a delete that died before removing it
+            (Path(self.cfg.exports_dir) / share_id).mkdir(parents=True)
+        else:
+            raise AssertionError(kind)
+
+
+@pytest.fixture(params=DRIVERS)
+def share_env(request):
+    if request.param == "btrfs":
+        cfg = request.getfixturevalue("btrfs_config")
+        driver = request.getfixturevalue("btrfs_share_driver")
+        return driver, BtrfsProbe(cfg)
+    raise AssertionError(request.param)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def fill(path: str, limit_bytes: int) -> tuple[int, int | None]:
+    """Write into a file under ``path`` past ``limit_bytes``; returns (bytes
+    written, errno that stopped it). Preallocates most of the limit first so
+    the test does not spend seconds copying zeroes; the final writes are real
+    write() calls."""
+    fd = os.open(os.path.join(path, "fill"), os.O_WRONLY | os.O_CREAT, 0o600)
+    written = 0
+    try:
+        os.posix_fallocate(fd, 0, limit_bytes - 24 * MiB)
+        written = os.lseek(fd, 0, os.SEEK_END)
+        chunk = b"x" * (4 * MiB)
+        while written < 2 * limit_bytes:
+            written += os.write(fd, chunk)
+            os.fsync(fd) if written % (64 * MiB) == 0 else None
+    except OSError as e:
+        return written, e.errno
+    finally:
+        os.close(fd)
+    return written, None
+
+
+class TestShareDriverContract:
+    def test_create_returns_a_mounted_writable_path(self, share_env):
+        driver, _ = share_env
+        sid = new_id()
+        path = driver.create_volume(sid, 1)
+        assert path == driver.volume_path(sid)
+        assert os.path.isdir(path) and mounts.is_mountpoint(path)
+        Path(path, "hello").write_text("hi")
+        assert sid in driver.list_volumes()
+
+    def test_create_is_idempotent(self, share_env):
+        driver, _ = share_env
+        sid = new_id()
+        path = driver.create_volume(sid, 1)
+        Path(path, "keep").write_text("data")
+        assert driver.create_volume(sid, 1) == path
+        assert Path(path, "keep").read_text() == "data"  # not recreated
+        # Exactly one mount: a second create must not stack another one.
+        assert [m.mount_point for m in mounts.read_mounts()].count(os.path.realpath(path)) == 1
+
+    def test_concurrent_creates_make_one_volume(self, share_env):
+        driver, _ = share_env
+        sid = new_id()
+        results, errors = [], []
+
+        def create():
+            try:
+                results.append(driver.create_volume(sid, 1))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=create) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert len(set(results)) == 1
+        assert [m.mount_point for m in mounts.read_mounts()].count(os.path.realpath(results[0])) == 1
+
+    def test_size_limit_is_enforced(self, share_env):
+        driver, _ = share_env
+        path = driver.create_volume(new_id(), 1)
+        written, err = fill(path, 1 << 30)
+        assert err == errno.EDQUOT, f"wrote {written >> 20} MiB without hitting the limit (errno {err})"
+        assert (1 << 30) - 64 * MiB < written <= (1 << 30)
+
+    def test_delete_leaves_nothing(self, share_env):
+        driver, probe = share_env
+        sid = new_id()
+        path = driver.create_volume(sid, 1)
+        probe.record(sid)
+        Path(path, "data").write_bytes(os.urandom(MiB))
+        driver.delete_volume(sid)
+        assert probe.remnants(sid) == []
+        assert sid not in driver.list_volumes()
+
+    def test_delete_is_idempotent_and_absent_is_fine(self, share_env):
+        driver, probe = share_env
+        driver.delete_volume(new_id())  # never existed
+        sid = new_id()
+        driver.create_volume(sid, 1)
+        probe.record(sid)
+        driver.delete_volume(sid)
+        driver.delete_volume(sid)
+        assert probe.remnants(sid) == []
+
+    def test_list_volumes_sees_volumes_and_remnants(self, share_env):
+        driver, probe = share_env
+        full = new_id()
+        driver.create_volume(full, 1)
+        partial = {kind: new_id() for kind in probe.remnant_kinds}
+        for kind, sid in partial.items():
+            probe.make_remnant(sid, kind)
+        assert sorted(driver.list_volumes()) == sorted([full, *partial.values()])
+        # ... and delete_volume clears every kind of remnant.
+        for sid in [full, *partial.values()]:
+            driver.delete_volume(sid)
+            assert probe.remnants(sid) == []
+        assert driver.list_volumes() == []
+
+    def test_half_done_create_is_completed(self, share_env):
+        driver, probe = share_env
+        for kind in probe.remnant_kinds:
+            sid = new_id()
+            probe.make_remnant(sid, kind)
+            path = driver.create_volume(sid, 1)
+            assert mounts.is_mountpoint(path)
+            written, err = fill(path, 1 << 30)
+            assert err == errno.EDQUOT, kind
+            driver.delete_volume(sid)
+
+    def test_capacity_is_sane(self, share_env):
+        driver, _ = share_env
+        cap = driver.capacity()
+        assert 1 <= cap.total_gb <= 64
+        assert 0 <= cap.free_gb <= cap.total_gb
+
+    @pytest.mark.parametrize(
+        "bad", ["../../etc", "ABCDEF00-0000-4000-8000-000000000001", "0b2c1d3e000040008000000000000001", "", "x/y"]
+    )
+    def test_invalid_share_ids_are_refused(self, share_env, bad):
+        driver, _ = share_env
+        before = driver.list_volumes()
+        with pytest.raises(InvalidInput):
+            driver.create_volume(bad, 1)
+        with pytest.raises(InvalidInput):
+            driver.delete_volume(bad)
+        assert driver.list_volumes() == before
+
+
+def test_btrfs_volume_is_its_own_mount_of_the_right_subvolume(btrfs_share_driver, btrfs_config):
+    """Ganesha's FSAL VFS needs the subvolume on a mount point of its own."""
+    sid = new_id()
+    path = btrfs_share_driver.create_volume(sid, 2)
+    m = mounts.find_mount(path)
+    pool = mounts.find_mount(btrfs_config.mount_point)
+    assert m.fstype == "btrfs" and m.source == pool.source
+    assert m.root == f"{pool.root.rstrip('/')}/shares/{sid}"
+    assert "nosuid" in m.options and "nodev" in m.options
+    out = run(["btrfs", "qgroup", "show", "-r", "--raw", str(path)], timeout=10).stdout
+    assert str(2 << 30) in out
+
+
+def test_btrfs_ensure_volumes_remounts(btrfs_share_driver):
+    sid = new_id()
+    path = btrfs_share_driver.create_volume(sid, 1)
+    Path(path, "f").write_text("x")
+    mounts.unmount(path, timeout=10)
+    assert btrfs_share_driver.ensure_volumes() == [sid]
+    assert Path(path, "f").read_text() == "x"
