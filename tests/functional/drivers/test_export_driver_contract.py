@@ -7,6 +7,7 @@ Ganesha runs in a test network namespace on 192.0.2.1:2049; clients 0, 1 and
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -294,3 +295,20 @@ def test_concurrent_updates_from_threads_and_processes(export_env, ganesha_serve
         for j, c in enumerate(clients):
             allowed = c.ls(pseudo(sid)).returncode == 0
             assert allowed == (j == i % 3), (sid, c)
+
+
+def test_size_limit_holds_over_nfs(export_env):
+    driver, server, shares, (c0, *_) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0)])
+    # Fill the 1 GiB volume locally to 16 MiB short of its limit, then write
+    # 64 MiB through the NFS server: it must be refused.
+    fd = os.open(os.path.join(path, "filler"), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.posix_fallocate(fd, 0, (1 << 30) - (16 << 20))
+    finally:
+        os.close(fd)
+    assert c0.put(pseudo(sid, "small"), b"fits").returncode == 0
+    too_big = c0.put(pseudo(sid, "big"), os.urandom(1 << 20) * 64)
+    assert too_big.returncode != 0
