@@ -68,6 +68,12 @@ class ShareDriver(abc.ABC):
     def capacity(self) -> Capacity:
         """Total and free space of the pool, in whole GiB."""
 
+    @abc.abstractmethod
+    def ensure_volumes(self) -> list[str]:
+        """Bring every existing volume back to where ``create_volume`` left it
+        (after a reboot or a restart of the service: mounts are gone). Returns
+        the share ids it found."""
+
 
 class ExportDriver(abc.ABC):
     """NFS exports on share servers. ``server`` is the JSON dict a

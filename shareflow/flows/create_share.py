@@ -3,7 +3,7 @@ export -> apply access -> available."""
 
 from taskflow.patterns import linear_flow
 
-from shareflow.tasks.access import ApplyAccess
+from shareflow.tasks.access import ApplyInitialAccess
 from shareflow.tasks.export import Export
 from shareflow.tasks.lifecycle import BeginOperation, FinishCreateShare
 from shareflow.tasks.network import AllocateNetwork
@@ -20,6 +20,6 @@ def create_share():
         ProvideShareServer(),
         CreateVolume(),
         Export(),
-        ApplyAccess(),
+        ApplyInitialAccess(),
         FinishCreateShare(),
     )

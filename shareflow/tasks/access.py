@@ -58,3 +58,15 @@ class ClearAccess(task.Task):
         driver = runtime.backend(backend).export
         if share_id in driver.list_exports(server):
             driver.update_access(server, share_id, [])
+
+
+class ApplyInitialAccess(ApplyAccess):
+    """The access step of create_share: as :class:`ApplyAccess`.
+
+    Revert: nothing - the export this flow created is removed by the export
+    step's revert, client list and all, so there is no list to restore (and a
+    backend that just failed to take a list is not asked again).
+    """
+
+    def revert(self, *args, **kwargs):
+        pass
