@@ -1,0 +1,94 @@
+"""The falcon application: Manila's v2 API over :class:`shareflow.wiring.Services`.
+
+Every ``/v2`` route exists twice, with and without ``/{project_id}`` after
+``/v2`` (Manila's ``ProjectMapper``); the segment is checked against the
+caller by :class:`~shareflow.api.middleware.RequestBodyMiddleware`.
+"""
+
+from __future__ import annotations
+
+import falcon
+
+from shareflow import auth
+from shareflow.api import errors
+from shareflow.api.middleware import (
+    AuthMiddleware,
+    BodyLimitMiddleware,
+    MicroversionMiddleware,
+    RequestBodyMiddleware,
+    RequestIdMiddleware,
+)
+from shareflow.api.resources.access_rules import AccessRules
+from shareflow.api.resources.export_locations import ExportLocations
+from shareflow.api.resources.extra_specs import ExtraSpecs
+from shareflow.api.resources.share_actions import ShareActions
+from shareflow.api.resources.share_types import (
+    ShareType,
+    ShareTypeAccess,
+    ShareTypeActions,
+    ShareTypes,
+)
+from shareflow.api.resources.shares import Share, Shares
+from shareflow.api.resources.versions import Versions
+from shareflow.config import Config
+
+V2 = "/v2"
+
+
+def create_app(config: Config, services=None, *, authenticator: auth.Authenticator | None = None) -> falcon.App:
+    """Build the WSGI app for one process. ``services`` defaults to a new
+    :class:`shareflow.wiring.Services` (database engine; ZooKeeper on first use)."""
+    if services is None:
+        from shareflow.wiring import Services
+
+        services = Services(config)
+    if authenticator is None:
+        authenticator = auth.from_config(config.auth)
+
+    app = falcon.App(
+        middleware=[
+            RequestIdMiddleware(),
+            BodyLimitMiddleware(config.api.max_body_bytes),
+            AuthMiddleware(authenticator),
+            MicroversionMiddleware(),
+            RequestBodyMiddleware(),
+        ],
+    )
+    app.req_options.strip_url_path_trailing_slash = True
+    # ``?all_tenants`` with no value means yes (manila.utils.is_all_tenants).
+    app.req_options.keep_blank_qs_values = True
+    app.req_options.auto_parse_qs_csv = False
+    errors.register(app)
+
+    app.add_route("/", Versions(config, services, root=True))
+    app.add_route(V2, Versions(config, services, root=False))
+
+    def route(path: str, resource, **kwargs) -> None:
+        app.add_route(V2 + path, resource, **kwargs)
+        app.add_route(V2 + "/{project_id}" + path, resource, **kwargs)
+
+    shares = Shares(config, services)
+    route("/shares", shares)
+    route("/shares/detail", shares, suffix="detail")
+    route("/shares/{share_id}", Share(config, services))
+    route("/shares/{share_id}/action", ShareActions(config, services))
+    locations = ExportLocations(config, services)
+    route("/shares/{share_id}/export_locations", locations)
+    route("/shares/{share_id}/export_locations/{export_location_id}", locations, suffix="item")
+
+    types = ShareTypes(config, services)
+    route("/types", types)
+    route("/types/default", types, suffix="default")
+    route("/types/{type_id}", ShareType(config, services))
+    route("/types/{type_id}/action", ShareTypeActions(config, services))
+    type_access = ShareTypeAccess(config, services)
+    route("/types/{type_id}/share_type_access", type_access)
+    route("/types/{type_id}/os-share-type-access", type_access)
+    specs = ExtraSpecs(config, services)
+    route("/types/{type_id}/extra_specs", specs)
+    route("/types/{type_id}/extra_specs/{key}", specs, suffix="item")
+
+    rules = AccessRules(config, services)
+    route("/share-access-rules", rules)
+    route("/share-access-rules/{access_id}", rules, suffix="item")
+    return app

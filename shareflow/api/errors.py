@@ -1,0 +1,107 @@
+"""Every error leaves the API as Manila's fault body: ``{"<name>": {"code": N, "message": "..."}}``.
+
+The body name follows the status code exactly as manila/api/openstack/wsgi.py
+``Fault._fault_names`` does (405 is ``badMethod``; statuses it does not list,
+406 among them, are ``computeFault``), so a client sees the same body it
+would see from Manila. Three handlers are registered on the app:
+
+* :class:`~shareflow.exceptions.ShareflowError` - the service's own errors,
+  with their ``http_status`` and ``user_message``;
+* ``falcon.HTTPError`` - falcon's routing errors (404, 405, bad query
+  strings), rewritten into the same shape;
+* ``Exception`` - a bug: logged with its traceback, answered with Manila's
+  generic 500 body and nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import falcon
+
+from shareflow.exceptions import NotAuthenticated, ServiceUnavailable, ShareflowError
+
+LOG = logging.getLogger(__name__)
+
+FAULT_NAMES = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    501: "notImplemented",
+    503: "serviceUnavailable",
+}
+DEFAULT_FAULT_NAME = "computeFault"
+
+#: webob's default explanations, which Manila returns when it gives no message.
+DEFAULT_MESSAGES = {
+    400: "The server could not comply with the request since it is either malformed "
+         "or otherwise incorrect.",
+    401: "This server could not verify that you are authorized to access the document "
+         "you requested.",
+    403: "Access was denied to this resource.",
+    404: "The resource could not be found.",
+    413: "Request is too large.",
+    415: "The request media type is not supported by this server.",
+}
+INTERNAL_ERROR_MESSAGE = (
+    "The server has either erred or is incapable of performing the requested operation."
+)
+UNAUTHENTICATED_MESSAGE = "The request you have made requires authentication."
+
+
+def fault_body(status: int, message: str) -> dict:
+    name = FAULT_NAMES.get(status, DEFAULT_FAULT_NAME)
+    return {name: {"code": status, "message": message}}
+
+
+def _answer(resp: falcon.Response, status: int, message: str) -> None:
+    resp.status = status
+    resp.media = fault_body(status, message)
+
+
+def handle_shareflow_error(req, resp, error: ShareflowError, params) -> None:
+    status = error.http_status
+    if status >= 500 and not isinstance(error, ServiceUnavailable):
+        # An operator-level failure (configuration, backend detail): log it,
+        # tell the client only what Manila would.
+        LOG.error("%s %s failed [%s]", req.method, req.path, _request_id(req), exc_info=error)
+        _answer(resp, 500, INTERNAL_ERROR_MESSAGE)
+        return
+    if status >= 500:
+        LOG.warning("%s %s: %s [%s]", req.method, req.path, error, _request_id(req))
+    _answer(resp, status, error.user_message)
+    if isinstance(error, NotAuthenticated):
+        resp.set_header("WWW-Authenticate", 'Token realm="shareflow"')
+
+
+def handle_http_error(req, resp, error: falcon.HTTPError, params) -> None:
+    status = error.status_code
+    if status == 405:
+        message = f"The method {req.method} is not allowed for this resource."
+    else:
+        message = error.description or DEFAULT_MESSAGES.get(status) or error.title
+    _answer(resp, status, message)
+    for name, value in (error.headers or {}).items():
+        resp.set_header(name, value)
+
+
+def handle_unexpected(req, resp, error: Exception, params) -> None:
+    LOG.error("unexpected error in %s %s [%s]", req.method, req.path, _request_id(req), exc_info=error)
+    _answer(resp, 500, INTERNAL_ERROR_MESSAGE)
+
+
+def _request_id(req) -> str | None:
+    return getattr(req.context, "request_id", None)
+
+
+def register(app: falcon.App) -> None:
+    # Falcon picks the most specific handler by the exception's MRO, so the
+    # order of registration does not matter; the catch-all goes first anyway.
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(ShareflowError, handle_shareflow_error)

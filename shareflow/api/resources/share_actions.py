@@ -1,0 +1,94 @@
+"""``POST /shares/{id}/action``: allow_access, deny_access, access_list.
+
+The body is one key, the action (manila's ``action_peek``: more than one key
+is "Malformed request body"). Each action exists in a microversion range:
+``os-*`` names up to 2.6, plain names from 2.7, ``access_list`` only until
+2.44 (then ``GET /share-access-rules``); outside its range an action is
+Manila's bare 404, an unknown action a 400 naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shareflow.api.middleware import MALFORMED_BODY
+from shareflow.api.resources.base import (
+    NOT_AT_THIS_VERSION,
+    Resource,
+    accepted,
+    body,
+    caller,
+    reply,
+    version,
+)
+from shareflow.api.views import access as access_view
+from shareflow.exceptions import InvalidInput, NotFound
+
+#: Manila share actions this service does not implement (yet): a clear 400.
+UNSUPPORTED = frozenset({
+    "extend", "os-extend", "shrink", "os-shrink", "revert", "force_delete", "os-force_delete",
+    "reset_status", "os-reset_status", "reset_task_state", "unmanage", "soft_delete", "restore",
+    "migration_start", "migration_complete", "migration_cancel", "migration_get_progress",
+})
+
+
+class ShareActions(Resource):
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        # action -> (first version, last version or None, handler)
+        self.actions: dict[str, tuple[str, str | None, Callable]] = {
+            "os-allow_access": ("2.0", "2.6", self.allow_access),
+            "allow_access": ("2.7", None, self.allow_access),
+            "os-deny_access": ("2.0", "2.6", self.deny_access),
+            "deny_access": ("2.7", None, self.deny_access),
+            "os-access_list": ("2.0", "2.6", self.access_list),
+            "access_list": ("2.7", "2.44", self.access_list),
+        }
+
+    def on_post(self, req, resp, share_id: str) -> None:
+        data = body(req)
+        if not isinstance(data, dict) or len(data) != 1:
+            raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
+        (name, info), = data.items()
+        if name not in self.actions:
+            if name in UNSUPPORTED:
+                raise InvalidInput(f"Share action {name} is not supported by this service.")
+            raise InvalidInput(f"There is no such action: {name}")
+        low, high, handler = self.actions[name]
+        if not version(req).within(low, high):
+            raise NotFound(f"action {name} not at {version(req)}", user_message=NOT_AT_THIS_VERSION)
+        handler(req, resp, share_id, info)
+
+    def allow_access(self, req, resp, share_id: str, info) -> None:
+        if not isinstance(info, dict):
+            raise InvalidInput("Malformed request body: expected an object with access_type and access_to.")
+        access_type, access_to = info.get("access_type"), info.get("access_to")
+        if access_type is None or access_to is None:
+            raise InvalidInput("Both access_type and access_to are required.")
+        ver = version(req)
+        if ver.before("2.38") and access_type == "ip" and isinstance(access_to, str) and ":" in access_to:
+            # manila.api.common.validate_ip: IPv6 rules came with 2.38.
+            raise InvalidInput(f"Invalid 'ip' access rule {access_to!r}: IPv6 needs microversion 2.38 or later.")
+        if ver.at_least("2.45") and info.get("metadata"):
+            raise InvalidInput("Access rule metadata is not supported by this service.")
+        rule = self.services.shares.allow_access(
+            caller(req), share_id, access_type=access_type, access_to=access_to,
+            access_level=info.get("access_level"),
+        )
+        reply(resp, access_view.detail(rule, self.view_context(req), self._legacy_status(req, share_id)))
+
+    def deny_access(self, req, resp, share_id: str, info) -> None:
+        if not isinstance(info, dict) or "access_id" not in info:
+            raise InvalidInput("Malformed request body: expected an object with access_id.")
+        self.services.shares.deny_access(caller(req), share_id, info["access_id"])
+        accepted(resp)
+
+    def access_list(self, req, resp, share_id: str, info) -> None:
+        rules = self.services.shares.access_rules(caller(req), share_id)
+        reply(resp, access_view.list_view(rules, self.view_context(req), self._legacy_status(req, share_id)))
+
+    def _legacy_status(self, req, share_id: str) -> str | None:
+        """Before 2.28 a rule shows its share's rules status instead of its own state."""
+        if not version(req).before("2.28"):
+            return None
+        return self.services.shares.get(caller(req), share_id).access_rules_status

@@ -1,0 +1,157 @@
+"""``/shares``: create, list (summary and detail), show, update, delete.
+
+Follows manila/api/v2/shares.py: ``name``/``description`` and their old
+``display_*`` spellings, ``share_type`` or ``volume_type`` (not both),
+public shares only for admins (policy ``create_public_share`` /
+``set_public_share``), delete answered 202, list filters gated by microversion.
+"""
+
+from __future__ import annotations
+
+from shareflow.api import params as qp
+from shareflow.api.resources.base import Resource, accepted, caller, reply, section, version
+from shareflow.api.views import shares as view
+from shareflow.domain import validation
+from shareflow.exceptions import Forbidden, InvalidInput
+
+#: Sort keys a client may send (manilaclient's SHARE_SORT_KEY_VALUES) -> columns.
+SORT_KEYS = {
+    "id": "id", "status": "status", "size": "size", "host": "host",
+    "share_proto": "share_proto", "availability_zone": "availability_zone",
+    "availability_zone_id": "availability_zone", "user_id": "user_id",
+    "project_id": "project_id", "created_at": "created_at", "updated_at": "updated_at",
+    "name": "name", "display_name": "name", "share_type_id": "share_type_id",
+    "share_type": "share_type_id", "share_network_id": "share_network_id",
+    "share_network": "share_network_id", "snapshot_id": "snapshot_id", "snapshot": "snapshot_id",
+}
+#: Exact-match filters -> columns (manila's _get_share_search_options, minus
+#: what does not exist here).
+EQUAL_FILTERS = {
+    "name": "name", "display_name": "name", "status": "status",
+    "share_type_id": "share_type_id", "share_type": "share_type_id",
+    "snapshot_id": "snapshot_id", "share_network_id": "share_network_id",
+    "display_description": "description",
+}
+PUBLIC_POLICY_MESSAGE = "User is not authorized to set 'is_public' to True in the request."
+UPDATABLE = ("display_name", "display_description", "name", "description", "is_public")
+
+
+def public_flag(value, *, is_admin: bool) -> bool:
+    """manila.api.common.validate_public_share_policy."""
+    public = validation.boolean(value, "is_public")
+    if public and not is_admin:
+        raise Forbidden("non-admin asked for a public share", user_message=PUBLIC_POLICY_MESSAGE)
+    return public
+
+
+class Shares(Resource):
+    # --- listing --------------------------------------------------------------------
+
+    def on_get(self, req, resp) -> None:
+        self._list(req, resp, detailed=False)
+
+    def on_get_detail(self, req, resp) -> None:
+        self._list(req, resp, detailed=True)
+
+    def _list(self, req, resp, *, detailed: bool) -> None:
+        who, ver = caller(req), version(req)
+        q = qp.flatten(req.params)
+        filters: dict = {}
+        for key, column in EQUAL_FILTERS.items():
+            if key in q:
+                filters[column] = qp.text(q[key], key)
+        if ver.at_least("2.36"):
+            if "description" in q:
+                filters["description"] = qp.text(q["description"], "description")
+            for key in ("name~", "description~"):
+                if key in q:
+                    filters[key] = qp.text(q[key], key)
+        if "metadata" in q:
+            filters["metadata"] = qp.literal_dict(q["metadata"], "metadata")
+        if "is_public" in q:
+            qp.boolean(q["is_public"], "is_public")  # validated; public shares are always listed
+        if "host" in q:
+            if not who.is_admin:
+                raise Forbidden("host filter", user_message="Policy doesn't allow share:list_by_host to be performed.")
+            filters["host"] = qp.text(q["host"], "host")
+        all_projects = qp.all_tenants(q) and who.is_admin
+        if "project_id" in q and who.is_admin:
+            filters["project_id"] = qp.text(q["project_id"], "project_id")
+        sort_key, sort_dir = qp.sort(q, SORT_KEYS)
+        limit, offset = qp.limit(q.get("limit")), qp.offset(q.get("offset"))
+        with_count = ver.at_least("2.42") and "with_count" in q and qp.boolean(q["with_count"], "with_count")
+        locations = {}
+        if ver.at_least("2.35"):
+            locations = {k: q[k] for k in ("export_location_id", "export_location_path") if k in q}
+
+        service = self.services.shares
+        query = dict(all_projects=all_projects, filters=filters, sort_key=sort_key, sort_dir=sort_dir)
+        count = None
+        if locations or with_count:
+            # Filters the database cannot apply: page after filtering here.
+            rows = [s for s in service.list(who, **query) if _has_location(s, locations)]
+            count = len(rows) if with_count else None
+            end = None if limit is None else offset + limit
+            rows = rows[offset:end]
+        else:
+            rows = service.list(who, **query, limit=limit, offset=offset)
+        reply(resp, view.list_view(rows, self.view_context(req), detailed=detailed, count=count))
+
+    # --- creating ---------------------------------------------------------------------
+
+    def on_post(self, req, resp) -> None:
+        who = caller(req)
+        _, share = section(req, "share")
+        if "share_type" in share and "volume_type" in share:
+            raise InvalidInput("Cannot specify both share_type and volume_type")
+        is_public = share.get("is_public", False)
+        if "is_public" in share:
+            is_public = public_flag(is_public, is_admin=who.is_admin)
+        availability_zone = share.get("availability_zone") or None
+        if availability_zone is not None:
+            availability_zone = validation.optional_text(availability_zone, "availability_zone", 255)
+        created = self.services.shares.create(
+            who,
+            size=share.get("size"),
+            share_proto=share.get("share_proto"),
+            # Manila prefers the new spelling only when it is non-empty.
+            name=share.get("name") or share.get("display_name"),
+            description=share.get("description") or share.get("display_description"),
+            share_type=share.get("share_type", share.get("volume_type")) or None,
+            metadata=share.get("metadata"),
+            is_public=is_public,
+            availability_zone=availability_zone,
+            share_network_id=share.get("share_network_id") or None,
+            snapshot_id=share.get("snapshot_id") or None,
+        )
+        reply(resp, {"share": view.detail(created, self.view_context(req))})
+
+
+def _has_location(share, wanted: dict[str, str]) -> bool:
+    if not wanted:
+        return True
+    return any(
+        wanted.get("export_location_id", el.id) == el.id
+        and wanted.get("export_location_path", el.path) == el.path
+        for el in share.export_locations
+    )
+
+
+class Share(Resource):
+    def on_get(self, req, resp, share_id: str) -> None:
+        share = self.services.shares.get(caller(req), share_id)
+        reply(resp, {"share": view.detail(share, self.view_context(req))})
+
+    def on_put(self, req, resp, share_id: str) -> None:
+        who = caller(req)
+        _, data = section(req, "share")
+        # Manila ignores keys it cannot update rather than failing on them.
+        fields = {k: data[k] for k in UPDATABLE if k in data}
+        if "is_public" in fields:
+            fields["is_public"] = public_flag(fields["is_public"], is_admin=who.is_admin)
+        share = self.services.shares.update(who, share_id, fields=fields)
+        reply(resp, {"share": view.detail(share, self.view_context(req))})
+
+    def on_delete(self, req, resp, share_id: str) -> None:
+        self.services.shares.delete(caller(req), share_id)
+        accepted(resp)

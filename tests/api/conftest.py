@@ -1,0 +1,179 @@
+"""The API in-process, over a real SQLite file and a real ZooKeeper.
+
+One environment per test module (migrating a database and connecting to
+ZooKeeper per test would dominate the run time); tests create their own
+shares and types with unique names, so they do not depend on each other.
+No conductor runs: posted jobs wait on the board, shares stay ``creating``
+unless a test moves them with :meth:`ApiEnv.set_share_status`.
+
+Every response goes through :func:`check_response`: no 5xx, ever, and every
+4xx carries Manila's fault body and our request ids.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import falcon.testing
+import pytest
+import sqlalchemy as sa
+
+from shareflow.api.app import create_app
+from shareflow.api.errors import FAULT_NAMES
+from shareflow.auth.tokens import TokenFile
+from shareflow.config import Config, parse
+from shareflow.db import shares as shares_db
+from shareflow.db.engine import Database
+from shareflow.db.migrate import upgrade
+from shareflow.db.models import ExportLocation, Share
+from shareflow.services.context import Caller
+from shareflow.wiring import Services, utcnow
+from tests.fixtures.coordination import chroot
+
+MAX = "2.65"
+OMIT = object()
+DEFAULT_TYPE_SPECS = {"driver_handles_share_servers": "False", "snapshot_support": "True"}
+
+
+def make_config(tmp: Path, zk_hosts: str, zk_chroot: str, *, strategy: str = "tokens") -> Config:
+    data = {
+        "state_dir": str(tmp / "var"),
+        "host": "testhost",
+        "database": {"url": f"sqlite:///{tmp / 'shareflow.db'}"},
+        "zookeeper": {"hosts": zk_hosts, "chroot": zk_chroot, "session_timeout": 4.0},
+        "api": {"bind": "127.0.0.1:8786", "max_body_bytes": 64 * 1024},
+        "auth": {"strategy": strategy, "tokens_file": str(tmp / "tokens.json")},
+        "backends": [{
+            "name": "b1",
+            "btrfs": {"mount_point": str(tmp / "pool"), "exports_dir": str(tmp / "exports")},
+            "ganesha": {"state_dir": str(tmp / "ganesha"), "managed": False},
+        }],
+    }
+    return parse(data, tmp / "shareflow.toml")
+
+
+def check_response(result: falcon.testing.Result) -> None:
+    """What every answer of the API must look like, whatever the request."""
+    assert result.status_code < 500, f"server error {result.status_code}: {result.text}"
+    assert result.headers.get("x-openstack-request-id", "").startswith("req-")
+    assert result.headers.get("x-compute-request-id") == result.headers["x-openstack-request-id"]
+    if result.status_code >= 400:
+        assert_fault(result, result.status_code)
+
+
+def assert_fault(result: falcon.testing.Result, status: int, name: str | None = None) -> str:
+    """Manila's fault body; returns its message."""
+    assert result.status_code == status, result.text
+    body = json.loads(result.text)
+    assert isinstance(body, dict) and len(body) == 1, body
+    (key, fault), = body.items()
+    assert key == (name or FAULT_NAMES.get(status, "computeFault")), body
+    assert fault["code"] == status
+    assert isinstance(fault["message"], str) and fault["message"]
+    assert "Traceback" not in fault["message"]
+    return fault["message"]
+
+
+@dataclass
+class ApiEnv:
+    config: Config
+    services: Services
+    client: falcon.testing.TestClient
+    tokens: dict[str, str] = field(default_factory=dict)
+    token: str | None = None
+
+    def request(self, method: str, path: str, *, token=OMIT, version=MAX, json_body=OMIT,
+                body: str | bytes | None = None, headers: dict | None = None, params=None):
+        hdrs = dict(headers or {})
+        token = self.token if token is OMIT else token
+        if token is not None:
+            hdrs["X-Auth-Token"] = token
+        if version is not None:
+            hdrs["X-OpenStack-Manila-API-Version"] = version
+        kwargs = {}
+        if json_body is not OMIT:
+            kwargs["json"] = json_body
+        elif body is not None:
+            kwargs["body"] = body
+        result = self.client.simulate_request(method, path, headers=hdrs, params=params, **kwargs)
+        check_response(result)
+        return result
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, json_body=OMIT, **kw):
+        return self.request("POST", path, json_body=json_body, **kw)
+
+    def put(self, path, json_body=OMIT, **kw):
+        return self.request("PUT", path, json_body=json_body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    # --- arranging state a conductor would have produced --------------------------
+
+    def create_share(self, *, token: str, size: int = 1, **extra) -> dict:
+        body = {"share": {"size": size, "share_proto": "NFS", "name": f"s-{uuid.uuid4().hex[:8]}", **extra}}
+        result = self.post("/v2/shares", body, token=token)
+        assert result.status_code == 200, result.text
+        return result.json["share"]
+
+    def set_share_status(self, share_id: str, status: str) -> None:
+        with self.services.db.write() as s:
+            s.execute(sa.update(Share).where(Share.id == share_id).values(status=status))
+
+    def add_export_location(self, share_id: str, path: str, *, admin_only: bool = False) -> str:
+        el_id = str(uuid.uuid4())
+        with self.services.db.write() as s:
+            s.add(ExportLocation(id=el_id, share_id=share_id, path=path, is_admin_only=admin_only,
+                                 preferred=not admin_only, created_at=utcnow()))
+        return el_id
+
+    def share_row(self, share_id: str) -> Share | None:
+        with self.services.db.read() as s:
+            return shares_db.get_any(s, share_id)
+
+    def count(self, model, **where) -> int:
+        with self.services.db.read() as s:
+            q = sa.select(sa.func.count()).select_from(model)
+            for k, v in where.items():
+                q = q.where(getattr(model, k) == v)
+            return s.scalar(q)
+
+
+def build_env(tmp: Path, zk_hosts: str, zk_root: str, *, strategy: str = "tokens") -> ApiEnv:
+    config = make_config(tmp, zk_hosts, zk_root, strategy=strategy)
+    db = Database(config.database.url)
+    try:
+        upgrade(db)
+    finally:
+        db.dispose()
+    services = Services(config)
+    admin = Caller(project_id="adminproj", user_id="root", is_admin=True)
+    services.share_types.create(admin, name=config.default_share_type, extra_specs=DEFAULT_TYPE_SPECS)
+    env = ApiEnv(config=config, services=services,
+                 client=falcon.testing.TestClient(create_app(config, services)))
+    if strategy == "tokens":
+        tokens = TokenFile(config.auth.tokens_file)
+        env.tokens = {
+            "alice": tokens.issue("proj-a", "alice")[0],
+            "bob": tokens.issue("proj-b", "bob")[0],
+            "admin": tokens.issue("adminproj", "root", admin=True)[0],
+        }
+        env.token = env.tokens["alice"]
+    return env
+
+
+@pytest.fixture(scope="module")
+def api(zookeeper_server, tmp_path_factory) -> Iterator[ApiEnv]:
+    with chroot(zookeeper_server.hosts) as zk_root:
+        env = build_env(tmp_path_factory.mktemp("api"), zookeeper_server.hosts, zk_root)
+        try:
+            yield env
+        finally:
+            env.services.close()
