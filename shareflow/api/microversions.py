@@ -26,6 +26,7 @@ MIN_VERSION = "2.0"
 #: The highest microversion whose request and response shapes we implement.
 MAX_VERSION = "2.65"
 LATEST = "latest"
+MAX_HEADER_LENGTH = 32
 
 # Manila's own pattern: no leading zeros, minor may be 0.
 _VERSION = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
@@ -72,8 +73,8 @@ def from_header(value: str | None) -> APIVersion:
     value = value.strip()
     if value.lower() == LATEST:
         return MAX
-    # Bound the length before the regex: a header is attacker-controlled.
-    version = parse(value[:32] if len(value) <= 32 else value[:32] + "...")
+    # A header is the client's to fill: never echo or cache more than a version's worth.
+    version = parse(value if len(value) <= MAX_HEADER_LENGTH else value[:MAX_HEADER_LENGTH] + "...")
     if not MIN <= version <= MAX:
         raise VersionNotAcceptable(
             f"Version {version} is not supported by the API. "

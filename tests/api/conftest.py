@@ -39,12 +39,14 @@ OMIT = object()
 DEFAULT_TYPE_SPECS = {"driver_handles_share_servers": "False", "snapshot_support": "True"}
 
 
-def make_config(tmp: Path, zk_hosts: str, zk_chroot: str, *, strategy: str = "tokens") -> Config:
+def make_config(tmp: Path, zk_hosts: str, zk_chroot: str, *, strategy: str = "tokens",
+                zk_connect_timeout: float = 10.0) -> Config:
     data = {
         "state_dir": str(tmp / "var"),
         "host": "testhost",
         "database": {"url": f"sqlite:///{tmp / 'shareflow.db'}"},
-        "zookeeper": {"hosts": zk_hosts, "chroot": zk_chroot, "session_timeout": 4.0},
+        "zookeeper": {"hosts": zk_hosts, "chroot": zk_chroot, "session_timeout": 4.0,
+                      "connect_timeout": zk_connect_timeout},
         "api": {"bind": "127.0.0.1:8786", "max_body_bytes": 64 * 1024},
         "auth": {"strategy": strategy, "tokens_file": str(tmp / "tokens.json")},
         "backends": [{
@@ -146,8 +148,9 @@ class ApiEnv:
             return s.scalar(q)
 
 
-def build_env(tmp: Path, zk_hosts: str, zk_root: str, *, strategy: str = "tokens") -> ApiEnv:
-    config = make_config(tmp, zk_hosts, zk_root, strategy=strategy)
+def build_env(tmp: Path, zk_hosts: str, zk_root: str, *, strategy: str = "tokens",
+              zk_connect_timeout: float = 10.0) -> ApiEnv:
+    config = make_config(tmp, zk_hosts, zk_root, strategy=strategy, zk_connect_timeout=zk_connect_timeout)
     db = Database(config.database.url)
     try:
         upgrade(db)

@@ -189,6 +189,30 @@ def test_noauth_start_up_warns(api, caplog):
     assert any("noauth" in r.getMessage() for r in caplog.records)
 
 
+def test_zookeeper_down_is_503_and_changes_nothing(tmp_path):
+    from shareflow.db.models import Job, Share
+    from shareflow.system.ports import free_port
+
+    env = build_env(tmp_path, f"127.0.0.1:{free_port()}", "/nowhere", zk_connect_timeout=1.0)
+    try:
+        result = env.client.simulate_post(
+            "/v2/shares", json={"share": {"size": 1, "share_proto": "NFS"}},
+            headers={"X-Auth-Token": env.tokens["alice"]})
+        message = assert_fault(result, 503, "serviceUnavailable")
+        assert "Nothing was changed" in message
+        assert env.count(Share) == 0 and env.count(Job) == 0
+        # Reads do not need ZooKeeper.
+        listed = env.client.simulate_get("/v2/shares", headers={"X-Auth-Token": env.tokens["alice"]})
+        assert listed.status_code == 200 and listed.json == {"shares": []}
+    finally:
+        env.services.close()
+
+
+@pytest.mark.parametrize("path", ["/shares", "/shares/detail", "/types", "/types/default"])
+def test_every_route_also_answers_under_the_project(api, path):
+    assert api.get("/v2/proj-a" + path).status_code == 200
+
+
 def test_check_response_rejects_500():
     class Fake:
         status_code = 500

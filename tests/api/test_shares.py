@@ -190,6 +190,7 @@ def test_export_locations(api):
     assert {el["id"] for el in admin_view} == {el_id, admin_el}
     # Before 2.9 the route does not exist; the share itself carries the paths.
     assert_fault(api.get(path, version="2.8"), 404)
+    api.set_share_status(share["id"], "available")
     old = api.get(f"/v2/shares/{share['id']}", version="2.8").json["share"]
     assert old["export_location"] == "10.0.0.5:/shares/x"
     assert old["export_locations"] == ["10.0.0.5:/shares/x"]

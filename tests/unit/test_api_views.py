@@ -101,6 +101,8 @@ def test_legacy_export_locations_hide_admin_only_paths_from_members():
     assert view["export_locations"] == ["10.0.0.1:/a"]
     admin = shares.detail(make_share(), ctx("2.8", admin=True))
     assert admin["export_locations"] == ["10.0.0.1:/a", "10.0.0.1:/admin"]
+    deleting = shares.detail(make_share(status="deleting"), ctx("2.8"))
+    assert deleting["export_location"] == "10.0.0.1:/a" and deleting["export_locations"] == []
 
 
 def test_syncing_rules_were_out_of_sync_before_2_28():

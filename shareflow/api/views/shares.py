@@ -62,8 +62,9 @@ def detail(share: Share, ctx: ViewContext) -> dict:
         "is_public": share.is_public,
     }
     if ctx.version.before("2.9"):
+        # Manila's model: the first path always, the list only once available.
         view["export_location"] = paths[0] if paths else None
-        view["export_locations"] = paths
+        view["export_locations"] = paths if share.status == states.AVAILABLE else []
     if ctx.at_least("2.2"):
         view["snapshot_support"] = _type_flag(specs, "snapshot_support")
     if ctx.at_least("2.5"):

@@ -1,0 +1,95 @@
+"""``shareflow-api``: start-up validation, and the API really served by gunicorn
+(workers build the app after the fork, tokens issued later work at once)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from shareflow.api import server
+from shareflow.auth.tokens import TokenFile
+from shareflow.config import parse
+from shareflow.db.engine import Database
+from shareflow.db.migrate import upgrade
+from shareflow.system.ports import free_port
+from tests.fixtures.coordination import chroot
+
+
+def test_bad_configuration_exits_2_with_a_clear_message(tmp_path, capsys):
+    path = tmp_path / "shareflow.toml"
+    path.write_text("[api]\nbind = 'nowhere'\n")
+    assert server.main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("shareflow-api: ") and "api.bind" in err and str(path) in err
+    assert server.main(["--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_gunicorn_options_follow_the_configuration(tmp_path):
+    config = parse({"api": {"bind": "[::1]:9999", "workers": 3}}, tmp_path / "x.toml")
+    options = server.gunicorn_options(config)
+    assert options["bind"] == ["[::1]:9999"] and options["workers"] == 3
+    assert options["accesslog"] == "-" and options["graceful_timeout"] > 0
+    assert options["preload_app"] is False
+
+
+def _get(url: str, token: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"X-Auth-Token": token} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_served_by_gunicorn(zookeeper_server, tmp_path):
+    port = free_port()
+    with chroot(zookeeper_server.hosts) as zk_root:
+        path = tmp_path / "shareflow.toml"
+        path.write_text(
+            f'state_dir = "{tmp_path}/var"\n'
+            f'[database]\nurl = "sqlite:///{tmp_path}/api.db"\n'
+            f'[zookeeper]\nhosts = "{zookeeper_server.hosts}"\nchroot = "{zk_root}"\n'
+            f'[api]\nbind = "127.0.0.1:{port}"\nworkers = 2\n'
+            f'[auth]\ntokens_file = "{tmp_path}/tokens.json"\n'
+        )
+        db = Database(f"sqlite:///{tmp_path}/api.db")
+        upgrade(db)
+        db.dispose()
+        env = {k: v for k, v in os.environ.items() if k != "SHAREFLOW_CONFIG"}
+        proc = subprocess.Popen([sys.executable, "-m", "shareflow.api.server", "--config", str(path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    status, doc = _get(base + "/")
+                    break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        pytest.fail(f"shareflow-api did not start: {proc.communicate(timeout=5)[0]}")
+                    time.sleep(0.1)
+            assert status == 300 and doc["versions"][0]["version"] == "2.65"
+            assert _get(base + "/v2/shares")[0] == 401
+            # Issued after the workers started: accepted without a restart.
+            token, _ = TokenFile(tmp_path / "tokens.json").issue("demo")
+            for _ in range(6):  # several requests: reach both workers
+                status, body = _get(base + "/v2/shares", token)
+                assert status == 200 and body == {"shares": []}
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                output = proc.communicate(timeout=server.GRACEFUL_TIMEOUT + 10)[0]
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                output = proc.communicate()[0]
+        assert proc.returncode == 0, output
+        assert '"GET /v2/shares HTTP/1.1" 200' in output  # the access log on stdout
