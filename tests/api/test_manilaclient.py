@@ -178,6 +178,9 @@ def test_openstacksdk_with_a_real_token(tokens_server):
     share = fs.create_share(size=1, share_protocol="NFS", name="sdk-token")
     assert share.project_id == "proj-b"
     assert share.id in [s.id for s in fs.shares()]
+    # admin_token serves its endpoint for every service: no override needed.
+    plain = openstack.connect(auth_type="admin_token", auth={"endpoint": endpoint, "token": env.tokens["bob"]})
+    assert share.id in [s.id for s in plain.shared_file_system.shares()]
 
     bad = openstack.connect(auth_type="admin_token", auth={"endpoint": endpoint, "token": "wrong"},
                             shared_file_system_endpoint_override=endpoint)
