@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.coordination",
     "tests.fixtures.postgres",
     "tests.fixtures.storage",
+    "tests.fixtures.stack",
 ]
 
 

@@ -64,10 +64,11 @@ class JobService:
 
 
 def _in_flow_order(flow_detail) -> list:
-    """Atom details in the order the flow runs them (the store keeps no order)."""
-    atoms = {a.name: a for a in flow_detail}
+    """The flow's own atoms (not TaskFlow's store injector) in the order the
+    flow runs them; the persisted details keep no order."""
+    atoms = {a.name: a for a in flow_detail if not a.name.startswith("_TaskFlow_")}
     try:
         order = [atom.name for atom, _ in engines.flow_from_detail(flow_detail).iter_nodes()]
     except Exception:  # the factory no longer imports: fall back to storage order
         return list(atoms.values())
-    return [atoms[n] for n in order if n in atoms] + [a for n, a in atoms.items() if n not in order]
+    return [atoms[n] for n in order if n in atoms]

@@ -1,0 +1,244 @@
+"""``shareflow run``: the whole service on this machine, in the foreground.
+
+The embedded default for trying shareflow out (``make run``): migrates the
+database, starts a private ZooKeeper (when configured ``embedded``), mounts
+each backend's loop-file btrfs pool, then runs the API under gunicorn and the
+conductor pool (which starts NFS-Ganesha) as child processes. Ctrl-C stops
+everything it started, in reverse order, and unmounts what it mounted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from shareflow import config as config_mod
+from shareflow.auth import tokens as tokens_mod
+from shareflow.config import Config
+from shareflow.db import migrate
+from shareflow.db.engine import Database
+from shareflow.drivers.registry import build_backend
+from shareflow.exceptions import ConfigError, ShareflowError
+from shareflow.logs import setup_logging
+from shareflow.services.context import Caller
+from shareflow.system import btrfs_pool
+from shareflow.system.ports import port_in_use
+from shareflow.system.zookeeper import ZooKeeperServer, four_letter_word
+from shareflow.wiring import Services
+
+LOG = logging.getLogger("shareflow.run")
+
+ADMIN_PROJECT = "admin"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 90.0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run the whole service here in the foreground (Ctrl-C stops it)")
+    p.set_defaults(func=run)
+
+
+def _zk_endpoint(config: Config) -> tuple[str, int]:
+    hosts = [h.strip() for h in config.zookeeper.hosts.split(",")]
+    if len(hosts) != 1:
+        raise ConfigError("zookeeper.embedded needs exactly one host:port in zookeeper.hosts")
+    host, _, port = hosts[0].rpartition(":")
+    return host, int(port)
+
+
+class Launcher:
+    def __init__(self, config: Config):
+        self.config = config
+        self._zk: ZooKeeperServer | None = None
+        self._pools: list[btrfs_pool.BtrfsPool] = []
+        self._children: list[tuple[str, subprocess.Popen]] = []
+        self._stop = threading.Event()
+
+    # --- start ----------------------------------------------------------------
+
+    def start(self) -> str:
+        cfg = self.config
+        if os.geteuid() != 0:
+            raise ConfigError("shareflow run needs root: it mounts btrfs pools and runs NFS-Ganesha")
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self._check_ports()
+        self._start_zookeeper()
+        db = Database(cfg.database.url)
+        try:
+            migrate.upgrade(db)
+        finally:
+            db.dispose()
+        for backend in cfg.backends:
+            if backend.btrfs.image is not None:
+                LOG.info("mounting btrfs pool %s on %s", backend.btrfs.image, backend.btrfs.mount_point)
+                self._pools.append(btrfs_pool.pool_for(backend.btrfs))
+            # Volumes mounted in an earlier run must be back before Ganesha starts.
+            build_backend(backend, step_timeout=cfg.conductor.step_timeout).share.ensure_volumes()
+        token = self._bootstrap_tenancy()
+        env = {**os.environ, config_mod.ENV_VAR: str(cfg.path)}
+        self._spawn("conductor pool", [sys.executable, "-m", "shareflow.engine.pool"], env)
+        self._spawn("api", [sys.executable, "-m", "shareflow.api.server"], env)
+        self._wait_for_api()
+        return token
+
+    def _check_ports(self) -> None:
+        cfg = self.config
+        if port_in_use(cfg.api.host, cfg.api.port):
+            raise ConfigError(f"port {cfg.api.host}:{cfg.api.port} (api.bind) is already in use")
+        for b in cfg.backends:
+            if b.ganesha.managed and not b.ganesha.netns and port_in_use(b.ganesha.address, b.ganesha.port):
+                pidfile = b.ganesha.state_dir / "ganesha.pid"
+                if not pidfile.exists():
+                    raise ConfigError(
+                        f"port {b.ganesha.address}:{b.ganesha.port} for backend {b.name}'s NFS-Ganesha "
+                        "is already in use (a system NFS server?)"
+                    )
+
+    def _start_zookeeper(self) -> None:
+        zk = self.config.zookeeper
+        if not zk.embedded:
+            return
+        host, port = _zk_endpoint(self.config)
+        if port_in_use(host, port):
+            with contextlib.suppress(OSError):
+                if four_letter_word(host, port, "ruok") == "imok":
+                    LOG.info("a ZooKeeper already answers on %s:%d; using it", host, port)
+                    return
+            raise ConfigError(f"port {host}:{port} (zookeeper.hosts) is in use by something that is not ZooKeeper")
+        LOG.info("starting ZooKeeper on %s:%d (data in %s)", host, port, zk.data_dir)
+        self._zk = ZooKeeperServer(zk.data_dir, port, host=host)
+        self._zk.start()
+
+    def _bootstrap_tenancy(self) -> str:
+        """The default share type and an admin token, both made once."""
+        cfg = self.config
+        services = Services(cfg)
+        try:
+            admin = Caller(project_id=ADMIN_PROJECT, user_id="admin", is_admin=True)
+            try:
+                services.share_types.default(admin)
+            except ShareflowError:
+                services.share_types.create(
+                    admin, name=cfg.default_share_type,
+                    extra_specs={"driver_handles_share_servers": "False", "snapshot_support": "False"},
+                )
+                LOG.info("created share type %r (driver_handles_share_servers=False)", cfg.default_share_type)
+        finally:
+            services.close()
+        token_file = cfg.state_dir / "admin.token"
+        store = tokens_mod.TokenFile(cfg.auth.tokens_file)
+        if token_file.exists() and store.lookup(token_file.read_text().strip()):
+            return token_file.read_text().strip()
+        token, _ = store.issue(ADMIN_PROJECT, "admin", admin=True)
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(token + "\n")
+        return token
+
+    def _spawn(self, name: str, argv: list[str], env: dict) -> None:
+        # A session of its own: Ctrl-C reaches only this launcher, which then
+        # stops the children in order instead of all at once.
+        proc = subprocess.Popen(argv, env=env, start_new_session=True)
+        LOG.info("started %s, pid %d", name, proc.pid)
+        self._children.append((name, proc))
+
+    def _wait_for_api(self) -> None:
+        url = f"http://{self.config.api.host}:{self.config.api.port}/"
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            self._check_children()
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return  # it answered (the versions document is a 300)
+            except (urllib.error.URLError, OSError):
+                pass
+            if self._stop.wait(0.2):
+                return
+        raise ConfigError(f"the API did not answer on {url} within {READY_TIMEOUT:.0f}s")
+
+    def _check_children(self) -> None:
+        for name, proc in self._children:
+            if proc.poll() is not None:
+                raise ConfigError(f"{name} (pid {proc.pid}) exited with {proc.returncode}; see its log above")
+
+    # --- run and stop -----------------------------------------------------------
+
+    def wait(self) -> int:
+        while not self._stop.wait(0.5):
+            try:
+                self._check_children()
+            except ConfigError as e:
+                LOG.error("%s", e.message)
+                return 1
+        return 0
+
+    def request_stop(self, *_args) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        for name, proc in reversed(self._children):
+            if proc.poll() is None:
+                LOG.info("stopping %s (pid %d)", name, proc.pid)
+                proc.terminate()
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                LOG.warning("%s (pid %d) did not stop; killing it", name, proc.pid)
+                proc.kill()
+                proc.wait()
+        self._children.clear()
+        for pool in reversed(self._pools):
+            LOG.info("unmounting btrfs pool %s", pool.mount_point)
+            try:
+                btrfs_pool.unmount_pool(pool)
+            except ShareflowError as e:
+                LOG.error("could not unmount %s: %s", pool.mount_point, e.message)
+        self._pools.clear()
+        if self._zk is not None:
+            LOG.info("stopping ZooKeeper")
+            self._zk.stop()
+            self._zk = None
+
+
+def banner(config: Config, token: str) -> str:
+    url = config.api.public_url or f"http://{config.api.host}:{config.api.port}"
+    token_file = config.state_dir / "admin.token"
+    return f"""
+shareflow is running (Ctrl-C stops it).
+  endpoint:    {url}/v2
+  admin token: {token}   (also in {token_file})
+  try it (python-manilaclient, from this directory):
+    .venv/bin/python -c "from manilaclient import client; m = client.Client('2.65', input_auth_token=open('{token_file}').read().strip(), service_catalog_url='{url}/v2')
+    s = m.shares.create('NFS', 1, name='demo'); print(s.id, s.status)
+    print([x.name for x in m.shares.list()])"
+"""
+
+
+def run(args) -> int:
+    setup_logging("run")
+    config = config_mod.load(args.config)
+    launcher = Launcher(config)
+    signal.signal(signal.SIGINT, launcher.request_stop)
+    signal.signal(signal.SIGTERM, launcher.request_stop)
+    try:
+        token = launcher.start()
+        if launcher._stop.is_set():
+            return 130
+        print(banner(config, token), flush=True)
+        return launcher.wait()
+    except ShareflowError as e:
+        print(f"shareflow run: {e.message}", file=sys.stderr)
+        return 1
+    finally:
+        launcher.stop()
+

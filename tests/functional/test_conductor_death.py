@@ -1,0 +1,62 @@
+"""A conductor killed with SIGKILL while a job is inside a step: another
+conductor of the pool resumes the job from its persisted state and finishes
+it, with nothing done twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import sqlalchemy as sa
+
+from shareflow.db.models import Job, Share
+from tests.fixtures.stack import wait_until
+
+
+def test_killed_conductor_job_is_finished_by_another(faults):
+    stack = faults
+    stack.set_faults({"create_volume": "hang"})
+    m = stack.manila(stack.token("tenant-kill"))
+    share = m.shares.create("NFS", 1, name="survivor")
+    services = stack.services()
+    try:
+        def inside_create_volume():
+            jobs = services.jobs.list(resource_id=share.id)
+            if not jobs or jobs[0].state != "running":
+                return None
+            steps = {s.name: s.state for s in services.jobs.show(jobs[0].id).steps}
+            return jobs[0] if steps.get("create_volume") == "RUNNING" else None
+
+        job = wait_until(inside_create_volume, 30, "the job to be inside create_volume")
+        first_owner = job.owner
+        victim = int(first_owner.split(".")[1])
+        assert victim in stack.worker_pids()
+
+        os.kill(victim, signal.SIGKILL)
+        stack.clear_faults()
+
+        share = stack.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
+        assert share.status == "available", stack.log("pool")[-4000:]
+        job = stack.finished_job(share.id)
+        view = services.jobs.show(job.id)
+    finally:
+        services.close()
+
+    assert job.state == "succeeded"
+    assert job.owner != first_owner and int(job.owner.split(".")[1]) != victim
+    assert all(s.state == "SUCCESS" for s in view.steps)
+    # Nothing twice: one share, one volume, one export, one job.
+    with stack.db.read() as s:
+        assert s.scalar(sa.select(sa.func.count()).select_from(Share).where(Share.name == "survivor")) == 1
+        assert s.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.resource_id == share.id)) == 1
+    backend = stack.backend()
+    assert backend.share.list_volumes().count(share.id) == 1
+    exports = backend.export.list_exports(backend.server.server_for(share.id))
+    assert share.id in exports
+    conf = (stack.config.backend("b1").ganesha.state_dir / "exports.conf").read_text()
+    assert conf.count(f"/shares/{share.id}\"") == 1
+    # The pool replaced the dead worker.
+    wait_until(lambda: len(stack.worker_pids()) == 2 and victim not in stack.worker_pids(), 30,
+               "the pool to restart the killed worker")
+    m.shares.delete(share)
+    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
