@@ -36,6 +36,7 @@ DEFAULT_CONDUCTOR_WORKERS = 2
 #: jobs that became claimable otherwise (their owner died).
 DEFAULT_CONDUCTOR_POLL = 1.0
 DEFAULT_STEP_TIMEOUT = 60.0
+DEFAULT_ORPHAN_TIMEOUT = 300.0
 DEFAULT_GANESHA_PORT = 2049
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
@@ -89,6 +90,9 @@ class ConductorConfig:
     poll_interval: float
     #: Upper bound for one backend call inside a task (a hung step fails then).
     step_timeout: float
+    #: A job recorded but not on any board after this long was orphaned by a
+    #: dying API process; its resource is failed (seconds).
+    orphan_timeout: float
 
 
 @dataclass(frozen=True)
@@ -337,6 +341,7 @@ def parse(data: dict, path: Path) -> Config:
         workers=c.int("workers", DEFAULT_CONDUCTOR_WORKERS, minimum=1, maximum=64),
         poll_interval=c.float("poll_interval", DEFAULT_CONDUCTOR_POLL),
         step_timeout=c.float("step_timeout", DEFAULT_STEP_TIMEOUT),
+        orphan_timeout=c.float("orphan_timeout", DEFAULT_ORPHAN_TIMEOUT),
     )
     c.done()
 

@@ -25,7 +25,6 @@ from shareflow.auth import tokens as tokens_mod
 from shareflow.config import Config
 from shareflow.db import migrate
 from shareflow.db.engine import Database
-from shareflow.drivers.registry import build_backend
 from shareflow.exceptions import ConfigError, ShareflowError
 from shareflow.logs import setup_logging
 from shareflow.services.context import Caller
@@ -80,8 +79,6 @@ class Launcher:
             if backend.btrfs.image is not None:
                 LOG.info("mounting btrfs pool %s on %s", backend.btrfs.image, backend.btrfs.mount_point)
                 self._pools.append(btrfs_pool.pool_for(backend.btrfs))
-            # Volumes mounted in an earlier run must be back before Ganesha starts.
-            build_backend(backend, step_timeout=cfg.conductor.step_timeout).share.ensure_volumes()
         token = self._bootstrap_tenancy()
         env = {**os.environ, config_mod.ENV_VAR: str(cfg.path)}
         self._spawn("conductor pool", [sys.executable, "-m", "shareflow.engine.pool"], env)

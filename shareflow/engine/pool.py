@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from shareflow import config as config_mod
 from shareflow.config import Config
 from shareflow.drivers.export.ganesha_server import GaneshaServer
+from shareflow.drivers.registry import build_backend
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
 
@@ -48,6 +49,15 @@ class ConductorPool:
         self._started_servers: list[GaneshaServer] = []
 
     # --- export servers ---------------------------------------------------
+
+    def _ensure_volumes(self) -> None:
+        """After a reboot or a restart the volumes' mounts are gone; they must be
+        back before an export server reads its exports."""
+        for backend in self.config.backends:
+            share = build_backend(backend, step_timeout=self.config.conductor.step_timeout).share
+            found = share.ensure_volumes()
+            if found:
+                LOG.info("backend %s: %d volume(s) in place", backend.name, len(found))
 
     def _start_export_servers(self) -> None:
         for backend in self.config.backends:
@@ -94,6 +104,7 @@ class ConductorPool:
             self._spawn(slot)
 
     def run(self) -> int:
+        self._ensure_volumes()
         self._start_export_servers()
         for slot in self._slots:
             self._spawn(slot)

@@ -9,12 +9,12 @@ jobs from their persisted state.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
+from datetime import timedelta
 
 from shareflow import config as config_mod
 from shareflow.config import Config
@@ -23,6 +23,7 @@ from shareflow.db.engine import Database
 from shareflow.drivers.registry import build_backend
 from shareflow.engine.boards import Boards
 from shareflow.engine.conductor import ShareflowConductor
+from shareflow.engine.housekeeping import fail_unposted_jobs
 from shareflow.engine.locks import ResourceLocks
 from shareflow.engine.outcomes import OutcomeRecorder
 from shareflow.engine.persistence import make_persistence
@@ -34,8 +35,9 @@ from shareflow.wiring import utcnow
 
 LOG = logging.getLogger(__name__)
 
-#: How often a worker reports its pools' capacity.
-CAPACITY_REPORT_INTERVAL = 30.0
+#: How often a worker reports its pools' capacity and does its housekeeping
+#: (more often when the orphan timeout is shorter).
+HOUSEKEEPING_INTERVAL = 30.0
 
 
 def conductor_name(config: Config, index: int, backend: str) -> str:
@@ -93,12 +95,12 @@ class Worker:
                 threads.append(t)
             LOG.info("conductor worker %d (pid %d) serving %s", self.index, os.getpid(),
                      ", ".join(n for n, _ in boards.items()))
-            while not self._stop.wait(CAPACITY_REPORT_INTERVAL):
+            interval = min(HOUSEKEEPING_INTERVAL, cfg.conductor.orphan_timeout / 2)
+            while not self._stop.wait(interval):
                 if not all(t.is_alive() for t in threads):
                     LOG.error("a conductor thread died; exiting so the pool restarts this worker")
                     return 1
-                with contextlib.suppress(ShareflowError):
-                    report_capacity(runtime)
+                self._housekeeping(runtime)
             for c in self._conductors:
                 c.stop()
             for c, t in zip(self._conductors, threads):
@@ -111,6 +113,16 @@ class Worker:
             boards.close()
             stop_client(client)
             db.dispose()
+
+    def _housekeeping(self, runtime: Runtime) -> None:
+        try:
+            report_capacity(runtime)
+            fail_unposted_jobs(
+                runtime.db, runtime.recorder, runtime.clock(),
+                timedelta(seconds=self.config.conductor.orphan_timeout),
+            )
+        except ShareflowError:
+            LOG.exception("housekeeping failed; trying again later")
 
     def stop(self, *_args) -> None:
         self._stop.set()

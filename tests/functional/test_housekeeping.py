@@ -1,0 +1,61 @@
+"""What no job reports: a job that was never posted, and a dead export server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+
+import sqlalchemy as sa
+
+from shareflow.db import shares as shares_db
+from shareflow.db.models import Message
+from shareflow.domain import states
+from shareflow.drivers.export.ganesha_server import GaneshaServer
+from shareflow.engine.posting import JobPoster, JobSpec
+from shareflow.flows.create_share import create_share
+from shareflow.wiring import utcnow
+from tests.fixtures.stack import wait_until
+
+
+def test_job_recorded_but_never_posted_fails_its_share(stack):
+    """The API died between committing a share `creating` and posting its job:
+    the conductors fail the share with a message instead of leaving it stuck."""
+    share_id = str(uuid.uuid4())
+    poster = JobPoster(stack.db, None, None, clock=utcnow)
+    with stack.db.write() as s:
+        share = shares_db.create(
+            s, now=utcnow(), id=share_id, project_id="tenant-orphan", size=1, share_proto="NFS",
+            status=states.CREATING, backend="b1", is_public=False,
+        )
+        job = poster.record(s, JobSpec(
+            operation="create_share", backend="b1", resource_type="share", resource_id=share.id,
+            factory=create_share, project_id="tenant-orphan",
+        ))
+    wait_until(lambda: stack.share_row(share_id).status == states.ERROR, 30, "the orphaned share to fail")
+    finished = stack.finished_job(share_id)
+    assert finished.id == job.id and finished.state == states.JOB_TRASHED
+    with stack.db.read() as s:
+        (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share_id)).all()
+    assert msg.project_id == "tenant-orphan"
+    assert "interrupted before its job could be scheduled" in msg.user_message
+
+
+def test_dead_export_server_is_restarted_with_its_exports(stack):
+    m = stack.manila(stack.token("tenant-ganesha"))
+    share = m.shares.create("NFS", 1)
+    stack.wait_for_share(m, share.id, {"available"})
+    client = stack.nfs(2)
+    rule = m.shares.allow(share, "ip", client.address, "ro")
+    wait_until(lambda: m.share_access_rules.get(rule["id"]).state == "active", 30, "the rule to apply")
+    export = m.share_export_locations.list(share)[0].path.split(":", 1)[1]
+    assert client.ls(export).returncode == 0
+
+    server = GaneshaServer(stack.config.backend("b1").ganesha)
+    old_pid = server.pid()
+    os.kill(old_pid, signal.SIGKILL)
+    wait_until(lambda: server.pid() not in (None, old_pid) and server.is_running(), 30,
+               "the pool to restart NFS-Ganesha")
+    wait_until(lambda: client.ls(export).returncode == 0, 30, "the export to be served again")
+    m.shares.delete(share)
+    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
