@@ -17,6 +17,7 @@ from gunicorn.app.base import BaseApplication
 
 from shareflow import config as config_module
 from shareflow.config import Config
+from shareflow.logs import setup_logging
 from shareflow.exceptions import ConfigError
 
 LOG = logging.getLogger("shareflow.api")
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"configuration file (default: ${config_module.ENV_VAR}, else {config_module.DEFAULT_PATH})",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging("api")
     try:
         config = config_module.load(args.config)
     except ConfigError as e:

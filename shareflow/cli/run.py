@@ -213,11 +213,12 @@ def banner(config: Config, token: str) -> str:
     return f"""
 shareflow is running (Ctrl-C stops it).
   endpoint:    {url}/v2
-  admin token: {token}   (also in {token_file})
-  try it (python-manilaclient, from this directory):
-    .venv/bin/python -c "from manilaclient import client; m = client.Client('2.65', input_auth_token=open('{token_file}').read().strip(), service_catalog_url='{url}/v2')
-    s = m.shares.create('NFS', 1, name='demo'); print(s.id, s.status)
-    print([x.name for x in m.shares.list()])"
+  admin token: {token}
+               (also in {token_file})
+  try it, from another shell in this directory:
+    export OS_AUTH_TYPE=admin_token OS_ENDPOINT={url}/v2 OS_TOKEN=$(cat {token_file})
+    .venv/bin/openstack share create NFS 1 --name demo
+    .venv/bin/openstack share list
 """
 
 
