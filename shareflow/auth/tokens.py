@@ -20,22 +20,21 @@ so a token issued a moment ago works without restarting them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
 import secrets
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shareflow.exceptions import ConfigError, InvalidInput, NotFound
+from shareflow.system.atomic_file import write_atomic
+from shareflow.system.filelock import locked
 
 LOG = logging.getLogger(__name__)
 
@@ -194,52 +193,11 @@ class TokenFile:
     @contextlib.contextmanager
     def _editing(self) -> Iterator[dict[str, TokenRecord]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with _flock(self._lock_path):
+        with locked(self._lock_path, timeout=LOCK_TIMEOUT, error=ConfigError):
             records = self._read_strict()
             yield records
             self._write(records)
 
     def _write(self, records: dict[str, TokenRecord]) -> None:
         data = {h: r.to_json() for h, r in sorted(records.items())}
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                os.fchmod(f.fileno(), 0o600)
-                json.dump(data, f, indent=2, sort_keys=True)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        _fsync_dir(self.path.parent)
-
-
-@contextlib.contextmanager
-def _flock(path: Path, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Exclusive lock between processes; the kernel drops it if the holder dies."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise ConfigError(f"timed out waiting for the lock on {path}") from None
-                time.sleep(0.01)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomic(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)

@@ -69,7 +69,7 @@ def list_jobs(args) -> int:
         now = utcnow()
         rows = []
         for j in jobs:
-            owner = owners.get(j.board_job_id or "") or (j.owner if j.state == "running" else "") or ""
+            owner = owners.get(j.board_job_id or "") or j.owner or ""
             rows.append({
                 "id": j.id, "operation": j.operation, "resource": f"{j.resource_type}:{j.resource_id}",
                 "state": j.state, "owner": owner, "age": _age(services.jobs.age(j, now)),

@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 
-from shareflow.exceptions import BackendError
+from shareflow.exceptions import BackendError, ShareflowError
 
 
 @contextlib.contextmanager
@@ -23,7 +23,7 @@ def locked(
     path: str | os.PathLike,
     *,
     timeout: float,
-    error: type[BackendError] = BackendError,
+    error: type[ShareflowError] = BackendError,
     remove: bool = False,
 ) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing) for the block.
@@ -60,7 +60,7 @@ def locked(
             os.close(fd)  # releases the lock
 
 
-def _acquire(fd: int, path: str, deadline: float, error: type[BackendError]) -> None:
+def _acquire(fd: int, path: str, deadline: float, error: type[ShareflowError]) -> None:
     # Poll with LOCK_NB instead of blocking: a hung holder must turn into a
     # bounded error here, not into a conductor thread stuck forever.
     delay = 0.001

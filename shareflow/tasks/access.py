@@ -56,8 +56,11 @@ class ClearAccess(task.Task):
 
     def execute(self, runtime, backend, server, share_id):
         driver = runtime.backend(backend).export
-        if share_id in driver.list_exports(server):
-            driver.update_access(server, share_id, [])
+        # Under the share's lock: an access job still running on this share
+        # must not write its list back after this one emptied it.
+        with runtime.locks.hold("share", share_id):
+            if share_id in driver.list_exports(server):
+                driver.update_access(server, share_id, [])
 
 
 class ApplyInitialAccess(ApplyAccess):
