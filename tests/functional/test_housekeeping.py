@@ -13,6 +13,7 @@ from shareflow.db.models import Message
 from shareflow.domain import states
 from shareflow.drivers.export.ganesha_server import GaneshaServer
 from shareflow.engine.posting import JobPoster, JobSpec
+from shareflow.flows import create_share as create_share_module
 from shareflow.flows.create_share import create_share
 from shareflow.wiring import utcnow
 from tests.fixtures.stack import wait_until
@@ -39,6 +40,43 @@ def test_job_recorded_but_never_posted_fails_its_share(stack):
         (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share_id)).all()
     assert msg.project_id == "tenant-orphan"
     assert "interrupted before its job could be scheduled" in msg.user_message
+
+
+def test_job_whose_flow_cannot_be_loaded_fails_its_share(stack, monkeypatch):
+    """A job naming a flow factory that no longer exists (renamed without an
+    alias) is trashed by the conductor, and its share is failed, not stranded."""
+
+    def retired():  # stands for a factory removed from the code base
+        raise AssertionError("never called here")
+
+    retired.__module__ = "shareflow.flows.create_share"
+    retired.__qualname__ = retired.__name__ = "retired_create_share"
+    # Importable here, where the job is posted; not in the conductors.
+    monkeypatch.setattr(create_share_module, "retired_create_share", retired, raising=False)
+
+    share_id = str(uuid.uuid4())
+    services = stack.services()
+    try:
+        with stack.db.write() as s:
+            shares_db.create(
+                s, now=utcnow(), id=share_id, project_id="tenant-lost", size=1, share_proto="NFS",
+                status=states.CREATING, backend="b1", is_public=False,
+            )
+            spec = JobSpec(
+                operation="create_share", backend="b1", resource_type="share", resource_id=share_id,
+                factory=retired, store={"share_id": share_id, "resource_id": share_id, "size": 1},
+                project_id="tenant-lost",
+            )
+            job = services.poster.record(s, spec)
+        services.poster.post(job, spec)
+    finally:
+        services.close()
+    wait_until(lambda: stack.share_row(share_id).status == states.ERROR, 30, "the share to fail")
+    finished = stack.finished_job(share_id)
+    assert finished.state == states.JOB_TRASHED and "Could not import factory" in finished.failure
+    with stack.db.read() as s:
+        (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share_id)).all()
+    assert msg.user_message == "create: the job could not be run: an internal error occurred"
 
 
 def test_dead_export_server_is_restarted_with_its_exports(stack):

@@ -148,10 +148,7 @@ class BtrfsShareDriver(ShareDriver):
 
     def ensure_volumes(self) -> list[str]:
         """Mount every share's subvolume that is not mounted (after a reboot or
-        a pool remount, before the export server starts). Returns their ids.
-
-        Not part of :class:`ShareDriver` (yet): the launcher calls it.
-        """
+        a pool remount, before the export server starts). Returns their ids."""
         pool = self._pool_mount()
         done = []
         try:
