@@ -134,16 +134,17 @@ class ShareService:
                     action_id=ACTION_ALLOCATE_HOST, detail_id=DETAIL_NO_VALID_HOST,
                     user_message=NO_VALID_HOST_MESSAGE,
                 )
-                return share
-            spec = JobSpec(
-                operation="create_share", backend=placement.backend.name, resource_type=states.SHARE,
-                resource_id=share.id, factory=create_share,
-                store={"share_id": share.id, "resource_id": share.id, "size": size,
-                       "share_network_id": share_network_id},
-                project_id=caller.project_id, request_id=caller.request_id,
-            )
-            job = self._poster.record(s, spec)
-        self._post_or_undo(job, spec, undo=lambda s: shares_db.hard_delete(s, share.id))
+            else:
+                spec = JobSpec(
+                    operation="create_share", backend=placement.backend.name, resource_type=states.SHARE,
+                    resource_id=share.id, factory=create_share,
+                    store={"share_id": share.id, "resource_id": share.id, "size": size,
+                           "share_network_id": share_network_id},
+                    project_id=caller.project_id, request_id=caller.request_id,
+                )
+                job = self._poster.record(s, spec)
+        if placement is not None:
+            self._post_or_undo(job, spec, undo=lambda s: shares_db.hard_delete(s, share.id))
         return self.get(caller, share.id)
 
     def _share_type(self, session, ref):

@@ -130,3 +130,13 @@ def test_two_deletes_at_once_one_wins(stack):
 
         jobs = s.scalars(sa.select(Job).where(Job.resource_id == share.id, Job.operation == "delete_share")).all()
     assert len(jobs) == 1
+
+
+def test_share_no_pool_can_hold_is_error_with_message_and_deletable(stack):
+    m = stack.manila(stack.token("tenant-huge"))
+    share = m.shares.create("NFS", 100000, name="too-big")
+    assert share.status == "error"
+    (text,) = messages_for(stack, share.id)
+    assert text.startswith("allocate host: No storage could be allocated")
+    m.shares.delete(share)
+    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
