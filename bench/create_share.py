@@ -138,11 +138,15 @@ def version_of(dist: str) -> str:
 
 
 def command_output(argv: list[str]) -> str:
+    """First line of what ``argv`` prints ("" if nothing), or "unknown" when it fails."""
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-        return (out.stdout or out.stderr).strip().splitlines()[0]
-    except (OSError, subprocess.SubprocessError, IndexError):
+    except (OSError, subprocess.SubprocessError):
         return "unknown"
+    if out.returncode != 0:
+        return "unknown"
+    lines = (out.stdout or out.stderr).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def dpkg_version(package: str) -> str:
@@ -311,9 +315,9 @@ def _machine_jiffies() -> tuple[int, int]:
     return total - idle, total
 
 
-def _tree_jiffies(root: int) -> int:
-    """CPU jiffies used by ``root`` and its live descendants (and the children
-    they have reaped): this benchmark's own processes."""
+def _tree_jiffies(roots: set[int]) -> int:
+    """CPU jiffies used by ``roots`` and their live descendants (and the
+    children they have reaped): this benchmark's own processes."""
     parent: dict[int, int] = {}
     used: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -329,9 +333,9 @@ def _tree_jiffies(root: int) -> int:
     total = 0
     for pid, cpu in used.items():
         p = pid
-        while p > 1 and p != root:
+        while p > 1 and p not in roots:
             p = parent.get(p, 0)
-        if p == root:
+        if p in roots:
             total += cpu
     return total
 
@@ -340,15 +344,17 @@ class CpuMeter:
     """How busy the machine was during a phase, and how much of that was not
     this benchmark (other users of the machine distort the figures)."""
 
-    def __init__(self):
+    def __init__(self, extra_roots: tuple[int, ...] = ()):
+        # daemons we started that are not our descendants (PostgreSQL's postmaster)
+        self._roots = {os.getpid(), *extra_roots}
         self._t = time.monotonic()
         self._machine = _machine_jiffies()
-        self._ours = _tree_jiffies(os.getpid())
+        self._ours = _tree_jiffies(self._roots)
 
     def read(self) -> dict[str, float]:
         elapsed = time.monotonic() - self._t
         busy, total = _machine_jiffies()
-        ours = _tree_jiffies(os.getpid())
+        ours = _tree_jiffies(self._roots)
         d_busy, d_total = busy - self._machine[0], total - self._machine[1]
         machine = d_busy / d_total if d_total else 0.0
         hz = os.sysconf("SC_CLK_TCK")
@@ -493,6 +499,8 @@ def print_breakdown(title: str, total: list[float], bd: dict, final_step: str = 
 
 
 def environment(stack, zk) -> dict:
+    import sqlalchemy as sa
+
     from shareflow.system.zookeeper import four_letter_word
 
     try:
@@ -501,7 +509,12 @@ def environment(stack, zk) -> dict:
     except (OSError, IndexError):
         zk_version = dpkg_version("zookeeper")
     dialect = stack.db.engine.dialect.name
-    db = f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL)" if dialect == "sqlite" else dialect
+    if dialect == "sqlite":
+        db = f"SQLite {sqlite3.sqlite_version} (WAL, synchronous=NORMAL)"
+    else:
+        with stack.db.read() as session:
+            version = session.execute(sa.text("show server_version")).scalar()
+        db = f"PostgreSQL {version} (private cluster on loopback, fsync=off, synchronous_commit=off)"
     commit = command_output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
     dirty = command_output(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"])
     return {
@@ -542,9 +555,12 @@ def _cpu_model() -> str:
 class Infrastructure:
     """ZooKeeper, btrfs pool and stack, each torn down by its own handle."""
 
-    def __init__(self, base: Path, workers: int, zk_force_sync: bool, pool_gb: int):
+    def __init__(self, base: Path, workers: int, zk_force_sync: bool, pool_gb: int, database: str = "sqlite"):
         self.base = base
         self.pool_gb = pool_gb
+        self.database = database
+        self.postgres = None
+        self._pg_dir: Path | None = None
         self.workers = workers
         self.zk_force_sync = zk_force_sync
         self.zk = None
@@ -570,12 +586,39 @@ class Infrastructure:
         self._pool_paths = (mnt, image)
         self.pool = btrfs_pool.ensure_pool(mnt, image, self.pool_gb, timeout=SETUP_TIMEOUT)
         log(f"btrfs pool ({self.pool_gb} GiB sparse image) on {self.pool.device} mounted at {mnt} ({time.monotonic() - t:.1f} s)")
+        db_url = None
+        if self.database == "postgresql":
+            db_url = self._start_postgres()
         t = time.monotonic()
         self.stack = ServiceStack(self.base / "stack", zk_hosts=self.zk.hosts, btrfs_pool=self.pool,
-                                  workers=self.workers)
+                                  workers=self.workers, db_url=db_url)
         self.stack.start()
         log(f"service stack up: API {self.stack.url}, {self.workers} conductor workers "
             f"({time.monotonic() - t:.1f} s)")
+
+    def daemon_pids(self) -> tuple[int, ...]:
+        """Processes of ours that are not our descendants (for CPU accounting)."""
+        pid = self.postgres._postmaster_pid() if self.postgres is not None else None
+        return (pid,) if pid else ()
+
+    def _start_postgres(self) -> str:
+        """A private PostgreSQL cluster (the tests' one: loopback only, trust
+        auth, fsync off) in a directory of its own that the postgres user
+        can reach; returns the URL of an empty database in it."""
+        from shareflow.system.ports import free_port
+        from tests.fixtures.postgres import PostgresCluster, find_bindir
+
+        bindir = find_bindir()
+        if bindir is None:
+            raise RuntimeError("PostgreSQL server binaries not found (make bootstrap installs them)")
+        t = time.monotonic()
+        self._pg_dir = Path(tempfile.mkdtemp(prefix="shareflow-bench-pg-"))
+        self.postgres = PostgresCluster(bindir, self._pg_dir, free_port())
+        self.postgres.start()
+        url = self.postgres.create_database("shareflow")
+        log(f"postgresql {self.postgres.version} ready on port {self.postgres.port} "
+            f"({time.monotonic() - t:.1f} s)")
+        return url
 
     def stop(self) -> list[str]:
         """Tear down in reverse order; every step is attempted. Returns problems."""
@@ -585,6 +628,13 @@ class Infrastructure:
                 self.stack.stop()
             except BaseException as e:  # noqa: BLE001
                 problems.append(f"stack.stop(): {e!r}")
+        if self.postgres is not None:
+            try:
+                self.postgres.stop()
+            except BaseException as e:  # noqa: BLE001
+                problems.append(f"postgres stop: {e!r}")
+        if self._pg_dir is not None:
+            shutil.rmtree(self._pg_dir, ignore_errors=True)
         pool = self.pool or self._recover_pool()
         if pool is not None:
             from shareflow.system import btrfs_pool
@@ -681,6 +731,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--poll-interval", type=float, default=DEFAULT_POLL,
                    help=f"seconds between GETs of a share (default {DEFAULT_POLL})")
     p.add_argument("--workers", type=int, default=2, help="conductor worker processes (default 2)")
+    p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                   help="the service's database: SQLite file (default) or a private PostgreSQL cluster")
     p.add_argument("--zk-force-sync", choices=("yes", "no"), default="yes",
                    help="ZooKeeper fsyncs its transaction log (default yes, as in production)")
     p.add_argument("--max-seconds", type=float, default=900.0,
@@ -802,7 +854,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     base = Path(tempfile.mkdtemp(prefix="shareflow-bench-"))
     pool_gb = args.shares * args.size + POOL_SPARE_GB
-    infra = Infrastructure(base, args.workers, args.zk_force_sync == "yes", pool_gb)
+    infra = Infrastructure(base, args.workers, args.zk_force_sync == "yes", pool_gb, args.database)
     rc = 1
     try:
         with signals_as_interrupt():
@@ -832,7 +884,7 @@ def main(argv: list[str] | None = None) -> int:
                 run_phase("warm-up delete", [s.share_id for s in warm], delete, **common)
             log(f"creating {args.shares} shares ({args.concurrency} at a time)")
             t_phase = time.monotonic()
-            meter, zk_before = CpuMeter(), zk_received(infra.zk)
+            meter, zk_before = CpuMeter(infra.daemon_pids()), zk_received(infra.zk)
             creates = run_phase("create", list(range(args.shares)), create, **common)
             cpu_create, zk_after = meter.read(), zk_received(infra.zk)
             if zk_before is not None and zk_after is not None:
@@ -842,7 +894,7 @@ def main(argv: list[str] | None = None) -> int:
             create_records = job_records(stack, creates, "create_share")
             log(f"deleting {args.shares} shares")
             t_phase = time.monotonic()
-            meter, zk_before = CpuMeter(), zk_received(infra.zk)
+            meter, zk_before = CpuMeter(infra.daemon_pids()), zk_received(infra.zk)
             deletes = run_phase("delete", [s.share_id for s in creates], delete, **common)
             cpu_delete, zk_after = meter.read(), zk_received(infra.zk)
             if zk_before is not None and zk_after is not None:
