@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 
-from taskflow import states as tf_states
+from kazoo.client import KazooClient
 from taskflow.conductors.backends.impl_blocking import BlockingConductor
 from taskflow.jobs import base as jobs_base
-from taskflow.listeners import base as listeners_base
-from taskflow.listeners.claims import CheckingClaimListener
-from taskflow.listeners.timing import DurationListener
 from taskflow.types import timing
 
-from shareflow.engine.outcomes import OutcomeRecorder, first_failure, operator_text, user_reason
+from shareflow.engine.listeners import (
+    ClaimWatchListener,
+    DeferredDurationListener,
+    JobRecordListener,
+)
 from shareflow.engine.runtime import RUNTIME, Runtime
 from shareflow.exceptions import ShareflowError
 
@@ -54,41 +55,11 @@ def _job_id(job) -> str | None:
     return ((job.details or {}).get("shareflow") or {}).get("job_id")
 
 
-class JobRecordListener(listeners_base.Listener):
-    """Mirrors the flow's state into our job record; on a FAILURE (a revert
-    that itself failed) also fails the resource, which the flow could not do."""
-
-    def __init__(self, engine, job_id: str, recorder: OutcomeRecorder):
-        super().__init__(
-            engine,
-            task_listen_for=(),
-            retry_listen_for=(),
-            flow_listen_for=(tf_states.SUCCESS, tf_states.REVERTED, tf_states.FAILURE),
-        )
-        self._job_id = job_id
-        self._recorder = recorder
-
-    def _flow_receiver(self, state, details):
-        try:
-            if state == tf_states.SUCCESS:
-                self._recorder.job_succeeded(self._job_id)
-            else:
-                failed = first_failure(self._engine.storage.get_execute_failures(), ignore=None)
-                step, failure = failed if failed else (None, None)
-                text = operator_text(failure) if failure else f"flow ended {state}"
-                self._recorder.job_failed(self._job_id, step, text)
-                if state == tf_states.FAILURE:
-                    reason = user_reason(failure) if failure else "the job failed and could not be undone"
-                    self._recorder.resource_failed(self._job_id, step, reason)
-        except ShareflowError:
-            # A listener must never break the engine; the record is best effort
-            # and the resource's own status is written by the flow.
-            LOG.exception("could not record state %s of job %s", state, self._job_id)
-
-
 class ShareflowConductor(BlockingConductor):
-    def __init__(self, name: str, board, persistence, runtime: Runtime, *, poll_interval: float):
+    def __init__(self, name: str, board, persistence, runtime: Runtime, *, poll_interval: float,
+                 client: KazooClient):
         self._timeout = WakeableTimeout(poll_interval)
+        self._client = client
         super().__init__(
             name, board, persistence=persistence, engine=ENGINE,
             engine_options=ENGINE_OPTIONS, wait_timeout=self._timeout,
@@ -112,8 +83,8 @@ class ShareflowConductor(BlockingConductor):
         listeners = super()._listeners_from_job(job, engine)
         # Stops this engine at the next atom boundary if our claim was lost
         # (session expiry) and another conductor took the job over.
-        listeners.append(CheckingClaimListener(engine, job, self._jobboard, self._name))
-        listeners.append(DurationListener(engine))
+        listeners.append(ClaimWatchListener(engine, job, self._jobboard, self._client, self._name))
+        listeners.append(DeferredDurationListener(engine))
         job_id = _job_id(job)
         if job_id:
             listeners.append(JobRecordListener(engine, job_id, self._runtime.recorder))

@@ -73,7 +73,8 @@ class Worker:
         db = Database(cfg.database.url)
         persistence = make_persistence(db)
         client = start_client(cfg.zookeeper)
-        boards = Boards(client, cfg.zookeeper.chroot, [b.name for b in cfg.backends], persistence)
+        boards = Boards(client, cfg.zookeeper.chroot, [b.name for b in cfg.backends], persistence,
+                        conductor=True)
         try:
             boards.connect()
             runtime = Runtime(
@@ -87,7 +88,7 @@ class Worker:
             for name, board in boards.items():
                 conductor = ShareflowConductor(
                     conductor_name(cfg, self.index, name), board, persistence, runtime,
-                    poll_interval=cfg.conductor.poll_interval,
+                    poll_interval=cfg.conductor.poll_interval, client=client,
                 )
                 self._conductors.append(conductor)
                 t = threading.Thread(target=conductor.run, name=f"conductor-{name}", daemon=True)

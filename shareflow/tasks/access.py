@@ -64,12 +64,24 @@ class ClearAccess(task.Task):
 
 
 class ApplyInitialAccess(ApplyAccess):
-    """The access step of create_share: as :class:`ApplyAccess`.
+    """The access step of create_share: as :class:`ApplyAccess`, except that
+    for a share without rules it takes no lock. Rules can only be added to an
+    available share, so a share being created normally has none, and no
+    access job can be running on it: its (empty) client list is applied
+    without the share's lock.
 
     Revert: nothing - the export this flow created is removed by the export
     step's revert, client list and all, so there is no list to restore (and a
     backend that just failed to take a list is not asked again).
     """
+
+    def execute(self, runtime, backend, server, share_id, rule_id=None):
+        with runtime.db.read() as s:
+            has_rules = bool(access_db.for_share(s, share_id, states.RULES_IN_EFFECT))
+        if has_rules:
+            _sync(runtime, backend, server, share_id)
+        else:
+            runtime.backend(backend).export.update_access(server, share_id, [])
 
     def revert(self, *args, **kwargs):
         pass

@@ -38,6 +38,11 @@ LOG_SETTLE = 0.01
 #: (DBUS, NFS CB/krb5 and DISP complain on every start here and are harmless.)
 ERROR_COMPONENTS = frozenset({"CONFIG", "EXPORT", "FSAL"})
 ERROR_LEVELS = frozenset({"CRIT", "MAJ", "FATAL"})
+#: The thread that handles SIGHUP waits for signals in rt_sigtimedwait
+#: (syscall number per architecture, as /proc/PID/task/TID/syscall shows it).
+SYS_RT_SIGTIMEDWAIT = {"x86_64": "128", "aarch64": "137"}.get(os.uname().machine)
+#: How often the reload wait looks at the log and the signal thread.
+SIGWAIT_POLL = 0.0005
 # "... nfs-ganesha-123[sigmgr] function :COMPONENT :LEVEL :message"
 _LOG_LINE = re.compile(r"\] \S+ :(?P<component>[A-Z0-9 _]+?) :(?P<level>[A-Z_]+) :(?P<message>.*)$")
 
@@ -248,28 +253,37 @@ class GaneshaServer:
         if fd is None:
             raise ExportError(f"{BINARY} in {self.state_dir} is not running")
         try:
+            sigmgr = _sigwait_thread(self.pid())
             offset = _size(self.log_path)
             signal.pidfd_send_signal(fd, signal.SIGHUP)
-            text = self._wait_for(RELOAD_MARK, offset, fd)
+            text = self._wait_for(RELOAD_MARK, offset, fd, sigmgr=sigmgr)
         finally:
             os.close(fd)
         errors = log_errors(text)
         if errors:
             raise ExportError(f"{BINARY} reported errors on reload: " + " | ".join(errors[:5]))
 
-    def _wait_for(self, mark: str, offset: int, fd: int) -> str:
+    def _wait_for(self, mark: str, offset: int, fd: int, sigmgr: tuple[int, int] | None = None) -> str:
         deadline = time.monotonic() + self.timeout
-        delay = 0.001
+        delay = SIGWAIT_POLL if sigmgr else 0.001
         while True:
             text = _read_from(self.log_path, offset)
             if mark in text:
-                return self._settle(offset, text, deadline)
+                if sigmgr is None:
+                    return self._settle(offset, text, deadline)
+                # Ganesha's signal thread logs the mark, then the config
+                # errors it collected, then waits for the next signal: once
+                # it is back in that wait, this reload has logged everything.
+                while not _in_sigwait(*sigmgr) and time.monotonic() < deadline:
+                    time.sleep(SIGWAIT_POLL)
+                return _read_from(self.log_path, offset)
             if select.select([fd], [], [], 0)[0]:
                 raise ExportError(f"{BINARY} exited during reload: {text[-2000:]}")
             if time.monotonic() >= deadline:
                 raise ExportError(f"{BINARY} did not finish reloading within {self.timeout:g} s")
             time.sleep(delay)
-            delay = min(delay * 2, 0.01)
+            if sigmgr is None:
+                delay = min(delay * 2, 0.01)
 
     def _settle(self, offset: int, text: str, deadline: float) -> str:
         quiet_since = time.monotonic()
@@ -283,6 +297,36 @@ class GaneshaServer:
     def _tail(self, offset: int) -> str:
         text = _read_from(self.log_path, offset)
         return text[-2000:].strip() or "(no log output)"
+
+
+def _blocked_in(pid: int, tid: int) -> str | None:
+    """The syscall number thread ``tid`` of ``pid`` is blocked in (None when
+    it is running or cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+            return f.read().split(" ", 1)[0]
+    except OSError:
+        return None
+
+
+def _in_sigwait(pid: int, tid: int) -> bool:
+    if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+        return True  # gone: it logs nothing more
+    return _blocked_in(pid, tid) == SYS_RT_SIGTIMEDWAIT
+
+
+def _sigwait_thread(pid: int | None) -> tuple[int, int] | None:
+    """(pid, tid) of the one Ganesha thread waiting for signals, or None when
+    that cannot be told (unknown architecture, no access to /proc): then the
+    reload waits for the log to go quiet instead (LOG_SETTLE)."""
+    if pid is None or SYS_RT_SIGTIMEDWAIT is None:
+        return None
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return None
+    waiting = [t for t in tids if _blocked_in(pid, t) == SYS_RT_SIGTIMEDWAIT]
+    return (pid, waiting[0]) if len(waiting) == 1 else None
 
 
 def _size(path: Path) -> int:
