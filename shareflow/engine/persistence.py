@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 
+from taskflow import exceptions as tf_exc
 from taskflow.persistence.backends.impl_sqlalchemy import SQLAlchemyBackend
 
 from shareflow.db.engine import Database
+from shareflow.exceptions import DatabaseError
+
+
+@contextlib.contextmanager
+def translate_errors(action: str) -> Iterator[None]:
+    """TaskFlow's persistence errors (its own wrapping of SQLAlchemy's)
+    become ours here, as SQLAlchemy's do in ``shareflow.db.engine``."""
+    try:
+        yield
+    except tf_exc.StorageFailure as e:
+        raise DatabaseError(
+            f"{action}: {e}", user_message="the database is unavailable, try again later"
+        ) from e
 
 
 class SharedConnectionBackend(SQLAlchemyBackend):

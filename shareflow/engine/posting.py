@@ -1,8 +1,7 @@
-"""Posting a job: record it, save its logbook, its factory, then post it.
+"""Posting a job: record it, save its logbook with its factory, then post it.
 
-The order is TaskFlow's: the logbook must exist before the factory details
-are saved into its flow detail, and both before the job is posted (a conductor
-may claim it the moment it appears on the board).
+The logbook and the factory details must be saved before the job is posted:
+a conductor may claim it the moment it appears on the board.
 """
 
 from __future__ import annotations
@@ -22,7 +21,9 @@ from shareflow.db import jobs as jobs_db
 from shareflow.db.engine import Database
 from shareflow.db.models import Job
 from shareflow.engine.boards import Boards
+from shareflow.engine.persistence import translate_errors as translate_storage_errors
 from shareflow.engine.zk import translate_errors
+from shareflow.exceptions import DatabaseError
 
 LOG = logging.getLogger(__name__)
 
@@ -87,12 +88,14 @@ class JobPoster:
         book = tf_models.LogBook(f"{spec.operation}-{spec.resource_id}", uuid=job.logbook_id)
         flow_detail = tf_models.FlowDetail(spec.operation, uuid=job.flow_detail_id)
         book.add(flow_detail)
-        with contextlib.closing(self._persistence.get_connection()) as conn:
-            conn.save_logbook(book)
+        # The factory goes into the flow detail before the logbook is saved,
+        # so both are written in one transaction (saving factory details
+        # through the backend before the logbook exists would fail).
+        engines.save_factory_details(flow_detail, spec.factory, [], spec.factory_kwargs)
+        with translate_storage_errors(f"saving the logbook of a {spec.operation} job"):
+            with contextlib.closing(self._persistence.get_connection()) as conn:
+                conn.save_logbook(book)
         try:
-            engines.save_factory_details(
-                flow_detail, spec.factory, [], spec.factory_kwargs, backend=self._persistence
-            )
             with translate_errors(f"posting {spec.operation} job"):
                 board_job = self._boards.get(spec.backend).post(
                     f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec)
@@ -101,6 +104,12 @@ class JobPoster:
             with contextlib.suppress(Exception), contextlib.closing(self._persistence.get_connection()) as conn:
                 conn.destroy_logbook(book.uuid)
             raise
-        with self._db.write() as session:
-            jobs_db.set_posted(session, job.id, board_job.uuid, now=self._clock())
+        try:
+            with self._db.write() as session:
+                jobs_db.set_posted(session, job.id, board_job.uuid, now=self._clock())
+        except DatabaseError:
+            # The job is on the board and will run: the request succeeded. Only
+            # the cross-reference for operators is missing.
+            LOG.warning("job %s is posted as %s but could not be marked so", job.id, board_job.uuid,
+                        exc_info=True)
         return board_job.uuid

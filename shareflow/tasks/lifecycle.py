@@ -35,9 +35,9 @@ class BeginOperation(task.Task):
         super().__init__(name=BEGIN)
 
     def execute(self, runtime, resource_id):
-        now = runtime.clock()
-        with runtime.db.write() as s:
-            if self._op.resource_kind == states.SHARE:
+        if self._op.resource_kind == states.SHARE:
+            # The API already set the working status: only look.
+            with runtime.db.read() as s:
                 share = shares_db.get_any(s, resource_id)
                 if share is None or share.status not in self._op.working:
                     status = share.status if share else "gone"
@@ -45,7 +45,9 @@ class BeginOperation(task.Task):
                         f"share {resource_id} is {status}, not {sorted(self._op.working)}",
                         user_message=f"the share changed status to {status} before the job ran",
                     )
-                return
+            return
+        now = runtime.clock()
+        with runtime.db.write() as s:
             rule = access_db.get(s, resource_id)
             in_progress = states.APPLYING if self._op.name == "allow_access" else states.DENYING
             if rule.state != in_progress and not access_db.set_state(s, rule.id, in_progress, now=now):
