@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -389,3 +390,13 @@ def load(explicit: str | os.PathLike | None = None) -> Config:
         return parse(data, path)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e.message}") from None
+
+
+def load_or_exit(program: str, explicit: str | os.PathLike | None = None) -> Config:
+    """For the entry points: the configuration, or a one-line message and exit
+    status 2 - never a traceback - when it is missing or wrong."""
+    try:
+        return load(explicit)
+    except ConfigError as e:
+        print(f"{program}: {e.message}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -18,7 +18,6 @@ from gunicorn.app.base import BaseApplication
 from shareflow import config as config_module
 from shareflow.config import Config
 from shareflow.logs import setup_logging
-from shareflow.exceptions import ConfigError
 
 LOG = logging.getLogger("shareflow.api")
 
@@ -83,11 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     setup_logging("api")
-    try:
-        config = config_module.load(args.config)
-    except ConfigError as e:
-        print(f"shareflow-api: {e.message}", file=sys.stderr)
-        return 2
+    config = config_module.load_or_exit("shareflow-api", args.config)
     check(config)
     # Workers read the very file validated here.
     os.environ[config_module.ENV_VAR] = str(config.path)

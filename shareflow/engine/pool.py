@@ -152,11 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=None, help="number of conductor processes (default: conductor.workers)")
     args = parser.parse_args(argv)
     setup_logging("pool")
-    try:
-        config = config_mod.load(args.config)
-    except ShareflowError as e:
-        print(f"shareflow-conductor: {e.message}", file=sys.stderr)
-        return 2
+    config = config_mod.load_or_exit("shareflow-conductor", args.config)
     workers = args.workers or config.conductor.workers
     if workers < 1:
         print("shareflow-conductor: --workers must be at least 1", file=sys.stderr)

@@ -135,11 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index", type=int, default=0)
     args = parser.parse_args(argv)
     setup_logging(f"worker{args.index}")
-    try:
-        config = config_mod.load(args.config)
-    except ShareflowError as e:
-        print(f"shareflow-conductor: {e.message}", file=sys.stderr)
-        return 2
+    config = config_mod.load_or_exit("shareflow-conductor", args.config)
     worker = Worker(config, args.index)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)

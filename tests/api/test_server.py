@@ -26,10 +26,14 @@ from tests.fixtures.coordination import chroot
 def test_bad_configuration_exits_2_with_a_clear_message(tmp_path, capsys):
     path = tmp_path / "shareflow.toml"
     path.write_text("[api]\nbind = 'nowhere'\n")
-    assert server.main(["--config", str(path)]) == 2
+    with pytest.raises(SystemExit) as exited:
+        server.main(["--config", str(path)])
+    assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("shareflow-api: ") and "api.bind" in err and str(path) in err
-    assert server.main(["--config", str(tmp_path / "missing.toml")]) == 2
+    with pytest.raises(SystemExit) as exited:
+        server.main(["--config", str(tmp_path / "missing.toml")])
+    assert exited.value.code == 2
 
 
 def test_gunicorn_options_follow_the_configuration(tmp_path):
