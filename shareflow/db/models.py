@@ -95,6 +95,9 @@ class Share(Timestamps, Base):
     snapshot_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
     share_network_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
     task_state: Mapped[str | None] = mapped_column(String(64))
+    #: The size an extend or shrink in progress asks for; counted by quotas
+    #: (the larger of size and pending_size) until the job settles it.
+    pending_size: Mapped[int | None] = mapped_column(Integer)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     share_type: Mapped[ShareType | None] = relationship(lazy="selectin")
@@ -113,6 +116,44 @@ class Share(Timestamps, Base):
 
     def metadata_dict(self) -> dict[str, str]:
         return {m.key: m.value for m in self.metadata_items}
+
+
+class ShareSnapshot(Timestamps, Base):
+    """A read-only point-in-time copy of a share."""
+
+    __tablename__ = "share_snapshots"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    share_id: Mapped[str] = mapped_column(String(UUID_LEN), ForeignKey("shares.id"), nullable=False)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    #: The share's size when the snapshot was taken (Manila's size and share_size).
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    share_size: Mapped[int] = mapped_column(Integer, nullable=False)
+    share_proto: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: Where the backend keeps it (admin-only in the API).
+    provider_location: Mapped[str | None] = mapped_column(String(2048))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (
+        Index("ix_share_snapshots_share_id", "share_id"),
+        Index("ix_share_snapshots_project_id", "project_id"),
+    )
+
+
+class Quota(Base):
+    """A project's limit for one resource, where it differs from the default."""
+
+    __tablename__ = "quotas"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hard_limit: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class ShareMetadata(Base):

@@ -28,6 +28,9 @@ REVERTING_ERROR = "reverting_error"
 #: Not a stored status: the row is gone (soft-deleted).
 DELETED = "deleted"
 
+# --- snapshots (also CREATING, AVAILABLE, ERROR, DELETING, ERROR_DELETING) -------
+RESTORING = "restoring"
+
 # --- access rules -------------------------------------------------------------
 QUEUED_TO_APPLY = "queued_to_apply"
 APPLYING = "applying"
@@ -48,6 +51,7 @@ JOB_FAILED = "failed"
 JOB_TRASHED = "trashed"
 
 SHARE = "share"
+SNAPSHOT = "snapshot"
 ACCESS_RULE = "access_rule"
 JOB = "job"
 
@@ -67,6 +71,16 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         SHRINKING_POSSIBLE_DATA_LOSS_ERROR: frozenset({SHRINKING}),
         REVERTING: frozenset({AVAILABLE}),
         REVERTING_ERROR: frozenset({REVERTING}),
+    },
+    SNAPSHOT: {
+        CREATING: frozenset(),  # initial
+        AVAILABLE: frozenset({CREATING, RESTORING}),
+        ERROR: frozenset({CREATING}),
+        DELETING: frozenset({AVAILABLE, ERROR, ERROR_DELETING}),
+        ERROR_DELETING: frozenset({DELETING}),
+        DELETED: frozenset({DELETING}),
+        # While its share is reverted to it.
+        RESTORING: frozenset({AVAILABLE}),
     },
     ACCESS_RULE: {
         QUEUED_TO_APPLY: frozenset(),  # initial
@@ -88,6 +102,11 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
 
 #: Statuses in which a share is busy with an operation (a job owns it).
 SHARE_TRANSITIONAL = frozenset({CREATING, DELETING, EXTENDING, SHRINKING, REVERTING})
+SNAPSHOT_TRANSITIONAL = frozenset({CREATING, DELETING, RESTORING})
+#: What an admin's reset_status may set (Manila lets admins set any valid
+#: status; transitional ones included, to hand a resource back to a job).
+SHARE_RESETTABLE = frozenset(t for t in TRANSITIONS[SHARE] if t != DELETED)
+SNAPSHOT_RESETTABLE = frozenset(t for t in TRANSITIONS[SNAPSHOT] if t != DELETED)
 RULE_TRANSITIONAL = frozenset({QUEUED_TO_APPLY, APPLYING, QUEUED_TO_DENY, DENYING})
 #: Rules whose client must be in the export's client list.
 RULES_IN_EFFECT = frozenset({QUEUED_TO_APPLY, APPLYING, ACTIVE})
@@ -143,6 +162,16 @@ OPERATIONS: dict[str, Operation] = {
     for op in (
         Operation("create_share", SHARE, frozenset({CREATING}), AVAILABLE, ERROR, "create", "002"),
         Operation("delete_share", SHARE, frozenset({DELETING}), DELETED, ERROR_DELETING, "delete", "007"),
+        Operation("extend_share", SHARE, frozenset({EXTENDING}), AVAILABLE, EXTENDING_ERROR, "extend", "008"),
+        Operation("shrink_share", SHARE, frozenset({SHRINKING}), AVAILABLE, SHRINKING_ERROR, "shrink", "009"),
+        Operation(
+            "revert_to_snapshot", SHARE, frozenset({REVERTING}), AVAILABLE, REVERTING_ERROR,
+            "revert to snapshot", "006",
+        ),
+        Operation("create_snapshot", SNAPSHOT, frozenset({CREATING}), AVAILABLE, ERROR, "create", "002"),
+        Operation(
+            "delete_snapshot", SNAPSHOT, frozenset({DELETING}), DELETED, ERROR_DELETING, "delete", "007",
+        ),
         Operation(
             "allow_access", ACCESS_RULE, frozenset({QUEUED_TO_APPLY, APPLYING}), ACTIVE, ERROR,
             "allow access", "010",

@@ -22,6 +22,8 @@ from shareflow.db import jobs as jobs_db
 from shareflow.db import messages as messages_db
 from shareflow.db import shares as shares_db
 from shareflow.db.engine import Database
+from shareflow.db.models import ShareSnapshot
+from shareflow.db.transitions import transition
 from shareflow.domain import states
 
 LOG = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ LOG = logging.getLogger(__name__)
 #: Manila's detail id for "an unknown error occurred"; our text says more.
 DETAIL_UNKNOWN = "001"
 MESSAGE_RESOURCE_SHARE = "SHARE"
+MESSAGE_RESOURCE_SNAPSHOT = "SHARE_SNAPSHOT"
 
 #: What a tenant may read about an error whose object did not survive a
 #: reload from persistence (only its type names did). Most specific first.
@@ -98,23 +101,30 @@ class OutcomeRecorder:
         with self._db.write() as s:
             job = jobs_db.get(s, job_id)
             op = states.operation(job.operation)
+            # The message is about the share, or the snapshot for snapshot jobs.
+            message_resource = MESSAGE_RESOURCE_SHARE
             if op.resource_kind == states.SHARE:
-                share_id = job.resource_id
-                moved = shares_db.set_status(s, share_id, op.failed, now=now, expected=op.working)
+                subject_id = job.resource_id
+                moved = shares_db.set_status(s, subject_id, op.failed, now=now, expected=op.working,
+                                             pending_size=None)
+            elif op.resource_kind == states.SNAPSHOT:
+                subject_id = job.resource_id
+                message_resource = MESSAGE_RESOURCE_SNAPSHOT
+                moved = transition(s, ShareSnapshot, job.resource_id, states.SNAPSHOT, op.failed,
+                                   now=now, expected=op.working)
             else:
                 rule = access_db.get(s, job.resource_id)
-                share_id = rule.share_id
+                subject_id = rule.share_id
                 moved = access_db.set_state(s, rule.id, states.ERROR, now=now, expected=op.working)
                 if moved:
-                    access_db.refresh_share_rules_status(s, share_id, now=now)
+                    access_db.refresh_share_rules_status(s, subject_id, now=now)
             if not moved:
                 return False
             what = f"step '{step}' failed" if step else "the job could not be run"
-            share = shares_db.get_any(s, share_id)
             messages_db.create(
-                s, now=now, project_id=job.project_id or (share.project_id if share else ""),
-                request_id=job.request_id, resource_type=MESSAGE_RESOURCE_SHARE,
-                resource_id=share_id, action_id=op.action_id, detail_id=DETAIL_UNKNOWN,
+                s, now=now, project_id=job.project_id or "",
+                request_id=job.request_id, resource_type=message_resource,
+                resource_id=subject_id, action_id=op.action_id, detail_id=DETAIL_UNKNOWN,
                 user_message=f"{op.action}: {what}: {reason}",
             )
             return True
