@@ -146,6 +146,22 @@ class CapacityExceeded(StorageError):
     """The pool cannot hold the requested size."""
 
 
+#: Manila's user message detail 018 (DRIVER_REFUSED_SHRINK), naming the status we set.
+SHRINK_REFUSED_MESSAGE = (
+    "Share Driver refused to shrink the share. The size to be shrunk is smaller than the "
+    "current used space. The share status has been set to shrinking_possible_data_loss_error. "
+    "Please select a size greater than the current used space."
+)
+
+
+class ShrinkWouldLoseData(StorageError):
+    """Shrinking a volume below the data it holds: refused, nothing changed
+    (Manila's ``ShareShrinkingPossibleDataLoss``)."""
+
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message, user_message=user_message or SHRINK_REFUSED_MESSAGE)
+
+
 class ExportError(BackendError):
     def __init__(self, message: str, *, user_message: str | None = None):
         super().__init__(message, user_message=user_message or "the NFS export server failed")

@@ -74,6 +74,20 @@ class ShareDriver(abc.ABC):
         (after a reboot or a restart of the service: mounts are gone). Returns
         the share ids it found."""
 
+    @abc.abstractmethod
+    def resize_volume(self, share_id: str, new_size_gb: int) -> None:
+        """Make the volume's hard size limit ``new_size_gb`` GiB, online (the
+        volume stays mounted and exported). Already that size: nothing to do.
+        Shrinking below the data in use raises
+        :class:`~shareflow.exceptions.ShrinkWouldLoseData` and changes nothing;
+        growing past what the pool can hold raises ``CapacityExceeded``. One
+        atomic change: a call that raises left the limit as it was."""
+
+    @abc.abstractmethod
+    def used_bytes(self, share_id: str) -> int:
+        """Bytes the volume's data takes now (what its size limit counts),
+        current as of this call. Raises ``StorageError`` if there is no volume."""
+
 
 class ExportDriver(abc.ABC):
     """NFS exports on share servers. ``server`` is the JSON dict a

@@ -32,6 +32,9 @@ class Qgroup:
     #: Subvolume path relative to the filesystem's top level; None when the
     #: subvolume is gone (btrfs shows ``<stale>``).
     path: str | None
+    #: The referenced-bytes limit (``max_rfer``); None when there is none or
+    #: when it was not asked for (:func:`qgroup_show` without limits).
+    max_referenced: int | None = None
 
 
 def is_subvolume(path: str | os.PathLike) -> bool:
@@ -85,24 +88,41 @@ def qgroup_show(mount_point: str | os.PathLike, *, timeout: float) -> list[Qgrou
     return parse_qgroup_show(out)
 
 
-def parse_qgroup_show(text: str) -> list[Qgroup]:
+def parse_qgroup_show(text: str, *, limits: bool = False) -> list[Qgroup]:
     """Parse ``btrfs qgroup show --raw`` (columns: qgroupid, referenced,
-    exclusive, path)."""
+    exclusive, path); with ``limits``, the output of ``--raw -r``, which has
+    a max referenced column (a number or ``none``) before the path."""
+    fixed = 4 if limits else 3
     groups = []
     for line in text.splitlines():
-        parts = line.split(None, 3)
-        if len(parts) < 3 or "/" not in parts[0]:
+        parts = line.split(None, fixed)
+        if len(parts) < fixed or "/" not in parts[0]:
             continue
         level, _, ident = parts[0].partition("/")
         try:
             g_level, g_id, rfer, excl = int(level), int(ident), int(parts[1]), int(parts[2])
+            max_rfer = None if not limits or parts[3] == "none" else int(parts[3])
         except ValueError:
             continue  # the header line
-        path = parts[3].strip() if len(parts) > 3 else None
+        path = parts[fixed].strip() if len(parts) > fixed else None
         if path in ("<stale>", ""):
             path = None
-        groups.append(Qgroup(g_level, g_id, rfer, excl, path))
+        groups.append(Qgroup(g_level, g_id, rfer, excl, path, max_rfer))
     return groups
+
+
+def subvolume_qgroup(path: str | os.PathLike, *, timeout: float) -> Qgroup:
+    """The level-0 qgroup of the subvolume at ``path``, with its limit, as of
+    now: qgroup numbers are only brought up to date by a transaction commit,
+    so this commits first (``btrfs filesystem sync``); without that, data
+    written a moment ago would not be counted."""
+    subvol_id = subvolume_id(path, timeout=timeout)
+    filesystem_sync(path, timeout=timeout)
+    out = run(["btrfs", "qgroup", "show", "--raw", "-r", "-f", os.fspath(path)], timeout=timeout).stdout
+    for group in parse_qgroup_show(out, limits=True):
+        if group.level == 0 and group.id == subvol_id:
+            return group
+    raise StorageError(f"subvolume {os.fspath(path)} (id {subvol_id}) has no qgroup; are quotas enabled?")
 
 
 def qgroup_destroy(mount_point: str | os.PathLike, subvol_id: int, *, timeout: float) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from shareflow.config import BtrfsConfig
 from shareflow.drivers.base import Capacity, ShareDriver
-from shareflow.exceptions import CapacityExceeded, InvalidInput, StorageError
+from shareflow.exceptions import CapacityExceeded, InvalidInput, ShrinkWouldLoseData, StorageError
 from shareflow.system import btrfs, filelock, mounts
 from shareflow.system.process import run
 
@@ -48,6 +48,11 @@ def share_id_of(value: str) -> str:
     if not ok:
         raise InvalidInput(f"invalid share id {value!r}: expected a lowercase UUID")
     return value
+
+
+def _check_size(size_gb: object) -> None:
+    if not isinstance(size_gb, int) or isinstance(size_gb, bool) or size_gb <= 0:
+        raise InvalidInput(f"invalid share size {size_gb!r}")
 
 
 def _is_share_id(name: str) -> bool:
@@ -87,8 +92,7 @@ class BtrfsShareDriver(ShareDriver):
 
     def create_volume(self, share_id: str, size_gb: int) -> str:
         share_id = share_id_of(share_id)
-        if not isinstance(size_gb, int) or isinstance(size_gb, bool) or size_gb <= 0:
-            raise InvalidInput(f"invalid share size {size_gb!r}")
+        _check_size(size_gb)
         pool = self._pool_mount()
         with self._lock(share_id):
             subvol = self._subvolume(share_id)
@@ -162,7 +166,44 @@ class BtrfsShareDriver(ShareDriver):
                 done.append(share_id)
         return done
 
+    def resize_volume(self, share_id: str, new_size_gb: int) -> None:
+        """Change the subvolume's qgroup limit (online: it stays mounted and
+        exported). Under the share's lock, so the usage checked is the usage
+        the new limit is set against: a shrink below the referenced bytes is
+        refused before anything changes."""
+        share_id = share_id_of(share_id)
+        _check_size(new_size_gb)
+        self._pool_mount()
+        new_bytes = new_size_gb * GiB
+        with self._lock(share_id):
+            subvol = self._existing_subvolume(share_id)
+            group = btrfs.subvolume_qgroup(subvol, timeout=self._timeout)
+            if group.max_referenced == new_bytes:
+                return  # already done (a re-run after a conductor died)
+            if group.max_referenced is None or new_bytes < group.max_referenced:
+                if group.referenced > new_bytes:
+                    raise ShrinkWouldLoseData(
+                        f"share {share_id} holds {group.referenced} bytes, more than "
+                        f"{new_size_gb} GiB; not shrunk"
+                    )
+            else:
+                self._check_fits(new_size_gb)
+            btrfs.qgroup_limit(subvol, new_bytes, timeout=self._timeout)
+        log.info("volume for share %s resized to %d GiB", share_id, new_size_gb)
+
+    def used_bytes(self, share_id: str) -> int:
+        share_id = share_id_of(share_id)
+        self._pool_mount()
+        return btrfs.subvolume_qgroup(self._existing_subvolume(share_id), timeout=self._timeout).referenced
+
     # --- steps ------------------------------------------------------------
+
+    def _existing_subvolume(self, share_id: str) -> Path:
+        subvol = self._subvolume(share_id)
+        if not btrfs.is_subvolume(subvol):
+            raise StorageError(f"share {share_id} has no volume at {subvol}",
+                               user_message="the share's volume is missing on the backend")
+        return subvol
 
     def _check_fits(self, size_gb: int) -> None:
         # Thin provisioning: limits may add up past the pool, but one share

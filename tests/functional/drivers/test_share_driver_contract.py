@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from shareflow.exceptions import InvalidInput
+from shareflow.exceptions import CapacityExceeded, InvalidInput, ShrinkWouldLoseData, StorageError
 from shareflow.system import btrfs, mounts
 from shareflow.system.process import run
 
 DRIVERS = ["btrfs"]
 MiB = 1 << 20
+GiB = 1 << 30
 
 
 class BtrfsProbe:
@@ -56,6 +57,10 @@ class BtrfsProbe:
             if any(g.level == 0 and g.id == sid for g in groups):
                 left.append(f"qgroup 0/{sid}")
         return left
+
+    def limit(self, share_id: str) -> int | None:
+        """The volume's size limit in bytes, as the backend has it."""
+        return btrfs.subvolume_qgroup(self.subvolume(share_id), timeout=10).max_referenced
 
     def make_remnant(self, share_id: str, kind: str) -> None:
         if kind == "subvolume":  # a create that died right after the subvolume
@@ -210,7 +215,106 @@ class TestShareDriverContract:
             driver.create_volume(bad, 1)
         with pytest.raises(InvalidInput):
             driver.delete_volume(bad)
+        with pytest.raises(InvalidInput):
+            driver.resize_volume(bad, 2)
+        with pytest.raises(InvalidInput):
+            driver.used_bytes(bad)
         assert driver.list_volumes() == before
+
+    # --- resize -------------------------------------------------------------
+
+    def test_extend_is_online_and_raises_the_limit(self, share_env):
+        driver, probe = share_env
+        sid = new_id()
+        path = driver.create_volume(sid, 1)
+        Path(path, "keep").write_text("data")
+        driver.resize_volume(sid, 2)
+        assert probe.limit(sid) == 2 * GiB
+        assert mounts.is_mountpoint(path) and Path(path, "keep").read_text() == "data"
+        written, err = fill(path, 2 * GiB)
+        assert err == errno.EDQUOT, f"wrote {written >> 20} MiB without hitting the limit (errno {err})"
+        assert GiB + 512 * MiB < written <= 2 * GiB
+
+    def test_resize_is_idempotent(self, share_env):
+        driver, probe = share_env
+        sid = new_id()
+        driver.create_volume(sid, 1)
+        driver.resize_volume(sid, 3)
+        driver.resize_volume(sid, 3)
+        assert probe.limit(sid) == 3 * GiB
+        driver.resize_volume(sid, 1)
+        driver.resize_volume(sid, 1)
+        assert probe.limit(sid) == GiB
+
+    def test_shrink_within_usage_lowers_the_limit(self, share_env):
+        driver, probe = share_env
+        sid = new_id()
+        path = driver.create_volume(sid, 2)
+        Path(path, "small").write_bytes(os.urandom(4 * MiB))
+        driver.resize_volume(sid, 1)
+        assert probe.limit(sid) == GiB
+        assert Path(path, "small").stat().st_size == 4 * MiB
+        written, err = fill(path, GiB)
+        assert err == errno.EDQUOT and written <= GiB
+
+    def test_shrink_below_usage_is_refused_and_changes_nothing(self, share_env):
+        driver, probe = share_env
+        sid = new_id()
+        path = driver.create_volume(sid, 2)
+        payload = os.urandom(MiB)
+        Path(path, "kept").write_bytes(payload)
+        # More than 1 GiB in use, written a moment ago: the driver must count
+        # it although btrfs has not committed it yet.
+        fd = os.open(os.path.join(path, "bulk"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, GiB + 64 * MiB)
+        finally:
+            os.close(fd)
+        assert driver.used_bytes(sid) > GiB
+        with pytest.raises(ShrinkWouldLoseData) as refused:
+            driver.resize_volume(sid, 1)
+        assert "used space" in refused.value.user_message
+        assert probe.limit(sid) == 2 * GiB
+        assert Path(path, "kept").read_bytes() == payload
+        assert os.path.getsize(os.path.join(path, "bulk")) == GiB + 64 * MiB
+        Path(path, "still-writable").write_text("yes")
+
+    def test_used_bytes_is_current(self, share_env):
+        driver, _ = share_env
+        sid = new_id()
+        path = driver.create_volume(sid, 1)
+        before = driver.used_bytes(sid)
+        assert 0 <= before < MiB
+        Path(path, "data").write_bytes(os.urandom(8 * MiB))
+        assert driver.used_bytes(sid) >= before + 8 * MiB
+        os.unlink(os.path.join(path, "data"))
+        assert driver.used_bytes(sid) < MiB
+
+    def test_resize_and_usage_of_a_missing_volume_fail(self, share_env):
+        driver, _ = share_env
+        sid = new_id()
+        with pytest.raises(StorageError):
+            driver.resize_volume(sid, 2)
+        with pytest.raises(StorageError):
+            driver.used_bytes(sid)
+        assert sid not in driver.list_volumes()
+
+    @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "2"])
+    def test_invalid_sizes_are_refused(self, share_env, bad):
+        driver, probe = share_env
+        sid = new_id()
+        driver.create_volume(sid, 1)
+        with pytest.raises(InvalidInput):
+            driver.resize_volume(sid, bad)
+        assert probe.limit(sid) == GiB
+
+    def test_extend_past_the_pool_is_refused(self, share_env):
+        driver, probe = share_env
+        sid = new_id()
+        driver.create_volume(sid, 1)
+        with pytest.raises(CapacityExceeded):
+            driver.resize_volume(sid, driver.capacity().total_gb + 1)
+        assert probe.limit(sid) == GiB
 
 
 def test_btrfs_volume_is_its_own_mount_of_the_right_subvolume(btrfs_share_driver, btrfs_config):
