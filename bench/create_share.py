@@ -862,6 +862,8 @@ def main(argv: list[str] | None = None) -> int:
             infra.start()
             stack = infra.stack
             token = stack.token("bench")
+            # More live shares than the default quota allows (50): lift it for this project.
+            stack.manila().quotas.update("bench", shares=-1, gigabytes=-1)
             clients = [stack.manila(token) for _ in range(args.concurrency)]
             common = dict(clients=clients, interval=args.poll_interval, deadline=deadline, stop=stop,
                           find_by_name=lambda name: share_by_name(stack, name), strict=args.strict,

@@ -42,6 +42,14 @@ DEFAULT_GANESHA_PORT = 2049
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
 DEFAULT_SHARE_TYPE = "default"
+#: Manila's default per-project quotas (manila/quota.py); -1 means unlimited.
+DEFAULT_QUOTA_SHARES = 50
+DEFAULT_QUOTA_GIGABYTES = 1000
+DEFAULT_QUOTA_SNAPSHOTS = 50
+DEFAULT_QUOTA_SNAPSHOT_GIGABYTES = 1000
+UNLIMITED = -1
+#: Largest quota value (Manila's quotas.hard_limit is a 32-bit integer).
+MAX_QUOTA = 0x7FFFFFFF
 
 AUTH_STRATEGIES = ("tokens", "noauth")
 SHARE_DRIVERS = ("btrfs",)
@@ -97,6 +105,20 @@ class ConductorConfig:
 
 
 @dataclass(frozen=True)
+class QuotaConfig:
+    """Default per-project limits; a project's own limits (``quota-sets``) override them."""
+
+    shares: int = DEFAULT_QUOTA_SHARES
+    gigabytes: int = DEFAULT_QUOTA_GIGABYTES
+    snapshots: int = DEFAULT_QUOTA_SNAPSHOTS
+    snapshot_gigabytes: int = DEFAULT_QUOTA_SNAPSHOT_GIGABYTES
+
+    def as_dict(self) -> dict[str, int]:
+        return {"shares": self.shares, "gigabytes": self.gigabytes, "snapshots": self.snapshots,
+                "snapshot_gigabytes": self.snapshot_gigabytes}
+
+
+@dataclass(frozen=True)
 class BtrfsConfig:
     #: Where the btrfs pool is mounted (the driver creates subvolumes below it).
     mount_point: Path
@@ -147,6 +169,7 @@ class Config:
     conductor: ConductorConfig
     default_share_type: str = DEFAULT_SHARE_TYPE
     backends: tuple[BackendConfig, ...] = field(default_factory=tuple)
+    quotas: QuotaConfig = field(default_factory=QuotaConfig)
 
     def backend(self, name: str) -> BackendConfig:
         for b in self.backends:
@@ -346,6 +369,13 @@ def parse(data: dict, path: Path) -> Config:
     )
     c.done()
 
+    qs = _Section(top.table("quotas"), "quotas", base)
+    quotas = QuotaConfig(**{
+        name: qs.int(name, default, minimum=UNLIMITED, maximum=MAX_QUOTA)
+        for name, default in QuotaConfig().as_dict().items()
+    })
+    qs.done()
+
     raw_backends = top.table("backends") or []
     if not isinstance(raw_backends, list):
         raise ConfigError("backends: expected an array of tables ([[backends]])")
@@ -365,6 +395,7 @@ def parse(data: dict, path: Path) -> Config:
         conductor=conductor,
         default_share_type=default_share_type,
         backends=backends,
+        quotas=quotas,
     )
 
 

@@ -12,6 +12,8 @@ from shareflow.engine.boards import LazyBoards
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster
 from shareflow.services.jobs import JobService
+from shareflow.services.messages import MessageService
+from shareflow.services.quotas import QuotaService
 from shareflow.services.share_types import ShareTypeService
 from shareflow.services.shares import ShareService
 
@@ -40,6 +42,8 @@ class Services:
         self.shares = ShareService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.share_types = ShareTypeService(config, self.db, clock=clock, new_id=new_id)
         self.jobs = JobService(self.db)
+        self.quotas = QuotaService(config.quotas, self.db, clock=clock)
+        self.messages = MessageService(self.db, clock=clock)
 
     def close(self) -> None:
         self.boards.close()

@@ -21,6 +21,9 @@ from shareflow.api.middleware import (
 from shareflow.api.resources.access_rules import AccessRules
 from shareflow.api.resources.export_locations import ExportLocations
 from shareflow.api.resources.extra_specs import ExtraSpecs
+from shareflow.api.resources.limits import Limits
+from shareflow.api.resources.messages import Messages
+from shareflow.api.resources.quota_sets import LegacyQuotaSets, QuotaSets
 from shareflow.api.resources.share_actions import ShareActions
 from shareflow.api.resources.share_types import (
     ShareType,
@@ -91,4 +94,17 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     rules = AccessRules(config, services)
     route("/share-access-rules", rules)
     route("/share-access-rules/{access_id}", rules, suffix="item")
+
+    # Not "{project_id}": that name is the optional path segment checked by the middleware.
+    quota_sets = QuotaSets(config, services)
+    route("/quota-sets/{target_id}", quota_sets)
+    route("/quota-sets/{target_id}/defaults", quota_sets, suffix="defaults")
+    route("/quota-sets/{target_id}/detail", quota_sets, suffix="detail")
+    legacy_quota_sets = LegacyQuotaSets(config, services)
+    route("/os-quota-sets/{target_id}", legacy_quota_sets)
+    route("/os-quota-sets/{target_id}/defaults", legacy_quota_sets, suffix="defaults")
+    route("/limits", Limits(config, services))
+    messages = Messages(config, services)
+    route("/messages", messages)
+    route("/messages/{message_id}", messages, suffix="item")
     return app

@@ -49,3 +49,43 @@ def list_(session: Session, project_id: str | None, *, resource_id: str | None =
 
 def delete(session: Session, message: Message, *, now: datetime) -> None:
     message.deleted_at = now
+
+
+#: Columns a message list may be filtered on exactly (Manila's legal filter keys).
+EXACT_FILTERS = ("request_id", "resource_type", "resource_id", "action_id", "detail_id", "message_level")
+#: Columns a message list may be sorted by (python-manilaclient's MESSAGE_SORT_KEY_VALUES).
+SORT_KEYS = ("id", "project_id", "request_id", "resource_type", "action_id", "detail_id",
+             "resource_id", "message_level", "expires_at", "created_at")
+
+
+def search(
+    session: Session, project_id: str | None, *, now: datetime, filters: dict | None = None,
+    created_since: datetime | None = None, created_before: datetime | None = None,
+    sort_key: str = "created_at", sort_dir: str = "desc", limit: int | None = None, offset: int = 0,
+) -> list[Message]:
+    """Live, unexpired messages of ``project_id`` (None: every project).
+    ``filters`` maps :data:`EXACT_FILTERS` to a value or a list of values."""
+    q = sa.select(Message).where(
+        Message.deleted_at.is_(None),
+        sa.or_(Message.expires_at.is_(None), Message.expires_at > now),
+    )
+    if project_id is not None:
+        q = q.where(Message.project_id == project_id)
+    for key, value in (filters or {}).items():
+        if key not in EXACT_FILTERS:
+            raise ValueError(f"not a message filter: {key}")
+        col = getattr(Message, key)
+        q = q.where(col.in_(value) if isinstance(value, list | tuple) else col == value)
+    if created_since is not None:
+        q = q.where(Message.created_at >= created_since)
+    if created_before is not None:
+        q = q.where(Message.created_at <= created_before)
+    if sort_key not in SORT_KEYS:
+        raise ValueError(f"not a message sort key: {sort_key}")
+    col = getattr(Message, sort_key)
+    q = q.order_by(col.asc() if sort_dir == "asc" else col.desc(), Message.id)
+    if offset:
+        q = q.offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    return list(session.scalars(q))

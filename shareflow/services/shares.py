@@ -30,6 +30,7 @@ from shareflow.flows.create_share import create_share
 from shareflow.flows.delete_share import delete_share
 from shareflow.scheduler.scheduler import Scheduler
 from shareflow.services.context import Caller
+from shareflow.services.quotas import enforce as enforce_quota
 
 LOG = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ class ShareService:
                     "Share network must not be set when the driver_handles_share_servers "
                     "extra spec is False."
                 )
+            # Before anything is written: over quota is 413 and changes nothing.
+            enforce_quota(s, self._config.quotas, caller.project_id, shares=1, gigabytes=size)
             placement = self._scheduler.place(s, dhss=dhss, size_gb=size)
             share = shares_db.create(
                 s, now=now, id=self._new_id(), project_id=caller.project_id, user_id=caller.user_id,
