@@ -65,6 +65,35 @@ class ShareDriver(abc.ABC):
         """Share ids that have a volume (or any remnant of one) on this pool."""
 
     @abc.abstractmethod
+    def create_snapshot(self, share_id: str, snapshot_id: str) -> str:
+        """Take (or find) a read-only point-in-time copy of the share's volume.
+        Returns where the backend keeps it (the snapshot's provider location)."""
+
+    @abc.abstractmethod
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        """Destroy the snapshot and everything the driver made for it.
+        Absent snapshot: nothing to do."""
+
+    @abc.abstractmethod
+    def list_snapshots(self) -> list[str]:
+        """Snapshot ids that have a snapshot (or any remnant of one) on this pool."""
+
+    @abc.abstractmethod
+    def create_volume_from_snapshot(self, share_id: str, snapshot_id: str, size_gb: int) -> str:
+        """Like :meth:`create_volume`, but the new volume starts with the
+        snapshot's content; it is independent of the snapshot and of the
+        snapshot's share from then on. ``size_gb`` is at least the snapshot's
+        size. Returns the volume's path."""
+
+    @abc.abstractmethod
+    def revert_to_snapshot(self, share_id: str, snapshot_id: str, size_gb: int) -> None:
+        """Make the content of the share's volume the snapshot's, in place: the
+        volume stays mounted (and exported) where it is. Its size limit becomes
+        ``size_gb`` (the snapshot's size). All or nothing: a call that raises
+        leaves the volume's previous content and limit; a call interrupted by
+        the death of its process is completed by calling it again."""
+
+    @abc.abstractmethod
     def capacity(self) -> Capacity:
         """Total and free space of the pool, in whole GiB."""
 

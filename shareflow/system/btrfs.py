@@ -74,6 +74,17 @@ def subvolume_delete(path: str | os.PathLike, *, timeout: float) -> None:
     run(["btrfs", "subvolume", "delete", "--commit-after", os.fspath(path)], timeout=timeout)
 
 
+def subvolume_snapshot(source: str | os.PathLike, target: str | os.PathLike, *, readonly: bool,
+                       timeout: float) -> None:
+    """Snapshot the subvolume ``source`` as a new subvolume ``target`` (atomic:
+    afterwards ``target`` is either complete or absent). Read-only or writable;
+    either way independent of ``source`` from then on (shared extents are
+    copied on write)."""
+    argv = ["btrfs", "subvolume", "snapshot", *(["-r"] if readonly else []),
+            os.fspath(source), os.fspath(target)]
+    run(argv, timeout=timeout)
+
+
 def subvolume_id(path: str | os.PathLike, *, timeout: float) -> int:
     out = run(["btrfs", "inspect-internal", "rootid", os.fspath(path)], timeout=timeout).stdout
     return int(out.strip())

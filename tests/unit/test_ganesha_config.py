@@ -36,6 +36,7 @@ def test_render_export_block():
     assert "Access_Type = None;" in text
     assert "FSAL { Name = VFS; }" in text
     assert "CLIENT { Clients = 192.0.2.10; Access_Type = RW; Protocols = 4; }" in text
+    assert "Attr_Expiration_Time = 0;" in text
     assert text.count("{") == text.count("}")
 
 

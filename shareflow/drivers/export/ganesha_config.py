@@ -170,6 +170,10 @@ def render_export(export: ExportSpec) -> str:
         # With no CLIENT block the export exists but no one can mount it.
         "    Access_Type = None;",
         "    Squash = No_Root_Squash;",
+        # No attribute caching: a share's content may change under Ganesha (a
+        # revert to a snapshot rewrites it in place), and clients must see
+        # that at once, not when a cached entry expires (60 s by default).
+        "    Attr_Expiration_Time = 0;",
         "    Protocols = 4;",
         "    SecType = sys;",
         "    FSAL { Name = VFS; }",

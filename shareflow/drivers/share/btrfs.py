@@ -8,16 +8,24 @@ Layout for share ``ID`` on a pool mounted at ``MOUNT_POINT``:
 * a lock file ``EXPORTS_DIR/.locks/ID`` serialising work on the share across
   conductor processes (a mount made twice would stack).
 
+Snapshot ``SNAP`` of a share is the read-only subvolume
+``MOUNT_POINT/snapshots/SNAP`` (with its own qgroup, and a lock file
+``EXPORTS_DIR/.locks/SNAP``). A share created from it is a writable snapshot
+of that snapshot, laid out like any other share. While a share is reverted,
+``MOUNT_POINT/reverts/ID`` holds a read-only copy of its previous content.
+
 Every step looks before it acts, so a create or delete interrupted anywhere is
 completed by calling it again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import posixpath
 import re
+import shutil
 import uuid
 from pathlib import Path
 
@@ -31,7 +39,15 @@ log = logging.getLogger(__name__)
 
 GiB = 1 << 30
 SHARES_DIR = "shares"
+SNAPSHOTS_DIR = "snapshots"
+#: Copies of shares' content taken before a revert (see ``revert_to_snapshot``).
+REVERTS_DIR = "reverts"
+#: A revert's copy renamed once the share holds the snapshot's content.
+DONE_SUFFIX = ".done"
 LOCKS_DIR = ".locks"
+#: Bound of the copy a revert makes (a reflink copy: metadata only, but
+#: proportional to the number of files).
+REVERT_COPY_TIMEOUT = 3600.0
 #: Per-mount flags for share mounts: tenants' files must never act as devices
 #: or set-uid programs on the storage host.
 MOUNT_FLAGS = "nodev,nosuid"
@@ -51,6 +67,18 @@ def share_id_of(value: str) -> str:
 
 
 def _check_size(size_gb: object) -> None:
+    if not isinstance(size_gb, int) or isinstance(size_gb, bool) or size_gb <= 0:
+        raise InvalidInput(f"invalid share size {size_gb!r}")
+
+
+def snapshot_id_of(value: str) -> str:
+    try:
+        return share_id_of(value)
+    except InvalidInput:
+        raise InvalidInput(f"invalid snapshot id {value!r}: expected a lowercase UUID") from None
+
+
+def _check_volume_size(size_gb: object) -> None:
     if not isinstance(size_gb, int) or isinstance(size_gb, bool) or size_gb <= 0:
         raise InvalidInput(f"invalid share size {size_gb!r}")
 
@@ -113,6 +141,7 @@ class BtrfsShareDriver(ShareDriver):
         share_id = share_id_of(share_id)
         self._pool_mount()  # without the pool, absence proves nothing
         with self._lock(share_id, remove=True):
+            self._drop_revert_copies(share_id)
             self._unmount(share_id)
             subvol = self._subvolume(share_id)
             if btrfs.is_subvolume(subvol):
@@ -129,7 +158,7 @@ class BtrfsShareDriver(ShareDriver):
         log.info("volume for share %s deleted", share_id)
 
     def list_volumes(self) -> list[str]:
-        found = set()
+        found = set(self._revert_copies())
         for directory in (self._pool / SHARES_DIR, self._exports):
             try:
                 found.update(n for n in os.listdir(directory) if _is_share_id(n))
@@ -141,6 +170,135 @@ class BtrfsShareDriver(ShareDriver):
             if parent == exports and _is_share_id(name):
                 found.add(name)
         return sorted(found)
+
+    # --- snapshots ----------------------------------------------------------
+
+    def _snapshot(self, snapshot_id: str) -> Path:
+        return self._pool / SNAPSHOTS_DIR / snapshot_id
+
+    def create_snapshot(self, share_id: str, snapshot_id: str) -> str:
+        """A read-only btrfs snapshot of the share's subvolume (atomic: it is
+        there whole or not at all, so one that exists is reused). It gets its
+        own qgroup; its data is shared with the share until either changes.
+        Returns its path, the snapshot's provider location."""
+        share_id, snapshot_id = share_id_of(share_id), snapshot_id_of(snapshot_id)
+        self._pool_mount()
+        # The snapshot's lock, then the share's (the order every method keeps).
+        with self._lock(snapshot_id), self._lock(share_id):
+            target = self._snapshot(snapshot_id)
+            if not btrfs.is_subvolume(target):
+                if target.exists():
+                    raise StorageError(f"{target} exists but is not a subvolume")
+                source = self._require_subvolume(self._subvolume(share_id), "the share's volume")
+                target.parent.mkdir(exist_ok=True)
+                btrfs.subvolume_snapshot(source, target, readonly=True, timeout=self._timeout)
+        log.info("snapshot %s of share %s ready", snapshot_id, share_id)
+        return str(target)
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        snapshot_id = snapshot_id_of(snapshot_id)
+        self._pool_mount()  # without the pool, absence proves nothing
+        with self._lock(snapshot_id, remove=True):
+            target = self._snapshot(snapshot_id)
+            if btrfs.is_subvolume(target):
+                ids = [btrfs.subvolume_id(target, timeout=self._timeout)]
+                btrfs.subvolume_delete(target, timeout=self._timeout)
+            elif target.exists():
+                raise StorageError(f"{target} exists but is not a subvolume")
+            else:
+                ids = None  # gone already: clear any qgroup whose subvolume is gone
+            btrfs.destroy_qgroups(self._pool, ids, timeout=self._timeout)
+        log.info("snapshot %s deleted", snapshot_id)
+
+    def list_snapshots(self) -> list[str]:
+        found = set()
+        try:
+            found.update(n for n in os.listdir(self._pool / SNAPSHOTS_DIR) if _is_share_id(n))
+        except FileNotFoundError:
+            pass
+        return sorted(found)
+
+    def create_volume_from_snapshot(self, share_id: str, snapshot_id: str, size_gb: int) -> str:
+        """A writable btrfs snapshot of the snapshot becomes the new share's
+        subvolume, with a qgroup limit of ``size_gb`` and mounted like any
+        volume. btrfs subvolumes are independent of the one they were taken
+        from: deleting the snapshot or its share later leaves this one whole."""
+        share_id, snapshot_id = share_id_of(share_id), snapshot_id_of(snapshot_id)
+        _check_volume_size(size_gb)
+        pool = self._pool_mount()
+        with self._lock(snapshot_id), self._lock(share_id):
+            subvol = self._subvolume(share_id)
+            if not btrfs.is_subvolume(subvol):
+                if subvol.exists():
+                    raise StorageError(f"{subvol} exists but is not a subvolume")
+                source = self._require_subvolume(self._snapshot(snapshot_id), "the snapshot")
+                self._check_fits(size_gb)
+                subvol.parent.mkdir(exist_ok=True)
+                btrfs.subvolume_snapshot(source, subvol, readonly=False, timeout=self._timeout)
+            btrfs.qgroup_limit(subvol, size_gb * GiB, timeout=self._timeout)
+            self._mount(share_id, pool)
+        log.info("volume for share %s ready from snapshot %s (%d GiB)", share_id, snapshot_id, size_gb)
+        return self.volume_path(share_id)
+
+    def revert_to_snapshot(self, share_id: str, snapshot_id: str, size_gb: int) -> None:
+        """Make the share's content the snapshot's, in place.
+
+        The share's subvolume stays what is mounted and exported, so NFS
+        clients keep their mounts and the root's file handle (a swapped-in
+        subvolume would have new file handles, stale for every client). How:
+
+        1. ``reverts/ID``: a read-only snapshot of the share as it is now
+           (taken unless it exists: then an earlier call was interrupted
+           while copying, and it holds the content from before that call);
+        2. empty the share and reflink-copy the snapshot into it
+           (``cp -a --reflink=always``: no data is copied, extents are shared);
+        3. set the size limit to ``size_gb``;
+        4. rename ``reverts/ID`` to ``reverts/ID.done`` - the commit point -
+           and delete it.
+
+        Interrupted anywhere, the call is completed by calling it again (steps
+        2 and 3 are redone from the snapshot; a ``.done`` copy is only
+        deleted). If step 2 or 3 fails, the previous content is copied back
+        from ``reverts/ID`` before the error is raised (the limit was not
+        changed), so a failed revert loses nothing. NFS-Ganesha must not cache
+        attributes for this to be seen at once (its exports set
+        ``Attr_Expiration_Time = 0``).
+        """
+        share_id, snapshot_id = share_id_of(share_id), snapshot_id_of(snapshot_id)
+        _check_volume_size(size_gb)
+        self._pool_mount()
+        with self._lock(snapshot_id), self._lock(share_id):
+            live = self._require_subvolume(self._subvolume(share_id), "the share's volume")
+            source = self._require_subvolume(self._snapshot(snapshot_id), "the snapshot")
+            copy, done = self._revert_copy(share_id), self._revert_copy(share_id, done=True)
+            self._drop_subvolume(done)  # a finished revert's leftover
+            if not btrfs.is_subvolume(copy):
+                copy.parent.mkdir(exist_ok=True)
+                btrfs.subvolume_snapshot(live, copy, readonly=True, timeout=self._timeout)
+            try:
+                self._replace_content(live, source)
+                btrfs.qgroup_limit(live, size_gb * GiB, timeout=self._timeout)
+            except Exception:
+                log.exception("reverting share %s to snapshot %s failed; putting its content back",
+                              share_id, snapshot_id)
+                try:
+                    self._replace_content(live, copy)
+                except Exception:
+                    # The copy stays: the next revert of this share uses it.
+                    log.exception("could not put back the content of share %s; it is kept in %s",
+                                  share_id, copy)
+                else:
+                    with contextlib.suppress(StorageError):
+                        self._drop_subvolume(copy)  # the share holds the same again
+                raise
+            os.rename(copy, done)
+            try:
+                self._drop_subvolume(done)
+            except StorageError:
+                # The share is reverted; the leftover goes with the next
+                # revert or the share's delete.
+                log.warning("could not delete %s after reverting share %s", done, share_id, exc_info=True)
+        log.info("share %s reverted to snapshot %s", share_id, snapshot_id)
 
     def capacity(self) -> Capacity:
         self._pool_mount()  # statvfs of an unmounted path would describe its parent
@@ -247,3 +405,48 @@ class BtrfsShareDriver(ShareDriver):
             pass
         except OSError as e:
             raise StorageError(f"cannot remove {target}: {e}") from e
+
+    def _require_subvolume(self, path: Path, what: str) -> Path:
+        if not btrfs.is_subvolume(path):
+            raise StorageError(f"{what} is missing: {path} is not a subvolume",
+                               user_message=f"{what} is missing on the backend")
+        return path
+
+    def _revert_copy(self, share_id: str, *, done: bool = False) -> Path:
+        return self._pool / REVERTS_DIR / (share_id + (DONE_SUFFIX if done else ""))
+
+    def _revert_copies(self) -> list[str]:
+        """Share ids with a revert's copy left (remnants of their volumes)."""
+        try:
+            names = os.listdir(self._pool / REVERTS_DIR)
+        except FileNotFoundError:
+            return []
+        return [sid for sid in (n.removesuffix(DONE_SUFFIX) for n in names) if _is_share_id(sid)]
+
+    def _drop_revert_copies(self, share_id: str) -> None:
+        for done in (False, True):
+            self._drop_subvolume(self._revert_copy(share_id, done=done))
+
+    def _drop_subvolume(self, path: Path) -> None:
+        """Delete a subvolume of ours and its qgroup; absence is fine."""
+        if not btrfs.is_subvolume(path):
+            if path.exists():
+                raise StorageError(f"{path} exists but is not a subvolume")
+            return
+        ids = [btrfs.subvolume_id(path, timeout=self._timeout)]
+        btrfs.subvolume_delete(path, timeout=self._timeout)
+        btrfs.destroy_qgroups(self._pool, ids, timeout=self._timeout)
+
+    def _replace_content(self, target: Path, source: Path) -> None:
+        """Make the content of directory ``target`` (a subvolume's root) that of
+        ``source``, root attributes included: empty it, then reflink-copy."""
+        try:
+            for entry in os.scandir(target):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        except OSError as e:
+            raise StorageError(f"cannot empty {target}: {e}") from e
+        run(["cp", "-a", "--reflink=always", "--", f"{source}/.", f"{target}/"],
+            timeout=max(self._timeout, REVERT_COPY_TIMEOUT))
