@@ -1,0 +1,186 @@
+"""Quotas, limits and user messages on the real stack, through python-manilaclient.
+
+Each test works in a project of its own, sets its quotas as admin, and deletes
+its shares and resets its quotas at the end.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from manilaclient import exceptions as mexc
+
+from shareflow.db.models import Job, Share
+from tests.fixtures.stack import wait_until
+
+GIGABYTES_OVER = "Requested share exceeds allowed project/user or share type gigabytes quota."
+SHARES_OVER = "Maximum number of shares allowed (2) either per project/user or share type quota is exceeded."
+
+
+class Tenant:
+    """A project with its own member client; cleans up its shares and quotas."""
+
+    def __init__(self, stack, name: str):
+        self.stack = stack
+        self.project = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.m = stack.manila(stack.token(self.project))
+        self.admin = stack.manila()
+        self.shares: list[str] = []
+
+    def create(self, size: int = 1, *, wait_for: set[str] | None = None):
+        share = self.m.shares.create("NFS", size)
+        self.shares.append(share.id)
+        if wait_for:
+            share = self.stack.wait_for_share(self.m, share.id, wait_for)
+        return share
+
+    def delete(self, share_id: str) -> None:
+        if self.stack.share_row(share_id).backend is not None:  # else never placed: no job
+            self.stack.finished_job(share_id)
+        self.m.shares.delete(share_id)
+        wait_until(lambda: self.stack.share_row(share_id).deleted_at is not None, 30, f"{share_id} deleted")
+
+    def usage(self) -> dict:
+        absolute = {a.name: a.value for a in self.m.limits.get().absolute}
+        detail = self.m.quotas.get(self.project, detail=True)
+        assert detail.shares["in_use"] == absolute["totalSharesUsed"]
+        assert detail.gigabytes["in_use"] == absolute["totalShareGigabytesUsed"]
+        return absolute
+
+    def rows(self) -> tuple[int, int]:
+        """(shares, jobs) of this project in the database, deleted or not."""
+        with self.stack.db.read() as s:
+            shares = s.scalar(sa.select(sa.func.count()).select_from(Share).where(Share.project_id == self.project))
+            jobs = s.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.project_id == self.project))
+        return shares, jobs
+
+    def cleanup(self) -> None:
+        self.stack.clear_faults()
+        for share_id in self.shares:
+            row = self.stack.share_row(share_id)
+            if row is None or row.deleted_at is not None:
+                continue
+            try:
+                self.delete(share_id)
+            except Exception:  # reported by the test's own assertions, not here
+                pass
+        self.admin.quotas.delete(self.project)
+
+
+@pytest.fixture
+def tenant(faults):
+    made: list[Tenant] = []
+
+    def make(name: str) -> Tenant:
+        t = Tenant(faults, name)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.cleanup()
+
+
+def test_quota_set_through_manilaclient_and_the_third_share_is_413(tenant):
+    t = tenant("quota")
+    defaults = t.m.quotas.defaults(t.project)
+    assert (defaults.shares, defaults.gigabytes, defaults.snapshots, defaults.snapshot_gigabytes) == (50, 1000, 50, 1000)
+    with pytest.raises(mexc.Forbidden):
+        t.m.quotas.update(t.project, shares=100)
+    t.admin.quotas.update(t.project, shares=2, gigabytes=2)
+    shown = t.m.quotas.get(t.project)
+    assert (shown.shares, shown.gigabytes) == (2, 2)
+
+    first = t.create(wait_for={"available"})
+    t.create(wait_for={"available"})
+    before_rows, before_list = t.rows(), sorted(s.id for s in t.m.shares.list())
+    with pytest.raises(mexc.RequestEntityTooLarge) as over:
+        t.m.shares.create("NFS", 1)
+    assert over.value.http_status == 413 and str(over.value).startswith(GIGABYTES_OVER)
+    assert t.rows() == before_rows and sorted(s.id for s in t.m.shares.list()) == before_list
+    # With room in gigabytes, the count is what stops it (Manila's other message).
+    t.admin.quotas.update(t.project, gigabytes=10)
+    with pytest.raises(mexc.RequestEntityTooLarge) as over:
+        t.m.shares.create("NFS", 1)
+    assert str(over.value).startswith(SHARES_OVER)
+    assert t.rows() == before_rows
+    absolute = t.usage()
+    assert (absolute["maxTotalShares"], absolute["totalSharesUsed"]) == (2, 2)
+    assert (absolute["maxTotalShareGigabytes"], absolute["totalShareGigabytesUsed"]) == (10, 2)
+
+    # Deleting gives the quota back.
+    t.delete(first.id)
+    assert t.usage()["totalSharesUsed"] == 1
+    t.create(wait_for={"available"})
+    assert t.usage()["totalSharesUsed"] == 2
+
+
+def test_a_failed_create_gives_its_quota_back_and_leaves_a_readable_message(tenant):
+    t = tenant("failed")
+    other = tenant("other")
+    t.admin.quotas.update(t.project, shares=2, gigabytes=2)
+    t.create(wait_for={"available"})
+    t.stack.set_faults({"create_volume": "fail"})
+    failed = t.create(wait_for={"error"})
+    t.stack.finished_job(failed.id)
+    t.stack.clear_faults()
+    absolute = t.usage()
+    assert (absolute["totalSharesUsed"], absolute["totalShareGigabytesUsed"]) == (1, 1)
+    # So the project can still create its second share.
+    t.create(wait_for={"available"})
+
+    # The failure's message, through manilaclient.
+    messages = t.m.messages.list(search_opts={"resource_id": failed.id})
+    assert len(messages) == 1
+    msg = t.m.messages.get(messages[0].id)
+    assert msg.resource_type == "SHARE" and msg.resource_id == failed.id
+    assert msg.action_id == "002" and msg.message_level == "ERROR" and msg.request_id.startswith("req-")
+    assert msg.user_message == "create: step 'create_volume' failed: injected fault at create_volume"
+    assert msg.id in [m.id for m in t.m.messages.list()]
+    assert msg.id in [m.id for m in t.m.messages.list(search_opts={"action_id": "002"}, sort_key="created_at")]
+
+    # Another project neither sees nor deletes it.
+    assert msg.id not in [m.id for m in other.m.messages.list()]
+    with pytest.raises(mexc.NotFound):
+        other.m.messages.get(msg.id)
+    with pytest.raises(mexc.NotFound):
+        other.m.messages.delete(msg.id)
+    # The admin sees it among all projects'.
+    assert msg.id in [m.id for m in t.admin.messages.list(search_opts={"all_tenants": 1})]
+
+    t.m.messages.delete(msg.id)
+    assert t.m.messages.list(search_opts={"resource_id": failed.id}) == []
+    with pytest.raises(mexc.NotFound):
+        t.m.messages.get(msg.id)
+
+
+def test_every_async_failure_names_resource_action_and_reason(tenant):
+    t = tenant("reasons")
+    share = t.create(wait_for={"available"})
+    t.stack.set_faults({"update_access": "fail"})
+    rule = t.m.shares.allow(share, "ip", t.stack.nfs(0).address, "rw")
+    wait_until(lambda: t.m.share_access_rules.get(rule["id"]).state == "error", 30, "the rule to fail")
+    t.stack.set_faults({"delete_volume": "fail"})
+    t.m.shares.deny(share, rule["id"])
+    wait_until(lambda: not t.m.share_access_rules.access_list(share), 30, "the rule to go")
+    t.stack.finished_job(share.id, "create_share")
+    t.m.shares.delete(share)
+    t.stack.wait_for_share(t.m, share.id, {"error_deleting"})
+    t.stack.clear_faults()
+    texts = {(m.resource_type, m.resource_id, m.action_id, m.user_message)
+             for m in t.m.messages.list(search_opts={"resource_id": share.id})}
+    assert ("SHARE", share.id, "010", "allow access: step 'apply_access' failed: injected fault at update_access") \
+        in texts, texts
+    assert ("SHARE", share.id, "007", "delete: step 'delete_volume' failed: injected fault at delete_volume") in texts
+
+
+def test_no_pool_for_the_share_is_an_allocate_host_message_and_no_quota(tenant):
+    t = tenant("huge")
+    share = t.create(500)  # within the default quota, far beyond the 4 GiB pool
+    assert share.status == "error"
+    (msg,) = t.m.messages.list(search_opts={"resource_id": share.id})
+    assert (msg.action_id, msg.detail_id) == ("001", "002")
+    assert msg.user_message.startswith("allocate host: No storage could be allocated for this share request.")
+    assert t.usage()["totalShareGigabytesUsed"] == 0
