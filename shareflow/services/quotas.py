@@ -14,9 +14,18 @@ transaction, *before* the write that makes the new usage visible:
   then insert the share;
 * extend share: ``enforce(s, config.quotas, project, gigabytes=new_size - size)``,
   then set ``pending_size = new_size`` (the job clears it when it ends; a
-  failed extend then counts only ``size`` again);
+  failed extend then counts only ``size`` again); Manila answers an extend
+  over quota 403 with the same message (manila/api/v2/shares.py ``_extend``);
 * create snapshot: ``enforce(s, config.quotas, project, snapshots=1,
   snapshot_gigabytes=share.size)``, then insert the snapshot.
+
+Lock order: on PostgreSQL :func:`enforce` takes the project's quota lock (a
+transaction-scoped advisory lock) and holds it to the end of the transaction.
+Call it *before* any statement that locks a row (a conditional ``UPDATE`` of
+the share, a no-op update that holds it): a request that locks share X and
+then waits for the quota lock, while another holds the quota lock and waits
+for X, is a deadlock that PostgreSQL breaks by failing one of them (503).
+Checking first loses nothing: the counts stay true while the lock is held.
 
 Going over answers 413 ``overLimit`` with Manila's message (manila/exception.py
 ``ShareSizeExceedsAvailableQuota``, ``ShareLimitExceeded``,

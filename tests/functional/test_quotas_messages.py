@@ -159,13 +159,18 @@ def test_a_failed_create_gives_its_quota_back_and_leaves_a_readable_message(tena
 def test_every_async_failure_names_resource_action_and_reason(tenant):
     t = tenant("reasons")
     share = t.create(wait_for={"available"})
+    kept = t.m.shares.allow(share, "ip", t.stack.nfs(1).address, "ro")
+    wait_until(lambda: t.m.share_access_rules.get(kept["id"]).state == "active", 30, "the first rule")
     t.stack.set_faults({"update_access": "fail"})
+    t.m.shares.deny(share, kept["id"])
+    wait_until(lambda: t.m.share_access_rules.get(kept["id"]).state == "error", 30, "the deny to fail")
     rule = t.m.shares.allow(share, "ip", t.stack.nfs(0).address, "rw")
     wait_until(lambda: t.m.share_access_rules.get(rule["id"]).state == "error", 30, "the rule to fail")
+    t.stack.clear_faults()
+    for failed in (rule, kept):
+        t.m.shares.deny(share, failed["id"])
+    wait_until(lambda: not t.m.share_access_rules.access_list(share), 30, "the rules to go")
     t.stack.set_faults({"delete_volume": "fail"})
-    t.m.shares.deny(share, rule["id"])
-    wait_until(lambda: not t.m.share_access_rules.access_list(share), 30, "the rule to go")
-    t.stack.finished_job(share.id, "create_share")
     t.m.shares.delete(share)
     t.stack.wait_for_share(t.m, share.id, {"error_deleting"})
     t.stack.clear_faults()
@@ -173,7 +178,10 @@ def test_every_async_failure_names_resource_action_and_reason(tenant):
              for m in t.m.messages.list(search_opts={"resource_id": share.id})}
     assert ("SHARE", share.id, "010", "allow access: step 'apply_access' failed: injected fault at update_access") \
         in texts, texts
+    assert ("SHARE", share.id, "003", "deny access: step 'apply_access' failed: injected fault at update_access") \
+        in texts, texts
     assert ("SHARE", share.id, "007", "delete: step 'delete_volume' failed: injected fault at delete_volume") in texts
+    assert len(texts) == 3
 
 
 def test_no_pool_for_the_share_is_an_allocate_host_message_and_no_quota(tenant):
