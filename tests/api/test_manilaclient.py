@@ -199,7 +199,7 @@ def _openstack_cli(*argv: str, home) -> subprocess.CompletedProcess:
 def test_openstack_cli_with_a_real_token(tokens_server, tmp_path):
     env, server = tokens_server
     auth = ["--os-auth-type", "admin_token", "--os-endpoint", f"{server.url}/v2",
-            "--os-token", env.tokens["alice"]]
+            "--os-token=" + env.tokens["alice"]]  # a token may start with "-"
     made = _openstack_cli(*auth, "share", "create", "NFS", "1", "--name", "osc-made",
                           "-f", "value", "-c", "id", home=tmp_path)
     assert made.returncode == 0, made.stderr

@@ -3,6 +3,7 @@ isolation; the "allocate host" failure leaves a message the tenant can read."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ from shareflow.db import messages as messages_db
 from shareflow.db.models import Message, Pool
 from shareflow.wiring import utcnow
 from tests.api.conftest import assert_fault
+from tests.api.test_manilaclient import _openstack_cli, tokens_server  # noqa: F401 (a fixture)
 
 FIELDS = {"id", "project_id", "action_id", "detail_id", "message_level", "created_at", "expires_at",
           "request_id", "links", "resource_type", "resource_id", "user_message"}
@@ -182,3 +184,29 @@ def test_no_pool_for_the_share_leaves_an_allocate_host_message(api):
     # A share in error holds no storage and no quota.
     assert api.get("/v2/limits").json["limits"]["absolute"]["totalShareGigabytesUsed"] < 500
     assert api.delete(f"/v2/messages/{msg['id']}").status_code == 204
+
+
+def test_openstacksdk_and_the_openstack_cli_read_messages_and_limits(tokens_server, tmp_path):  # noqa: F811
+    """Served by gunicorn: openstacksdk's user messages, ``openstack share limits show``."""
+    import openstack
+
+    env, server = tokens_server
+    endpoint = f"{server.url}/v2"
+    with env.services.db.write() as s:
+        made = messages_db.create(s, now=utcnow(), project_id="proj-b", resource_type="SHARE",
+                                  resource_id=str(uuid.uuid4()), action_id="002", detail_id="001",
+                                  user_message="create: step 'export' failed: the NFS export server failed")
+    conn = openstack.connect(auth_type="admin_token", auth={"endpoint": endpoint, "token": env.tokens["bob"]},
+                             shared_file_system_endpoint_override=endpoint)
+    fs = conn.shared_file_system
+    assert made.id in [m.id for m in fs.user_messages()]
+    got = fs.get_user_message(made.id)
+    assert got.user_message == made.user_message and got.resource_type == "SHARE"
+    fs.delete_user_message(made.id)
+    assert made.id not in [m.id for m in fs.user_messages()]
+
+    auth = ["--os-auth-type", "admin_token", "--os-endpoint", endpoint, "--os-token=" + env.tokens["bob"]]
+    shown = _openstack_cli(*auth, "share", "limits", "show", "--absolute", "-f", "json", home=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    absolute = {row["Name"]: row["Value"] for row in json.loads(shown.stdout)}
+    assert absolute["maxTotalShares"] == 50 and absolute["maxTotalShareGigabytes"] == 1000
