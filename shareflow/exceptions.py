@@ -159,7 +159,7 @@ class ShrinkWouldLoseData(StorageError):
     (Manila's ``ShareShrinkingPossibleDataLoss``)."""
 
     def __init__(self, message: str, *, user_message: str | None = None):
-        super().__init__(message, user_message=user_message or SHRINK_REFUSED_MESSAGE)
+        super().__init__(message, user_message=user_message or "the data in use exceeds the requested size")
 
 
 class ExportError(BackendError):

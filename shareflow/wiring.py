@@ -11,9 +11,11 @@ from shareflow.db.engine import Database
 from shareflow.engine.boards import LazyBoards
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster
+from shareflow.services.admin import ShareAdminService
 from shareflow.services.jobs import JobService
 from shareflow.services.messages import MessageService
 from shareflow.services.quotas import QuotaService
+from shareflow.services.resize import ResizeService
 from shareflow.services.share_types import ShareTypeService
 from shareflow.services.shares import ShareService
 
@@ -42,6 +44,8 @@ class Services:
         self.shares = ShareService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.share_types = ShareTypeService(config, self.db, clock=clock, new_id=new_id)
         self.jobs = JobService(self.db)
+        self.resize = ResizeService(config, self.db, self.poster, self.shares, clock=clock)
+        self.share_admin = ShareAdminService(config, self.db, self.poster, self.shares, clock=clock)
         self.quotas = QuotaService(config.quotas, self.db, clock=clock)
         self.messages = MessageService(self.db, clock=clock)
 

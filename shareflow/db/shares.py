@@ -83,6 +83,21 @@ def set_status(session: Session, share_id: str, target: str, *, now: datetime, e
     return transition(session, Share, share_id, states.SHARE, target, now=now, expected=expected, values=values)
 
 
+def override_status(session: Session, share_id: str, status: str, *, now: datetime, expected: str,
+                    **values) -> bool:
+    """An admin's override (reset_status, force_delete): any status from any
+    status, not a transition of ``states.TRANSITIONS``; still conditional on
+    the status the admin's request read (``expected``), so it cannot silently
+    undo a change made meanwhile. Returns whether it moved."""
+    stmt = (
+        sa.update(Share)
+        .where(Share.id == share_id, Share.status == expected, Share.deleted_at.is_(None))
+        .values(status=status, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1
+
+
 def mark_deleted(session: Session, share_id: str, *, now: datetime) -> bool:
     """DELETING -> deleted: the row stays (soft delete) with its rules and locations gone."""
     moved = transition(
@@ -123,8 +138,11 @@ def update_fields(session: Session, share: Share, *, now: datetime, **fields) ->
 
 
 def provisioned_gb(session: Session, backend: str) -> int:
-    """Space promised to live shares on a backend (the scheduler does not overcommit)."""
-    q = sa.select(sa.func.coalesce(sa.func.sum(Share.size), 0)).where(
+    """Space promised to live shares on a backend (the scheduler does not
+    overcommit): each share's size, or the size an extend in progress asks for."""
+    promised = sa.case((sa.func.coalesce(Share.pending_size, 0) > Share.size, Share.pending_size),
+                       else_=Share.size)
+    q = sa.select(sa.func.coalesce(sa.func.sum(promised), 0)).where(
         Share.backend == backend, Share.deleted_at.is_(None)
     )
     return int(session.scalar(q))

@@ -66,7 +66,8 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         DELETED: frozenset({DELETING}),
         EXTENDING: frozenset({AVAILABLE}),
         EXTENDING_ERROR: frozenset({EXTENDING}),
-        SHRINKING: frozenset({AVAILABLE}),
+        # Manila lets a share whose shrink was refused be shrunk again.
+        SHRINKING: frozenset({AVAILABLE, SHRINKING_POSSIBLE_DATA_LOSS_ERROR}),
         SHRINKING_ERROR: frozenset({SHRINKING}),
         SHRINKING_POSSIBLE_DATA_LOSS_ERROR: frozenset({SHRINKING}),
         REVERTING: frozenset({AVAILABLE}),

@@ -50,7 +50,7 @@ class JobRecordListener(listeners_base.Listener):
                 self._recorder.job_failed(self._job_id, step, text)
                 if state == tf_states.FAILURE:
                     reason = user_reason(failure) if failure else "the job failed and could not be undone"
-                    self._recorder.resource_failed(self._job_id, step, reason)
+                    self._recorder.resource_failed(self._job_id, step, reason, failure)
         except ShareflowError:
             # A listener must never break the engine; the record is best effort
             # and the resource's own status is written by the flow.

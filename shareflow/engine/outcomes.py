@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from taskflow.types.failure import Failure
@@ -36,6 +37,7 @@ MESSAGE_RESOURCE_SNAPSHOT = "SHARE_SNAPSHOT"
 #: What a tenant may read about an error whose object did not survive a
 #: reload from persistence (only its type names did). Most specific first.
 _GENERIC_REASONS: tuple[tuple[type[exc.ShareflowError], str], ...] = (
+    (exc.ShrinkWouldLoseData, "the data in use exceeds the requested size"),
     (exc.NetworkError, "network allocation failed"),
     (exc.ExportError, "the NFS export server failed"),
     (exc.CapacityExceeded, "the storage pool has no room for the share"),
@@ -45,6 +47,50 @@ _GENERIC_REASONS: tuple[tuple[type[exc.ShareflowError], str], ...] = (
     (exc.ResourceStateChanged, "the resource changed status while the job ran"),
     (exc.BackendError, "the backend failed"),
 )
+
+
+#: Manila's detail 015 (DRIVER_FAILED_EXTEND).
+DRIVER_FAILED_EXTEND = (
+    "Share Driver failed to extend share, The share status has been set to extending_error. "
+    "This action cannot be re-attempted until the status has been rectified. Contact your "
+    "administrator to determine the cause of this failure."
+)
+
+
+@dataclass(frozen=True)
+class FailureOutcome:
+    """Where a failed job leaves its resource when it failed in a known way:
+    the job's ``operation``, failed at ``step`` (None: any step) with an
+    error of type ``error`` (None: any error), ends in ``status`` (None: the
+    operation's failed status) with a user message of Manila's ``detail_id``
+    whose ``detail`` text follows the reason."""
+
+    operation: str
+    step: str | None
+    error: type[exc.ShareflowError] | None
+    status: str | None
+    detail_id: str
+    detail: str | None = None
+
+    def matches(self, operation: str, step: str | None, failure: Failure | None) -> bool:
+        if operation != self.operation or (self.step is not None and step != self.step):
+            return False
+        return self.error is None or (failure is not None and bool(failure.check(self.error)))
+
+
+#: Known failures, most specific first; the first match applies, and a failure
+#: none matches gets its operation's failed status and detail 001.
+FAILURE_OUTCOMES: tuple[FailureOutcome, ...] = (
+    # Refused because the data in use exceeds the new size: nothing changed,
+    # no data lost (Manila's ShareShrinkingPossibleDataLoss, detail 018).
+    FailureOutcome("shrink_share", "resize_volume", exc.ShrinkWouldLoseData,
+                   states.SHRINKING_POSSIBLE_DATA_LOSS_ERROR, "018", exc.SHRINK_REFUSED_MESSAGE),
+    FailureOutcome("extend_share", "resize_volume", None, None, "015", DRIVER_FAILED_EXTEND),
+)
+
+
+def failure_outcome(operation: str, step: str | None, failure: Failure | None) -> FailureOutcome | None:
+    return next((o for o in FAILURE_OUTCOMES if o.matches(operation, step, failure)), None)
 
 
 def user_reason(failure: Failure) -> str:
@@ -94,18 +140,23 @@ class OutcomeRecorder:
         with self._db.write() as s:
             jobs_db.finish(s, job_id, target, now=self._clock(), failed_step=step, failure=failure)
 
-    def resource_failed(self, job_id: str, step: str | None, reason: str) -> bool:
+    def resource_failed(self, job_id: str, step: str | None, reason: str,
+                        failure: Failure | None = None) -> bool:
         """Move the job's resource from its working status to its failed one and,
-        if this call did, leave a user message. Returns whether it did."""
+        if this call did, leave a user message. Returns whether it did.
+        ``failure`` (what failed ``step``) may select a more specific outcome
+        from :data:`FAILURE_OUTCOMES`."""
         now = self._clock()
         with self._db.write() as s:
             job = jobs_db.get(s, job_id)
             op = states.operation(job.operation)
+            outcome = failure_outcome(op.name, step, failure)
+            failed_status = outcome.status if outcome and outcome.status else op.failed
             # The message is about the share, or the snapshot for snapshot jobs.
             message_resource = MESSAGE_RESOURCE_SHARE
             if op.resource_kind == states.SHARE:
                 subject_id = job.resource_id
-                moved = shares_db.set_status(s, subject_id, op.failed, now=now, expected=op.working,
+                moved = shares_db.set_status(s, subject_id, failed_status, now=now, expected=op.working,
                                              pending_size=None)
             elif op.resource_kind == states.SNAPSHOT:
                 subject_id = job.resource_id
@@ -121,10 +172,14 @@ class OutcomeRecorder:
             if not moved:
                 return False
             what = f"step '{step}' failed" if step else "the job could not be run"
+            text = f"{op.action}: {what}: {reason}"
+            if outcome and outcome.detail and outcome.detail != reason:
+                text = f"{text.rstrip('.')}. {outcome.detail}"
             messages_db.create(
                 s, now=now, project_id=job.project_id or "",
                 request_id=job.request_id, resource_type=message_resource,
-                resource_id=subject_id, action_id=op.action_id, detail_id=DETAIL_UNKNOWN,
-                user_message=f"{op.action}: {what}: {reason}",
+                resource_id=subject_id, action_id=op.action_id,
+                detail_id=outcome.detail_id if outcome else DETAIL_UNKNOWN,
+                user_message=text,
             )
             return True

@@ -47,3 +47,14 @@ class Scheduler:
             return None
         _, backend, host = max(candidates, key=lambda c: c[0])
         return Placement(backend=backend, host=host)
+
+    def has_room(self, session: Session, backend_name: str, increase_gb: int) -> bool:
+        """Whether the pool a share lives on can take ``increase_gb`` more (an
+        extend), by the same measure as :meth:`place`; a pool no conductor has
+        reported yet is given the benefit of the doubt (its driver decides)."""
+        backend = self._config.backend(backend_name)
+        report = pools_db.get(session, backend.host(self._config.host))
+        if report is None:
+            return True
+        promised = shares_db.provisioned_gb(session, backend.name)
+        return min(report.free_capacity_gb, report.total_capacity_gb - promised) >= increase_gb

@@ -163,6 +163,10 @@ class ShareService:
             raise InvalidInput("share_type must be a share type name or id.")
         return types_db.get_by_name_or_id(session, ref)
 
+    def post_or_undo(self, job, spec: JobSpec, *, undo: Callable) -> None:
+        """For the other share services (resize, admin): see :meth:`_post_or_undo`."""
+        self._post_or_undo(job, spec, undo=undo)
+
     def _post_or_undo(self, job, spec: JobSpec, *, undo: Callable) -> None:
         """Post the recorded job; if the board cannot take it, undo the status
         change the caller committed (nothing ran yet) and answer 503."""

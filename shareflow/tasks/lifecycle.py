@@ -62,7 +62,7 @@ class BeginOperation(task.Task):
         if failed is None:
             return
         step, failure = failed
-        runtime.recorder.resource_failed(job_id, step, user_reason(failure))
+        runtime.recorder.resource_failed(job_id, step, user_reason(failure), failure)
 
 
 class FinishCreateShare(task.Task):

@@ -85,7 +85,7 @@ def test_legacy_names_and_states(api, share):
     {"allow_access": None},
     {"allow_access": {"access_type": "ip", "access_to": "10.0.0.1"}, "deny_access": {}},
     {"fly_away": {}},
-    {"extend": {"new_size": 2}},
+    {"extend": {"new_size": "two"}},
     {},
     [],
     "allow_access",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shareflow.api.middleware import MALFORMED_BODY
+from shareflow.api.resources import share_admin_actions
 from shareflow.api.resources.base import (
     NOT_AT_THIS_VERSION,
     Resource,
@@ -26,8 +27,7 @@ from shareflow.exceptions import InvalidInput, NotFound
 
 #: Manila share actions this service does not implement (yet): a clear 400.
 UNSUPPORTED = frozenset({
-    "extend", "os-extend", "shrink", "os-shrink", "revert", "force_delete", "os-force_delete",
-    "reset_status", "os-reset_status", "reset_task_state", "unmanage", "soft_delete", "restore",
+    "revert", "reset_task_state", "unmanage", "soft_delete", "restore",
     "migration_start", "migration_complete", "migration_cancel", "migration_get_progress",
 })
 
@@ -43,6 +43,8 @@ class ShareActions(Resource):
             "deny_access": ("2.7", None, self.deny_access),
             "os-access_list": ("2.0", "2.6", self.access_list),
             "access_list": ("2.7", "2.44", self.access_list),
+            # extend, shrink, reset_status, force_delete and their os- names
+            **share_admin_actions.actions(self),
         }
 
     def on_post(self, req, resp, share_id: str) -> None:

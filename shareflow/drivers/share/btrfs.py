@@ -342,7 +342,9 @@ class BtrfsShareDriver(ShareDriver):
                 if group.referenced > new_bytes:
                     raise ShrinkWouldLoseData(
                         f"share {share_id} holds {group.referenced} bytes, more than "
-                        f"{new_size_gb} GiB; not shrunk"
+                        f"{new_size_gb} GiB; not shrunk",
+                        user_message=f"{group.referenced / GiB:.2f} GiB of data is in use, more than "
+                        f"the requested {new_size_gb} GiB",
                     )
             else:
                 self._check_fits(new_size_gb)

@@ -273,7 +273,7 @@ class TestShareDriverContract:
         assert driver.used_bytes(sid) > GiB
         with pytest.raises(ShrinkWouldLoseData) as refused:
             driver.resize_volume(sid, 1)
-        assert "used space" in refused.value.user_message
+        assert "in use" in refused.value.user_message
         assert probe.limit(sid) == 2 * GiB
         assert Path(path, "kept").read_bytes() == payload
         assert os.path.getsize(os.path.join(path, "bulk")) == GiB + 64 * MiB

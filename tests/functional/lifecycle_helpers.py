@@ -1,0 +1,157 @@
+"""What the resize, admin and read-only tests share: a tenant that cleans up
+its own shares, and looks at the backend (the limit btrfs enforces, the
+export, the volume) and at the user messages."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+from manilaclient import exceptions as mexc
+
+from shareflow.db.models import Message
+from shareflow.system import btrfs, netns
+from shareflow.system.process import run
+from tests.fixtures.stack import wait_until
+
+GiB = 1 << 30
+MiB = 1 << 20
+#: The largest file the test NFS client writes over NFSv4: libnfs 4.0's
+#: nfs-cp fails to encode a v4 WRITE of more than 4096 bytes less its
+#: header ("ZDR error: Failed to encode COMPOUND4args"), whatever the
+#: server. Writes over NFS here are single small files; bulk data that
+#: only has to take space is written on the storage host.
+NFS_WRITE_MAX = 3932
+#: A file over NFS that takes a data extent of its own (btrfs keeps files of
+#: up to 2048 bytes inline, in metadata).
+SMALL = 3 * 1024
+
+
+class Tenant:
+    """A project with its own member client; deletes its shares at the end
+    (force-deleting as admin whatever a test left them in)."""
+
+    def __init__(self, stack, name: str):
+        self.stack = stack
+        self.project = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.m = stack.manila(stack.token(self.project))
+        self.admin = stack.manila()
+        self.share_ids: list[str] = []
+
+    def create(self, size: int = 1, **kw):
+        share = self.m.shares.create("NFS", size, **kw)
+        self.share_ids.append(share.id)
+        share = self.stack.wait_for_share(self.m, share.id, {"available", "error"})
+        assert share.status == "available", self.stack.log("pool")[-3000:]
+        return share
+
+    def wait(self, share_id: str, statuses: set[str], timeout: float = 30):
+        return self.stack.wait_for_share(self.admin, share_id, statuses, timeout=timeout)
+
+    def allow(self, share, client, level: str = "rw") -> dict:
+        """Allow an NFS client (or an address or network given as text) and
+        wait for the rule to be active."""
+        address = client if isinstance(client, str) else client.address
+        rule = self.m.shares.allow(share, "ip", address, level)
+        wait_until(lambda: self.m.share_access_rules.get(rule["id"]).state == "active", 30,
+                   f"rule {rule['id']} to become active")
+        return rule
+
+    def export_path(self, share) -> str:
+        return self.m.share_export_locations.list(share)[0].path.split(":", 1)[1]
+
+    def cleanup(self) -> None:
+        self.stack.clear_faults()
+        for share_id in self.share_ids:
+            row = self.stack.share_row(share_id)
+            if row is None or row.deleted_at is not None:
+                continue
+            # Whatever status a test left it in: no job of its own may still run.
+            wait_until(lambda sid=share_id: self.stack.share_row(sid).status not in TRANSITIONAL, 60,
+                       f"{share_id} to settle")
+            try:
+                self.admin.shares.force_delete(share_id)
+            except mexc.NotFound:
+                continue
+            wait_until(lambda sid=share_id: self.stack.share_row(sid).deleted_at is not None, 60,
+                       f"{share_id} to be deleted")
+            assert share_id not in self.stack.backend().share.list_volumes()
+
+
+TRANSITIONAL = {"creating", "deleting", "extending", "shrinking", "reverting"}
+
+
+def subvolume(stack, share_id: str) -> Path:
+    return Path(stack.btrfs.mount_point) / "shares" / share_id
+
+
+def limit_of(stack, share_id: str) -> int | None:
+    """The size limit btrfs enforces on the share's volume, in bytes."""
+    return btrfs.subvolume_qgroup(subvolume(stack, share_id), timeout=10).max_referenced
+
+
+def volume_dir(stack, share_id: str) -> Path:
+    return Path(stack.btrfs.exports_dir) / share_id
+
+
+def prefill(stack, share_id: str, size: int, name: str = "prefill") -> None:
+    """Take ``size`` bytes of the share's space directly on the storage host
+    (fast: preallocated, not copied), so that a short write over NFS can
+    cross the size limit."""
+    fd = os.open(volume_dir(stack, share_id) / name, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.posix_fallocate(fd, 0, size)
+    finally:
+        os.close(fd)
+
+
+def fill_to_limit(stack, share_id: str, name: str = "fill") -> int:
+    """Write into the share's volume on the storage host until its size limit
+    refuses more (EDQUOT): what is left is less than one 4 KiB block. Returns
+    the bytes written."""
+    group = btrfs.subvolume_qgroup(subvolume(stack, share_id), timeout=10)
+    room = group.max_referenced - group.referenced
+    path = volume_dir(stack, share_id) / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        if room > 64 * MiB:
+            os.posix_fallocate(fd, 0, room - 32 * MiB)
+        written = os.lseek(fd, 0, os.SEEK_END)
+        for chunk in (MiB, 4096):
+            block = b"f" * chunk
+            try:
+                while written < room:
+                    written += os.write(fd, block)
+                    if chunk == MiB and written % (16 * MiB) == 0:
+                        os.fsync(fd)
+                os.fsync(fd)
+            except OSError as e:
+                if e.errno != errno.EDQUOT:
+                    raise
+    finally:
+        os.close(fd)
+    return written
+
+
+def read_bytes(client, path: str) -> bytes:
+    """A file's content read over NFS (nfs-cat to a file: binary-safe)."""
+    with tempfile.NamedTemporaryFile(prefix="sf-nfs-read-") as f:
+        done = run(["sh", "-c", 'exec "$@" > "$0"', f.name, *netns.exec_argv(client.ns, ["nfs-cat", client.url(path)])],
+                   timeout=30, check=False)
+        assert done.returncode == 0, done.stderr
+        return Path(f.name).read_bytes()
+
+
+def messages_for(stack, share_id: str) -> list[Message]:
+    with stack.db.read() as s:
+        return list(s.scalars(sa.select(Message).where(Message.resource_id == share_id)
+                              .order_by(Message.created_at)))
+
+
+def exported(stack, share_id: str) -> bool:
+    backend = stack.backend()
+    return share_id in backend.export.list_exports(backend.server.server_for(share_id))
