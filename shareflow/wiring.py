@@ -18,6 +18,7 @@ from shareflow.services.quotas import QuotaService
 from shareflow.services.resize import ResizeService
 from shareflow.services.share_types import ShareTypeService
 from shareflow.services.shares import ShareService
+from shareflow.services.snapshots import SnapshotService
 
 
 def utcnow() -> datetime:
@@ -46,6 +47,7 @@ class Services:
         self.jobs = JobService(self.db)
         self.resize = ResizeService(config, self.db, self.poster, self.shares, clock=clock)
         self.share_admin = ShareAdminService(config, self.db, self.poster, self.shares, clock=clock)
+        self.snapshots = SnapshotService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.quotas = QuotaService(config.quotas, self.db, clock=clock)
         self.messages = MessageService(self.db, clock=clock)
 

@@ -32,6 +32,7 @@ from shareflow.api.resources.share_types import (
     ShareTypes,
 )
 from shareflow.api.resources.shares import Share, Shares
+from shareflow.api.resources.snapshots import Snapshot, SnapshotActions, Snapshots
 from shareflow.api.resources.versions import Versions
 from shareflow.config import Config
 
@@ -90,6 +91,12 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     specs = ExtraSpecs(config, services)
     route("/types/{type_id}/extra_specs", specs)
     route("/types/{type_id}/extra_specs/{key}", specs, suffix="item")
+
+    snapshots = Snapshots(config, services)
+    route("/snapshots", snapshots)
+    route("/snapshots/detail", snapshots, suffix="detail")
+    route("/snapshots/{snapshot_id}", Snapshot(config, services))
+    route("/snapshots/{snapshot_id}/action", SnapshotActions(config, services))
 
     rules = AccessRules(config, services)
     route("/share-access-rules", rules)

@@ -13,6 +13,7 @@ from shareflow.db import jobs as jobs_db
 from shareflow.db import messages as messages_db
 from shareflow.db import share_types as types_db
 from shareflow.db import shares as shares_db
+from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
 from shareflow.db.models import AccessRule, Share
 from shareflow.domain import states, validation
@@ -30,6 +31,7 @@ from shareflow.flows.create_share import create_share
 from shareflow.flows.delete_share import delete_share
 from shareflow.scheduler.scheduler import Scheduler
 from shareflow.services.context import Caller
+from shareflow.services.snapshots import new_share_source
 from shareflow.services.quotas import enforce as enforce_quota
 
 LOG = logging.getLogger(__name__)
@@ -92,18 +94,26 @@ class ShareService:
     def create(self, caller: Caller, *, size, share_proto, name=None, description=None,
                share_type=None, metadata=None, is_public=False, availability_zone=None,
                share_network_id=None, snapshot_id=None) -> Share:
-        size = validation.share_size(size)
+        # From a snapshot, no size means the snapshot's (Manila).
+        size = None if snapshot_id is not None and size in (None, "", 0) else validation.share_size(size)
         proto = validation.share_protocol(share_proto)
         name = validation.share_name(name)
         description = validation.share_description(description)
         metadata = validation.metadata(metadata)
         is_public = validation.boolean(is_public, "is_public") if is_public is not None else False
-        if snapshot_id is not None:
-            raise InvalidInput("Creating a share from a snapshot is not supported yet.")
         if share_network_id is not None:
             share_network_id = validation.uuid_str(share_network_id, "share network id")
         now = self._clock()
         with self._db.write() as s:
+            source = None
+            if snapshot_id is not None:
+                source = new_share_source(
+                    s, self._config, caller, snapshot_id, size=size, share_type=share_type,
+                    share_proto=proto, availability_zone=availability_zone,
+                    share_network_id=share_network_id,
+                )
+                size, share_type = source.size, source.share_type_id
+                availability_zone, share_network_id = source.availability_zone, source.share_network_id
             stype = self._share_type(s, share_type)
             specs = stype.specs()
             dhss = validation.boolean(specs.get(validation.DHSS, "False"), validation.DHSS)
@@ -119,7 +129,8 @@ class ShareService:
                 )
             # Before anything is written: over quota is 413 and changes nothing.
             enforce_quota(s, self._config.quotas, caller.project_id, shares=1, gigabytes=size)
-            placement = self._scheduler.place(s, dhss=dhss, size_gb=size)
+            # A share from a snapshot is made on the snapshot's backend.
+            placement = source.placement if source else self._scheduler.place(s, dhss=dhss, size_gb=size)
             share = shares_db.create(
                 s, now=now, id=self._new_id(), project_id=caller.project_id, user_id=caller.user_id,
                 name=name, description=description, size=size, share_proto=proto,
@@ -128,6 +139,7 @@ class ShareService:
                 backend=placement.backend.name if placement else None,
                 availability_zone=availability_zone or "nova", is_public=is_public,
                 share_network_id=share_network_id, metadata=metadata,
+                snapshot_id=source.snapshot_id if source else None,
             )
             if placement is None:
                 # Manila's behaviour: the share exists, in error, with a message.
@@ -141,8 +153,10 @@ class ShareService:
                 spec = JobSpec(
                     operation="create_share", backend=placement.backend.name, resource_type=states.SHARE,
                     resource_id=share.id, factory=create_share,
+                    factory_kwargs={"from_snapshot": True} if source else {},
                     store={"share_id": share.id, "resource_id": share.id, "size": size,
-                           "share_network_id": share_network_id},
+                           "share_network_id": share_network_id,
+                           **({"snapshot_id": source.snapshot_id} if source else {})},
                     project_id=caller.project_id, request_id=caller.request_id,
                 )
                 job = self._poster.record(s, spec)
@@ -217,6 +231,15 @@ class ShareService:
                 raise Forbidden(
                     f"Invalid share: Share status must be one of {sorted(DELETABLE)}, "
                     f"but it is {share.status}."
+                )
+            # Counted after the status change, which a concurrent snapshot
+            # create waits for (it holds the share's row while available);
+            # raising rolls the change back.
+            dependent = snapshots_db.count_for_share(s, share_id)
+            if dependent:
+                raise Forbidden(
+                    f"share {share_id} has {dependent} snapshots",
+                    user_message=f"Invalid share: Share still has {dependent} dependent snapshots.",
                 )
             previous = share.status
             spec = JobSpec(

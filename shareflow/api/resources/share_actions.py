@@ -45,6 +45,7 @@ class ShareActions(Resource):
             "access_list": ("2.7", "2.44", self.access_list),
             # extend, shrink, reset_status, force_delete and their os- names
             **share_admin_actions.actions(self),
+            "revert": ("2.27", None, self.revert),
         }
 
     def on_post(self, req, resp, share_id: str) -> None:
@@ -88,6 +89,14 @@ class ShareActions(Resource):
     def access_list(self, req, resp, share_id: str, info) -> None:
         rules = self.services.shares.access_rules(caller(req), share_id)
         reply(resp, access_view.list_view(rules, self.view_context(req), self._legacy_status(req, share_id)))
+
+    def revert(self, req, resp, share_id: str, info) -> None:
+        """Revert the share to its latest snapshot (manila/api/v2/shares.py ``_revert``)."""
+        if not isinstance(info, dict) or "snapshot_id" not in info:
+            raise InvalidInput("Invalid input for field/attribute revert: 'snapshot_id' is a "
+                               "required property.")
+        self.services.snapshots.revert(caller(req), share_id, info["snapshot_id"])
+        accepted(resp)
 
     def _legacy_status(self, req, share_id: str) -> str | None:
         """Before 2.28 a rule shows its share's rules status instead of its own state."""

@@ -1,0 +1,148 @@
+"""``/snapshots``: create, list (summary and detail), show, update, delete, and
+the admin actions reset_status and force_delete.
+
+Follows manila/api/v2/share_snapshots.py: create answers 202 with the
+snapshot, ``name``/``description`` win over their ``display_*`` spellings when
+present, update changes the display fields, list filters as Manila lets a
+non-admin filter (others are ignored), actions as ``os-*`` up to 2.6 and
+plain names from 2.7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shareflow.api import params as qp
+from shareflow.api.middleware import MALFORMED_BODY
+from shareflow.api.resources.base import (
+    NOT_AT_THIS_VERSION,
+    Resource,
+    accepted,
+    body,
+    caller,
+    reply,
+    section,
+    version,
+)
+from shareflow.api.views import snapshots as view
+from shareflow.exceptions import InvalidInput, NotFound
+
+#: Sort keys a client may send (manilaclient's SNAPSHOT_SORT_KEY_VALUES, and
+#: the timestamps) -> columns.
+SORT_KEYS = {
+    "id": "id", "status": "status", "size": "size", "share_id": "share_id",
+    "user_id": "user_id", "project_id": "project_id", "name": "name", "display_name": "name",
+    "description": "description", "display_description": "description",
+    "created_at": "created_at", "updated_at": "updated_at",
+}
+#: Exact-match filters a non-admin may use (Manila's _get_snapshots_search_options) -> columns.
+EQUAL_FILTERS = {
+    "name": "name", "display_name": "name", "status": "status", "share_id": "share_id",
+    "display_description": "description",
+}
+#: Snapshot actions Manila has and this service does not.
+UNSUPPORTED = frozenset({"unmanage", "allow_access", "deny_access"})
+
+
+def _named(data: dict, new: str, old: str):
+    """Manila: the v2 spelling wins whenever it is present (even null)."""
+    return data[new] if new in data else data.get(old)
+
+
+class Snapshots(Resource):
+    def on_get(self, req, resp) -> None:
+        self._list(req, resp, detailed=False)
+
+    def on_get_detail(self, req, resp) -> None:
+        self._list(req, resp, detailed=True)
+
+    def _list(self, req, resp, *, detailed: bool) -> None:
+        who, ver = caller(req), version(req)
+        q = qp.flatten(req.params)
+        filters: dict = {}
+        for key, column in EQUAL_FILTERS.items():
+            if key in q:
+                filters[column] = qp.text(q[key], key)
+        if "size" in q:
+            try:
+                size = int(q["size"])
+            except ValueError:
+                size = -1
+            if size < 0:
+                raise InvalidInput(f"Invalid size filter {q['size']!r}: expected a non-negative integer.")
+            filters["size"] = size
+        if ver.at_least("2.36"):
+            if "description" in q:
+                filters["description"] = qp.text(q["description"], "description")
+            for key in ("name~", "description~"):
+                if key in q:
+                    filters[key] = qp.text(q[key], key)
+        all_projects = qp.all_tenants(q) and who.is_admin
+        if "project_id" in q and who.is_admin:
+            filters["project_id"] = qp.text(q["project_id"], "project_id")
+        sort_key, sort_dir = qp.sort(q, SORT_KEYS)
+        rows = self.services.snapshots.list(
+            who, all_projects=all_projects, filters=filters, sort_key=sort_key, sort_dir=sort_dir,
+            limit=qp.limit(q.get("limit")), offset=qp.offset(q.get("offset")),
+        )
+        reply(resp, view.list_view(rows, self.view_context(req), detailed=detailed))
+
+    def on_post(self, req, resp) -> None:
+        _, data = section(req, "snapshot")
+        created = self.services.snapshots.create(
+            caller(req),
+            share_id=data.get("share_id"),
+            name=_named(data, "name", "display_name"),
+            description=_named(data, "description", "display_description"),
+        )
+        reply(resp, {"snapshot": view.detail(created, self.view_context(req))}, status=202)
+
+
+class Snapshot(Resource):
+    def on_get(self, req, resp, snapshot_id: str) -> None:
+        snap = self.services.snapshots.get(caller(req), snapshot_id)
+        reply(resp, {"snapshot": view.detail(snap, self.view_context(req))})
+
+    def on_put(self, req, resp, snapshot_id: str) -> None:
+        _, data = section(req, "snapshot")
+        snap = self.services.snapshots.update(caller(req), snapshot_id, fields=data)
+        reply(resp, {"snapshot": view.detail(snap, self.view_context(req))})
+
+    def on_delete(self, req, resp, snapshot_id: str) -> None:
+        self.services.snapshots.delete(caller(req), snapshot_id)
+        accepted(resp)
+
+
+class SnapshotActions(Resource):
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        # action -> (first version, last version or None, handler)
+        self.actions: dict[str, tuple[str, str | None, Callable]] = {
+            "os-reset_status": ("2.0", "2.6", self.reset_status),
+            "reset_status": ("2.7", None, self.reset_status),
+            "os-force_delete": ("2.0", "2.6", self.force_delete),
+            "force_delete": ("2.7", None, self.force_delete),
+        }
+
+    def on_post(self, req, resp, snapshot_id: str) -> None:
+        data = body(req)
+        if not isinstance(data, dict) or len(data) != 1:
+            raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
+        (name, info), = data.items()
+        if name not in self.actions:
+            if name in UNSUPPORTED:
+                raise InvalidInput(f"Snapshot action {name} is not supported by this service.")
+            raise InvalidInput(f"There is no such action: {name}")
+        low, high, handler = self.actions[name]
+        if not version(req).within(low, high):
+            raise NotFound(f"action {name} not at {version(req)}", user_message=NOT_AT_THIS_VERSION)
+        handler(req, resp, snapshot_id, info)
+
+    def reset_status(self, req, resp, snapshot_id: str, info) -> None:
+        status = info.get("status") if isinstance(info, dict) else None
+        self.services.snapshots.reset_status(caller(req), snapshot_id, status)
+        accepted(resp)
+
+    def force_delete(self, req, resp, snapshot_id: str, info) -> None:
+        self.services.snapshots.force_delete(caller(req), snapshot_id)
+        accepted(resp)
