@@ -42,6 +42,9 @@ DEFAULT_GANESHA_PORT = 2049
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
 DEFAULT_SHARE_TYPE = "default"
+#: The availability zone of this service's backends (Manila's
+#: ``storage_availability_zone`` default).
+DEFAULT_AVAILABILITY_ZONE = "nova"
 #: Manila's default per-project quotas (manila/quota.py); -1 means unlimited.
 DEFAULT_QUOTA_SHARES = 50
 DEFAULT_QUOTA_GIGABYTES = 1000
@@ -168,6 +171,7 @@ class Config:
     auth: AuthConfig
     conductor: ConductorConfig
     default_share_type: str = DEFAULT_SHARE_TYPE
+    availability_zone: str = DEFAULT_AVAILABILITY_ZONE
     backends: tuple[BackendConfig, ...] = field(default_factory=tuple)
     quotas: QuotaConfig = field(default_factory=QuotaConfig)
 
@@ -317,6 +321,10 @@ def parse(data: dict, path: Path) -> Config:
     state_dir = top.path("state_dir", DEFAULT_STATE_DIR)
     host = top.str("host", socket.gethostname().split(".")[0] or "localhost")
     default_share_type = top.str("default_share_type", DEFAULT_SHARE_TYPE)
+    availability_zone = top.str("availability_zone", DEFAULT_AVAILABILITY_ZONE)
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$", availability_zone):
+        raise ConfigError(f"config.availability_zone: {availability_zone!r} must be 1 to 255 letters, "
+                          "digits, '_', '.', ':' or '-'")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", host):
         raise ConfigError(f"config.host: {host!r} is not a valid host name")
 
@@ -394,6 +402,7 @@ def parse(data: dict, path: Path) -> Config:
         auth=auth,
         conductor=conductor,
         default_share_type=default_share_type,
+        availability_zone=availability_zone,
         backends=backends,
         quotas=quotas,
     )

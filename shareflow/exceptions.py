@@ -83,6 +83,13 @@ class OverLimit(ShareflowError):
     manila_name = "overLimit"
 
 
+class UnprocessableEntity(ShareflowError):
+    """Where Manila answers webob's bare 422 (a share update without ``share``)."""
+
+    http_status = 422
+    manila_name = "computeFault"
+
+
 class ServiceUnavailable(ShareflowError):
     """A dependency (database, ZooKeeper) cannot be reached right now."""
 

@@ -12,8 +12,10 @@ from shareflow.engine.boards import LazyBoards
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster
 from shareflow.services.admin import ShareAdminService
+from shareflow.services.availability_zones import AvailabilityZoneService
 from shareflow.services.jobs import JobService
 from shareflow.services.messages import MessageService
+from shareflow.services.metadata import ShareMetadataService
 from shareflow.services.quotas import QuotaService
 from shareflow.services.resize import ResizeService
 from shareflow.services.share_types import ShareTypeService
@@ -47,6 +49,8 @@ class Services:
         self.jobs = JobService(self.db)
         self.resize = ResizeService(config, self.db, self.poster, self.shares, clock=clock)
         self.share_admin = ShareAdminService(config, self.db, self.poster, self.shares, clock=clock)
+        self.share_metadata = ShareMetadataService(self.db, clock=clock)
+        self.availability_zones = AvailabilityZoneService(config, self.db, clock=clock)
         self.snapshots = SnapshotService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.quotas = QuotaService(config.quotas, self.db, clock=clock)
         self.messages = MessageService(self.db, clock=clock)

@@ -19,10 +19,12 @@ from shareflow.api.middleware import (
     RequestIdMiddleware,
 )
 from shareflow.api.resources.access_rules import AccessRules
+from shareflow.api.resources.availability_zones import AvailabilityZones
 from shareflow.api.resources.export_locations import ExportLocations
 from shareflow.api.resources.extra_specs import ExtraSpecs
 from shareflow.api.resources.limits import Limits
 from shareflow.api.resources.messages import Messages
+from shareflow.api.resources.metadata import ShareMetadata
 from shareflow.api.resources.quota_sets import LegacyQuotaSets, QuotaSets
 from shareflow.api.resources.share_actions import ShareActions
 from shareflow.api.resources.share_types import (
@@ -79,6 +81,11 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     locations = ExportLocations(config, services)
     route("/shares/{share_id}/export_locations", locations)
     route("/shares/{share_id}/export_locations/{export_location_id}", locations, suffix="item")
+    metadata = ShareMetadata(config, services)
+    route("/shares/{share_id}/metadata", metadata)
+    route("/shares/{share_id}/metadata/{key}", metadata, suffix="item")
+    route("/availability-zones", AvailabilityZones(config, services, legacy=False))
+    route("/os-availability-zone", AvailabilityZones(config, services, legacy=True))
 
     types = ShareTypes(config, services)
     route("/types", types)

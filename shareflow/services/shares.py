@@ -30,6 +30,7 @@ from shareflow.flows.access import allow_access, deny_access
 from shareflow.flows.create_share import create_share
 from shareflow.flows.delete_share import delete_share
 from shareflow.scheduler.scheduler import Scheduler
+from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
 from shareflow.services.snapshots import new_share_source
 from shareflow.services.quotas import enforce as enforce_quota
@@ -137,7 +138,7 @@ class ShareService:
                 status=states.CREATING if placement else states.ERROR,
                 share_type_id=stype.id, host=placement.host if placement else None,
                 backend=placement.backend.name if placement else None,
-                availability_zone=availability_zone or "nova", is_public=is_public,
+                availability_zone=resolve_zone(self._config, availability_zone), is_public=is_public,
                 share_network_id=share_network_id, metadata=metadata,
                 snapshot_id=source.snapshot_id if source else None,
             )

@@ -9,10 +9,10 @@ public shares only for admins (policy ``create_public_share`` /
 from __future__ import annotations
 
 from shareflow.api import params as qp
-from shareflow.api.resources.base import Resource, accepted, caller, reply, section, version
+from shareflow.api.resources.base import Resource, accepted, body, caller, reply, section, version
 from shareflow.api.views import shares as view
 from shareflow.domain import validation
-from shareflow.exceptions import Forbidden, InvalidInput
+from shareflow.exceptions import Forbidden, InvalidInput, UnprocessableEntity
 
 #: Sort keys a client may send (manilaclient's SHARE_SORT_KEY_VALUES) -> columns.
 SORT_KEYS = {
@@ -34,6 +34,13 @@ EQUAL_FILTERS = {
 }
 PUBLIC_POLICY_MESSAGE = "User is not authorized to set 'is_public' to True in the request."
 UPDATABLE = ("display_name", "display_description", "name", "description", "is_public")
+#: Update's length check (manila.api.common.check_display_field_length) names
+#: the display_* field, whichever spelling was sent.
+DISPLAY_FIELDS = {"display_name": "display_name", "name": "display_name",
+                  "display_description": "display_description", "description": "display_description"}
+DISPLAY_FIELD_MAX = 255
+#: webob's HTTPUnprocessableEntity explanation.
+UNPROCESSABLE_MESSAGE = "Unable to process the contained instructions"
 
 
 def public_flag(value, *, is_admin: bool) -> bool:
@@ -143,10 +150,20 @@ class Share(Resource):
         reply(resp, {"share": view.detail(share, self.view_context(req))})
 
     def on_put(self, req, resp, share_id: str) -> None:
+        """manila/api/v2/shares.py ``update``: no ``share`` is webob's bare 422;
+        a display field over 255 characters is Manila's 400."""
         who = caller(req)
+        data = body(req)
+        if not isinstance(data, dict) or "share" not in data:
+            raise UnprocessableEntity("no share in the body", user_message=UNPROCESSABLE_MESSAGE)
         _, data = section(req, "share")
         # Manila ignores keys it cannot update rather than failing on them.
         fields = {k: data[k] for k in UPDATABLE if k in data}
+        for key, manila_name in DISPLAY_FIELDS.items():
+            value = fields.get(key)
+            if isinstance(value, str) and len(value) > DISPLAY_FIELD_MAX:
+                raise InvalidInput(f"{key} too long", user_message=(
+                    f"Invalid input received: {manila_name} can only be {DISPLAY_FIELD_MAX} characters long."))
         if "is_public" in fields:
             fields["is_public"] = public_flag(fields["is_public"], is_admin=who.is_admin)
         share = self.services.shares.update(who, share_id, fields=fields)
