@@ -138,6 +138,19 @@ def force_status(session: Session, snapshot_id: str, target: str, *, now: dateti
     return session.execute(stmt).rowcount == 1
 
 
+def release_restoring(session: Session, share_id: str, *, now: datetime) -> int:
+    """The share's snapshots that are ``restoring`` back to ``available`` (a
+    revert of the share ended); returns how many."""
+    stmt = (
+        sa.update(ShareSnapshot)
+        .where(ShareSnapshot.share_id == share_id, ShareSnapshot.status == states.RESTORING,
+               ShareSnapshot.deleted_at.is_(None))
+        .values(status=states.AVAILABLE, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount
+
+
 def mark_deleted(session: Session, snapshot_id: str, *, now: datetime) -> bool:
     """DELETING -> deleted: the row stays (soft delete)."""
     return set_status(session, snapshot_id, states.DELETED, now=now, deleted_at=now)

@@ -22,6 +22,7 @@ from shareflow.db import access as access_db
 from shareflow.db import jobs as jobs_db
 from shareflow.db import messages as messages_db
 from shareflow.db import shares as shares_db
+from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
 from shareflow.db.models import ShareSnapshot
 from shareflow.db.transitions import transition
@@ -171,6 +172,10 @@ class OutcomeRecorder:
                     access_db.refresh_share_rules_status(s, subject_id, now=now)
             if not moved:
                 return False
+            if op.name == "revert_to_snapshot":
+                # The snapshot the share was reverted to is available again
+                # (Manila's manager does both); also for a flow that never ran.
+                snapshots_db.release_restoring(s, subject_id, now=now)
             what = f"step '{step}' failed" if step else "the job could not be run"
             text = f"{op.action}: {what}: {reason}"
             if outcome and outcome.detail and outcome.detail != reason:

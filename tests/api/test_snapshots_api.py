@@ -468,3 +468,25 @@ def test_malformed_snapshot_requests_are_4xx_and_change_nothing(api, types):
             assert 400 <= api.request("POST", path, body=raw, headers={"Content-Type": "application/json"}
                                       ).status_code < 500
     assert snapshot_row(api, snap["id"]).status == "available"
+
+
+def test_a_revert_job_that_never_runs_gives_the_snapshot_back(api, types):
+    """The conductor's safety net (a flow that cannot be loaded, a job never
+    posted): the share ends reverting_error with a message, and the snapshot
+    is available again rather than stuck restoring."""
+    from shareflow.db.models import Message
+    from shareflow.engine.outcomes import OutcomeRecorder
+    from shareflow.wiring import utcnow
+
+    share = available_share(api, share_type=types["full"])
+    snap = create_snapshot(api, share["id"])
+    assert revert(api, share["id"], snap["id"]).status_code == 202
+    job = next(j for j in jobs_of(api, share["id"]) if j.operation == "revert_to_snapshot")
+    recorder = OutcomeRecorder(api.services.db, utcnow)
+    assert recorder.resource_failed(job.id, None, "an internal error occurred")
+    assert not recorder.resource_failed(job.id, None, "an internal error occurred")  # once only
+    assert api.share_row(share["id"]).status == "reverting_error"
+    assert snapshot_row(api, snap["id"]).status == "available"
+    with api.services.db.read() as s:
+        texts = [m.user_message for m in s.scalars(sa.select(Message).where(Message.resource_id == share["id"]))]
+    assert texts == ["revert to snapshot: the job could not be run: an internal error occurred"]
