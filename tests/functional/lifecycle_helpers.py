@@ -13,10 +13,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from manilaclient import exceptions as mexc
 
-from shareflow.db.models import Message
+from shareflow.db import shares as shares_db
+from shareflow.db.models import Message, Pool
 from shareflow.system import btrfs, netns
 from shareflow.system.process import run
-from tests.fixtures.stack import wait_until
+from tests.fixtures.stack import BACKEND, wait_until
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -43,6 +44,7 @@ class Tenant:
         self.share_ids: list[str] = []
 
     def create(self, size: int = 1, **kw):
+        wait_for_room(self.stack, size)
         share = self.m.shares.create("NFS", size, **kw)
         self.share_ids.append(share.id)
         share = self.stack.wait_for_share(self.m, share.id, {"available", "error"})
@@ -80,6 +82,22 @@ class Tenant:
             wait_until(lambda sid=share_id: self.stack.share_row(sid).deleted_at is not None, 60,
                        f"{share_id} to be deleted")
             assert share_id not in self.stack.backend().share.list_volumes()
+        # The space of deleted volumes comes back when btrfs has cleaned them:
+        # wait for that, so the next test (whose pool is the same) finds it.
+        run(["btrfs", "subvolume", "sync", str(self.stack.btrfs.mount_point)], timeout=60)
+
+
+def wait_for_room(stack, size_gb: int, timeout: float = 60) -> None:
+    """Wait until the pool's latest capacity report has room for a share of
+    ``size_gb`` by the scheduler's measure (the session's pool is shared by
+    every test module, and space a test freed is reported a moment later)."""
+    def room() -> bool:
+        with stack.db.read() as s:
+            pool = s.scalars(sa.select(Pool)).first()
+            promised = shares_db.provisioned_gb(s, BACKEND)
+        return pool is not None and min(pool.free_capacity_gb, pool.total_capacity_gb - promised) >= size_gb
+
+    wait_until(room, timeout, f"the pool to have room for {size_gb} GiB")
 
 
 TRANSITIONAL = {"creating", "deleting", "extending", "shrinking", "reverting"}
