@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from shareflow.config import BackendConfig, Config
 from shareflow.db import jobs as jobs_db
+from shareflow.db import share_types as types_db
 from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
@@ -138,8 +139,6 @@ def new_share_source(session: Session, config: Config, caller: Caller, snapshot_
         raise invalid_input("The specified availability zone must be the same as the parent share "
                             "when creating from snapshot")
     if share_type is not None:
-        from shareflow.db import share_types as types_db
-
         if not isinstance(share_type, str):
             raise InvalidInput("share_type must be a share type name or id.")
         if types_db.get_by_name_or_id(session, share_type).id != parent.share_type_id:
@@ -215,14 +214,18 @@ class SnapshotService:
                     f"Snapshots cannot be created for share '{share.id}' since it does not have "
                     "that capability."
                 )
+            not_available = InvalidInput(f"share {share.id} is {share.status}",
+                                         user_message="Invalid share: Source share status must be available.")
+            if share.status != states.AVAILABLE or share.backend is None:
+                raise not_available
+            # The quota lock before any row lock (services.quotas).
+            enforce_quota(s, self._config.quotas, caller.project_id, snapshots=1,
+                          snapshot_gigabytes=share.size)
             # Holds the share's row while it is available: a concurrent delete
             # of the share (which counts its snapshots after its own
             # conditional update) then either sees this snapshot or wins.
-            if share.backend is None or not snapshots_db.hold_available_share(s, share.id):
-                raise InvalidInput(f"share {share.id} is {share.status}",
-                                   user_message="Invalid share: Source share status must be available.")
-            enforce_quota(s, self._config.quotas, caller.project_id, snapshots=1,
-                          snapshot_gigabytes=share.size)
+            if not snapshots_db.hold_available_share(s, share.id):
+                raise not_available
             snap = snapshots_db.create(
                 s, now=now, id=self._new_id(), share_id=share.id, project_id=caller.project_id,
                 user_id=caller.user_id, name=name, description=description, size=share.size,

@@ -197,7 +197,7 @@ class FinishRevert(task.Task):
         now = runtime.clock()
         with runtime.db.write() as s:
             if shares_db.set_status(s, share_id, states.AVAILABLE, now=now, expected={states.REVERTING},
-                                    size=snapshot_size):
+                                    size=snapshot_size, pending_size=None):
                 snapshots_db.set_status(s, snapshot_id, states.AVAILABLE, now=now,
                                         expected={states.RESTORING})
                 return

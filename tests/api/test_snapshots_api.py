@@ -490,3 +490,26 @@ def test_a_revert_job_that_never_runs_gives_the_snapshot_back(api, types):
     with api.services.db.read() as s:
         texts = [m.user_message for m in s.scalars(sa.select(Message).where(Message.resource_id == share["id"]))]
     assert texts == ["revert to snapshot: the job could not be run: an internal error occurred"]
+
+
+def test_revert_to_a_larger_snapshot_counts_the_growth_against_the_quota(api, types):
+    """Manila reserves the growth when a revert makes the share larger (the
+    share was shrunk after the snapshot); over quota it answers 403."""
+    from shareflow.auth.tokens import TokenFile
+
+    project = f"proj-q-{uuid.uuid4().hex[:6]}"
+    token = TokenFile(api.config.auth.tokens_file).issue(project, "carol")[0]
+    admin = Caller(project_id="adminproj", user_id="root", is_admin=True)
+    share = available_share(api, token=token, share_type=types["full"], size=2)
+    snap = create_snapshot(api, share["id"], token=token)
+    with api.services.db.write() as s:  # as after a shrink to 1 GiB
+        s.execute(sa.update(Share).where(Share.id == share["id"]).values(size=1))
+    api.services.quotas.update(admin, project, {"gigabytes": 1})
+    message = assert_fault(revert(api, share["id"], snap["id"], token=token), 403)
+    assert message == (f"Quota exceeded for {project}. Reverting share {share['id']} to snapshot "
+                       f"{snap['id']} will increase the share's size by 1G.")
+    assert api.share_row(share["id"]).status == "available"
+    api.services.quotas.update(admin, project, {"gigabytes": 2})
+    assert revert(api, share["id"], snap["id"], token=token).status_code == 202
+    row = api.share_row(share["id"])
+    assert (row.status, row.size, row.pending_size) == ("reverting", 1, 2)

@@ -360,3 +360,40 @@ def test_conflicting_requests_at_once_one_wins_nothing_is_stuck(stack, snappy):
         assert m.share_snapshots.list(search_opts={"share_id": share.id}) == []
     wait_gone(m.shares.get, share.id)
     assert_share_left_nothing(stack, share.id)
+
+
+def test_revert_gives_the_share_its_snapshots_size(stack, snappy):
+    """As Manila's manager: after a revert the share's size is the snapshot's,
+    and so is the limit btrfs enforces - smaller or larger than before."""
+    m = stack.manila(stack.token("tenant-snapsize"))
+    share = new_share(stack, m, snappy, size=1)
+
+    def limit() -> int:
+        path = stack.btrfs.mount_point / "shares" / share.id
+        return btrfs.subvolume_qgroup(path, timeout=10).max_referenced
+
+    small = wait_snapshot(m, m.share_snapshots.create(share).id, {"available"})
+    m.shares.extend(share, 2)
+    assert stack.wait_for_share(m, share.id, {"available", "extending_error"}).size == 2
+    m.shares.revert_to_snapshot(share, small)
+    reverted = stack.wait_for_share(m, share.id, {"available", "reverting_error"})
+    assert (reverted.status, reverted.size, limit()) == ("available", 1, 1 << 30)
+    m.share_snapshots.delete(small)
+    wait_gone(m.share_snapshots.get, small.id)
+
+    m.shares.extend(share, 2)
+    assert stack.wait_for_share(m, share.id, {"available", "extending_error"}).size == 2
+    large = wait_snapshot(m, m.share_snapshots.create(share).id, {"available"})
+    assert large.size == 2
+    m.shares.shrink(share, 1)
+    assert stack.wait_for_share(m, share.id, {"available", "shrinking_error"}).size == 1
+    m.shares.revert_to_snapshot(share, large)
+    reverted = stack.wait_for_share(m, share.id, {"available", "reverting_error"})
+    assert (reverted.status, reverted.size, limit()) == ("available", 2, 2 << 30)
+    assert stack.share_row(share.id).pending_size is None
+
+    m.share_snapshots.delete(large)
+    wait_gone(m.share_snapshots.get, large.id)
+    m.shares.delete(share)
+    wait_gone(m.shares.get, share.id)
+    assert_share_left_nothing(stack, share.id)
