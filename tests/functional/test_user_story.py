@@ -9,7 +9,9 @@ import pytest
 from manilaclient import exceptions as mexc
 
 from shareflow.drivers.export.ganesha_config import pseudo_path
+from shareflow.system import btrfs
 from tests.fixtures.stack import wait_until
+from tests.functional.lifecycle_helpers import SMALL, fill_to_limit, subvolume, volume_dir
 
 GiB = 1 << 30
 
@@ -64,11 +66,17 @@ def test_share_lifecycle_over_nfs(stack):
     refused = other.ls(export)
     assert refused.returncode != 0 and "NFS4ERR" in refused.stderr + refused.stdout
 
-    # The quota is the share's size: writing past 1 GiB is refused.
-    too_big = allowed.put(f"{export}/big.bin", b"\0" * (GiB + 64 * (1 << 20)))
-    assert too_big.returncode != 0
-    volume = stack.btrfs.exports_dir / share.id
-    assert sum(p.stat().st_size for p in volume.iterdir()) <= GiB
+    # The share's size is a hard limit. The test's NFS client writes at most
+    # NFS_WRITE_MAX bytes per file, so the share is filled up to its limit on
+    # the storage host first; then a small write over NFS is refused.
+    assert allowed.put(f"{export}/fits.bin", b"x" * SMALL).returncode == 0
+    fill_to_limit(stack, share.id)
+    over = allowed.put(f"{export}/over.bin", b"y" * SMALL)
+    assert over.returncode != 0, "a write past the share's size was accepted"
+    group = btrfs.subvolume_qgroup(subvolume(stack, share.id), timeout=10)
+    assert group.max_referenced == GiB and group.referenced <= GiB
+    assert allowed.cat(f"{export}/hello.txt").stdout == "hello from the allowed client\n"
+    (volume_dir(stack, share.id) / "fill").unlink()
 
     m.shares.deny(share, rule["id"])
     wait_until(lambda: not m.share_access_rules.access_list(share), 30, "the rule to be gone")
