@@ -12,11 +12,15 @@ import pytest
 import sqlalchemy as sa
 from manilaclient import exceptions as mexc
 
-from shareflow.db.models import Job, Share
+from shareflow.db.models import Job, Share, ShareSnapshot
+from shareflow.services.context import Caller
 from tests.fixtures.stack import wait_until
 
 GIGABYTES_OVER = "Requested share exceeds allowed project/user or share type gigabytes quota."
 SHARES_OVER = "Maximum number of shares allowed (2) either per project/user or share type quota is exceeded."
+SNAPSHOTS_OVER = (
+    "Maximum number of snapshots allowed (1) either per project/user or share type quota is exceeded.")
+SNAPSHOT_TYPE = "quota-snappy"
 
 
 class Tenant:
@@ -28,6 +32,7 @@ class Tenant:
         self.m = stack.manila(stack.token(self.project))
         self.admin = stack.manila()
         self.shares: list[str] = []
+        self.snapshots: list[str] = []
 
     def create(self, size: int = 1, *, wait_for: set[str] | None = None):
         share = self.m.shares.create("NFS", size)
@@ -56,8 +61,27 @@ class Tenant:
             jobs = s.scalar(sa.select(sa.func.count()).select_from(Job).where(Job.project_id == self.project))
         return shares, jobs
 
+    def snapshot(self, share_id: str, *, wait_for: set[str]):
+        snap = self.m.share_snapshots.create(share_id)
+        self.snapshots.append(snap.id)
+        return wait_until(lambda: (lambda x: x if x.status in wait_for else None)(
+            self.m.share_snapshots.get(snap.id)), 30, f"snapshot {snap.id} to become one of {wait_for}")
+
+    def snapshot_rows(self) -> int:
+        with self.stack.db.read() as s:
+            return s.scalar(sa.select(sa.func.count()).select_from(ShareSnapshot)
+                            .where(ShareSnapshot.project_id == self.project))
+
     def cleanup(self) -> None:
         self.stack.clear_faults()
+        for snapshot_id in self.snapshots:
+            try:
+                self.admin.share_snapshots.force_delete(snapshot_id)
+            except mexc.NotFound:
+                continue
+            except Exception:  # reported by the test's own assertions, not here
+                continue
+            wait_until(lambda sid=snapshot_id: _snapshot_gone(self.stack, sid), 30, f"{snapshot_id} deleted")
         for share_id in self.shares:
             row = self.stack.share_row(share_id)
             if row is None or row.deleted_at is not None:
@@ -67,6 +91,18 @@ class Tenant:
             except Exception:  # reported by the test's own assertions, not here
                 pass
         self.admin.quotas.delete(self.project)
+        volumes = self.stack.backend().share.list_volumes()
+        for share_id in self.shares:
+            row = self.stack.share_row(share_id)
+            assert row is None or row.deleted_at is not None, f"{share_id} left {row.status}"
+            assert share_id not in volumes
+        assert all(_snapshot_gone(self.stack, sid) for sid in self.snapshots)
+
+
+def _snapshot_gone(stack, snapshot_id: str) -> bool:
+    with stack.db.read() as s:
+        row = s.get(ShareSnapshot, snapshot_id)
+        return row is None or row.deleted_at is not None
 
 
 @pytest.fixture
@@ -192,3 +228,74 @@ def test_no_pool_for_the_share_is_an_allocate_host_message_and_no_quota(tenant):
     assert (msg.action_id, msg.detail_id) == ("001", "002")
     assert msg.user_message.startswith("allocate host: No storage could be allocated for this share request.")
     assert t.usage()["totalShareGigabytesUsed"] == 0
+
+
+def test_an_extend_holds_its_gigabytes_and_a_failed_one_gives_them_back(tenant):
+    t = tenant("extend")
+    t.admin.quotas.update(t.project, shares=5, gigabytes=3)
+    share = t.create(wait_for={"available"})
+    # Over quota: Manila answers an extend 403 with the gigabytes message; nothing changes.
+    with pytest.raises(mexc.Forbidden) as over:
+        t.m.shares.extend(share, 4)
+    assert str(over.value).startswith(GIGABYTES_OVER)
+    assert (t.m.shares.get(share.id).status, t.usage()["totalShareGigabytesUsed"]) == ("available", 1)
+
+    t.stack.set_faults({"resize_volume": "hang"})
+    t.m.shares.extend(share, 3)
+    t.stack.wait_for_share(t.m, share.id, {"extending"})
+    # While it runs, the extend holds its new size: no room for another share.
+    assert t.usage()["totalShareGigabytesUsed"] == 3
+    with pytest.raises(mexc.RequestEntityTooLarge):
+        t.m.shares.create("NFS", 1)
+    t.stack.set_faults({"resize_volume": "fail"})  # releases the hang into a failure
+    failed = t.stack.wait_for_share(t.m, share.id, {"extending_error"})
+    t.stack.finished_job(share.id, "extend_share")
+    t.stack.clear_faults()
+    assert failed.size == 1 and t.stack.share_row(share.id).pending_size is None
+    assert t.usage()["totalShareGigabytesUsed"] == 1
+    t.create(2, wait_for={"available"})
+    (msg,) = [m for m in t.m.messages.list(search_opts={"resource_id": share.id}) if m.action_id == "008"]
+    assert msg.user_message.startswith("extend: step 'resize_volume' failed: injected fault at resize_volume")
+    t.admin.shares.reset_state(share, "available")  # to delete it at the end
+
+
+def test_snapshot_quotas_and_a_failed_snapshot_gives_its_quota_back(tenant):
+    t = tenant("snapq")
+    services = t.stack.services()
+    try:
+        try:
+            services.share_types.get(Caller(project_id="admin", is_admin=True), SNAPSHOT_TYPE)
+        except Exception:
+            services.share_types.create(Caller(project_id="admin", is_admin=True), name=SNAPSHOT_TYPE,
+                                        extra_specs={"driver_handles_share_servers": "False",
+                                                     "snapshot_support": "True"})
+    finally:
+        services.close()
+    t.admin.quotas.update(t.project, snapshots=1, snapshot_gigabytes=5)
+    share = t.m.shares.create("NFS", 2, share_type=SNAPSHOT_TYPE)
+    t.shares.append(share.id)
+    t.stack.wait_for_share(t.m, share.id, {"available"})
+
+    t.stack.set_faults({"create_snapshot": "fail"})
+    failed = t.snapshot(share.id, wait_for={"error"})
+    t.stack.finished_job(failed.id, "create_snapshot")
+    t.stack.clear_faults()
+    absolute = t.usage()
+    assert (absolute["totalShareSnapshotsUsed"], absolute["totalSnapshotGigabytesUsed"]) == (0, 0)
+    (msg,) = t.m.messages.list(search_opts={"resource_id": failed.id})
+    assert msg.resource_type == "SHARE_SNAPSHOT" and msg.action_id == "002"
+    assert msg.user_message.startswith("create: step 'create_snapshot' failed: injected fault at create_snapshot")
+
+    t.snapshot(share.id, wait_for={"available"})
+    absolute = t.usage()
+    assert (absolute["totalShareSnapshotsUsed"], absolute["totalSnapshotGigabytesUsed"]) == (1, 2)
+    rows = t.snapshot_rows()
+    with pytest.raises(mexc.RequestEntityTooLarge) as over:
+        t.m.share_snapshots.create(share.id)
+    assert str(over.value).startswith(SNAPSHOTS_OVER)
+    t.admin.quotas.update(t.project, snapshots=5, snapshot_gigabytes=3)
+    with pytest.raises(mexc.RequestEntityTooLarge) as over:
+        t.m.share_snapshots.create(share.id)
+    assert str(over.value).startswith(
+        "Requested snapshot exceeds allowed project/user or share type gigabytes quota.")
+    assert t.snapshot_rows() == rows
