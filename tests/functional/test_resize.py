@@ -289,5 +289,6 @@ def test_resize_through_openstacksdk(tenant):
                    30, "the shrink")
         assert conn.shared_file_system.get_share(share.id).size == 1
         assert limit_of(stack, share.id) == GiB
+        assert [z.name for z in conn.shared_file_system.availability_zones()] == ["nova"]
     finally:
         conn.close()

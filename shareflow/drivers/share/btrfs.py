@@ -326,9 +326,10 @@ class BtrfsShareDriver(ShareDriver):
 
     def resize_volume(self, share_id: str, new_size_gb: int) -> None:
         """Change the subvolume's qgroup limit (online: it stays mounted and
-        exported). Under the share's lock, so the usage checked is the usage
-        the new limit is set against: a shrink below the referenced bytes is
-        refused before anything changes."""
+        exported). A shrink below the referenced bytes (counted after a
+        commit) is refused before anything changes. A client writing between
+        that check and the new limit can at most take the volume past it:
+        btrfs then refuses further writes, and never drops data."""
         share_id = share_id_of(share_id)
         _check_size(new_size_gb)
         self._pool_mount()
