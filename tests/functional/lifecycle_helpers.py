@@ -4,7 +4,6 @@ export, the volume) and at the user messages."""
 
 from __future__ import annotations
 
-import errno
 import os
 import tempfile
 import uuid
@@ -18,18 +17,10 @@ from shareflow.db.models import Message, Pool
 from shareflow.system import btrfs, netns
 from shareflow.system.process import run
 from tests.fixtures.stack import BACKEND, wait_until
+from tests.fixtures.storage import NFS_WRITE_MAX, SMALL, fill_until_full  # noqa: F401 (re-exported)
 
 GiB = 1 << 30
 MiB = 1 << 20
-#: The largest file the test NFS client writes over NFSv4: libnfs 4.0's
-#: nfs-cp fails to encode a v4 WRITE of more than 4096 bytes less its
-#: header ("ZDR error: Failed to encode COMPOUND4args"), whatever the
-#: server. Writes over NFS here are single small files; bulk data that
-#: only has to take space is written on the storage host.
-NFS_WRITE_MAX = 3932
-#: A file over NFS that takes a data extent of its own (btrfs keeps files of
-#: up to 2048 bytes inline, in metadata).
-SMALL = 3 * 1024
 
 
 class Tenant:
@@ -128,31 +119,9 @@ def prefill(stack, share_id: str, size: int, name: str = "prefill") -> None:
 
 
 def fill_to_limit(stack, share_id: str, name: str = "fill") -> int:
-    """Write into the share's volume on the storage host until its size limit
-    refuses more (EDQUOT): what is left is less than one 4 KiB block. Returns
-    the bytes written."""
-    group = btrfs.subvolume_qgroup(subvolume(stack, share_id), timeout=10)
-    room = group.max_referenced - group.referenced
-    path = volume_dir(stack, share_id) / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        if room > 64 * MiB:
-            os.posix_fallocate(fd, 0, room - 32 * MiB)
-        written = os.lseek(fd, 0, os.SEEK_END)
-        for chunk in (MiB, 4096):
-            block = b"f" * chunk
-            try:
-                while written < room:
-                    written += os.write(fd, block)
-                    if chunk == MiB and written % (16 * MiB) == 0:
-                        os.fsync(fd)
-                os.fsync(fd)
-            except OSError as e:
-                if e.errno != errno.EDQUOT:
-                    raise
-    finally:
-        os.close(fd)
-    return written
+    """Take the share's remaining space on the storage host, until its size
+    limit refuses more. Returns the bytes taken."""
+    return fill_until_full(volume_dir(stack, share_id), name)
 
 
 def read_bytes(client, path: str) -> bytes:

@@ -116,14 +116,16 @@ def test_two_deletes_at_once_one_wins(stack):
             m.shares.delete(share.id)
             outcomes.append("accepted")
         except mexc.Forbidden:
-            outcomes.append("forbidden")
+            outcomes.append("refused")  # the other delete is running
+        except mexc.NotFound:
+            outcomes.append("refused")  # the other delete has already finished
 
     threads = [threading.Thread(target=delete) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["accepted", "forbidden"]
+    assert sorted(outcomes) == ["accepted", "refused"]
     wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
     with stack.db.read() as s:
         from shareflow.db.models import Job
