@@ -144,3 +144,42 @@ def test_a_quota_update_waits_for_creates_in_flight(pg_services):
     assert results in ({"create": "over", "update": "set"}, {"create": "created", "update": "InvalidInput"})
     expected = (3, 3) if results["update"] == "set" else (4, 50)
     assert (live_shares(services, project), services.quotas.show(ADMIN, project)["shares"]) == expected
+
+
+def test_an_extend_and_a_snapshot_of_one_share_at_once_never_deadlock(pg_services):
+    """Both take the quota lock before they lock the share's row (the order
+    services.quotas asks for); in the other order each would wait for the
+    other and PostgreSQL would fail one of them (a 503)."""
+    from shareflow.exceptions import Conflict, InvalidInput, ServiceUnavailable
+
+    services = pg_services
+    project = f"race-{uuid.uuid4().hex[:8]}"
+    caller = Caller(project_id=project, user_id="racer")
+    outcomes: list[tuple[str, str]] = []
+    for _ in range(15):
+        share = services.shares.create(caller, size=1, share_proto="NFS")
+        with services.db.write() as s:
+            s.execute(sa.update(Share).where(Share.id == share.id).values(status="available"))
+        barrier = threading.Barrier(2)
+
+        def run(name, call, barrier=barrier):
+            barrier.wait()
+            try:
+                call()
+                outcomes.append((name, "ok"))
+            except (InvalidInput, Conflict):
+                outcomes.append((name, "refused"))
+            except ServiceUnavailable as e:
+                outcomes.append((name, f"unavailable: {e}"))
+
+        threads = [
+            threading.Thread(target=run, args=("extend", lambda sid=share.id: services.resize.extend(caller, sid, 2))),
+            threading.Thread(target=run, args=("snapshot", lambda sid=share.id: services.snapshots.create(
+                caller, share_id=sid))),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert not [o for o in outcomes if o[1].startswith("unavailable")], outcomes
+    assert len(outcomes) == 30 and ("extend", "ok") in outcomes
