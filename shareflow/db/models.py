@@ -95,6 +95,8 @@ class Share(Timestamps, Base):
     snapshot_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
     share_network_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
     task_state: Mapped[str | None] = mapped_column(String(64))
+    #: The share server it is exported from (DHSS=true backends only).
+    share_server_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
     #: The size an extend or shrink in progress asks for; counted by quotas
     #: (the larger of size and pending_size) until the job settles it.
     pending_size: Mapped[int | None] = mapped_column(Integer)
@@ -142,6 +144,124 @@ class ShareSnapshot(Timestamps, Base):
         Index("ix_share_snapshots_share_id", "share_id"),
         Index("ix_share_snapshots_project_id", "project_id"),
     )
+
+
+class ProviderNetwork(Timestamps, Base):
+    """A flat network an operator offers to tenants: a Linux bridge on the
+    storage hosts, one subnet (Manila's neutron_net_id / neutron_subnet_id
+    name the network and that subnet), and the ranges share servers get
+    addresses from."""
+
+    __tablename__ = "provider_networks"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    subnet_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False, unique=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    bridge: Mapped[str] = mapped_column(String(15), nullable=False)
+    cidr: Mapped[str] = mapped_column(String(64), nullable=False)
+    gateway: Mapped[str | None] = mapped_column(String(64))
+    mtu: Mapped[int] = mapped_column(Integer, nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ranges: Mapped[list[AllocationRange]] = relationship(
+        back_populates="network", cascade="all, delete-orphan", lazy="selectin",
+        order_by="AllocationRange.id",
+    )
+
+    __table_args__ = (Index("ix_provider_networks_name", "name"),)
+
+
+class AllocationRange(Base):
+    """First and last address (inclusive) share servers may be given."""
+
+    __tablename__ = "allocation_ranges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    network_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("provider_networks.id", ondelete="CASCADE"), nullable=False
+    )
+    first: Mapped[str] = mapped_column(String(64), nullable=False)
+    last: Mapped[str] = mapped_column(String(64), nullable=False)
+    network: Mapped[ProviderNetwork] = relationship(back_populates="ranges")
+
+
+class NetworkAllocation(Base):
+    """One address handed out on a provider network. The unique constraint is
+    what makes an address impossible to hand out twice, even to concurrent
+    creates in different processes."""
+
+    __tablename__ = "network_allocations"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    network_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("provider_networks.id"), nullable=False
+    )
+    address: Mapped[str] = mapped_column(String(64), nullable=False)
+    share_server_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (UniqueConstraint("network_id", "address", name="uq_network_allocations_address"),)
+
+
+class ShareNetwork(Timestamps, Base):
+    """A tenant's network for its shares (Manila's share network)."""
+
+    __tablename__ = "share_networks"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    subnets: Mapped[list[ShareNetworkSubnet]] = relationship(
+        back_populates="share_network", lazy="selectin", order_by="ShareNetworkSubnet.created_at",
+        primaryjoin="and_(ShareNetwork.id == ShareNetworkSubnet.share_network_id, "
+                    "ShareNetworkSubnet.deleted_at.is_(None))",
+    )
+
+    __table_args__ = (Index("ix_share_networks_project_id", "project_id"),)
+
+
+class ShareNetworkSubnet(Timestamps, Base):
+    """Where a share network meets a provider network (Manila >= 2.51)."""
+
+    __tablename__ = "share_network_subnets"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    share_network_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_networks.id"), nullable=False
+    )
+    provider_network_id: Mapped[str | None] = mapped_column(
+        String(UUID_LEN), ForeignKey("provider_networks.id")
+    )
+    availability_zone: Mapped[str | None] = mapped_column(String(255))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    share_network: Mapped[ShareNetwork] = relationship(back_populates="subnets")
+    provider_network: Mapped[ProviderNetwork | None] = relationship(lazy="selectin")
+
+
+class ShareServer(Timestamps, Base):
+    """An NFS server of one share network on one backend: a network namespace
+    holding an allocated address and its own NFS-Ganesha."""
+
+    __tablename__ = "share_servers"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    share_network_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    share_network_subnet_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    backend: Mapped[str] = mapped_column(String(64), nullable=False)
+    host: Mapped[str] = mapped_column(String(255), nullable=False)
+    status: Mapped[str] = mapped_column(String(32), nullable=False)
+    address: Mapped[str | None] = mapped_column(String(64))
+    allocation_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    #: Deleted with its last share, or by the conductors once unused long enough.
+    is_auto_deletable: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    #: When its last share went away (None while it serves shares).
+    unused_since: Mapped[datetime | None] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_share_servers_share_network_id", "share_network_id"),)
 
 
 class Quota(Base):

@@ -31,6 +31,9 @@ DELETED = "deleted"
 # --- snapshots (also CREATING, AVAILABLE, ERROR, DELETING, ERROR_DELETING) -------
 RESTORING = "restoring"
 
+# --- share servers (also CREATING, ERROR, DELETING, DELETED) --------------------
+SERVER_ACTIVE = "active"
+
 # --- access rules -------------------------------------------------------------
 QUEUED_TO_APPLY = "queued_to_apply"
 APPLYING = "applying"
@@ -52,6 +55,7 @@ JOB_TRASHED = "trashed"
 
 SHARE = "share"
 SNAPSHOT = "snapshot"
+SHARE_SERVER = "share_server"
 ACCESS_RULE = "access_rule"
 JOB = "job"
 
@@ -82,6 +86,13 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         DELETED: frozenset({DELETING}),
         # While its share is reverted to it.
         RESTORING: frozenset({AVAILABLE}),
+    },
+    SHARE_SERVER: {
+        CREATING: frozenset(),  # initial
+        SERVER_ACTIVE: frozenset({CREATING}),
+        ERROR: frozenset({CREATING, DELETING}),
+        DELETING: frozenset({SERVER_ACTIVE, ERROR}),
+        DELETED: frozenset({DELETING, CREATING}),  # a create reverted deletes it
     },
     ACCESS_RULE: {
         QUEUED_TO_APPLY: frozenset(),  # initial
@@ -172,6 +183,9 @@ OPERATIONS: dict[str, Operation] = {
         Operation("create_snapshot", SNAPSHOT, frozenset({CREATING}), AVAILABLE, ERROR, "create", "002"),
         Operation(
             "delete_snapshot", SNAPSHOT, frozenset({DELETING}), DELETED, ERROR_DELETING, "delete", "007",
+        ),
+        Operation(
+            "delete_share_server", SHARE_SERVER, frozenset({DELETING}), DELETED, ERROR, "delete", "007",
         ),
         Operation(
             "allow_access", ACCESS_RULE, frozenset({QUEUED_TO_APPLY, APPLYING}), ACTIVE, ERROR,
