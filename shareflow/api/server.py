@@ -25,6 +25,11 @@ LOG = logging.getLogger("shareflow.api")
 GRACEFUL_TIMEOUT = 30
 #: A worker silent for this long is killed and replaced (a hung request).
 WORKER_TIMEOUT = 120
+#: Seconds an idle keep-alive connection is kept open. Clients (requests,
+#: keystoneauth) reuse pooled connections; with gunicorn's default of 2 s a
+#: reused connection can be closed by the server just as a request goes out,
+#: and the client gets "connection aborted" for a request the server never saw.
+KEEPALIVE = 75
 #: Threads per worker: requests mostly wait on the database and ZooKeeper.
 THREADS = 4
 ACCESS_LOG_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(M)sms %({x-openstack-request-id}o)s'
@@ -40,6 +45,7 @@ def gunicorn_options(config: Config) -> dict:
         "threads": THREADS,
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "timeout": WORKER_TIMEOUT,
+        "keepalive": KEEPALIVE,
         "accesslog": "-",
         "errorlog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
