@@ -16,6 +16,7 @@ from shareflow.services.availability_zones import AvailabilityZoneService
 from shareflow.services.jobs import JobService
 from shareflow.services.messages import MessageService
 from shareflow.services.metadata import ShareMetadataService
+from shareflow.services.networks import ProviderNetworkService, ShareNetworkService
 from shareflow.services.quotas import QuotaService
 from shareflow.services.resize import ResizeService
 from shareflow.services.share_types import ShareTypeService
@@ -54,6 +55,8 @@ class Services:
         self.snapshots = SnapshotService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.quotas = QuotaService(config.quotas, self.db, clock=clock)
         self.messages = MessageService(self.db, clock=clock)
+        self.provider_networks = ProviderNetworkService(self.db, clock=clock, new_id=new_id)
+        self.share_networks = ShareNetworkService(config, self.db, clock=clock, new_id=new_id)
 
     def close(self) -> None:
         self.boards.close()

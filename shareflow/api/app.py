@@ -25,8 +25,16 @@ from shareflow.api.resources.extra_specs import ExtraSpecs
 from shareflow.api.resources.limits import Limits
 from shareflow.api.resources.messages import Messages
 from shareflow.api.resources.metadata import ShareMetadata
+from shareflow.api.resources.provider_networks import ProviderNetwork, ProviderNetworks
 from shareflow.api.resources.quota_sets import LegacyQuotaSets, QuotaSets
 from shareflow.api.resources.share_actions import ShareActions
+from shareflow.api.resources.share_networks import (
+    SecurityServices,
+    ShareNetwork,
+    ShareNetworkActions,
+    ShareNetworks,
+    ShareNetworkSubnets,
+)
 from shareflow.api.resources.share_types import (
     ShareType,
     ShareTypeAccess,
@@ -121,4 +129,21 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     messages = Messages(config, services)
     route("/messages", messages)
     route("/messages/{message_id}", messages, suffix="item")
+
+    share_networks = ShareNetworks(config, services)
+    route("/share-networks", share_networks)
+    route("/share-networks/detail", share_networks, suffix="detail")
+    route("/share-networks/{share_network_id}", ShareNetwork(config, services))
+    route("/share-networks/{share_network_id}/action", ShareNetworkActions(config, services))
+    subnets = ShareNetworkSubnets(config, services)
+    route("/share-networks/{share_network_id}/subnets", subnets)
+    route("/share-networks/{share_network_id}/subnets/{subnet_id}", subnets, suffix="item")
+    security_services = SecurityServices(config, services)
+    route("/security-services", security_services)
+    route("/security-services/detail", security_services, suffix="detail")
+    route("/security-services/{security_service_id}", security_services, suffix="item")
+    # shareflow's own extension (admin only): the networks share networks name.
+    provider_networks = ProviderNetworks(config, services)
+    route("/provider-networks", provider_networks)
+    route("/provider-networks/{network_id}", ProviderNetwork(config, services))
     return app

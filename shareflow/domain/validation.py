@@ -201,3 +201,143 @@ def required_extra_specs(specs: dict[str, str]) -> dict[str, str]:
     if DHSS not in specs:
         raise InvalidInput(f"Required extra specification '{DHSS}' is missing.")
     return specs
+
+
+# --- provider networks (IPv4 only) --------------------------------------------
+
+#: A Linux interface name (IFNAMSIZ - 1 = 15 characters) made only of
+#: characters that are safe on an ``ip`` command line: no '/', ':', spaces,
+#: and no leading '-' or '.'.
+_IFNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,14}$")
+MTU_MIN = 576
+MTU_MAX = 9000
+#: The smallest network that still has an address between network and broadcast.
+PREFIX_MAX = 30
+MAX_ALLOCATION_RANGES = 64
+
+
+def bridge_name(value: Any) -> str:
+    """A Linux bridge's name, as the kernel accepts it for an interface."""
+    if not isinstance(value, str) or not _IFNAME.fullmatch(value):
+        raise InvalidInput(
+            f"Invalid bridge name {value!r}: a Linux interface name is 1 to 15 letters, digits, "
+            "'_', '.' or '-', not starting with '-' or '.'."
+        )
+    return value
+
+
+def network_name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("Provider network name must be a non-empty string.")
+    if value != value.strip():
+        raise InvalidInput("Provider network name must not start or end with spaces.")
+    return optional_text(value, "Provider network name", NAME_MAX)
+
+
+def _ipv6_refused(value: str, what: str) -> None:
+    try:
+        ipaddress.IPv6Network(value, strict=False)
+    except ValueError:
+        return
+    raise InvalidInput(f"Invalid {what} {value!r}: IPv6 is not supported, only IPv4.")
+
+
+def ipv4_cidr(value: Any) -> str:
+    """An IPv4 network ``a.b.c.d/n`` (no host bits set, /30 or larger), normalised."""
+    if not isinstance(value, str) or not value or len(value) > 64 or "/" not in value:
+        raise InvalidInput(f"Invalid CIDR {value!r}: expected an IPv4 network such as 192.0.2.0/24.")
+    _ipv6_refused(value, "CIDR")
+    try:
+        loose = ipaddress.IPv4Network(value, strict=False)
+    except ValueError:
+        raise InvalidInput(f"Invalid CIDR {value!r}: expected an IPv4 network such as 192.0.2.0/24.") from None
+    if loose.network_address != ipaddress.IPv4Address(value.split("/", 1)[0]):
+        raise InvalidInput(f"Invalid CIDR {value!r}: host bits are set; did you mean {loose}?")
+    if loose.prefixlen > PREFIX_MAX:
+        raise InvalidInput(f"Invalid CIDR {value!r}: the network must be /{PREFIX_MAX} or larger.")
+    return str(loose)
+
+
+def ipv4_address(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise InvalidInput(f"Invalid {what} {value!r}: expected an IPv4 address.")
+    _ipv6_refused(value, what)
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        raise InvalidInput(f"Invalid {what} {value!r}: expected an IPv4 address.") from None
+
+
+def gateway(cidr: str, value: Any) -> str | None:
+    """An address inside ``cidr`` (already validated), neither its network nor
+    its broadcast address; None for no gateway."""
+    if value is None or value == "":
+        return None
+    address = ipv4_address(value, "gateway")
+    net = ipaddress.IPv4Network(cidr)
+    ip = ipaddress.IPv4Address(address)
+    if ip not in net:
+        raise InvalidInput(f"Gateway {address} is not inside the network {cidr}.")
+    if ip in (net.network_address, net.broadcast_address):
+        raise InvalidInput(f"Gateway {address} is the network or broadcast address of {cidr}.")
+    return address
+
+
+def allocation_ranges(cidr: str, value: Any, gateway_address: str | None) -> list[tuple[str, str]]:
+    """``[{"start": A, "end": B}, ...]`` (or ``"A-B"`` strings), each inside
+    ``cidr``, not covering its network or broadcast address nor the gateway,
+    not overlapping one another; sorted. None: the whole CIDR minus network,
+    broadcast and gateway addresses."""
+    from shareflow.domain import ipam
+
+    if value is None:
+        return ipam.default_ranges(cidr, gateway_address)
+    if not isinstance(value, list) or not value:
+        raise InvalidInput('Allocation ranges must be a non-empty list of {"start": A, "end": B}.')
+    if len(value) > MAX_ALLOCATION_RANGES:
+        raise InvalidInput(f"At most {MAX_ALLOCATION_RANGES} allocation ranges are allowed.")
+    net = ipaddress.IPv4Network(cidr)
+    gw = ipaddress.IPv4Address(gateway_address) if gateway_address else None
+    spans = []
+    for item in value:
+        if isinstance(item, str) and item.count("-") == 1:
+            start, end = item.split("-")
+        elif isinstance(item, dict) and set(item) == {"start", "end"}:
+            start, end = item["start"], item["end"]
+        else:
+            raise InvalidInput(
+                f'Invalid allocation range {item!r}: expected {{"start": A, "end": B}} or "A-B".'
+            )
+        a = ipaddress.IPv4Address(ipv4_address(start, "allocation range start"))
+        b = ipaddress.IPv4Address(ipv4_address(end, "allocation range end"))
+        text = f"{a}-{b}"
+        if a > b:
+            raise InvalidInput(f"Allocation range {text}: the start is after the end.")
+        if a not in net or b not in net:
+            raise InvalidInput(f"Allocation range {text} is not inside the network {cidr}.")
+        if a == net.network_address or b == net.broadcast_address:
+            raise InvalidInput(
+                f"Allocation range {text} includes the network or broadcast address of {cidr}."
+            )
+        if gw is not None and a <= gw <= b:
+            raise InvalidInput(f"Allocation range {text} includes the gateway {gw}.")
+        spans.append((a, b))
+    spans.sort()
+    for (a1, b1), (a2, b2) in zip(spans, spans[1:]):
+        if a2 <= b1:
+            raise InvalidInput(f"Allocation ranges {a1}-{b1} and {a2}-{b2} overlap.")
+    return [(str(a), str(b)) for a, b in spans]
+
+
+def mtu(value: Any) -> int:
+    """MTU in bytes, 576 to 9000; None means 1500."""
+    if value is None:
+        return 1500
+    n = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        n = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        n = int(value)
+    if n is None or not MTU_MIN <= n <= MTU_MAX:
+        raise InvalidInput(f"Invalid MTU {value!r}: expected an integer from {MTU_MIN} to {MTU_MAX}.")
+    return n

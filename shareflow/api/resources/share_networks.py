@@ -1,0 +1,194 @@
+"""``/share-networks`` (create, list, detail, show, update, delete) and
+``/share-networks/{id}/subnets`` (list, show), as manila/api/v2/share_networks.py
+and share_network_subnets.py answer them.
+
+* create and update without a ``share_network`` object: webob's bare 422;
+* list: a member sees its project's share networks; an admin its own project's,
+  another's with ``project_id``, or all with ``all_tenants``; the remaining query
+  parameters filter as Manila filters them (exact values, ``name~`` and
+  ``description~`` from 2.36, ``created_since``/``created_before`` as yyyy-mm-dd,
+  ``network_type`` and ``segmentation_id`` only for admins; a parameter Manila
+  does not know matches nothing);
+* delete answers 202 with no body;
+* actions (security services, reset_status) are not supported here: 400.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from shareflow.api import params as qp
+from shareflow.api.middleware import MALFORMED_BODY
+from shareflow.api.resources.base import (
+    Resource,
+    accepted,
+    body,
+    caller,
+    reply,
+    require_version,
+    version,
+)
+from shareflow.api.views import share_networks as view
+from shareflow.exceptions import InvalidInput, NotFound, UnprocessableEntity
+
+#: webob's HTTPUnprocessableEntity explanation.
+UNPROCESSABLE_MESSAGE = "Unable to process the contained instructions"
+RESOURCE = "share_network"
+#: Query parameters Manila takes out before filtering.
+NOT_FILTERS = ("all_tenants", "created_since", "created_before", "limit", "offset",
+               "security_service_id", "project_id")
+ADMIN_FILTERS = ("network_type", "segmentation_id")
+INT_FILTERS = ("ip_version", "segmentation_id")
+#: Manila's share network actions, none of which this service has (no security services).
+KNOWN_ACTIONS = frozenset({
+    "add_security_service", "remove_security_service", "update_security_service",
+    "update_security_service_check", "add_security_service_check",
+    "share_network_subnet_create_check", "reset_status",
+})
+
+
+def _values(req) -> dict:
+    data = body(req)
+    if not isinstance(data, dict) or RESOURCE not in data:
+        raise UnprocessableEntity(f"no {RESOURCE} in the body", user_message=UNPROCESSABLE_MESSAGE)
+    return data[RESOURCE]
+
+
+def _date(value: str) -> datetime:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d")
+    except (ValueError, TypeError):
+        raise InvalidInput(f"{value} is not in yyyy-mm-dd format.") from None
+
+
+def _matches(own: dict, subnets: list[dict], key: str, value, *, fuzzy: bool) -> bool:
+    """manila/api/v2/share_networks.py ``_get_share_networks`` and ``_subnet_has_search_opt``."""
+    if own.get(key) == value:
+        return True
+    base = key[:-1] if key.endswith("~") else None
+    for sub in subnets:
+        if sub.get(key) == value:
+            return True
+        if fuzzy and base and isinstance(sub.get(base), str) and value in sub[base]:
+            return True
+    return bool(fuzzy and base and isinstance(own.get(base), str) and value in own[base])
+
+
+class ShareNetworks(Resource):
+    def on_get(self, req, resp) -> None:
+        self._list(req, resp, detailed=False)
+
+    def on_get_detail(self, req, resp) -> None:
+        self._list(req, resp, detailed=True)
+
+    def _list(self, req, resp, *, detailed: bool) -> None:
+        who, ver = caller(req), version(req)
+        q = qp.flatten(req.params)
+        project_id = qp.text(q["project_id"], "project_id") if "project_id" in q and who.is_admin else None
+        all_projects = who.is_admin and qp.all_tenants(q)
+        since = _date(q["created_since"]) if "created_since" in q else None
+        before = _date(q["created_before"]) if "created_before" in q else None
+        limit, offset = qp.limit(q.get("limit")), qp.offset(q.get("offset"))
+        filters = {k: v for k, v in q.items() if k not in NOT_FILTERS}
+        if not who.is_admin:
+            for key in ADMIN_FILTERS:
+                filters.pop(key, None)
+        for key in INT_FILTERS:
+            if key in filters:
+                try:
+                    filters[key] = int(filters[key])
+                except ValueError:
+                    raise InvalidInput(f"Invalid {key} filter {filters[key]!r}: expected an integer.") from None
+        ctx = self.view_context(req)
+        rows = self.services.share_networks.list(who, project_id=project_id, all_projects=all_projects)
+        if since is not None:
+            rows = [sn for sn in rows if sn.created_at > since]
+        if before is not None:
+            rows = [sn for sn in rows if sn.created_at < before]
+        if "security_service_id" in q:
+            rows = []  # no security services here
+        if filters:
+            fuzzy = ver.at_least("2.36")
+            kept = []
+            for sn in rows:
+                own, subs = view.filter_values(sn, ctx)
+                if all(_matches(own, subs, k, v, fuzzy=fuzzy) for k, v in filters.items()):
+                    kept.append(sn)
+            rows = kept
+        end = None if limit is None else offset + limit
+        reply(resp, view.list_view(rows[offset:end], ctx, detailed=detailed))
+
+    def on_post(self, req, resp) -> None:
+        values = _values(req)
+        created = self.services.share_networks.create(
+            caller(req), values, with_availability_zone=version(req).at_least("2.51"),
+        )
+        reply(resp, {RESOURCE: view.detail(created, self.view_context(req))})
+
+
+class ShareNetwork(Resource):
+    def on_get(self, req, resp, share_network_id: str) -> None:
+        sn = self.services.share_networks.get(caller(req), share_network_id)
+        reply(resp, {RESOURCE: view.detail(sn, self.view_context(req))})
+
+    def on_put(self, req, resp, share_network_id: str) -> None:
+        values = _values(req)
+        sn = self.services.share_networks.update(caller(req), share_network_id, values)
+        reply(resp, {RESOURCE: view.detail(sn, self.view_context(req))})
+
+    def on_delete(self, req, resp, share_network_id: str) -> None:
+        self.services.share_networks.delete(caller(req), share_network_id)
+        accepted(resp)
+
+
+class ShareNetworkActions(Resource):
+    def on_post(self, req, resp, share_network_id: str) -> None:
+        data = body(req)
+        if not isinstance(data, dict) or len(data) != 1:
+            raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
+        (name, _info), = data.items()
+        # The share network must exist for the caller first (404 otherwise).
+        self.services.share_networks.get(caller(req), share_network_id)
+        if name in KNOWN_ACTIONS:
+            raise InvalidInput(f"Share network action {name} is not supported by this service.")
+        raise InvalidInput(f"There is no such action: {name}")
+
+
+class ShareNetworkSubnets(Resource):
+    """Manila 2.51+: a share network's subnets (here: the one it is created with)."""
+
+    def on_get(self, req, resp, share_network_id: str) -> None:
+        require_version(req, "2.51")
+        sn = self.services.share_networks.get(caller(req), share_network_id)
+        ctx = self.view_context(req)
+        reply(resp, {"share_network_subnets": [view.subnet(sub, sn.name, ctx) for sub in sn.subnets]})
+
+    def on_get_item(self, req, resp, share_network_id: str, subnet_id: str) -> None:
+        require_version(req, "2.51")
+        who = caller(req)
+        sn = self.services.share_networks.get(who, share_network_id)
+        for sub in sn.subnets:
+            if sub.id == subnet_id:
+                reply(resp, {"share_network_subnet": view.subnet(sub, sn.name, self.view_context(req))})
+                return
+        raise NotFound(f"Share network subnet {subnet_id} could not be found.")
+
+
+
+class SecurityServices(Resource):
+    """``/security-services``: there are none here (no LDAP, Kerberos or AD for
+    NFS shares), but clients list them next to a share network (``openstack
+    share network show``), so the list answers empty and creating one is a 400."""
+
+    def on_get(self, req, resp) -> None:
+        qp.flatten(req.params)
+        reply(resp, {"security_services": []})
+
+    def on_get_detail(self, req, resp) -> None:
+        reply(resp, {"security_services": []})
+
+    def on_post(self, req, resp) -> None:
+        raise InvalidInput("Security services are not supported by this service.")
+
+    def on_get_item(self, req, resp, security_service_id: str) -> None:
+        raise NotFound(f"Security service {security_service_id} could not be found.")
