@@ -74,6 +74,19 @@ def list_providers(session: Session) -> list[ProviderNetwork]:
     return list(session.scalars(q.order_by(ProviderNetwork.name, ProviderNetwork.created_at)))
 
 
+#: pg_advisory_xact_lock key serialising provider network creates (a stable signed 64-bit value).
+REGISTRY_LOCK_KEY = int.from_bytes(b"sf-provn", "big", signed=True)
+
+
+def lock_registry(session: Session) -> None:
+    """Serialise provider network creates until this transaction ends, so the
+    unique-name and overlapping-CIDR checks cannot both pass for two at once.
+    SQLite write transactions are serial already (``BEGIN IMMEDIATE``); on
+    PostgreSQL (READ COMMITTED) a transaction-scoped advisory lock does it."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.select(sa.func.pg_advisory_xact_lock(REGISTRY_LOCK_KEY)))
+
+
 def create_provider(
     session: Session, *, now: datetime, network_id: str, subnet_id: str, name: str, bridge: str,
     cidr: str, gateway: str | None, mtu: int, ranges: list[tuple[str, str]],
@@ -272,11 +285,61 @@ def create_share_network(session: Session, *, now: datetime, share_network_id: s
 
 
 def default_subnet(sn: ShareNetwork) -> ShareNetworkSubnet | None:
-    """The subnet without an availability zone (Manila's default subnet), else the first."""
-    for sub in sn.subnets:
-        if sub.availability_zone is None:
-            return sub
+    """The subnet the share network's share servers are on.
+
+    A deployment has one availability zone, so a subnet made for a zone is
+    made for that one, and wins over the default subnet (the one without a
+    zone), as Manila picks a share's subnet by its zone and falls back to the
+    default (``share_network_subnets_get_all_by_availability_zone_id``).
+    None when the share network has no subnet.
+    """
+    zoned = [sub for sub in sn.subnets if sub.availability_zone is not None]
+    if zoned:
+        return zoned[0]
     return sn.subnets[0] if sn.subnets else None
+
+
+def subnet_in_zone(sn: ShareNetwork, zone: str | None) -> ShareNetworkSubnet | None:
+    """The live subnet for exactly this zone (None: the default subnet), if any."""
+    for sub in sn.subnets:
+        if sub.availability_zone == zone:
+            return sub
+    return None
+
+
+def create_subnet(session: Session, *, now: datetime, subnet_id: str, share_network_id: str,
+                  provider_network_id: str | None, availability_zone: str | None) -> ShareNetworkSubnet:
+    sub = ShareNetworkSubnet(id=subnet_id, share_network_id=share_network_id,
+                             provider_network_id=provider_network_id,
+                             availability_zone=availability_zone, created_at=now)
+    session.add(sub)
+    session.flush()
+    session.refresh(sub)
+    return sub
+
+
+def subnet_usage(session: Session, subnet_id: str) -> tuple[int, int]:
+    """(live shares on its servers, live share servers) of a subnet."""
+    servers = sa.select(ShareServer.id).where(
+        ShareServer.share_network_subnet_id == subnet_id, ShareServer.deleted_at.is_(None)
+    )
+    n_servers = session.scalar(sa.select(sa.func.count()).select_from(servers.subquery()))
+    n_shares = session.scalar(
+        sa.select(sa.func.count()).select_from(Share).where(
+            Share.share_server_id.in_(servers), Share.deleted_at.is_(None)
+        )
+    )
+    return int(n_shares), int(n_servers)
+
+
+def delete_subnet(session: Session, subnet_id: str, *, now: datetime) -> bool:
+    stmt = (
+        sa.update(ShareNetworkSubnet)
+        .where(ShareNetworkSubnet.id == subnet_id, ShareNetworkSubnet.deleted_at.is_(None))
+        .values(deleted_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1
 
 
 def get_subnet(session: Session, share_network_id: str, subnet_id: str) -> ShareNetworkSubnet:

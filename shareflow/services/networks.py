@@ -73,6 +73,7 @@ class ProviderNetworkService:
         if ipam.capacity(cidr, ranges, gateway) == 0:
             raise InvalidInput(f"The allocation ranges of {cidr} leave no address to hand out.")
         with self._db.write() as s:
+            networks_db.lock_registry(s)
             for other in networks_db.list_providers(s):
                 if other.bridge == bridge and ipam.network(other.cidr).overlaps(ipam.network(cidr)):
                     raise Conflict(
@@ -236,6 +237,64 @@ class ShareNetworkService:
                     "the subnets untill you have one or no subnets remaining."
                 )
             networks_db.delete_share_network(s, sn.id, now=self._clock())
+
+    def create_subnet(self, caller: Caller, share_network_id: Any, values: Any) -> ShareNetworkSubnet:
+        """manila/api/v2/share_network_subnets.py ``create`` (before 2.70: one
+        subnet per availability zone, the default one being the zone-less)."""
+        if not isinstance(values, dict):
+            raise InvalidInput("Share Network Subnet is missing from the request body.")
+        if ("neutron_net_id" in values) != ("neutron_subnet_id" in values):
+            raise InvalidInput(BOTH_IDS)
+        net_ref, subnet_ref = self._neutron_ids(values.get("neutron_net_id"),
+                                                values.get("neutron_subnet_id"))
+        zone_ref = values.get("availability_zone")
+        now = self._clock()
+        with self._db.write() as s:
+            sn = networks_db.get_share_network(s, share_network_id, caller.scope)
+            zone = self._zone(zone_ref) if zone_ref else None
+            if not networks_db.lock_share_network(s, sn.id):
+                raise networks_db.share_network_not_found(share_network_id)
+            s.refresh(sn)
+            if networks_db.subnet_in_zone(sn, zone) is not None:
+                raise Conflict(
+                    "Another share network subnet was found in the specified availability zone. "
+                    "Only one share network subnet is allowed per availability zone for share "
+                    f"network {sn.id}."
+                )
+            provider_id = self._resolve(s, net_ref, subnet_ref)
+            if provider_id is not None and not networks_db.lock_provider(s, provider_id):
+                raise InvalidInput(f"Network {net_ref} could not be found.")
+            return networks_db.create_subnet(
+                s, now=now, subnet_id=self._new_id(), share_network_id=sn.id,
+                provider_network_id=provider_id, availability_zone=zone,
+            )
+
+    def delete_subnet(self, caller: Caller, share_network_id: Any, subnet_id: Any) -> None:
+        """Refused (409) while shares are on its share servers, as Manila; and
+        while it has share servers at all (Manila deletes them with it; here
+        they are deleted first, through /share-servers)."""
+        with self._db.write() as s:
+            sn = networks_db.get_share_network(s, share_network_id, caller.scope)
+            if not networks_db.lock_share_network(s, sn.id):
+                raise networks_db.share_network_not_found(share_network_id)
+            sub = networks_db.get_subnet(s, sn.id, subnet_id)
+            shares, servers = networks_db.subnet_usage(s, sub.id)
+            if shares:
+                raise Conflict(
+                    f"Cannot delete share network subnet {sub.id} of share network {sn.id}, it "
+                    "has one or more shares."
+                )
+            if servers:
+                raise Conflict(
+                    f"Cannot delete share network subnet {sub.id} of share network {sn.id}, it "
+                    f"has {servers} share server(s); delete them first."
+                )
+            if networks_db.share_network_usage(s, sn.id)[0] and len(sn.subnets) == 1:
+                raise Conflict(
+                    f"Cannot delete share network subnet {sub.id} of share network {sn.id}, it "
+                    "has one or more shares."
+                )
+            networks_db.delete_subnet(s, sub.id, now=self._clock())
 
     # --- helpers ---------------------------------------------------------------
 

@@ -457,3 +457,62 @@ def test_malformed_input_on_network_routes(api):
             for path in (f"/v2/share-networks/{junk}", f"/v2/share-networks?name={junk}",
                          f"/v2/share-networks/detail?limit={junk}"):
                 assert api.get(path).status_code in (200, 400, 404)
+
+
+def test_share_network_subnet_create_and_delete(api):
+    net, zoned_net = provider(api), provider(api)
+    sn = share_network(api, net)
+    base = f"/v2/share-networks/{sn['id']}/subnets"
+    before = counts(api)
+    # One subnet per zone: the default (zone-less) one exists already.
+    msg = assert_fault(api.post(base, {"share-network-subnet": {}}), 409)
+    assert msg == ("Another share network subnet was found in the specified availability zone. Only one "
+                   f"share network subnet is allowed per availability zone for share network {sn['id']}.")
+    assert "missing from the request body" in assert_fault(api.post(base, {"subnet": {}}), 400)
+    assert "specify both" in assert_fault(api.post(base, {"share-network-subnet": {"neutron_net_id": "x"}}), 400)
+    assert "mars does not exist" in assert_fault(
+        api.post(base, {"share-network-subnet": {"availability_zone": "mars"}}), 400)
+    assert_fault(api.post(base, {"share-network-subnet": {}}, version="2.50"), 404)
+    assert_fault(api.post(f"/v2/share-networks/{uuid.uuid4()}/subnets", {"share-network-subnet": {}}), 404)
+    assert counts(api) == before
+
+    created = api.post(base, {"share-network-subnet": {
+        "availability_zone": "nova", "neutron_net_id": zoned_net["id"],
+        "neutron_subnet_id": zoned_net["subnet_id"]}}).json["share_network_subnet"]
+    assert created["availability_zone"] == "nova" and created["neutron_net_id"] == zoned_net["id"]
+    assert created["share_network_id"] == sn["id"]
+    assert_fault(api.post(base, {"share-network-subnet": {"availability_zone": "nova"}}), 409)
+    assert len(api.get(base).json["share_network_subnets"]) == 2
+    # The zone's own subnet is where share servers get their addresses.
+    from shareflow.drivers.network.flat import FlatNetworkHelper
+
+    helper = FlatNetworkHelper(api.services.db, clock=utcnow)
+    allocation = helper.allocate(f"share-{uuid.uuid4()}", sn["id"])
+    assert allocation["network_id"] == zoned_net["id"]
+    helper.release(allocation)
+    # Below 2.51 the default subnet is what is flattened.
+    assert api.get(f"/v2/share-networks/{sn['id']}", version="2.50").json["share_network"]["neutron_net_id"] == net["id"]
+
+    assert "more than one subnet" in assert_fault(api.delete(f"/v2/share-networks/{sn['id']}"), 409)
+    assert api.delete(f"{base}/{created['id']}").status_code == 202
+    assert_fault(api.get(f"{base}/{created['id']}"), 404)
+    assert_fault(api.delete(f"{base}/{created['id']}"), 404)
+    assert api.delete(f"/v2/share-networks/{sn['id']}").status_code == 202
+
+
+def test_share_network_subnet_delete_refused_in_use(api):
+    sn = share_network(api, provider(api))
+    sub_id = sn["share_network_subnets"][0]["id"]
+    server_id = str(uuid.uuid4())
+    with api.services.db.write() as s:
+        s.add(ShareServer(id=server_id, share_network_id=sn["id"], share_network_subnet_id=sub_id,
+                          project_id="proj-a", backend="b1", host="testhost@b1",
+                          status=states.SERVER_ACTIVE, created_at=utcnow()))
+    path = f"/v2/share-networks/{sn['id']}/subnets/{sub_id}"
+    assert "1 share server(s)" in assert_fault(api.delete(path), 409)
+    share_id = _share_on(api, sn["id"])
+    with api.services.db.write() as s:
+        shares_db.update_fields(s, shares_db.get(s, share_id), now=utcnow(), share_server_id=server_id)
+    assert assert_fault(api.delete(path), 409) == (
+        f"Cannot delete share network subnet {sub_id} of share network {sn['id']}, it has one or more shares.")
+    assert_fault(api.delete(path, token=api.tokens["bob"]), 404)

@@ -100,3 +100,19 @@ def test_openstack_cli_share_network(server, tmp_path):
     assert net["subnet_id"] in osc("show", sn_id, "-f", "json")
     osc("delete", sn_id)
     assert sn_id not in osc("list", "-f", "value", "-c", "ID").split()
+
+
+def test_manilaclient_share_network_subnets(server):
+    env, srv = server
+    net = provider(env, 6)
+    alice = manila(srv, env.tokens["alice"])
+    sn = alice.share_networks.create(name="zones")
+    sub = alice.share_network_subnets.create(neutron_net_id=net["id"], neutron_subnet_id=net["subnet_id"],
+                                             availability_zone="nova", share_network_id=sn.id)
+    assert sub.availability_zone == "nova" and sub.neutron_net_id == net["id"]
+    assert alice.share_network_subnets.get(sn.id, sub.id).cidr == "10.210.6.0/24"
+    with pytest.raises(manila_exc.Conflict):
+        alice.share_network_subnets.create(availability_zone="nova", share_network_id=sn.id)
+    alice.share_network_subnets.delete(sn.id, sub.id)
+    assert [s["id"] for s in alice.share_networks.get(sn.id).share_network_subnets] != [sub.id]
+    alice.share_networks.delete(sn)

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -217,3 +218,69 @@ def test_concurrent_processes_never_share_an_address(db, db_url):
     freed = next(o for o in outputs if o.get("address") == "10.77.0.17")
     helper.release(freed)
     assert helper.allocate("after-release", sn_id)["address"] == "10.77.0.17"
+
+
+def test_provider_delete_races_share_network_create(db):
+    """A provider network is deleted, or a share network names it: never both."""
+    from shareflow.config import parse
+    from shareflow.exceptions import Conflict, InvalidInput
+    from shareflow.services.context import Caller
+    from shareflow.services.networks import ProviderNetworkService, ShareNetworkService
+
+    config = parse({"database": {"url": "sqlite://"}}, Path("/nonexistent/shareflow.toml"))
+    admin = Caller(project_id="ops", is_admin=True)
+    tenant = Caller(project_id="p", user_id="u")
+    providers = ProviderNetworkService(db, clock=clock)
+    share_networks = ShareNetworkService(config, db, clock=clock)
+    def delete(net, barrier, outcome):
+        barrier.wait()
+        try:
+            providers.delete(admin, net.id)
+            outcome["deleted"] = True
+        except Conflict:
+            outcome["deleted"] = False
+
+    def create(net, barrier, outcome):
+        barrier.wait()
+        try:
+            share_networks.create(tenant, {"neutron_net_id": net.id, "neutron_subnet_id": net.subnet_id})
+            outcome["created"] = True
+        except InvalidInput:
+            outcome["created"] = False
+
+    for round_ in range(6):
+        net = providers.create(admin, name=f"race-{round_}", bridge="br-race",
+                               cidr=f"10.99.{round_}.0/24").network
+        args = (net, threading.Barrier(2), {})
+        threads = [threading.Thread(target=delete, args=args), threading.Thread(target=create, args=args)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        outcome = args[2]
+        assert outcome["deleted"] != outcome["created"], outcome
+
+
+def test_concurrent_provider_creates_with_one_name(db):
+    from shareflow.exceptions import Conflict
+    from shareflow.services.context import Caller
+    from shareflow.services.networks import ProviderNetworkService
+
+    admin = Caller(project_id="ops", is_admin=True)
+    providers = ProviderNetworkService(db, clock=clock)
+    barrier = threading.Barrier(6)
+    won, lost = [], []
+
+    def create(i):
+        barrier.wait()
+        try:
+            won.append(providers.create(admin, name="same", bridge=f"br{i}", cidr=f"10.98.{i}.0/24"))
+        except Conflict:
+            lost.append(i)
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == 5

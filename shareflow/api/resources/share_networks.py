@@ -10,6 +10,8 @@ and share_network_subnets.py answer them.
   ``network_type`` and ``segmentation_id`` only for admins; a parameter Manila
   does not know matches nothing);
 * delete answers 202 with no body;
+* subnets (2.51): one per availability zone (409 for a second), deleted only
+  without shares or share servers on them (409);
 * actions (security services, reset_status) are not supported here: 400.
 """
 
@@ -155,13 +157,25 @@ class ShareNetworkActions(Resource):
 
 
 class ShareNetworkSubnets(Resource):
-    """Manila 2.51+: a share network's subnets (here: the one it is created with)."""
+    """Manila 2.51+: a share network's subnets: list, create (one per
+    availability zone, the zone-less default included), show, delete."""
 
     def on_get(self, req, resp, share_network_id: str) -> None:
         require_version(req, "2.51")
         sn = self.services.share_networks.get(caller(req), share_network_id)
         ctx = self.view_context(req)
         reply(resp, {"share_network_subnets": [view.subnet(sub, sn.name, ctx) for sub in sn.subnets]})
+
+    def on_post(self, req, resp, share_network_id: str) -> None:
+        require_version(req, "2.51")
+        data = body(req)
+        values = data.get("share-network-subnet") if isinstance(data, dict) else None
+        if not isinstance(values, dict):
+            raise InvalidInput("Share Network Subnet is missing from the request body.")
+        who = caller(req)
+        sub = self.services.share_networks.create_subnet(who, share_network_id, values)
+        sn = self.services.share_networks.get(who, share_network_id)
+        reply(resp, {"share_network_subnet": view.subnet(sub, sn.name, self.view_context(req))})
 
     def on_get_item(self, req, resp, share_network_id: str, subnet_id: str) -> None:
         require_version(req, "2.51")
@@ -172,6 +186,11 @@ class ShareNetworkSubnets(Resource):
                 reply(resp, {"share_network_subnet": view.subnet(sub, sn.name, self.view_context(req))})
                 return
         raise NotFound(f"Share network subnet {subnet_id} could not be found.")
+
+    def on_delete_item(self, req, resp, share_network_id: str, subnet_id: str) -> None:
+        require_version(req, "2.51")
+        self.services.share_networks.delete_subnet(caller(req), share_network_id, subnet_id)
+        accepted(resp)
 
 
 
