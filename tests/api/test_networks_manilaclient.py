@@ -116,3 +116,24 @@ def test_manilaclient_share_network_subnets(server):
     alice.share_network_subnets.delete(sn.id, sub.id)
     assert [s["id"] for s in alice.share_networks.get(sn.id).share_network_subnets] != [sub.id]
     alice.share_networks.delete(sn)
+
+
+def test_openstacksdk_share_networks(server):
+    import openstack
+
+    env, srv = server
+    net = provider(env, 7)
+    endpoint = f"{srv.url}/v2"
+    conn = openstack.connect(auth_type="admin_token", auth={"endpoint": endpoint, "token": env.tokens["alice"]},
+                             shared_file_system_endpoint_override=endpoint)
+    fs = conn.shared_file_system
+    sn = fs.create_share_network(name="sdk-net", neutron_net_id=net["id"], neutron_subnet_id=net["subnet_id"])
+    assert sn.name == "sdk-net" and sn.project_id == "proj-a"
+    assert sn.id in [n.id for n in fs.share_networks()]
+    got = fs.get_share_network(sn.id)
+    # The SDK negotiates its own microversion: the subnets, or the flattened fields.
+    subnet_id = (got.share_network_subnets[0]["neutron_subnet_id"] if got.share_network_subnets
+                 else got.neutron_subnet_id)
+    assert subnet_id == net["subnet_id"]
+    fs.delete_share_network(sn.id)
+    assert sn.id not in [n.id for n in fs.share_networks()]
