@@ -42,6 +42,15 @@ DEFAULT_GANESHA_PORT = 2049
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
 DEFAULT_SHARE_TYPE = "default"
+#: Share servers (DHSS=true backends), with Manila's option names and defaults
+#: (manila/share/manager.py): unused servers are deleted by the conductors'
+#: housekeeping once unused this many minutes, unless automatic cleanup is off;
+#: a server can also go with its last share. Manila's interval is at least 10
+#: minutes; here any positive number of minutes (fractions too) is accepted.
+DEFAULT_AUTOMATIC_SHARE_SERVER_CLEANUP = True
+DEFAULT_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL = 10
+MAX_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL = 720
+DEFAULT_DELETE_SHARE_SERVER_WITH_LAST_SHARE = False
 #: The availability zone of this service's backends (Manila's
 #: ``storage_availability_zone`` default).
 DEFAULT_AVAILABILITY_ZONE = "nova"
@@ -145,6 +154,25 @@ class GaneshaConfig:
 
 
 @dataclass(frozen=True)
+class ShareServersConfig:
+    """Share servers of a DHSS=true backend (a network namespace with its own
+    NFS-Ganesha each)."""
+
+    #: Each server keeps its Ganesha configuration, exports and logs in
+    #: ``<state_dir>/<server id>/``.
+    state_dir: Path
+    #: Port every share server's Ganesha listens on (on its own address).
+    port: int = DEFAULT_GANESHA_PORT
+    #: ``automatic_share_server_cleanup``: delete servers unused for ``unused_cleanup_interval``.
+    automatic_cleanup: bool = DEFAULT_AUTOMATIC_SHARE_SERVER_CLEANUP
+    #: ``unused_share_server_cleanup_interval``, in minutes.
+    unused_cleanup_interval: float = DEFAULT_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL
+    #: ``delete_share_server_with_last_share``: a share delete that leaves its
+    #: server without shares deletes the server too.
+    delete_with_last_share: bool = DEFAULT_DELETE_SHARE_SERVER_WITH_LAST_SHARE
+
+
+@dataclass(frozen=True)
 class BackendConfig:
     name: str
     pool: str
@@ -154,6 +182,8 @@ class BackendConfig:
     ganesha: GaneshaConfig
     #: Tests only: a JSON fault plan read by the fault-injecting driver proxy.
     fault_plan: Path | None
+    #: How share servers are kept (used by DHSS=true backends only).
+    share_servers: ShareServersConfig | None = None
 
     def host(self, service_host: str) -> str:
         """Manila's ``host@backend#pool``."""
@@ -272,6 +302,13 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
             "backends use one pre-existing export server"
         )
     fault_plan = s.path("fault_plan", None)
+    interval = s.float("unused_share_server_cleanup_interval", DEFAULT_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL)
+    if interval > MAX_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL:
+        raise ConfigError(f"{where}.unused_share_server_cleanup_interval: {interval:g} minutes is more "
+                          f"than {MAX_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL}")
+    automatic_cleanup = s.bool("automatic_share_server_cleanup", DEFAULT_AUTOMATIC_SHARE_SERVER_CLEANUP)
+    with_last_share = s.bool("delete_share_server_with_last_share", DEFAULT_DELETE_SHARE_SERVER_WITH_LAST_SHARE)
+    servers_dir = s.path("share_servers_dir", str(state_dir / "backends" / name / "share-servers"))
 
     bs = _Section(s.table("btrfs"), f"{where}.btrfs", base)
     backend_dir = state_dir / "backends" / name
@@ -283,7 +320,15 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
     )
     bs.done()
 
-    gs = _Section(s.table("ganesha"), f"{where}.ganesha", base)
+    raw_ganesha = s.table("ganesha")
+    if dhss and isinstance(raw_ganesha, dict):
+        # A DHSS=true backend has no server of its own: each share server
+        # runs its Ganesha on its own address, in its own namespace.
+        static_only = sorted(set(raw_ganesha) & {"address", "netns", "state_dir", "managed"})
+        if static_only:
+            raise ConfigError(f"{where}.ganesha: {', '.join(static_only)} apply only to backends with "
+                              "driver_handles_share_servers = false (share servers have their own)")
+    gs = _Section(raw_ganesha, f"{where}.ganesha", base)
     address = gs.str("address", "127.0.0.1")
     try:
         import ipaddress
@@ -299,7 +344,8 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         port=gs.int("port", DEFAULT_GANESHA_PORT, minimum=1, maximum=65535),
         state_dir=gs.path("state_dir", str(backend_dir / "ganesha")),
         netns=netns,
-        managed=gs.bool("managed", True),
+        # A DHSS=true backend has no server of its own to manage.
+        managed=False if dhss else gs.bool("managed", True),
     )
     gs.done()
     s.done()
@@ -311,6 +357,10 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         btrfs=btrfs,
         ganesha=ganesha,
         fault_plan=fault_plan,
+        share_servers=ShareServersConfig(
+            state_dir=servers_dir, port=ganesha.port, automatic_cleanup=automatic_cleanup,
+            unused_cleanup_interval=interval, delete_with_last_share=with_last_share,
+        ),
     )
 
 

@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.storage",
     "tests.fixtures.stack",
+    "tests.fixtures.tenant_networks",
 ]
 
 

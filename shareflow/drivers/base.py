@@ -169,3 +169,44 @@ class ServerHelper(abc.ABC):
     def release(self, server: dict) -> None:
         """Undo ``provide``: tear the server down if ``provide`` created it and
         no share uses it any more."""
+
+
+class ShareServerHelper(ServerHelper):
+    """A server helper that creates and deletes share servers (DHSS=true).
+
+    Which share uses which server is recorded by ``provide``; ``provide``,
+    ``release``, ``reusable``, ``retire`` and ``take_down`` are called with
+    the lock of the share network on the backend held (the tasks take it), so
+    a server is never chosen for a share and found unused at the same time.
+    ``server_for`` returns {} for a share that has no server.
+    """
+
+    @abc.abstractmethod
+    def reusable(self, share_id: str) -> str | None:
+        """The id of an active server the share can use (kept from the unused
+        cleanup for it), or None: then its network must be allocated."""
+
+    @abc.abstractmethod
+    def holds(self, allocation: dict) -> bool:
+        """Whether a live server holds ``allocation`` (then the server gives it
+        back when it goes, not the create that reserved it)."""
+
+    @abc.abstractmethod
+    def retire(self, share_id: str, server: dict) -> dict:
+        """The share, being deleted, leaves its server; a server left without
+        shares is deleted at once when so configured: then returns it (with
+        its ``server_allocation`` to give back), else {}."""
+
+    @abc.abstractmethod
+    def take_down(self, server_id: str) -> dict:
+        """Tear down a server no share uses (its row is the caller's); returns
+        it with its ``server_allocation``."""
+
+    @abc.abstractmethod
+    def supervise(self) -> list[str]:
+        """Bring back every active server that is not running (with its
+        exports); returns their ids."""
+
+    @abc.abstractmethod
+    def stop_all(self) -> None:
+        """Stop every server's NFS process (the supervisor's shutdown)."""

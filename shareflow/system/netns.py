@@ -145,6 +145,32 @@ def set_up(name: str, ns: str | None = None, *, timeout: float = DEFAULT_TIMEOUT
     _ip(ns, "link", "set", "dev", ifname(name), "up", timeout=timeout)
 
 
+def set_mtu(name: str, mtu: int, ns: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    if not isinstance(mtu, int) or isinstance(mtu, bool) or not 68 <= mtu <= 65535:
+        raise NetworkError(f"invalid MTU {mtu!r}")
+    _ip(ns, "link", "set", "dev", ifname(name), "mtu", str(mtu), timeout=timeout)
+
+
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def set_mac(name: str, mac: str, ns: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Give interface ``name`` the hardware address ``mac`` (lowercase, colon-separated)."""
+    if not isinstance(mac, str) or not _MAC.match(mac):
+        raise NetworkError(f"invalid MAC address {mac!r}")
+    _ip(ns, "link", "set", "dev", ifname(name), "address", mac, timeout=timeout)
+
+
+def set_default_route(gateway: str, ns: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    """Route everything not on a local network via ``gateway`` (replacing any
+    default route), in namespace ``ns``."""
+    try:
+        via = str(ipaddress.ip_address(gateway))
+    except (ValueError, TypeError):
+        raise NetworkError(f"invalid gateway {gateway!r}") from None
+    _ip(ns, "route", "replace", "default", "via", via, timeout=timeout)
+
+
 def add_address(name: str, address: str, ns: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Add ``address`` (with prefix, e.g. ``192.0.2.1/24``) to interface ``name``.
     Already there: nothing to do."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -168,20 +168,29 @@ class _Session:
 
 
 class GaneshaExportDriver(ExportDriver):
-    def __init__(self, servers: Mapping[str, GaneshaServer], *, timeout: float):
+    """``servers``: the backend's fixed servers by id (DHSS=false). ``resolve``
+    (DHSS=true): finds a share server's Ganesha from the server dict a task was
+    handed - by the server's id, validated, never from the dict's other
+    values - or None when that server does not exist (any more): nothing is
+    exported there then, and removing an export or emptying its client list
+    is done already."""
+
+    def __init__(self, servers: Mapping[str, GaneshaServer], *, timeout: float,
+                 resolve: Callable[[dict], GaneshaServer | None] | None = None):
         self._servers = dict(servers)
         self._timeout = timeout
+        self._resolve = resolve
 
-    def _server(self, server: dict) -> GaneshaServer:
+    def _server(self, server: dict) -> GaneshaServer | None:
         sid = server.get("id") if isinstance(server, dict) else None
-        try:
+        if isinstance(sid, str) and sid in self._servers:
             return self._servers[sid]
-        except (KeyError, TypeError):
-            raise ExportError(f"unknown share server {sid!r}") from None
+        if self._resolve is not None:
+            return self._resolve(server)
+        raise ExportError(f"unknown share server {sid!r}")
 
     @contextmanager
-    def _session(self, server: dict) -> Iterator[_Session]:
-        gs = self._server(server)
+    def _session(self, gs: GaneshaServer) -> Iterator[_Session]:
         gs.state_dir.mkdir(parents=True, exist_ok=True)
         with filelock.locked(gs.state_dir / LOCK_FILE, timeout=self._timeout, error=ExportError):
             yield _Session(gs)
@@ -192,7 +201,11 @@ class GaneshaExportDriver(ExportDriver):
         if not Path(path).is_dir():
             # Ganesha would refuse it on reload; say so before touching state.
             raise ExportError(f"cannot export {path}: not a directory")
-        with self._session(server) as s:
+        gs = self._server(server)
+        if gs is None:
+            raise ExportError(f"share server {server.get('id')!r} does not exist",
+                              user_message="the share server does not exist")
+        with self._session(gs) as s:
             current = s.state.exports.get(share_id)
             if current is not None and current.path == path:
                 s.ensure_applied()
@@ -211,7 +224,10 @@ class GaneshaExportDriver(ExportDriver):
 
     def remove_export(self, server: dict, share_id: str) -> None:
         share_id = gc.check_share_id(share_id)
-        with self._session(server) as s:
+        gs = self._server(server)
+        if gs is None:
+            return  # no server, no export
+        with self._session(gs) as s:
             exports = dict(s.state.exports)
             exports.pop(share_id, None)
             s.apply(exports)
@@ -219,7 +235,13 @@ class GaneshaExportDriver(ExportDriver):
     def update_access(self, server: dict, share_id: str, rules: list[ClientRule]) -> None:
         share_id = gc.check_share_id(share_id)
         clients = _rules(rules)
-        with self._session(server) as s:
+        gs = self._server(server)
+        if gs is None:
+            if clients:
+                raise ExportError(f"share {share_id}: share server {server.get('id')!r} does not exist",
+                                  user_message="the share server does not exist")
+            return  # nobody may access an export that does not exist: done
+        with self._session(gs) as s:
             current = s.state.exports.get(share_id)
             if current is None:
                 if clients:
@@ -231,5 +253,8 @@ class GaneshaExportDriver(ExportDriver):
             s.apply(exports)
 
     def list_exports(self, server: dict) -> dict[str, list[ClientRule]]:
-        with self._session(server) as s:
+        gs = self._server(server)
+        if gs is None:
+            return {}
+        with self._session(gs) as s:
             return {sid: list(e.clients) for sid, e in sorted(s.state.exports.items())}

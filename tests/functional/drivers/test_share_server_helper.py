@@ -1,0 +1,340 @@
+"""The share server helper on the real machine: network namespaces, veth pairs
+on a provider bridge, NFS-Ganesha per server, a real database and the flat
+network helper; NFS clients in namespaces on the same bridge.
+
+Covers what the full stack cannot reach easily: a server made half-way and
+completed by calling again, teardown run twice, a server brought back after
+its Ganesha was killed and after its namespace vanished (a reboot), a create
+waiting while another makes the share network's server, and
+``delete_share_server_with_last_share``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import uuid
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+
+from shareflow.config import BackendConfig, GaneshaConfig, ShareServersConfig
+from shareflow.db import migrate
+from shareflow.db import networks as networks_db
+from shareflow.db import share_servers as servers_db
+from shareflow.db import shares as shares_db
+from shareflow.db.engine import Database
+from shareflow.db.models import Share, ShareServer
+from shareflow.domain import states
+from shareflow.drivers.base import ClientRule
+from shareflow.drivers.export.ganesha import GaneshaExportDriver
+from shareflow.drivers.export.ganesha_server import GaneshaServer
+from shareflow.drivers.network.flat import FlatNetworkHelper
+from shareflow.drivers.server.netns import (
+    NetnsServerHelper,
+    ServerBusy,
+    netns_name,
+    server_id_for,
+    veth_name,
+)
+from shareflow.drivers.share.btrfs import BtrfsShareDriver
+from shareflow.system import netns
+from shareflow.system.process import run
+from tests.fixtures.stack import wait_until
+from tests.fixtures.tenant_networks import TenantNetworks
+
+TIMEOUT = 20.0
+CIDR = "198.51.100.0/24"
+GATEWAY = "198.51.100.1"
+MTU = 1400
+
+
+def clock() -> datetime:
+    return datetime.utcnow().replace(microsecond=0)
+
+
+@dataclasses.dataclass
+class Env:
+    db: Database
+    helper: NetnsServerHelper
+    network: FlatNetworkHelper
+    export: GaneshaExportDriver
+    share: BtrfsShareDriver
+    nets: TenantNetworks
+    bridge: object
+    provider_id: str
+    cfg: BackendConfig
+
+    def share_network(self, project: str = "p1") -> str:
+        sn_id = str(uuid.uuid4())
+        with self.db.write() as s:
+            networks_db.create_share_network(
+                s, now=clock(), share_network_id=sn_id, subnet_id=str(uuid.uuid4()), project_id=project,
+                user_id=None, name=None, description=None, provider_network_id=self.provider_id,
+            )
+        return sn_id
+
+    def new_share(self, sn_id: str, project: str = "p1") -> str:
+        share_id = str(uuid.uuid4())
+        with self.db.write() as s:
+            shares_db.create(s, now=clock(), id=share_id, project_id=project, size=1, share_proto="NFS",
+                             status=states.CREATING, backend=self.cfg.name, share_network_id=sn_id,
+                             is_public=False)
+        return share_id
+
+    def delete_share_row(self, share_id: str) -> None:
+        with self.db.write() as s:
+            s.get(Share, share_id).deleted_at = clock()
+
+    def row(self, server_id: str) -> ShareServer | None:
+        with self.db.read() as s:
+            return servers_db.get_any(s, server_id)
+
+    def using(self, share_id: str) -> str | None:
+        with self.db.read() as s:
+            return shares_db.get_any(s, share_id).share_server_id
+
+
+def ganesha_pids(server_id: str, helper: NetnsServerHelper) -> list[int]:
+    """Live processes started with this server's Ganesha config."""
+    conf = os.fsencode(str(helper.server_dir(server_id) / "ganesha" / "ganesha.conf"))
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if conf in argv and state not in ("Z", "X"):
+            pids.append(int(entry))
+    return pids
+
+
+def assert_server_gone(env: Env, server_id: str) -> None:
+    assert not netns.exists(netns_name(server_id))
+    wait_until(lambda: not netns.link_exists(veth_name(server_id)), 10, "the veth to go")
+    assert not ganesha_pids(server_id, env.helper)
+    assert not env.helper.server_dir(server_id).exists()
+
+
+@pytest.fixture
+def env(btrfs_config, tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    migrate.upgrade(db)
+    nets = TenantNetworks()
+    made: list[str] = []
+    helper = None
+    try:
+        bridge = nets.bridge(CIDR, gateway=GATEWAY, mtu=MTU)
+        with db.write() as s:
+            provider = networks_db.create_provider(
+                s, now=clock(), network_id=str(uuid.uuid4()), subnet_id=str(uuid.uuid4()), name="pa",
+                bridge=bridge.name, cidr=CIDR, gateway=GATEWAY, mtu=MTU,
+                ranges=[("198.51.100.100", "198.51.100.109")],
+            )
+            provider_id = provider.id
+        cfg = BackendConfig(
+            name="t", pool="pool0", share_driver="btrfs", driver_handles_share_servers=True,
+            btrfs=btrfs_config,
+            ganesha=GaneshaConfig(address="127.0.0.1", port=2049, state_dir=tmp_path / "unused", netns="",
+                                  managed=False),
+            fault_plan=None,
+            share_servers=ShareServersConfig(state_dir=tmp_path / "servers", delete_with_last_share=True),
+        )
+        helper = NetnsServerHelper(cfg, db, service_host="testhost", clock=clock, timeout=TIMEOUT)
+        yield Env(db=db, helper=helper, network=FlatNetworkHelper(db, clock=clock),
+                  export=GaneshaExportDriver({}, timeout=TIMEOUT, resolve=helper.ganesha),
+                  share=BtrfsShareDriver(btrfs_config, timeout=TIMEOUT), nets=nets, bridge=bridge,
+                  provider_id=provider_id, cfg=cfg)
+    finally:
+        if helper is not None:
+            with db.read() as s:
+                made = list(s.scalars(sa.select(ShareServer.id)))
+            for server_id in made:
+                helper.teardown(server_id)
+        nets.close()
+        db.dispose()
+
+
+def test_provide_makes_a_server_on_the_bridge_and_reuses_it(env):
+    sn = env.share_network()
+    s1, s2 = env.new_share(sn), env.new_share(sn)
+    alloc = env.network.allocate(s1, sn)
+    server = env.helper.provide(s1, alloc)
+    sid = server["id"]
+    assert server["created"] and sid == server_id_for(alloc["allocation_id"])
+    assert server["address"] == alloc["address"] == "198.51.100.100"
+    row = env.row(sid)
+    assert row.status == states.SERVER_ACTIVE and row.host == "testhost@t" and env.using(s1) == sid
+    assert row.allocation_id == alloc["allocation_id"]
+    with env.db.read() as s:
+        assert networks_db.get_allocation(s, alloc["allocation_id"]).share_server_id == sid
+
+    # The pieces: namespace, veth on the bridge with the MTU, address, route, Ganesha.
+    ns, veth = netns_name(sid), veth_name(sid)
+    assert netns.exists(ns)
+    link = run(["ip", "-d", "link", "show", "dev", veth], timeout=10).stdout
+    assert f"master {env.bridge.name}" in link and f"mtu {MTU}" in link
+    inside = run(["ip", "-n", ns, "addr", "show", "dev", "eth0"], timeout=10).stdout
+    assert "198.51.100.100/24" in inside and f"mtu {MTU}" in inside
+    assert f"default via {GATEWAY}" in run(["ip", "-n", ns, "route"], timeout=10).stdout
+    (pid,) = ganesha_pids(sid, env.helper)
+    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    # Same mount namespace as ours: volumes mounted later are visible to it.
+    assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+
+    # A second share of the share network uses the same server; provide again is idempotent.
+    again = env.helper.provide(s1, alloc)
+    assert again["id"] == sid and again["created"]
+    reused = env.helper.provide(s2, {})
+    assert reused["id"] == sid and not reused["created"] and env.using(s2) == sid
+    assert env.helper.reusable(env.new_share(sn)) == sid
+
+    # It serves exports to exactly the allowed client on the network.
+    allowed = env.nets.client(env.bridge, "198.51.100.10")
+    other = env.nets.client(env.bridge, "198.51.100.11")
+    path = env.share.create_volume(s1, 1)
+    (location,) = env.export.add_export(server, s1, path)
+    assert location == f"198.51.100.100:/shares/{s1}"
+    env.export.update_access(server, s1, [ClientRule("198.51.100.10", "rw")])
+    a, o = env.nets.nfs(allowed, "198.51.100.100"), env.nets.nfs(other, "198.51.100.100")
+    assert a.put(f"/shares/{s1}/f.txt", b"hi\n").returncode == 0
+    assert a.cat(f"/shares/{s1}/f.txt").stdout == "hi\n"
+    assert o.ls(f"/shares/{s1}").returncode != 0
+    env.export.remove_export(server, s1)
+    env.share.delete_volume(s1)
+
+
+def test_release_and_retire(env):
+    sn = env.share_network()
+    s1, s2 = env.new_share(sn), env.new_share(sn)
+    alloc = env.network.allocate(s1, sn)
+    sid = env.helper.provide(s1, alloc)["id"]
+    env.helper.provide(s2, {})
+
+    # Undoing the create that made the server keeps it while another share uses it,
+    # and the server then holds the allocation.
+    env.helper.release({"id": sid, "share_id": s1, "allocation": alloc})
+    assert env.row(sid).status == states.SERVER_ACTIVE and env.using(s1) is None
+    assert env.helper.holds(alloc)
+
+    # The last share leaves: deleted with it (delete_share_server_with_last_share).
+    assert env.helper.retire(s2, env.helper.server_for(s2)) != {}
+    assert env.row(sid).deleted_at is not None and env.row(sid).status == states.DELETED
+    assert_server_gone(env, sid)
+    assert not env.helper.holds(alloc)
+    # Run again (a conductor died after it): same answer, nothing more to do.
+    gone = env.helper.retire(s2, {"id": sid})
+    assert gone["server_allocation"]["allocation_id"] == alloc["allocation_id"]
+    env.network.release(gone["server_allocation"])
+    with env.db.read() as s:
+        assert networks_db.get_allocation(s, alloc["allocation_id"]) is None
+
+
+def test_retire_without_delete_with_last_share_starts_the_unused_clock(env):
+    env.helper._cfg = dataclasses.replace(env.helper._cfg, delete_with_last_share=False)
+    sn = env.share_network()
+    s1 = env.new_share(sn)
+    sid = env.helper.provide(s1, env.network.allocate(s1, sn))["id"]
+    assert env.helper.retire(s1, {"id": sid}) == {}
+    row = env.row(sid)
+    assert row.status == states.SERVER_ACTIVE and row.unused_since is not None
+    env.delete_share_row(s1)
+    with env.db.read() as s:
+        assert [r.id for r in servers_db.unused_deletable(s, "t", unused_before=clock().replace(year=2100))] == [sid]
+    assert env.helper.take_down(sid)["id"] == sid
+    assert_server_gone(env, sid)
+
+
+def test_take_down_refused_while_a_share_uses_it(env):
+    sn = env.share_network()
+    s1 = env.new_share(sn)
+    sid = env.helper.provide(s1, env.network.allocate(s1, sn))["id"]
+    with pytest.raises(Exception, match="is in use"):
+        env.helper.take_down(sid)
+    assert env.helper.is_running({"id": sid})
+
+
+def test_a_failed_undo_of_a_half_made_server_and_a_completed_one(env, monkeypatch):
+    sn = env.share_network()
+    s1 = env.new_share(sn)
+    alloc = env.network.allocate(s1, sn)
+    sid = server_id_for(alloc["allocation_id"])
+    real_start = GaneshaServer.start
+
+    def broken(self):
+        raise OSError("no ganesha today")
+
+    monkeypatch.setattr(GaneshaServer, "start", broken)
+    with pytest.raises(OSError):
+        env.helper.provide(s1, alloc)
+    row = env.row(sid)
+    assert row.status == states.CREATING and netns.exists(netns_name(sid))
+    # Another create on the share network waits for it.
+    s3 = env.new_share(sn)
+    alloc3 = env.network.allocate(s3, sn)
+    with pytest.raises(ServerBusy):
+        env.helper.provide(s3, alloc3)
+    env.network.release(alloc3)
+    # Called again (a conductor resumed the job): completed.
+    monkeypatch.setattr(GaneshaServer, "start", real_start)
+    done = env.helper.provide(s1, alloc)
+    assert done["id"] == sid and done["created"] and env.row(sid).status == states.SERVER_ACTIVE
+
+    # Undone half-way instead: teardown twice is harmless, absence is tolerated.
+    env.helper.release({"id": None, "share_id": s1, "allocation": alloc})
+    assert_server_gone(env, sid)
+    assert env.row(sid).deleted_at is not None
+    env.helper.teardown(sid)
+    env.helper.release({"id": None, "share_id": s1, "allocation": alloc})
+
+
+def test_supervise_brings_a_server_back_with_its_exports(env):
+    sn = env.share_network()
+    s1 = env.new_share(sn)
+    server = env.helper.provide(s1, env.network.allocate(s1, sn))
+    sid = server["id"]
+    client = env.nets.nfs(env.nets.client(env.bridge, "198.51.100.12"), server["address"])
+    path = env.share.create_volume(s1, 1)
+    env.export.add_export(server, s1, path)
+    env.export.update_access(server, s1, [ClientRule("198.51.100.12", "ro")])
+    assert client.ls(f"/shares/{s1}").returncode == 0
+    assert env.helper.supervise() == []
+
+    # Its Ganesha dies: brought back, exports and all.
+    (pid,) = ganesha_pids(sid, env.helper)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not ganesha_pids(sid, env.helper), 10, "ganesha to die")
+    assert env.helper.supervise() == [sid]
+    assert client.ls(f"/shares/{s1}").returncode == 0
+
+    # Everything on the host is gone (a reboot): brought back too.
+    env.helper._ganesha(sid, None).stop()
+    netns.delete_link(veth_name(sid))
+    netns.delete(netns_name(sid))
+    assert env.helper.supervise() == [sid]
+    assert netns.exists(netns_name(sid))
+    assert client.ls(f"/shares/{s1}").returncode == 0
+
+    # Not active: left alone.
+    with env.db.write() as s:
+        assert servers_db.override_status(s, sid, states.ERROR, now=clock(), expected=states.SERVER_ACTIVE)
+    env.helper._ganesha(sid, None).stop()
+    assert env.helper.supervise() == [] and not ganesha_pids(sid, env.helper)
+    env.share.delete_volume(s1)
+
+
+def test_server_names_are_validated(env):
+    for bad in ("../x", "nope", "A" * 36, "", None):
+        with pytest.raises(Exception, match="invalid share server id"):
+            netns_name(bad)
+    assert env.helper.ganesha({"id": str(uuid.uuid4())}) is None
+    assert env.helper.ganesha({}) is None
+    with pytest.raises(Exception, match="invalid share server id"):
+        env.helper.ganesha({"id": "../../etc"})
