@@ -6,13 +6,21 @@ qgroups). Each call is one command through :func:`shareflow.system.process.run`.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from shareflow.exceptions import CommandError, StorageError
+from shareflow.system import mounts
 from shareflow.system.process import run
+
+log = logging.getLogger(__name__)
+
+#: Where the kernel shows each mounted btrfs filesystem (by fsid).
+SYSFS_BTRFS = Path("/sys/fs/btrfs")
 
 #: The root directory of every btrfs subvolume has this inode number
 #: (BTRFS_FIRST_FREE_OBJECTID); ordinary directories never do. Checking it is
@@ -159,27 +167,73 @@ def destroy_qgroups(mount_point: str | os.PathLike, ids: list[int] | None, *, ti
     between deleting a subvolume and its qgroup, and the id is lost.
 
     Recent kernels drop such a qgroup by themselves once the cleaner has
-    removed the subvolume; until then ``destroy`` answers EBUSY. So: sync
-    (which runs the cleaner) and retry, bounded by ``timeout``.
+    removed the subvolume; until then ``destroy`` answers EBUSY. A qgroup is
+    only destroyed once its numbers are zero: destroying one whose dropped
+    extents are not accounted yet makes the kernel mark every qgroup of the
+    filesystem inconsistent, and then no limit is enforced on any share
+    until a rescan. So: sync (which runs the cleaner and the accounting) and
+    retry, bounded by ``timeout``; a qgroup still in use after that is left
+    for the kernel or a later sweep (its subvolume is gone; it limits nothing).
     """
     deadline = time.monotonic() + timeout
     while True:
         pending = [
-            g.id
+            g
             for g in qgroup_show(mount_point, timeout=timeout)
             if g.level == 0 and (g.id in ids if ids is not None else g.path is None)
         ]
-        busy = []
-        for gid in pending:
+        busy = [g.id for g in pending if g.referenced or g.exclusive]
+        for g in pending:
+            if g.id in busy:
+                continue
             try:
-                qgroup_destroy(mount_point, gid, timeout=timeout)
+                qgroup_destroy(mount_point, g.id, timeout=timeout)
             except CommandError as e:
                 if "busy" not in e.stderr.lower():
                     raise
-                busy.append(gid)
+                busy.append(g.id)
         if not busy:
             return
         if time.monotonic() >= deadline:
-            raise StorageError(f"qgroups {busy} on {mount_point} still in use after {timeout:g} s")
+            log.warning("qgroups %s on %s still in use after %g s; left for the kernel to drop",
+                        busy, os.fspath(mount_point), timeout)
+            return
         filesystem_sync(mount_point, timeout=timeout)
         time.sleep(0.005)
+
+
+def qgroup_status_file(mount_point: str | os.PathLike) -> Path | None:
+    """The sysfs file saying whether the qgroups of the filesystem mounted on
+    ``mount_point`` are inconsistent; None when there is none (quotas off,
+    or a kernel without it)."""
+    found = mounts.find_mount(mount_point)
+    if found is None or not found.source.startswith("/dev/"):
+        return None
+    device = os.path.basename(os.path.realpath(found.source))
+    for fs in SYSFS_BTRFS.glob("*-*"):
+        if (fs / "devices" / device).exists():
+            status = fs / "qgroups" / "inconsistent"
+            return status if status.exists() else None
+    return None
+
+
+def ensure_qgroups_consistent(mount_point: str | os.PathLike, *, status_file: Path | None = None,
+                              timeout: float) -> bool:
+    """While a filesystem's qgroups are marked inconsistent the kernel
+    enforces no qgroup limit at all (a snapshot taken into a higher-level
+    qgroup, or a qgroup destroyed too early, marks them so). A rescan makes
+    them consistent again; this runs one and waits for it when needed.
+    Returns whether it did. A file read when all is well.
+    """
+    status_file = status_file or qgroup_status_file(mount_point)
+    if status_file is None:
+        return False
+    try:
+        if status_file.read_text().strip() != "1":
+            return False
+    except OSError:
+        return False
+    log.warning("qgroups of %s are inconsistent (limits are not enforced); rescanning",
+                os.fspath(mount_point))
+    run(["btrfs", "quota", "rescan", "-w", os.fspath(mount_point)], timeout=timeout)
+    return True

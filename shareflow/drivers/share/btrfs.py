@@ -96,6 +96,8 @@ class BtrfsShareDriver(ShareDriver):
         self._pool = Path(cfg.mount_point)
         self._exports = Path(cfg.exports_dir)
         self._timeout = timeout
+        #: The pool's qgroup status file in sysfs (found on first use; False: none).
+        self._qgroup_status: Path | bool | None = None
 
     # --- paths ------------------------------------------------------------
 
@@ -116,6 +118,16 @@ class BtrfsShareDriver(ShareDriver):
             raise StorageError(f"no btrfs pool is mounted on {self._pool}")
         return m
 
+    def _keep_limits_enforced(self) -> None:
+        """Every size limit of the pool holds only while its qgroups are
+        consistent; once marked inconsistent (by anything: another tool, a
+        kernel path) the kernel enforces none until a rescan. Checked (a
+        sysfs read) after each change of volumes, and repaired then."""
+        if self._qgroup_status is None:
+            self._qgroup_status = btrfs.qgroup_status_file(self._pool) or False
+        if self._qgroup_status:
+            btrfs.ensure_qgroups_consistent(self._pool, status_file=self._qgroup_status, timeout=self._timeout)
+
     # --- interface --------------------------------------------------------
 
     def create_volume(self, share_id: str, size_gb: int) -> str:
@@ -134,6 +146,7 @@ class BtrfsShareDriver(ShareDriver):
             # is what makes the size a hard limit (writes past it get EDQUOT).
             btrfs.qgroup_limit(subvol, size_gb * GiB, timeout=self._timeout)
             self._mount(share_id, pool)
+        self._keep_limits_enforced()
         log.info("volume for share %s ready (%d GiB)", share_id, size_gb)
         return self.volume_path(share_id)
 
@@ -155,6 +168,7 @@ class BtrfsShareDriver(ShareDriver):
                 # for any qgroup whose subvolume is gone.
                 ids = None
             btrfs.destroy_qgroups(self._pool, ids, timeout=self._timeout)
+        self._keep_limits_enforced()
         log.info("volume for share %s deleted", share_id)
 
     def list_volumes(self) -> list[str]:
@@ -208,6 +222,7 @@ class BtrfsShareDriver(ShareDriver):
             else:
                 ids = None  # gone already: clear any qgroup whose subvolume is gone
             btrfs.destroy_qgroups(self._pool, ids, timeout=self._timeout)
+        self._keep_limits_enforced()
         log.info("snapshot %s deleted", snapshot_id)
 
     def list_snapshots(self) -> list[str]:
@@ -237,6 +252,7 @@ class BtrfsShareDriver(ShareDriver):
                 btrfs.subvolume_snapshot(source, subvol, readonly=False, timeout=self._timeout)
             btrfs.qgroup_limit(subvol, size_gb * GiB, timeout=self._timeout)
             self._mount(share_id, pool)
+        self._keep_limits_enforced()
         log.info("volume for share %s ready from snapshot %s (%d GiB)", share_id, snapshot_id, size_gb)
         return self.volume_path(share_id)
 
@@ -312,6 +328,7 @@ class BtrfsShareDriver(ShareDriver):
         """Mount every share's subvolume that is not mounted (after a reboot or
         a pool remount, before the export server starts). Returns their ids."""
         pool = self._pool_mount()
+        self._keep_limits_enforced()
         done = []
         try:
             names = sorted(os.listdir(self._pool / SHARES_DIR))
@@ -333,6 +350,7 @@ class BtrfsShareDriver(ShareDriver):
         share_id = share_id_of(share_id)
         _check_size(new_size_gb)
         self._pool_mount()
+        self._keep_limits_enforced()  # the numbers a shrink is checked against must be right
         new_bytes = new_size_gb * GiB
         with self._lock(share_id):
             subvol = self._existing_subvolume(share_id)

@@ -7,8 +7,10 @@ the backend (and make partial remnants of one).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import random
 import threading
 import uuid
 from pathlib import Path
@@ -61,6 +63,34 @@ class BtrfsProbe:
     def limit(self, share_id: str) -> int | None:
         """The volume's size limit in bytes, as the backend has it."""
         return btrfs.subvolume_qgroup(self.subvolume(share_id), timeout=10).max_referenced
+
+    @contextlib.contextmanager
+    def accounting_broken(self):
+        """The pool's qgroups marked inconsistent (the kernel then enforces no
+        limit), as a snapshot taken into a higher-level qgroup marks them: the
+        kernel cannot count it. What it made is removed afterwards."""
+        root = Path(self.cfg.mount_point)
+        source, snap = root / f"acct-{uuid.uuid4().hex[:8]}", root / f"acct-{uuid.uuid4().hex[:8]}"
+        group = f"1/{random.randrange(1, 1 << 30)}"
+        status = btrfs.qgroup_status_file(root)
+        assert status is not None, "no qgroup status in sysfs"
+        btrfs.subvolume_create(source, timeout=10)
+        try:
+            with open(source / "data", "wb") as f:
+                os.posix_fallocate(f.fileno(), 0, 4 * MiB)
+            btrfs.filesystem_sync(root, timeout=10)
+            run(["btrfs", "qgroup", "create", group, str(root)], timeout=10)
+            run(["btrfs", "subvolume", "snapshot", "-i", group, str(source), str(snap)], timeout=10)
+            assert status.read_text().strip() == "1", "the pool's qgroups did not become inconsistent"
+            yield
+        finally:
+            ids = [btrfs.subvolume_id(p, timeout=10) for p in (source, snap) if btrfs.is_subvolume(p)]
+            for p in (snap, source):
+                if btrfs.is_subvolume(p):
+                    btrfs.subvolume_delete(p, timeout=10)
+            run(["btrfs", "qgroup", "destroy", group, str(root)], timeout=10, check=False)
+            btrfs.destroy_qgroups(root, ids, timeout=10)
+            btrfs.ensure_qgroups_consistent(root, status_file=status, timeout=60)
 
     def make_remnant(self, share_id: str, kind: str) -> None:
         if kind == "subvolume":  # a create that died right after the subvolume
@@ -153,6 +183,15 @@ class TestShareDriverContract:
         written, err = fill(path, 1 << 30)
         assert err == errno.EDQUOT, f"wrote {written >> 20} MiB without hitting the limit (errno {err})"
         assert (1 << 30) - 64 * MiB < written <= (1 << 30)
+
+    def test_size_limit_holds_after_the_pool_accounting_broke(self, share_env):
+        """Whatever marked the pool's accounting inconsistent, the driver
+        repairs it before a volume is handed out: its limit is enforced."""
+        driver, probe = share_env
+        with probe.accounting_broken():
+            path = driver.create_volume(new_id(), 1)
+            written, err = fill(path, 1 << 30)
+        assert err == errno.EDQUOT, f"wrote {written >> 20} MiB without hitting the limit (errno {err})"
 
     def test_delete_leaves_nothing(self, share_env):
         driver, probe = share_env
