@@ -296,11 +296,6 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
     if share_driver not in SHARE_DRIVERS:
         raise ConfigError(f"{where}.share_driver: {share_driver!r} is not one of {SHARE_DRIVERS}")
     dhss = s.bool("driver_handles_share_servers", False)
-    if dhss:
-        raise ConfigError(
-            f"{where}.driver_handles_share_servers: true is not supported yet; "
-            "backends use one pre-existing export server"
-        )
     fault_plan = s.path("fault_plan", None)
     interval = s.float("unused_share_server_cleanup_interval", DEFAULT_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL)
     if interval > MAX_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL:

@@ -19,6 +19,7 @@ from shareflow.services.metadata import ShareMetadataService
 from shareflow.services.networks import ProviderNetworkService, ShareNetworkService
 from shareflow.services.quotas import QuotaService
 from shareflow.services.resize import ResizeService
+from shareflow.services.share_servers import ShareServerService
 from shareflow.services.share_types import ShareTypeService
 from shareflow.services.shares import ShareService
 from shareflow.services.snapshots import SnapshotService
@@ -55,6 +56,7 @@ class Services:
         self.snapshots = SnapshotService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.quotas = QuotaService(config.quotas, self.db, clock=clock)
         self.messages = MessageService(self.db, clock=clock)
+        self.share_servers = ShareServerService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.provider_networks = ProviderNetworkService(self.db, clock=clock, new_id=new_id)
         self.share_networks = ShareNetworkService(config, self.db, clock=clock, new_id=new_id)
 

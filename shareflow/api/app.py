@@ -28,6 +28,7 @@ from shareflow.api.resources.metadata import ShareMetadata
 from shareflow.api.resources.provider_networks import ProviderNetwork, ProviderNetworks
 from shareflow.api.resources.quota_sets import LegacyQuotaSets, QuotaSets
 from shareflow.api.resources.share_actions import ShareActions
+from shareflow.api.resources.share_servers import ShareServer, ShareServerActions, ShareServers
 from shareflow.api.resources.share_networks import (
     SecurityServices,
     ShareNetwork,
@@ -129,6 +130,12 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     messages = Messages(config, services)
     route("/messages", messages)
     route("/messages/{message_id}", messages, suffix="item")
+
+    route("/share-servers", ShareServers(config, services))
+    share_server = ShareServer(config, services)
+    route("/share-servers/{server_id}", share_server)
+    route("/share-servers/{server_id}/details", share_server, suffix="details")
+    route("/share-servers/{server_id}/action", ShareServerActions(config, services))
 
     share_networks = ShareNetworks(config, services)
     route("/share-networks", share_networks)

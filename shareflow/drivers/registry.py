@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from shareflow.config import BackendConfig
+from shareflow.db.engine import Database
 from shareflow.drivers.export.ganesha import GaneshaExportDriver
 from shareflow.drivers.export.ganesha_server import GaneshaServer
 from shareflow.drivers.fault import FaultInjectingProxy
+from shareflow.drivers.network.flat import FlatNetworkHelper
 from shareflow.drivers.network.static import StaticNetworkHelper
+from shareflow.drivers.server.netns import NetnsServerHelper
 from shareflow.drivers.server.static import StaticServerHelper, static_server_id
 from shareflow.drivers.share.btrfs import BtrfsShareDriver
 from shareflow.exceptions import ConfigError
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @dataclass
@@ -26,22 +35,40 @@ class Backend:
     network: Any
     server: Any
     #: The Ganesha servers the export driver knows, by share server id
-    #: (for whoever starts and supervises managed servers).
+    #: (for whoever starts and supervises managed servers); share servers of
+    #: DHSS=true backends are not here (the server helper supervises them).
     ganesha_servers: dict[str, GaneshaServer] = field(default_factory=dict)
 
 
-def build_backend(cfg: BackendConfig, *, step_timeout: float) -> Backend:
+def build_backend(cfg: BackendConfig, *, step_timeout: float, db: Database | None = None,
+                  service_host: str = "localhost", clock: Callable[[], datetime] | None = None) -> Backend:
+    """``db``, ``service_host`` and ``clock`` are needed by DHSS=true backends
+    (share servers and network allocations live in the database)."""
     if cfg.share_driver != "btrfs":
         raise ConfigError(f"backend {cfg.name}: unknown share driver {cfg.share_driver!r}")
+    share = BtrfsShareDriver(cfg.btrfs, timeout=step_timeout)
     if cfg.driver_handles_share_servers:
-        raise ConfigError(f"backend {cfg.name}: driver_handles_share_servers=true is not supported yet")
-    servers = {static_server_id(cfg.name): GaneshaServer(cfg.ganesha, timeout=step_timeout)}
-    roles = {
-        "share": BtrfsShareDriver(cfg.btrfs, timeout=step_timeout),
-        "export": GaneshaExportDriver(servers, timeout=step_timeout),
-        "network": StaticNetworkHelper(cfg.name),
-        "server": StaticServerHelper(cfg.name, cfg.ganesha.address),
-    }
+        if db is None:
+            raise ConfigError(f"backend {cfg.name}: driver_handles_share_servers=true needs the database")
+        clock = clock or _utcnow
+        server_helper = NetnsServerHelper(cfg, db, service_host=service_host, clock=clock, timeout=step_timeout)
+        servers: dict[str, GaneshaServer] = {}
+        roles = {
+            "share": share,
+            # Share servers are found by id when a task names one; the
+            # resolver is the helper's own (never fault-injected).
+            "export": GaneshaExportDriver(servers, timeout=step_timeout, resolve=server_helper.ganesha),
+            "network": FlatNetworkHelper(db, clock=clock),
+            "server": server_helper,
+        }
+    else:
+        servers = {static_server_id(cfg.name): GaneshaServer(cfg.ganesha, timeout=step_timeout)}
+        roles = {
+            "share": share,
+            "export": GaneshaExportDriver(servers, timeout=step_timeout),
+            "network": StaticNetworkHelper(cfg.name),
+            "server": StaticServerHelper(cfg.name, cfg.ganesha.address),
+        }
     if cfg.fault_plan is not None:
         # A hang ends (as a failure) after the same bound a real hung step
         # would get, so a forgotten plan cannot stall a run forever.

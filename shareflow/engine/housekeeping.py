@@ -4,6 +4,11 @@ A request commits its status change and its job record, then posts the job;
 a process that dies between the two leaves a job that no conductor will ever
 see and a resource in a transitional status. Such jobs are failed here, with
 their resource and a user message, once they are clearly abandoned.
+
+Share servers no share has used for their backend's
+``unused_share_server_cleanup_interval`` get a delete_share_server job here
+(Manila's periodic ``delete_free_share_servers``), unless
+``automatic_share_server_cleanup`` is off.
 """
 
 from __future__ import annotations
@@ -37,3 +42,13 @@ def fail_unposted_jobs(db: Database, recorder: OutcomeRecorder, now, older_than:
         recorder.resource_failed(job_id, None, NEVER_POSTED)
         recorder.job_failed(job_id, None, NEVER_POSTED, trashed=True)
     return len(ids)
+
+
+def delete_unused_share_servers(config, servers) -> list[str]:
+    """Post deletes of the unused share servers of every DHSS=true backend
+    (``servers`` is a :class:`~shareflow.services.share_servers.ShareServerService`)."""
+    posted = []
+    for backend in config.backends:
+        if backend.driver_handles_share_servers:
+            posted += servers.delete_unused(backend.name)
+    return posted

@@ -24,7 +24,7 @@ from shareflow.db import messages as messages_db
 from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
-from shareflow.db.models import ShareSnapshot
+from shareflow.db.models import ShareServer, ShareSnapshot
 from shareflow.db.transitions import transition
 from shareflow.domain import states
 
@@ -159,6 +159,12 @@ class OutcomeRecorder:
                 subject_id = job.resource_id
                 moved = shares_db.set_status(s, subject_id, failed_status, now=now, expected=op.working,
                                              pending_size=None)
+            elif op.resource_kind == states.SHARE_SERVER:
+                # Share servers are admins' business: the status says it, and
+                # the job record has the step and the reason (Manila leaves
+                # no user message for them either).
+                return transition(s, ShareServer, job.resource_id, states.SHARE_SERVER, op.failed,
+                                  now=now, expected=op.working)
             elif op.resource_kind == states.SNAPSHOT:
                 subject_id = job.resource_id
                 message_resource = MESSAGE_RESOURCE_SNAPSHOT

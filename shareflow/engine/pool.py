@@ -3,8 +3,12 @@
 The pool starts N workers (``shareflow.engine.worker``), restarts any that
 dies, and keeps the backends' managed export servers running (starting them
 if needed, restarting one whose process died, stopping at exit only those it
-started). SIGTERM or SIGINT stops the workers gracefully: each suspends its
-running job at the next atom boundary and abandons it to the board.
+started). The share servers of DHSS=true backends, read from the database,
+are kept running the same way: one whose NFS-Ganesha died (or whose namespace
+is gone, after a reboot) is brought back with all its exports; at exit their
+Ganesha processes are stopped, and the next start brings them back.
+SIGTERM or SIGINT stops the workers gracefully: each suspends its running job
+at the next atom boundary and abandons it to the board.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from dataclasses import dataclass, field
 
 from shareflow import config as config_mod
 from shareflow.config import Config
+from shareflow.db.engine import Database
 from shareflow.drivers.export.ganesha_server import GaneshaServer
 from shareflow.drivers.registry import build_backend
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
+from shareflow.wiring import utcnow
 
 LOG = logging.getLogger(__name__)
 
@@ -47,21 +53,36 @@ class ConductorPool:
         self._stopping = threading.Event()
         self._servers: list[GaneshaServer] = []
         self._started_servers: list[GaneshaServer] = []
+        self._db: Database | None = None
+        #: The server helpers of the DHSS=true backends (they supervise share servers).
+        self._share_servers: list = []
 
     # --- export servers ---------------------------------------------------
+
+    def _backends(self):
+        if self._db is None and any(b.driver_handles_share_servers for b in self.config.backends):
+            self._db = Database(self.config.database.url)
+        return [
+            build_backend(b, step_timeout=self.config.conductor.step_timeout, db=self._db,
+                          service_host=self.config.host, clock=utcnow)
+            for b in self.config.backends
+        ]
 
     def _ensure_volumes(self) -> None:
         """After a reboot or a restart the volumes' mounts are gone; they must be
         back before an export server reads its exports."""
-        for backend in self.config.backends:
-            share = build_backend(backend, step_timeout=self.config.conductor.step_timeout).share
-            found = share.ensure_volumes()
+        for backend in self._backends():
+            found = backend.share.ensure_volumes()
             if found:
                 LOG.info("backend %s: %d volume(s) in place", backend.name, len(found))
 
     def _start_export_servers(self) -> None:
+        for built in self._backends():
+            if built.config.driver_handles_share_servers:
+                self._share_servers.append(built.server)
+        self._check_share_servers()
         for backend in self.config.backends:
-            if not backend.ganesha.managed:
+            if backend.driver_handles_share_servers or not backend.ganesha.managed:
                 continue
             server = GaneshaServer(backend.ganesha)
             self._servers.append(server)
@@ -71,7 +92,15 @@ class ConductorPool:
                 server.start()
                 self._started_servers.append(server)
 
+    def _check_share_servers(self) -> None:
+        for helper in self._share_servers:
+            try:
+                helper.supervise()
+            except ShareflowError:
+                LOG.exception("could not supervise the share servers of %s", helper)
+
     def _check_export_servers(self) -> None:
+        self._check_share_servers()
         for server in self._servers:
             if not server.is_running():
                 LOG.error("NFS-Ganesha %s is not running; restarting it with its exports", server)
@@ -140,6 +169,13 @@ class ConductorPool:
                 server.stop()
             except ShareflowError:
                 LOG.exception("could not stop NFS-Ganesha %s", server)
+        for helper in self._share_servers:
+            try:
+                helper.stop_all()
+            except ShareflowError:
+                LOG.exception("could not stop the share servers of %s", helper)
+        if self._db is not None:
+            self._db.dispose()
 
     @property
     def worker_pids(self) -> list[int]:

@@ -23,14 +23,16 @@ from shareflow.db.engine import Database
 from shareflow.drivers.registry import build_backend
 from shareflow.engine.boards import Boards
 from shareflow.engine.conductor import ShareflowConductor
-from shareflow.engine.housekeeping import fail_unposted_jobs
+from shareflow.engine.housekeeping import delete_unused_share_servers, fail_unposted_jobs
 from shareflow.engine.locks import ResourceLocks
 from shareflow.engine.outcomes import OutcomeRecorder
 from shareflow.engine.persistence import make_persistence
+from shareflow.engine.posting import JobPoster
 from shareflow.engine.runtime import Runtime
 from shareflow.engine.zk import start_client, stop_client
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
+from shareflow.services.share_servers import ShareServerService
 from shareflow.wiring import utcnow
 
 LOG = logging.getLogger(__name__)
@@ -61,6 +63,16 @@ def report_capacity(runtime: Runtime) -> None:
             )
 
 
+def housekeeping_interval(cfg: Config) -> float:
+    """Often enough for the orphan timeout and for unused share servers to
+    go within half their cleanup interval of becoming due."""
+    interval = min(HOUSEKEEPING_INTERVAL, cfg.conductor.orphan_timeout / 2)
+    for b in cfg.backends:
+        if b.driver_handles_share_servers and b.share_servers is not None and b.share_servers.automatic_cleanup:
+            interval = min(interval, b.share_servers.unused_cleanup_interval * 60 / 2)
+    return interval
+
+
 class Worker:
     def __init__(self, config: Config, index: int):
         self.config = config
@@ -79,7 +91,9 @@ class Worker:
             boards.connect()
             runtime = Runtime(
                 config=cfg, db=db,
-                backends={b.name: build_backend(b, step_timeout=cfg.conductor.step_timeout) for b in cfg.backends},
+                backends={b.name: build_backend(b, step_timeout=cfg.conductor.step_timeout, db=db,
+                                                service_host=cfg.host, clock=utcnow)
+                          for b in cfg.backends},
                 locks=ResourceLocks(client, cfg.zookeeper.chroot, timeout=cfg.conductor.step_timeout),
                 recorder=OutcomeRecorder(db, utcnow), clock=utcnow,
             )
@@ -96,12 +110,13 @@ class Worker:
                 threads.append(t)
             LOG.info("conductor worker %d (pid %d) serving %s", self.index, os.getpid(),
                      ", ".join(n for n, _ in boards.items()))
-            interval = min(HOUSEKEEPING_INTERVAL, cfg.conductor.orphan_timeout / 2)
+            interval = housekeeping_interval(cfg)
+            servers = ShareServerService(cfg, db, JobPoster(db, persistence, boards, clock=utcnow), clock=utcnow)
             while not self._stop.wait(interval):
                 if not all(t.is_alive() for t in threads):
                     LOG.error("a conductor thread died; exiting so the pool restarts this worker")
                     return 1
-                self._housekeeping(runtime)
+                self._housekeeping(runtime, servers)
             for c in self._conductors:
                 c.stop()
             for c, t in zip(self._conductors, threads):
@@ -115,13 +130,14 @@ class Worker:
             stop_client(client)
             db.dispose()
 
-    def _housekeeping(self, runtime: Runtime) -> None:
+    def _housekeeping(self, runtime: Runtime, servers: ShareServerService) -> None:
         try:
             report_capacity(runtime)
             fail_unposted_jobs(
                 runtime.db, runtime.recorder, runtime.clock(),
                 timedelta(seconds=self.config.conductor.orphan_timeout),
             )
+            delete_unused_share_servers(self.config, servers)
         except ShareflowError:
             LOG.exception("housekeeping failed; trying again later")
 

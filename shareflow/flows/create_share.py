@@ -3,6 +3,11 @@ export -> apply access -> available.
 
 A share created from a snapshot runs the same flow with its create-volume step
 replaced by ``create_volume_from_snapshot`` (``create_share(from_snapshot=True)``).
+On a backend that handles share servers (``driver_handles_share_servers=True``)
+the network and server steps work on the share network's share server: the
+allocation is skipped (empty) when the share network has an active server on
+the backend, which the share then uses; otherwise an address is reserved and a
+server made with it. The share is exported on that server's own Ganesha.
 """
 
 from taskflow.patterns import linear_flow
@@ -18,12 +23,14 @@ from shareflow.tasks.volume import CreateVolume
 OPERATION = "create_share"
 
 
-def create_share(from_snapshot: bool = False):
-    """Jobs posted before ``from_snapshot`` existed call this without it."""
+def create_share(from_snapshot: bool = False, driver_handles_share_servers: bool = False):
+    """Jobs posted before ``from_snapshot`` existed call this without it (and
+    before ``driver_handles_share_servers``, without that)."""
+    dhss = driver_handles_share_servers
     return linear_flow.Flow(OPERATION).add(
         BeginOperation(OPERATION),
-        AllocateNetwork(),
-        ProvideShareServer(),
+        AllocateNetwork(share_servers=dhss),
+        ProvideShareServer(share_servers=dhss),
         CreateVolumeFromSnapshot() if from_snapshot else CreateVolume(),
         Export(),
         ApplyInitialAccess(),

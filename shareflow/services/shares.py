@@ -11,6 +11,7 @@ from shareflow.config import Config
 from shareflow.db import access as access_db
 from shareflow.db import jobs as jobs_db
 from shareflow.db import messages as messages_db
+from shareflow.db import networks as networks_db
 from shareflow.db import share_types as types_db
 from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
@@ -28,7 +29,7 @@ from shareflow.exceptions import (
 )
 from shareflow.flows.access import allow_access, deny_access
 from shareflow.flows.create_share import create_share
-from shareflow.flows.delete_share import delete_share
+from shareflow.flows.delete_share import delete_share, share_flow_kwargs
 from shareflow.scheduler.scheduler import Scheduler
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
@@ -115,6 +116,12 @@ class ShareService:
                 )
                 size, share_type = source.size, source.share_type_id
                 availability_zone, share_network_id = source.availability_zone, source.share_network_id
+            if share_network_id:
+                # Manila's ShareNetworkNotFound (404): missing, or another project's.
+                sn = networks_db.get_share_network(s, share_network_id, caller.scope)
+                # Held to the commit: a delete of the share network waits, then sees this share.
+                if not networks_db.lock_share_network(s, sn.id):
+                    raise networks_db.share_network_not_found(share_network_id)
             stype = self._share_type(s, share_type)
             specs = stype.specs()
             dhss = validation.boolean(specs.get(validation.DHSS, "False"), validation.DHSS)
@@ -154,7 +161,8 @@ class ShareService:
                 spec = JobSpec(
                     operation="create_share", backend=placement.backend.name, resource_type=states.SHARE,
                     resource_id=share.id, factory=create_share,
-                    factory_kwargs={"from_snapshot": True} if source else {},
+                    factory_kwargs={**({"from_snapshot": True} if source else {}),
+                                    **share_flow_kwargs(placement.backend)},
                     store={"share_id": share.id, "resource_id": share.id, "size": size,
                            "share_network_id": share_network_id,
                            **({"snapshot_id": source.snapshot_id} if source else {})},
@@ -246,6 +254,7 @@ class ShareService:
             spec = JobSpec(
                 operation="delete_share", backend=share.backend, resource_type=states.SHARE,
                 resource_id=share_id, factory=delete_share,
+                factory_kwargs=share_flow_kwargs(backend_config(self._config, share.backend)),
                 store={"share_id": share_id, "resource_id": share_id},
                 project_id=caller.project_id, request_id=caller.request_id,
             )
@@ -302,6 +311,11 @@ class ShareService:
             store={"share_id": share.id, "rule_id": rule_id, "resource_id": rule_id},
             project_id=caller.project_id, request_id=caller.request_id,
         )
+
+
+def backend_config(config: Config, name: str | None):
+    """The configured backend of that name; None when it is not (any more)."""
+    return next((b for b in config.backends if b.name == name), None)
 
 
 def _force_status(session, share_id: str, status: str, now: datetime) -> None:

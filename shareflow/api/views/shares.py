@@ -1,7 +1,7 @@
 """Shares as manila/api/views/shares.py builds them, field by field per microversion.
 
-Features this service does not have (replication, share groups, share
-servers with DHSS=true) get Manila's neutral values: None or False.
+Features this service does not have (replication, share groups) get
+Manila's neutral values: None or False.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def detail(share: Share, ctx: ViewContext) -> dict:
     if ctx.at_least("2.54"):
         view["progress"] = _progress(share)
     if ctx.is_admin:
-        view["share_server_id"] = None
+        view["share_server_id"] = share.share_server_id
         view["host"] = share.host
     return view
 

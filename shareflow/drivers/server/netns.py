@@ -265,9 +265,16 @@ class NetnsServerHelper(ShareServerHelper):
         if net.get("gateway"):
             netns.set_default_route(net["gateway"], ns, timeout=self._timeout)
 
-    def _start(self, server_id: str, net: dict) -> None:
+    def _start(self, server_id: str, net: dict, *, supervised: bool = False) -> None:
+        """``supervised``: this process keeps the Ganesha it starts as its
+        child (the pool); otherwise (a conductor, which only makes the server)
+        the handle is let go, and the subprocess module reaps the process
+        whenever it ends, so a killed one does not linger as a zombie."""
         self._plumb(server_id, net)
-        self._ganesha(server_id, net["address"]).start()
+        gs = self._ganesha(server_id, net["address"])
+        gs.start()
+        if not supervised:
+            gs._child = None
 
     def teardown(self, server_id: str) -> None:
         """Stop the server's Ganesha (by its own pid), delete its veth pair,
@@ -488,7 +495,7 @@ class NetnsServerHelper(ShareServerHelper):
             if self._ganesha(server_id, net["address"]).is_running() and netns.exists(netns_name(server_id)):
                 return False
             log.warning("share server %s is not running; restoring it with its exports", server_id)
-            self._start(server_id, net)
+            self._start(server_id, net, supervised=True)
             return True
 
     def active_servers(self) -> list[str]:
@@ -499,7 +506,13 @@ class NetnsServerHelper(ShareServerHelper):
         """Restore every active server of this backend that is not running;
         returns the ids restored. One failing does not stop the others."""
         restored = []
-        for sid in self.active_servers():
+        active = self.active_servers()
+        with self._ganeshas_lock:
+            stale = [(sid, gs) for sid, gs in self._ganeshas.items() if sid not in active]
+        for sid, gs in stale:
+            if not gs.is_running():  # also reaps it, if it was our child
+                self._forget(sid)
+        for sid in active:
             try:
                 gs = self._ganeshas.get(sid)
                 if gs is not None and gs.is_running():
