@@ -9,6 +9,7 @@ provider network is a bridge in the host's namespace with no address on it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from manilaclient import exceptions as mexc
 from shareflow.db.models import Message, NetworkAllocation, ShareServer
 from shareflow.drivers.network.flat import allocation_id_for
 from shareflow.drivers.server.netns import netns_name, server_id_for, veth_name
+from shareflow.services.context import Caller
 from shareflow.system import netns
 from shareflow.system.process import run
 from tests.fixtures.stack import DHSS_BACKEND, DHSS_TYPE, ServiceStack, wait_until
@@ -468,3 +470,61 @@ def test_conductor_killed_after_the_server_was_made_is_resumed(faults):
     assert live == [server_id] and len(ganesha_pids(env, server_id)) == 1
     assert export_path(m, m.shares.get(share.id))[0] == env.server_row(server_id).address
     delete_and_wait(env, m, share.id)
+
+
+def test_a_failed_server_delete_ends_error_and_is_done_by_a_new_delete(faults):
+    env = faults
+    m, admin = env.tenant("tenant-srvdel"), env.admin()
+    sn = env.share_network("tenant-srvdel", env.b)
+    share = wait_available(env, m, create(env, m, sn).id)
+    server_id = env.server_id(share.id)
+    allocation_id = env.server_row(server_id).allocation_id
+    delete_and_wait(env, m, share.id)
+    env.stack.set_faults({"take_down": "fail"}, backend=DHSS_BACKEND)
+    admin.share_servers.delete(server_id)
+    wait_until(lambda: env.server_row(server_id).status == "error", 30, "the server delete to fail")
+    job = env.stack.finished_job(server_id, "delete_share_server")
+    assert (job.state, job.failed_step) == ("failed", "teardown_share_server")
+    # Nothing was taken down: the server is still whole, and still holds its address.
+    assert all(server_on_host(env, server_id).values())
+    with env.stack.db.read() as s:
+        assert s.get(NetworkAllocation, allocation_id) is not None
+    env.stack.clear_faults()
+    admin.share_servers.delete(server_id)  # Manila allows deleting a server in error
+    assert_server_gone(env, server_id, allocation_id)
+
+
+def test_a_clone_on_a_share_network_is_served_by_its_server(env):
+    """A share made from a snapshot of a share on a share network lands on that
+    share network's server, and holds the snapshot's data."""
+    services = env.stack.services()
+    try:
+        with contextlib.suppress(Exception):
+            services.share_types.create(
+                Caller(project_id="admin", is_admin=True), name="dhss-snap",
+                extra_specs={"driver_handles_share_servers": "True", "snapshot_support": "True",
+                             "create_share_from_snapshot_support": "True"})
+    finally:
+        services.close()
+    m = env.tenant("tenant-clone")
+    sn = env.share_network("tenant-clone", env.a)
+    origin = wait_available(env, m, m.shares.create("NFS", 1, share_type="dhss-snap", share_network=sn).id)
+    host, path = export_path(m, origin)
+    rule = m.shares.allow(origin, "ip", env.a_allowed.address, "rw")
+    wait_rule(m, rule["id"])
+    client = NfsClient(env.a_allowed, host)
+    assert client.put(f"{path}/before.txt", b"in the snapshot\n").returncode == 0
+    snap = m.share_snapshots.create(origin)
+    wait_until(lambda: m.share_snapshots.get(snap.id).status == "available", 30, "the snapshot")
+    clone = wait_available(env, m, m.shares.create("NFS", 1, snapshot_id=snap.id).id)
+    assert clone.share_network_id == sn
+    assert env.server_id(clone.id) == env.server_id(origin.id)
+    clone_host, clone_path = export_path(m, clone)
+    assert clone_host == host
+    rule = m.shares.allow(clone, "ip", env.a_allowed.address, "ro")
+    wait_rule(m, rule["id"])
+    assert client.cat(f"{clone_path}/before.txt").stdout == "in the snapshot\n"
+    delete_and_wait(env, m, clone.id)
+    m.share_snapshots.delete(snap)
+    wait_until(lambda: not [s for s in m.share_snapshots.list() if s.id == snap.id], 30, "the snapshot to go")
+    delete_and_wait(env, m, origin.id)

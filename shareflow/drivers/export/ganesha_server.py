@@ -239,6 +239,13 @@ class GaneshaServer:
         # Not our child: a pidfd becomes readable when the process exits.
         return bool(select.select([fd], [], [], timeout)[0])
 
+    def let_go(self) -> None:
+        """Stop keeping the process this object started as a child (it keeps
+        running; it is still found and stopped through its pid file). For a
+        starter that will not supervise it: the subprocess module then reaps
+        it whenever it ends, so a killed one does not linger as a zombie."""
+        self._child = None
+
     def _reap(self) -> None:
         if self._child is not None and self._child.poll() is not None:
             self._child = None

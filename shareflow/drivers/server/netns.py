@@ -268,13 +268,12 @@ class NetnsServerHelper(ShareServerHelper):
     def _start(self, server_id: str, net: dict, *, supervised: bool = False) -> None:
         """``supervised``: this process keeps the Ganesha it starts as its
         child (the pool); otherwise (a conductor, which only makes the server)
-        the handle is let go, and the subprocess module reaps the process
-        whenever it ends, so a killed one does not linger as a zombie."""
+        it lets it go (:meth:`GaneshaServer.let_go`)."""
         self._plumb(server_id, net)
         gs = self._ganesha(server_id, net["address"])
         gs.start()
         if not supervised:
-            gs._child = None
+            gs.let_go()
 
     def teardown(self, server_id: str) -> None:
         """Stop the server's Ganesha (by its own pid), delete its veth pair,
