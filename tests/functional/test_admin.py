@@ -104,18 +104,7 @@ def test_force_delete_while_the_create_still_runs(tenant):
     stack.set_faults({"create_volume": "hang"})
     share = tenant.m.shares.create("NFS", 1, name="stuck")
     tenant.share_ids.append(share.id)
-    services = stack.services()
-    try:
-        def inside_create_volume():
-            jobs = services.jobs.list(resource_id=share.id)
-            if not jobs or jobs[0].state != "running":
-                return None
-            steps = {s.name: s.state for s in services.jobs.show(jobs[0].id).steps}
-            return steps.get("create_volume") == "RUNNING"
-
-        wait_until(inside_create_volume, 30, "the create to be inside create_volume")
-    finally:
-        services.close()
+    stack.job_inside(share.id, "create_share", "create_volume")
     assert tenant.m.shares.get(share.id).status == "creating"
     with pytest.raises(mexc.Forbidden):
         tenant.m.shares.delete(share)  # a member's delete is refused while it is busy

@@ -10,7 +10,7 @@ import signal
 import sqlalchemy as sa
 
 from shareflow.db.models import Job, Share
-from tests.fixtures.stack import wait_until
+from tests.fixtures.stack import owner_pid, wait_until
 
 
 def test_killed_conductor_job_is_finished_by_another(faults):
@@ -18,32 +18,24 @@ def test_killed_conductor_job_is_finished_by_another(faults):
     stack.set_faults({"create_volume": "hang"})
     m = stack.manila(stack.token("tenant-kill"))
     share = m.shares.create("NFS", 1, name="survivor")
+    job = stack.job_inside(share.id, "create_share", "create_volume")
+    first_owner, victim = job.owner, owner_pid(job)
+    assert victim in stack.worker_pids()
+
+    os.kill(victim, signal.SIGKILL)
+    stack.clear_faults()
+
+    share = stack.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
+    assert share.status == "available", stack.log("pool")[-4000:]
+    job = stack.finished_job(share.id)
     services = stack.services()
     try:
-        def inside_create_volume():
-            jobs = services.jobs.list(resource_id=share.id)
-            if not jobs or jobs[0].state != "running":
-                return None
-            steps = {s.name: s.state for s in services.jobs.show(jobs[0].id).steps}
-            return jobs[0] if steps.get("create_volume") == "RUNNING" else None
-
-        job = wait_until(inside_create_volume, 30, "the job to be inside create_volume")
-        first_owner = job.owner
-        victim = int(first_owner.split(".")[1])
-        assert victim in stack.worker_pids()
-
-        os.kill(victim, signal.SIGKILL)
-        stack.clear_faults()
-
-        share = stack.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
-        assert share.status == "available", stack.log("pool")[-4000:]
-        job = stack.finished_job(share.id)
         view = services.jobs.show(job.id)
     finally:
         services.close()
 
     assert job.state == "succeeded"
-    assert job.owner != first_owner and int(job.owner.split(".")[1]) != victim
+    assert job.owner != first_owner and owner_pid(job) != victim
     assert all(s.state == "SUCCESS" for s in view.steps)
     # Nothing twice: one share, one volume, one export, one job.
     with stack.db.read() as s:

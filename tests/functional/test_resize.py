@@ -16,7 +16,7 @@ from manilaclient import exceptions as mexc
 
 from shareflow.exceptions import SHRINK_REFUSED_MESSAGE
 from shareflow.engine.outcomes import DRIVER_FAILED_EXTEND
-from tests.fixtures.stack import wait_until
+from tests.fixtures.stack import owner_pid, wait_until
 from tests.functional.lifecycle_helpers import (
     SMALL,
     GiB,
@@ -190,26 +190,14 @@ def test_killed_conductor_resize_is_finished_by_another(tenant):
     share = tenant.create(1)
     stack.set_faults({"resize_volume": "hang"})
     m.shares.extend(share, 3)
-    services = stack.services()
-    try:
-        def inside_resize():
-            jobs = services.jobs.list(resource_id=share.id)
-            if not jobs or jobs[0].operation != "extend_share" or jobs[0].state != "running":
-                return None
-            steps = {s.name: s.state for s in services.jobs.show(jobs[0].id).steps}
-            return jobs[0] if steps.get("resize_volume") == "RUNNING" else None
-
-        job = wait_until(inside_resize, 30, "the extend to be inside resize_volume")
-        victim = int(job.owner.split(".")[1])
-        assert m.shares.get(share.id).status == "extending"
-        os.kill(victim, signal.SIGKILL)
-        stack.clear_faults()
-        done = tenant.wait(share.id, {"available", "extending_error"}, timeout=60)
-        job = stack.finished_job(share.id, "extend_share", timeout=60)
-    finally:
-        services.close()
+    victim = owner_pid(stack.job_inside(share.id, "extend_share", "resize_volume"))
+    assert m.shares.get(share.id).status == "extending"
+    os.kill(victim, signal.SIGKILL)
+    stack.clear_faults()
+    done = tenant.wait(share.id, {"available", "extending_error"}, timeout=60)
+    job = stack.finished_job(share.id, "extend_share", timeout=60)
     assert done.status == "available" and done.size == 3, stack.log("pool")[-4000:]
-    assert job.state == "succeeded" and int(job.owner.split(".")[1]) != victim
+    assert job.state == "succeeded" and owner_pid(job) != victim
     assert limit_of(stack, share.id) == 3 * GiB
     assert stack.share_row(share.id).pending_size is None
     wait_until(lambda: len(stack.worker_pids()) == 2 and victim not in stack.worker_pids(), 30,

@@ -28,8 +28,8 @@ from shareflow.drivers.server.netns import netns_name, server_id_for, veth_name
 from shareflow.services.context import Caller
 from shareflow.system import netns
 from shareflow.system.process import run
-from tests.fixtures.stack import DHSS_BACKEND, DHSS_TYPE, ServiceStack, wait_until
-from tests.fixtures.storage import ClientHost, NfsClient
+from tests.fixtures.stack import DHSS_BACKEND, DHSS_TYPE, ServiceStack, owner_pid, wait_until
+from tests.fixtures.storage import ClientHost, NfsClient, live_pids_with_argument
 from tests.fixtures.tenant_networks import Bridge, TenantNetworks
 
 #: Unused share servers go after 6 s here (Manila's minimum is 10 minutes).
@@ -161,21 +161,7 @@ def delete_and_wait(env: Env, m, share_id: str) -> None:
 
 
 def ganesha_pids(env: Env, server_id: str) -> list[int]:
-    conf = os.fsencode(str(env.helper().server_dir(server_id) / "ganesha" / "ganesha.conf"))
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as f:
-                state = f.read().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if conf in argv and state not in ("Z", "X"):
-            pids.append(int(entry))
-    return pids
+    return live_pids_with_argument(env.helper().server_dir(server_id) / "ganesha" / "ganesha.conf")
 
 
 def server_on_host(env: Env, server_id: str) -> dict[str, bool]:
@@ -443,26 +429,14 @@ def test_conductor_killed_after_the_server_was_made_is_resumed(faults):
     m = env.tenant("tenant-death")
     sn = env.share_network("tenant-death", env.a)
     share = create(env, m, sn, "survivor")
-    services = env.stack.services()
-    try:
-        def inside_create_volume():
-            jobs = services.jobs.list(resource_id=share.id)
-            if not jobs or jobs[0].state != "running":
-                return None
-            steps = {s.name: s.state for s in services.jobs.show(jobs[0].id).steps}
-            return jobs[0] if steps.get("create_volume") == "RUNNING" else None
-
-        job = wait_until(inside_create_volume, 30, "the job to be inside create_volume")
-        victim = int(job.owner.split(".")[1])
-        server_id = env.server_id(share.id)
-        assert server_id is not None and server_on_host(env, server_id)["process"]
-        os.kill(victim, signal.SIGKILL)
-        env.stack.clear_faults()
-        wait_available(env, m, share.id)
-        finished = env.stack.finished_job(share.id)
-        assert finished.state == "succeeded" and int(finished.owner.split(".")[1]) != victim
-    finally:
-        services.close()
+    victim = owner_pid(env.stack.job_inside(share.id, "create_share", "create_volume"))
+    server_id = env.server_id(share.id)
+    assert server_id is not None and server_on_host(env, server_id)["process"]
+    os.kill(victim, signal.SIGKILL)
+    env.stack.clear_faults()
+    wait_available(env, m, share.id)
+    finished = env.stack.finished_job(share.id)
+    assert finished.state == "succeeded" and owner_pid(finished) != victim
     assert env.server_id(share.id) == server_id
     with env.stack.db.read() as s:
         live = s.scalars(sa.select(ShareServer.id).where(ShareServer.share_network_id == sn,

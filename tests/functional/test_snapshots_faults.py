@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from shareflow.db.models import Message, Share
-from tests.fixtures.stack import wait_until
+from tests.fixtures.stack import owner_pid, wait_until
 from tests.functional.test_snapshots import (
     assert_share_left_nothing,
     assert_snapshot_left_nothing,
@@ -190,27 +190,14 @@ def test_killed_conductor_during_revert_is_resumed(faults, snappy):  # noqa: F81
 
     stack.set_faults({"revert_to_snapshot": "hang"})
     m.shares.revert_to_snapshot(share, snap)
-    services = stack.services()
-    try:
-        def inside_revert():
-            jobs = services.jobs.list(resource_id=share.id)
-            job = next((j for j in jobs if j.operation == "revert_to_snapshot"), None)
-            if job is None or job.state != "running":
-                return None
-            steps = {s.name: s.state for s in services.jobs.show(job.id).steps}
-            return job if steps.get("revert_to_snapshot") == "RUNNING" else None
-
-        job = wait_until(inside_revert, 30, "the job to be inside revert_to_snapshot")
-    finally:
-        services.close()
-    victim = int(job.owner.split(".")[1])
+    victim = owner_pid(stack.job_inside(share.id, "revert_to_snapshot", "revert_to_snapshot"))
     os.kill(victim, signal.SIGKILL)
     stack.clear_faults()
 
     share = stack.wait_for_share(m, share.id, {"available", "reverting_error"}, timeout=60)
     assert share.status == "available", stack.log("pool")[-4000:]
     job = stack.finished_job(share.id, "revert_to_snapshot", timeout=60)
-    assert job.state == "succeeded" and int(job.owner.split(".")[1]) != victim
+    assert job.state == "succeeded" and owner_pid(job) != victim
     assert m.share_snapshots.get(snap.id).status == "available"
     assert names(client.ls(export)) == {"kept.txt"}
     assert revert_copies(stack) == []

@@ -43,6 +43,7 @@ from shareflow.drivers.share.btrfs import BtrfsShareDriver
 from shareflow.system import netns
 from shareflow.system.process import run
 from tests.fixtures.stack import wait_until
+from tests.fixtures.storage import live_pids_with_argument
 from tests.fixtures.tenant_networks import TenantNetworks
 
 TIMEOUT = 20.0
@@ -99,21 +100,7 @@ class Env:
 
 def ganesha_pids(server_id: str, helper: NetnsServerHelper) -> list[int]:
     """Live processes started with this server's Ganesha config."""
-    conf = os.fsencode(str(helper.server_dir(server_id) / "ganesha" / "ganesha.conf"))
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-            with open(f"/proc/{entry}/stat") as f:
-                state = f.read().rpartition(")")[2].split()[0]
-        except OSError:
-            continue
-        if conf in argv and state not in ("Z", "X"):
-            pids.append(int(entry))
-    return pids
+    return live_pids_with_argument(helper.server_dir(server_id) / "ganesha" / "ganesha.conf")
 
 
 def assert_server_gone(env: Env, server_id: str) -> None:
