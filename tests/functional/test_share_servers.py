@@ -31,18 +31,10 @@ from shareflow.system.process import run
 from tests.fixtures.stack import DHSS_BACKEND, DHSS_TYPE, ServiceStack, owner_pid, wait_until
 from tests.fixtures.storage import ClientHost, NfsClient, live_pids_with_argument
 from tests.fixtures.tenant_networks import Bridge, TenantNetworks
+from tests.functional.test_create_reverts import CREATE_STEPS
 
 #: Unused share servers go after 6 s here (Manila's minimum is 10 minutes).
 CLEANUP_MINUTES = 0.1
-
-#: step (task name) -> the driver call the fault-injecting proxy fails
-CREATE_STEPS = {
-    "allocate_network": "allocate",
-    "provide_share_server": "provide",
-    "create_volume": "create_volume",
-    "export": "add_export",
-    "apply_access": "update_access",
-}
 
 
 @dataclass
