@@ -5,8 +5,9 @@ dies, and keeps the backends' managed export servers running (starting them
 if needed, restarting one whose process died, stopping at exit only those it
 started). The share servers of DHSS=true backends, read from the database,
 are kept running the same way: one whose NFS-Ganesha died (or whose namespace
-is gone, after a reboot) is brought back with all its exports; at exit their
-Ganesha processes are stopped, and the next start brings them back.
+is gone, after a reboot) is brought back with all its exports; at exit they
+are taken off the host (Ganesha, veth pair, namespace), and the next start
+brings them back.
 SIGTERM or SIGINT stops the workers gracefully: each suspends its running job
 at the next atom boundary and abandons it to the board.
 """

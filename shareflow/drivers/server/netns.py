@@ -275,25 +275,31 @@ class NetnsServerHelper(ShareServerHelper):
         if not supervised:
             gs.let_go()
 
-    def teardown(self, server_id: str) -> None:
-        """Stop the server's Ganesha (by its own pid), delete its veth pair,
-        namespace and files. Absent pieces: nothing to do. Does not touch the
-        server's row or its allocation."""
+    def _take_off_host(self, server_id: str) -> None:
+        """Stop the server's Ganesha (by its own pid), delete its veth pair and
+        namespace; its files (exports) stay. Absent pieces: nothing to do.
+        Call with the server's lock."""
         ns, veth = netns_name(server_id), veth_name(server_id)
+        self._ganesha(server_id, None).stop()
+        # Anything else still in the namespace is ours too (a Ganesha killed
+        # before it wrote its pid file, say): it would keep the namespace,
+        # and the address, alive.
+        for pid in _pids_in_netns(ns):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                fd = os.pidfd_open(pid)
+                try:
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                finally:
+                    os.close(fd)
+        netns.delete_link(veth, timeout=self._timeout)  # takes eth0 with it
+        netns.delete(ns, timeout=self._timeout)
+
+    def teardown(self, server_id: str) -> None:
+        """Take the server off the host (Ganesha, veth pair, namespace) and
+        delete its files. Absent pieces: nothing to do. Does not touch the
+        server's row or its allocation."""
         with self._server_lock(server_id, remove=True):
-            self._ganesha(server_id, None).stop()
-            # Anything else still in the namespace is ours too (a Ganesha
-            # killed before it wrote its pid file, say): it would keep the
-            # namespace, and the address, alive.
-            for pid in _pids_in_netns(ns):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    fd = os.pidfd_open(pid)
-                    try:
-                        signal.pidfd_send_signal(fd, signal.SIGKILL)
-                    finally:
-                        os.close(fd)
-            netns.delete_link(veth, timeout=self._timeout)  # takes eth0 with it
-            netns.delete(ns, timeout=self._timeout)
+            self._take_off_host(server_id)
             shutil.rmtree(self.server_dir(server_id), ignore_errors=True)
             self._forget(server_id)
         log.info("share server %s torn down", server_id)
@@ -523,13 +529,15 @@ class NetnsServerHelper(ShareServerHelper):
         return restored
 
     def stop_all(self) -> None:
-        """Stop the Ganesha of every live server of this backend (the pool's
-        shutdown); their namespaces stay, and :meth:`supervise` brings them back."""
+        """Take every live server of this backend off the host (the pool's
+        shutdown: Ganesha, veth pair, namespace), keeping their files; the
+        next start's :meth:`supervise` brings them back with their exports,
+        as after a reboot."""
         with self._db.read() as s:
-            rows = [(r.id, r.address) for r in servers_db.live_for_backend(s, self.backend_name)]
-        for sid, address in rows:
-            if address:
-                try:
-                    self._ganesha(sid, address).stop()
-                except BackendError:
-                    log.exception("could not stop share server %s", sid)
+            ids = [r.id for r in servers_db.live_for_backend(s, self.backend_name)]
+        for sid in ids:
+            try:
+                with self._server_lock(sid):
+                    self._take_off_host(sid)
+            except BackendError:
+                log.exception("could not stop share server %s", sid)

@@ -325,3 +325,26 @@ def test_server_names_are_validated(env):
     assert env.helper.ganesha({}) is None
     with pytest.raises(Exception, match="invalid share server id"):
         env.helper.ganesha({"id": "../../etc"})
+
+
+def test_stop_all_takes_servers_off_the_host_and_supervise_brings_them_back(env):
+    """The pool's shutdown leaves no namespace, interface or process; its next
+    start serves the same exports again."""
+    sn = env.share_network()
+    s1 = env.new_share(sn)
+    server = env.helper.provide(s1, env.network.allocate(s1, sn))
+    sid = server["id"]
+    client = env.nets.nfs(env.nets.client(env.bridge, "198.51.100.13"), server["address"])
+    path = env.share.create_volume(s1, 1)
+    env.export.add_export(server, s1, path)
+    env.export.update_access(server, s1, [ClientRule("198.51.100.13", "ro")])
+    assert client.ls(f"/shares/{s1}").returncode == 0
+
+    env.helper.stop_all()
+    assert not netns.exists(netns_name(sid)) and not netns.link_exists(veth_name(sid))
+    assert not ganesha_pids(sid, env.helper)
+
+    assert env.helper.supervise() == [sid]
+    assert client.ls(f"/shares/{s1}").returncode == 0
+    env.export.remove_export(server, s1)
+    env.share.delete_volume(s1)
