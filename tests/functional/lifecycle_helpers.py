@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 import uuid
 from pathlib import Path
 
@@ -21,6 +22,35 @@ from tests.fixtures.storage import NFS_WRITE_MAX, SMALL, fill_until_full  # noqa
 
 GiB = 1 << 30
 MiB = 1 << 20
+
+
+def race(stack, calls: dict, *, hold: tuple[str, ...]) -> dict:
+    """Send the requests ``calls`` (name -> call) at once; name -> "accepted"
+    or the manilaclient error's class name. Whichever job is accepted is held
+    inside the driver calls ``hold`` until every request has answered, so a
+    later request cannot come after that job finished (a serial order, which
+    is legitimate but not the race under test)."""
+    stack.set_faults({call: "hang" for call in hold})
+    try:
+        outcomes: dict[str, str] = {}
+        barrier = threading.Barrier(len(calls))
+
+        def send(name, call):
+            barrier.wait()
+            try:
+                call()
+                outcomes[name] = "accepted"
+            except mexc.ClientException as e:
+                outcomes[name] = type(e).__name__
+
+        threads = [threading.Thread(target=send, args=item) for item in calls.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return outcomes
+    finally:
+        stack.clear_faults()
 
 
 class Tenant:

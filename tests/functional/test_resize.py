@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 
 import pytest
 from manilaclient import exceptions as mexc
@@ -27,6 +26,7 @@ from tests.functional.lifecycle_helpers import (
     limit_of,
     messages_for,
     prefill,
+    race,
     read_bytes,
     volume_dir,
 )
@@ -204,32 +204,13 @@ def test_killed_conductor_resize_is_finished_by_another(tenant):
                "the pool to restart the killed worker")
 
 
-def _race(calls: dict) -> dict:
-    """Run the calls at once; name -> "accepted" or the manilaclient error class name."""
-    outcomes = {}
-    barrier = threading.Barrier(len(calls))
-
-    def run(name, call):
-        barrier.wait()
-        try:
-            call()
-            outcomes[name] = "accepted"
-        except mexc.ClientException as e:
-            outcomes[name] = type(e).__name__
-
-    threads = [threading.Thread(target=run, args=item) for item in calls.items()]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return outcomes
-
-
 @pytest.mark.parametrize("round_", range(3))
 def test_extend_and_delete_at_once_one_wins(tenant, round_):
     stack, m = tenant.stack, tenant.m
     share = tenant.create(1)
-    outcomes = _race({"extend": lambda: m.shares.extend(share.id, 2), "delete": lambda: m.shares.delete(share.id)})
+    outcomes = race(stack, {"extend": lambda: m.shares.extend(share.id, 2),
+                             "delete": lambda: m.shares.delete(share.id)},
+                     hold=("resize_volume", "delete_volume"))
     assert sorted(outcomes.values()) in (["BadRequest", "accepted"], ["Forbidden", "accepted"]), outcomes
     backend = stack.backend()
     if outcomes["extend"] == "accepted":
@@ -249,7 +230,9 @@ def test_extend_and_delete_at_once_one_wins(tenant, round_):
 def test_extend_and_shrink_at_once_one_wins(tenant):
     stack, m = tenant.stack, tenant.m
     share = tenant.create(2)
-    outcomes = _race({"extend": lambda: m.shares.extend(share.id, 3), "shrink": lambda: m.shares.shrink(share.id, 1)})
+    outcomes = race(stack, {"extend": lambda: m.shares.extend(share.id, 3),
+                             "shrink": lambda: m.shares.shrink(share.id, 1)},
+                     hold=("resize_volume",))
     assert sorted(outcomes.values()) == ["BadRequest", "accepted"], outcomes
     expected = 3 if outcomes["extend"] == "accepted" else 1
     done = tenant.wait(share.id, {"available", "extending_error", "shrinking_error"})

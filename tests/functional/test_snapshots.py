@@ -17,6 +17,7 @@ from manilaclient.common.apiclient.exceptions import UnprocessableEntity as Unpr
 from shareflow.services.context import Caller
 from shareflow.system import btrfs
 from tests.fixtures.stack import wait_until
+from tests.functional.lifecycle_helpers import race
 
 FULL_SPECS = {
     "driver_handles_share_servers": "False", "snapshot_support": "True",
@@ -309,47 +310,28 @@ def test_snapshot_ids_are_the_backend_names(stack, snappy):
     wait_gone(m.shares.get, share.id)
 
 
-def race(*calls) -> list[str]:
-    """Run the calls at once; each outcome is "ok" or the client error's class name."""
-    import threading
-
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[str] = [""] * len(calls)
-
-    def run(i, call):
-        barrier.wait()
-        try:
-            call()
-            outcomes[i] = "ok"
-        except mexc.ClientException as e:
-            outcomes[i] = type(e).__name__
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return outcomes
-
-
 def test_conflicting_requests_at_once_one_wins_nothing_is_stuck(stack, snappy):
     m = stack.manila(stack.token("tenant-snaprace"))
 
     # Revert to a snapshot and delete that snapshot at once.
     share = new_share(stack, m, snappy)
     snap = wait_snapshot(m, m.share_snapshots.create(share).id, {"available"})
-    outcomes = race(lambda: m.shares.revert_to_snapshot(share, snap), lambda: m.share_snapshots.delete(snap))
-    assert sorted(outcomes) in (["BadRequest", "ok"], ["Conflict", "ok"]), outcomes
+    outcomes = race(stack, {"revert": lambda: m.shares.revert_to_snapshot(share, snap),
+                            "delete": lambda: m.share_snapshots.delete(snap)},
+                    hold=("revert_to_snapshot", "delete_snapshot"))
+    assert sorted(outcomes.values()) in (["BadRequest", "accepted"], ["Conflict", "accepted"]), outcomes
     assert stack.wait_for_share(m, share.id, {"available", "reverting_error"}).status == "available"
-    if outcomes[0] == "ok":  # the revert won; the snapshot stays
+    if outcomes["revert"] == "accepted":  # the revert won; the snapshot stays
         assert wait_snapshot(m, snap.id, {"available"}).status == "available"
         m.share_snapshots.delete(snap)
     wait_gone(m.share_snapshots.get, snap.id)
 
     # Take a snapshot and delete its share at once.
-    outcomes = race(lambda: m.share_snapshots.create(share, name="racer"), lambda: m.shares.delete(share))
-    assert sorted(outcomes) in (["BadRequest", "ok"], ["Forbidden", "ok"]), outcomes
-    if outcomes[0] == "ok":  # the snapshot won; the share stays until it is gone
+    outcomes = race(stack, {"snapshot": lambda: m.share_snapshots.create(share, name="racer"),
+                            "delete": lambda: m.shares.delete(share)},
+                    hold=("create_snapshot", "delete_volume"))
+    assert sorted(outcomes.values()) in (["BadRequest", "accepted"], ["Forbidden", "accepted"]), outcomes
+    if outcomes["snapshot"] == "accepted":  # the snapshot won; the share stays until it is gone
         (racer,) = m.share_snapshots.list(search_opts={"share_id": share.id})
         assert wait_snapshot(m, racer.id, {"available", "error"}).status == "available"
         assert m.shares.get(share.id).status == "available"
