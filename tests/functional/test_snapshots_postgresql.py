@@ -14,10 +14,10 @@ from tests.functional.test_snapshots import (
     assert_share_left_nothing,
     make_type,
     new_share,
-    race,
     wait_gone,
     wait_snapshot,
 )
+from tests.functional.lifecycle_helpers import race
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +49,12 @@ def test_snapshot_cycle_and_races_on_postgresql(pg_stack):
     wait_gone(m.share_snapshots.get, snap.id)
 
     for attempt in range(5):
-        outcomes = race(lambda n=f"racer-{attempt}": m.share_snapshots.create(share, name=n),
-                        lambda: m.shares.delete(share))
-        assert sorted(outcomes) in (["BadRequest", "ok"], ["Forbidden", "ok"]), outcomes
+        outcomes = race(stack, {"snapshot": lambda n=f"racer-{attempt}": m.share_snapshots.create(share, name=n),
+                                "delete": lambda: m.shares.delete(share)},
+                        hold=("create_snapshot", "delete_volume"))
+        assert sorted(outcomes.values()) in (["BadRequest", "accepted"], ["Forbidden", "accepted"]), outcomes
         snaps = m.share_snapshots.list(search_opts={"share_id": share.id})
-        if outcomes[1] == "ok":  # the delete won: no snapshot was taken
+        if outcomes["delete"] == "accepted":  # the delete won: no snapshot was taken
             assert snaps == []
             break
         (racer,) = snaps
