@@ -41,6 +41,13 @@ FILTERS = {
     "share_network_subnet_id": "share_network_subnet_id", "project_id": "project_id",
     "share_network_id": "share_network_id", "share_network": "share_network",
 }
+#: Manila's share server task states (constants.SERVER_TASK_STATE_STATUSES),
+#: all about migrations.
+MIGRATION_TASK_STATES = frozenset({
+    "migration_starting", "migration_in_progress", "migration_completing", "migration_success",
+    "migration_error", "migration_cancel_in_progress", "migration_cancelled",
+    "migration_driver_in_progress", "migration_driver_phase1_done",
+})
 #: Manila filters on things this service does not have (always None/False here).
 ABSENT_FILTERS = frozenset({"identifier", "task_state", "source_share_server_id",
                             "security_service_update_support", "network_allocation_update_support",
@@ -172,6 +179,28 @@ class ShareServerService:
                 raise Conflict(f"Share server {server_id} changed status; try again.")
         LOG.info("share server %s: status reset from %s to %s by %s", server_id, row.status, status,
                  caller.user_id)
+
+    def reset_task_state(self, caller: Caller, server_id: str, body: Any) -> None:
+        """Manila's ``reset_task_state`` (2.57). A share server's task state is
+        about migrations, which this service does not do: it is always None,
+        and None is the one state it can be reset to (the ``openstack share
+        server set --status`` command resets it to None every time)."""
+        require_admin(caller, "reset_task_state")
+        if not isinstance(body, dict) or "task_state" not in body:
+            raise InvalidInput("no task_state", user_message="Must specify 'task_state'")
+        task_state = body["task_state"]
+        if task_state is not None:
+            if task_state in MIGRATION_TASK_STATES:
+                raise InvalidInput(
+                    f"task_state {task_state!r}",
+                    user_message="Share server migration is not supported by this service; "
+                                 "the task state can only be reset to None.",
+                )
+            raise InvalidInput(f"invalid task_state {task_state!r}",
+                               user_message=f"Invalid task_state. Valid states: None, "
+                                            f"{', '.join(sorted(MIGRATION_TASK_STATES))}.")
+        with self._db.read() as s:
+            servers_db.get(s, server_id)  # 404 for a server that is not there
 
     # --- the conductors' cleanup ----------------------------------------------
 

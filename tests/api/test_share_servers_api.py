@@ -128,3 +128,23 @@ def test_reset_status(api, admin):
     assert assert_fault(api.post(path, {"reset_status": {}}, token=admin), 400) == "Must specify 'status'"
     assert_fault(api.post(path, {"unmanage": {}}, token=admin), 400)
     assert_fault(api.post(path, {"nope": {}}, token=admin), 400)
+
+
+def test_reset_task_state(api, admin):
+    """Manila's reset_task_state (2.57): there are no migrations here, so None
+    is the one task state (openstack share server set --status sends it)."""
+    _, server_id = make_server(api)
+    path = f"/v2/share-servers/{server_id}/action"
+    assert_fault(api.post(path, {"reset_task_state": {"task_state": None}}, token=admin, version="2.56"), 404)
+    r = api.post(path, {"reset_task_state": {"task_state": None}}, token=admin, version="2.57")
+    assert r.status_code == 202
+    assert api.get(f"/v2/share-servers/{server_id}", token=admin).json["share_server"]["task_state"] is None
+    msg = assert_fault(api.post(path, {"reset_task_state": {"task_state": "migration_error"}}, token=admin), 400)
+    assert msg == "Share server migration is not supported by this service; the task state can only be reset to None."
+    assert "Invalid task_state" in assert_fault(
+        api.post(path, {"reset_task_state": {"task_state": "bogus"}}, token=admin), 400)
+    assert assert_fault(api.post(path, {"reset_task_state": {}}, token=admin), 400) == "Must specify 'task_state'"
+    assert_fault(api.post(path, {"reset_task_state": {"task_state": None}}), 403)
+    missing = str(uuid.uuid4())
+    assert_fault(api.post(f"/v2/share-servers/{missing}/action", {"reset_task_state": {"task_state": None}},
+                          token=admin), 404)

@@ -1,8 +1,8 @@
 """``/share-servers`` (admins only; manila/api/v2/share_servers.py): list
 (Manila's filters; an unknown one matches nothing), show, ``details``, delete
 (202; 403 unless ``active`` or ``error``, 409 while a share uses it) and the
-``reset_status`` action (from 2.49, 202). Manage, unmanage and migration are
-not supported."""
+``reset_status`` (from 2.49) and ``reset_task_state`` (from 2.57; to None
+only) actions, 202. Manage, unmanage and migration are not supported."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from shareflow.api.views import share_servers as view
 from shareflow.exceptions import InvalidInput, NotFound
 
 RESET_STATUS_VERSION = "2.49"
+RESET_TASK_STATE_VERSION = "2.57"
 #: Share server actions Manila has and this service does not.
 UNSUPPORTED = frozenset({"unmanage", "migration_check", "migration_start", "migration_complete",
-                         "migration_cancel", "migration_get_progress", "reset_task_state"})
+                         "migration_cancel", "migration_get_progress"})
 
 
 class ShareServers(Resource):
@@ -56,6 +57,12 @@ class ShareServerActions(Resource):
             if not version(req).at_least(RESET_STATUS_VERSION):
                 raise NotFound(f"action {name} not at {version(req)}", user_message=NOT_AT_THIS_VERSION)
             self.services.share_servers.reset_status(caller(req), server_id, info)
+            accepted(resp)
+            return
+        if name == "reset_task_state":
+            if not version(req).at_least(RESET_TASK_STATE_VERSION):
+                raise NotFound(f"action {name} not at {version(req)}", user_message=NOT_AT_THIS_VERSION)
+            self.services.share_servers.reset_task_state(caller(req), server_id, info)
             accepted(resp)
             return
         if name in UNSUPPORTED:
