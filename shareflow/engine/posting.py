@@ -23,7 +23,7 @@ from shareflow.db.models import Job
 from shareflow.engine.boards import Boards
 from shareflow.engine.persistence import translate_errors as translate_storage_errors
 from shareflow.engine.zk import translate_errors
-from shareflow.exceptions import DatabaseError
+from shareflow.exceptions import DatabaseError, ServiceUnavailable
 
 LOG = logging.getLogger(__name__)
 
@@ -80,6 +80,22 @@ class JobPoster:
             resource_id=spec.resource_id, project_id=spec.project_id,
             request_id=spec.request_id, logbook_id=self._new_id(), flow_detail_id=self._new_id(),
         )
+
+    def post_or_undo(self, job: Job, spec: JobSpec, *, undo: Callable[[Session], object]) -> None:
+        """Post the recorded job; if the board cannot take it, undo (in one
+        transaction with dropping the job row) the status change the caller
+        committed with it - nothing ran yet - and answer 503."""
+        try:
+            self.post(job, spec)
+        except ServiceUnavailable as error:
+            LOG.error("posting %s for %s failed: %s", spec.operation, spec.resource_id, error)
+            with self._db.write() as s:
+                undo(s)
+                jobs_db.delete(s, job.id)
+            raise ServiceUnavailable(
+                str(error), user_message=f"Could not schedule the {spec.operation.replace('_', ' ')}: "
+                f"{error.user_message}. Nothing was changed."
+            ) from error
 
     def post(self, job: Job, spec: JobSpec) -> str:
         """Make the recorded job runnable. Raises CoordinationError (and leaves no

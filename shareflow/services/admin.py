@@ -27,7 +27,7 @@ from shareflow.engine.posting import JobPoster, JobSpec
 from shareflow.exceptions import Conflict, Forbidden, InvalidInput
 from shareflow.flows.delete_share import delete_share, share_flow_kwargs
 from shareflow.services.context import Caller
-from shareflow.services.shares import ShareService, backend_config
+from shareflow.services.shares import backend_config
 
 LOG = logging.getLogger(__name__)
 
@@ -59,12 +59,11 @@ def valid_status(body: Any) -> str:
 
 
 class ShareAdminService:
-    def __init__(self, config: Config, db: Database, poster: JobPoster, shares: ShareService, *,
+    def __init__(self, config: Config, db: Database, poster: JobPoster, *,
                  clock: Callable[[], datetime]):
         self._config = config
         self._db = db
         self._poster = poster
-        self._shares = shares
         self._clock = clock
 
     def reset_status(self, caller: Caller, share_id: str, body: Any) -> None:
@@ -114,7 +113,7 @@ class ShareAdminService:
             )
             job = self._poster.record(s, spec)
         LOG.info("share %s: force-deleted from %s by %s", share_id, previous, caller.user_id)
-        self._shares.post_or_undo(job, spec, undo=lambda s: _back_to(s, share_id, previous, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=lambda s: _back_to(s, share_id, previous, self._clock()))
 
 
 def _back_to(session, share_id: str, status: str, now: datetime) -> None:

@@ -33,7 +33,6 @@ from shareflow.flows.resize import EXTEND, SHRINK, extend_share, shrink_share
 from shareflow.scheduler.scheduler import Scheduler
 from shareflow.services.context import Caller
 from shareflow.services.quotas import enforce as enforce_quota
-from shareflow.services.shares import ShareService
 
 LOG = logging.getLogger(__name__)
 
@@ -67,12 +66,11 @@ def new_size(value: Any) -> int:
 
 
 class ResizeService:
-    def __init__(self, config: Config, db: Database, poster: JobPoster, shares: ShareService, *,
+    def __init__(self, config: Config, db: Database, poster: JobPoster, *,
                  clock: Callable[[], datetime]):
         self._config = config
         self._db = db
         self._poster = poster
-        self._shares = shares
         self._scheduler = Scheduler(config)
         self._clock = clock
 
@@ -115,7 +113,7 @@ class ResizeService:
             self._take(s, share, states.EXTENDING, size, now, action="extend")
             spec = self._spec(EXTEND, extend_share, share, size, caller)
             job = self._poster.record(s, spec)
-        self._shares.post_or_undo(job, spec, undo=lambda s: _give_back(s, share_id, states.EXTENDING,
+        self._poster.post_or_undo(job, spec, undo=lambda s: _give_back(s, share_id, states.EXTENDING,
                                                                          states.AVAILABLE, self._clock()))
 
     def shrink(self, caller: Caller, share_id: str, size: Any) -> None:
@@ -140,7 +138,7 @@ class ResizeService:
             self._take(s, share, states.SHRINKING, size, now, action="shrink")
             spec = self._spec(SHRINK, shrink_share, share, size, caller)
             job = self._poster.record(s, spec)
-        self._shares.post_or_undo(job, spec, undo=lambda s: _give_back(s, share_id, states.SHRINKING,
+        self._poster.post_or_undo(job, spec, undo=lambda s: _give_back(s, share_id, states.SHRINKING,
                                                                          previous, self._clock()))
 
     # --- steps ------------------------------------------------------------

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shareflow.config import Config
-from shareflow.db import jobs as jobs_db
 from shareflow.db import share_servers as servers_db
 from shareflow.db.engine import Database
 from shareflow.db.models import NetworkAllocation, ProviderNetwork, ShareServer
@@ -147,18 +146,8 @@ class ShareServerService:
         return self._poster.record(session, spec), spec, previous
 
     def _post_or_undo(self, job, spec: JobSpec, previous: str) -> None:
-        try:
-            self._poster.post(job, spec)
-        except ServiceUnavailable as error:
-            LOG.error("posting %s for %s failed: %s", spec.operation, spec.resource_id, error)
-            with self._db.write() as s:
-                servers_db.override_status(s, spec.resource_id, previous, now=self._clock(),
-                                           expected=states.DELETING)
-                jobs_db.delete(s, job.id)
-            raise ServiceUnavailable(
-                str(error), user_message=f"Could not schedule the share server delete: "
-                f"{error.user_message}. Nothing was changed."
-            ) from error
+        self._poster.post_or_undo(job, spec, undo=lambda s: servers_db.override_status(
+            s, spec.resource_id, previous, now=self._clock(), expected=states.DELETING))
 
     def reset_status(self, caller: Caller, server_id: str, body: Any) -> None:
         """Manila's ``AdminActionsMixin._reset_status`` for share servers: any

@@ -9,7 +9,6 @@ from datetime import datetime
 
 from shareflow.config import Config
 from shareflow.db import access as access_db
-from shareflow.db import jobs as jobs_db
 from shareflow.db import messages as messages_db
 from shareflow.db import networks as networks_db
 from shareflow.db import share_types as types_db
@@ -25,7 +24,6 @@ from shareflow.exceptions import (
     Forbidden,
     InvalidInput,
     NotFound,
-    ServiceUnavailable,
 )
 from shareflow.flows.access import allow_access, deny_access
 from shareflow.flows.create_share import create_share
@@ -170,7 +168,7 @@ class ShareService:
                 )
                 job = self._poster.record(s, spec)
         if placement is not None:
-            self._post_or_undo(job, spec, undo=lambda s: shares_db.hard_delete(s, share.id))
+            self._poster.post_or_undo(job, spec, undo=lambda s: shares_db.hard_delete(s, share.id))
         return self.get(caller, share.id)
 
     def _share_type(self, session, ref):
@@ -185,25 +183,6 @@ class ShareService:
         if not isinstance(ref, str):
             raise InvalidInput("share_type must be a share type name or id.")
         return types_db.get_by_name_or_id(session, ref)
-
-    def post_or_undo(self, job, spec: JobSpec, *, undo: Callable) -> None:
-        """For the other share services (resize, admin): see :meth:`_post_or_undo`."""
-        self._post_or_undo(job, spec, undo=undo)
-
-    def _post_or_undo(self, job, spec: JobSpec, *, undo: Callable) -> None:
-        """Post the recorded job; if the board cannot take it, undo the status
-        change the caller committed (nothing ran yet) and answer 503."""
-        try:
-            self._poster.post(job, spec)
-        except ServiceUnavailable as error:
-            LOG.error("posting %s for %s failed: %s", spec.operation, spec.resource_id, error)
-            with self._db.write() as s:
-                undo(s)
-                jobs_db.delete(s, job.id)
-            raise ServiceUnavailable(
-                str(error), user_message=f"Could not schedule the {spec.operation.replace('_', ' ')}: "
-                f"{error.user_message}. Nothing was changed."
-            ) from error
 
     # --- changing -------------------------------------------------------------
 
@@ -259,7 +238,7 @@ class ShareService:
                 project_id=caller.project_id, request_id=caller.request_id,
             )
             job = self._poster.record(s, spec)
-        self._post_or_undo(job, spec, undo=lambda s: _force_status(s, share_id, previous, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=lambda s: _force_status(s, share_id, previous, self._clock()))
 
     def allow_access(self, caller: Caller, share_id: str, *, access_type, access_to,
                      access_level=None) -> AccessRule:
@@ -281,7 +260,7 @@ class ShareService:
             access_db.refresh_share_rules_status(s, share_id, now=now)
             spec = self._access_spec("allow_access", allow_access, share, rule.id, caller)
             job = self._poster.record(s, spec)
-        self._post_or_undo(job, spec, undo=lambda s: _drop_rule(s, rule.id, share_id, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=lambda s: _drop_rule(s, rule.id, share_id, self._clock()))
         return self.access_rule(caller, rule.id)
 
     def deny_access(self, caller: Caller, share_id: str, access_id) -> None:
@@ -300,7 +279,7 @@ class ShareService:
             access_db.refresh_share_rules_status(s, share_id, now=now)
             spec = self._access_spec("deny_access", deny_access, share, access_id, caller)
             job = self._poster.record(s, spec)
-        self._post_or_undo(
+        self._poster.post_or_undo(
             job, spec, undo=lambda s: _force_rule_state(s, access_id, share_id, previous, self._clock())
         )
 

@@ -20,7 +20,6 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from shareflow.config import BackendConfig, Config
-from shareflow.db import jobs as jobs_db
 from shareflow.db import share_types as types_db
 from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
@@ -35,7 +34,6 @@ from shareflow.exceptions import (
     InvalidInput,
     NotFound,
     OverLimit,
-    ServiceUnavailable,
     ShareflowError,
 )
 from shareflow.flows.snapshots import delete_snapshot, revert_to_snapshot
@@ -233,7 +231,7 @@ class SnapshotService:
             )
             spec = self._spec("create_snapshot", create_snapshot_flow, share, snap.id, caller)
             job = self._poster.record(s, spec)
-        self._post_or_undo(job, spec, undo=lambda s: snapshots_db.hard_delete(s, snap.id))
+        self._poster.post_or_undo(job, spec, undo=lambda s: snapshots_db.hard_delete(s, snap.id))
         return self.get(caller, snap.id)
 
     def update(self, caller: Caller, snapshot_id: str, *, fields: dict) -> ShareSnapshot:
@@ -260,7 +258,7 @@ class SnapshotService:
                 )
             previous = snap.status
             job, spec = self._record_delete(s, snap, caller, force=False)
-        self._post_or_undo(job, spec, undo=lambda s: _force_back(s, snap.id, states.DELETING, previous, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=lambda s: _force_back(s, snap.id, states.DELETING, previous, self._clock()))
 
     def _record_delete(self, session: Session, snap: ShareSnapshot, caller: Caller, *, force: bool):
         share = shares_db.get_any(session, snap.share_id)
@@ -290,7 +288,7 @@ class SnapshotService:
             previous = snap.status
             snapshots_db.force_status(s, snap.id, states.DELETING, now=now)
             job, spec = self._record_delete(s, snap, caller, force=True)
-        self._post_or_undo(job, spec, undo=lambda s: _force_back(s, snap.id, states.DELETING, previous, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=lambda s: _force_back(s, snap.id, states.DELETING, previous, self._clock()))
 
     # --- revert ---------------------------------------------------------------------
 
@@ -368,7 +366,7 @@ class SnapshotService:
                 share_row.status, share_row.pending_size = states.AVAILABLE, None
                 share_row.updated_at = self._clock()
 
-        self._post_or_undo(job, spec, undo=undo)
+        self._poster.post_or_undo(job, spec, undo=undo)
 
     # --- jobs -----------------------------------------------------------------------
 
@@ -382,21 +380,6 @@ class SnapshotService:
             store={"share_id": share.id, "snapshot_id": snapshot_id, "resource_id": snapshot_id},
             project_id=caller.project_id, request_id=caller.request_id,
         )
-
-    def _post_or_undo(self, job, spec: JobSpec, *, undo: Callable) -> None:
-        """Post the recorded job; if the board cannot take it, undo the status
-        change committed with it (nothing ran yet) and answer 503."""
-        try:
-            self._poster.post(job, spec)
-        except ServiceUnavailable as error:
-            LOG.error("posting %s for %s failed: %s", spec.operation, spec.resource_id, error)
-            with self._db.write() as s:
-                undo(s)
-                jobs_db.delete(s, job.id)
-            raise ServiceUnavailable(
-                str(error), user_message=f"Could not schedule the {spec.operation.replace('_', ' ')}: "
-                f"{error.user_message}. Nothing was changed."
-            ) from error
 
 
 def _force_back(session: Session, snapshot_id: str, expected: str, status: str, now: datetime) -> None:
