@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import falcon
 
 from shareflow.api.microversions import APIVersion
+from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.views.common import ViewContext, root_url
 from shareflow.config import Config
 from shareflow.exceptions import InvalidInput, NotFound
@@ -72,3 +74,27 @@ def accepted(resp: falcon.Response) -> None:
     resp.status = 202
     resp.content_type = "application/json"
     resp.data = b""
+
+
+#: An action resource's actions: name -> (first version, last version or
+#: None, handler(req, resp, resource_id, info)).
+Actions = dict[str, tuple[str, str | None, Callable]]
+
+
+def dispatch_action(req: falcon.Request, resp: falcon.Response, resource_id: str, actions: Actions, *,
+                    kind: str, unsupported: frozenset[str] = frozenset()) -> None:
+    """Manila's ``POST .../action``: a body of exactly one key naming the
+    action. Actions Manila has and this service does not (``unsupported``)
+    and unknown ones are 400; one outside its microversions is 404."""
+    data = body(req)
+    if not isinstance(data, dict) or len(data) != 1:
+        raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
+    (name, info), = data.items()
+    if name not in actions:
+        if name in unsupported:
+            raise InvalidInput(f"{kind} action {name} is not supported by this service.")
+        raise InvalidInput(f"There is no such action: {name}")
+    low, high, handler = actions[name]
+    if not version(req).within(low, high):
+        raise NotFound(f"action {name} not at {version(req)}", user_message=NOT_AT_THIS_VERSION)
+    handler(req, resp, resource_id, info)

@@ -9,21 +9,19 @@ Manila's bare 404, an unknown action a 400 naming it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
-from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.resources import share_admin_actions
 from shareflow.api.resources.base import (
-    NOT_AT_THIS_VERSION,
+    Actions,
     Resource,
     accepted,
-    body,
     caller,
+    dispatch_action,
     reply,
     version,
 )
 from shareflow.api.views import access as access_view
-from shareflow.exceptions import InvalidInput, NotFound
+from shareflow.exceptions import InvalidInput
 
 #: Manila share actions this service does not implement (yet): a clear 400.
 UNSUPPORTED = frozenset({
@@ -36,7 +34,7 @@ class ShareActions(Resource):
     def __init__(self, config, services):
         super().__init__(config, services)
         # action -> (first version, last version or None, handler)
-        self.actions: dict[str, tuple[str, str | None, Callable]] = {
+        self.actions: Actions = {
             "os-allow_access": ("2.0", "2.6", self.allow_access),
             "allow_access": ("2.7", None, self.allow_access),
             "os-deny_access": ("2.0", "2.6", self.deny_access),
@@ -49,18 +47,7 @@ class ShareActions(Resource):
         }
 
     def on_post(self, req, resp, share_id: str) -> None:
-        data = body(req)
-        if not isinstance(data, dict) or len(data) != 1:
-            raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
-        (name, info), = data.items()
-        if name not in self.actions:
-            if name in UNSUPPORTED:
-                raise InvalidInput(f"Share action {name} is not supported by this service.")
-            raise InvalidInput(f"There is no such action: {name}")
-        low, high, handler = self.actions[name]
-        if not version(req).within(low, high):
-            raise NotFound(f"action {name} not at {version(req)}", user_message=NOT_AT_THIS_VERSION)
-        handler(req, resp, share_id, info)
+        dispatch_action(req, resp, share_id, self.actions, kind="Share", unsupported=UNSUPPORTED)
 
     def allow_access(self, req, resp, share_id: str, info) -> None:
         if not isinstance(info, dict):

@@ -12,9 +12,8 @@ Each under its ``os-`` name for microversions 2.0 to 2.6, its plain name from
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
-from shareflow.api.resources.base import accepted, caller, version
+from shareflow.api.resources.base import Actions, accepted, caller, version
 from shareflow.domain import validation
 from shareflow.exceptions import InvalidInput
 
@@ -61,7 +60,7 @@ def force_delete(resource, req, resp, share_id: str, info) -> None:
     accepted(resp)
 
 
-def actions(resource) -> dict[str, tuple[str, str | None, Callable]]:
+def actions(resource) -> Actions:
     """action name -> (first version, last version or None, handler), as
     ``ShareActions.actions`` holds them."""
     table = {}

@@ -7,18 +7,15 @@ only) actions, 202. Manage, unmanage and migration are not supported."""
 from __future__ import annotations
 
 from shareflow.api import params as qp
-from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.resources.base import (
-    NOT_AT_THIS_VERSION,
+    Actions,
     Resource,
     accepted,
-    body,
     caller,
+    dispatch_action,
     reply,
-    version,
 )
 from shareflow.api.views import share_servers as view
-from shareflow.exceptions import InvalidInput, NotFound
 
 RESET_STATUS_VERSION = "2.49"
 RESET_TASK_STATE_VERSION = "2.57"
@@ -48,23 +45,20 @@ class ShareServer(Resource):
 
 
 class ShareServerActions(Resource):
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        self.actions: Actions = {
+            "reset_status": (RESET_STATUS_VERSION, None, self.reset_status),
+            "reset_task_state": (RESET_TASK_STATE_VERSION, None, self.reset_task_state),
+        }
+
     def on_post(self, req, resp, server_id: str) -> None:
-        data = body(req)
-        if not isinstance(data, dict) or len(data) != 1:
-            raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
-        (name, info), = data.items()
-        if name == "reset_status":
-            if not version(req).at_least(RESET_STATUS_VERSION):
-                raise NotFound(f"action {name} not at {version(req)}", user_message=NOT_AT_THIS_VERSION)
-            self.services.share_servers.reset_status(caller(req), server_id, info)
-            accepted(resp)
-            return
-        if name == "reset_task_state":
-            if not version(req).at_least(RESET_TASK_STATE_VERSION):
-                raise NotFound(f"action {name} not at {version(req)}", user_message=NOT_AT_THIS_VERSION)
-            self.services.share_servers.reset_task_state(caller(req), server_id, info)
-            accepted(resp)
-            return
-        if name in UNSUPPORTED:
-            raise InvalidInput(f"Share server action {name} is not supported by this service.")
-        raise InvalidInput(f"There is no such action: {name}")
+        dispatch_action(req, resp, server_id, self.actions, kind="Share server", unsupported=UNSUPPORTED)
+
+    def reset_status(self, req, resp, server_id: str, info) -> None:
+        self.services.share_servers.reset_status(caller(req), server_id, info)
+        accepted(resp)
+
+    def reset_task_state(self, req, resp, server_id: str, info) -> None:
+        self.services.share_servers.reset_task_state(caller(req), server_id, info)
+        accepted(resp)

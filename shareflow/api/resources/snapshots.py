@@ -10,22 +10,20 @@ plain names from 2.7.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 
 from shareflow.api import params as qp
-from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.resources.base import (
-    NOT_AT_THIS_VERSION,
+    Actions,
     Resource,
     accepted,
-    body,
     caller,
+    dispatch_action,
     reply,
     section,
     version,
 )
 from shareflow.api.views import snapshots as view
-from shareflow.exceptions import InvalidInput, NotFound
+from shareflow.exceptions import InvalidInput
 
 #: Sort keys a client may send (manilaclient's SNAPSHOT_SORT_KEY_VALUES, and
 #: the timestamps) -> columns.
@@ -117,7 +115,7 @@ class SnapshotActions(Resource):
     def __init__(self, config, services):
         super().__init__(config, services)
         # action -> (first version, last version or None, handler)
-        self.actions: dict[str, tuple[str, str | None, Callable]] = {
+        self.actions: Actions = {
             "os-reset_status": ("2.0", "2.6", self.reset_status),
             "reset_status": ("2.7", None, self.reset_status),
             "os-force_delete": ("2.0", "2.6", self.force_delete),
@@ -125,18 +123,7 @@ class SnapshotActions(Resource):
         }
 
     def on_post(self, req, resp, snapshot_id: str) -> None:
-        data = body(req)
-        if not isinstance(data, dict) or len(data) != 1:
-            raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
-        (name, info), = data.items()
-        if name not in self.actions:
-            if name in UNSUPPORTED:
-                raise InvalidInput(f"Snapshot action {name} is not supported by this service.")
-            raise InvalidInput(f"There is no such action: {name}")
-        low, high, handler = self.actions[name]
-        if not version(req).within(low, high):
-            raise NotFound(f"action {name} not at {version(req)}", user_message=NOT_AT_THIS_VERSION)
-        handler(req, resp, snapshot_id, info)
+        dispatch_action(req, resp, snapshot_id, self.actions, kind="Snapshot", unsupported=UNSUPPORTED)
 
     def reset_status(self, req, resp, snapshot_id: str, info) -> None:
         status = info.get("status") if isinstance(info, dict) else None
