@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow.db import listing
 from shareflow.db.models import Message
 from shareflow.exceptions import NotFound
 
@@ -82,10 +83,4 @@ def search(
         q = q.where(Message.created_at <= created_before)
     if sort_key not in SORT_KEYS:
         raise ValueError(f"not a message sort key: {sort_key}")
-    col = getattr(Message, sort_key)
-    q = q.order_by(col.asc() if sort_dir == "asc" else col.desc(), Message.id)
-    if offset:
-        q = q.offset(offset)
-    if limit is not None:
-        q = q.limit(limit)
-    return list(session.scalars(q))
+    return listing.page(session, q, Message, sort_key=sort_key, sort_dir=sort_dir, limit=limit, offset=offset)

@@ -14,6 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow.db import listing
 from shareflow.db.models import (
     AllocationRange,
     NetworkAllocation,
@@ -229,11 +230,7 @@ def list_share_networks(
     if project_id is not None:
         q = q.where(ShareNetwork.project_id == project_id)
     for key, value in (filters or {}).items():
-        if key == "name~":
-            q = q.where(ShareNetwork.name.contains(value))
-        elif key == "description~":
-            q = q.where(ShareNetwork.description.contains(value))
-        elif key == "created_since":
+        if key == "created_since":
             q = q.where(ShareNetwork.created_at > value)
         elif key == "created_before":
             q = q.where(ShareNetwork.created_at < value)
@@ -241,14 +238,8 @@ def list_share_networks(
                      "cidr", "ip_version"):
             q = q.where(ShareNetwork.subnets.any(_subnet_filter(key, value)))
         else:
-            q = q.where(getattr(ShareNetwork, key) == value)
-    col = getattr(ShareNetwork, sort_key)
-    q = q.order_by(col.asc() if sort_dir == "asc" else col.desc(), ShareNetwork.id)
-    if offset:
-        q = q.offset(offset)
-    if limit is not None:
-        q = q.limit(limit)
-    return list(session.scalars(q))
+            q = q.where(listing.where(ShareNetwork, key, value))
+    return listing.page(session, q, ShareNetwork, sort_key=sort_key, sort_dir=sort_dir, limit=limit, offset=offset)
 
 
 def _subnet_filter(key: str, value):

@@ -8,6 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow.db import listing
 from shareflow.db.models import AccessRule, ExportLocation, Share, ShareMetadata
 from shareflow.db.transitions import transition
 from shareflow.domain import states
@@ -55,19 +56,9 @@ def list_(
         if key == "metadata":
             for mk, mv in value.items():
                 q = q.where(Share.metadata_items.any(sa.and_(ShareMetadata.key == mk, ShareMetadata.value == mv)))
-        elif key == "name~":
-            q = q.where(Share.name.contains(value))
-        elif key == "description~":
-            q = q.where(Share.description.contains(value))
         else:
-            q = q.where(getattr(Share, key) == value)
-    col = getattr(Share, sort_key)
-    q = q.order_by(col.asc() if sort_dir == "asc" else col.desc(), Share.id)
-    if offset:
-        q = q.offset(offset)
-    if limit is not None:
-        q = q.limit(limit)
-    return list(session.scalars(q))
+            q = q.where(listing.where(Share, key, value))
+    return listing.page(session, q, Share, sort_key=sort_key, sort_dir=sort_dir, limit=limit, offset=offset)
 
 
 def create(session: Session, *, now: datetime, **fields) -> Share:

@@ -12,6 +12,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow.db import listing
 from shareflow.db.models import Share, ShareSnapshot
 from shareflow.db.transitions import transition
 from shareflow.domain import states
@@ -52,19 +53,8 @@ def list_(
     if project_id is not None:
         q = q.where(ShareSnapshot.project_id == project_id)
     for key, value in (filters or {}).items():
-        if key == "name~":
-            q = q.where(ShareSnapshot.name.contains(value))
-        elif key == "description~":
-            q = q.where(ShareSnapshot.description.contains(value))
-        else:
-            q = q.where(getattr(ShareSnapshot, key) == value)
-    col = getattr(ShareSnapshot, sort_key)
-    q = q.order_by(col.asc() if sort_dir == "asc" else col.desc(), ShareSnapshot.id)
-    if offset:
-        q = q.offset(offset)
-    if limit is not None:
-        q = q.limit(limit)
-    return list(session.scalars(q))
+        q = q.where(listing.where(ShareSnapshot, key, value))
+    return listing.page(session, q, ShareSnapshot, sort_key=sort_key, sort_dir=sort_dir, limit=limit, offset=offset)
 
 
 def for_share(session: Session, share_id: str) -> list[ShareSnapshot]:
