@@ -3,23 +3,7 @@ PostgreSQL server, the whole create/allow/deny/delete cycle."""
 
 from __future__ import annotations
 
-import uuid
-
-import pytest
-
-from tests.fixtures.stack import ServiceStack, wait_until
-
-
-@pytest.fixture(scope="module")
-def pg_stack(zookeeper_server, btrfs_pool, postgres_cluster, tmp_path_factory):
-    url = postgres_cluster.create_database(f"stack_{uuid.uuid4().hex[:10]}")
-    s = ServiceStack(tmp_path_factory.mktemp("pgstack"), zk_hosts=zookeeper_server.hosts,
-                     btrfs_pool=btrfs_pool, db_url=url)
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
+from tests.fixtures.stack import wait_until
 
 
 def test_share_cycle_on_postgresql(pg_stack):

@@ -94,13 +94,9 @@ def _provider(stack, nets: TenantNetworks, name: str, cidr: str, gateway: str | 
 
 @pytest.fixture(scope="module")
 def dstack(zookeeper_server, btrfs_pool, tmp_path_factory):
-    s = ServiceStack(tmp_path_factory.mktemp("dhss"), zk_hosts=zookeeper_server.hosts, btrfs_pool=btrfs_pool,
-                     share_servers={"unused_share_server_cleanup_interval": CLEANUP_MINUTES})
-    s.start()
-    try:
+    with ServiceStack(tmp_path_factory.mktemp("dhss"), zk_hosts=zookeeper_server.hosts, btrfs_pool=btrfs_pool,
+                      share_servers={"unused_share_server_cleanup_interval": CLEANUP_MINUTES}) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")

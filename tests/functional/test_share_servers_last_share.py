@@ -23,18 +23,16 @@ from tests.functional.test_share_servers import (
 
 @pytest.fixture(scope="module")
 def last_share_env(zookeeper_server, btrfs_pool, tmp_path_factory):
-    stack = ServiceStack(tmp_path_factory.mktemp("last-share"), zk_hosts=zookeeper_server.hosts,
-                         btrfs_pool=btrfs_pool, workers=1,
-                         share_servers={"delete_share_server_with_last_share": True})
-    stack.start()
-    nets = TenantNetworks()
-    try:
-        a = _provider(stack, nets, "net-a", "198.51.100.0/24", "198.51.100.1", "198.51.100.100",
-                      "198.51.100.109")
-        yield Env(stack, a, None, None, nets.client(a.bridge, "198.51.100.10"), None, None)
-    finally:
-        nets.close()
-        stack.stop()
+    with ServiceStack(tmp_path_factory.mktemp("last-share"), zk_hosts=zookeeper_server.hosts,
+                      btrfs_pool=btrfs_pool, workers=1,
+                      share_servers={"delete_share_server_with_last_share": True}) as stack:
+        nets = TenantNetworks()
+        try:
+            a = _provider(stack, nets, "net-a", "198.51.100.0/24", "198.51.100.1", "198.51.100.100",
+                          "198.51.100.109")
+            yield Env(stack, a, None, None, nets.client(a.bridge, "198.51.100.10"), None, None)
+        finally:
+            nets.close()
 
 
 def test_the_server_goes_with_its_last_share(last_share_env):

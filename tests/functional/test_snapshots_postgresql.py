@@ -4,11 +4,6 @@ between taking a snapshot and deleting its share, where PostgreSQL's row locks
 
 from __future__ import annotations
 
-import uuid
-
-import pytest
-
-from tests.fixtures.stack import ServiceStack
 from tests.functional.test_snapshots import (
     FULL_SPECS,
     assert_share_left_nothing,
@@ -18,18 +13,6 @@ from tests.functional.test_snapshots import (
     wait_snapshot,
 )
 from tests.functional.lifecycle_helpers import race
-
-
-@pytest.fixture(scope="module")
-def pg_stack(zookeeper_server, btrfs_pool, postgres_cluster, tmp_path_factory):
-    url = postgres_cluster.create_database(f"snaps_{uuid.uuid4().hex[:10]}")
-    s = ServiceStack(tmp_path_factory.mktemp("pgsnaps"), zk_hosts=zookeeper_server.hosts,
-                     btrfs_pool=btrfs_pool, db_url=url)
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def test_snapshot_cycle_and_races_on_postgresql(pg_stack):
