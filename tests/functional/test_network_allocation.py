@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from shareflow.db import migrate
 from shareflow.db import networks as networks_db
@@ -284,3 +285,54 @@ def test_concurrent_provider_creates_with_one_name(db):
     for t in threads:
         t.join()
     assert len(won) == 1 and len(lost) == 5
+
+
+def test_share_network_delete_races_share_create(db):
+    """A share network is deleted, or a share is made on it: never both (the
+    create holds the share network's row lock until it commits)."""
+    from shareflow.config import parse
+    from shareflow.db import share_types as types_db
+    from shareflow.db.models import Share
+    from shareflow.exceptions import Conflict, NotFound
+    from shareflow.services.context import Caller
+    from shareflow.services.networks import ShareNetworkService
+    from shareflow.services.shares import ShareService
+
+    # No DHSS=true backend: the share is made in error (no valid host) without
+    # a job, which is enough for the race under test and needs no ZooKeeper.
+    config = parse({"database": {"url": "sqlite://"}}, Path("/nonexistent/shareflow.toml"))
+    tenant = Caller(project_id="p", user_id="u")
+    with db.write() as s:
+        types_db.create(s, now=clock(), name="dhss", specs={"driver_handles_share_servers": "True"})
+    share_networks = ShareNetworkService(config, db, clock=clock)
+    shares = ShareService(config, db, None, clock=clock)
+
+    def delete(sn_id, barrier, outcome):
+        barrier.wait()
+        try:
+            share_networks.delete(tenant, sn_id)
+            outcome["deleted"] = True
+        except Conflict:
+            outcome["deleted"] = False
+
+    def create(sn_id, barrier, outcome):
+        barrier.wait()
+        try:
+            shares.create(tenant, size=1, share_proto="NFS", share_type="dhss", share_network_id=sn_id)
+            outcome["created"] = True
+        except NotFound:
+            outcome["created"] = False
+
+    for _ in range(10):
+        sn_id = share_networks.create(tenant, {"name": "racing"}).id
+        args = (sn_id, threading.Barrier(2), {})
+        threads = [threading.Thread(target=delete, args=args), threading.Thread(target=create, args=args)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        outcome = args[2]
+        assert outcome["deleted"] != outcome["created"], outcome
+        with db.read() as s:
+            on_it = s.scalars(sa.select(Share.id).where(Share.share_network_id == sn_id)).all()
+        assert bool(on_it) == outcome["created"]
