@@ -57,3 +57,15 @@ def test_the_server_goes_with_its_last_share(last_share_env):
     with env.stack.db.read() as s:
         assert s.get(NetworkAllocation, allocation_id) is None
     assert DHSS_BACKEND in env.stack.share_row(second.id).host
+
+
+def test_an_admin_force_delete_of_the_last_share_takes_the_server_too(last_share_env):
+    env = last_share_env
+    m = env.tenant("tenant-force")
+    sn = env.share_network("tenant-force", env.a)
+    share = wait_available(env, m, create(env, m, sn, "forced").id)
+    server_id = env.server_id(share.id)
+    allocation_id = env.server_row(server_id).allocation_id
+    env.admin().shares.force_delete(share)
+    assert_server_gone(env, server_id, allocation_id)
+    assert env.stack.share_row(share.id).deleted_at is not None

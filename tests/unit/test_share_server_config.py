@@ -67,3 +67,16 @@ def test_server_names():
     for bad in ("", "x", sid.upper(), "../" + sid, None):
         with pytest.raises(NetworkError):
             netns_name(bad)
+
+
+def test_housekeeping_runs_often_enough_for_the_cleanup_interval(tmp_path):
+    from shareflow.engine.worker import HOUSEKEEPING_INTERVAL, housekeeping_interval
+
+    plain = load(tmp_path, '[[backends]]\nname = "flat"\n')
+    assert housekeeping_interval(plain) == min(HOUSEKEEPING_INTERVAL, plain.conductor.orphan_timeout / 2)
+    fast = load(tmp_path, '[[backends]]\nname = "iso"\ndriver_handles_share_servers = true\n'
+                          'unused_share_server_cleanup_interval = 0.1\n')
+    assert housekeeping_interval(fast) == 3.0  # half of 6 s
+    off = load(tmp_path, '[[backends]]\nname = "iso"\ndriver_handles_share_servers = true\n'
+                         'unused_share_server_cleanup_interval = 0.1\nautomatic_share_server_cleanup = false\n')
+    assert housekeeping_interval(off) == housekeeping_interval(plain)
