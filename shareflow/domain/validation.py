@@ -138,18 +138,27 @@ def access_level(value: Any) -> str:
     return value
 
 
-def ip_access_to(value: Any) -> str:
-    """An IPv4/IPv6 address or CIDR, normalised (``10.0.0.7/24`` -> ``10.0.0.0/24``,
-    ``10.0.0.7/32`` -> ``10.0.0.7``). The result is made only of hex digits, dots,
-    colons and one slash, so it is safe in a Ganesha CLIENT list."""
-    if not isinstance(value, str) or not value or len(value) > 64 or value != value.strip():
-        raise InvalidInput(f"Invalid 'ip' access rule {value!r}: expected an IPv4/IPv6 address or CIDR.")
+def ip_access_to(value: Any, *, ipv6: bool = True) -> str:
+    """An ``ip`` rule's ``access_to``, accepted exactly when Manila accepts it
+    (``manila.api.common.validate_ip``: ``ipaddress.ip_network(str(value))``,
+    strict, so a network with host bits set is refused; IPv4 only before
+    microversion 2.38, ``ipv6=False``) and refused with Manila's message (the
+    ``ipaddress`` error text). One addition: an IPv6 scope (``fe80::1%lo``).
+    Python >= 3.9 parses one, so Manila on such a Python lets it through, but
+    a scope names an interface of the *client's* host, which means nothing in
+    a server's client list (and no export server can read it); it gets the
+    message Manila gave before Python knew scopes.
+
+    The result is normalised (``192.0.2.7/32`` -> ``192.0.2.7``,
+    ``2001:DB8::/32`` -> ``2001:db8::/32``), so one rule has one spelling:
+    only hex digits, dots, colons and at most one slash."""
+    text = value if isinstance(value, str) else str(value)
     try:
-        net = ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise InvalidInput(
-            f"Invalid 'ip' access rule {value!r}: expected an IPv4/IPv6 address or CIDR."
-        ) from None
+        if "%" in text:
+            raise ValueError(f"{text!r} does not appear to be an IPv4 or IPv6 network")
+        net = ipaddress.ip_network(text) if ipv6 else ipaddress.IPv4Network(text)
+    except ValueError as e:
+        raise InvalidInput(str(e)) from None
     if net.num_addresses == 1:
         return str(net.network_address)
     return str(net)

@@ -241,9 +241,9 @@ class ShareService:
         self._poster.post_or_undo(job, spec, undo=lambda s: _force_status(s, share_id, previous, self._clock()))
 
     def allow_access(self, caller: Caller, share_id: str, *, access_type, access_to,
-                     access_level=None) -> AccessRule:
+                     access_level=None, ipv6: bool = True) -> AccessRule:
         access_type = validation.access_type(access_type)
-        access_to = validation.ip_access_to(access_to)
+        access_to = validation.ip_access_to(access_to, ipv6=ipv6)
         access_level = validation.access_level(access_level)
         now = self._clock()
         with self._db.write() as s:

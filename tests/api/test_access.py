@@ -25,7 +25,7 @@ def allow(api, share_id, access_to="10.0.0.0/24", level="rw", **kw):
 
 
 def test_allow_list_deny(api, share):
-    result = allow(api, share["id"], "10.0.0.7/24")
+    result = allow(api, share["id"], "10.0.0.0/24")
     assert result.status_code == 200
     rule = result.json["access"]
     assert rule["access_to"] == "10.0.0.0/24" and rule["access_level"] == "rw"
@@ -72,6 +72,10 @@ def test_legacy_names_and_states(api, share):
     {"allow_access": {"access_type": "ip", "access_to": "not-an-ip"}},
     {"allow_access": {"access_type": "ip", "access_to": "10.0.0.1; rm -rf /"}},
     {"allow_access": {"access_type": "ip", "access_to": " 10.0.0.1"}},
+    {"allow_access": {"access_type": "ip", "access_to": "fe80::1%lo"}},
+    {"allow_access": {"access_type": "ip", "access_to": "fe80::1%x,*"}},
+    {"allow_access": {"access_type": "ip", "access_to": "10.0.0.7/24"}},
+    {"allow_access": {"access_type": "ip", "access_to": ["10.0.0.1"]}},
     {"allow_access": {"access_type": "ip", "access_to": 167772161}},
     {"allow_access": {"access_type": "ip", "access_to": "10.0.0.1", "access_level": "rx"}},
     {"allow_access": {"access_type": "ip", "access_to": "10.0.0.1", "access_level": 1}},
@@ -98,8 +102,27 @@ def test_bad_access_requests_are_400_and_change_nothing(api, share, body):
 
 
 def test_ipv6_rules_need_2_38(api, share):
-    assert_fault(allow(api, share["id"], "fd00::/64", version="2.37"), 400)
+    message = assert_fault(allow(api, share["id"], "fd00::/64", version="2.37"), 400)
+    assert message == "Expected 4 octets in 'fd00::'"  # Manila's (IPv4Network's) words
     assert allow(api, share["id"], "fd00::/64", version="2.38").json["access"]["access_to"] == "fd00::/64"
+
+
+@pytest.mark.parametrize("access_to,message", [
+    ("fe80::1%lo", "'fe80::1%lo' does not appear to be an IPv4 or IPv6 network"),
+    ("fe80::1%x,*", "'fe80::1%x,*' does not appear to be an IPv4 or IPv6 network"),
+    ("10.0.0.7/24", "10.0.0.7/24 has host bits set"),
+    ("10.0.0.1; rm -rf /", "'10.0.0.1; rm -rf /' does not appear to be an IPv4 or IPv6 network"),
+])
+def test_bad_ip_rules_get_manilas_message(api, share, access_to, message):
+    assert assert_fault(allow(api, share["id"], access_to), 400, "badRequest") == message
+    assert api.count(AccessRule, share_id=share["id"]) == 0
+
+
+@pytest.mark.parametrize("access_to", ["0.0.0.0/0", "::/0", "0.0.0.0", "255.255.255.255", "::"])
+def test_what_manila_accepts_is_accepted(api, share, access_to):
+    # 0.0.0.0/0 is manila-csi's default client: it must be a rule like any other.
+    rule = allow(api, share["id"], access_to).json["access"]
+    assert rule["access_to"] == access_to and rule["state"] == "queued_to_apply"
 
 
 def test_existing_rule_is_400(api, share):

@@ -30,24 +30,75 @@ def test_protocols():
     [
         ("192.0.2.10", "192.0.2.10"),
         ("192.0.2.10/32", "192.0.2.10"),
-        ("192.0.2.77/24", "192.0.2.0/24"),
+        ("192.0.2.0/24", "192.0.2.0/24"),
+        ("192.0.2.0/255.255.255.0", "192.0.2.0/24"),
         ("0.0.0.0/0", "0.0.0.0/0"),
+        ("0.0.0.0", "0.0.0.0"),
+        ("255.255.255.255", "255.255.255.255"),
         ("2001:db8::1", "2001:db8::1"),
         ("2001:DB8::/32", "2001:db8::/32"),
+        ("2001:db8::1/128", "2001:db8::1"),
+        ("::/0", "::/0"),
     ],
 )
 def test_ip_rules_normalised(value, expected):
     assert v.ip_access_to(value) == expected
 
 
+# What manila.api.common.validate_ip says (ipaddress's messages), word for word.
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("192.0.2.77/24", "192.0.2.77/24 has host bits set"),
+        ("10.0.0.300", "'10.0.0.300' does not appear to be an IPv4 or IPv6 network"),
+        ("10.0.0.1/33", "'10.0.0.1/33' does not appear to be an IPv4 or IPv6 network"),
+        ("", "'' does not appear to be an IPv4 or IPv6 network"),
+        (" 1.2.3.4", "' 1.2.3.4' does not appear to be an IPv4 or IPv6 network"),
+        (167772161, "'167772161' does not appear to be an IPv4 or IPv6 network"),
+        # IPv6 scope ids: refused with the message Manila gave before Python parsed them.
+        ("fe80::1%lo", "'fe80::1%lo' does not appear to be an IPv4 or IPv6 network"),
+        ("fe80::1%x,*", "'fe80::1%x,*' does not appear to be an IPv4 or IPv6 network"),
+        ("fe80::1%lo/128", "'fe80::1%lo/128' does not appear to be an IPv4 or IPv6 network"),
+    ],
+)
+def test_ip_rules_rejected_with_manilas_message(value, message):
+    with pytest.raises(InvalidInput) as e:
+        v.ip_access_to(value)
+    assert e.value.user_message == message
+
+
 @pytest.mark.parametrize(
     "value",
     ["", "10.0.0.300", "10.0.0.1/33", "host.example", "1.2.3.4; } EXPORT {", " 1.2.3.4", "1.2.3.4\n",
-     None, 42, "1.2.3.4/24/8", "a" * 100],
+     None, 42, True, [], {}, ["1.2.3.4"], "1.2.3.4/24/8", "a" * 100, "\ud800", "1.2.3.4\x00",
+     "1.2.3.\u0664", "fe80::1%25lo", "::1%1", "1.2.3.4/ 24"],
 )
 def test_ip_rules_rejected(value):
     with pytest.raises(InvalidInput):
         v.ip_access_to(value)
+
+
+def test_ipv4_only_before_2_38_as_manila():
+    assert v.ip_access_to("192.0.2.1", ipv6=False) == "192.0.2.1"
+    with pytest.raises(InvalidInput) as e:
+        v.ip_access_to("fd00::/64", ipv6=False)
+    assert e.value.user_message == "Expected 4 octets in 'fd00::'"
+
+
+def test_every_accepted_rule_is_made_of_address_characters_only():
+    # Whatever single character is put anywhere in a valid rule, the result
+    # is refused or holds nothing but hex digits, dots, colons and a slash.
+    allowed = set("0123456789abcdef.:/")
+    bases = ["192.0.2.1", "192.0.2.0/24", "2001:db8::1", "2001:db8::/64", "::", "::ffff:1.2.3.4"]
+    for base in bases:
+        for code in [*range(256), *range(0x100, 0x3000, 7), 0xFF10, 0xFF0E, 0x1D7CE, 0xD800]:
+            for i in range(len(base) + 1):
+                value = base[:i] + chr(code) + base[i:]
+                try:
+                    out = v.ip_access_to(value)
+                except InvalidInput:
+                    continue
+                assert set(out) <= allowed, (value, out)
 
 
 def test_access_level_and_type():

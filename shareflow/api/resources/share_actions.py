@@ -56,14 +56,13 @@ class ShareActions(Resource):
         if access_type is None or access_to is None:
             raise InvalidInput("Both access_type and access_to are required.")
         ver = version(req)
-        if ver.before("2.38") and access_type == "ip" and isinstance(access_to, str) and ":" in access_to:
-            # manila.api.common.validate_ip: IPv6 rules came with 2.38.
-            raise InvalidInput(f"Invalid 'ip' access rule {access_to!r}: IPv6 needs microversion 2.38 or later.")
         if ver.at_least("2.45") and info.get("metadata"):
             raise InvalidInput("Access rule metadata is not supported by this service.")
         rule = self.services.shares.allow_access(
             caller(req), share_id, access_type=access_type, access_to=access_to,
             access_level=info.get("access_level"),
+            # As Manila: IPv6 rules came with 2.38; before, IPv4 only.
+            ipv6=ver.at_least("2.38"),
         )
         reply(resp, access_view.detail(rule, self.view_context(req), self._legacy_status(req, share_id)))
 
