@@ -111,6 +111,7 @@ def test_canonical_clients_pass(client):
         "/a/./b",
         "/a//b",
         "/trailing/",
+        "/trailing/newline\n",
         "/" + "a" * 2000,
         "",
         None,
@@ -182,3 +183,165 @@ def test_log_errors_keeps_config_and_export_failures_only():
     assert len(errors) == 2
     assert "resolving export path /x" in errors[0]
     assert "Unknown parameter (Bogus)" in errors[1]
+
+
+# --- clients Ganesha 4.3 cannot read as they are --------------------------
+
+
+@pytest.mark.parametrize("access_to,tokens", [
+    # Everyone: the two halves; "*" would let in the other address family too.
+    ("0.0.0.0/0", ["0.0.0.0/1", "128.0.0.0/1"]),
+    ("::/0", ["::/1", "8000::/1"]),
+    # Bare, Ganesha reads 0.0.0.0 as its "any client" wildcard.
+    ("0.0.0.0", ["0.0.0.0/32"]),
+    ("255.255.255.255", ["255.255.255.255"]),
+    ("192.0.2.0/24", ["192.0.2.0/24"]),
+    ("192.0.2.0/31", ["192.0.2.0/31"]),
+    ("2001:db8::/99", ["2001:db8::/99"]),
+    ("2001:db8::1", ["2001:db8::1"]),
+    ("::", ["::"]),
+])
+def test_client_tokens(access_to, tokens):
+    assert gc.client_tokens(access_to) == tokens
+
+
+def test_everyone_is_written_as_two_halves():
+    text = gc.render_exports([export(("0.0.0.0/0", "rw"), ("::/0", "ro"))])
+    assert "CLIENT { Clients = 0.0.0.0/1, 128.0.0.0/1; Access_Type = RW; Protocols = 4; }" in text
+    assert "CLIENT { Clients = ::/1, 8000::/1; Access_Type = RO; Protocols = 4; }" in text
+
+
+@pytest.mark.parametrize("access_to", ["2001:db8::/100", "2001:db8::/112", "2001:db8::/127"])
+def test_ipv6_prefixes_ganesha_cannot_read_are_refused_with_a_user_message(access_to):
+    with pytest.raises(ExportError) as e:
+        gc.render_exports([export((access_to, "rw"))])
+    assert access_to in e.value.user_message and "/99" in e.value.user_message
+
+
+@pytest.mark.parametrize("kind,value", [
+    ("number", -1), ("number", True), ("number", "1"), ("keyword", "RW; }"), ("keyword", None),
+    ("client", "0.0.0.0"), ("client", "2001:db8::/112"), ("client", "*"), ("address", "1.2.3.4 "),
+    ("path", "/a b"), ("nonsense", "x"),
+])
+def test_token_refuses(kind, value):
+    with pytest.raises(ExportError):
+        gc.token(kind, value)
+
+
+# --- no byte of a request can end a token ----------------------------------
+
+# A coarse Ganesha-like lexer: punctuation, double-quoted strings, comments,
+# %include, and runs of anything else. Enough to see a token ended early or a
+# new one started: the shape (punctuation and token positions) changes.
+_LEX = __import__("re").compile(r'\s+|#[^\n]*|%include|[{}=;,]|"[^"]*"|[^\s{}=;,"#]+')
+_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-:")
+
+
+def _shape(text: str) -> list[str]:
+    out, pos = [], 0
+    while pos < len(text):
+        m = _LEX.match(text, pos)
+        assert m, f"unlexable text at {pos}: {text[pos:pos + 20]!r}"
+        lexeme = m.group()
+        pos = m.end()
+        if lexeme.isspace() or lexeme.startswith("#"):
+            continue
+        if lexeme in "{}=;," or lexeme == "%include":
+            out.append(lexeme)
+        elif lexeme.startswith('"'):
+            assert set(lexeme[1:-1]) <= _SAFE, lexeme
+            out.append("STRING")
+        else:
+            assert set(lexeme) <= _SAFE, lexeme
+            out.append("WORD")
+    return out
+
+
+# Every byte value, then a spread of code points (controls, Latin-1, other
+# scripts' digits and letters, full-width punctuation, surrogates, astral).
+CHARS = [chr(b) for b in range(256)] + [chr(c) for c in (
+    *range(0x100, 0x800, 13), 0x0660, 0x0664, 0x06F4, 0x0966, 0x2028, 0x2029, 0x200B, 0xFEFF,
+    0xFF0E, 0xFF1A, 0xFF1B, 0xFF5B, 0xFF5D, 0xFF02, 0xFF10, 0xD800, 0xDFFF, 0x1D7CE, 0x10FFFF)]
+
+
+def _variants(base: str):
+    for ch in CHARS:
+        for i in sorted({0, 1, len(base) // 2, len(base) - 1, len(base)}):
+            yield base[:i] + ch + base[i:]
+        yield ch
+
+
+def _render_or_refuse(render, value):
+    try:
+        return render(value)
+    except ExportError:
+        return None
+
+
+@pytest.mark.parametrize("where", ["client", "path", "pseudo", "share_id", "level"])
+def test_no_character_in_an_export_value_can_end_a_token(where):
+    base_values = {"client": "192.0.2.10", "path": "/srv/exports/" + SID, "pseudo": gc.pseudo_path(SID),
+                   "share_id": SID, "level": "rw"}
+
+    def render(value):
+        client, path, pseudo, level = "192.0.2.10", "/srv/exports/" + SID, gc.pseudo_path(SID), "rw"
+        if where == "client":
+            client = value
+        elif where == "path":
+            path = value
+        elif where == "pseudo":
+            pseudo = value
+        elif where == "share_id":
+            pseudo = gc.pseudo_path(value)
+        else:
+            level = value
+        spec = gc.ExportSpec(100, path, pseudo, (ClientRule(client, level),))
+        return gc.render_exports([spec])
+
+    expected = _shape(render(base_values[where]))
+    bases = [base_values[where]] + (["2001:db8::1", "2001:db8::/64", "0.0.0.0/0", "::/0", "0.0.0.0"] if where == "client" else [])
+    rendered = refused = 0
+    for base in bases:
+        for value in _variants(base):
+            text = _render_or_refuse(render, value)
+            if text is None:
+                refused += 1
+                continue
+            rendered += 1
+            assert text.isascii() and all(line.isprintable() for line in text.splitlines()), value
+            assert _same_but_client_list(_shape(text), expected), (value, text)
+    assert refused > 0
+    # Some variants are still valid (a digit more in a path or an address):
+    # the check above did look at rendered text.
+    assert rendered > 0 or where in ("share_id", "level")
+
+
+def _same_but_client_list(shape: list[str], expected: list[str]) -> bool:
+    """Equal once every client list is reduced to one token."""
+    def squash(s: list[str]) -> list[str]:
+        out, i = [], 0
+        while i < len(s):
+            out.append(s[i])
+            if s[i] == "WORD" and i >= 2 and s[i - 2:i] == ["WORD", "="] and i + 1 < len(s) and s[i + 1] == ",":
+                while i + 2 < len(s) and s[i + 1] == "," and s[i + 2] == "WORD":
+                    i += 2
+            i += 1
+        return out
+    return squash(shape) == squash(expected)
+
+
+@pytest.mark.parametrize("where", ["address", "port", "recovery_root", "exports_file"])
+def test_no_character_in_a_server_value_can_end_a_token(where):
+    base = {"address": "192.0.2.1", "port": "2049", "recovery_root": "/var/g/recovery", "exports_file": "/var/g/e.conf"}
+
+    def render(value):
+        values = dict(base, **{where: value})
+        port = int(values["port"]) if values["port"].isascii() and values["port"].isdigit() else values["port"]
+        return gc.render_main(gc.ServerSpec(values["address"], port, values["recovery_root"], values["exports_file"]))
+
+    expected = _shape(render(base[where]))
+    for value in _variants(base[where]):
+        text = _render_or_refuse(render, value)
+        if text is not None:
+            assert text.isascii() and all(line.isprintable() for line in text.splitlines()), value
+            assert _shape(text) == expected, (value, text)

@@ -1,13 +1,15 @@
 """Render NFS-Ganesha configuration from typed values. Pure: no I/O.
 
-Everything written into a Ganesha file passes a strict check first, because a
-stray ``;``, ``}`` or quote in a client or path would let a tenant inject
-configuration (another EXPORT block, a wider client list). The checks accept
-only canonical forms - they do not repair - so a value is either exactly what
-it claims to be or refused with :class:`ExportError`.
-
-A syntax error is worse than a refused change: on SIGHUP Ganesha then drops
-*every* export. So rendering never emits anything it has not checked.
+Every value enters a Ganesha file through one function, :func:`token`: it
+checks the value against the one lexical class the file needs there and
+returns its text, or refuses it with :class:`ExportError`. A stray ``;``,
+``}``, ``%`` or quote in a client or path would otherwise end a token early
+and let a tenant inject configuration (another EXPORT block, a wider client
+list) or make Ganesha refuse the whole file. The checks accept only canonical
+forms - they do not repair - and only what Ganesha 4.3's lexer
+(``src/config_parsing/conf_lex.l``) reads back as exactly one token of the
+intended kind, so rendering never emits text Ganesha would refuse to parse.
+The template text around the tokens is constant.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from shareflow.exceptions import ExportError
 MIN_EXPORT_ID, MAX_EXPORT_ID = 1, 65535
 ACCESS_TYPES = {"rw": "RW", "ro": "RO"}
 PSEUDO_PREFIX = "/shares/"
-_PATH = re.compile(r"^/[A-Za-z0-9/_.-]*$")
+# fullmatch, not match with "$": "$" also matches before a final newline.
+_PATH = re.compile(r"/[A-Za-z0-9/_.-]*", re.ASCII)
 _PATH_MAX = 1024
 
 
 def check_path(value: object, what: str = "path") -> str:
     """An absolute, normalised path of ``[A-Za-z0-9/_.-]`` only."""
-    if not isinstance(value, str) or len(value) > _PATH_MAX or not _PATH.match(value):
+    if not isinstance(value, str) or len(value) > _PATH_MAX or not _PATH.fullmatch(value):
         raise ExportError(f"invalid {what} {value!r}: absolute, letters, digits and /_.- only")
     parts = value.split("/")[1:]
     if value != "/" and any(p in ("", ".", "..") for p in parts):
@@ -95,6 +98,109 @@ def check_port(value: object) -> int:
     return value
 
 
+# Ganesha 4.3's lexical classes for what shareflow writes unquoted (the
+# definitions in conf_lex.l, as Python patterns). Its CIDR suffix is one or
+# two digits from 1: "/0" and IPv6 prefixes of 100 or more do not lex as part
+# of an address, and a bare 0.0.0.0 lexes as the wildcard that means "any
+# client" (like "*").
+_GANESHA_CIDR = r"/[1-9][0-9]?"
+_V4OCTET = r"[0-9]{1,3}"
+_IPV4ADDR = rf"{_V4OCTET}\.{_V4OCTET}\.{_V4OCTET}\.{_V4OCTET}"
+_H16 = r"[0-9A-Fa-f]{1,4}"
+_LS32 = rf"(?:{_H16}:{_H16}|{_IPV4ADDR})"
+_IPV6ADDR = "|".join([
+    rf"(?:{_H16}:){{6}}{_LS32}",
+    rf"::(?:{_H16}:){{5}}{_LS32}",
+    rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+    rf"(?:(?:{_H16}:){{0,1}}{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+    rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+    rf"(?:(?:{_H16}:){{0,3}}{_H16})?::{_H16}:{_LS32}",
+    rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+    rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+    rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+])
+_GANESHA_ADDRESS = re.compile(rf"(?:{_IPV4ADDR}|(?:{_IPV6ADDR}))", re.ASCII)
+_GANESHA_CLIENT = re.compile(rf"(?:{_IPV4ADDR}|(?:{_IPV6ADDR})){_GANESHA_CIDR}|(?:{_IPV4ADDR}|(?:{_IPV6ADDR}))", re.ASCII)
+_GANESHA_V4_ANY = "0.0.0.0"
+_DECIMAL = re.compile(r"0|[1-9][0-9]*", re.ASCII)
+#: Words shareflow writes as values (Access_Type and the like).
+_KEYWORDS = frozenset({"RW", "RO", "None"})
+
+
+def token(kind: str, value: object) -> str:
+    """The text of ``value`` as one Ganesha configuration token of ``kind``;
+    the only way a value gets into a rendered file. ``kind`` is one of:
+
+    * ``"number"``: a non-negative int, written in decimal;
+    * ``"path"``: a path (:func:`check_path`), written double-quoted - its
+      characters need no escaping, so there is none;
+    * ``"address"``: a canonical IP address (a server's Bind_addr);
+    * ``"client"``: a canonical IP address or network that Ganesha reads as
+      exactly that address or network (see :func:`client_tokens`);
+    * ``"keyword"``: one of a fixed set of words (``RW``, ``RO``, ``None``).
+
+    Anything else is refused with :class:`ExportError`.
+    """
+    if kind == "number":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ExportError(f"invalid number {value!r}")
+        text = str(value)
+        ok = bool(_DECIMAL.fullmatch(text))
+    elif kind == "path":
+        text = '"' + check_path(value) + '"'
+        ok = True
+    elif kind == "address":
+        text = check_address(value)
+        ok = bool(_GANESHA_ADDRESS.fullmatch(text))
+    elif kind == "client":
+        text = check_client(value)
+        ok = bool(_GANESHA_CLIENT.fullmatch(text)) and text != _GANESHA_V4_ANY
+    elif kind == "keyword":
+        text = value if isinstance(value, str) else ""
+        ok = value in _KEYWORDS
+    else:
+        raise ExportError(f"unknown token kind {kind!r}")
+    if not ok:
+        raise ExportError(f"{value!r} cannot be written as a Ganesha {kind}")
+    return text
+
+
+def client_tokens(access_to: str) -> list[str]:
+    """The Ganesha client tokens that match exactly the clients of rule
+    ``access_to`` (a canonical address or network, as :func:`check_client`).
+
+    Ganesha 4.3 cannot read three forms as they are, so they are rewritten to
+    ones that match the same clients:
+
+    * ``0.0.0.0/0`` and ``::/0`` (everyone; ``0.0.0.0/0`` is manila-csi's
+      default client) are the two halves ``0.0.0.0/1, 128.0.0.0/1`` and
+      ``::/1, 8000::/1`` - not ``*``, which would let in the other address
+      family too;
+    * the single address ``0.0.0.0`` is ``0.0.0.0/32``: bare, Ganesha reads
+      it as its "any client" wildcard.
+
+    IPv6 networks of /100 to /127 cannot be written at all (Ganesha reads at
+    most two prefix digits) and are refused with a message for the user.
+    """
+    net = ipaddress.ip_network(check_client(access_to))
+    if net.prefixlen == 0:
+        halves = net.subnets(prefixlen_diff=1)
+        return [token("client", str(half)) for half in halves]
+    if net.num_addresses == 1:
+        address = str(net.network_address)
+        if address == _GANESHA_V4_ANY:
+            return [token("client", f"{address}/{net.prefixlen}")]
+        return [token("client", address)]
+    if net.version == 6 and net.prefixlen >= 100:
+        raise ExportError(
+            f"cannot write client {access_to}: Ganesha takes IPv6 prefixes up to /99",
+            user_message=(f"the NFS server cannot take the IPv6 network {access_to}: "
+                          "prefixes longer than /99 are not supported; allow a shorter prefix "
+                          "or single addresses"),
+        )
+    return [token("client", str(net))]
+
+
 def pseudo_path(share_id: str) -> str:
     return PSEUDO_PREFIX + check_share_id(share_id)
 
@@ -129,17 +235,17 @@ def render_main(spec: ServerSpec) -> str:
         "    Enable_NLM = false;\n"
         "    Enable_RQUOTA = false;\n"
         "    Enable_UDP = false;\n"
-        f"    Bind_addr = {check_address(spec.address)};\n"
-        f"    NFS_Port = {check_port(spec.port)};\n"
+        f"    Bind_addr = {token('address', spec.address)};\n"
+        f"    NFS_Port = {token('number', check_port(spec.port))};\n"
         "}\n"
         "NFSV4 {\n"
-        f'    RecoveryRoot = "{check_path(spec.recovery_root, "recovery root")}";\n'
+        f"    RecoveryRoot = {token('path', check_path(spec.recovery_root, 'recovery root'))};\n"
         "    Graceless = true;\n"
         "}\n"
         "NFS_KRB5 {\n"
         "    Active_krb5 = false;\n"
         "}\n"
-        f'%include "{check_path(spec.exports_file, "exports file")}"\n'
+        f"%include {token('path', check_path(spec.exports_file, 'exports file'))}\n"
     )
 
 
@@ -163,9 +269,9 @@ def client_rules(rules: Iterable[ClientRule]) -> list[ClientRule]:
 def render_export(export: ExportSpec) -> str:
     lines = [
         "EXPORT {",
-        f"    Export_Id = {check_export_id(export.export_id)};",
-        f'    Path = "{check_path(export.path)}";',
-        f'    Pseudo = "{check_path(export.pseudo, "pseudo path")}";',
+        f"    Export_Id = {token('number', check_export_id(export.export_id))};",
+        f"    Path = {token('path', export.path)};",
+        f"    Pseudo = {token('path', check_path(export.pseudo, 'pseudo path'))};",
         # Nobody by default; each CLIENT block grants its clients access.
         # With no CLIENT block the export exists but no one can mount it.
         "    Access_Type = None;",
@@ -180,9 +286,9 @@ def render_export(export: ExportSpec) -> str:
     ]
     for rule in client_rules(export.clients):
         # Clients are not quoted: Ganesha refuses a quoted string as a client.
-        lines.append(
-            f"    CLIENT {{ Clients = {rule.access_to}; Access_Type = {ACCESS_TYPES[rule.access_level]}; Protocols = 4; }}"
-        )
+        clients = ", ".join(client_tokens(rule.access_to))
+        level = token("keyword", ACCESS_TYPES[rule.access_level])
+        lines.append(f"    CLIENT {{ Clients = {clients}; Access_Type = {level}; Protocols = 4; }}")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
