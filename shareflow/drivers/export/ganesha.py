@@ -27,7 +27,7 @@ from pathlib import Path
 
 from shareflow.drivers.base import ClientRule, ExportDriver
 from shareflow.drivers.export import ganesha_config as gc
-from shareflow.drivers.export.ganesha_server import GaneshaServer
+from shareflow.drivers.export.ganesha_server import ConfigRefused, GaneshaServer
 from shareflow.exceptions import ExportError
 from shareflow.system import filelock
 from shareflow.system.atomic_file import write_atomic
@@ -136,7 +136,10 @@ class _Session:
             return
         old = self.state
         new = State(serial=old.serial + 1, exports=exports)
-        gc.render_exports(new.exports.values())  # refuse before anything is written
+        # The candidate is checked before it replaces the live file: every
+        # value must be one token Ganesha reads as meant (ganesha_config.token),
+        # so a value it would refuse fails this change alone, here.
+        gc.render_exports(new.exports.values())
         write_atomic(self.dir / STATE_FILE, new.to_json())
         self.state = new
         try:
@@ -148,10 +151,17 @@ class _Session:
             back = State(serial=new.serial + 1, exports=old.exports)
             write_atomic(self.dir / STATE_FILE, back.to_json())
             self.state = back
-            try:
-                self._serve(back)
-            except ExportError as e2:
-                log.error("restoring previous exports failed too: %s", e2)
+            if isinstance(e, ConfigRefused):
+                try:
+                    self._serve(back)
+                except ExportError as e2:
+                    log.error("restoring previous exports failed too: %s", e2)
+            else:
+                # The server did not answer (or is gone): do not wait for it
+                # a second time with the lock held. The file is put back
+                # unserved (applied stays behind serial), so the next change
+                # serves it first.
+                write_atomic(self.server.exports_path, gc.render_exports(back.exports.values()))
             raise
 
     def _serve(self, state: State) -> None:

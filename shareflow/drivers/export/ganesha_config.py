@@ -161,7 +161,8 @@ def token(kind: str, value: object) -> str:
     else:
         raise ExportError(f"unknown token kind {kind!r}")
     if not ok:
-        raise ExportError(f"{value!r} cannot be written as a Ganesha {kind}")
+        raise ExportError(f"{value!r} cannot be written as a Ganesha {kind}",
+                          user_message=f"the NFS server cannot take the {kind} {value!r}")
     return text
 
 

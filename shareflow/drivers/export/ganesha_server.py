@@ -31,9 +31,19 @@ log = logging.getLogger(__name__)
 BINARY = "ganesha.nfsd"
 READY_MARK = "NFS SERVER INITIALIZED"
 RELOAD_MARK = "Reread exports complete"
+#: What Ganesha's signal thread logs instead of RELOAD_MARK when it refuses a
+#: reload as a whole (nfs_init.c reread_config, exports.c reread_exports): a
+#: file it cannot parse (it then keeps every export as it was), or an export
+#: defaults block in error. Without these the wait for a mark that never
+#: comes would last the whole timeout - with the server's exports lock held.
+REFUSED_MARKS = (
+    "Error while parsing new configuration file",
+    "Error while parsing EXPORT entries",
+)
 #: After the reload mark, Ganesha's reload thread still writes the config
 #: errors it collected; the log is read until it has been quiet this long.
 LOG_SETTLE = 0.01
+REFUSED_MESSAGE = "the NFS server refused the change; the share's export was left as it was"
 #: Components whose CRIT/MAJ/FATAL lines mean an export was not applied.
 #: (DBUS, NFS CB/krb5 and DISP complain on every start here and are harmless.)
 ERROR_COMPONENTS = frozenset({"CONFIG", "EXPORT", "FSAL"})
@@ -45,6 +55,10 @@ SYS_RT_SIGTIMEDWAIT = {"x86_64": "128", "aarch64": "137"}.get(os.uname().machine
 SIGWAIT_POLL = 0.0005
 # "... nfs-ganesha-123[sigmgr] function :COMPONENT :LEVEL :message"
 _LOG_LINE = re.compile(r"\] \S+ :(?P<component>[A-Z0-9 _]+?) :(?P<level>[A-Z_]+) :(?P<message>.*)$")
+
+
+class ConfigRefused(ExportError):
+    """The server answered the reload and refused (part of) the configuration."""
 
 
 def log_errors(text: str) -> list[str]:
@@ -263,19 +277,27 @@ class GaneshaServer:
             sigmgr = _sigwait_thread(self.pid())
             offset = _size(self.log_path)
             signal.pidfd_send_signal(fd, signal.SIGHUP)
-            text = self._wait_for(RELOAD_MARK, offset, fd, sigmgr=sigmgr)
+            text = self._wait_for((RELOAD_MARK, *REFUSED_MARKS), offset, fd, sigmgr=sigmgr)
         finally:
             os.close(fd)
         errors = log_errors(text)
+        if any(mark in text for mark in REFUSED_MARKS):
+            raise ConfigRefused(f"{BINARY} refused the configuration: " + " | ".join(errors[:5]),
+                                user_message=REFUSED_MESSAGE)
         if errors:
-            raise ExportError(f"{BINARY} reported errors on reload: " + " | ".join(errors[:5]))
+            raise ConfigRefused(f"{BINARY} reported errors on reload: " + " | ".join(errors[:5]),
+                                user_message=REFUSED_MESSAGE)
 
-    def _wait_for(self, mark: str, offset: int, fd: int, sigmgr: tuple[int, int] | None = None) -> str:
+    def _wait_for(self, marks: str | tuple[str, ...], offset: int, fd: int,
+                  sigmgr: tuple[int, int] | None = None) -> str:
+        """Wait until the log holds one of ``marks`` after ``offset``, and
+        then until what follows it in the same reload is written too."""
+        marks = (marks,) if isinstance(marks, str) else marks
         deadline = time.monotonic() + self.timeout
         delay = SIGWAIT_POLL if sigmgr else 0.001
         while True:
             text = _read_from(self.log_path, offset)
-            if mark in text:
+            if any(mark in text for mark in marks):
                 if sigmgr is None:
                     return self._settle(offset, text, deadline)
                 # Ganesha's signal thread logs the mark, then the config

@@ -19,6 +19,7 @@ import pytest
 from shareflow.drivers.base import ClientRule
 from shareflow.drivers.export import ganesha_config as gc
 from shareflow.drivers.export.ganesha import APPLIED_FILE, STATE_FILE, GaneshaExportDriver, State
+from shareflow.drivers.export.ganesha_server import REFUSED_MESSAGE, ConfigRefused
 from shareflow.exceptions import ExportError
 from tests.fixtures.storage import SMALL, fill_until_full
 
@@ -205,6 +206,103 @@ def test_refuses_bad_input_before_touching_state(export_env, ganesha_server):
     with pytest.raises(ExportError):
         driver.update_access(server, sid, [ClientRule("192.0.2.10", "rwx")])
     assert driver.list_exports(server) == {sid: []}
+
+
+def test_everyone_rules_over_nfs(export_env):
+    """0.0.0.0/0 (manila-csi's default client) lets every IPv4 client in;
+    ::/0 lets no IPv4 client in; the single addresses 0.0.0.0 and
+    255.255.255.255 let nobody in (bare, Ganesha would read 0.0.0.0 as "any")."""
+    driver, server, shares, clients = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [ClientRule("0.0.0.0/0", "rw")])
+    for c in clients:
+        assert c.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n", c
+    assert clients[0].put(pseudo(sid, "written"), b"by everyone\n").returncode == 0
+    assert Path(path, "written").read_bytes() == b"by everyone\n"
+    for nobody in (["::/0"], ["0.0.0.0"], ["255.255.255.255"], ["0.0.0.0", "255.255.255.255", "::/0"]):
+        driver.update_access(server, sid, [ClientRule(a, "rw") for a in nobody])
+        for c in clients:
+            assert c.ls(pseudo(sid)).returncode != 0, (nobody, c)
+    # Everyone read-only, one client read-write: the more specific rule wins.
+    driver.update_access(server, sid, [ClientRule("0.0.0.0/0", "ro"), rw(clients[1])])
+    assert clients[0].put(pseudo(sid, "ro"), b"x").returncode != 0
+    assert clients[1].put(pseudo(sid, "rw"), b"x").returncode == 0
+    assert clients[2].ls(pseudo(sid)).returncode == 0
+
+
+@pytest.mark.parametrize("access_to", ["2001:db8::/112", "fe80::1%lo", "fe80::1%x,*"])
+def test_a_client_ganesha_cannot_read_fails_that_change_only(export_env, ganesha_server, access_to):
+    """Rules the API refuses now (a scope id) may still be stored from before,
+    and an IPv6 prefix over /99 is valid for Manila but unreadable for
+    Ganesha 4.3: the change fails before anything is written."""
+    driver, server, shares, (c0, c1, _) = export_env
+    sid, path = new_volume(shares)
+    other, other_path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.add_export(server, other, other_path)
+    driver.update_access(server, sid, [rw(c0)])
+    driver.update_access(server, other, [rw(c1)])
+    before = (ganesha_server.exports_path.read_text(), state_of(ganesha_server))
+    with pytest.raises(ExportError) as e:
+        driver.update_access(server, sid, [rw(c0), ClientRule(access_to, "rw")])
+    assert "NFS server cannot take" in e.value.user_message
+    assert (ganesha_server.exports_path.read_text(), state_of(ganesha_server)) == before
+    assert c0.ls(pseudo(sid)).returncode == 0 and c1.ls(pseudo(other)).returncode == 0
+    driver.update_access(server, other, [rw(c0)])  # the server takes the next change
+    assert c0.ls(pseudo(other)).returncode == 0
+
+
+def test_a_change_ganesha_refuses_fails_alone_while_others_go_through(export_env, ganesha_server):
+    """Ganesha really refuses an export of /dev (its VFS FSAL cannot resolve
+    that filesystem). While one thread keeps asking for it, others change
+    their shares' client lists: theirs are served, the refused one is not in
+    the state, and the export that was there before is untouched."""
+    driver, server, shares, clients = export_env
+    steady, steady_path = new_volume(shares)
+    driver.add_export(server, steady, steady_path)
+    driver.update_access(server, steady, [rw(clients[0])])
+    steady_before = state_of(ganesha_server)["exports"][steady]
+    busy = [new_volume(shares) for _ in range(2)]
+    for sid, p in busy:
+        driver.add_export(server, sid, p)
+    bad = str(uuid.uuid4())
+    refusals: list[ExportError] = []
+    errors: list[BaseException] = []
+
+    def refused():
+        for _ in range(5):
+            try:
+                driver.add_export(server, bad, "/dev")
+            except ExportError as e:
+                refusals.append(e)
+
+    def churn(sid, final):
+        try:
+            for c in clients:
+                driver.update_access(server, sid, [ro(c)])
+            driver.update_access(server, sid, [final])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=refused)] + [
+        threading.Thread(target=churn, args=(sid, rw(clients[i + 1]))) for i, (sid, _) in enumerate(busy)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(refusals) == 5
+    assert all(isinstance(e, ConfigRefused) and "resolve_posix_filesystem(/dev)" in str(e) for e in refusals)
+    assert refusals[0].user_message == REFUSED_MESSAGE
+    state = state_of(ganesha_server)
+    assert bad not in state["exports"] and state["exports"][steady] == steady_before
+    assert (ganesha_server.state_dir / APPLIED_FILE).read_text().strip() == str(state["serial"])
+    assert clients[0].cat(pseudo(steady, "hello")).stdout == f"hello from {steady}\n"
+    assert clients[0].ls(pseudo(bad)).returncode != 0
+    for i, (sid, _) in enumerate(busy):
+        for j, c in enumerate(clients):
+            assert (c.ls(pseudo(sid)).returncode == 0) == (j == i + 1), (sid, c)
 
 
 def test_a_change_written_but_not_served_is_served_on_retry(export_env, ganesha_server):
