@@ -13,7 +13,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from shareflow.exceptions import BackendError, ShareflowError
 
@@ -23,12 +23,13 @@ def locked(
     path: str | os.PathLike,
     *,
     timeout: float,
-    error: type[ShareflowError] = BackendError,
+    error: Callable[[str], ShareflowError] = BackendError,
     remove: bool = False,
 ) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing) for the block.
 
-    Waits at most ``timeout`` seconds, then raises ``error``. With ``remove``
+    Waits at most ``timeout`` seconds, then raises ``error(message)`` (an
+    exception class, or any callable that makes one). With ``remove``
     the file is unlinked before it is released; that is safe because every
     taker checks, once it holds the lock, that the file it locked is still the
     one at ``path`` (otherwise it locked an orphan and starts over).
@@ -60,7 +61,7 @@ def locked(
             os.close(fd)  # releases the lock
 
 
-def _acquire(fd: int, path: str, deadline: float, error: type[ShareflowError]) -> None:
+def _acquire(fd: int, path: str, deadline: float, error: Callable[[str], ShareflowError]) -> None:
     # Poll with LOCK_NB instead of blocking: a hung holder must turn into a
     # bounded error here, not into a conductor thread stuck forever.
     delay = 0.001

@@ -82,6 +82,10 @@ class State:
         return cls(serial=int(data["serial"]), exports=exports)
 
 
+def _busy(message: str) -> ExportError:
+    return ExportError(message, user_message="the NFS server is busy with other changes; try again")
+
+
 def _rules(rules: list) -> tuple[ClientRule, ...]:
     """Normalise ``rules`` (ClientRule objects, or their JSON dicts after a
     task reload) into the stored, sorted form, validating every value."""
@@ -201,8 +205,12 @@ class GaneshaExportDriver(ExportDriver):
 
     @contextmanager
     def _session(self, gs: GaneshaServer) -> Iterator[_Session]:
+        # The lock is held for one change: a render and a reload or two, each
+        # ended by what Ganesha logs (refusals included), so a holder keeps
+        # it for well under a second unless the server stops answering; the
+        # wait for it is bounded all the same.
         gs.state_dir.mkdir(parents=True, exist_ok=True)
-        with filelock.locked(gs.state_dir / LOCK_FILE, timeout=self._timeout, error=ExportError):
+        with filelock.locked(gs.state_dir / LOCK_FILE, timeout=self._timeout, error=_busy):
             yield _Session(gs)
 
     def add_export(self, server: dict, share_id: str, path: str) -> list[str]:

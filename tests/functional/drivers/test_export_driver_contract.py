@@ -18,9 +18,10 @@ import pytest
 
 from shareflow.drivers.base import ClientRule
 from shareflow.drivers.export import ganesha_config as gc
-from shareflow.drivers.export.ganesha import APPLIED_FILE, STATE_FILE, GaneshaExportDriver, State
+from shareflow.drivers.export.ganesha import APPLIED_FILE, LOCK_FILE, STATE_FILE, GaneshaExportDriver, State
 from shareflow.drivers.export.ganesha_server import REFUSED_MESSAGE, ConfigRefused
 from shareflow.exceptions import ExportError
+from shareflow.system import filelock
 from tests.fixtures.storage import SMALL, fill_until_full
 
 SERVER_ID = "test-static"
@@ -303,6 +304,20 @@ def test_a_change_ganesha_refuses_fails_alone_while_others_go_through(export_env
     for i, (sid, _) in enumerate(busy):
         for j, c in enumerate(clients):
             assert (c.ls(pseudo(sid)).returncode == 0) == (j == i + 1), (sid, c)
+
+
+def test_the_wait_for_the_servers_lock_is_bounded(export_env, ganesha_server):
+    driver, server, shares, (c0, *_) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    impatient = GaneshaExportDriver({SERVER_ID: ganesha_server}, timeout=0.2)
+    with filelock.locked(ganesha_server.state_dir / LOCK_FILE, timeout=5):
+        with pytest.raises(ExportError) as e:
+            impatient.update_access(server, sid, [rw(c0)])
+    assert e.value.user_message == "the NFS server is busy with other changes; try again"
+    assert driver.list_exports(server) == {sid: []}
+    impatient.update_access(server, sid, [rw(c0)])  # free again: it goes through
+    assert c0.ls(pseudo(sid)).returncode == 0
 
 
 def test_a_change_written_but_not_served_is_served_on_retry(export_env, ganesha_server):
