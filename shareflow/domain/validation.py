@@ -152,9 +152,9 @@ def ip_access_to(value: Any, *, ipv6: bool = True) -> str:
     The result is normalised (``192.0.2.7/32`` -> ``192.0.2.7``,
     ``2001:DB8::/32`` -> ``2001:db8::/32``), so one rule has one spelling:
     only hex digits, dots, colons and at most one slash."""
-    text = value if isinstance(value, str) else str(value)
     try:
-        if "%" in text:
+        text = value if isinstance(value, str) else str(value)
+        if ipv6 and "%" in text:
             raise ValueError(f"{text!r} does not appear to be an IPv4 or IPv6 network")
         net = ipaddress.ip_network(text) if ipv6 else ipaddress.IPv4Network(text)
     except ValueError as e:

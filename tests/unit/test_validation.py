@@ -83,6 +83,9 @@ def test_ipv4_only_before_2_38_as_manila():
     with pytest.raises(InvalidInput) as e:
         v.ip_access_to("fd00::/64", ipv6=False)
     assert e.value.user_message == "Expected 4 octets in 'fd00::'"
+    with pytest.raises(InvalidInput) as e:
+        v.ip_access_to("1.2.3.4%x", ipv6=False)
+    assert e.value.user_message == "Only decimal digits permitted in '4%x' in '1.2.3.4%x'"
 
 
 def test_every_accepted_rule_is_made_of_address_characters_only():
