@@ -40,10 +40,10 @@ REFUSED_MARKS = (
     "Error while parsing new configuration file",
     "Error while parsing EXPORT entries",
 )
+REFUSED_MESSAGE = "the NFS server refused the change; the share's export was left as it was"
 #: After the reload mark, Ganesha's reload thread still writes the config
 #: errors it collected; the log is read until it has been quiet this long.
 LOG_SETTLE = 0.01
-REFUSED_MESSAGE = "the NFS server refused the change; the share's export was left as it was"
 #: Components whose CRIT/MAJ/FATAL lines mean an export was not applied.
 #: (DBUS, NFS CB/krb5 and DISP complain on every start here and are harmless.)
 ERROR_COMPONENTS = frozenset({"CONFIG", "EXPORT", "FSAL"})
