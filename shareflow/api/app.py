@@ -15,6 +15,7 @@ from shareflow.api.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
     MicroversionMiddleware,
+    RenderMiddleware,
     RequestBodyMiddleware,
     RequestIdMiddleware,
 )
@@ -62,6 +63,8 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
 
     app = falcon.App(
         middleware=[
+            # First, so that its process_response runs last (see its docstring).
+            RenderMiddleware(),
             RequestIdMiddleware(),
             BodyLimitMiddleware(config.api.max_body_bytes),
             AuthMiddleware(authenticator),

@@ -11,6 +11,12 @@ would see from Manila. Three handlers are registered on the app:
   strings), rewritten into the same shape;
 * ``Exception`` - a bug: logged with its traceback, answered with Manila's
   generic 500 body and nothing else.
+
+Every fault body is rendered to bytes by the handler itself, from a message
+made encodable first (:func:`shareflow.api.codec.printable`), so answering an
+error cannot fail in turn: an error whose message echoed a lone surrogate of
+the request used to fail in falcon's late rendering and leave a 500 with an
+empty body.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import logging
 
 import falcon
 
+from shareflow.api import codec
 from shareflow.exceptions import NotAuthenticated, ServiceUnavailable, ShareflowError
 
 LOG = logging.getLogger(__name__)
@@ -54,14 +61,38 @@ INTERNAL_ERROR_MESSAGE = (
 UNAUTHENTICATED_MESSAGE = "The request you have made requires authentication."
 
 
+#: The 500 answer, rendered once: what is sent when nothing else can be.
+INTERNAL_ERROR_BODY = codec.render(
+    {DEFAULT_FAULT_NAME: {"code": 500, "message": INTERNAL_ERROR_MESSAGE}}
+)
+
+
 def fault_body(status: int, message: str) -> dict:
     name = FAULT_NAMES.get(status, DEFAULT_FAULT_NAME)
-    return {name: {"code": status, "message": message}}
+    return {name: {"code": status, "message": codec.printable(message)}}
+
+
+def internal_error(resp: falcon.Response) -> None:
+    """Manila's generic 500, replacing whatever the response held."""
+    resp.status = 500
+    resp.media = None
+    resp.text = None
+    resp.data = INTERNAL_ERROR_BODY
+    resp.content_type = falcon.MEDIA_JSON
 
 
 def _answer(resp: falcon.Response, status: int, message: str) -> None:
+    try:
+        data = codec.render(fault_body(status, message))
+    except Exception:  # noqa: BLE001 - e.g. a message whose str() fails: still an answer
+        LOG.exception("cannot render a %s fault body", status)
+        internal_error(resp)
+        return
     resp.status = status
-    resp.media = fault_body(status, message)
+    resp.media = None
+    resp.text = None
+    resp.data = data
+    resp.content_type = falcon.MEDIA_JSON
 
 
 def handle_shareflow_error(req, resp, error: ShareflowError, params) -> None:
@@ -92,7 +123,7 @@ def handle_http_error(req, resp, error: falcon.HTTPError, params) -> None:
 
 def handle_unexpected(req, resp, error: Exception, params) -> None:
     LOG.error("unexpected error in %s %s [%s]", req.method, req.path, _request_id(req), exc_info=error)
-    _answer(resp, 500, INTERNAL_ERROR_MESSAGE)
+    internal_error(resp)
 
 
 def _request_id(req) -> str | None:

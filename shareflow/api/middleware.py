@@ -1,5 +1,5 @@
 """Falcon middleware: request ids, body limit, authentication, microversions,
-the optional ``/{project_id}`` path segment, and JSON bodies.
+the optional ``/{project_id}`` path segment, JSON bodies, and rendering answers.
 
 Order matters and follows Manila's paste pipeline (request_id, sizelimit,
 authtoken, then the API router that reads the microversion and the body):
@@ -10,25 +10,51 @@ independent middleware), so error bodies carry the ids and version too.
 
 from __future__ import annotations
 
-import json
+import logging
 import uuid
 
 import falcon
 
-from shareflow.api import microversions
+from shareflow.api import codec, errors, microversions
+from shareflow.api.codec import MALFORMED_BODY, decode_json  # noqa: F401 (resources import them from here)
 from shareflow.auth import Authenticator
 from shareflow.exceptions import InvalidInput, OverLimit
 from shareflow.services.context import Caller
 
+LOG = logging.getLogger(__name__)
+
 #: Paths answered without authentication: the versions documents.
 PUBLIC_PATHS = frozenset({"/", "/v2"})
 V2_PREFIX = "/v2"
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-MALFORMED_BODY = "Malformed request body"
+#: Methods whose body is decoded (and so checked). A DELETE's body is never
+#: used, but one that is sent is held to the same rules as any other.
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def is_v2(path: str) -> bool:
     return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+class RenderMiddleware:
+    """Renders ``resp.media`` to bytes in ``process_response``; registered
+    first, so this runs after every other middleware's ``process_response``.
+
+    Falcon renders media after all middleware and error handlers: a value it
+    cannot encode there (a lone surrogate, an object JSON does not know)
+    becomes a 500 whose body is dropped, an empty answer. Rendered here, the
+    same failure is still answered with Manila's 500 body."""
+
+    def process_response(self, req, resp, resource, req_succeeded) -> None:
+        media = resp.media
+        if media is None or resp.text is not None or resp.data is not None:
+            return
+        try:
+            resp.data = codec.render(media)
+        except Exception as error:  # a bug: never an empty or half-written body
+            LOG.error("cannot render the answer to %s %s [%s]", req.method, req.path,
+                      getattr(req.context, "request_id", None), exc_info=error)
+            errors.internal_error(resp)
+        resp.content_type = falcon.MEDIA_JSON
 
 
 class RequestIdMiddleware:
@@ -101,7 +127,7 @@ class RequestBodyMiddleware:
     A project in the path that is not the caller's is Manila's 400 "Malformed
     request url" (``Resource._process_stack``), for admins too. The body is
     decoded only for routes that exist, so a bad body on an unknown path is a
-    404, not a 400."""
+    404, not a 400; see :mod:`shareflow.api.codec` for what a body must be."""
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         project = params.pop("project_id", None)
@@ -113,24 +139,5 @@ class RequestBodyMiddleware:
             req.context.project_in_path = project
         raw = req.context.raw_body
         if raw and req.method in BODY_METHODS:
+            codec.require_json(req.content_type)
             req.context.body = decode_json(raw)
-
-
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise ValueError(f"{text} is out of range")
-    return value
-
-
-def decode_json(raw: bytes):
-    """Strict JSON: no NaN/Infinity (not even as 1e999), no absurdly deep
-    nesting, no huge integers (Python refuses those with a ValueError of its own)."""
-    try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants, parse_float=_finite_float)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise InvalidInput("request body is not valid JSON", user_message=MALFORMED_BODY) from None

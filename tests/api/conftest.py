@@ -101,6 +101,9 @@ class ApiEnv:
             kwargs["json"] = json_body
         elif body is not None:
             kwargs["body"] = body
+            # What every client sends with a body (a test of other types says so).
+            if not any(k.lower() == "content-type" for k in hdrs):
+                hdrs["Content-Type"] = "application/json"
         result = self.client.simulate_request(method, path, headers=hdrs, params=params, **kwargs)
         check_response(result)
         return result
