@@ -33,6 +33,57 @@ _EXTRA_SPEC_KEY = re.compile(r"^[A-Za-z0-9_.:\-]{1,255}$")
 _SHARE_TYPE_NAME = re.compile(r"^[A-Za-z0-9_.\- ]{1,255}$")
 
 
+# --- typed readers of JSON values ---------------------------------------------
+# The request decoder (shareflow.api.codec) already refused bodies that are not
+# JSON or hold text that is not storable; these refuse a field whose JSON type
+# is not the one it takes (an empty list or object is not "no value"), so no
+# value is ever coerced by its truthiness.
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of a decoded value, for messages (never the value itself:
+    it may be large)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list" if value else "an empty list"
+    if isinstance(value, dict):
+        return "an object" if value else "an empty object"
+    return type(value).__name__
+
+
+def optional_ref(value: Any, what: str, limit: int = 255) -> str | None:
+    """An optional id or name of something (a share type, a snapshot, a zone):
+    a string, or null or "" for none, as Manila reads these."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"Invalid {what}: expected a string or null, got {json_type(value)}.")
+    if len(value) > limit:
+        raise InvalidInput(f"Invalid {what}: longer than {limit} characters.")
+    return value
+
+
+def optional_boolean(value: Any, what: str, default: bool | None = None) -> bool | None:
+    """A boolean field that may be absent or null (then ``default``)."""
+    return default if value is None else boolean(value, what)
+
+
+def optional_object(value: Any, what: str) -> dict:
+    """An object field that may be absent or null (then empty)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput(f"Invalid {what}: expected an object, got {json_type(value)}.")
+    return value
+
+
 def require_dict(body: Any, key: str) -> dict:
     """The request body must be an object holding an object under ``key``."""
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):
@@ -41,10 +92,12 @@ def require_dict(body: Any, key: str) -> dict:
 
 
 def uuid_str(value: Any, what: str = "id") -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"Invalid {what}: expected a UUID string, got {json_type(value)}.")
     try:
-        return str(uuid.UUID(str(value)))
-    except (ValueError, TypeError, AttributeError):
-        raise InvalidInput(f"Invalid {what}: {value!r} is not a UUID.") from None
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise InvalidInput(f"Invalid {what}: {value[:64]!r} is not a UUID.") from None
 
 
 def share_size(value: Any) -> int:
@@ -76,7 +129,7 @@ def optional_text(value: Any, what: str, limit: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be a string.")
+        raise InvalidInput(f"{what} must be a string, got {json_type(value)}.")
     if len(value) > limit:
         raise InvalidInput(f"{what} is longer than {limit} characters.")
     if "\x00" in value:
@@ -104,7 +157,8 @@ def boolean(value: Any, what: str) -> bool:
             return False
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise InvalidInput(f"{what} must be a boolean, got {value!r}.")
+    shown = repr(value[:64]) if isinstance(value, str) else json_type(value)
+    raise InvalidInput(f"{what} must be a boolean, got {shown}.")
 
 
 def metadata(value: Any) -> dict[str, str]:

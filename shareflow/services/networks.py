@@ -247,7 +247,7 @@ class ShareNetworkService:
             raise InvalidInput(BOTH_IDS)
         net_ref, subnet_ref = self._neutron_ids(values.get("neutron_net_id"),
                                                 values.get("neutron_subnet_id"))
-        zone_ref = values.get("availability_zone")
+        zone_ref = validation.optional_ref(values.get("availability_zone"), "availability_zone")
         now = self._clock()
         with self._db.write() as s:
             sn = networks_db.get_share_network(s, share_network_id, caller.scope)

@@ -179,7 +179,7 @@ class ShareServerService:
             raise InvalidInput("no task_state", user_message="Must specify 'task_state'")
         task_state = body["task_state"]
         if task_state is not None:
-            if task_state in MIGRATION_TASK_STATES:
+            if isinstance(task_state, str) and task_state in MIGRATION_TASK_STATES:
                 raise InvalidInput(
                     f"task_state {task_state!r}",
                     user_message="Share server migration is not supported by this service; "

@@ -21,6 +21,7 @@ from shareflow.api.resources.base import (
     version,
 )
 from shareflow.api.views import access as access_view
+from shareflow.domain import validation
 from shareflow.exceptions import InvalidInput
 
 #: Manila share actions this service does not implement (yet): a clear 400.
@@ -56,7 +57,7 @@ class ShareActions(Resource):
         if access_type is None or access_to is None:
             raise InvalidInput("Both access_type and access_to are required.")
         ver = version(req)
-        if ver.at_least("2.45") and info.get("metadata"):
+        if ver.at_least("2.45") and validation.optional_object(info.get("metadata"), "metadata"):
             raise InvalidInput("Access rule metadata is not supported by this service.")
         rule = self.services.shares.allow_access(
             caller(req), share_id, access_type=access_type, access_to=access_to,

@@ -68,7 +68,9 @@ class ShareTypes(Resource):
         if isinstance(specs, dict) and version(req).before("2.24"):
             # Before 2.24 snapshot_support was required and defaulted to True.
             specs = {"snapshot_support": True, **specs}
-        is_public = next((data[k] for k in IS_PUBLIC_KEYS if k in data), True)
+        # Every spelling given must be a boolean, also the one not taken.
+        flags = [validation.boolean(data[k], k) for k in IS_PUBLIC_KEYS if k in data]
+        is_public = flags[0] if flags else True
         stype = self.services.share_types.create(
             who, name=data.get("name"), extra_specs=specs, description=description,
             is_public=is_public,

@@ -114,22 +114,26 @@ class Shares(Resource):
         is_public = share.get("is_public", False)
         if "is_public" in share:
             is_public = public_flag(is_public, is_admin=who.is_admin)
-        availability_zone = share.get("availability_zone") or None
-        if availability_zone is not None:
-            availability_zone = validation.optional_text(availability_zone, "availability_zone", 255)
+        # Each spelling is typed before one is chosen: a wrong type in the one
+        # not taken is still a 400, never a value dropped for being falsy.
+        names = [validation.share_name(share.get(k)) for k in ("name", "display_name")]
+        descriptions = [validation.share_description(share.get(k))
+                        for k in ("description", "display_description")]
+        refs = {k: validation.optional_ref(share.get(k), k) for k in (
+            "share_type", "volume_type", "availability_zone", "share_network_id", "snapshot_id")}
         created = self.services.shares.create(
             who,
             size=share.get("size"),
             share_proto=share.get("share_proto"),
             # Manila prefers the new spelling only when it is non-empty.
-            name=share.get("name") or share.get("display_name"),
-            description=share.get("description") or share.get("display_description"),
-            share_type=share.get("share_type", share.get("volume_type")) or None,
+            name=names[0] or names[1],
+            description=descriptions[0] or descriptions[1],
+            share_type=refs["share_type"] if "share_type" in share else refs["volume_type"],
             metadata=share.get("metadata"),
             is_public=is_public,
-            availability_zone=availability_zone,
-            share_network_id=share.get("share_network_id") or None,
-            snapshot_id=share.get("snapshot_id") or None,
+            availability_zone=refs["availability_zone"],
+            share_network_id=refs["share_network_id"],
+            snapshot_id=refs["snapshot_id"],
         )
         reply(resp, {"share": view.detail(created, self.view_context(req))})
 

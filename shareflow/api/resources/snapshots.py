@@ -23,7 +23,9 @@ from shareflow.api.resources.base import (
     version,
 )
 from shareflow.api.views import snapshots as view
+from shareflow.domain import validation
 from shareflow.exceptions import InvalidInput
+from shareflow.services.snapshots import display_field
 
 #: Sort keys a client may send (manilaclient's SNAPSHOT_SORT_KEY_VALUES, and
 #: the timestamps) -> columns.
@@ -40,6 +42,12 @@ EQUAL_FILTERS = {
 }
 #: Snapshot actions Manila has and this service does not.
 UNSUPPORTED = frozenset({"unmanage", "allow_access", "deny_access"})
+
+
+def _typed_names(data: dict) -> None:
+    """Both spellings are text or null, also the one not taken."""
+    for key in ("name", "display_name", "description", "display_description"):
+        display_field(data.get(key), key)
 
 
 def _named(data: dict, new: str, old: str):
@@ -87,6 +95,10 @@ class Snapshots(Resource):
 
     def on_post(self, req, resp) -> None:
         _, data = section(req, "snapshot")
+        # Manila's v2 create ignores ``force`` (manilaclient always sends it);
+        # it must still be a boolean.
+        validation.optional_boolean(data.get("force"), "force")
+        _typed_names(data)
         created = self.services.snapshots.create(
             caller(req),
             share_id=data.get("share_id"),
@@ -103,6 +115,7 @@ class Snapshot(Resource):
 
     def on_put(self, req, resp, snapshot_id: str) -> None:
         _, data = section(req, "snapshot")
+        _typed_names(data)
         snap = self.services.snapshots.update(caller(req), snapshot_id, fields=data)
         reply(resp, {"snapshot": view.detail(snap, self.view_context(req))})
 
