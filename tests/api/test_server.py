@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -53,6 +54,39 @@ def _get(url: str, token: str | None = None) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
+def _raw(port: int, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, dict]:
+    """A request exactly as given (urllib would add a form content type)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read().decode("utf-8"))
+    finally:
+        connection.close()
+
+
+def _malformed_over_http(port: int, token: str) -> None:
+    """Issue 8's malformed requests, over a real socket: Manila's 400 body each time."""
+    auth = {"X-Auth-Token": token}
+    valid = b'{"share": {"size": 1, "share_proto": "NFS"}}'
+    surrogate = b'{"share": {"size": 1, "share_proto": "NFS", "name": "\\ud800"}}'
+    for body, headers, message in [
+        (surrogate, {"Content-Type": "application/json"}, None),
+        (valid, {"Content-Type": "text/plain"}, "Unsupported Content-Type"),
+        (b"share=1", {"Content-Type": "application/x-www-form-urlencoded"}, "Unsupported Content-Type"),
+        (b"<share/>", {"Content-Type": "application/xml"}, "Unsupported Content-Type"),
+        (valid, {}, "Unsupported Content-Type"),
+        (b'{"share": {"name": "\xed\xa0\x80"}}', {"Content-Type": "application/json"},
+         "Malformed request body"),
+    ]:
+        status, answer = _raw(port, "POST", "/v2/shares", body, {**auth, **headers})
+        assert status == 400 and answer["badRequest"]["code"] == 400, (body, headers, answer)
+        assert message is None or answer["badRequest"]["message"] == message, answer
+    for path in ("/v2/shares/%ed%a0%80", "/v2/shares?name=%ed%a0%80&sort_key=%ff", "/v2/shares/%ff/metadata"):
+        status, answer = _raw(port, "GET", path, None, auth)
+        assert status in (200, 400, 404), (path, answer)
+
+
 def test_served_by_gunicorn(zookeeper_server, tmp_path):
     port = free_port()
     with chroot(zookeeper_server.hosts) as zk_root:
@@ -88,6 +122,8 @@ def test_served_by_gunicorn(zookeeper_server, tmp_path):
             for _ in range(6):  # several requests: reach both workers
                 status, body = _get(base + "/v2/shares", token)
                 assert status == 200 and body == {"shares": []}
+            _malformed_over_http(port, token)
+            assert _get(base + "/v2/shares", token) == (200, {"shares": []})
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
