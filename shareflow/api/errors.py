@@ -130,9 +130,25 @@ def _request_id(req) -> str | None:
     return getattr(req.context, "request_id", None)
 
 
+def _guarded(handler):
+    """A handler that fails in turn (a bug in an error class, say) still
+    answers Manila's 500 body: falcon would let that failure escape to the
+    WSGI server, which answers with a page of its own."""
+
+    def guarded(req, resp, error, params) -> None:
+        try:
+            handler(req, resp, error, params)
+        except Exception as failure:  # noqa: BLE001 - the last line of defence
+            LOG.error("the error handler for %r failed in %s %s [%s]", type(error).__name__, req.method,
+                      req.path, _request_id(req), exc_info=failure)
+            internal_error(resp)
+
+    return guarded
+
+
 def register(app: falcon.App) -> None:
     # Falcon picks the most specific handler by the exception's MRO, so the
     # order of registration does not matter; the catch-all goes first anyway.
-    app.add_error_handler(Exception, handle_unexpected)
-    app.add_error_handler(falcon.HTTPError, handle_http_error)
-    app.add_error_handler(ShareflowError, handle_shareflow_error)
+    app.add_error_handler(Exception, _guarded(handle_unexpected))
+    app.add_error_handler(falcon.HTTPError, _guarded(handle_http_error))
+    app.add_error_handler(ShareflowError, _guarded(handle_shareflow_error))

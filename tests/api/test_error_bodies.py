@@ -17,6 +17,14 @@ from shareflow.exceptions import InvalidInput
 from tests.api.conftest import MAX, assert_fault
 
 
+class BrokenError(InvalidInput):
+    """An error class with a bug: its message cannot be read."""
+
+    @property
+    def user_message(self) -> str:
+        raise AttributeError("no message")
+
+
 class Misbehaving:
     def on_get(self, req, resp, what: str) -> None:
         if what == "surrogate-message":
@@ -31,6 +39,8 @@ class Misbehaving:
             return
         if what == "bug":
             raise RuntimeError("a bug")
+        if what == "broken-error":
+            raise BrokenError("broken")
         resp.media = {"ok": "☃"}
 
 
@@ -57,8 +67,8 @@ def test_a_message_echoing_a_lone_surrogate_is_still_answered(api, client):
     assert assert_fault(get(api, client, "surrogate-description"), 400) == "bad \ufffd"
 
 
-@pytest.mark.parametrize("what", ["surrogate-answer", "object-answer", "bug"])
-def test_an_answer_that_cannot_be_rendered_is_manilas_500_not_an_empty_body(api, client, what):
+@pytest.mark.parametrize("what", ["surrogate-answer", "object-answer", "bug", "broken-error"])
+def test_an_answer_or_error_that_cannot_be_rendered_is_manilas_500_not_an_empty_body(api, client, what):
     result = get(api, client, what)
     assert result.status_code == 500
     assert json.loads(result.text) == {"computeFault": {"code": 500, "message": INTERNAL_ERROR_MESSAGE}}
