@@ -23,12 +23,15 @@ from typing import Any
 from shareflow.exceptions import InvalidInput
 
 JSON_MEDIA_TYPE = "application/json"
-#: Manila's answer when the body's declared type is not JSON
-#: (manila/api/openstack/wsgi.py ``Resource._process_stack``: a 400).
+#: Manila's words for a body whose declared type is not JSON, with a 400
+#: (manila/api/openstack/wsgi.py ``Resource._process_stack``). Manila never
+#: answers 415 (``badMediaType`` is only in its table of fault names): its
+#: ``get_body`` drops such a body and the handler sees none. Refusing it
+#: instead keeps a form or XML body from being taken for an empty one.
 UNSUPPORTED_CONTENT_TYPE = "Unsupported Content-Type"
 MALFORMED_BODY = "Malformed request body"
 NOT_UNICODE = "Malformed request body: text must be valid Unicode, without lone surrogates."
-#: What Manila answers for a NUL in metadata (``check_metadata_properties``); said of any text here.
+#: The words the metadata routes answered a NUL with; now said of any text.
 HOLDS_NUL = MALFORMED_BODY
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
