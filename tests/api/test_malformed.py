@@ -2,7 +2,7 @@
 and a rejected request changes nothing in the database.
 
 The write routes are read from the falcon app's router and must all be in
-:data:`ROUTES` (a new route cannot be forgotten). Every one of them gets the
+:func:`routes` (a new route cannot be forgotten). Every one of them gets the
 body-level classes: a body that is not declared JSON, one that is not JSON,
 one whose text is not Unicode (lone surrogates) or holds a NUL. Routes that
 read fields also get, for every field, each JSON type it does not take
@@ -58,7 +58,7 @@ NOT_BODIES = ["", "null", "true", "0", "1e999", '"text"', "[]", "[{}]", "{", "}{
               json.dumps({"k": [[[[[[[[[[[]]]]]]]]]]]})]
 NOT_JSON_TYPES = ["text/plain", "application/x-www-form-urlencoded", "application/xml", "text/xml",
                   "multipart/form-data; boundary=x", "application/json-patch+json",
-                  "application/json; charset=latin-1", None]
+                  "application/json; charset=latin-1", None]  # None: no type at all
 NOT_JSON = ["{", "}{", "not json", "{'share': {}}", "[1,", '{"x": NaN}', '{"x": Infinity}', "1e999",
             '{"x": 1e999}', "\x00", "[" * 5000 + "]" * 5000]
 NOT_JSON_BYTES = [b"\xff\xfe{}", b'{"x": "\xed\xa0\x80"}', b'{"x": "\xc0\xaf"}', b'{"\xff": 1}']
@@ -71,7 +71,8 @@ WRONG_SHAPE = ["null", "true", "0", '"text"', "[]", "[{}]", "{}"]
 @dataclass
 class Variant:
     """One body a route takes: ``fields`` maps a path into the body to the
-    junk names it accepts there; ``section`` what the whole top value accepts."""
+    names of the :data:`JSON_TYPES` it takes there (all others must be a 400);
+    ``section`` the same for the body's one top-level value (None: not tried)."""
 
     body: dict
     fields: dict[tuple, frozenset[str]] = field(default_factory=dict)
@@ -253,8 +254,8 @@ def routes(t) -> list[Route]:
 
 
 def variants(key: str, fields: dict) -> list:
-    """The valid body, then each field replaced by each junk value, then each
-    field dropped, then the section itself replaced by junk."""
+    """Each field replaced by each junk value, then each field dropped, then
+    the section itself replaced by junk."""
     bodies = []
     for name, value in itertools.product(fields, JUNK):
         bodies.append({key: {**fields, name: value}})
