@@ -52,6 +52,9 @@ JOB_RUNNING = "running"
 JOB_SUCCEEDED = "succeeded"
 JOB_FAILED = "failed"
 JOB_TRASHED = "trashed"
+#: Its flow could not be loaded (not even from a clean reload): taken off the
+#: board, its logbook kept as it was, for an operator to resume or cancel.
+JOB_STALLED = "stalled"
 
 SHARE = "share"
 SNAPSHOT = "snapshot"
@@ -109,6 +112,7 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         JOB_SUCCEEDED: frozenset({JOB_POSTED, JOB_RUNNING}),
         JOB_FAILED: frozenset({JOB_POSTED, JOB_RUNNING}),
         JOB_TRASHED: frozenset({JOB_POSTED, JOB_RUNNING}),
+        JOB_STALLED: frozenset({JOB_POSTED, JOB_RUNNING}),
     },
 }
 

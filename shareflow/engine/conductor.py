@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
+import traceback
 
 from kazoo.client import KazooClient
+from taskflow import engines
+from taskflow import states as tf_states
 from taskflow.conductors.backends.impl_blocking import BlockingConductor
 from taskflow.jobs import base as jobs_base
 from taskflow.types import timing
 
+from shareflow.engine import checkpoints
+from shareflow.engine.checkpoints import Checkpoints
 from shareflow.engine.listeners import (
     ClaimWatchListener,
     DeferredDurationListener,
     JobRecordListener,
 )
+from shareflow.engine.loading import is_transient, job_store, save_store
 from shareflow.engine.runtime import RUNTIME, Runtime
 from shareflow.exceptions import ShareflowError
 
@@ -57,7 +64,7 @@ def _job_id(job) -> str | None:
 
 class ShareflowConductor(BlockingConductor):
     def __init__(self, name: str, board, persistence, runtime: Runtime, *, poll_interval: float,
-                 client: KazooClient):
+                 client: KazooClient, checkpoints: Checkpoints | None = None):
         self._timeout = WakeableTimeout(poll_interval)
         self._client = client
         super().__init__(
@@ -65,6 +72,9 @@ class ShareflowConductor(BlockingConductor):
             engine_options=ENGINE_OPTIONS, wait_timeout=self._timeout,
         )
         self._runtime = runtime
+        self._checkpoints = checkpoints or Checkpoints()
+        #: board job uuid -> its engine, loaded by _dispatch_job for TaskFlow's.
+        self._loaded: dict = {}
         board.notifier.register(jobs_base.POSTED, self._on_posted)
 
     @property
@@ -73,11 +83,6 @@ class ShareflowConductor(BlockingConductor):
 
     def _on_posted(self, state, details):
         self._timeout.wake()
-
-    def _engine_from_job(self, job):
-        engine = super()._engine_from_job(job)
-        engine.storage.inject({RUNTIME: self._runtime}, transient=True)
-        return engine
 
     def _listeners_from_job(self, job, engine):
         listeners = super()._listeners_from_job(job, engine)
@@ -91,30 +96,98 @@ class ShareflowConductor(BlockingConductor):
         return listeners
 
     def _dispatch_job(self, job):
+        """Load the job's engine ourselves (see ``shareflow.engine.loading``),
+        then let TaskFlow run it. Returns whether the job is done (consumed)
+        or goes back to the board (abandoned); raises once the job has been
+        set aside, which takes it off the board."""
         job_id = _job_id(job)
-        if job_id:
-            # Recorded here rather than on the flow's RUNNING notification: a
-            # resumed flow is already RUNNING and would not notify again.
-            try:
-                self._runtime.recorder.job_running(job_id, self._name)
-            except ShareflowError:
-                LOG.exception("could not record that job %s runs", job_id)
         try:
+            self._checkpoints.reach(checkpoints.CLAIMED, job.uuid)
+            if job_id:
+                # Recorded here rather than on the flow's RUNNING notification: a
+                # resumed flow is already RUNNING and would not notify again.
+                try:
+                    self._runtime.recorder.job_running(job_id, self._name)
+                except ShareflowError:
+                    LOG.exception("could not record that job %s runs", job_id)
+            self._loaded[job.uuid] = self._load_engine(job)
             return super()._dispatch_job(job)
         except Exception as error:
-            # Raised before the engine ran (the flow could not be loaded): the
-            # board will trash the job and nothing would ever revert it, so the
-            # resource is failed here.
-            self._record_unloadable(job, error)
+            if is_transient(error):
+                # Nothing was lost: the next claim (here or elsewhere) loads
+                # it again once the database or ZooKeeper answers.
+                LOG.warning("job %s (%s) could not be loaded for now, back to the board: %r",
+                            job, job_id, error)
+                return False
+            self._set_aside(job, error)
             raise
+        finally:
+            self._loaded.pop(job.uuid, None)
 
-    def _record_unloadable(self, job, error: Exception) -> None:
+    def _load_engine(self, job):
+        """Everything between the claim and the first atom, with a test
+        checkpoint between each persisted step."""
+        reach = functools.partial(self._checkpoints.reach, job_uuid=job.uuid)
+        flow_detail = self._flow_detail_from_job(job)
+        reach(checkpoints.BOOK_LOADED)
+        save_store(self._persistence, flow_detail, job_store(job, flow_detail))
+        reach(checkpoints.STORE_SAVED)
+        # No store here: it is persisted already (TaskFlow would write it in two parts).
+        engine = engines.load_from_detail(
+            flow_detail, engine=self._engine, backend=self._persistence, **self._engine_options,
+        )
+        engine.storage.inject({RUNTIME: self._runtime}, transient=True)
+        if self._checkpoints.active:
+            self._hold_at_flow_states(engine, job.uuid)
+        reach(checkpoints.ENGINE_LOADED)
+        # Done here, not left to TaskFlow's dispatch: there a failure to
+        # compile or prepare consumes the job without a word, leaving its
+        # resource in its working status. TaskFlow's own calls are then no-ops
+        # (validate only checks again).
+        engine.compile()
+        reach(checkpoints.COMPILED)
+        engine.prepare()
+        engine.validate()
+        reach(checkpoints.PREPARED)
+        return engine
+
+    def _hold_at_flow_states(self, engine, job_uuid: str) -> None:
+        points = {tf_states.RESUMING: checkpoints.RESUMING, tf_states.SUSPENDED: checkpoints.ATOMS_ENSURED,
+                  tf_states.RUNNING: checkpoints.RUNNING}
+
+        def on_flow_state(state, details):
+            self._checkpoints.reach(points[state], job_uuid)
+
+        for state in points:
+            engine.notifier.register(state, on_flow_state)
+
+    def _engine_from_job(self, job):
+        return self._loaded[job.uuid]
+
+    def _set_aside(self, job, error: Exception) -> None:
+        """A job whose flow cannot be loaded, even from a clean reload: it
+        leaves the board (another claim would fail the same way, forever), its
+        record becomes ``stalled`` and keeps its logbook for an operator to
+        resume, and its resource gets its failed status and a message saying
+        so - a resource is never left in a working status."""
         job_id = _job_id(job)
-        LOG.error("job %s (%s) could not be loaded and is trashed: %s", job, job_id, error)
+        LOG.error("job %s (%s) could not be loaded and is set aside: %r", job, job_id, error,
+                  exc_info=error)
         if not job_id:
             return
         try:
-            self._runtime.recorder.job_failed(job_id, None, f"could not load the flow: {error!r}", trashed=True)
-            self._runtime.recorder.resource_failed(job_id, None, "an internal error occurred")
+            self._runtime.recorder.job_stalled(
+                job_id, f"could not load the flow: {error!r}\n{_traceback(error)}",
+            )
+            self._runtime.recorder.resource_failed(job_id, None, set_aside_reason(job_id))
         except ShareflowError:
-            LOG.exception("could not record the failure of job %s", job_id)
+            LOG.exception("could not record that job %s is set aside", job_id)
+
+
+def set_aside_reason(job_id: str) -> str:
+    return (f"its flow could not be loaded; the job was kept for an administrator to resume "
+            f"(job {job_id})")
+
+
+def _traceback(error: BaseException) -> str:
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))

@@ -22,6 +22,7 @@ from shareflow.db import pools as pools_db
 from shareflow.db.engine import Database
 from shareflow.drivers.registry import build_backend
 from shareflow.engine.boards import Boards
+from shareflow.engine.checkpoints import Checkpoints
 from shareflow.engine.conductor import ShareflowConductor
 from shareflow.engine.housekeeping import delete_unused_share_servers, fail_unposted_jobs
 from shareflow.engine.locks import ResourceLocks
@@ -103,6 +104,7 @@ class Worker:
                 conductor = ShareflowConductor(
                     conductor_name(cfg, self.index, name), board, persistence, runtime,
                     poll_interval=cfg.conductor.poll_interval, client=client,
+                    checkpoints=Checkpoints(cfg.backend(name).fault_plan, hang_limit=cfg.conductor.step_timeout),
                 )
                 self._conductors.append(conductor)
                 t = threading.Thread(target=conductor.run, name=f"conductor-{name}", daemon=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import uuid
@@ -44,7 +45,9 @@ def test_job_recorded_but_never_posted_fails_its_share(stack):
 
 def test_job_whose_flow_cannot_be_loaded_fails_its_share(stack, monkeypatch):
     """A job naming a flow factory that no longer exists (renamed without an
-    alias) is trashed by the conductor, and its share is failed, not stranded."""
+    alias) is set aside by the conductor (off the board, its record
+    ``stalled`` with its logbook kept for an operator) and its share is
+    failed with a message saying so, not stranded."""
 
     def retired():  # stands for a factory removed from the code base
         raise AssertionError("never called here")
@@ -73,10 +76,21 @@ def test_job_whose_flow_cannot_be_loaded_fails_its_share(stack, monkeypatch):
         services.close()
     wait_until(lambda: stack.share_row(share_id).status == states.ERROR, 30, "the share to fail")
     finished = stack.finished_job(share_id)
-    assert finished.state == states.JOB_TRASHED and "Could not import factory" in finished.failure
+    assert finished.state == states.JOB_STALLED and "Could not import factory" in finished.failure
     with stack.db.read() as s:
         (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share_id)).all()
-    assert msg.user_message == "create: the job could not be run: an internal error occurred"
+    assert msg.user_message == (
+        f"create: the job could not be run: its flow could not be loaded; the job was kept for "
+        f"an administrator to resume (job {job.id})"
+    )
+    # Its logbook is kept, as it was, for the operator.
+    services = stack.services()
+    try:
+        with contextlib.closing(services.persistence.get_connection()) as conn:
+            book = conn.get_logbook(job.logbook_id)
+    finally:
+        services.close()
+    assert book.find(job.flow_detail_id).meta["factory"]["name"].endswith("retired_create_share")
 
 
 def test_dead_export_server_is_restarted_with_its_exports(stack):

@@ -1,0 +1,76 @@
+"""Named points in a conductor's handling of a job where a test can hold it.
+
+Tests only, like the fault-injecting driver proxy, and steered by the same
+plan file (a backend's ``fault_plan``): an entry ``"conductor.<point>":
+"hang"`` holds every conductor of that backend that reaches ``<point>``
+until the entry changes, and ``"fail"`` raises :class:`InjectedFault` there.
+A holding conductor first writes :func:`marker_path` (its pid and the job),
+so a test knows which worker to SIGKILL at exactly that instant.
+
+Without a plan (production) every point is a single attribute test.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from shareflow.drivers.fault import FAIL, HANG, POLL_INTERVAL, read_plan
+from shareflow.exceptions import InjectedFault
+
+LOG = logging.getLogger(__name__)
+
+#: The points, in the order a conductor passes them for a fresh job.
+CLAIMED = "claimed"  # the claim is ours; nothing written yet
+BOOK_LOADED = "book_loaded"  # logbook and flow detail read
+STORE_SAVED = "store_saved"  # the job's store persisted (one transaction)
+ENGINE_LOADED = "engine_loaded"  # engine built over the persisted flow detail
+COMPILED = "compiled"
+RESUMING = "resuming"  # flow RESUMING persisted, its atom details not yet
+ATOMS_ENSURED = "atoms_ensured"  # every atom detail persisted (flow SUSPENDED)
+PREPARED = "prepared"  # prepared and validated, about to run
+RUNNING = "running"  # flow RUNNING persisted, no atom started yet
+POINTS = (CLAIMED, BOOK_LOADED, STORE_SAVED, ENGINE_LOADED, COMPILED, RESUMING, ATOMS_ENSURED,
+          PREPARED, RUNNING)
+
+PREFIX = "conductor."
+
+
+def marker_path(plan_path: str | os.PathLike, point: str) -> Path:
+    """Where a conductor held at ``point`` says who it is."""
+    return Path(f"{os.fspath(plan_path)}.at-{point}")
+
+
+class Checkpoints:
+    def __init__(self, plan_path: str | os.PathLike | None = None, *, hang_limit: float = 60.0):
+        self._plan_path = os.fspath(plan_path) if plan_path is not None else None
+        self._hang_limit = hang_limit
+
+    @property
+    def active(self) -> bool:
+        return self._plan_path is not None
+
+    def reach(self, point: str, job_uuid: str) -> None:
+        if self._plan_path is None:
+            return
+        key = PREFIX + point
+        action = read_plan(self._plan_path).get(key)
+        if action == FAIL:
+            LOG.info("injecting a failure at %s for job %s", key, job_uuid)
+            raise InjectedFault(key)
+        if action != HANG:
+            return
+        LOG.info("holding job %s at %s until the plan changes", job_uuid, key)
+        marker = marker_path(self._plan_path, point)
+        tmp = marker.with_name(marker.name + ".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "job": job_uuid}))
+        tmp.replace(marker)
+        deadline = time.monotonic() + self._hang_limit
+        while read_plan(self._plan_path).get(key) == HANG and time.monotonic() < deadline:
+            time.sleep(POLL_INTERVAL)
+        # Released (or held too long): whatever the plan says now applies.
+        if read_plan(self._plan_path).get(key) == FAIL:
+            raise InjectedFault(key)
