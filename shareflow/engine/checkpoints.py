@@ -5,7 +5,9 @@ plan file (a backend's ``fault_plan``): an entry ``"conductor.<point>":
 "hang"`` holds every conductor of that backend that reaches ``<point>``
 until the entry changes, and ``"fail"`` raises :class:`InjectedFault` there.
 A holding conductor first writes :func:`marker_path` (its pid and the job),
-so a test knows which worker to SIGKILL at exactly that instant.
+so a test knows which worker to SIGKILL at exactly that instant. The points
+passed as the engine changes the flow's state (resuming, atoms_ensured,
+running) can only hold: TaskFlow's notifier swallows what its callbacks raise.
 
 Without a plan (production) every point is a single attribute test.
 """
@@ -23,18 +25,22 @@ from shareflow.exceptions import InjectedFault
 
 LOG = logging.getLogger(__name__)
 
-#: The points, in the order a conductor passes them for a fresh job.
+#: The points, in the order a conductor passes them.
 CLAIMED = "claimed"  # the claim is ours; nothing written yet
 BOOK_LOADED = "book_loaded"  # logbook and flow detail read
 STORE_SAVED = "store_saved"  # the job's store persisted (one transaction)
 ENGINE_LOADED = "engine_loaded"  # engine built over the persisted flow detail
 COMPILED = "compiled"
-RESUMING = "resuming"  # flow RESUMING persisted, its atom details not yet
-ATOMS_ENSURED = "atoms_ensured"  # every atom detail persisted (flow SUSPENDED)
-PREPARED = "prepared"  # prepared and validated, about to run
+RESUMING = "resuming"  # flow RESUMING persisted, atom details not yet ensured
+ATOMS_ENSURED = "atoms_ensured"  # every atom detail persisted, flow SUSPENDED
+PREPARED = "prepared"  # every atom detail persisted, validated, about to run
 RUNNING = "running"  # flow RUNNING persisted, no atom started yet
-POINTS = (CLAIMED, BOOK_LOADED, STORE_SAVED, ENGINE_LOADED, COMPILED, RESUMING, ATOMS_ENSURED,
-          PREPARED, RUNNING)
+#: What a conductor passes with a job no conductor has run yet; TaskFlow
+#: ensures the atom details of a fresh flow without any flow state change.
+FRESH_POINTS = (CLAIMED, BOOK_LOADED, STORE_SAVED, ENGINE_LOADED, COMPILED, PREPARED, RUNNING)
+#: What a conductor passes resuming a flow that had started (flow RUNNING).
+RESUME_POINTS = (CLAIMED, BOOK_LOADED, STORE_SAVED, ENGINE_LOADED, COMPILED, RESUMING, ATOMS_ENSURED,
+                 PREPARED, RUNNING)
 
 PREFIX = "conductor."
 

@@ -104,7 +104,8 @@ class Worker:
                 conductor = ShareflowConductor(
                     conductor_name(cfg, self.index, name), board, persistence, runtime,
                     poll_interval=cfg.conductor.poll_interval, client=client,
-                    checkpoints=Checkpoints(cfg.backend(name).fault_plan, hang_limit=cfg.conductor.step_timeout),
+                    checkpoints=Checkpoints(cfg.backend(name).fault_plan,
+                                            hang_limit=cfg.conductor.step_timeout),
                 )
                 self._conductors.append(conductor)
                 t = threading.Thread(target=conductor.run, name=f"conductor-{name}", daemon=True)

@@ -1,0 +1,85 @@
+"""The conductor's test checkpoints: inert without a plan; hold (naming the
+holder) or fail where the plan says, steered through the fault plan file."""
+
+import json
+import os
+import threading
+
+import pytest
+
+from shareflow.engine.checkpoints import PREFIX, Checkpoints, marker_path
+from shareflow.exceptions import InjectedFault
+
+
+def write_plan(path, plan):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(plan))
+    tmp.replace(path)
+
+
+@pytest.fixture
+def plan(tmp_path):
+    return tmp_path / "faults.json"
+
+
+def test_without_a_plan_checkpoints_are_inert(plan):
+    write_plan(plan, {PREFIX + "claimed": "fail"})  # not this conductor's plan
+    points = Checkpoints()
+    assert not points.active
+    points.reach("claimed", "job-1")
+
+
+def test_other_points_and_driver_entries_pass(plan):
+    write_plan(plan, {PREFIX + "compiled": "fail", "claimed": "fail"})
+    Checkpoints(plan).reach("claimed", "job-1")
+
+
+def test_fail(plan):
+    write_plan(plan, {PREFIX + "book_loaded": "fail"})
+    with pytest.raises(InjectedFault) as e:
+        Checkpoints(plan).reach("book_loaded", "job-1")
+    assert e.value.point == PREFIX + "book_loaded"
+
+
+def test_hold_names_the_holder_until_released(plan):
+    write_plan(plan, {PREFIX + "store_saved": "hang"})
+    done = threading.Event()
+
+    def held():
+        Checkpoints(plan, hang_limit=30).reach("store_saved", "job-7")
+        done.set()
+
+    t = threading.Thread(target=held, daemon=True)
+    t.start()
+    marker = marker_path(plan, "store_saved")
+    for _ in range(500):
+        if marker.exists():
+            break
+        done.wait(0.01)
+    assert json.loads(marker.read_text()) == {"pid": os.getpid(), "job": "job-7"}
+    assert not done.is_set()
+    write_plan(plan, {})
+    t.join(5)
+    assert done.is_set()
+
+
+def test_hold_changed_to_fail_fails(plan):
+    write_plan(plan, {PREFIX + "compiled": "hang"})
+    box = {}
+
+    def held():
+        try:
+            Checkpoints(plan, hang_limit=30).reach("compiled", "job-1")
+        except InjectedFault as e:
+            box["error"] = e
+
+    t = threading.Thread(target=held, daemon=True)
+    t.start()
+    marker = marker_path(plan, "compiled")
+    for _ in range(500):
+        if marker.exists():
+            break
+        t.join(0.01)
+    write_plan(plan, {PREFIX + "compiled": "fail"})
+    t.join(5)
+    assert isinstance(box.get("error"), InjectedFault)
