@@ -180,7 +180,8 @@ class BackendConfig:
     driver_handles_share_servers: bool
     btrfs: BtrfsConfig
     ganesha: GaneshaConfig
-    #: Tests only: a JSON fault plan read by the fault-injecting driver proxy.
+    #: Tests only: a JSON fault plan read by the fault-injecting driver proxy
+    #: and by the conductors' checkpoints (``shareflow.engine.checkpoints``).
     fault_plan: Path | None
     #: How share servers are kept (used by DHSS=true backends only).
     share_servers: ShareServersConfig | None = None
