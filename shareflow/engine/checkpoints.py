@@ -3,9 +3,10 @@
 Tests only, like the fault-injecting driver proxy, and steered by the same
 plan file (a backend's ``fault_plan``): an entry ``"conductor.<point>":
 "hang"`` holds every conductor of that backend that reaches ``<point>``
-until the entry changes, and ``"fail"`` raises :class:`InjectedFault` there.
-A holding conductor first writes :func:`marker_path` (its pid and the job),
-so a test knows which worker to SIGKILL at exactly that instant. The points
+until the entry changes, ``"fail"`` raises :class:`InjectedFault` there and
+``"unavailable"`` a passing outage (:class:`CoordinationError`). A conductor
+at a point the plan names first writes :func:`marker_path` (its pid and the
+job), so a test knows which worker to SIGKILL at exactly that instant. The points
 passed as the engine changes the flow's state (resuming, atoms_ensured,
 running) can only hold: TaskFlow's notifier swallows what its callbacks raise.
 
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 from shareflow.drivers.fault import FAIL, HANG, POLL_INTERVAL, read_plan
-from shareflow.exceptions import InjectedFault
+from shareflow.exceptions import CoordinationError, InjectedFault
 
 LOG = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ RESUME_POINTS = (CLAIMED, BOOK_LOADED, STORE_SAVED, ENGINE_LOADED, COMPILED, RES
                  PREPARED, RUNNING)
 
 PREFIX = "conductor."
+#: Beside the proxy's "fail" and "hang": a passing outage (ZooKeeper or the
+#: database unreachable), which sends the job back to the board.
+UNAVAILABLE = "unavailable"
 
 
 def marker_path(plan_path: str | os.PathLike, point: str) -> Path:
@@ -64,16 +68,19 @@ class Checkpoints:
             return
         key = PREFIX + point
         action = read_plan(self._plan_path).get(key)
-        if action == FAIL:
-            LOG.info("injecting a failure at %s for job %s", key, job_uuid)
-            raise InjectedFault(key)
-        if action != HANG:
+        if action not in (FAIL, UNAVAILABLE, HANG):
             return
-        LOG.info("holding job %s at %s until the plan changes", job_uuid, key)
         marker = marker_path(self._plan_path, point)
         tmp = marker.with_name(marker.name + ".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "job": job_uuid}))
         tmp.replace(marker)
+        if action == FAIL:
+            LOG.info("injecting a failure at %s for job %s", key, job_uuid)
+            raise InjectedFault(key)
+        if action == UNAVAILABLE:
+            LOG.info("injecting an outage at %s for job %s", key, job_uuid)
+            raise CoordinationError(f"injected outage at {key}")
+        LOG.info("holding job %s at %s until the plan changes", job_uuid, key)
         deadline = time.monotonic() + self._hang_limit
         while read_plan(self._plan_path).get(key) == HANG and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL)

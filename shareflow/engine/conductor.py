@@ -29,6 +29,9 @@ LOG = logging.getLogger(__name__)
 
 ENGINE = "serial"
 ENGINE_OPTIONS = {"defer_reverts": True}
+#: How long a job that met a passing outage while loading is held before it
+#: goes back to the board.
+RETRY_LOAD_DELAY = 1.0
 
 
 class WakeableTimeout(timing.Timeout):
@@ -50,6 +53,10 @@ class WakeableTimeout(timing.Timeout):
     def interrupt(self) -> None:
         super().interrupt()
         self._wake.set()
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds``, less if the conductor is stopped meanwhile."""
+        self._event.wait(seconds)
 
     def wait(self) -> None:
         self._wake.wait(self.value)
@@ -115,9 +122,12 @@ class ShareflowConductor(BlockingConductor):
         except Exception as error:
             if is_transient(error):
                 # Nothing was lost: the next claim (here or elsewhere) loads
-                # it again once the database or ZooKeeper answers.
+                # it again once the database or ZooKeeper answers. Held a
+                # moment first: a conductor claims again at once after a
+                # dispatch, and would spin on the job meanwhile.
                 LOG.warning("job %s (%s) could not be loaded for now, back to the board: %r",
                             job, job_id, error)
+                self._timeout.pause(RETRY_LOAD_DELAY)
                 return False
             self._set_aside(job, error)
             raise

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from shareflow.engine.checkpoints import PREFIX, Checkpoints, marker_path
-from shareflow.exceptions import InjectedFault
+from shareflow.exceptions import CoordinationError, InjectedFault
 
 
 def write_plan(path, plan):
@@ -83,3 +83,10 @@ def test_hold_changed_to_fail_fails(plan):
     write_plan(plan, {PREFIX + "compiled": "fail"})
     t.join(5)
     assert isinstance(box.get("error"), InjectedFault)
+
+
+def test_unavailable_is_a_passing_outage_and_names_the_conductor(plan):
+    write_plan(plan, {PREFIX + "book_loaded": "unavailable"})
+    with pytest.raises(CoordinationError):
+        Checkpoints(plan).reach("book_loaded", "job-2")
+    assert json.loads(marker_path(plan, "book_loaded").read_text())["job"] == "job-2"
