@@ -10,18 +10,28 @@ job), so a test knows which worker to SIGKILL at exactly that instant. The point
 passed as the engine changes the flow's state (resuming, atoms_ensured,
 running) can only hold: TaskFlow's notifier swallows what its callbacks raise.
 
-Without a plan (production) every point is a single attribute test.
+The points inside a transaction (in_store_write, in_atoms_write) come from
+an SQLAlchemy event on the persistence engine; a conductor held there holds
+the database's write lock (SQLite) until it is killed. Without a plan
+(production) no event is registered and every point is a single attribute
+test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import sqlalchemy as sa
+
 from shareflow.drivers.fault import FAIL, HANG, POLL_INTERVAL, read_plan
+from shareflow.engine.loading import STORE_ATOM
 from shareflow.exceptions import CoordinationError, InjectedFault
 
 LOG = logging.getLogger(__name__)
@@ -29,16 +39,19 @@ LOG = logging.getLogger(__name__)
 #: The points, in the order a conductor passes them.
 CLAIMED = "claimed"  # the claim is ours; nothing written yet
 BOOK_LOADED = "book_loaded"  # logbook and flow detail read
+IN_STORE_WRITE = "in_store_write"  # inside the store's transaction: row written, not committed
 STORE_SAVED = "store_saved"  # the job's store persisted (one transaction)
 ENGINE_LOADED = "engine_loaded"  # engine built over the persisted flow detail
 COMPILED = "compiled"
 RESUMING = "resuming"  # flow RESUMING persisted, atom details not yet ensured
+IN_ATOMS_WRITE = "in_atoms_write"  # inside the atom details' transaction: one written, not committed
 ATOMS_ENSURED = "atoms_ensured"  # every atom detail persisted, flow SUSPENDED
 PREPARED = "prepared"  # every atom detail persisted, validated, about to run
 RUNNING = "running"  # flow RUNNING persisted, no atom started yet
 #: What a conductor passes with a job no conductor has run yet; TaskFlow
 #: ensures the atom details of a fresh flow without any flow state change.
-FRESH_POINTS = (CLAIMED, BOOK_LOADED, STORE_SAVED, ENGINE_LOADED, COMPILED, PREPARED, RUNNING)
+FRESH_POINTS = (CLAIMED, BOOK_LOADED, IN_STORE_WRITE, STORE_SAVED, ENGINE_LOADED, COMPILED,
+                IN_ATOMS_WRITE, PREPARED, RUNNING)
 #: What a conductor passes resuming a flow that had started (flow RUNNING).
 RESUME_POINTS = (CLAIMED, BOOK_LOADED, STORE_SAVED, ENGINE_LOADED, COMPILED, RESUMING, ATOMS_ENSURED,
                  PREPARED, RUNNING)
@@ -58,10 +71,36 @@ class Checkpoints:
     def __init__(self, plan_path: str | os.PathLike | None = None, *, hang_limit: float = 60.0):
         self._plan_path = os.fspath(plan_path) if plan_path is not None else None
         self._hang_limit = hang_limit
+        #: The job this thread is loading, for the points inside transactions.
+        self._local = threading.local()
 
     @property
     def active(self) -> bool:
         return self._plan_path is not None
+
+    def watch(self, engine: sa.Engine) -> None:
+        """Also stop inside the transactions that write atom details on
+        ``engine`` (TaskFlow's own, on its persistence engine), right after
+        the row is written: a conductor killed there never commits it."""
+        if self.active:
+            sa.event.listen(engine, "after_cursor_execute", self._on_statement)
+
+    @contextlib.contextmanager
+    def loading(self, job_uuid: str) -> Iterator[None]:
+        """While this thread loads ``job_uuid`` (the points inside
+        transactions apply to nothing else)."""
+        self._local.job = job_uuid
+        try:
+            yield
+        finally:
+            self._local.job = None
+
+    def _on_statement(self, _conn, _cursor, statement, _params, context, _executemany) -> None:
+        job_uuid = getattr(self._local, "job", None)
+        if job_uuid is None or not statement.lstrip().upper().startswith("INSERT INTO ATOMDETAILS"):
+            return
+        names = {p.get("name") for p in context.compiled_parameters}
+        self.reach(IN_STORE_WRITE if STORE_ATOM in names else IN_ATOMS_WRITE, job_uuid)
 
     def reach(self, point: str, job_uuid: str) -> None:
         if self._plan_path is None:

@@ -80,6 +80,7 @@ class ShareflowConductor(BlockingConductor):
         )
         self._runtime = runtime
         self._checkpoints = checkpoints or Checkpoints()
+        self._checkpoints.watch(persistence.engine)
         #: board job uuid -> its engine, loaded by _dispatch_job for TaskFlow's.
         self._loaded: dict = {}
         board.notifier.register(jobs_base.POSTED, self._on_posted)
@@ -117,7 +118,8 @@ class ShareflowConductor(BlockingConductor):
                     self._runtime.recorder.job_running(job_id, self._name)
                 except ShareflowError:
                     LOG.exception("could not record that job %s runs", job_id)
-            self._loaded[job.uuid] = self._load_engine(job)
+            with self._checkpoints.loading(job.uuid):
+                self._loaded[job.uuid] = self._load_engine(job)
             return super()._dispatch_job(job)
         except Exception as error:
             if is_transient(error):

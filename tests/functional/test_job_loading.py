@@ -4,7 +4,9 @@ on TaskFlow's persistence over our real database engines."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -15,10 +17,12 @@ from taskflow.persistence import models as tf_models
 
 from shareflow.db import migrate
 from shareflow.db.engine import Database
+from shareflow.engine import checkpoints
 from shareflow.engine.loading import STORE_ATOM, is_transient, save_store, store_atom
 from shareflow.engine.persistence import make_persistence
 from shareflow.flows.delete_share import delete_share
 from shareflow.exceptions import CoordinationError, DatabaseError, InjectedFault
+from tests.fixtures.stack import wait_until
 
 STORE = {"share_id": "s-1", "resource_id": "s-1", "job_id": "j-1", "backend": "b1"}
 
@@ -125,3 +129,35 @@ def test_transient_errors_are_told_apart():
     assert not is_transient(InjectedFault("conductor.engine_loaded"))
     assert not is_transient(ImportError("Could not import factory"))
     assert not is_transient(AttributeError("'NoneType' object has no attribute 'keys'"))
+
+
+def stored_rows(db) -> int:
+    """Committed store atom details, read beside a writer that holds the lock."""
+    with db.read() as s:
+        return s.scalar(sa.text("select count(*) from atomdetails where name = :n"), {"n": STORE_ATOM})
+
+
+def test_a_conductor_held_inside_the_store_write_has_committed_nothing(db, persistence, tmp_path):
+    """The in-transaction checkpoint really is inside it: what a conductor
+    killed there leaves is the flow detail as posted."""
+    plan = tmp_path / "faults.json"
+    plan.write_text(json.dumps({checkpoints.PREFIX + checkpoints.IN_STORE_WRITE: "hang"}))
+    points = checkpoints.Checkpoints(plan, hang_limit=30)
+    points.watch(db.engine)
+    flow_uuid = posted_flow(persistence)
+    fresh = reload(persistence, flow_uuid)
+
+    def load():
+        with points.loading("job-1"):
+            return save_store(persistence, fresh, STORE)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        saving = pool.submit(load)
+        marker = checkpoints.marker_path(plan, checkpoints.IN_STORE_WRITE)
+        wait_until(marker.exists, 10, "the store write to be held")
+        assert stored_rows(db) == 0
+        plan.write_text("{}")
+        assert saving.result(timeout=10) is True
+    assert store_atom(reload(persistence, flow_uuid)).results == STORE
+    assert stored_rows(db) == 1
+    sa.event.remove(db.engine, "after_cursor_execute", points._on_statement)
