@@ -53,7 +53,10 @@ JOB_SUCCEEDED = "succeeded"
 JOB_FAILED = "failed"
 JOB_TRASHED = "trashed"
 #: Its flow could not be loaded (not even from a clean reload): taken off the
-#: board, its logbook kept as it was, for an operator to resume or cancel.
+#: board (its node kept in the board's trash), its logbook kept as it was, its
+#: resource failed with a message. Resuming it is posting a board job for the
+#: same logbook and flow detail again (its record has both ids) once its
+#: resource is back in a working status; cancelling it is leaving it so.
 JOB_STALLED = "stalled"
 
 SHARE = "share"

@@ -80,7 +80,8 @@ class ShareflowConductor(BlockingConductor):
         )
         self._runtime = runtime
         self._checkpoints = checkpoints or Checkpoints()
-        self._checkpoints.watch(persistence.engine)
+        if self._checkpoints.active:
+            self._checkpoints.watch(persistence.engine)
         #: board job uuid -> its engine, loaded by _dispatch_job for TaskFlow's.
         self._loaded: dict = {}
         board.notifier.register(jobs_base.POSTED, self._on_posted)
