@@ -83,6 +83,16 @@ def board_job_ids(stack) -> set[str]:
         services.close()
 
 
+def trashed_job_ids(stack, client) -> set[str]:
+    """Jobs in the board's trash, where a set-aside job's node is kept."""
+    services = stack.services()
+    try:
+        trash = services.boards.get("b1").trash_path
+    finally:
+        services.close()
+    return {json.loads(client.get(f"{trash}/{name}")[0])["uuid"] for name in client.get_children(trash)}
+
+
 def assert_exported_once(stack, share_id: str) -> None:
     backend = stack.backend()
     assert backend.share.list_volumes().count(share_id) == 1
@@ -223,7 +233,7 @@ def test_job_meeting_an_outage_while_loading_goes_back_to_the_board(faults):
     wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
 
 
-def test_job_that_cannot_be_loaded_is_set_aside_with_its_logbook(faults):
+def test_job_that_cannot_be_loaded_is_set_aside_with_its_logbook(faults, kazoo_client):
     """A job whose engine fails to load (here: injected right after the
     engine is built, before TaskFlow would compile it) is not trashed in
     silence: its record is ``stalled`` with the error, its logbook stays,
@@ -242,6 +252,7 @@ def test_job_that_cannot_be_loaded_is_set_aside_with_its_logbook(faults):
     assert job.state == states.JOB_STALLED
     assert "InjectedFault" in job.failure and checkpoints.ENGINE_LOADED in job.failure
     wait_until(lambda: job.board_job_id not in board_job_ids(stack), 30, "the job to leave the board")
+    assert job.board_job_id in trashed_job_ids(stack, kazoo_client)
     with stack.db.read() as s:
         (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
     assert msg.user_message == (
