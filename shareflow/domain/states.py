@@ -52,12 +52,12 @@ JOB_RUNNING = "running"
 JOB_SUCCEEDED = "succeeded"
 JOB_FAILED = "failed"
 JOB_TRASHED = "trashed"
-#: Its flow could not be loaded (not even from a clean reload): taken off the
-#: board (its node kept in the board's trash), its logbook kept as it was, its
-#: resource failed with a message. Resuming it is posting a board job for the
-#: same logbook and flow detail again (its record has both ids) once its
-#: resource is back in a working status; cancelling it is leaving it so.
-JOB_STALLED = "stalled"
+# A trashed job is off the board and runs no more by itself: it was never
+# posted (the housekeeping gave up on it), or its flow could not be loaded,
+# not even from a clean reload. The latter keeps its node in the board's
+# trash and its logbook as it was, and its resource is failed with a message
+# naming the job: resuming it is posting a board job for the same logbook and
+# flow detail again (its record has both ids).
 
 SHARE = "share"
 SNAPSHOT = "snapshot"
@@ -115,7 +115,6 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         JOB_SUCCEEDED: frozenset({JOB_POSTED, JOB_RUNNING}),
         JOB_FAILED: frozenset({JOB_POSTED, JOB_RUNNING}),
         JOB_TRASHED: frozenset({JOB_POSTED, JOB_RUNNING}),
-        JOB_STALLED: frozenset({JOB_POSTED, JOB_RUNNING}),
     },
 }
 

@@ -180,7 +180,7 @@ class ShareflowConductor(BlockingConductor):
     def _set_aside(self, job, error: Exception) -> None:
         """A job whose flow cannot be loaded, even from a clean reload: it
         leaves the board (another claim would fail the same way, forever), its
-        record becomes ``stalled`` and keeps its logbook for an operator to
+        record becomes ``trashed`` and keeps its logbook for an operator to
         resume, and its resource gets its failed status and a message saying
         so - a resource is never left in a working status."""
         job_id = _job_id(job)
@@ -189,7 +189,7 @@ class ShareflowConductor(BlockingConductor):
         if not job_id:
             return
         try:
-            self._runtime.recorder.job_stalled(
+            self._runtime.recorder.job_set_aside(
                 job_id, f"could not load the flow: {error!r}\n{_traceback(error)}",
             )
             self._runtime.recorder.resource_failed(job_id, None, set_aside_reason(job_id))

@@ -141,10 +141,10 @@ class OutcomeRecorder:
         with self._db.write() as s:
             jobs_db.finish(s, job_id, target, now=self._clock(), failed_step=step, failure=failure)
 
-    def job_stalled(self, job_id: str, failure: str) -> None:
+    def job_set_aside(self, job_id: str, failure: str) -> None:
         """The job could not be loaded and was set aside; its logbook stays."""
         with self._db.write() as s:
-            jobs_db.finish(s, job_id, states.JOB_STALLED, now=self._clock(), failure=failure)
+            jobs_db.finish(s, job_id, states.JOB_TRASHED, now=self._clock(), failure=failure)
 
     def resource_failed(self, job_id: str, step: str | None, reason: str,
                         failure: Failure | None = None) -> bool:

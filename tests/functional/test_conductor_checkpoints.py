@@ -236,7 +236,7 @@ def test_job_meeting_an_outage_while_loading_goes_back_to_the_board(faults):
 def test_job_that_cannot_be_loaded_is_set_aside_with_its_logbook(faults, kazoo_client):
     """A job whose engine fails to load (here: injected right after the
     engine is built, before TaskFlow would compile it) is not trashed in
-    silence: its record is ``stalled`` with the error, its logbook stays,
+    silence: its record is ``trashed`` with the error, its logbook stays,
     it is off the board, and the share is failed with a message that says so."""
     stack = faults
     m = stack.manila(stack.token("tenant-aside"))
@@ -249,7 +249,7 @@ def test_job_that_cannot_be_loaded_is_set_aside_with_its_logbook(faults, kazoo_c
     stack.clear_faults()
     assert stack.share_row(share.id).status == "error_deleting"
     job = stack.finished_job(share.id, "delete_share")
-    assert job.state == states.JOB_STALLED
+    assert job.state == states.JOB_TRASHED
     assert "InjectedFault" in job.failure and checkpoints.ENGINE_LOADED in job.failure
     wait_until(lambda: job.board_job_id not in board_job_ids(stack), 30, "the job to leave the board")
     assert job.board_job_id in trashed_job_ids(stack, kazoo_client)

@@ -46,7 +46,7 @@ def test_job_recorded_but_never_posted_fails_its_share(stack):
 def test_job_whose_flow_cannot_be_loaded_fails_its_share(stack, monkeypatch):
     """A job naming a flow factory that no longer exists (renamed without an
     alias) is set aside by the conductor (off the board, its record
-    ``stalled`` with its logbook kept for an operator) and its share is
+    ``trashed`` with its logbook kept for an operator) and its share is
     failed with a message saying so, not stranded."""
 
     def retired():  # stands for a factory removed from the code base
@@ -76,7 +76,7 @@ def test_job_whose_flow_cannot_be_loaded_fails_its_share(stack, monkeypatch):
         services.close()
     wait_until(lambda: stack.share_row(share_id).status == states.ERROR, 30, "the share to fail")
     finished = stack.finished_job(share_id)
-    assert finished.state == states.JOB_STALLED and "Could not import factory" in finished.failure
+    assert finished.state == states.JOB_TRASHED and "Could not import factory" in finished.failure
     with stack.db.read() as s:
         (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share_id)).all()
     assert msg.user_message == (
