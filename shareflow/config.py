@@ -27,6 +27,12 @@ DEFAULT_ZK_HOSTS = "127.0.0.1:2181"
 DEFAULT_ZK_CHROOT = "/shareflow"
 DEFAULT_ZK_SESSION_TIMEOUT = 10.0
 DEFAULT_ZK_CONNECT_TIMEOUT = 10.0
+#: Longest an API request waits for ZooKeeper to post its job before it is
+#: answered 503 and its status change undone (seconds). Short, so that a lost
+#: ZooKeeper never holds an API worker thread (the others serve reads); below
+#: the conductors' orphan timeout, which would otherwise fail a job still
+#: being posted.
+DEFAULT_ZK_REQUEST_TIMEOUT = 5.0
 DEFAULT_API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8786
 DEFAULT_API_WORKERS = 2
@@ -83,6 +89,9 @@ class ZooKeeperConfig:
     chroot: str
     session_timeout: float
     connect_timeout: float
+    #: Bound on one job post (waiting for a connection included): past it the
+    #: request is answered 503 (seconds).
+    request_timeout: float
     #: ``shareflow run`` starts a private ZooKeeper for these hosts when true.
     embedded: bool
     data_dir: Path
@@ -389,6 +398,7 @@ def parse(data: dict, path: Path) -> Config:
         chroot=chroot,
         session_timeout=zk.float("session_timeout", DEFAULT_ZK_SESSION_TIMEOUT),
         connect_timeout=zk.float("connect_timeout", DEFAULT_ZK_CONNECT_TIMEOUT),
+        request_timeout=zk.float("request_timeout", DEFAULT_ZK_REQUEST_TIMEOUT),
         embedded=zk.bool("embedded", False),
         data_dir=zk.path("data_dir", str(state_dir / "zookeeper")),
     )
@@ -422,6 +432,12 @@ def parse(data: dict, path: Path) -> Config:
         orphan_timeout=c.float("orphan_timeout", DEFAULT_ORPHAN_TIMEOUT),
     )
     c.done()
+    if zookeeper.request_timeout >= conductor.orphan_timeout:
+        raise ConfigError(
+            f"zookeeper.request_timeout ({zookeeper.request_timeout:g}) must be below "
+            f"conductor.orphan_timeout ({conductor.orphan_timeout:g}): a job still being posted "
+            "would be failed as orphaned"
+        )
 
     qs = _Section(top.table("quotas"), "quotas", base)
     quotas = QuotaConfig(**{

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from shareflow.config import Config
 from shareflow.db.engine import Database
-from shareflow.engine.boards import LazyBoards
+from shareflow.engine.boards import PostingBoards
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster
 from shareflow.services.admin import ShareAdminService
@@ -44,7 +44,7 @@ class Services:
         self.clock = clock
         self.db = Database(config.database.url)
         self.persistence = make_persistence(self.db)
-        self.boards = LazyBoards(config.zookeeper, [b.name for b in config.backends], self.persistence)
+        self.boards = PostingBoards(config.zookeeper, [b.name for b in config.backends])
         self.poster = JobPoster(self.db, self.persistence, self.boards, clock=clock, new_id=new_id)
         self.shares = ShareService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.share_types = ShareTypeService(config, self.db, clock=clock, new_id=new_id)

@@ -1,7 +1,8 @@
 """``shareflow run``: the whole service on this machine, in the foreground.
 
 The embedded default for trying shareflow out (``make run``): migrates the
-database, starts a private ZooKeeper (when configured ``embedded``), mounts
+database, starts a private ZooKeeper (when configured ``embedded``; it is
+restarted, with backoff, whenever it dies), mounts
 each backend's loop-file btrfs pool, then runs the API under gunicorn and the
 conductor pool (which starts NFS-Ganesha) as child processes. Ctrl-C stops
 everything it started, in reverse order, and unmounts what it mounted.
@@ -30,7 +31,7 @@ from shareflow.logs import setup_logging
 from shareflow.services.context import Caller
 from shareflow.system import btrfs_pool
 from shareflow.system.ports import port_in_use
-from shareflow.system.zookeeper import ZooKeeperServer, four_letter_word
+from shareflow.system.zookeeper import ZooKeeperServer, ZooKeeperSupervisor, four_letter_word
 from shareflow.wiring import Services
 
 LOG = logging.getLogger("shareflow.run")
@@ -57,6 +58,7 @@ class Launcher:
     def __init__(self, config: Config):
         self.config = config
         self._zk: ZooKeeperServer | None = None
+        self._zk_supervisor: ZooKeeperSupervisor | None = None
         self._pools: list[btrfs_pool.BtrfsPool] = []
         self._children: list[tuple[str, subprocess.Popen]] = []
         self._stop = threading.Event()
@@ -113,6 +115,7 @@ class Launcher:
         LOG.info("starting ZooKeeper on %s:%d (data in %s)", host, port, zk.data_dir)
         self._zk = ZooKeeperServer(zk.data_dir, port, host=host)
         self._zk.start()
+        self._zk_supervisor = ZooKeeperSupervisor(self._zk)
 
     def _bootstrap_tenancy(self) -> str:
         """The default share type and an admin token, both made once."""
@@ -177,6 +180,10 @@ class Launcher:
             except ConfigError as e:
                 LOG.error("%s", e.message)
                 return 1
+            if self._zk_supervisor is not None:
+                # Meanwhile writes answer 503 and reads go on; conductors and
+                # API workers reconnect by themselves once it is back.
+                self._zk_supervisor.check()
         return 0
 
     def request_stop(self, *_args) -> None:
@@ -204,7 +211,7 @@ class Launcher:
         if self._zk is not None:
             LOG.info("stopping ZooKeeper")
             self._zk.stop()
-            self._zk = None
+            self._zk = self._zk_supervisor = None
 
 
 def banner(config: Config, token: str) -> str:

@@ -65,5 +65,13 @@ def finish(
     return transition(session, Job, job_id, states.JOB, target, now=now, column="state", values=values)
 
 
+def withdraw(session: Session, job_id: str) -> bool:
+    """Delete a job that no conductor has started (still ``posted``), because
+    the request that recorded it could not post it. False when a conductor
+    marked it running first: then it runs and must not be undone."""
+    stmt = sa.delete(Job).where(Job.id == job_id, Job.state == states.JOB_POSTED)
+    return session.execute(stmt.execution_options(synchronize_session=False)).rowcount == 1
+
+
 def delete(session: Session, job_id: str) -> None:
     session.execute(sa.delete(Job).where(Job.id == job_id))

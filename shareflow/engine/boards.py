@@ -1,16 +1,63 @@
-"""One TaskFlow jobboard per backend, all over one kazoo client."""
+"""One TaskFlow jobboard per backend, all over one kazoo client, and posting
+jobs to them within a bound.
+
+A post is ours, not the board's ``post``: TaskFlow's waits for ZooKeeper
+without limit (kazoo's synchronous calls have no timeout, and kazoo queues a
+request made while it reconnects and sends it whenever ZooKeeper is back). A
+post here waits at most ``[zookeeper] request_timeout`` for the connection
+and the answer; past that the caller gets CoordinationError (503) and undoes
+its request. A create that was already on its way may still land on the board
+later: the conductor then finds its job withdrawn and drops it without acting
+(see :mod:`shareflow.engine.posting`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
+import time
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import KazooException
+from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol import paths as k_paths
+from kazoo.protocol.states import KazooState
+from oslo_serialization import jsonutils
+from oslo_utils import uuidutils
 from taskflow.jobs.backends.impl_zookeeper import ZookeeperJobBoard
-from taskflow.jobs.base import JobBoard
+from taskflow.jobs.base import JobBoard, JobPriority, format_posting
+from taskflow.utils import misc
 
-from shareflow.engine.zk import board_path, translate_errors
-from shareflow.exceptions import ConfigError
+from shareflow.config import DEFAULT_ZK_REQUEST_TIMEOUT
+from shareflow.engine.zk import board_path, make_client, stop_client, translate_errors
+from shareflow.exceptions import ConfigError, CoordinationError
+
+LOG = logging.getLogger(__name__)
+
+UNAVAILABLE = "the coordination service is unavailable, try again later"
+
+
+def post_job(client: KazooClient, path: str, name: str, *, book, details: dict, timeout: float) -> str:
+    """Put a job on the board at ``path`` as TaskFlow's ZooKeeper board does
+    (a sequential node holding its posting), waiting at most ``timeout``
+    seconds for ZooKeeper's answer. Returns the job's board uuid."""
+    job_uuid = uuidutils.generate_uuid()
+    posting = format_posting(job_uuid, name, book=book, details=details, priority=JobPriority.NORMAL)
+    value = misc.binary_encode(jsonutils.dumps(posting))
+    if timeout <= 0:
+        raise CoordinationError(f"posting {name}: no time left to reach ZooKeeper", user_message=UNAVAILABLE)
+    result = client.create_async(k_paths.join(path, ZookeeperJobBoard.JOB_PREFIX), value,
+                                 sequence=True, makepath=True)
+    try:
+        result.get(timeout=timeout)
+    except KazooTimeoutError as e:
+        raise CoordinationError(
+            f"posting {name}: ZooKeeper did not answer within {timeout:.1f}s", user_message=UNAVAILABLE,
+        ) from e
+    except KazooException as e:
+        raise CoordinationError(f"posting {name}: ZooKeeper failed: {e!r}", user_message=UNAVAILABLE) from e
+    return job_uuid
 
 
 class ConductorJobBoard(ZookeeperJobBoard):
@@ -41,10 +88,12 @@ class ConductorJobBoard(ZookeeperJobBoard):
 
 class Boards:
     def __init__(self, client: KazooClient, chroot: str, backends: list[str], persistence, *,
-                 conductor: bool = False):
+                 conductor: bool = False, request_timeout: float = DEFAULT_ZK_REQUEST_TIMEOUT):
         """``conductor``: boards for claiming jobs (see :class:`ConductorJobBoard`);
         otherwise TaskFlow's own, which reports every job with its state."""
         board_class = ConductorJobBoard if conductor else ZookeeperJobBoard
+        self._client = client
+        self._request_timeout = request_timeout
         self._boards: dict[str, JobBoard] = {}
         for name in backends:
             conf = {"board": "zookeeper", "path": board_path(chroot, name)}
@@ -66,47 +115,85 @@ class Boards:
     def items(self):
         return self._boards.items()
 
+    def post(self, backend: str, name: str, *, book, details: dict) -> str:
+        """Post within ``request_timeout``; returns the job's board uuid."""
+        path = self.get(backend).path
+        return post_job(self._client, path, name, book=book, details=details, timeout=self._request_timeout)
+
     def close(self) -> None:
         for board in self._boards.values():
             with contextlib.suppress(Exception):
                 board.close()
 
 
-class LazyBoards:
-    """Boards for a process that only posts (an API worker): connects to
-    ZooKeeper on first use, after the worker has forked, and answers
-    CoordinationError (503) while ZooKeeper cannot be reached."""
+class PostingBoards:
+    """The boards of a process that only posts jobs (an API worker, the CLI).
 
-    def __init__(self, zk_config, backends: list[str], persistence):
-        import threading
+    Its kazoo client starts on the first post (after gunicorn has forked) and
+    connects in kazoo's own thread, reconnecting for as long as the process
+    lives; no request thread ever waits for that. A post waits for the
+    connection and ZooKeeper's answer together at most ``request_timeout``
+    seconds, and not at all once ZooKeeper has been unreachable that long
+    already: during an outage a write is answered 503 at once and the API's
+    threads stay free for reads, which never touch ZooKeeper.
+    """
 
+    def __init__(self, zk_config, backends: list[str], *, clock=time.monotonic):
         self._zk_config = zk_config
-        self._backends = backends
-        self._persistence = persistence
+        self._paths = {name: board_path(zk_config.chroot, name) for name in backends}
+        self._timeout = zk_config.request_timeout
+        self._clock = clock
         self._lock = threading.Lock()
-        self._client = None
-        self._boards: Boards | None = None
+        self._client: KazooClient | None = None
+        self._connected = threading.Event()
+        #: When the connection was last lost (or first asked for); None while connected.
+        self._down_since: float | None = None
 
-    def get(self, backend: str) -> JobBoard:
-        from shareflow.engine.zk import start_client, stop_client
+    def _on_state(self, state) -> None:
+        # Called on kazoo's connection thread: record, never block.
+        if state == KazooState.CONNECTED:
+            self._down_since = None
+            self._connected.set()
+        else:
+            if self._down_since is None:
+                self._down_since = self._clock()
+            self._connected.clear()
+            LOG.warning("ZooKeeper connection %s: job posts answer 503 until it is back", state)
 
+    def _start(self) -> KazooClient:
         with self._lock:
-            if self._boards is None:
-                client = start_client(self._zk_config)
-                boards = Boards(client, self._zk_config.chroot, self._backends, self._persistence)
-                try:
-                    boards.connect()
-                except Exception:
-                    stop_client(client)
-                    raise
-                self._client, self._boards = client, boards
-        return self._boards.get(backend)
+            if self._client is None:
+                client = make_client(self._zk_config)
+                client.add_listener(self._on_state)
+                self._down_since = self._clock()
+                client.start_async()
+                self._client = client
+            return self._client
+
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def post(self, backend: str, name: str, *, book, details: dict) -> str:
+        try:
+            path = self._paths[backend]
+        except KeyError:
+            raise ConfigError(f"no jobboard for backend {backend!r}") from None
+        deadline = self._clock() + self._timeout
+        client = self._start()
+        down_since = self._down_since
+        wait = deadline - self._clock()
+        if down_since is not None and self._clock() - down_since >= self._timeout:
+            wait = 0.0
+        if not self._connected.wait(max(0.0, wait)):
+            raise CoordinationError(
+                f"posting {name}: not connected to ZooKeeper at {self._zk_config.hosts}",
+                user_message=UNAVAILABLE,
+            )
+        return post_job(client, path, name, book=book, details=details, timeout=deadline - self._clock())
 
     def close(self) -> None:
-        from shareflow.engine.zk import stop_client
-
         with self._lock:
-            if self._boards is not None:
-                self._boards.close()
+            if self._client is not None:
                 stop_client(self._client)
-                self._boards = self._client = None
+                self._client = None
+                self._connected.clear()

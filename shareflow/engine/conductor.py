@@ -115,10 +115,24 @@ class ShareflowConductor(BlockingConductor):
             if job_id:
                 # Recorded here rather than on the flow's RUNNING notification: a
                 # resumed flow is already RUNNING and would not notify again.
+                # Only a job this marks running (from posted, or running when
+                # resumed) may run: see JobPoster.post_or_undo.
                 try:
-                    self._runtime.recorder.job_running(job_id, self._name)
+                    runnable = self._runtime.recorder.job_running(job_id, self._name)
                 except ShareflowError:
-                    LOG.exception("could not record that job %s runs", job_id)
+                    # Unmarked, its request could still withdraw and undo it
+                    # while it runs: back to the board, held a moment first.
+                    LOG.exception("could not record that job %s runs; back to the board", job_id)
+                    self._timeout.pause(RETRY_LOAD_DELAY)
+                    return False
+                if not runnable:
+                    # Its request withdrew it (the post timed out, the request
+                    # was undone and answered 503, and the create reached
+                    # ZooKeeper anyway) or it finished before its board entry
+                    # was consumed. Nothing may act on it: consumed unrun.
+                    LOG.warning("job %s (%s) was withdrawn by its request or has finished; dropping it "
+                                "from the board without running it", job, job_id)
+                    return True
             with self._checkpoints.loading(job.uuid):
                 self._loaded[job.uuid] = self._load_engine(job)
             return super()._dispatch_job(job)

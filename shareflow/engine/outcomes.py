@@ -128,9 +128,11 @@ class OutcomeRecorder:
         self._db = db
         self._clock = clock
 
-    def job_running(self, job_id: str, owner: str) -> None:
+    def job_running(self, job_id: str, owner: str) -> bool:
+        """Mark the job running (again, when resumed). False when there is no
+        job to run: its request withdrew it, or it has already finished."""
         with self._db.write() as s:
-            jobs_db.set_running(s, job_id, owner, now=self._clock())
+            return jobs_db.set_running(s, job_id, owner, now=self._clock())
 
     def job_succeeded(self, job_id: str) -> None:
         with self._db.write() as s:

@@ -20,9 +20,7 @@ from taskflow.persistence import models as tf_models
 from shareflow.db import jobs as jobs_db
 from shareflow.db.engine import Database
 from shareflow.db.models import Job
-from shareflow.engine.boards import Boards
 from shareflow.engine.persistence import translate_errors as translate_storage_errors
-from shareflow.engine.zk import translate_errors
 from shareflow.exceptions import DatabaseError, ServiceUnavailable
 
 LOG = logging.getLogger(__name__)
@@ -61,8 +59,13 @@ def job_details(job: Job, spec: JobSpec) -> dict:
 
 
 class JobPoster:
+    """Records and posts jobs. ``boards`` is anything with
+    ``post(backend, name, *, book, details) -> board job uuid`` that raises
+    CoordinationError within a bound (:class:`~shareflow.engine.boards.PostingBoards`,
+    or a conductor's :class:`~shareflow.engine.boards.Boards`)."""
+
     def __init__(
-        self, db: Database, persistence, boards: Boards, *,
+        self, db: Database, persistence, boards, *,
         clock: Callable[[], datetime], new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ):
         self._db = db
@@ -82,25 +85,41 @@ class JobPoster:
         )
 
     def post_or_undo(self, job: Job, spec: JobSpec, *, undo: Callable[[Session], object]) -> None:
-        """Post the recorded job; if the board cannot take it, undo (in one
-        transaction with dropping the job row) the status change the caller
-        committed with it - nothing ran yet - and answer 503."""
+        """Post the recorded job; if the board cannot take it within the bound,
+        withdraw the job and undo (in one transaction) the status change the
+        caller committed with it, and answer 503: nothing was changed.
+
+        A post that timed out may still have reached the board (the answer was
+        lost, or kazoo sends the create later). Whoever moves the job row first
+        decides: the conductor that claims it marks it running, this request
+        withdraws it (deletes it while still ``posted``). If the conductor won,
+        the job runs and the request succeeded after all; if the request won,
+        a conductor that finds the job later sees no row and drops it without
+        acting (:meth:`ShareflowConductor._dispatch_job`). Never both."""
         try:
             self.post(job, spec)
         except ServiceUnavailable as error:
-            LOG.error("posting %s for %s failed: %s", spec.operation, spec.resource_id, error)
             with self._db.write() as s:
-                undo(s)
-                jobs_db.delete(s, job.id)
+                withdrawn = jobs_db.withdraw(s, job.id)
+                if withdrawn:
+                    undo(s)
+            if not withdrawn:
+                LOG.warning("posting %s for %s reported %s, but a conductor already runs job %s: "
+                            "the request stands", spec.operation, spec.resource_id, error, job.id)
+                return
+            LOG.error("posting %s for %s failed, request undone: %s", spec.operation, spec.resource_id, error)
+            with contextlib.suppress(Exception), contextlib.closing(self._persistence.get_connection()) as conn:
+                conn.destroy_logbook(job.logbook_id)
             raise ServiceUnavailable(
                 str(error), user_message=f"Could not schedule the {spec.operation.replace('_', ' ')}: "
                 f"{error.user_message}. Nothing was changed."
             ) from error
 
     def post(self, job: Job, spec: JobSpec) -> str:
-        """Make the recorded job runnable. Raises CoordinationError (and leaves no
-        logbook behind) when the board cannot be reached; the caller then undoes
-        its status change."""
+        """Make the recorded job runnable. Raises CoordinationError when the
+        board did not take it within ``[zookeeper] request_timeout``; the job
+        may still reach the board, so its logbook stays until the caller has
+        withdrawn the job (:meth:`post_or_undo`)."""
         book = tf_models.LogBook(f"{spec.operation}-{spec.resource_id}", uuid=job.logbook_id)
         flow_detail = tf_models.FlowDetail(spec.operation, uuid=job.flow_detail_id)
         book.add(flow_detail)
@@ -111,21 +130,15 @@ class JobPoster:
         with translate_storage_errors(f"saving the logbook of a {spec.operation} job"):
             with contextlib.closing(self._persistence.get_connection()) as conn:
                 conn.save_logbook(book)
-        try:
-            with translate_errors(f"posting {spec.operation} job"):
-                board_job = self._boards.get(spec.backend).post(
-                    f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec)
-                )
-        except Exception:
-            with contextlib.suppress(Exception), contextlib.closing(self._persistence.get_connection()) as conn:
-                conn.destroy_logbook(book.uuid)
-            raise
+        board_job_uuid = self._boards.post(
+            spec.backend, f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec)
+        )
         try:
             with self._db.write() as session:
-                jobs_db.set_posted(session, job.id, board_job.uuid, now=self._clock())
+                jobs_db.set_posted(session, job.id, board_job_uuid, now=self._clock())
         except DatabaseError:
             # The job is on the board and will run: the request succeeded. Only
             # the cross-reference for operators is missing.
-            LOG.warning("job %s is posted as %s but could not be marked so", job.id, board_job.uuid,
+            LOG.warning("job %s is posted as %s but could not be marked so", job.id, board_job_uuid,
                         exc_info=True)
-        return board_job.uuid
+        return board_job_uuid

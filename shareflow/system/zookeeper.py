@@ -38,6 +38,7 @@ from shareflow.system.ports import port_in_use
 
 __all__ = [
     "ZooKeeperServer",
+    "ZooKeeperSupervisor",
     "four_letter_word",
     "ZOOKEEPER_CONF_DIR",
     "ZOOKEEPER_JAR",
@@ -152,6 +153,11 @@ class ZooKeeperServer:
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit status of this object's process once it has ended."""
+        return self._proc.poll() if self._proc is not None else None
 
     # --- configuration -----------------------------------------------------
 
@@ -366,3 +372,79 @@ class ZooKeeperServer:
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.is_running() else "stopped"
         return f"<ZooKeeperServer {self.hosts} {self.data_dir} {state}>"
+
+
+#: First delay before restarting a ZooKeeper that keeps dying (seconds); it
+#: doubles with every further failure up to MAX_RESTART_BACKOFF.
+RESTART_BACKOFF = 1.0
+MAX_RESTART_BACKOFF = 30.0
+#: A server that has run this long has recovered: its next death is
+#: restarted at once again.
+STABLE_AFTER = 60.0
+
+
+class ZooKeeperSupervisor:
+    """Keeps one :class:`ZooKeeperServer` running, as the conductor pool keeps
+    its workers and NFS-Ganesha running: :meth:`check`, called periodically
+    (``shareflow run`` calls it from its supervision loop), notices a dead
+    server and starts it again with the same data, so sessions and jobs
+    survive when it is back within the session timeout.
+
+    A first death is restarted at once; a server that keeps dying (or cannot
+    start) is retried after ``backoff`` seconds, doubling up to
+    ``max_backoff``, until it has stayed up ``stable_after`` seconds. Every
+    death, attempt and failure is logged. ``check`` blocks while a start is in
+    progress (a few seconds; at most the server's start timeout).
+    """
+
+    def __init__(self, server: ZooKeeperServer, *, backoff: float = RESTART_BACKOFF,
+                 max_backoff: float = MAX_RESTART_BACKOFF, stable_after: float = STABLE_AFTER,
+                 clock=time.monotonic):
+        self.server = server
+        self._backoff = backoff
+        self._max_backoff = max_backoff
+        self._stable_after = stable_after
+        self._clock = clock
+        #: Deaths and failed starts since the server last ran ``stable_after`` seconds.
+        self.failures = 0
+        #: Successful restarts so far.
+        self.restarts = 0
+        self._started_at = clock()
+        self._next_attempt: float | None = None
+
+    def delay(self) -> float:
+        """Seconds to wait before the next restart attempt."""
+        if self.failures <= 1:
+            return 0.0 if self.failures == 0 else self._backoff
+        return min(self._max_backoff, self._backoff * 2 ** (self.failures - 1))
+
+    def check(self) -> bool:
+        """Restart the server if it is dead and its backoff has passed.
+        Returns whether it is running after the check."""
+        now = self._clock()
+        if self.server.is_running():
+            if self.failures and now - self._started_at >= self._stable_after:
+                self.failures = 0
+            return True
+        if self._next_attempt is None:
+            log.error("zookeeper on %s (pid %s) died with status %s; restarting it%s",
+                      self.server.hosts, self.server.pid, self.server.returncode,
+                      f" in {self.delay():.0f} s" if self.delay() else "")
+            self._next_attempt = now + self.delay()
+            self.failures += 1
+        if now < self._next_attempt:
+            return False
+        try:
+            self.server.start()
+        except (CoordinationError, ConfigError) as e:
+            self.failures += 1
+            self._next_attempt = self._clock() + self.delay()
+            log.error("could not restart zookeeper on %s (attempt %d): %s; next attempt in %.0f s",
+                      self.server.hosts, self.failures, e, self.delay())
+            return False
+        self.restarts += 1
+        self._started_at = self._clock()
+        self._next_attempt = None
+        log.warning("zookeeper on %s restarted (pid %d, restart %d)", self.server.hosts, self.server.pid,
+                    self.restarts)
+        return True
