@@ -387,14 +387,14 @@ class ZooKeeperSupervisor:
     """Keeps one :class:`ZooKeeperServer` running, as the conductor pool keeps
     its workers and NFS-Ganesha running: :meth:`check`, called periodically
     (``shareflow run`` calls it from its supervision loop), notices a dead
-    server and starts it again with the same data, so sessions and jobs
-    survive when it is back within the session timeout.
+    server and starts it again on the same data, so the jobboard is as it was
+    and sessions survive if it is back within their timeout.
 
-    A first death is restarted at once; a server that keeps dying (or cannot
-    start) is retried after ``backoff`` seconds, doubling up to
-    ``max_backoff``, until it has stayed up ``stable_after`` seconds. Every
-    death, attempt and failure is logged. ``check`` blocks while a start is in
-    progress (a few seconds; at most the server's start timeout).
+    The first restart is at once; while the server keeps dying or cannot
+    start, each further attempt waits ``backoff`` seconds, doubling up to
+    ``max_backoff``, until the server has stayed up ``stable_after`` seconds.
+    Every death, restart and failed attempt is logged. ``check`` blocks while
+    a start is in progress (a few seconds; at most the server's start timeout).
     """
 
     def __init__(self, server: ZooKeeperServer, *, backoff: float = RESTART_BACKOFF,
@@ -405,42 +405,40 @@ class ZooKeeperSupervisor:
         self._max_backoff = max_backoff
         self._stable_after = stable_after
         self._clock = clock
-        #: Deaths and failed starts since the server last ran ``stable_after`` seconds.
-        self.failures = 0
+        #: Restart attempts since the server last stayed up ``stable_after`` seconds.
+        self.attempts = 0
         #: Successful restarts so far.
         self.restarts = 0
         self._started_at = clock()
         self._next_attempt: float | None = None
 
     def delay(self) -> float:
-        """Seconds to wait before the next restart attempt."""
-        if self.failures <= 1:
-            return 0.0 if self.failures == 0 else self._backoff
-        return min(self._max_backoff, self._backoff * 2 ** (self.failures - 1))
+        """Seconds before the next restart attempt: none for the first."""
+        if self.attempts == 0:
+            return 0.0
+        return min(self._max_backoff, self._backoff * 2 ** (self.attempts - 1))
 
     def check(self) -> bool:
         """Restart the server if it is dead and its backoff has passed.
         Returns whether it is running after the check."""
         now = self._clock()
         if self.server.is_running():
-            if self.failures and now - self._started_at >= self._stable_after:
-                self.failures = 0
+            if self.attempts and now - self._started_at >= self._stable_after:
+                self.attempts = 0
             return True
         if self._next_attempt is None:
-            log.error("zookeeper on %s (pid %s) died with status %s; restarting it%s",
-                      self.server.hosts, self.server.pid, self.server.returncode,
-                      f" in {self.delay():.0f} s" if self.delay() else "")
+            log.error("zookeeper on %s (pid %s) died with status %s; restarting it in %.1f s",
+                      self.server.hosts, self.server.pid, self.server.returncode, self.delay())
             self._next_attempt = now + self.delay()
-            self.failures += 1
         if now < self._next_attempt:
             return False
+        self.attempts += 1
         try:
             self.server.start()
         except (CoordinationError, ConfigError) as e:
-            self.failures += 1
             self._next_attempt = self._clock() + self.delay()
-            log.error("could not restart zookeeper on %s (attempt %d): %s; next attempt in %.0f s",
-                      self.server.hosts, self.failures, e, self.delay())
+            log.error("could not restart zookeeper on %s (attempt %d): %s; next attempt in %.1f s",
+                      self.server.hosts, self.attempts, e, self.delay())
             return False
         self.restarts += 1
         self._started_at = self._clock()

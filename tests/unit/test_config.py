@@ -21,6 +21,7 @@ def test_defaults_and_relative_paths(tmp_path):
     assert c.zookeeper.hosts == config.DEFAULT_ZK_HOSTS
     assert (c.api.host, c.api.port) == ("127.0.0.1", 8786)
     assert c.conductor.workers == config.DEFAULT_CONDUCTOR_WORKERS
+    assert c.zookeeper.request_timeout == config.DEFAULT_ZK_REQUEST_TIMEOUT
     b = c.backend("local")
     assert b.host(c.host).endswith("@local#pool0")
     assert b.btrfs.mount_point == c.state_dir / "backends" / "local" / "pool"
@@ -72,5 +73,6 @@ def test_embedded_config_file_is_valid():
     root = Path(__file__).resolve().parents[2]
     c = config.load(root / "etc" / "shareflow.toml")
     assert c.zookeeper.embedded
+    assert c.zookeeper.request_timeout == 5.0
     assert [b.name for b in c.backends] == ["local"]
     assert not c.backends[0].driver_handles_share_servers
