@@ -152,6 +152,8 @@ class PostingBoards:
     def _on_state(self, state) -> None:
         # Called on kazoo's connection thread: record, never block.
         if state == KazooState.CONNECTED:
+            if self._down_since is not None:
+                LOG.info("connected to ZooKeeper after %.1f s", self._clock() - self._down_since)
             self._down_since = None
             self._connected.set()
         else:
@@ -194,6 +196,7 @@ class PostingBoards:
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
+                self._client.remove_listener(self._on_state)
                 stop_client(self._client)
                 self._client = None
                 self._connected.clear()

@@ -9,6 +9,7 @@ import traceback
 
 from kazoo.client import KazooClient
 from taskflow import engines
+from taskflow import exceptions as tf_exc
 from taskflow import states as tf_states
 from taskflow.conductors.backends.impl_blocking import BlockingConductor
 from taskflow.jobs import base as jobs_base
@@ -32,6 +33,9 @@ ENGINE_OPTIONS = {"defer_reverts": True}
 #: How long a job that met a passing outage while loading is held before it
 #: goes back to the board.
 RETRY_LOAD_DELAY = 1.0
+#: Attempts to consume or abandon a job whose run ended while it is still
+#: ours; TaskFlow makes one.
+FINISH_ATTEMPTS = 5
 
 
 class WakeableTimeout(timing.Timeout):
@@ -190,6 +194,42 @@ class ShareflowConductor(BlockingConductor):
 
     def _engine_from_job(self, job):
         return self._loaded[job.uuid]
+
+    def _try_finish_job(self, job, consume, trash=False):
+        """Consume, trash or abandon a job whose run ended, as TaskFlow does,
+        except when ZooKeeper was away at that moment: TaskFlow then gives up,
+        and since our session outlives a short outage (a restarted ZooKeeper
+        keeps it) the job would stay claimed by this conductor, which never
+        returns to it, and no other could take it. Here it is finished again
+        once ZooKeeper answers, if it is still ours."""
+        if consume:
+            action, event = self._jobboard.consume, "job_consumed"
+        elif trash:
+            action, event = self._jobboard.trash, "job_trashed"
+        else:
+            action, event = self._jobboard.abandon, "job_abandoned"
+        for attempt in range(1, FINISH_ATTEMPTS + 1):
+            try:
+                action(job, self._name)
+            except (tf_exc.JobFailure, tf_exc.NotFound):
+                LOG.warning("%s failed for job %s (attempt %d)", event, job, attempt, exc_info=True)
+                if attempt == FINISH_ATTEMPTS or not self._still_ours(job):
+                    return
+                continue
+            self._notifier.notify(event, {"job": job, "conductor": self, "persistence": self._persistence})
+            return
+
+    def _still_ours(self, job) -> bool:
+        """Whether this conductor still holds ``job``, asked once ZooKeeper
+        answers; False once the conductor is stopping."""
+        while not self._wait_timeout.is_stopped():
+            if self._client.connected:
+                try:
+                    return self._jobboard.find_owner(job) == self._name
+                except (tf_exc.JobFailure, tf_exc.NotFound):
+                    pass  # the connection went again
+            self._timeout.wait()
+        return False
 
     def _set_aside(self, job, error: Exception) -> None:
         """A job whose flow cannot be loaded, even from a clean reload: it
