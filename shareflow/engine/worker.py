@@ -87,7 +87,7 @@ class Worker:
         persistence = make_persistence(db)
         client = start_client(cfg.zookeeper)
         boards = Boards(client, cfg.zookeeper.chroot, [b.name for b in cfg.backends], persistence,
-                        conductor=True)
+                        conductor=True, request_timeout=cfg.zookeeper.request_timeout)
         try:
             boards.connect()
             runtime = Runtime(
