@@ -175,6 +175,11 @@ class PostingBoards:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def started(self) -> bool:
+        """Whether this process has ever needed ZooKeeper (made its client)."""
+        return self._client is not None
+
     def post(self, backend: str, name: str, *, book, details: dict) -> str:
         try:
             path = self._paths[backend]

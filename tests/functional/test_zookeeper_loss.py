@@ -454,8 +454,9 @@ class _Boards:
     """The stack's own posting boards with the outcome of a post changed as
     ZooKeeper and kazoo can change it (the post itself is real)."""
 
-    def __init__(self, real, *, answer_lost: bool):
+    def __init__(self, real, db, *, answer_lost: bool):
         self.real = real
+        self.db = db
         self.answer_lost = answer_lost
         self.held: list[tuple] = []
 
@@ -483,8 +484,7 @@ class _Boards:
 
 def _share_service(stack, *, answer_lost: bool):
     services = stack.services()
-    boards = _Boards(services.boards, answer_lost=answer_lost)
-    boards.db = services.db
+    boards = _Boards(services.boards, services.db, answer_lost=answer_lost)
     poster = JobPoster(services.db, services.persistence, boards, clock=utcnow)
     return services, boards, ShareService(stack.config, services.db, poster, clock=utcnow, new_id=new_uuid)
 
