@@ -90,3 +90,39 @@ def test_a_zookeeper_that_cannot_start_is_retried_with_backoff(tmp_path, caplog)
         assert supervisor.check() and supervisor.restarts == 2
     finally:
         server.stop()
+
+
+def test_shareflow_run_restarts_its_embedded_zookeeper(tmp_path, caplog):
+    """The supervision loop of ``shareflow run`` itself (Launcher.wait) brings
+    back the ZooKeeper it started."""
+    import threading
+
+    from shareflow.cli.run import Launcher
+    from shareflow.config import parse
+
+    port = free_port()
+    config = parse({
+        "state_dir": str(tmp_path / "var"),
+        "zookeeper": {"hosts": f"127.0.0.1:{port}", "embedded": True, "data_dir": str(tmp_path / "zk")},
+    }, tmp_path / "shareflow.toml")
+    launcher = Launcher(config)
+    launcher._start_zookeeper()
+    server = launcher._zk
+    outcome = []
+    loop = threading.Thread(target=lambda: outcome.append(launcher.wait()))
+    try:
+        assert server is not None and server.is_running()
+        with caplog.at_level(logging.INFO, logger="shareflow.system.zookeeper"):
+            loop.start()
+            victim = _killed(server)
+            wait_until(lambda: any("restarted" in r.getMessage() for r in caplog.records), 90,
+                       "shareflow run to restart its ZooKeeper")
+        assert server.is_running() and server.pid != victim
+        client = start_client(server.hosts)
+        close_client(client)
+    finally:
+        launcher.request_stop()
+        loop.join(timeout=90)
+        launcher.stop()
+    assert outcome == [0]
+    assert not server.is_running()
