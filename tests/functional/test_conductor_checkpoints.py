@@ -76,20 +76,14 @@ def jobs_of(stack, resource_id: str) -> list[Job]:
 
 
 def board_job_ids(stack) -> set[str]:
-    services = stack.services()
-    try:
-        return {j.uuid for j in services.boards.get("b1").iterjobs(ensure_fresh=True)}
-    finally:
-        services.close()
+    with stack.board("b1") as board:
+        return {j.uuid for j in board.iterjobs(ensure_fresh=True)}
 
 
 def trashed_job_ids(stack, client) -> set[str]:
     """Jobs in the board's trash, where a set-aside job's node is kept."""
-    services = stack.services()
-    try:
-        trash = services.boards.get("b1").trash_path
-    finally:
-        services.close()
+    with stack.board("b1") as board:
+        trash = board.trash_path
     return {json.loads(client.get(f"{trash}/{name}")[0])["uuid"] for name in client.get_children(trash)}
 
 
