@@ -71,7 +71,3 @@ def withdraw(session: Session, job_id: str) -> bool:
     marked it running first: then it runs and must not be undone."""
     stmt = sa.delete(Job).where(Job.id == job_id, Job.state == states.JOB_POSTED)
     return session.execute(stmt.execution_options(synchronize_session=False)).rowcount == 1
-
-
-def delete(session: Session, job_id: str) -> None:
-    session.execute(sa.delete(Job).where(Job.id == job_id))
