@@ -523,3 +523,38 @@ def test_a_post_whose_answer_was_lost_stands_when_a_conductor_runs_it(stack, zk)
     finally:
         services.close()
     delete_share(stack, share.id)
+
+
+def test_a_finished_job_found_on_the_board_again_is_dropped_unrun(stack, zk):
+    """A conductor that recorded a job's end but could not consume it (ZooKeeper
+    went, then its session) leaves the job on the board for another conductor:
+    that one must not run it again, nor fail the resource it finished."""
+    services = stack.services()
+    caller = Caller(project_id="tenant-finished", user_id="u")
+    try:
+        share = wait_until(lambda: _create_or_none(services, caller), 30, "a create to be accepted")
+        wait_until(lambda: stack.share_row(share.id).status == "available", 60, "the share to be made")
+        job = stack.finished_job(share.id, "create_share")
+        assert job.state == "succeeded"
+        with stack.db.read() as s:
+            row = s.get(Job, job.id)
+            details = {"flow_uuid": row.flow_detail_id, "store": {"share_id": share.id},
+                       "shareflow": {"job_id": row.id, "operation": row.operation,
+                                     "resource_type": row.resource_type, "resource_id": row.resource_id}}
+        services.boards.post(BACKEND, f"create_share:{share.id}", book=None, details=details)
+        wait_until(lambda: f"({job.id}) was withdrawn" in stack.log("pool"), 30, "a conductor to drop the job")
+        wait_until(lambda: not board_jobs(zk.hosts, stack.chroot)[0], 60, "the job to leave the board")
+        assert not board_jobs(zk.hosts, stack.chroot)[1]
+        assert stack.share_row(share.id).status == "available"
+        assert stack.finished_job(share.id, "create_share").state == "succeeded"
+        assert_done_once(stack, zk, {share.id: ["create"]})
+    finally:
+        services.close()
+    delete_share(stack, share.id)
+
+
+def _create_or_none(services, caller):
+    try:
+        return services.shares.create(caller, size=1, share_proto="NFS", name="finished-once")
+    except ServiceUnavailable:
+        return None  # this process's client is still connecting after an earlier outage
