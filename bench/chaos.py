@@ -87,6 +87,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="no 0.0.0.0/0 rules (manila-csi's default client) among the allow requests")
     p.add_argument("--probe-limit", type=int, default=None,
                    help="list at most this many exports over NFS in a reconciliation (default: all)")
+    p.add_argument("--strict", action="store_true",
+                   help="an accepted operation that ended in an error status fails the run too")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
     p.add_argument("--json", type=Path, default=None, help="also write the raw results here")
     p.add_argument("--keep-logs", type=Path, default=None, help="copy the service's logs here before cleaning up")
@@ -115,6 +117,7 @@ def soak_config(args):
         kill_interval=args.kill_interval, zk_grace=args.zk_grace, slow_answer=args.slow_answer, request_timeout=args.request_timeout,
         op_timeout=args.op_timeout, settle_timeout=args.settle_timeout, drain=not args.no_drain,
         everyone_rules=not args.no_everyone_rules, probe_limit=args.probe_limit, seed=args.seed,
+        strict=args.strict,
     )
 
 
