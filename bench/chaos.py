@@ -16,7 +16,8 @@ and shrink, create and delete snapshots over Manila's v2 API, while conductor
 workers are SIGKILLed (at random, and aimed at the worker that owns a running
 job), ZooKeeper is SIGKILLed and restarted (by the service if it does so
 within ``--zk-grace`` seconds, otherwise by this script) and NFS-Ganesha is
-SIGKILLed (the conductor pool restores it). Then it waits for the stack to
+SIGKILLed (the conductor pool restores it); ``--zk-pauses`` times ZooKeeper
+is stopped with SIGSTOP longer than the sessions last. Then it waits for the stack to
 settle and reconciles the API, the database, btrfs, Ganesha and the jobboard
 (:mod:`tests.fixtures.reconcile`), deletes everything (the drain) and
 reconciles again.
@@ -67,6 +68,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aimed-kills", type=int, default=8,
                    help="SIGKILLs of the worker that owns a running job (default 8)")
     p.add_argument("--zk-restarts", type=int, default=2, help="ZooKeeper SIGKILLs and restarts (default 2)")
+    p.add_argument("--zk-pauses", type=int, default=1,
+                   help="ZooKeeper stopped (SIGSTOP) for --zk-pause seconds, then continued (default 1)")
+    p.add_argument("--zk-pause", type=float, default=6.0,
+                   help="seconds a pause lasts: longer than the stack's 2 s sessions (default 6)")
     p.add_argument("--ganesha-kills", type=int, default=4, help="NFS-Ganesha SIGKILLs (default 4)")
     p.add_argument("--kill-interval", type=float, default=1.0,
                    help="kills are spread evenly over the operations, at least about this many seconds apart "
@@ -96,10 +101,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for name in ("operations", "clients", "shares_per_client", "workers"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
-    for name in ("conductor_kills", "aimed_kills", "zk_restarts", "ganesha_kills"):
+    for name in ("conductor_kills", "aimed_kills", "zk_restarts", "zk_pauses", "ganesha_kills"):
         if getattr(args, name) < 0:
             p.error(f"--{name.replace('_', '-')} must not be negative")
-    for name in ("max_seconds", "kill_interval", "zk_grace", "slow_answer", "request_timeout", "op_timeout",
+    for name in ("max_seconds", "kill_interval", "zk_grace", "zk_pause", "slow_answer", "request_timeout", "op_timeout",
                  "settle_timeout"):
         if getattr(args, name) <= 0:
             p.error(f"--{name.replace('_', '-')} must be positive")
@@ -113,7 +118,8 @@ def soak_config(args):
         operations=args.operations, max_seconds=args.max_seconds, clients=args.clients,
         shares_per_client=args.shares_per_client,
         kills={"conductor-random": args.conductor_kills, "conductor-aimed": args.aimed_kills,
-               "zookeeper": args.zk_restarts, "ganesha": args.ganesha_kills},
+               "zookeeper": args.zk_restarts, "zookeeper-pause": args.zk_pauses, "ganesha": args.ganesha_kills},
+        zk_pause=args.zk_pause,
         kill_interval=args.kill_interval, zk_grace=args.zk_grace, slow_answer=args.slow_answer, request_timeout=args.request_timeout,
         op_timeout=args.op_timeout, settle_timeout=args.settle_timeout, drain=not args.no_drain,
         everyone_rules=not args.no_everyone_rules, probe_limit=args.probe_limit, seed=args.seed,
@@ -166,7 +172,8 @@ def print_report(result: dict, args, wall: float) -> None:
           + ", ".join(f"{s}: {n}" for s, n in sorted(http.items(), key=lambda kv: kv[0])))
     kills = st["kills"]
     print("\nkills: " + ", ".join(f"{k} {kills.get(k, 0)}" for k in
-                                  ("conductor-random", "conductor-aimed", "zookeeper", "ganesha"))
+                                  ("conductor-random", "conductor-aimed", "zookeeper", "zookeeper-pause",
+                                   "ganesha"))
           + f" (total {sum(v for k, v in kills.items() if k != 'skipped')}; skipped {kills.get('skipped', 0)})")
     aimed = [k for k in st["kill_log"] if k["kind"] == "conductor-aimed"]
     if aimed:
@@ -218,6 +225,7 @@ def print_report(result: dict, args, wall: float) -> None:
             print(f"       {f['kind']}: {f['what']}: {f['detail'][:240]}")
     if result["harness_errors"]:
         print("\nharness errors: " + "; ".join(result["harness_errors"]))
+    print_summary(result, st)
     print()
     if result["passed"]:
         print("PASS: no inconsistency")
@@ -225,6 +233,46 @@ def print_report(result: dict, args, wall: float) -> None:
         kinds = Counter(f.split(":", 1)[0] for f in result["failures"])
         print(f"FAIL: {len(result['failures'])} inconsistencies ("
               + ", ".join(f"{k} {n}" for k, n in kinds.most_common()) + ")")
+
+
+#: The summary's lines: label -> finding categories (``what``) counted under it.
+SUMMARY = (
+    ("resources stuck in a transitional status", lambda f: f["kind"] == "stuck"),
+    ("subvolumes without shares", lambda f: f["what"] in ("subvolume without share",
+                                                         "snapshot subvolume without snapshot",
+                                                         "subvolume of a share in error (create not reverted)",
+                                                         "subvolume of a snapshot in error")),
+    ("exports without shares", lambda f: f["what"] in ("export without share",
+                                                      "export of a share in error (create not reverted)")),
+    ("shares without subvolumes or exports", lambda f: f["what"] in ("share without subvolume", "share without export",
+                                                                     "snapshot without subvolume")),
+    ("jobs or claims left on the board, locks held", lambda f: f["kind"] == "board"),
+    ("jobs trashed", lambda f: f["kind"] == "trashed"),
+    ("other disagreements between the views", lambda f: f["kind"] in ("api", "btrfs", "ganesha") and f["what"] not in (
+        "subvolume without share", "snapshot subvolume without snapshot", "export without share",
+        "share without subvolume", "share without export", "snapshot without subvolume",
+        "subvolume of a share in error (create not reverted)", "subvolume of a snapshot in error",
+        "export of a share in error (create not reverted)")),
+)
+
+
+def print_summary(result: dict, st: dict) -> None:
+    """The same lines on every run, zeros included."""
+    findings = [f for key in ("reconcile_live", "reconcile_drained") if result.get(key)
+                for f in result[key]["findings"]]
+    print("\nsummary (live and after the drain):")
+    for label, match in SUMMARY:
+        print(f"  {label:48s} {sum(1 for f in findings if match(f)):5d}")
+    five = sum(1 for e in st["server_errors"] if "no answer" not in e)
+    print(f"  {'API 5xx (503 while ZooKeeper was down excepted)':48s} {five:5d}")
+    print(f"  {'requests without an answer':48s} {len(st['server_errors']) - five:5d}")
+    print(f"  {'answers slower than the bound':48s} {len(st['slow']):5d}")
+    unsettled = sum(n for k, n in st["outcomes"].items() if k.endswith(" unsettled"))
+    wrong = len(st["wrong"])
+    print(f"  {'operations unsettled or settled wrong':48s} {unsettled + wrong:5d}")
+    print(f"  {'unacknowledged creates that left a share':48s} {len(result['ghosts']):5d}")
+    print(f"  {'operations that ended in an error status':48s} {len(st['op_errors']):5d}"
+          + ("" if result["config"].get("strict") else "   (reported; --strict fails on them)"))
 
 
 def keep_logs(infra, dest: Path) -> None:

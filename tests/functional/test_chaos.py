@@ -1,6 +1,7 @@
 """The chaos soak, short (what CI runs of ``bench/chaos.py``): mixed tenant
 operations over the API while conductor workers (at random and the owner of a
-running job), ZooKeeper and NFS-Ganesha are SIGKILLed; afterwards, and again
+running job), ZooKeeper and NFS-Ganesha are SIGKILLed and ZooKeeper is once
+stopped (SIGSTOP) for longer than the sessions last; afterwards, and again
 after everything is deleted, the API, database, btrfs, Ganesha and the
 jobboard agree, nothing is stuck, nothing leaked, and no request got a 5xx
 (other than a 503 while ZooKeeper was down), went unanswered or was slow."""
@@ -14,7 +15,7 @@ from tests.fixtures.storage import _require_stack
 
 SHORT = SoakConfig(
     operations=50, max_seconds=90, clients=3, shares_per_client=4,
-    kills={"conductor-random": 2, "conductor-aimed": 3, "zookeeper": 1, "ganesha": 2},
+    kills={"conductor-random": 2, "conductor-aimed": 3, "zookeeper": 1, "zookeeper-pause": 1, "ganesha": 2},
     kill_interval=1.0, zk_grace=12.0, slow_answer=10.0, settle_timeout=120,
 )
 
