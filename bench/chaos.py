@@ -92,6 +92,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="no 0.0.0.0/0 rules (manila-csi's default client) among the allow requests")
     p.add_argument("--probe-limit", type=int, default=None,
                    help="list at most this many exports over NFS in a reconciliation (default: all)")
+    p.add_argument("--hostile", type=float, default=0.0,
+                   help="weight of a hostile tenant's requests in the mix (zone-id rules, lone surrogates, "
+                        "wrong JSON types), each of which must get a 4xx; the others weigh 1-4 (default 0: none)")
     p.add_argument("--strict", action="store_true",
                    help="an accepted operation that ended in an error status fails the run too")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
@@ -123,7 +126,7 @@ def soak_config(args):
         kill_interval=args.kill_interval, zk_grace=args.zk_grace, slow_answer=args.slow_answer, request_timeout=args.request_timeout,
         op_timeout=args.op_timeout, settle_timeout=args.settle_timeout, drain=not args.no_drain,
         everyone_rules=not args.no_everyone_rules, probe_limit=args.probe_limit, seed=args.seed,
-        strict=args.strict,
+        strict=args.strict, hostile=args.hostile,
     )
 
 
