@@ -203,6 +203,10 @@ def print_report(result: dict, args, wall: float) -> None:
         print(f"503 while ZooKeeper was up: {len(st['unexpected_503'])} (reported, not a failure)")
         for e in st["unexpected_503"][:5]:
             print(f"  {e}")
+    if st["wrong"]:
+        print(f"\noperations that settled wrong (or hostile requests accepted): {len(st['wrong'])}")
+        for e in st["wrong"][:15]:
+            print(f"  {e}")
     if st["op_errors"]:
         print(f"\noperations that ended in an error status: {len(st['op_errors'])}")
         for e in st["op_errors"][:15]:
