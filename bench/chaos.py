@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -208,7 +209,9 @@ def print_report(result: dict, args, wall: float) -> None:
         for e in st["wrong"][:15]:
             print(f"  {e}")
     if st["op_errors"]:
-        print(f"\noperations that ended in an error status: {len(st['op_errors'])}")
+        print(f"\noperations that ended in an error status: {len(st['op_errors'])}; by cause:")
+        for cause, n in Counter(error_cause(e) for e in st["op_errors"]).most_common():
+            print(f"  {n:4d} x {cause}")
         for e in st["op_errors"][:15]:
             print(f"  {e}")
     if st["rejections"]:
@@ -261,6 +264,21 @@ SUMMARY = (
         "subvolume of a share in error (create not reverted)", "subvolume of a snapshot in error",
         "export of a share in error (create not reverted)")),
 )
+
+
+def error_cause(text: str) -> str:
+    """An operation's error without its ids, paths and times, for grouping."""
+    op = text.split(":", 1)[0]
+    text = re.sub(r"\d\d/\d\d/\d{4} [\d:]+ : epoch \w+ : \S+ : \S+ ", "", text)
+    m = re.search(r"step=(\S+) failure='([^']+)", text)
+    if m:
+        cause = f"step {m[1]}: {m[2]}"
+    else:
+        m = re.search(r"message '([^']*)'|message \"([^\"]*)\"", text)
+        cause = (m[1] or m[2]) if m else text.split(": ", 2)[-1]
+    cause = re.sub(r"/\S+", "<path>", cause)
+    cause = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<id>", cause)
+    return f"{op}: {cause[:150]}"
 
 
 def print_summary(result: dict, st: dict) -> None:
