@@ -80,6 +80,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--zk-grace", type=float, default=12.0,
                    help="seconds the service is given to restart a killed ZooKeeper before this script does "
                         "(default 12)")
+    p.add_argument("--zk-supervised", action="store_true",
+                   help="supervise the soak's ZooKeeper with shareflow run's own ZooKeeperSupervisor (where the "
+                        "tree has it), so that the service, not this script, restarts it")
     p.add_argument("--slow-answer", type=float, default=10.0,
                    help="an answer later than this is a failure: while ZooKeeper is down the API must answer "
                         "503 within its own bound (default 10)")
@@ -123,7 +126,7 @@ def soak_config(args):
         shares_per_client=args.shares_per_client,
         kills={"conductor-random": args.conductor_kills, "conductor-aimed": args.aimed_kills,
                "zookeeper": args.zk_restarts, "zookeeper-pause": args.zk_pauses, "ganesha": args.ganesha_kills},
-        zk_pause=args.zk_pause,
+        zk_pause=args.zk_pause, zk_supervised=args.zk_supervised,
         kill_interval=args.kill_interval, zk_grace=args.zk_grace, slow_answer=args.slow_answer, request_timeout=args.request_timeout,
         op_timeout=args.op_timeout, settle_timeout=args.settle_timeout, drain=not args.no_drain,
         everyone_rules=not args.no_everyone_rules, probe_limit=args.probe_limit, seed=args.seed,
