@@ -41,6 +41,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -308,8 +309,16 @@ def keep_logs(infra, dest: Path) -> None:
     stack = infra.stack
     paths = []
     if stack is not None:
-        paths += [stack.base / "api.log", stack.base / "pool.log", stack.base / "shareflow.db",
-                  stack.base / "ganesha" / "ganesha.log"]
+        paths += [stack.base / "api.log", stack.base / "pool.log", stack.base / "ganesha" / "ganesha.log"]
+        db = stack.base / "shareflow.db"
+        if db.exists():
+            # The database is in WAL mode: a copy of the file alone misses the last commits.
+            src, dst = sqlite3.connect(db), sqlite3.connect(dest / db.name)
+            try:
+                src.backup(dst)
+            finally:
+                src.close()
+                dst.close()
     if infra.zk is not None:
         paths.append(infra.zk.log_path)
     for p in paths:
