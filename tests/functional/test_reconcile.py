@@ -25,9 +25,7 @@ def test_reconcile_finds_each_disagreement(stack):
     stack.wait_for_share(m, share.id, {"available"})
     client = stack.network.clients[0].address
     rule = m.shares.allow(share.id, "ip", client, "rw")
-    assert rc.settle(stack, 30)[0]
-    clean = rc.reconcile(stack)
-    assert clean.ok, clean.findings
+    clean = rc.assert_consistent(stack, timeout=30)
     assert clean.seen["NFS probes"] >= 1 and clean.seen["shares available"] >= 1
 
     backend = stack.backend()
@@ -80,8 +78,7 @@ def test_reconcile_finds_each_disagreement(stack):
         zk.stop()
         zk.close()
 
-    again = rc.reconcile(stack)
-    assert again.ok, again.findings
+    rc.assert_consistent(stack)
     m.shares.deny(share.id, rule["id"])
     m.shares.delete(share.id)
     assert rc.settle(stack, 30)[0]
