@@ -10,7 +10,7 @@ from typing import Any
 from shareflow.config import BackendConfig
 from shareflow.db.engine import Database
 from shareflow.drivers.export.ganesha import GaneshaExportDriver
-from shareflow.drivers.export.ganesha_server import GaneshaServer
+from shareflow.drivers.export.ganesha_server import RESTART_WAIT, GaneshaServer
 from shareflow.drivers.fault import FaultInjectingProxy
 from shareflow.drivers.network.flat import FlatNetworkHelper
 from shareflow.drivers.network.static import StaticNetworkHelper
@@ -62,7 +62,10 @@ def build_backend(cfg: BackendConfig, *, step_timeout: float, db: Database | Non
             "server": server_helper,
         }
     else:
-        servers = {static_server_id(cfg.name): GaneshaServer(cfg.ganesha, timeout=step_timeout)}
+        servers = {static_server_id(cfg.name): GaneshaServer(
+            cfg.ganesha, timeout=step_timeout,
+            # Only the conductor pool restarts a server it manages.
+            restart_wait=RESTART_WAIT if cfg.ganesha.managed else 0.0)}
         roles = {
             "share": share,
             "export": GaneshaExportDriver(servers, timeout=step_timeout),

@@ -53,6 +53,12 @@ ERROR_LEVELS = frozenset({"CRIT", "MAJ", "FATAL"})
 SYS_RT_SIGTIMEDWAIT = {"x86_64": "128", "aarch64": "137"}.get(os.uname().machine)
 #: How often the reload wait looks at the log and the signal thread.
 SIGWAIT_POLL = 0.0005
+#: How long a reload waits for a server that is down to be back: the
+#: conductor pool restores a dead server within about a second (its
+#: supervision interval plus a start). Failing the change at once instead
+#: would fail a tenant's operation - and possibly the undo of a failed one,
+#: leaving its volume behind - for a restart that is already under way.
+RESTART_WAIT = 10.0
 # "... nfs-ganesha-123[sigmgr] function :COMPONENT :LEVEL :message"
 _LOG_LINE = re.compile(r"\] \S+ :(?P<component>[A-Z0-9 _]+?) :(?P<level>[A-Z_]+) :(?P<message>.*)$")
 
@@ -90,9 +96,12 @@ def _listening(pid: int, port: int) -> bool:
 
 
 class GaneshaServer:
-    def __init__(self, cfg: GaneshaConfig, *, timeout: float = 10.0):
+    def __init__(self, cfg: GaneshaConfig, *, timeout: float = 10.0, restart_wait: float = RESTART_WAIT):
+        """``restart_wait``: how long :meth:`reload` waits for the server to be
+        running again when it is down (0 for a server nobody restarts)."""
         self.cfg = cfg
         self.timeout = timeout
+        self.restart_wait = restart_wait
         self.state_dir = Path(cfg.state_dir).resolve()
         self._child: subprocess.Popen | None = None
 
@@ -270,7 +279,7 @@ class GaneshaServer:
         Raises :class:`ExportError` when it is not running, does not finish
         within the timeout, or logs a configuration or export error.
         """
-        fd = self._pidfd()
+        fd = self._pidfd_when_ready()
         if fd is None:
             raise ExportError(f"{BINARY} in {self.state_dir} is not running")
         try:
@@ -287,6 +296,32 @@ class GaneshaServer:
         if errors:
             raise ConfigRefused(f"{BINARY} reported errors on reload: " + " | ".join(errors[:5]),
                                 user_message=REFUSED_MESSAGE)
+
+    def _pidfd_when_ready(self) -> int | None:
+        """A pidfd for the server once it serves and takes signals, waiting up
+        to ``restart_wait`` for one that is down (or still starting) to get
+        there; None if it does not. A server that started after the caller
+        wrote the exports file serves that file already; one that started
+        before reads it again on the SIGHUP that follows, so the change is
+        served either way."""
+        deadline = time.monotonic() + min(self.restart_wait, self.timeout)
+        delay = 0.005
+        while True:
+            late = time.monotonic() >= deadline
+            fd = self._pidfd()
+            if fd is not None:
+                pid = self.pid()
+                # Listening means it has initialised; its signal thread back
+                # in its wait means a SIGHUP is handled at once (past the
+                # deadline the reload's own wait copes without it).
+                if pid is not None and _listening(pid, self.cfg.port) and (
+                        late or SYS_RT_SIGTIMEDWAIT is None or _sigwait_thread(pid) is not None):
+                    return fd
+                os.close(fd)
+            if late:
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def _wait_for(self, marks: str | tuple[str, ...], offset: int, fd: int,
                   sigmgr: tuple[int, int] | None = None) -> str:

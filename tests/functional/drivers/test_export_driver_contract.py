@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -342,12 +343,43 @@ def test_exports_survive_a_server_restart(export_env, ganesha_server):
     driver.update_access(server, sid, [rw(c0)])
     ganesha_server.stop()
     assert not ganesha_server.is_running()
-    with pytest.raises(ExportError):
+    ganesha_server.restart_wait = 0.2  # nobody restarts it here
+    with pytest.raises(ExportError, match="not running"):
         driver.update_access(server, sid, [])  # cannot serve a change now
     ganesha_server.start()
     # The failed change was rolled back: the old client list is served.
     assert c0.ls(pseudo(sid)).returncode == 0
     assert driver.list_exports(server) == {sid: [rw(c0)]}
+
+
+def test_a_change_waits_for_a_server_being_restarted(export_env, ganesha_server):
+    """A change that meets the server down while its supervisor restarts it
+    (the conductor pool does, within about a second) is served once the
+    server is back, instead of failing the tenant's operation."""
+    driver, server, shares, (c0, c1, _) = export_env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0)])
+    ganesha_server.stop()
+    serial = state_of(ganesha_server)["serial"]
+
+    def supervisor():
+        # Restart only once the change is written: the driver is then past
+        # finding the server down, waiting for it in its reload.
+        deadline = time.monotonic() + 30
+        while state_of(ganesha_server)["serial"] == serial and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ganesha_server.start()
+
+    restarter = threading.Thread(target=supervisor)
+    restarter.start()
+    try:
+        driver.update_access(server, sid, [rw(c1)])
+    finally:
+        restarter.join(30)
+    assert c1.ls(pseudo(sid)).returncode == 0
+    assert c0.ls(pseudo(sid)).returncode != 0
+    assert driver.list_exports(server) == {sid: [rw(c1)]}
 
 
 def test_concurrent_updates_from_threads_and_processes(export_env, ganesha_server):
