@@ -91,6 +91,15 @@ def record_action(session: Session, job_id: str, action: str, *, now: datetime, 
     return row
 
 
+def drop_actions(session: Session, job_id: str, *, note: str | None = None) -> None:
+    """Forget steering rows of ``job_id`` (those with ``note`` only, when
+    given): of a retry whose new job could not be posted, nothing happened."""
+    stmt = sa.delete(JobAction).where(JobAction.job_id == job_id)
+    if note is not None:
+        stmt = stmt.where(JobAction.note == note)
+    session.execute(stmt)
+
+
 def actions(session: Session, job_id: str) -> list[JobAction]:
     """The job's steering history, oldest first."""
     return list(session.scalars(

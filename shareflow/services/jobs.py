@@ -262,7 +262,10 @@ class JobService:
             new_id, failed_status = new.id, status
 
         def undo(session):
+            # The new job is withdrawn: the resource, and the history, as they were.
             resources.give_back(session, op, job.resource_id, failed_status, now=self._clock(), made=False)
+            jobs_db.drop_actions(session, new_id)
+            jobs_db.drop_actions(session, job.id, note=f"retried as job {new_id}")
 
         self._poster.post_or_undo(new, spec, undo=undo)
         LOG.info("job %s (%s on %s) retried as %s by %s", job.id, job.operation, job.resource_id, new_id,
