@@ -317,7 +317,8 @@ class JobService:
             current = jobs_db.get(s, job.id)
             jobs_db.steer(s, current, previous, now=now,
                           sources=frozenset({states.JOB_POSTED, states.JOB_CANCELLING}),
-                          values={"board_job_id": job.board_job_id, "finished_at": job.finished_at})
+                          values={"board_job_id": job.board_job_id, "finished_at": job.finished_at,
+                                  "attempt": job.attempt})
             if resource_status is not None:
                 op = states.operation(job.operation)
                 resources.give_back(s, op, job.resource_id, resource_status, now=now, made=False)
