@@ -1,9 +1,16 @@
-"""Job inspection for operators: our records joined with TaskFlow's atom states."""
+"""Jobs for operators and their tenants: our records joined with TaskFlow's
+atom states.
+
+Who may see what: ``caller`` None is the operator on the service's own host
+(the ``shareflow`` command, in-process tests) and sees everything; an admin
+caller sees every project's jobs; a member sees only the jobs of their own
+project, and another project's job does not exist for them (404, as any
+other resource of another project)."""
 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from taskflow import engines
@@ -12,6 +19,8 @@ from shareflow.db import jobs as jobs_db
 from shareflow.db.engine import Database
 from shareflow.db.models import Job
 from shareflow.engine.persistence import make_persistence
+from shareflow.exceptions import NotFound
+from shareflow.services.context import Caller
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,9 @@ class JobView:
     job: Job
     flow_state: str | None
     steps: list[StepView]
+    #: Every attempt of the same operation, oldest first, this job included
+    #: (jobs linked by ``retry_of``).
+    attempts: list[Job] = field(default_factory=list)
 
 
 class JobService:
@@ -34,13 +46,25 @@ class JobService:
         self._db = db
         self._persistence = make_persistence(db)
 
-    def list(self, *, states_in=None, resource_id=None, limit=None) -> list[Job]:
+    def list(self, *, caller: Caller | None = None, states_in=None, operation: str | None = None,
+             resource_id: str | None = None, project_id: str | None = None, limit: int | None = None,
+             offset: int = 0) -> list[Job]:
+        """Newest first. ``project_id`` filters for admins and operators; a
+        member's list is their own project's whatever they ask."""
+        if caller is not None and not caller.is_admin:
+            project_id = caller.project_id
         with self._db.read() as s:
-            return jobs_db.list_(s, states_in=states_in, resource_id=resource_id, limit=limit)
+            return jobs_db.list_(s, states_in=states_in, operation=operation, resource_id=resource_id,
+                                 project_id=project_id, limit=limit, offset=offset)
 
-    def show(self, job_id: str) -> JobView:
+    def get(self, job_id: str, *, caller: Caller | None = None) -> Job:
         with self._db.read() as s:
-            job = jobs_db.get(s, job_id)
+            return self._visible(jobs_db.get(s, job_id), caller, job_id)
+
+    def show(self, job_id: str, *, caller: Caller | None = None) -> JobView:
+        with self._db.read() as s:
+            job = self._visible(jobs_db.get(s, job_id), caller, job_id)
+            attempts = jobs_db.attempts(s, job)
         flow_state, steps = None, []
         with contextlib.closing(self._persistence.get_connection()) as conn:
             try:
@@ -56,7 +80,13 @@ class JobService:
                     duration=(atom.meta or {}).get("duration"),
                     failure=failure.exception_str if failure else None,
                 ))
-        return JobView(job=job, flow_state=flow_state, steps=steps)
+        return JobView(job=job, flow_state=flow_state, steps=steps, attempts=attempts)
+
+    @staticmethod
+    def _visible(job: Job, caller: Caller | None, job_id: str) -> Job:
+        if caller is not None and not caller.is_admin and job.project_id != caller.project_id:
+            raise NotFound(f"Job {job_id} could not be found.")
+        return job
 
     @staticmethod
     def age(job: Job, now: datetime) -> float:
