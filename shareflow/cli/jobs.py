@@ -1,50 +1,168 @@
-"""``shareflow jobs list|show``: what the conductors are doing and did."""
+"""``shareflow jobs list|show|watch|resume|retry|cancel``: what the
+conductors are doing and did, and an operator's way to steer it.
+
+Runs on the service's host, directly on its database and ZooKeeper, through
+the same ``JobService`` the ``/v2/jobs`` API uses (as the operator: every
+project's jobs). Tables and live views are drawn by ``rich``; ``--json``
+prints plain JSON for scripts. Errors go to stderr with exit status 1.
+
+    shareflow jobs list --state failed --operation create_share
+    shareflow jobs list --watch              # refreshed until Ctrl-C
+    shareflow jobs show JOB
+    shareflow jobs watch JOB                 # exit 0 when it succeeds, 1 otherwise
+    shareflow jobs resume|retry|cancel JOB
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import getpass
 import json
+import sys
+import time
+from collections.abc import Callable
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
 
 from shareflow import config as config_mod
+from shareflow.db.models import Job
+from shareflow.domain import states
 from shareflow.engine.boards import Boards
 from shareflow.engine.zk import start_client, stop_client, translate_errors
 from shareflow.exceptions import ShareflowError
-from shareflow.wiring import Services, utcnow
+from shareflow.services.context import Caller
+from shareflow.services.jobs import JobView
+from shareflow.wiring import Services, new_uuid, utcnow
+
+#: States in which a job may still change by itself (a conductor holds it or
+#: will): ``watch`` follows a job until it leaves them. A stalled job is
+#: waiting for a conductor, or for an operator's resume: still not over.
+ACTIVE_STATES = frozenset({states.JOB_POSTED, states.JOB_RUNNING, "cancelling", "stalled"})
+STATE_STYLES = {
+    states.JOB_POSTED: "cyan", states.JOB_RUNNING: "yellow", states.JOB_SUCCEEDED: "green",
+    states.JOB_FAILED: "red", "reverted": "red", "revert_failed": "bold red", states.JOB_TRASHED: "magenta",
+    "stalled": "magenta", "cancelling": "yellow", "cancelled": "red",
+}
+STEP_STYLES = {"SUCCESS": "green", "RUNNING": "yellow", "FAILURE": "red", "REVERTING": "yellow",
+               "REVERTED": "red", "REVERT_FAILURE": "bold red", "PENDING": "dim"}
+#: Record fields some schemas have (attempt, current step, who asked, the
+#: job retried): shown when the model has the column.
+OPTIONAL_FIELDS = ("step", "attempt", "user_id", "retry_of")
+DEFAULT_INTERVAL = 1.0
 
 
 def register(sub) -> None:
-    p = sub.add_parser("jobs", help="inspect jobs")
+    p = sub.add_parser("jobs", help="inspect and steer jobs")
     jsub = p.add_subparsers(dest="jobs_command", required=True)
+
     ls = jsub.add_parser("list", help="jobs, newest first, with their owning conductor")
     ls.add_argument("--state", action="append", help="only jobs in this state (repeatable)")
+    ls.add_argument("--operation", help="only jobs of this operation (create_share, ...)")
     ls.add_argument("--resource", help="only jobs on this resource id")
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--project", help="only jobs of this project")
+    ls.add_argument("--limit", type=_positive, default=50, help="at most N jobs (default 50)")
     ls.add_argument("--json", action="store_true", help="machine-readable output")
+    ls.add_argument("--watch", action="store_true", help="refresh the table until Ctrl-C (or --count)")
+    ls.add_argument("--interval", type=_seconds, default=2.0, help="seconds between refreshes (default 2)")
+    ls.add_argument("--count", type=_positive, default=None, help="with --watch: stop after N refreshes")
     ls.set_defaults(func=list_jobs)
-    show = jsub.add_parser("show", help="one job and each step of its flow")
+
+    show = jsub.add_parser("show", help="one job, each step of its flow and its attempts")
     show.add_argument("job", help="job id (ours or the jobboard's)")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(func=show_job)
 
+    watch = jsub.add_parser("watch", help="follow one job live until it ends (exit 0: succeeded)")
+    watch.add_argument("job", help="job id (ours or the jobboard's)")
+    watch.add_argument("--interval", type=_seconds, default=0.2, help="seconds between looks (default 0.2)")
+    watch.set_defaults(func=watch_job)
 
-def _live_owners(config, persistence) -> dict[str, str]:
-    """board job id -> current claim owner, straight from ZooKeeper (our
-    records keep the last owner, which may have died since)."""
-    owners: dict[str, str] = {}
-    client = start_client(config.zookeeper)
-    boards = Boards(client, config.zookeeper.chroot, [b.name for b in config.backends], persistence)
+    for name, text in (
+        ("resume", "post a revert_failed, stalled, cancelled or trashed job again with its persisted flow"),
+        ("retry", "run a reverted job again as a new job on the same resource"),
+        ("cancel", "stop a posted or running job at its next step and revert what it did"),
+    ):
+        steer = jsub.add_parser(name, help=text)
+        steer.add_argument("job", help="job id (ours or the jobboard's)")
+        steer.add_argument("--json", action="store_true", help="machine-readable output")
+        steer.set_defaults(func=steer_job, action=name)
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return n
+
+
+def _seconds(value: str) -> float:
+    n = float(value)
+    if not 0.05 <= n <= 3600:
+        raise argparse.ArgumentTypeError("must be between 0.05 and 3600 seconds")
+    return n
+
+
+def operator() -> Caller:
+    """Who steers from this host: recorded on the job as the one who asked."""
     try:
-        boards.connect()
-        for _, board in boards.items():
+        login = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (a container's uid)
+        login = "unknown"
+    return Caller(project_id="shareflow-cli", user_id=f"cli:{login}", is_admin=True,
+                  request_id=f"req-{new_uuid()}")
+
+
+def console() -> Console:
+    # Off a terminal (a pipe, a test) nothing is wrapped or cut: ids stay whole.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
+
+
+@contextlib.contextmanager
+def _services(args):
+    config = config_mod.load(args.config)
+    services = Services(config)
+    try:
+        yield config, services
+    finally:
+        services.close()
+
+
+# --- list -------------------------------------------------------------------
+
+
+class LiveOwners:
+    """board job id -> current claim owner, straight from ZooKeeper (our
+    records keep the last owner, which may have died since). One connection
+    for the command's life (``--watch`` asks again at each refresh)."""
+
+    def __init__(self, config, persistence):
+        self._client = start_client(config.zookeeper)
+        self._boards = Boards(self._client, config.zookeeper.chroot, [b.name for b in config.backends],
+                              persistence)
+        try:
+            self._boards.connect()
+        except BaseException:
+            self.close()
+            raise
+
+    def get(self) -> dict[str, str]:
+        owners: dict[str, str] = {}
+        for _, board in self._boards.items():
             with translate_errors("listing jobs"):
                 for job in board.iterjobs(ensure_fresh=True):
                     owner = board.find_owner(job)
                     if owner:
                         owners[job.uuid] = owner
-    finally:
-        boards.close()
-        stop_client(client)
-    return owners
+        return owners
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._boards.close()
+        stop_client(self._client)
 
 
 def _age(seconds: float) -> str:
@@ -55,75 +173,307 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.0f}h"
 
 
-def list_jobs(args) -> int:
-    config = config_mod.load(args.config)
-    services = Services(config)
+def _optional(job: Job) -> dict:
+    return {name: getattr(job, name) for name in OPTIONAL_FIELDS if hasattr(Job, name)}
+
+
+def _rows(services, args, owners: Callable[[], dict[str, str]]) -> tuple[list[dict], str]:
+    jobs = services.jobs.list(states_in=args.state, operation=args.operation, resource_id=args.resource,
+                              project_id=args.project, limit=args.limit)
+    live: dict[str, str] = {}
+    note = ""
     try:
-        jobs = services.jobs.list(states_in=args.state, resource_id=args.resource, limit=args.limit)
-        owners: dict[str, str] = {}
-        note = ""
-        with contextlib.suppress(ShareflowError):
-            owners = _live_owners(config, services.persistence)
-        if not owners and any(j.state in ("posted", "running") for j in jobs):
+        live = owners()
+    except ShareflowError:
+        if any(j.state in ACTIVE_STATES for j in jobs):
             note = "(live owners unavailable: showing the last recorded owner)"
-        now = utcnow()
-        rows = []
-        for j in jobs:
-            owner = owners.get(j.board_job_id or "") or j.owner or ""
-            rows.append({
-                "id": j.id, "operation": j.operation, "resource": f"{j.resource_type}:{j.resource_id}",
-                "state": j.state, "owner": owner, "age": _age(services.jobs.age(j, now)),
-            })
-        if args.json:
-            print(json.dumps(rows, indent=2))
-            return 0
-        headers = ["id", "operation", "resource", "state", "owner", "age"]
-        widths = {h: max([len(h)] + [len(str(r[h])) for r in rows]) for h in headers}
-        print("  ".join(h.upper().ljust(widths[h]) for h in headers))
-        for r in rows:
-            print("  ".join(str(r[h]).ljust(widths[h]) for h in headers))
-        if note:
-            print(note)
-        return 0
+    now = utcnow()
+    rows = []
+    for j in jobs:
+        rows.append({
+            "id": j.id, "operation": j.operation, "resource": f"{j.resource_type}:{j.resource_id}",
+            "state": j.state, **_optional(j), "owner": live.get(j.board_job_id or "") or j.owner or "",
+            "age": _age(services.jobs.age(j, now)),
+        })
+    return rows, note
+
+
+def _state(value: str) -> Text:
+    return Text(value, style=STATE_STYLES.get(value, ""))
+
+
+def _table(rows: list[dict], note: str) -> Group | Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    columns = ["id", "operation", "resource", "state",
+               *[c for c in ("step", "attempt") if hasattr(Job, c)], "owner", "age"]
+    for name in columns:
+        table.add_column(name.upper(), no_wrap=name in ("id", "resource", "state"))
+    for r in rows:
+        table.add_row(*[_state(r[c]) if c == "state" else str(r.get(c) if r.get(c) is not None else "")
+                        for c in columns])
+    if note:
+        return Group(table, Text(note, style="dim"))
+    return table
+
+
+def list_jobs(args) -> int:
+    with _services(args) as (config, services):
+        owners = None
+        try:
+            with contextlib.suppress(ShareflowError):
+                owners = LiveOwners(config, services.persistence)
+
+            def ask() -> dict[str, str]:
+                if owners is None:
+                    raise ShareflowError("ZooKeeper is not reachable")
+                return owners.get()
+
+            if args.json:
+                rows, _ = _rows(services, args, ask)
+                print(json.dumps(rows, indent=2))
+                return 0
+            out = console()
+            if not args.watch:
+                out.print(_table(*_rows(services, args, ask)))
+                return 0
+            return _watch_table(out, args, lambda: _table(*_rows(services, args, ask)))
+        finally:
+            if owners is not None:
+                owners.close()
+
+
+def _watch_table(out: Console, args, draw: Callable[[], Group | Table]) -> int:
+    """Redraw the table in place until Ctrl-C or ``--count`` refreshes. Off
+    a terminal (a pipe, a log) each refresh is printed after the last one."""
+
+    def frame() -> Group:
+        when = time.strftime("%H:%M:%S")
+        return Group(Text(f"{when}  every {args.interval:g}s, Ctrl-C to stop", style="dim"), draw())
+
+    refreshes = 0
+    live = Live(console=out, auto_refresh=False) if out.is_terminal else None
+    try:
+        if live is not None:
+            live.start()
+        while args.count is None or refreshes < args.count:
+            if refreshes:
+                time.sleep(args.interval)
+            refreshes += 1
+            if live is not None:
+                live.update(frame(), refresh=True)
+            else:
+                out.print(frame())
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C ends a watch; the last table stays on screen
     finally:
-        services.close()
+        if live is not None:
+            live.stop()
+    return 0
+
+
+# --- show -------------------------------------------------------------------
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def record(view: JobView) -> dict:
+    j = view.job
+    return {
+        "id": j.id, "board_job_id": j.board_job_id, "operation": j.operation,
+        "resource": f"{j.resource_type}:{j.resource_id}", "backend": j.backend,
+        "project_id": j.project_id, "request_id": j.request_id, "state": j.state, **_optional(j),
+        "flow_state": view.flow_state, "owner": j.owner,
+        "created_at": _iso(j.created_at), "started_at": _iso(j.started_at), "finished_at": _iso(j.finished_at),
+        "failed_step": j.failed_step, "failure": j.failure,
+        "steps": [{"name": s.name, "state": s.state, "duration": s.duration, "failure": s.failure}
+                  for s in view.steps],
+        "attempts": [{"id": a.id, "state": a.state, "created_at": _iso(a.created_at),
+                      "finished_at": _iso(a.finished_at), "failed_step": a.failed_step}
+                     for a in view.attempts],
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.1f}ms"
+    if seconds < 120:
+        return f"{seconds:.2f}s"
+    return f"{seconds / 60:.1f}m"
+
+
+def _render_job(view: JobView, rec: dict) -> Group:
+    head = Table.grid(padding=(0, 2))
+    head.add_column(justify="right", style="bold")
+    head.add_column()
+    for key in ("id", "board_job_id", "operation", "resource", "backend", "project_id", "request_id",
+                "state", *[k for k in OPTIONAL_FIELDS if k in rec], "flow_state", "owner", "created_at",
+                "started_at", "finished_at", "failed_step"):
+        value = rec[key]
+        head.add_row(key, _state(value) if key == "state" else str(value if value is not None else "-"))
+    parts: list = [head, Text("")]
+    steps = Table(box=None, header_style="bold", pad_edge=False)
+    for name, justify in (("STEP", "left"), ("STATE", "left"), ("DURATION", "right"), ("FAILURE", "left")):
+        steps.add_column(name, justify=justify, no_wrap=name != "FAILURE")
+    for s in view.steps:
+        steps.add_row(s.name, Text(s.state, style=STEP_STYLES.get(s.state, "")), _duration(s.duration),
+                      s.failure or "")
+    if not view.steps:
+        parts.append(Text("(no steps recorded yet: no conductor has loaded this job's flow)", style="dim"))
+    else:
+        parts.append(steps)
+    if len(view.attempts) > 1:
+        attempts = Table(title="attempts", title_justify="left", box=None, header_style="bold", pad_edge=False)
+        for name in ("#", "JOB", "STATE", "CREATED", "FAILED STEP"):
+            attempts.add_column(name, no_wrap=True)
+        for n, a in enumerate(view.attempts, 1):
+            marker = " <" if a.id == view.job.id else ""
+            attempts.add_row(str(n), a.id + marker, _state(a.state), _iso(a.created_at) or "-",
+                             a.failed_step or "")
+        parts += [Text(""), attempts]
+    if view.job.failure:
+        parts += [Text(""), Text("failure detail:", style="bold"), Text(view.job.failure)]
+    return Group(*parts)
 
 
 def show_job(args) -> int:
-    config = config_mod.load(args.config)
-    services = Services(config)
-    try:
+    with _services(args) as (_, services):
         view = services.jobs.show(args.job)
-        j = view.job
-        record = {
-            "id": j.id, "board_job_id": j.board_job_id, "operation": j.operation,
-            "resource": f"{j.resource_type}:{j.resource_id}", "backend": j.backend,
-            "project_id": j.project_id, "request_id": j.request_id, "state": j.state,
-            "flow_state": view.flow_state, "owner": j.owner,
-            "created_at": j.created_at.isoformat() if j.created_at else None,
-            "started_at": j.started_at.isoformat() if j.started_at else None,
-            "finished_at": j.finished_at.isoformat() if j.finished_at else None,
-            "failed_step": j.failed_step,
-            "steps": [
-                {"name": s.name, "state": s.state, "duration": s.duration, "failure": s.failure}
-                for s in view.steps
-            ],
-        }
+        rec = record(view)
         if args.json:
-            print(json.dumps(record, indent=2))
+            print(json.dumps(rec, indent=2))
             return 0
-        for key in ("id", "board_job_id", "operation", "resource", "backend", "project_id",
-                    "request_id", "state", "flow_state", "owner", "created_at", "started_at",
-                    "finished_at", "failed_step"):
-            print(f"{key:>13}: {record[key] if record[key] is not None else '-'}")
-        print()
-        width = max([4] + [len(s.name) for s in view.steps])
-        print(f"{'STEP'.ljust(width)}  {'STATE':<10}  {'DURATION':>9}  FAILURE")
-        for s in view.steps:
-            duration = f"{s.duration * 1000:.1f}ms" if s.duration is not None else "-"
-            print(f"{s.name.ljust(width)}  {s.state:<10}  {duration:>9}  {s.failure or ''}")
-        if j.failure:
-            print(f"\nfailure detail:\n{j.failure}")
+        console().print(_render_job(view, rec))
         return 0
-    finally:
-        services.close()
+
+
+# --- watch ------------------------------------------------------------------
+
+
+#: What a step's new state says happened.
+EVENTS = {"RUNNING": "started", "SUCCESS": "done", "FAILURE": "failed", "REVERTING": "reverting",
+          "REVERTED": "reverted", "REVERT_FAILURE": "revert failed"}
+REVERT_STATES = frozenset({"REVERTING", "REVERTED", "REVERT_FAILURE"})
+ENDED = frozenset({"SUCCESS", "FAILURE", "REVERTED", "REVERT_FAILURE"})
+
+
+class StepFollower:
+    """Turns successive looks at a job's steps into one line per event: a
+    step starting, ending (with its duration), reverting and reverted.
+
+    A look sees states, not transitions: what happened between two looks is
+    inferred - a step PENDING then SUCCESS also started; one RUNNING then
+    REVERTED (with a failure) failed first. In one look, steps that went
+    forward come in flow order, then reverts last step first, as the engine
+    runs them."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._seen: dict[str, str] = {}
+        self._since: dict[str, float] = {}
+
+    def look(self, view: JobView) -> list[tuple[str, str, float | None, str | None]]:
+        """(step, event, duration, failure) for everything that changed since the last look."""
+        now = self._clock()
+        forward, backward = [], []
+        for step in view.steps:
+            before = self._seen.get(step.name, "PENDING")
+            if step.state == before:
+                continue
+            self._seen[step.name] = step.state
+            if step.state not in EVENTS:
+                continue  # PENDING again (a retry reset it), IGNORE: it never ran
+            if step.state in REVERT_STATES:
+                if before in ("PENDING", "RUNNING") and step.failure and step.state != "REVERT_FAILURE":
+                    # It failed, and was reverted, between two looks.
+                    forward += self._ended(step, "FAILURE", now, before)
+                backward.append(self._event(step, step.state, now))
+            else:
+                forward += self._ended(step, step.state, now, before)
+        return forward + backward[::-1]
+
+    def _ended(self, step, state: str, now: float, before: str) -> list:
+        events = []
+        if state != "RUNNING" and before == "PENDING":
+            events.append((step.name, "started", None, None))
+        events.append(self._event(step, state, now, duration=step.duration if state == step.state else None))
+        return events
+
+    def _event(self, step, state: str, now: float, duration: float | None = None):
+        if state in ("RUNNING", "REVERTING"):
+            self._since[step.name] = now
+            return (step.name, EVENTS[state], None, None)
+        started = self._since.pop(step.name, None)
+        if duration is None and state == step.state:
+            # The conductor's own measure when written (at the flow's end).
+            duration = step.duration
+        if duration is None and started is not None:
+            duration = now - started  # else what this watch saw it take
+        failure = step.failure if state in ("FAILURE", "REVERT_FAILURE") else None
+        return (step.name, EVENTS[state], duration, failure)
+
+
+def watch_job(args) -> int:
+    out = console()
+    with _services(args) as (_, services):
+        view = services.jobs.show(args.job)
+        job = view.job
+        out.print(Text.assemble(f"job {job.id}: {job.operation} of {job.resource_type} {job.resource_id}, ",
+                                _state(job.state)), soft_wrap=True)
+        sys.stdout.flush()
+        follower = StepFollower()
+        began = time.monotonic()
+        state = job.state
+        try:
+            while True:
+                for step, event, duration, failure in follower.look(view):
+                    line = Text.assemble(
+                        time.strftime("%H:%M:%S "), (f"{step:<22}", "bold"),
+                        (f" {event:<13}", STEP_STYLES.get(_EVENT_STATES.get(event, ""), "")),
+                        f" {_duration(duration):>9}" if duration is not None else "",
+                        f"  {failure}" if failure else "",
+                    )
+                    out.print(line, soft_wrap=True)
+                if view.job.state != state:
+                    state = view.job.state
+                    out.print(Text.assemble(time.strftime("%H:%M:%S "), "job is now ", _state(state)),
+                              soft_wrap=True)
+                sys.stdout.flush()
+                if state not in ACTIVE_STATES:
+                    break
+                time.sleep(args.interval)
+                view = services.jobs.show(job.id)
+        except KeyboardInterrupt:
+            out.print(f"stopped watching; job {job.id} is {state}", soft_wrap=True)
+            return 130
+        out.print(Text.assemble(f"job {job.id} ", _state(state),
+                                f" after {_duration(time.monotonic() - began)} of watching"), soft_wrap=True)
+        return 0 if state == states.JOB_SUCCEEDED else 1
+
+
+_EVENT_STATES = {v: k for k, v in EVENTS.items()}
+
+
+# --- resume / retry / cancel -----------------------------------------------
+
+
+def steer_job(args) -> int:
+    with _services(args) as (_, services):
+        job = services.jobs.get(args.job)
+        steered = getattr(services.jobs, args.action)(job.id, operator())
+        view = services.jobs.show(steered.id)
+        rec = record(view)
+        if args.json:
+            print(json.dumps(rec, indent=2))
+            return 0
+        out = console()
+        what = {"resume": f"job {job.id} resumed",
+                "retry": f"job {job.id} retried as job {steered.id}",
+                "cancel": f"job {job.id}: cancel requested"}[args.action]
+        out.print(Text.assemble(f"{what}; now ", _state(steered.state)), soft_wrap=True)
+        out.print(f"follow it with: shareflow jobs watch {steered.id}", soft_wrap=True)
+        return 0

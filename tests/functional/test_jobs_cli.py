@@ -1,0 +1,173 @@
+"""The operator's ``shareflow jobs`` command on the real stack: list, show
+and their JSON, and ``watch`` following a running job step by step (a
+"hang" fault holds the job inside ``create_volume``) until it ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import urllib.request
+
+from tests.fixtures.stack import wait_until
+from tests.functional.test_operations import shareflow_cli
+
+FLOW = ["begin", "allocate_network", "provide_share_server", "create_volume", "export", "apply_access", "finish"]
+
+
+class Watcher:
+    """``shareflow jobs watch JOB`` in the background; its lines as they come."""
+
+    def __init__(self, stack, job_id: str):
+        env = {**os.environ, "SHAREFLOW_CONFIG": str(stack.config_path)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "shareflow.cli.main", "jobs", "watch", job_id],
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._queue: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def until(self, predicate, timeout: float = 30) -> str:
+        """Lines until one that ``predicate`` accepts (returned)."""
+        while True:
+            line = self._queue.get(timeout=timeout)
+            assert line is not None, f"watch ended first:\n{self.text()}\n{self.proc.stderr.read()}"
+            self.lines.append(line)
+            if predicate(line):
+                return line
+
+    def finish(self, timeout: float = 60) -> int:
+        code = self.proc.wait(timeout=timeout)
+        while (line := self._queue.get(timeout=5)) is not None:
+            self.lines.append(line)
+        return code
+
+    def events(self) -> list[tuple[str, str]]:
+        """(step, event) of every step line: ``HH:MM:SS step event [duration] [failure]``."""
+        found = []
+        for line in self.lines:
+            words = line.split()
+            if len(words) >= 3 and words[1] in FLOW:
+                event = "revert failed" if words[2:4] == ["revert", "failed"] else words[2]
+                found.append((words[1], event))
+        return found
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def job_on(stack, share_id: str) -> dict:
+    listed = shareflow_cli(stack, "jobs", "list", "--resource", share_id, "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    return row
+
+
+def test_list_filters_show_and_the_api_agree(stack):
+    m = stack.manila(stack.token("tenant-jobs-cli"))
+    share = m.shares.create("NFS", 1)
+    stack.wait_for_share(m, share.id, {"available"})
+    job = stack.finished_job(share.id)
+
+    rows = json.loads(shareflow_cli(stack, "jobs", "list", "--state", "succeeded", "--operation",
+                                    "create_share", "--project", "tenant-jobs-cli", "--json").stdout)
+    assert [r["id"] for r in rows] == [job.id]
+    none = shareflow_cli(stack, "jobs", "list", "--resource", share.id, "--state", "failed", "--json")
+    assert none.returncode == 0 and json.loads(none.stdout) == []
+    assert json.loads(shareflow_cli(stack, "jobs", "list", "--operation", "delete_share",
+                                    "--resource", share.id, "--json").stdout) == []
+
+    table = shareflow_cli(stack, "jobs", "list", "--resource", share.id)
+    assert table.returncode == 0, table.stderr
+    header, row = table.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "OPERATION", "RESOURCE", "STATE"]
+    assert row.split()[:4] == [job.id, "create_share", f"share:{share.id}", "succeeded"]
+
+    # --watch off a terminal prints each refresh after the last.
+    watched = shareflow_cli(stack, "jobs", "list", "--resource", share.id, "--watch", "--count", "2",
+                            "--interval", "0.1")
+    assert watched.returncode == 0, watched.stderr
+    assert watched.stdout.count(job.id) == 2 and watched.stdout.count("Ctrl-C to stop") == 2
+
+    shown = json.loads(shareflow_cli(stack, "jobs", "show", job.id, "--json").stdout)
+    assert [s["name"] for s in shown["steps"]] == FLOW
+    assert [a["id"] for a in shown["attempts"]] == [job.id]
+
+    # The API shows the same steps, to the job's own project too.
+    request = urllib.request.Request(f"{stack.url}/jobs/{job.id}",
+                                     headers={"X-Auth-Token": stack.token("tenant-jobs-cli")})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        api_job = json.load(r)["job"]
+    assert [(s["name"], s["state"]) for s in api_job["steps"]] == [(s, "SUCCESS") for s in FLOW]
+    assert all(s["duration"] >= 0 for s in api_job["steps"])
+    assert api_job["state"] == "succeeded" and api_job["flow_state"] == "SUCCESS"
+
+    text = shareflow_cli(stack, "jobs", "show", job.id)
+    assert text.returncode == 0, text.stderr
+    step_lines = [line.split() for line in text.stdout.splitlines() if line.split()[:1] in ([s] for s in FLOW)]
+    assert [(w[0], w[1]) for w in step_lines] == [(s, "SUCCESS") for s in FLOW]
+    assert all(w[2].endswith("ms") or w[2].endswith("s") for w in step_lines)
+
+
+def test_watch_prints_each_step_in_order_and_exits_0(faults):
+    stack = faults
+    stack.set_faults({"create_volume": "hang"})
+    m = stack.manila(stack.token("tenant-watch"))
+    share = m.shares.create("NFS", 1)
+    watcher = Watcher(stack, job_on(stack, share.id)["id"])
+    try:
+        # Live: the step is announced while the fault still holds it.
+        watcher.until(lambda line: line.split()[1:3] == ["create_volume", "started"])
+        assert ("create_volume", "done") not in watcher.events()
+        stack.clear_faults()
+        assert watcher.finish() == 0, watcher.text()
+    finally:
+        watcher.stop()
+    events = watcher.events()
+    assert [s for s, e in events if e == "started"] == FLOW, watcher.text()
+    assert [s for s, e in events if e == "done"] == FLOW, watcher.text()
+    for step in FLOW:
+        assert events.index((step, "started")) < events.index((step, "done"))
+    done = next(line for line in watcher.lines if line.split()[1:3] == ["create_volume", "done"])
+    assert done.split()[3].endswith("s")  # a duration
+    assert "succeeded" in watcher.lines[-1]
+    assert stack.wait_for_share(m, share.id, {"available"}).status == "available"
+
+
+def test_watch_of_a_job_that_fails_prints_its_reverts_and_exits_1(faults):
+    stack = faults
+    stack.set_faults({"create_volume": "hang"})
+    m = stack.manila(stack.token("tenant-watch-fail"))
+    share = m.shares.create("NFS", 1)
+    watcher = Watcher(stack, job_on(stack, share.id)["id"])
+    try:
+        watcher.until(lambda line: line.split()[1:3] == ["create_volume", "started"])
+        stack.set_faults({"create_volume": "fail"})  # the held call now fails
+        assert watcher.finish() == 1, watcher.text()
+    finally:
+        watcher.stop()
+    events = watcher.events()
+    assert ("create_volume", "failed") in events, watcher.text()
+    failed = next(line for line in watcher.lines if line.split()[1:3] == ["create_volume", "failed"])
+    assert "injected fault" in failed
+    # What ran before is undone after the failure, last first.
+    reverted = [s for s, e in events if e == "reverted"]
+    assert reverted[:1] != [] and events.index(("create_volume", "failed")) < events.index(
+        (reverted[0], "reverted"))
+    ran = ["begin", "allocate_network", "provide_share_server"]
+    assert [s for s in reverted if s in ran] == list(reversed(ran)), watcher.text()
+    assert ("export", "started") not in events
+    assert "failed" in watcher.lines[-1] or "reverted" in watcher.lines[-1]
+    wait_until(lambda: stack.share_row(share.id).status == "error", 30, "the share to be error")
