@@ -22,6 +22,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -361,24 +362,36 @@ REVERT_STATES = frozenset({"REVERTING", "REVERTED", "REVERT_FAILURE"})
 ENDED = frozenset({"SUCCESS", "FAILURE", "REVERTED", "REVERT_FAILURE"})
 
 
+class Event(NamedTuple):
+    step: str
+    event: str
+    #: Seconds; with ``at_most`` an upper bound (the step ran whole between two looks).
+    duration: float | None = None
+    failure: str | None = None
+    at_most: bool = False
+
+
 class StepFollower:
     """Turns successive looks at a job's steps into one line per event: a
     step starting, ending (with its duration), reverting and reverted.
 
     A look sees states, not transitions: what happened between two looks is
-    inferred - a step PENDING then SUCCESS also started; one RUNNING then
-    REVERTED (with a failure) failed first. In one look, steps that went
-    forward come in flow order, then reverts last step first, as the engine
-    runs them."""
+    inferred - a step PENDING then SUCCESS also started (and took at most the
+    time between the looks, until the conductor writes its own measure at
+    the flow's end); one RUNNING then REVERTED with a failure failed first.
+    In one look, steps that went forward come in flow order, then reverts
+    last step first, as the engine runs them."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self._clock = clock
         self._seen: dict[str, str] = {}
         self._since: dict[str, float] = {}
+        self._last: float | None = None
 
-    def look(self, view: JobView) -> list[tuple[str, str, float | None, str | None]]:
-        """(step, event, duration, failure) for everything that changed since the last look."""
+    def look(self, view: JobView) -> list[Event]:
+        """The events of everything that changed since the last look."""
         now = self._clock()
+        last, self._last = self._last, now
         forward, backward = [], []
         for step in view.steps:
             before = self._seen.get(step.name, "PENDING")
@@ -390,31 +403,55 @@ class StepFollower:
             if step.state in REVERT_STATES:
                 if before in ("PENDING", "RUNNING") and step.failure and step.state != "REVERT_FAILURE":
                     # It failed, and was reverted, between two looks.
-                    forward += self._ended(step, "FAILURE", now, before)
-                backward.append(self._event(step, step.state, now))
+                    forward += self._ended(step, "FAILURE", now, before, last)
+                backward.append(self._event(step, step.state, now, last))
             else:
-                forward += self._ended(step, step.state, now, before)
+                forward += self._ended(step, step.state, now, before, last)
         return forward + backward[::-1]
 
-    def _ended(self, step, state: str, now: float, before: str) -> list:
+    def _ended(self, step, state: str, now: float, before: str, last: float | None) -> list[Event]:
         events = []
         if state != "RUNNING" and before == "PENDING":
-            events.append((step.name, "started", None, None))
-        events.append(self._event(step, state, now, duration=step.duration if state == step.state else None))
+            events.append(Event(step.name, "started"))
+        events.append(self._event(step, state, now, last, own=state == step.state))
         return events
 
-    def _event(self, step, state: str, now: float, duration: float | None = None):
+    def _event(self, step, state: str, now: float, last: float | None, own: bool = True) -> Event:
         if state in ("RUNNING", "REVERTING"):
             self._since[step.name] = now
-            return (step.name, EVENTS[state], None, None)
-        started = self._since.pop(step.name, None)
-        if duration is None and state == step.state:
-            # The conductor's own measure when written (at the flow's end).
-            duration = step.duration
-        if duration is None and started is not None:
-            duration = now - started  # else what this watch saw it take
+            return Event(step.name, EVENTS[state])
         failure = step.failure if state in ("FAILURE", "REVERT_FAILURE") else None
-        return (step.name, EVENTS[state], duration, failure)
+        started = self._since.pop(step.name, None)
+        if own and step.duration is not None:
+            # The conductor's own measure, written at the flow's end.
+            return Event(step.name, EVENTS[state], step.duration, failure)
+        if started is not None:
+            return Event(step.name, EVENTS[state], now - started, failure)  # as this watch saw it
+        if last is not None:
+            return Event(step.name, EVENTS[state], now - last, failure, at_most=True)
+        return Event(step.name, EVENTS[state], None, failure)
+
+
+def _event_line(e: Event) -> Text:
+    parts = [time.strftime("%H:%M:%S "), (f"{e.step:<22}", "bold"),
+             (f" {e.event}", STEP_STYLES.get(_EVENT_STATES.get(e.event, ""), ""))]
+    if e.duration is not None or e.failure:
+        parts.append(" " * (13 - len(e.event)))
+    if e.duration is not None:
+        parts.append(f" {'<' if e.at_most else ''}{_duration(e.duration)}".rjust(10))
+    if e.failure:
+        parts.append(f"  {e.failure}")
+    return Text.assemble(*parts)
+
+
+def _summary(view: JobView) -> Table:
+    """Each step as the conductor measured it, once the job is over."""
+    steps = Table(box=None, header_style="bold", pad_edge=False)
+    for name, justify in (("STEP", "left"), ("STATE", "left"), ("DURATION", "right")):
+        steps.add_column(name, justify=justify, no_wrap=True)
+    for s in view.steps:
+        steps.add_row(s.name, Text(s.state, style=STEP_STYLES.get(s.state, "")), _duration(s.duration))
+    return steps
 
 
 def watch_job(args) -> int:
@@ -430,14 +467,8 @@ def watch_job(args) -> int:
         state = job.state
         try:
             while True:
-                for step, event, duration, failure in follower.look(view):
-                    line = Text.assemble(
-                        time.strftime("%H:%M:%S "), (f"{step:<22}", "bold"),
-                        (f" {event:<13}", STEP_STYLES.get(_EVENT_STATES.get(event, ""), "")),
-                        f" {_duration(duration):>9}" if duration is not None else "",
-                        f"  {failure}" if failure else "",
-                    )
-                    out.print(line, soft_wrap=True)
+                for event in follower.look(view):
+                    out.print(_event_line(event), soft_wrap=True)
                 if view.job.state != state:
                     state = view.job.state
                     out.print(Text.assemble(time.strftime("%H:%M:%S "), "job is now ", _state(state)),
@@ -450,8 +481,16 @@ def watch_job(args) -> int:
         except KeyboardInterrupt:
             out.print(f"stopped watching; job {job.id} is {state}", soft_wrap=True)
             return 130
+        # The conductor writes its measures as the flow ends, a moment around
+        # the job's record: give them a few looks to arrive.
+        for _ in range(5):
+            if all(s.duration is not None for s in view.steps if s.state in ENDED):
+                break
+            time.sleep(args.interval)
+            view = services.jobs.show(job.id)
         out.print(Text.assemble(f"job {job.id} ", _state(state),
                                 f" after {_duration(time.monotonic() - began)} of watching"), soft_wrap=True)
+        out.print(_summary(view))
         return 0 if state == states.JOB_SUCCEEDED else 1
 
 

@@ -59,6 +59,10 @@ class Watcher:
                 found.append((words[1], event))
         return found
 
+    def final(self) -> str:
+        """The line that says how the job ended: ``job ID STATE after ...``."""
+        return next(line for line in self.lines if line.startswith("job ") and " after " in line)
+
     def text(self) -> str:
         return "\n".join(self.lines)
 
@@ -142,7 +146,11 @@ def test_watch_prints_each_step_in_order_and_exits_0(faults):
         assert events.index((step, "started")) < events.index((step, "done"))
     done = next(line for line in watcher.lines if line.split()[1:3] == ["create_volume", "done"])
     assert done.split()[3].endswith("s")  # a duration
-    assert "succeeded" in watcher.lines[-1]
+    assert watcher.final().split()[2] == "succeeded"
+    # Then each step as the conductor measured it.
+    summary = watcher.lines[watcher.lines.index(watcher.final()) + 1:]
+    assert [line.split()[:2] for line in summary[1:]] == [[s, "SUCCESS"] for s in FLOW]
+    assert all(line.split()[2] != "-" for line in summary[1:])
     assert stack.wait_for_share(m, share.id, {"available"}).status == "available"
 
 
@@ -169,5 +177,5 @@ def test_watch_of_a_job_that_fails_prints_its_reverts_and_exits_1(faults):
     ran = ["begin", "allocate_network", "provide_share_server"]
     assert [s for s in reverted if s in ran] == list(reversed(ran)), watcher.text()
     assert ("export", "started") not in events
-    assert "failed" in watcher.lines[-1] or "reverted" in watcher.lines[-1]
+    assert watcher.final().split()[2] in ("failed", "reverted")
     wait_until(lambda: stack.share_row(share.id).status == "error", 30, "the share to be error")

@@ -29,20 +29,21 @@ def test_each_step_starts_then_ends_with_the_time_it_was_seen_taking():
     clock = Clock()
     follower = StepFollower(clock)
     assert follower.look(view("PENDING", "PENDING", "PENDING")) == []
-    assert follower.look(view("RUNNING", "PENDING", "PENDING")) == [("a", "started", None, None)]
+    assert follower.look(view("RUNNING", "PENDING", "PENDING")) == [("a", "started", None, None, False)]
     assert follower.look(view("RUNNING", "PENDING", "PENDING")) == []  # nothing new: nothing said
     clock.now += 2.5
     # a ended and b ran whole between two looks: b also started.
+    # b's duration is at most the time between the looks, until the conductor's is written.
     assert follower.look(view("SUCCESS", "SUCCESS", "RUNNING")) == [
-        ("a", "done", 2.5, None), ("b", "started", None, None), ("b", "done", None, None),
-        ("c", "started", None, None)]
+        ("a", "done", 2.5, None, False), ("b", "started", None, None, False), ("b", "done", 2.5, None, True),
+        ("c", "started", None, None, False)]
 
 
 def test_the_conductors_own_duration_wins_once_written():
     follower = StepFollower(Clock())
     follower.look(view("RUNNING", "PENDING", "PENDING"))
     assert follower.look(view("SUCCESS", "PENDING", "PENDING", durations={"a": 0.004}))[0] == (
-        "a", "done", 0.004, None)
+        "a", "done", 0.004, None, False)
 
 
 def test_a_failure_and_its_reverts_seen_at_once_come_in_engine_order():
@@ -51,20 +52,20 @@ def test_a_failure_and_its_reverts_seen_at_once_come_in_engine_order():
     follower.look(view("SUCCESS", "SUCCESS", "RUNNING"))
     clock.now += 1
     events = follower.look(view("REVERTED", "REVERTED", "REVERTED", failures={"c": "boom"}))
-    assert [(s, e) for s, e, _, _ in events] == [("c", "failed"), ("c", "reverted"), ("b", "reverted"),
+    assert [(e.step, e.event) for e in events] == [("c", "failed"), ("c", "reverted"), ("b", "reverted"),
                                                   ("a", "reverted")]
-    assert events[0] == ("c", "failed", 1.0, "boom")
+    assert events[0] == ("c", "failed", 1.0, "boom", False)
 
 
 def test_a_revert_that_fails_names_its_failure():
     follower = StepFollower(Clock())
     follower.look(view("SUCCESS", "FAILURE", "PENDING", failures={"b": "no space"}))
     events = follower.look(view("REVERT_FAILURE", "REVERTED", "PENDING", failures={"a": "busy", "b": "no space"}))
-    assert events == [("b", "reverted", None, None), ("a", "revert failed", None, "busy")]
+    assert [(e.step, e.event, e.failure) for e in events] == [("b", "reverted", None), ("a", "revert failed", "busy")]
 
 
 def test_a_step_that_never_ran_says_nothing():
     follower = StepFollower(Clock())
     follower.look(view("FAILURE", "PENDING", "PENDING", failures={"a": "x"}))
-    assert follower.look(view("REVERTED", "IGNORE", "IGNORE", failures={"a": "x"})) == [
-        ("a", "reverted", None, None)]
+    assert [(e.step, e.event) for e in follower.look(view("REVERTED", "IGNORE", "IGNORE", failures={"a": "x"}))] == [
+        ("a", "reverted")]
