@@ -31,13 +31,7 @@ def get(session: Session, job_id: str) -> Job:
     return job
 
 
-def list_(
-    session: Session, *, states_in=None, operation: str | None = None, resource_id: str | None = None,
-    project_id: str | None = None, limit: int | None = None, offset: int = 0,
-) -> list[Job]:
-    """Newest first (then by id, so that pages are stable); ``project_id``
-    None means every project."""
-    q = sa.select(Job)
+def _filtered(q, *, states_in=None, operation=None, resource_id=None, project_id=None):
     if states_in:
         q = q.where(Job.state.in_(sorted(states_in)))
     if operation:
@@ -46,8 +40,24 @@ def list_(
         q = q.where(Job.resource_id == resource_id)
     if project_id is not None:
         q = q.where(Job.project_id == project_id)
+    return q
+
+
+def list_(
+    session: Session, *, states_in=None, operation: str | None = None, resource_id: str | None = None,
+    project_id: str | None = None, limit: int | None = None, offset: int = 0,
+) -> list[Job]:
+    """Newest first (then by id, so that pages are stable); ``project_id``
+    None means every project."""
+    q = _filtered(sa.select(Job), states_in=states_in, operation=operation, resource_id=resource_id,
+                  project_id=project_id)
     return listing.page(session, q, Job, sort_key="created_at", sort_dir="desc", limit=limit or None,
                         offset=offset)
+
+
+def count(session: Session, **filters) -> int:
+    """How many jobs :func:`list_` would give with these filters and no page."""
+    return session.scalar(_filtered(sa.select(sa.func.count()).select_from(Job), **filters))
 
 
 def attempts(session: Session, job: Job) -> list[Job]:

@@ -51,11 +51,22 @@ class JobService:
              offset: int = 0) -> list[Job]:
         """Newest first. ``project_id`` filters for admins and operators; a
         member's list is their own project's whatever they ask."""
+        with self._db.read() as s:
+            return jobs_db.list_(s, **self._filters(caller, states_in, operation, resource_id, project_id),
+                                 limit=limit, offset=offset)
+
+    def count(self, *, caller: Caller | None = None, states_in=None, operation: str | None = None,
+              resource_id: str | None = None, project_id: str | None = None) -> int:
+        """How many jobs :meth:`list` finds, whatever the page."""
+        with self._db.read() as s:
+            return jobs_db.count(s, **self._filters(caller, states_in, operation, resource_id, project_id))
+
+    @staticmethod
+    def _filters(caller, states_in, operation, resource_id, project_id) -> dict:
         if caller is not None and not caller.is_admin:
             project_id = caller.project_id
-        with self._db.read() as s:
-            return jobs_db.list_(s, states_in=states_in, operation=operation, resource_id=resource_id,
-                                 project_id=project_id, limit=limit, offset=offset)
+        return {"states_in": states_in, "operation": operation, "resource_id": resource_id,
+                "project_id": project_id}
 
     def get(self, job_id: str, *, caller: Caller | None = None) -> Job:
         with self._db.read() as s:

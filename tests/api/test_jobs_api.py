@@ -110,6 +110,17 @@ def test_jobs_are_newest_first_and_paged(api, paged):
     assert listed(api.get("/v2/jobs", token=token, params={"offset": "5"})) == []
     admin = api.get("/v2/jobs", token=api.tokens["admin"], params={"project_id": "proj-pages", "limit": "3"})
     assert listed(admin) == newest_first[:3]
+    assert "count" not in admin.json
+
+
+def test_with_count_says_how_many_match_whatever_the_page(api, paged):
+    token = paged["token"]
+    page = api.get("/v2/jobs", token=token, params={"limit": "2", "with_count": "true"}).json
+    assert len(page["jobs"]) == 2 and page["count"] == 5
+    assert api.get("/v2/jobs", token=token, params={"state": "succeeded", "with_count": "1"}).json["count"] == 0
+    everyone = api.get("/v2/jobs", token=api.tokens["admin"], params={"with_count": "true", "limit": "1"}).json
+    assert everyone["count"] > 5  # every project's
+    assert_fault(api.get("/v2/jobs", params={"with_count": "maybe"}), 400)
 
 
 @pytest.mark.parametrize("query, message", [

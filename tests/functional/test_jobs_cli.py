@@ -12,9 +12,17 @@ import sys
 import threading
 import urllib.request
 
+import pytest
+
+from shareflow.services.jobs import JobService
 from tests.fixtures.stack import wait_until
 from tests.functional.test_operations import shareflow_cli
 
+#: The steering service comes with the operation registry (feat/registry):
+#: until that is merged, the tests that need it are skipped, by name.
+needs_steering = pytest.mark.skipif(
+    not all(hasattr(JobService, name) for name in ("resume", "retry", "cancel")),
+    reason="JobService.resume/retry/cancel not merged yet")
 FLOW = ["begin", "allocate_network", "provide_share_server", "create_volume", "export", "apply_access", "finish"]
 
 
@@ -179,3 +187,66 @@ def test_watch_of_a_job_that_fails_prints_its_reverts_and_exits_1(faults):
     assert ("export", "started") not in events
     assert watcher.final().split()[2] in ("failed", "reverted")
     wait_until(lambda: stack.share_row(share.id).status == "error", 30, "the share to be error")
+
+
+# --- steering from the command line ------------------------------------------------
+
+
+@pytest.mark.parametrize("action", ["resume", "retry", "cancel"])
+def test_steering_an_unknown_job_is_a_message_and_exit_1(stack, action):
+    result = shareflow_cli(stack, "jobs", action, "no-such-job")
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip() == "shareflow: Job no-such-job could not be found."
+
+
+@needs_steering
+def test_cancel_of_a_create_held_in_create_volume_ends_cancelled(faults):
+    """``cancel`` returns at once; the step in flight finishes (the fault is
+    lifted) and the job stops at the next boundary, reverting everything."""
+    stack = faults
+    stack.set_faults({"create_volume": "hang"})
+    m = stack.manila(stack.token("tenant-cancel-cli"))
+    share = m.shares.create("NFS", 1)
+    job = stack.job_inside(share.id, "create_share", "create_volume")
+    watcher = Watcher(stack, job.id)
+    try:
+        watcher.until(lambda line: line.split()[1:3] == ["create_volume", "started"])
+        cancelled = shareflow_cli(stack, "jobs", "cancel", job.id)
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert f"job {job.id}: cancel requested; now cancelling" in cancelled.stdout
+        stack.clear_faults()
+        assert watcher.finish() == 1, watcher.text()
+    finally:
+        watcher.stop()
+    assert watcher.final().split()[2] == "cancelled"
+    assert ("export", "started") not in watcher.events()
+    assert ("create_volume", "reverted") in watcher.events()
+    again = shareflow_cli(stack, "jobs", "cancel", job.id)
+    assert again.returncode == 1 and again.stderr.startswith("shareflow: ")
+
+
+@needs_steering
+def test_retry_of_a_reverted_create_makes_the_same_share_available(faults):
+    stack = faults
+    stack.set_faults({"add_export": "fail"})
+    m = stack.manila(stack.token("tenant-retry-cli"))
+    share = m.shares.create("NFS", 1)
+    stack.wait_for_share(m, share.id, {"error"})
+    old = stack.finished_job(share.id)
+    stack.clear_faults()
+
+    retried = shareflow_cli(stack, "jobs", "retry", old.id, "--json")
+    assert retried.returncode == 0, retried.stderr
+    new = json.loads(retried.stdout)
+    assert new["id"] != old.id and new["resource"] == f"share:{share.id}"
+    watcher = Watcher(stack, new["id"])
+    try:
+        assert watcher.finish() == 0, watcher.text()
+    finally:
+        watcher.stop()
+    assert stack.wait_for_share(m, share.id, {"available"}).status == "available"
+    shown = json.loads(shareflow_cli(stack, "jobs", "show", new["id"], "--json").stdout)
+    assert [a["id"] for a in shown["attempts"]] == [old.id, new["id"]]
+    # The old job has been retried: not again.
+    again = shareflow_cli(stack, "jobs", "retry", old.id)
+    assert again.returncode == 1 and again.stderr.startswith("shareflow: ")

@@ -3,7 +3,8 @@ and an operator's way to steer it. Independent of the microversion.
 
 ``GET /v2/jobs`` lists newest first, filtered by ``state`` (repeatable),
 ``operation``, ``resource_id`` and, for admins, ``project_id``; paged by
-``limit`` and ``offset``. Members see their own project's jobs only, and
+``limit`` and ``offset``; ``with_count=true`` adds how many match in all
+(Manila's ``with_count``: say, how many are ``stalled``). Members see their own project's jobs only, and
 another project's job is a 404. ``POST /v2/jobs/{id}/action`` takes
 ``{"resume": null}``, ``{"retry": null}`` or ``{"cancel": null}`` (admin
 only) and answers 202 with the job (for a retry, the new job)."""
@@ -40,12 +41,16 @@ class Jobs(Resource):
         who = caller(req)
         q = qp.flatten(req.params)
         text = {k: qp.text(q[k], k) for k in ("operation", "resource_id", "project_id") if k in q}
-        jobs = self.services.jobs.list(
-            caller=who, states_in=_states(req.params.get("state")), operation=text.get("operation"),
-            resource_id=text.get("resource_id"), project_id=text.get("project_id"),
-            limit=qp.limit(q.get("limit")), offset=qp.offset(q.get("offset")),
-        )
-        reply(resp, view.list_view(jobs, self.view_context(req)))
+        filters = {"caller": who, "states_in": _states(req.params.get("state")),
+                   "operation": text.get("operation"), "resource_id": text.get("resource_id"),
+                   "project_id": text.get("project_id")}
+        limit, offset = qp.limit(q.get("limit")), qp.offset(q.get("offset"))
+        with_count = qp.boolean(q["with_count"], "with_count") if "with_count" in q else False
+        out = view.list_view(self.services.jobs.list(**filters, limit=limit, offset=offset),
+                             self.view_context(req))
+        if with_count:
+            out["count"] = self.services.jobs.count(**filters)
+        reply(resp, out)
 
 
 class Job(Resource):
