@@ -38,6 +38,8 @@ DEFAULT_CONDUCTOR_WORKERS = 2
 DEFAULT_CONDUCTOR_POLL = 1.0
 DEFAULT_STEP_TIMEOUT = 60.0
 DEFAULT_ORPHAN_TIMEOUT = 300.0
+#: A posted or running job no live conductor has claimed for this long is stalled (seconds).
+DEFAULT_STALL_AFTER = 60.0
 DEFAULT_GANESHA_PORT = 2049
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
@@ -114,6 +116,9 @@ class ConductorConfig:
     #: A job recorded but not on any board after this long was orphaned by a
     #: dying API process; its resource is failed (seconds).
     orphan_timeout: float
+    #: A posted or running job that no live conductor has claimed in
+    #: ZooKeeper for this long is shown ``stalled`` (seconds).
+    stall_after: float = DEFAULT_STALL_AFTER
 
 
 @dataclass(frozen=True)
@@ -420,6 +425,7 @@ def parse(data: dict, path: Path) -> Config:
         poll_interval=c.float("poll_interval", DEFAULT_CONDUCTOR_POLL),
         step_timeout=c.float("step_timeout", DEFAULT_STEP_TIMEOUT),
         orphan_timeout=c.float("orphan_timeout", DEFAULT_ORPHAN_TIMEOUT),
+        stall_after=c.float("stall_after", DEFAULT_STALL_AFTER),
     )
     c.done()
 

@@ -108,6 +108,19 @@ class ResourceStateChanged(Conflict):
     """A conditional status update found the row in an unexpected status."""
 
 
+#: The user message of a job an operator cancelled.
+CANCELLED_MESSAGE = "cancelled by an administrator"
+
+
+class JobCancelled(ShareflowError):
+    """Raised at a step boundary of a job an operator cancelled: the step
+    does not start, and the flow reverts what the job did."""
+
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+        super().__init__(f"job {job_id} was cancelled", user_message=CANCELLED_MESSAGE)
+
+
 # --- infrastructure errors: translated at their boundary -------------------
 
 

@@ -48,7 +48,8 @@ class Services:
         self.poster = JobPoster(self.db, self.persistence, self.boards, clock=clock, new_id=new_id)
         self.shares = ShareService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.share_types = ShareTypeService(config, self.db, clock=clock, new_id=new_id)
-        self.jobs = JobService(self.db)
+        self.jobs = JobService(self.db, poster=self.poster, boards=self.boards,
+                               stall_after=config.conductor.stall_after, clock=clock)
         self.resize = ResizeService(config, self.db, self.poster, clock=clock)
         self.share_admin = ShareAdminService(config, self.db, self.poster, clock=clock)
         self.share_metadata = ShareMetadataService(self.db, clock=clock)

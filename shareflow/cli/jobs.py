@@ -30,11 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shareflow import config as config_mod
-from shareflow.db.models import Job
 from shareflow.domain import states
-from shareflow.engine.boards import Boards
-from shareflow.engine.zk import start_client, stop_client, translate_errors
-from shareflow.exceptions import ShareflowError
 from shareflow.services.context import Caller
 from shareflow.services.jobs import JobView
 from shareflow.wiring import Services, new_uuid, utcnow
@@ -42,17 +38,14 @@ from shareflow.wiring import Services, new_uuid, utcnow
 #: States in which a job may still change by itself (a conductor holds it or
 #: will): ``watch`` follows a job until it leaves them. A stalled job is
 #: waiting for a conductor, or for an operator's resume: still not over.
-ACTIVE_STATES = frozenset({states.JOB_POSTED, states.JOB_RUNNING, "cancelling", "stalled"})
+ACTIVE_STATES = states.JOB_ACTIVE | {states.JOB_STALLED}
 STATE_STYLES = {
     states.JOB_POSTED: "cyan", states.JOB_RUNNING: "yellow", states.JOB_SUCCEEDED: "green",
-    states.JOB_FAILED: "red", "reverted": "red", "revert_failed": "bold red", states.JOB_TRASHED: "magenta",
-    "stalled": "magenta", "cancelling": "yellow", "cancelled": "red",
+    states.JOB_REVERTED: "red", states.JOB_REVERT_FAILED: "bold red", states.JOB_TRASHED: "magenta",
+    states.JOB_STALLED: "bold magenta", states.JOB_CANCELLING: "yellow", states.JOB_CANCELLED: "red",
 }
 STEP_STYLES = {"SUCCESS": "green", "RUNNING": "yellow", "FAILURE": "red", "REVERTING": "yellow",
                "REVERTED": "red", "REVERT_FAILURE": "bold red", "PENDING": "dim"}
-#: Record fields some schemas have (attempt, current step, who asked, the
-#: job retried): shown when the model has the column.
-OPTIONAL_FIELDS = ("step", "attempt", "user_id", "retry_of")
 DEFAULT_INTERVAL = 1.0
 
 
@@ -135,37 +128,6 @@ def _services(args):
 # --- list -------------------------------------------------------------------
 
 
-class LiveOwners:
-    """board job id -> current claim owner, straight from ZooKeeper (our
-    records keep the last owner, which may have died since). One connection
-    for the command's life (``--watch`` asks again at each refresh)."""
-
-    def __init__(self, config, persistence):
-        self._client = start_client(config.zookeeper)
-        self._boards = Boards(self._client, config.zookeeper.chroot, [b.name for b in config.backends],
-                              persistence)
-        try:
-            self._boards.connect()
-        except BaseException:
-            self.close()
-            raise
-
-    def get(self) -> dict[str, str]:
-        owners: dict[str, str] = {}
-        for _, board in self._boards.items():
-            with translate_errors("listing jobs"):
-                for job in board.iterjobs(ensure_fresh=True):
-                    owner = board.find_owner(job)
-                    if owner:
-                        owners[job.uuid] = owner
-        return owners
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._boards.close()
-        stop_client(self._client)
-
-
 def _age(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f}s"
@@ -174,27 +136,24 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.0f}h"
 
 
-def _optional(job: Job) -> dict:
-    return {name: getattr(job, name) for name in OPTIONAL_FIELDS if hasattr(Job, name)}
-
-
-def _rows(services, args, owners: Callable[[], dict[str, str]]) -> tuple[list[dict], str]:
-    jobs = services.jobs.list(states_in=args.state, operation=args.operation, resource_id=args.resource,
-                              project_id=args.project, limit=args.limit)
-    live: dict[str, str] = {}
+def _rows(services, args) -> tuple[list[dict], str]:
+    listing = services.jobs.listing(states_in=args.state, operation=args.operation, resource_id=args.resource,
+                                    project_id=args.project, limit=args.limit)
     note = ""
-    try:
-        live = owners()
-    except ShareflowError:
-        if any(j.state in ACTIVE_STATES for j in jobs):
-            note = "(live owners unavailable: showing the last recorded owner)"
+    if not listing.claims_known and any(row.job.state in states.JOB_ACTIVE for row in listing.jobs):
+        note = "(ZooKeeper unreachable: states and owners as last recorded; stalled jobs not detected)"
     now = utcnow()
     rows = []
-    for j in jobs:
+    for row in listing.jobs:
+        j = row.job
+        # The owner holding the claim now, from ZooKeeper; else the last recorded.
+        owner = (row.claim.owner if row.claim is not None else None) or (
+            "" if row.claim is not None else j.owner or "")
         rows.append({
             "id": j.id, "operation": j.operation, "resource": f"{j.resource_type}:{j.resource_id}",
-            "state": j.state, **_optional(j), "owner": live.get(j.board_job_id or "") or j.owner or "",
+            "state": row.state, "attempt": j.attempt, "retry_of": j.retry_of, "owner": owner,
             "age": _age(services.jobs.age(j, now)),
+            "stalled_reason": row.claim.reason if row.claim is not None and row.claim.stalled else None,
         })
     return rows, note
 
@@ -205,42 +164,30 @@ def _state(value: str) -> Text:
 
 def _table(rows: list[dict], note: str) -> Group | Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    columns = ["id", "operation", "resource", "state",
-               *[c for c in ("step", "attempt") if hasattr(Job, c)], "owner", "age"]
+    columns = ["id", "operation", "resource", "state", "attempt", "owner", "age"]
     for name in columns:
         table.add_column(name.upper(), no_wrap=name in ("id", "resource", "state"))
     for r in rows:
-        table.add_row(*[_state(r[c]) if c == "state" else str(r.get(c) if r.get(c) is not None else "")
+        table.add_row(*[_state(r[c]) if c == "state" else str(r[c] if r[c] is not None else "")
                         for c in columns])
+    stalled = [r for r in rows if r["stalled_reason"]]
+    notes = [Text(f"{r['id']} stalled: {r['stalled_reason']}", style="magenta") for r in stalled]
     if note:
-        return Group(table, Text(note, style="dim"))
-    return table
+        notes.append(Text(note, style="dim"))
+    return Group(table, *notes) if notes else table
 
 
 def list_jobs(args) -> int:
-    with _services(args) as (config, services):
-        owners = None
-        try:
-            with contextlib.suppress(ShareflowError):
-                owners = LiveOwners(config, services.persistence)
-
-            def ask() -> dict[str, str]:
-                if owners is None:
-                    raise ShareflowError("ZooKeeper is not reachable")
-                return owners.get()
-
-            if args.json:
-                rows, _ = _rows(services, args, ask)
-                print(json.dumps(rows, indent=2))
-                return 0
-            out = console()
-            if not args.watch:
-                out.print(_table(*_rows(services, args, ask)))
-                return 0
-            return _watch_table(out, args, lambda: _table(*_rows(services, args, ask)))
-        finally:
-            if owners is not None:
-                owners.close()
+    with _services(args) as (_, services):
+        if args.json:
+            rows, _ = _rows(services, args)
+            print(json.dumps(rows, indent=2))
+            return 0
+        out = console()
+        if not args.watch:
+            out.print(_table(*_rows(services, args)))
+            return 0
+        return _watch_table(out, args, lambda: _table(*_rows(services, args)))
 
 
 def _watch_table(out: Console, args, draw: Callable[[], Group | Table]) -> int:
@@ -285,15 +232,22 @@ def record(view: JobView) -> dict:
     return {
         "id": j.id, "board_job_id": j.board_job_id, "operation": j.operation,
         "resource": f"{j.resource_type}:{j.resource_id}", "backend": j.backend,
-        "project_id": j.project_id, "request_id": j.request_id, "state": j.state, **_optional(j),
-        "flow_state": view.flow_state, "owner": j.owner,
+        "project_id": j.project_id, "user_id": j.user_id, "request_id": j.request_id,
+        "state": view.state or j.state, "attempt": j.attempt, "retry_of": j.retry_of,
+        "current_step": view.current_step, "flow_state": view.flow_state,
+        "owner": (view.claim.owner if view.claim is not None else j.owner),
+        "stalled_reason": view.claim.reason if view.claim is not None and view.claim.stalled else None,
         "created_at": _iso(j.created_at), "started_at": _iso(j.started_at), "finished_at": _iso(j.finished_at),
         "failed_step": j.failed_step, "failure": j.failure,
         "steps": [{"name": s.name, "state": s.state, "duration": s.duration, "failure": s.failure}
                   for s in view.steps],
-        "attempts": [{"id": a.id, "state": a.state, "created_at": _iso(a.created_at),
+        "attempts": [{"id": a.id, "state": a.state, "retry_of": a.retry_of, "created_at": _iso(a.created_at),
                       "finished_at": _iso(a.finished_at), "failed_step": a.failed_step}
                      for a in view.attempts],
+        "retried_by": list(view.retried_by),
+        "actions": [{"action": a.action, "from_state": a.from_state, "to_state": a.to_state,
+                     "user_id": a.user_id, "request_id": a.request_id, "note": a.note,
+                     "created_at": _iso(a.created_at)} for a in view.actions],
     }
 
 
@@ -311,9 +265,11 @@ def _render_job(view: JobView, rec: dict) -> Group:
     head = Table.grid(padding=(0, 2))
     head.add_column(justify="right", style="bold")
     head.add_column()
-    for key in ("id", "board_job_id", "operation", "resource", "backend", "project_id", "request_id",
-                "state", *[k for k in OPTIONAL_FIELDS if k in rec], "flow_state", "owner", "created_at",
-                "started_at", "finished_at", "failed_step"):
+    for key in ("id", "board_job_id", "operation", "resource", "backend", "project_id", "user_id",
+                "request_id", "state", "stalled_reason", "attempt", "retry_of", "current_step", "flow_state",
+                "owner", "created_at", "started_at", "finished_at", "failed_step"):
+        if key in ("stalled_reason", "retry_of") and rec[key] is None:
+            continue
         value = rec[key]
         head.add_row(key, _state(value) if key == "state" else str(value if value is not None else "-"))
     parts: list = [head, Text("")]
@@ -336,6 +292,14 @@ def _render_job(view: JobView, rec: dict) -> Group:
             attempts.add_row(str(n), a.id + marker, _state(a.state), _iso(a.created_at) or "-",
                              a.failed_step or "")
         parts += [Text(""), attempts]
+    if view.actions:
+        history = Table(title="steering", title_justify="left", box=None, header_style="bold", pad_edge=False)
+        for name in ("WHEN", "ACTION", "BY", "FROM", "TO", "NOTE"):
+            history.add_column(name, no_wrap=name != "NOTE")
+        for a in view.actions:
+            history.add_row(_iso(a.created_at) or "-", a.action, a.user_id or "-", a.from_state or "-",
+                            a.to_state or "-", a.note or "")
+        parts += [Text(""), history]
     if view.job.failure:
         parts += [Text(""), Text("failure detail:", style="bold"), Text(view.job.failure)]
     return Group(*parts)
@@ -343,7 +307,7 @@ def _render_job(view: JobView, rec: dict) -> Group:
 
 def show_job(args) -> int:
     with _services(args) as (_, services):
-        view = services.jobs.show(args.job)
+        view = services.jobs.show(args.job, live=True)
         rec = record(view)
         if args.json:
             print(json.dumps(rec, indent=2))
@@ -378,7 +342,8 @@ class StepFollower:
     A look sees states, not transitions: what happened between two looks is
     inferred - a step PENDING then SUCCESS also started (and took at most the
     time between the looks, until the conductor writes its own measure at
-    the flow's end); one RUNNING then REVERTED with a failure failed first.
+    the flow's end); one RUNNING then REVERTED failed first if it has a
+    failure of its own, else it had succeeded.
     In one look, steps that went forward come in flow order, then reverts
     last step first, as the engine runs them."""
 
@@ -401,9 +366,11 @@ class StepFollower:
             if step.state not in EVENTS:
                 continue  # PENDING again (a retry reset it), IGNORE: it never ran
             if step.state in REVERT_STATES:
-                if before in ("PENDING", "RUNNING") and step.failure and step.state != "REVERT_FAILURE":
-                    # It failed, and was reverted, between two looks.
-                    forward += self._ended(step, "FAILURE", now, before, last)
+                if before in ("PENDING", "RUNNING"):
+                    # It ended, and its undo began, between two looks: with a
+                    # failure of its own it failed, else it had succeeded.
+                    failed = step.failure and step.state != "REVERT_FAILURE"
+                    forward += self._ended(step, "FAILURE" if failed else "SUCCESS", now, before, last)
                 backward.append(self._event(step, step.state, now, last))
             else:
                 forward += self._ended(step, step.state, now, before, last)
@@ -426,7 +393,8 @@ class StepFollower:
             # The conductor's own measure, written at the flow's end.
             return Event(step.name, EVENTS[state], step.duration, failure)
         if started is not None:
-            return Event(step.name, EVENTS[state], now - started, failure)  # as this watch saw it
+            # As this watch saw it; an upper bound when it ended unseen.
+            return Event(step.name, EVENTS[state], now - started, failure, at_most=not own)
         if last is not None:
             return Event(step.name, EVENTS[state], now - last, failure, at_most=True)
         return Event(step.name, EVENTS[state], None, failure)
@@ -504,15 +472,17 @@ def steer_job(args) -> int:
     with _services(args) as (_, services):
         job = services.jobs.get(args.job)
         steered = getattr(services.jobs, args.action)(job.id, operator())
-        view = services.jobs.show(steered.id)
+        view = services.jobs.show(steered.id, live=True)
         rec = record(view)
         if args.json:
             print(json.dumps(rec, indent=2))
             return 0
         out = console()
-        what = {"resume": f"job {job.id} resumed",
+        what = {"resume": f"job {job.id} resumed (attempt {steered.attempt})",
                 "retry": f"job {job.id} retried as job {steered.id}",
                 "cancel": f"job {job.id}: cancel requested"}[args.action]
-        out.print(Text.assemble(f"{what}; now ", _state(steered.state)), soft_wrap=True)
+        out.print(Text.assemble(f"{what}; now ", _state(rec["state"])), soft_wrap=True)
+        if view.actions and view.actions[-1].note:
+            out.print(view.actions[-1].note, soft_wrap=True)
         out.print(f"follow it with: shareflow jobs watch {steered.id}", soft_wrap=True)
         return 0

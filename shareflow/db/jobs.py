@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shareflow.db import listing
-from shareflow.db.models import Job
+from shareflow.db.models import Job, JobAction
 from shareflow.db.transitions import transition
 from shareflow.domain import states
 from shareflow.exceptions import NotFound
@@ -62,13 +62,7 @@ def count(session: Session, **filters) -> int:
 
 def attempts(session: Session, job: Job) -> list[Job]:
     """Every attempt of the operation ``job`` belongs to, oldest first: the
-    jobs it retries (``retry_of``, followed back) and those that retry it.
-
-    Without a ``retry_of`` column (a schema before retries existed) a job is
-    its own only attempt."""
-    retry_of = getattr(Job, "retry_of", None)
-    if retry_of is None:
-        return [job]
+    jobs it retries (``retry_of``, followed back) and those that retry it."""
     chain, seen = [job], {job.id}
     # Back to the first attempt; ``seen`` guards against a hand-made cycle.
     current = job
@@ -82,7 +76,7 @@ def attempts(session: Session, job: Job) -> list[Job]:
     # a record edited by hand may differ: follow every branch.
     frontier = [job.id]
     while frontier:
-        later = list(session.scalars(sa.select(Job).where(retry_of.in_(frontier))))
+        later = list(session.scalars(sa.select(Job).where(Job.retry_of.in_(frontier))))
         later = [j for j in later if j.id not in seen]
         chain.extend(later)
         seen.update(j.id for j in later)
@@ -95,22 +89,79 @@ def set_posted(session: Session, job_id: str, board_job_id: str, *, now: datetim
 
 
 def set_running(session: Session, job_id: str, owner: str, *, now: datetime) -> bool:
-    return transition(
+    """A conductor claimed the job. A job being cancelled stays ``cancelling``
+    (its new owner reverts it); only its owner is recorded."""
+    if transition(
         session, Job, job_id, states.JOB, states.JOB_RUNNING, now=now, column="state",
         values={"owner": owner, "started_at": now},
+    ):
+        return True
+    session.execute(
+        sa.update(Job).where(Job.id == job_id, Job.state == states.JOB_CANCELLING)
+        .values(owner=owner, started_at=now, updated_at=now).execution_options(synchronize_session=False)
     )
+    return False
+
+
+def state_of(session: Session, job_id: str) -> str | None:
+    """The job's stored state (one small read: the conductors ask it before each step)."""
+    return session.scalar(sa.select(Job.state).where(Job.id == job_id))
+
+
+def steer(session: Session, job: Job, target: str, *, now: datetime, sources: frozenset[str],
+          values: dict | None = None) -> bool:
+    """The one conditional write of a steering action: ``job`` moves to
+    ``target`` (with ``values``) only if it is still in one of ``sources``
+    *and* at the attempt the caller read (``job.attempt``): of two operators
+    steering the same job, one wins."""
+    stmt = (
+        sa.update(Job)
+        .where(Job.id == job.id, Job.state.in_(sorted(sources)), Job.attempt == job.attempt)
+        .values(state=target, updated_at=now, **(values or {}))
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1
+
+
+def record_action(session: Session, job_id: str, action: str, *, now: datetime, from_state: str | None,
+                  to_state: str | None, user_id: str | None = None, project_id: str | None = None,
+                  request_id: str | None = None, note: str | None = None) -> JobAction:
+    row = JobAction(job_id=job_id, action=action, from_state=from_state, to_state=to_state, user_id=user_id,
+                    project_id=project_id, request_id=request_id, note=note, created_at=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def actions(session: Session, job_id: str) -> list[JobAction]:
+    """The job's steering history, oldest first."""
+    return list(session.scalars(
+        sa.select(JobAction).where(JobAction.job_id == job_id).order_by(JobAction.id)
+    ))
+
+
+def others_on_resource(session: Session, job: Job) -> list[Job]:
+    """Jobs on the same resource recorded after ``job``, or still active."""
+    q = sa.select(Job).where(
+        Job.resource_id == job.resource_id, Job.id != job.id,
+        sa.or_(Job.created_at > job.created_at, Job.state.in_(sorted(states.JOB_ACTIVE))),
+    )
+    return list(session.scalars(q))
 
 
 def finish(
     session: Session, job_id: str, target: str, *, now: datetime,
-    failed_step: str | None = None, failure: str | None = None,
+    failed_step: str | None = None, failure: str | None = None, expected=None,
 ) -> bool:
+    """The job ended in ``target`` (conditional; ``expected`` narrows the
+    states it may end from)."""
     values: dict = {"finished_at": now}
     if failed_step is not None:
         values["failed_step"] = failed_step
     if failure is not None:
         values["failure"] = failure
-    return transition(session, Job, job_id, states.JOB, target, now=now, column="state", values=values)
+    return transition(session, Job, job_id, states.JOB, target, now=now, column="state", values=values,
+                      expected=expected)
 
 
 def delete(session: Session, job_id: str) -> None:

@@ -344,13 +344,46 @@ class Job(Timestamps, Base):
     flow_detail_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
     failed_step: Mapped[str | None] = mapped_column(String(255))
     failure: Mapped[str | None] = mapped_column(Text)
+    #: Set at each claim by a conductor (the last one's).
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: Who asked (with project_id and request_id).
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    #: The job this one runs again (``jobs retry``).
+    retry_of: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    #: 1 when first posted, one more at each ``jobs resume``; a conditional
+    #: steering write checks it, so two operators cannot both win.
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    #: The flow factory (import path) and its keyword arguments (JSON), and
+    #: the store (JSON): enough to post the job again from this record.
+    factory: Mapped[str | None] = mapped_column(String(255))
+    factory_kwargs: Mapped[str | None] = mapped_column(Text)
+    store: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         Index("ix_jobs_resource_id", "resource_id"),
         Index("ix_jobs_state", "state"),
+        Index("ix_jobs_created_at", "created_at"),
     )
+
+
+class JobAction(Base):
+    """One steering action on a job (resume, retry, cancel): who, when, what."""
+
+    __tablename__ = "job_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    project_id: Mapped[str | None] = mapped_column(String(255))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (Index("ix_job_actions_job_id", "job_id"),)
 
 
 class Message(Base):

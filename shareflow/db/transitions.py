@@ -55,3 +55,29 @@ def require_transition(session: Session, model: Any, row_id: str, kind: str, tar
             f"{kind} {row_id} is not in a status that allows {target}",
             user_message=f"{kind.replace('_', ' ')} status does not allow this operation now",
         )
+
+
+def give_back(
+    session: Session,
+    model: Any,
+    row_id: str,
+    *,
+    working: frozenset[str] | set[str],
+    previous: str,
+    now: datetime,
+    column: str = "status",
+    values: dict | None = None,
+) -> bool:
+    """Undo a request's own just-committed move into a working status, when
+    the job that was to finish it could not be posted (nothing ran): back to
+    ``previous``, only while the row is still in ``working``. Not a
+    transition of ``states.TRANSITIONS``: it erases one that never took
+    effect. Returns whether it moved."""
+    col = getattr(model, column)
+    stmt = (
+        sa.update(model)
+        .where(model.id == row_id, col.in_(sorted(working)))
+        .values({column: previous, "updated_at": now, **(values or {})})
+        .execution_options(synchronize_session=False)
+    )
+    return session.execute(stmt).rowcount == 1

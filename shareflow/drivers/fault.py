@@ -1,7 +1,9 @@
 """A proxy that injects faults into driver calls, for tests only.
 
 Wraps any driver; before each public method call it reads a JSON plan file
-``{"<method name>": "fail" | "hang"}``. "fail" raises
+``{"<method name>": "fail" | "hang"}``. A plan with ``"_calls": PATH`` also
+appends each method name called to PATH, one a line (a test counts which
+driver calls a job made). "fail" raises
 :class:`InjectedFault`; "hang" blocks until the entry is removed or changed
 (a test holds a conductor inside a step, kills it, then lets go), bounded so
 that a forgotten plan cannot hang a run forever. No file: no faults.
@@ -23,6 +25,8 @@ from shareflow.exceptions import ConfigError, InjectedFault
 log = logging.getLogger(__name__)
 
 FAIL, HANG = "fail", "hang"
+#: Plan key naming the file each call is logged to.
+CALLS_KEY = "_calls"
 POLL_INTERVAL = 0.02
 DEFAULT_HANG_LIMIT = 60.0
 
@@ -65,8 +69,13 @@ class FaultInjectingProxy:
 
         return call
 
-    def _checkpoint(self, name: str) -> None:
-        action = read_plan(self._plan_path).get(name)
+    def _checkpoint(self, name: str, *, count: bool = True) -> None:
+        plan = read_plan(self._plan_path)
+        calls = plan.get(CALLS_KEY)
+        if count and isinstance(calls, str):
+            with open(calls, "a", encoding="utf-8") as f:
+                f.write(name + "\n")
+        action = plan.get(name)
         if action == FAIL:
             log.info("injecting failure into %s", name)
             raise InjectedFault(name)
@@ -80,7 +89,7 @@ class FaultInjectingProxy:
             time.sleep(POLL_INTERVAL)
         # Released: whatever the plan says now applies ("fail" after a hang
         # fails; anything else proceeds).
-        self._checkpoint(name)
+        self._checkpoint(name, count=False)
 
     def __repr__(self) -> str:
         return f"FaultInjectingProxy({self._inner!r}, {self._plan_path!r})"

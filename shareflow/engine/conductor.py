@@ -10,6 +10,7 @@ import traceback
 from kazoo.client import KazooClient
 from taskflow import engines
 from taskflow import states as tf_states
+from taskflow import task as tf_task
 from taskflow.conductors.backends.impl_blocking import BlockingConductor
 from taskflow.jobs import base as jobs_base
 from taskflow.types import timing
@@ -23,7 +24,7 @@ from shareflow.engine.listeners import (
 )
 from shareflow.engine.loading import is_transient, job_store, save_store
 from shareflow.engine.runtime import RUNTIME, Runtime
-from shareflow.exceptions import ShareflowError
+from shareflow.exceptions import JobCancelled, ShareflowError
 
 LOG = logging.getLogger(__name__)
 
@@ -158,11 +159,38 @@ class ShareflowConductor(BlockingConductor):
         # resource in its working status. TaskFlow's own calls are then no-ops
         # (validate only checks again).
         engine.compile()
+        job_id = _job_id(job)
+        if job_id:
+            self._stop_when_cancelled(engine, job_id)
         reach(checkpoints.COMPILED)
         engine.prepare()
         engine.validate()
         reach(checkpoints.PREPARED)
         return engine
+
+    def _stop_when_cancelled(self, engine, job_id: str) -> None:
+        """Before each step starts, ask whether an operator cancelled the job
+        (its record is ``cancelling``): if so the step does not run - it fails
+        with :class:`JobCancelled` - and the flow reverts what the job did. A
+        step already running is never interrupted: the question is asked only
+        between steps. (TaskFlow calls ``pre_execute`` inside the atom's
+        execution, so what it raises becomes that atom's failure.)"""
+        recorder = self._runtime.recorder
+
+        def check() -> None:
+            try:
+                cancelling = recorder.is_cancelling(job_id)
+            except ShareflowError:
+                LOG.warning("job %s: could not read whether it was cancelled; going on", job_id,
+                            exc_info=True)
+                return
+            if cancelling:
+                LOG.info("job %s was cancelled: reverting it", job_id)
+                raise JobCancelled(job_id)
+
+        for atom in engine.compilation.execution_graph.nodes:
+            if isinstance(atom, tf_task.Task):
+                atom.pre_execute = check
 
     def _hold_at_flow_states(self, engine, job_uuid: str) -> None:
         points = {tf_states.RESUMING: checkpoints.RESUMING, tf_states.SUSPENDED: checkpoints.ATOMS_ENSURED,

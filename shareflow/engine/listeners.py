@@ -20,14 +20,16 @@ from shareflow.engine.outcomes import (
     operator_text,
     user_reason,
 )
-from shareflow.exceptions import ShareflowError
+from shareflow.exceptions import JobCancelled, ShareflowError
 
 LOG = logging.getLogger(__name__)
 
 
 class JobRecordListener(listeners_base.Listener):
-    """Mirrors the flow's state into our job record; on a FAILURE (a revert
-    that itself failed) also fails the resource, which the flow could not do."""
+    """Mirrors the flow's state into our job record (``succeeded``,
+    ``reverted`` or ``cancelled``, ``revert_failed``); on a FAILURE (a revert
+    that itself failed) also fails the resource, which the flow could not do,
+    with a message naming the step whose undo failed."""
 
     def __init__(self, engine, job_id: str, recorder: OutcomeRecorder):
         super().__init__(
@@ -43,14 +45,27 @@ class JobRecordListener(listeners_base.Listener):
         try:
             if state == tf_states.SUCCESS:
                 self._recorder.job_succeeded(self._job_id)
-            else:
-                failed = first_failure(self._engine.storage.get_execute_failures(), ignore=None)
-                step, failure = failed if failed else (None, None)
-                text = operator_text(failure) if failure else f"flow ended {state}"
+                return
+            storage = self._engine.storage
+            failed = first_failure(storage.get_execute_failures(), ignore=None)
+            step, failure = failed if failed else (None, None)
+            text = operator_text(failure) if failure else f"flow ended {state}"
+            if state == tf_states.REVERTED:
                 self._recorder.job_failed(self._job_id, step, text)
-                if state == tf_states.FAILURE:
-                    reason = user_reason(failure) if failure else "the job failed and could not be undone"
-                    self._recorder.resource_failed(self._job_id, step, reason, failure)
+                return
+            # FAILURE: undoing failed too. The flow's first step could not
+            # report it (the revert stopped before it), so it is done here.
+            undo = first_failure(storage.get_revert_failures(), ignore=None)
+            undo_step, undo_failure = undo if undo else (None, None)
+            if undo_failure is not None:
+                text = f"{text}\nundoing step '{undo_step}' failed:\n{operator_text(undo_failure)}"
+            self._recorder.job_revert_failed(self._job_id, step, text)
+            reason = user_reason(failure) if failure else "the job failed and could not be undone"
+            self._recorder.resource_failed(
+                self._job_id, step, reason, failure,
+                undo=(undo_step, user_reason(undo_failure)) if undo_failure is not None else None,
+                cancelled=bool(failure is not None and failure.check(JobCancelled)),
+            )
         except ShareflowError:
             # A listener must never break the engine; the record is best effort
             # and the resource's own status is written by the flow.

@@ -18,14 +18,10 @@ from datetime import datetime
 from taskflow.types.failure import Failure
 
 from shareflow import exceptions as exc
-from shareflow.db import access as access_db
 from shareflow.db import jobs as jobs_db
 from shareflow.db import messages as messages_db
-from shareflow.db import shares as shares_db
-from shareflow.db import snapshots as snapshots_db
+from shareflow.db import resources
 from shareflow.db.engine import Database
-from shareflow.db.models import ShareServer, ShareSnapshot
-from shareflow.db.transitions import transition
 from shareflow.domain import states
 
 LOG = logging.getLogger(__name__)
@@ -50,43 +46,14 @@ _GENERIC_REASONS: tuple[tuple[type[exc.ShareflowError], str], ...] = (
 )
 
 
-#: Manila's detail 015 (DRIVER_FAILED_EXTEND).
-DRIVER_FAILED_EXTEND = (
-    "Share Driver failed to extend share, The share status has been set to extending_error. "
-    "This action cannot be re-attempted until the status has been rectified. Contact your "
-    "administrator to determine the cause of this failure."
-)
-
-
-@dataclass(frozen=True)
-class FailureOutcome:
-    """Where a failed job leaves its resource when it failed in a known way:
-    the job's ``operation``, failed at ``step`` (None: any step) with an
-    error of type ``error`` (None: any error), ends in ``status`` (None: the
-    operation's failed status) with a user message of Manila's ``detail_id``
-    whose ``detail`` text follows the reason."""
-
-    operation: str
-    step: str | None
-    error: type[exc.ShareflowError] | None
-    status: str | None
-    detail_id: str
-    detail: str | None = None
-
-    def matches(self, operation: str, step: str | None, failure: Failure | None) -> bool:
-        if operation != self.operation or (self.step is not None and step != self.step):
-            return False
-        return self.error is None or (failure is not None and bool(failure.check(self.error)))
-
-
-#: Known failures, most specific first; the first match applies, and a failure
-#: none matches gets its operation's failed status and detail 001.
-FAILURE_OUTCOMES: tuple[FailureOutcome, ...] = (
-    # Refused because the data in use exceeds the new size: nothing changed,
-    # no data lost (Manila's ShareShrinkingPossibleDataLoss, detail 018).
-    FailureOutcome("shrink_share", "resize_volume", exc.ShrinkWouldLoseData,
-                   states.SHRINKING_POSSIBLE_DATA_LOSS_ERROR, "018", exc.SHRINK_REFUSED_MESSAGE),
-    FailureOutcome("extend_share", "resize_volume", None, None, "015", DRIVER_FAILED_EXTEND),
+#: Kept importable from here: they are declared with their operations now.
+DRIVER_FAILED_EXTEND = states.DRIVER_FAILED_EXTEND
+FailureOutcome = states.FailureOutcome
+#: Known failures of every operation, most specific first; the first match
+#: applies, and a failure none matches gets its operation's failed status
+#: and detail 001.
+FAILURE_OUTCOMES: tuple[FailureOutcome, ...] = tuple(
+    o for op in states.OPERATIONS.values() for o in op.outcomes
 )
 
 
@@ -137,58 +104,73 @@ class OutcomeRecorder:
             jobs_db.finish(s, job_id, states.JOB_SUCCEEDED, now=self._clock())
 
     def job_failed(self, job_id: str, step: str | None, failure: str, *, trashed: bool = False) -> None:
-        target = states.JOB_TRASHED if trashed else states.JOB_FAILED
+        """The job's flow ended REVERTED (everything undone): ``cancelled``
+        if an operator had cancelled it, else ``reverted``; or, with
+        ``trashed``, it never ran (housekeeping gave up on it)."""
+        now = self._clock()
         with self._db.write() as s:
-            jobs_db.finish(s, job_id, target, now=self._clock(), failed_step=step, failure=failure)
+            if trashed:
+                jobs_db.finish(s, job_id, states.JOB_TRASHED, now=now, failed_step=step, failure=failure)
+                return
+            if not jobs_db.finish(s, job_id, states.JOB_CANCELLED, now=now, failed_step=step, failure=failure,
+                                  expected={states.JOB_CANCELLING}):
+                jobs_db.finish(s, job_id, states.JOB_REVERTED, now=now, failed_step=step, failure=failure)
+
+    def job_revert_failed(self, job_id: str, step: str | None, failure: str) -> None:
+        """A step failed and undoing failed too (the flow ended FAILURE); the
+        logbook keeps the flow for ``jobs resume``."""
+        with self._db.write() as s:
+            jobs_db.finish(s, job_id, states.JOB_REVERT_FAILED, now=self._clock(), failed_step=step,
+                           failure=failure)
 
     def job_set_aside(self, job_id: str, failure: str) -> None:
         """The job could not be loaded and was set aside; its logbook stays."""
         with self._db.write() as s:
             jobs_db.finish(s, job_id, states.JOB_TRASHED, now=self._clock(), failure=failure)
 
+    def is_cancelling(self, job_id: str) -> bool:
+        with self._db.read() as s:
+            return jobs_db.state_of(s, job_id) == states.JOB_CANCELLING
+
     def resource_failed(self, job_id: str, step: str | None, reason: str,
-                        failure: Failure | None = None) -> bool:
+                        failure: Failure | None = None, *, undo: tuple[str, str] | None = None,
+                        cancelled: bool = False) -> bool:
         """Move the job's resource from its working status to its failed one and,
         if this call did, leave a user message. Returns whether it did.
         ``failure`` (what failed ``step``) may select a more specific outcome
-        from :data:`FAILURE_OUTCOMES`."""
+        from the operation's declared outcomes. ``undo``: (step, reason) of
+        an undo that failed too - the resource gets the operation's status
+        for a failed revert and the message names that step. ``cancelled``:
+        an operator cancelled the job."""
         now = self._clock()
         with self._db.write() as s:
             job = jobs_db.get(s, job_id)
             op = states.operation(job.operation)
-            outcome = failure_outcome(op.name, step, failure)
-            failed_status = outcome.status if outcome and outcome.status else op.failed
-            # The message is about the share, or the snapshot for snapshot jobs.
-            message_resource = MESSAGE_RESOURCE_SHARE
-            if op.resource_kind == states.SHARE:
-                subject_id = job.resource_id
-                moved = shares_db.set_status(s, subject_id, failed_status, now=now, expected=op.working,
-                                             pending_size=None)
-            elif op.resource_kind == states.SHARE_SERVER:
+            outcome = None if cancelled or undo else failure_outcome(op.name, step, failure)
+            if undo:
+                target = op.failed_after_revert_failure
+            else:
+                target = outcome.status if outcome and outcome.status else op.failed
+            if not resources.fail(s, op, job.resource_id, target, now=now):
+                return False
+            if op.resource_kind == states.SHARE_SERVER:
                 # Share servers are admins' business: the status says it, and
                 # the job record has the step and the reason (Manila leaves
                 # no user message for them either).
-                return transition(s, ShareServer, job.resource_id, states.SHARE_SERVER, op.failed,
-                                  now=now, expected=op.working)
-            elif op.resource_kind == states.SNAPSHOT:
-                subject_id = job.resource_id
-                message_resource = MESSAGE_RESOURCE_SNAPSHOT
-                moved = transition(s, ShareSnapshot, job.resource_id, states.SNAPSHOT, op.failed,
-                                   now=now, expected=op.working)
+                return True
+            # The message is about the share, or the snapshot for snapshot jobs.
+            message_resource = MESSAGE_RESOURCE_SNAPSHOT if op.resource_kind == states.SNAPSHOT \
+                else MESSAGE_RESOURCE_SHARE
+            subject_id = job.resource_id if op.resource_kind == states.SNAPSHOT \
+                else resources.share_of(s, op, job.resource_id)
+            if cancelled:
+                text = f"{op.action}: {exc.CANCELLED_MESSAGE}."
             else:
-                rule = access_db.get(s, job.resource_id)
-                subject_id = rule.share_id
-                moved = access_db.set_state(s, rule.id, states.ERROR, now=now, expected=op.working)
-                if moved:
-                    access_db.refresh_share_rules_status(s, subject_id, now=now)
-            if not moved:
-                return False
-            if op.name == "revert_to_snapshot":
-                # The snapshot the share was reverted to is available again
-                # (Manila's manager does both); also for a flow that never ran.
-                snapshots_db.release_restoring(s, subject_id, now=now)
-            what = f"step '{step}' failed" if step else "the job could not be run"
-            text = f"{op.action}: {what}: {reason}"
+                what = f"step '{step}' failed" if step else "the job could not be run"
+                text = f"{op.action}: {what}: {reason}"
+            if undo:
+                text = (f"{text.rstrip('.')}; undoing step '{undo[0]}' failed too: {undo[1]}. Something may "
+                        f"be left on the backend until an administrator resumes job {job.id}.")
             if outcome and outcome.detail and outcome.detail != reason:
                 text = f"{text.rstrip('.')}. {outcome.detail}"
             messages_db.create(

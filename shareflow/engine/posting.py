@@ -7,6 +7,8 @@ a conductor may claim it the moment it appears on the board.
 from __future__ import annotations
 
 import contextlib
+import importlib
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -23,7 +25,7 @@ from shareflow.db.models import Job
 from shareflow.engine.boards import Boards
 from shareflow.engine.persistence import translate_errors as translate_storage_errors
 from shareflow.engine.zk import translate_errors
-from shareflow.exceptions import DatabaseError, ServiceUnavailable
+from shareflow.exceptions import Conflict, DatabaseError, ServiceUnavailable
 
 LOG = logging.getLogger(__name__)
 
@@ -41,6 +43,43 @@ class JobSpec:
     store: dict = field(default_factory=dict)
     project_id: str | None = None
     request_id: str | None = None
+    user_id: str | None = None
+    #: The job this one runs again (an operator's retry).
+    retry_of: str | None = None
+
+
+def factory_path(factory: Callable) -> str:
+    """``module:function``: how a job record names its flow factory."""
+    return f"{factory.__module__}:{factory.__qualname__}"
+
+
+def import_factory(path: str) -> Callable:
+    module, _, name = path.partition(":")
+    try:
+        target = importlib.import_module(module)
+        for part in name.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise Conflict(f"flow factory {path} cannot be imported: {error}") from error
+    return target
+
+
+def spec_of(job: Job, factory: Callable | None = None) -> JobSpec:
+    """The spec a recorded job was posted with (its record keeps its inputs)."""
+    if factory is None:
+        if not job.factory:
+            raise Conflict(f"Job {job.id} predates recorded inputs and cannot be posted again.")
+        factory = import_factory(job.factory)
+    store = json.loads(job.store) if job.store else {}
+    store.pop("job_id", None)
+    store.pop("backend", None)
+    return JobSpec(
+        operation=job.operation, backend=job.backend, resource_type=job.resource_type,
+        resource_id=job.resource_id, factory=factory,
+        factory_kwargs=json.loads(job.factory_kwargs) if job.factory_kwargs else {},
+        store=store, project_id=job.project_id, request_id=job.request_id, user_id=job.user_id,
+        retry_of=job.retry_of,
+    )
 
 
 def job_details(job: Job, spec: JobSpec) -> dict:
@@ -79,6 +118,9 @@ class JobPoster:
             operation=spec.operation, resource_type=spec.resource_type,
             resource_id=spec.resource_id, project_id=spec.project_id,
             request_id=spec.request_id, logbook_id=self._new_id(), flow_detail_id=self._new_id(),
+            user_id=spec.user_id, retry_of=spec.retry_of, attempt=1,
+            factory=factory_path(spec.factory), factory_kwargs=json.dumps(spec.factory_kwargs),
+            store=json.dumps(spec.store),
         )
 
     def post_or_undo(self, job: Job, spec: JobSpec, *, undo: Callable[[Session], object]) -> None:
@@ -96,6 +138,31 @@ class JobPoster:
                 str(error), user_message=f"Could not schedule the {spec.operation.replace('_', ' ')}: "
                 f"{error.user_message}. Nothing was changed."
             ) from error
+
+    def repost(self, job: Job) -> str:
+        """Post a recorded job again, with its persisted flow: the board job
+        names the same logbook and flow detail, so the conductor that claims
+        it continues from the atom states it finds there. A job whose logbook
+        was never saved (its first post never happened) gets one made from
+        its record. Raises CoordinationError when the board cannot be reached."""
+        with translate_storage_errors(f"loading the logbook of job {job.id}"):
+            with contextlib.closing(self._persistence.get_connection()) as conn:
+                try:
+                    book = conn.get_logbook(job.logbook_id)
+                except Exception as error:  # never saved: TaskFlow's NotFound
+                    if type(error).__name__ != "NotFound":
+                        raise
+                    book = None
+        spec = spec_of(job)
+        if book is None:
+            return self.post(job, spec)
+        with translate_errors(f"posting {spec.operation} job again"):
+            board_job = self._boards.get(spec.backend).post(
+                f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec)
+            )
+        with self._db.write() as session:
+            jobs_db.set_posted(session, job.id, board_job.uuid, now=self._clock())
+        return board_job.uuid
 
     def post(self, job: Job, spec: JobSpec) -> str:
         """Make the recorded job runnable. Raises CoordinationError (and leaves no

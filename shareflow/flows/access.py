@@ -3,7 +3,7 @@
 from taskflow.patterns import linear_flow
 
 from shareflow.tasks.access import ApplyAccess
-from shareflow.tasks.lifecycle import BeginOperation, FinishAccess
+from shareflow.tasks.lifecycle import BeginOperation, Finish
 from shareflow.tasks.server import FindShareServer
 
 ALLOW = "allow_access"
@@ -15,7 +15,7 @@ def _access_flow(operation: str):
         BeginOperation(operation),
         FindShareServer(),
         ApplyAccess(),
-        FinishAccess(operation),
+        Finish(operation),
     )
 
 

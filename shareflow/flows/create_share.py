@@ -14,7 +14,7 @@ from taskflow.patterns import linear_flow
 
 from shareflow.tasks.access import ApplyInitialAccess
 from shareflow.tasks.export import Export
-from shareflow.tasks.lifecycle import BeginOperation, FinishCreateShare
+from shareflow.tasks.lifecycle import BeginOperation, Finish
 from shareflow.tasks.network import AllocateNetwork
 from shareflow.tasks.server import ProvideShareServer
 from shareflow.tasks.snapshots import CreateVolumeFromSnapshot
@@ -34,5 +34,5 @@ def create_share(from_snapshot: bool = False, driver_handles_share_servers: bool
         CreateVolumeFromSnapshot() if from_snapshot else CreateVolume(),
         Export(),
         ApplyInitialAccess(),
-        FinishCreateShare(),
+        Finish(OPERATION),
     )

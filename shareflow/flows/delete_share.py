@@ -12,7 +12,7 @@ from taskflow.patterns import linear_flow
 
 from shareflow.tasks.access import ClearAccess
 from shareflow.tasks.export import Unexport
-from shareflow.tasks.lifecycle import BeginOperation, FinishDeleteShare
+from shareflow.tasks.lifecycle import BeginOperation, Finish
 from shareflow.tasks.network import ReleaseNetwork, ReleaseServerNetwork
 from shareflow.tasks.server import FindShareServer, ReleaseShareServer
 from shareflow.tasks.volume import DeleteVolume
@@ -30,7 +30,7 @@ def delete_share(driver_handles_share_servers: bool = False):
         DeleteVolume(),
         ReleaseShareServer(share_servers=dhss),
         ReleaseServerNetwork() if dhss else ReleaseNetwork(),
-        FinishDeleteShare(),
+        Finish(OPERATION),
     )
 
 

@@ -5,14 +5,14 @@ The store carries ``share_id``, ``new_size`` (what the request asked for) and
 A failure leaves the share ``extending_error`` / ``shrinking_error``; a shrink
 refused because the data in use exceeds the new size leaves it
 ``shrinking_possible_data_loss_error`` (see
-``shareflow.engine.outcomes.FAILURE_OUTCOMES``), with its limit, data and
+the operation's ``outcomes`` in ``shareflow.domain.states``), with its limit, data and
 export as they were.
 """
 
 from taskflow.patterns import linear_flow
 
-from shareflow.tasks.lifecycle import BeginOperation
-from shareflow.tasks.resize import FinishResize, ResizeVolume
+from shareflow.tasks.lifecycle import BeginOperation, Finish
+from shareflow.tasks.resize import ResizeVolume
 
 EXTEND = "extend_share"
 SHRINK = "shrink_share"
@@ -22,7 +22,7 @@ def _resize_flow(operation: str):
     return linear_flow.Flow(operation).add(
         BeginOperation(operation),
         ResizeVolume(),
-        FinishResize(operation),
+        Finish(operation),
     )
 
 

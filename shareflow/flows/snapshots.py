@@ -5,17 +5,8 @@
 
 from taskflow.patterns import linear_flow
 
-from shareflow.tasks.lifecycle import BeginOperation
-from shareflow.tasks.snapshots import (
-    BeginSnapshotOperation,
-    CreateSnapshot,
-    DeleteSnapshot,
-    FinishCreateSnapshot,
-    FinishDeleteSnapshot,
-    FinishRevert,
-    HoldSnapshot,
-    RevertToSnapshot,
-)
+from shareflow.tasks.lifecycle import BeginOperation, Finish
+from shareflow.tasks.snapshots import CreateSnapshot, DeleteSnapshot, HoldSnapshot, RevertToSnapshot
 
 CREATE = "create_snapshot"
 DELETE = "delete_snapshot"
@@ -25,9 +16,9 @@ REVERT = "revert_to_snapshot"
 def create_snapshot():
     """begin -> take the snapshot -> available with its provider location."""
     return linear_flow.Flow(CREATE).add(
-        BeginSnapshotOperation(CREATE),
+        BeginOperation(CREATE),
         CreateSnapshot(),
-        FinishCreateSnapshot(),
+        Finish(CREATE),
     )
 
 
@@ -35,9 +26,9 @@ def delete_snapshot(force: bool = False):
     """begin -> delete it on the backend -> deleted (soft). ``force``: an
     admin's force_delete, which deletes the record even if the backend fails."""
     return linear_flow.Flow(DELETE).add(
-        BeginSnapshotOperation(DELETE),
+        BeginOperation(DELETE),
         DeleteSnapshot(force=force),
-        FinishDeleteSnapshot(),
+        Finish(DELETE),
     )
 
 
@@ -50,5 +41,5 @@ def revert_to_snapshot():
         BeginOperation(REVERT),
         HoldSnapshot(),
         RevertToSnapshot(),
-        FinishRevert(),
+        Finish(REVERT),
     )

@@ -27,9 +27,10 @@ from shareflow.db.engine import Database
 from shareflow.db.models import Share
 from shareflow.domain import states
 from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
-from shareflow.engine.posting import JobPoster, JobSpec
+from shareflow.engine import operations
+from shareflow.engine.posting import JobPoster
 from shareflow.exceptions import Forbidden, InvalidInput, OverLimit
-from shareflow.flows.resize import EXTEND, SHRINK, extend_share, shrink_share
+from shareflow.flows.resize import EXTEND, SHRINK
 from shareflow.scheduler.scheduler import Scheduler
 from shareflow.services.context import Caller
 from shareflow.services.quotas import enforce as enforce_quota
@@ -111,10 +112,10 @@ class ResizeService:
                 )
                 return
             self._take(s, share, states.EXTENDING, size, now, action="extend")
-            spec = self._spec(EXTEND, extend_share, share, size, caller)
+            spec = self._spec(EXTEND, share, size, caller)
             job = self._poster.record(s, spec)
-        self._poster.post_or_undo(job, spec, undo=lambda s: _give_back(s, share_id, states.EXTENDING,
-                                                                         states.AVAILABLE, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=operations.undo(EXTEND, share_id, states.AVAILABLE,
+                                                                  clock=self._clock))
 
     def shrink(self, caller: Caller, share_id: str, size: Any) -> None:
         """manila/share/api.py ``shrink``: the share must be ``available`` (or
@@ -136,10 +137,10 @@ class ResizeService:
                 )
             previous = share.status
             self._take(s, share, states.SHRINKING, size, now, action="shrink")
-            spec = self._spec(SHRINK, shrink_share, share, size, caller)
+            spec = self._spec(SHRINK, share, size, caller)
             job = self._poster.record(s, spec)
-        self._poster.post_or_undo(job, spec, undo=lambda s: _give_back(s, share_id, states.SHRINKING,
-                                                                         previous, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=operations.undo(SHRINK, share_id, previous,
+                                                                  clock=self._clock))
 
     # --- steps ------------------------------------------------------------
 
@@ -155,21 +156,10 @@ class ResizeService:
             )
 
     @staticmethod
-    def _spec(operation: str, factory, share: Share, size: int, caller: Caller) -> JobSpec:
-        return JobSpec(
-            operation=operation, backend=share.backend, resource_type=states.SHARE,
-            resource_id=share.id, factory=factory,
-            store={"share_id": share.id, "resource_id": share.id, "new_size": size,
-                   "old_size": share.size},
+    def _spec(operation: str, share: Share, size: int, caller: Caller):
+        return operations.job_spec(
+            operation, backend=share.backend, resource_id=share.id, caller=caller,
+            store={"share_id": share.id, "new_size": size, "old_size": share.size},
             # The owner's: a failure's user message is for them, whoever asked.
-            project_id=share.project_id, request_id=caller.request_id,
+            project_id=share.project_id,
         )
-
-
-def _give_back(session: Session, share_id: str, working: str, previous: str, now: datetime) -> None:
-    """Undo of our own just-committed change when its job could not be posted."""
-    share = session.get(Share, share_id)
-    if share is not None and share.status == working:
-        share.status = previous
-        share.pending_size = None
-        share.updated_at = now

@@ -10,6 +10,7 @@ first step checks again, under the share network's lock, that no share uses it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -23,9 +24,9 @@ from shareflow.db.engine import Database
 from shareflow.db.models import NetworkAllocation, ProviderNetwork, ShareServer
 from shareflow.domain import states, validation
 from shareflow.drivers.server.netns import netns_name, veth_name
-from shareflow.engine.posting import JobPoster, JobSpec
+from shareflow.engine import operations
+from shareflow.engine.posting import JobPoster
 from shareflow.exceptions import Conflict, Forbidden, InvalidInput, ServiceUnavailable
-from shareflow.flows.share_servers import delete_share_server
 from shareflow.services.context import Caller
 
 LOG = logging.getLogger(__name__)
@@ -129,25 +130,22 @@ class ShareServerService:
             if servers_db.shares_using(s, server_id):
                 raise Conflict(f"Share server {server_id} is in use.")
             job, spec, previous = self._request_delete(s, row, now=now, project_id=caller.project_id,
-                                                       request_id=caller.request_id)
+                                                       request_id=caller.request_id, user_id=caller.user_id)
         self._post_or_undo(job, spec, previous)
 
     def _request_delete(self, session, row: ShareServer, *, now: datetime, project_id: str | None,
-                        request_id: str | None):
+                        request_id: str | None, user_id: str | None = None):
         previous = row.status
         if not servers_db.set_status(session, row.id, states.DELETING, now=now, expected={previous}):
             raise Conflict(f"Share server {row.id} changed status; try again.")
-        spec = JobSpec(
-            operation=OPERATION, backend=row.backend, resource_type=states.SHARE_SERVER,
-            resource_id=row.id, factory=delete_share_server,
-            store={"server_id": row.id, "resource_id": row.id},
-            project_id=project_id, request_id=request_id,
-        )
+        spec = operations.job_spec(OPERATION, backend=row.backend, resource_id=row.id,
+                                   store={"server_id": row.id}, project_id=project_id)
+        spec = dataclasses.replace(spec, request_id=request_id, user_id=user_id)
         return self._poster.record(session, spec), spec, previous
 
-    def _post_or_undo(self, job, spec: JobSpec, previous: str) -> None:
-        self._poster.post_or_undo(job, spec, undo=lambda s: servers_db.override_status(
-            s, spec.resource_id, previous, now=self._clock(), expected=states.DELETING))
+    def _post_or_undo(self, job, spec, previous: str) -> None:
+        self._poster.post_or_undo(job, spec, undo=operations.undo(OPERATION, spec.resource_id, previous,
+                                                                  clock=self._clock))
 
     def reset_status(self, caller: Caller, server_id: str, body: Any) -> None:
         """Manila's ``AdminActionsMixin._reset_status`` for share servers: any

@@ -16,18 +16,17 @@ from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
 from shareflow.db.models import AccessRule, Share
+from shareflow.engine import operations
 from shareflow.domain import states, validation
 from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
-from shareflow.engine.posting import JobPoster, JobSpec
+from shareflow.engine.posting import JobPoster
 from shareflow.exceptions import (
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
 )
-from shareflow.flows.access import allow_access, deny_access
-from shareflow.flows.create_share import create_share
-from shareflow.flows.delete_share import delete_share, share_flow_kwargs
+from shareflow.flows.delete_share import share_flow_kwargs
 from shareflow.scheduler.scheduler import Scheduler
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
@@ -156,19 +155,17 @@ class ShareService:
                     user_message=NO_VALID_HOST_MESSAGE,
                 )
             else:
-                spec = JobSpec(
-                    operation="create_share", backend=placement.backend.name, resource_type=states.SHARE,
-                    resource_id=share.id, factory=create_share,
+                spec = operations.job_spec(
+                    "create_share", backend=placement.backend.name, resource_id=share.id, caller=caller,
                     factory_kwargs={**({"from_snapshot": True} if source else {}),
                                     **share_flow_kwargs(placement.backend)},
-                    store={"share_id": share.id, "resource_id": share.id, "size": size,
-                           "share_network_id": share_network_id,
+                    store={"share_id": share.id, "size": size, "share_network_id": share_network_id,
                            **({"snapshot_id": source.snapshot_id} if source else {})},
-                    project_id=caller.project_id, request_id=caller.request_id,
                 )
                 job = self._poster.record(s, spec)
         if placement is not None:
-            self._poster.post_or_undo(job, spec, undo=lambda s: shares_db.hard_delete(s, share.id))
+            self._poster.post_or_undo(job, spec, undo=operations.undo("create_share", share.id, None,
+                                                                      clock=self._clock))
         return self.get(caller, share.id)
 
     def _share_type(self, session, ref):
@@ -230,15 +227,14 @@ class ShareService:
                     user_message=f"Invalid share: Share still has {dependent} dependent snapshots.",
                 )
             previous = share.status
-            spec = JobSpec(
-                operation="delete_share", backend=share.backend, resource_type=states.SHARE,
-                resource_id=share_id, factory=delete_share,
+            spec = operations.job_spec(
+                "delete_share", backend=share.backend, resource_id=share_id, caller=caller,
                 factory_kwargs=share_flow_kwargs(backend_config(self._config, share.backend)),
-                store={"share_id": share_id, "resource_id": share_id},
-                project_id=caller.project_id, request_id=caller.request_id,
+                store={"share_id": share_id},
             )
             job = self._poster.record(s, spec)
-        self._poster.post_or_undo(job, spec, undo=lambda s: _force_status(s, share_id, previous, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=operations.undo("delete_share", share_id, previous,
+                                                                  clock=self._clock))
 
     def allow_access(self, caller: Caller, share_id: str, *, access_type, access_to,
                      access_level=None, ipv6: bool = True) -> AccessRule:
@@ -258,9 +254,10 @@ class ShareService:
                 created_at=now,
             )
             access_db.refresh_share_rules_status(s, share_id, now=now)
-            spec = self._access_spec("allow_access", allow_access, share, rule.id, caller)
+            spec = self._access_spec("allow_access", share, rule.id, caller)
             job = self._poster.record(s, spec)
-        self._poster.post_or_undo(job, spec, undo=lambda s: _drop_rule(s, rule.id, share_id, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=operations.undo("allow_access", rule.id, None,
+                                                                  clock=self._clock))
         return self.access_rule(caller, rule.id)
 
     def deny_access(self, caller: Caller, share_id: str, access_id) -> None:
@@ -277,45 +274,17 @@ class ShareService:
             if not access_db.set_state(s, access_id, states.QUEUED_TO_DENY, now=now):
                 raise Conflict(f"Access rule {access_id} is {rule.state} and cannot be denied now.")
             access_db.refresh_share_rules_status(s, share_id, now=now)
-            spec = self._access_spec("deny_access", deny_access, share, access_id, caller)
+            spec = self._access_spec("deny_access", share, access_id, caller)
             job = self._poster.record(s, spec)
-        self._poster.post_or_undo(
-            job, spec, undo=lambda s: _force_rule_state(s, access_id, share_id, previous, self._clock())
-        )
+        self._poster.post_or_undo(job, spec, undo=operations.undo("deny_access", access_id, previous,
+                                                                  clock=self._clock))
 
-    def _access_spec(self, operation, factory, share: Share, rule_id: str, caller: Caller) -> JobSpec:
-        return JobSpec(
-            operation=operation, backend=share.backend, resource_type=states.ACCESS_RULE,
-            resource_id=rule_id, factory=factory,
-            store={"share_id": share.id, "rule_id": rule_id, "resource_id": rule_id},
-            project_id=caller.project_id, request_id=caller.request_id,
-        )
+    @staticmethod
+    def _access_spec(operation: str, share: Share, rule_id: str, caller: Caller):
+        return operations.job_spec(operation, backend=share.backend, resource_id=rule_id, caller=caller,
+                                   store={"share_id": share.id, "rule_id": rule_id})
 
 
 def backend_config(config: Config, name: str | None):
     """The configured backend of that name; None when it is not (any more)."""
     return next((b for b in config.backends if b.name == name), None)
-
-
-def _force_status(session, share_id: str, status: str, now: datetime) -> None:
-    """Undo of our own just-committed change when its job could not be posted."""
-    share = session.get(Share, share_id)
-    if share is not None and share.status == states.DELETING:
-        share.status = status
-        share.updated_at = now
-
-
-def _force_rule_state(session, rule_id: str, share_id: str, state: str, now: datetime) -> None:
-    rule = session.get(AccessRule, rule_id)
-    if rule is not None and rule.state == states.QUEUED_TO_DENY:
-        rule.state = state
-        rule.updated_at = now
-    access_db.refresh_share_rules_status(session, share_id, now=now)
-
-
-def _drop_rule(session, rule_id: str, share_id: str, now: datetime) -> None:
-    rule = session.get(AccessRule, rule_id)
-    if rule is not None:
-        session.delete(rule)
-    session.flush()
-    access_db.refresh_share_rules_status(session, share_id, now=now)

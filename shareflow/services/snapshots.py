@@ -26,7 +26,8 @@ from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
 from shareflow.db.models import Share, ShareSnapshot
 from shareflow.domain import states, validation
-from shareflow.engine.posting import JobPoster, JobSpec
+from shareflow.engine import operations
+from shareflow.engine.posting import JobPoster
 from shareflow.exceptions import (
     Conflict,
     ConfigError,
@@ -36,8 +37,6 @@ from shareflow.exceptions import (
     OverLimit,
     ShareflowError,
 )
-from shareflow.flows.snapshots import delete_snapshot, revert_to_snapshot
-from shareflow.flows.snapshots import create_snapshot as create_snapshot_flow
 from shareflow.scheduler.scheduler import Placement
 from shareflow.services.context import Caller
 from shareflow.services.quotas import enforce as enforce_quota
@@ -229,9 +228,10 @@ class SnapshotService:
                 user_id=caller.user_id, name=name, description=description, size=share.size,
                 share_size=share.size, share_proto=share.share_proto, status=states.CREATING,
             )
-            spec = self._spec("create_snapshot", create_snapshot_flow, share, snap.id, caller)
+            spec = self._spec("create_snapshot", share, snap.id, caller)
             job = self._poster.record(s, spec)
-        self._poster.post_or_undo(job, spec, undo=lambda s: snapshots_db.hard_delete(s, snap.id))
+        self._poster.post_or_undo(job, spec, undo=operations.undo("create_snapshot", snap.id, None,
+                                                                  clock=self._clock))
         return self.get(caller, snap.id)
 
     def update(self, caller: Caller, snapshot_id: str, *, fields: dict) -> ShareSnapshot:
@@ -258,11 +258,12 @@ class SnapshotService:
                 )
             previous = snap.status
             job, spec = self._record_delete(s, snap, caller, force=False)
-        self._poster.post_or_undo(job, spec, undo=lambda s: _force_back(s, snap.id, states.DELETING, previous, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=operations.undo("delete_snapshot", snap.id, previous,
+                                                                  clock=self._clock))
 
     def _record_delete(self, session: Session, snap: ShareSnapshot, caller: Caller, *, force: bool):
         share = shares_db.get_any(session, snap.share_id)
-        spec = self._spec("delete_snapshot", delete_snapshot, share, snap.id, caller,
+        spec = self._spec("delete_snapshot", share, snap.id, caller,
                           factory_kwargs={"force": True} if force else {})
         return self._poster.record(session, spec), spec
 
@@ -288,7 +289,8 @@ class SnapshotService:
             previous = snap.status
             snapshots_db.force_status(s, snap.id, states.DELETING, now=now)
             job, spec = self._record_delete(s, snap, caller, force=True)
-        self._poster.post_or_undo(job, spec, undo=lambda s: _force_back(s, snap.id, states.DELETING, previous, self._clock()))
+        self._poster.post_or_undo(job, spec, undo=operations.undo("delete_snapshot", snap.id, previous,
+                                                                  clock=self._clock))
 
     # --- revert ---------------------------------------------------------------------
 
@@ -349,45 +351,24 @@ class SnapshotService:
             if not snapshots_db.set_status(s, snap.id, states.RESTORING, now=now,
                                            expected={states.AVAILABLE}):
                 raise Conflict(f"Snapshot {snap.id} is no longer available; it cannot be restored now.")
-            spec = JobSpec(
-                operation="revert_to_snapshot", backend=share.backend, resource_type=states.SHARE,
-                resource_id=share.id, factory=revert_to_snapshot,
-                store={"share_id": share.id, "resource_id": share.id, "snapshot_id": snap.id,
-                       "snapshot_size": snap.size},
-                project_id=caller.project_id, request_id=caller.request_id,
+            spec = operations.job_spec(
+                "revert_to_snapshot", backend=share.backend, resource_id=share.id, caller=caller,
+                store={"share_id": share.id, "snapshot_id": snap.id, "snapshot_size": snap.size},
             )
             job = self._poster.record(s, spec)
             share_id, snap_id = share.id, snap.id
-
-        def undo(session):
-            _force_back(session, snap_id, states.RESTORING, states.AVAILABLE, self._clock())
-            share_row = session.get(Share, share_id)
-            if share_row is not None and share_row.status == states.REVERTING:
-                share_row.status, share_row.pending_size = states.AVAILABLE, None
-                share_row.updated_at = self._clock()
-
-        self._poster.post_or_undo(job, spec, undo=undo)
+        self._poster.post_or_undo(job, spec, undo=operations.undo(
+            "revert_to_snapshot", share_id, states.AVAILABLE, clock=self._clock, snapshot_id=snap_id))
 
     # --- jobs -----------------------------------------------------------------------
 
-    def _spec(self, operation: str, factory, share: Share | None, snapshot_id: str, caller: Caller,
-              *, factory_kwargs: dict | None = None) -> JobSpec:
+    def _spec(self, operation: str, share: Share | None, snapshot_id: str, caller: Caller,
+              *, factory_kwargs: dict | None = None):
         if share is None or share.backend is None:
             raise Conflict(f"the share of snapshot {snapshot_id} is on no backend")
-        return JobSpec(
-            operation=operation, backend=share.backend, resource_type=states.SNAPSHOT,
-            resource_id=snapshot_id, factory=factory, factory_kwargs=factory_kwargs or {},
-            store={"share_id": share.id, "snapshot_id": snapshot_id, "resource_id": snapshot_id},
-            project_id=caller.project_id, request_id=caller.request_id,
-        )
-
-
-def _force_back(session: Session, snapshot_id: str, expected: str, status: str, now: datetime) -> None:
-    """Undo of our own just-committed change when its job could not be posted."""
-    snap = session.get(ShareSnapshot, snapshot_id)
-    if snap is not None and snap.status == expected:
-        snap.status = status
-        snap.updated_at = now
+        return operations.job_spec(operation, backend=share.backend, resource_id=snapshot_id, caller=caller,
+                                   store={"share_id": share.id, "snapshot_id": snapshot_id},
+                                   factory_kwargs=factory_kwargs)
 
 
 def _require_admin(caller: Caller, action: str) -> None:

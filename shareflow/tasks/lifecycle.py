@@ -1,33 +1,47 @@
-"""The first and last atoms of every flow: resource status in and out."""
+"""The first and last atoms of every flow: the resource's status in and out.
+
+Both read the operation's declaration (``shareflow.domain.states.OPERATIONS``)
+and move the resource through ``shareflow.db.resources``, the one transition
+path for a job's resource. The atoms are named ``begin`` and ``finish`` in
+every flow; a logbook knows them by those names only, so these classes may
+change without stranding jobs in flight.
+"""
 
 from __future__ import annotations
 
 from taskflow import task
 
 from shareflow.db import access as access_db
-from shareflow.db import shares as shares_db
-from shareflow.db.models import AccessRule
+from shareflow.db import resources
 from shareflow.domain import states
 from shareflow.engine.outcomes import first_failure, user_reason
-from shareflow.exceptions import ResourceStateChanged
+from shareflow.exceptions import JobCancelled, ResourceStateChanged
 
 BEGIN = "begin"
 FINISH = "finish"
 
 
+def cancelled(flow_failures: dict) -> bool:
+    """Whether the flow reverts because an operator cancelled the job."""
+    return any(f.check(JobCancelled) for f in flow_failures.values())
+
+
 class BeginOperation(task.Task):
     """Check that the resource is still this job's to work on, and take it.
 
-    A share must be in the operation's working status (the API set it before
-    posting). An access rule is moved from queued to in-progress (or found
-    there, when the job is resumed). Anything else means the resource moved
-    on without this job - it was reset, or this is a reverted flow being run
-    forward again - and the job must not touch it.
+    A share, snapshot or share server must be in the operation's working
+    status (the API set it before posting): this only looks. An access rule
+    is moved from queued to in-progress (or found there, when the job is
+    resumed). Anything else means the resource moved on without this job -
+    it was reset, or this is a reverted flow being run forward again - and
+    the job must not touch it.
 
     Revert: marks the resource failed (its operation's failed status: share
-    ``error``/``error_deleting``, rule ``error``) and leaves a user message
-    naming the step that failed and why; does nothing when this task itself
-    failed, because then the resource was not this job's to change.
+    ``error``/``error_deleting``/..., snapshot ``error``/``error_deleting``,
+    server ``error``, rule ``error``) and leaves a user message naming the
+    step that failed and why, or saying an administrator cancelled the job;
+    does nothing when this task itself failed (other than by a cancel),
+    because then the resource was not this job's to change.
     """
 
     def __init__(self, operation: str):
@@ -35,16 +49,15 @@ class BeginOperation(task.Task):
         super().__init__(name=BEGIN)
 
     def execute(self, runtime, resource_id):
-        if self._op.resource_kind == states.SHARE:
-            # The API already set the working status: only look.
+        kind = self._op.resource_kind.replace("_", " ")
+        if self._op.resource_kind != states.ACCESS_RULE:
             with runtime.db.read() as s:
-                share = shares_db.get_any(s, resource_id)
-                if share is None or share.status not in self._op.working:
-                    status = share.status if share else "gone"
-                    raise ResourceStateChanged(
-                        f"share {resource_id} is {status}, not {sorted(self._op.working)}",
-                        user_message=f"the share changed status to {status} before the job ran",
-                    )
+                status = resources.status(s, self._op, resource_id)
+            if status not in self._op.working:
+                raise ResourceStateChanged(
+                    f"{kind} {resource_id} is {status}, not {sorted(self._op.working)}",
+                    user_message=f"the {kind} changed status to {status} before the job ran",
+                )
             return
         now = runtime.clock()
         with runtime.db.write() as s:
@@ -58,6 +71,10 @@ class BeginOperation(task.Task):
             access_db.refresh_share_rules_status(s, rule.share_id, now=now)
 
     def revert(self, runtime, job_id, flow_failures, **kwargs):
+        if cancelled(flow_failures):
+            step = next(name for name, f in flow_failures.items() if f.check(JobCancelled))
+            runtime.recorder.resource_failed(job_id, step, "", cancelled=True)
+            return
         failed = first_failure(flow_failures, ignore=BEGIN)
         if failed is None:
             return
@@ -65,67 +82,25 @@ class BeginOperation(task.Task):
         runtime.recorder.resource_failed(job_id, step, user_reason(failure), failure)
 
 
-class FinishCreateShare(task.Task):
-    """Make the share ``available`` with its export locations.
+class Finish(task.Task):
+    """The operation's success status, with what goes with it (a share's
+    export locations or new size, a snapshot's provider location; a deleted
+    resource's soft delete; an access rule's share's rules status), in one
+    conditional write from the working status. Resumed after it had
+    committed, it finds the work done and does nothing.
 
-    Revert: nothing to undo; this is the last step and its one write either
-    committed (and the flow succeeded) or did not happen.
-    """
-
-    def __init__(self):
-        super().__init__(name=FINISH)
-
-    def execute(self, runtime, share_id, export_locations):
-        now = runtime.clock()
-        with runtime.db.write() as s:
-            if not shares_db.set_status(s, share_id, states.AVAILABLE, now=now, expected={states.CREATING}):
-                share = shares_db.get_any(s, share_id)
-                if share is not None and share.status == states.AVAILABLE:
-                    return  # resumed after this step had committed
-                raise ResourceStateChanged(f"share {share_id} left 'creating' while it was being created")
-            shares_db.replace_export_locations(s, share_id, export_locations, now=now)
-
-
-class FinishDeleteShare(task.Task):
-    """Mark the share deleted (soft delete: the row stays for the record).
-
-    Revert: nothing to undo (last step, one write).
-    """
-
-    def __init__(self):
-        super().__init__(name=FINISH)
-
-    def execute(self, runtime, share_id):
-        with runtime.db.write() as s:
-            share = shares_db.get_any(s, share_id)
-            if share is not None and share.deleted_at is None:
-                if not shares_db.mark_deleted(s, share_id, now=runtime.clock()):
-                    raise ResourceStateChanged(f"share {share_id} left 'deleting' while it was being deleted")
-
-
-class FinishAccess(task.Task):
-    """Settle the rule: ``active`` after allow, gone after deny; then the
-    share's ``access_rules_status`` follows from all its rules.
-
-    Revert: nothing to undo (last step, one write).
+    Revert: nothing to undo; this is the last step and its one transaction
+    either committed (and the flow succeeded) or did not happen.
     """
 
     def __init__(self, operation: str):
         self._op = states.operation(operation)
         super().__init__(name=FINISH)
 
-    def execute(self, runtime, resource_id, share_id):
-        now = runtime.clock()
+    def execute(self, runtime, resource_id, share_id=None, export_locations=None, new_size=None,
+                snapshot_id=None, snapshot_size=None, provider_location=None):
+        outputs = {"share_id": share_id, "export_locations": export_locations, "new_size": new_size,
+                   "snapshot_id": snapshot_id, "snapshot_size": snapshot_size,
+                   "provider_location": provider_location}
         with runtime.db.write() as s:
-            rule = s.get(AccessRule, resource_id)
-            if rule is None:
-                raise ResourceStateChanged(f"access rule {resource_id} vanished while being applied")
-            if self._op.succeeded == states.DELETED:
-                done = rule.deleted_at is not None or access_db.mark_deleted(s, resource_id, now=now)
-            else:
-                done = rule.state == self._op.succeeded or access_db.set_state(
-                    s, resource_id, self._op.succeeded, now=now
-                )
-            if not done:
-                raise ResourceStateChanged(f"access rule {resource_id} changed state while being applied")
-            access_db.refresh_share_rules_status(s, share_id, now=now)
+            resources.succeed(s, self._op, resource_id, outputs, now=runtime.clock())

@@ -7,14 +7,11 @@ import logging
 from taskflow import task
 from taskflow.types.failure import Failure
 
-from shareflow.db import shares as shares_db
-from shareflow.domain import states
-from shareflow.exceptions import ResourceStateChanged, ShrinkWouldLoseData
+from shareflow.exceptions import ShrinkWouldLoseData
 
 LOG = logging.getLogger(__name__)
 
 RESIZE_VOLUME = "resize_volume"
-FINISH = "finish"
 
 
 class ResizeVolume(task.Task):
@@ -53,32 +50,3 @@ class ResizeVolume(task.Task):
             # message tells the operator to look.
             LOG.warning("share %s: kept the larger limit on revert, its data exceeds %d GiB",
                         share_id, old_size)
-
-
-class FinishResize(task.Task):
-    """Record the new size: ``size`` = ``new_size``, ``pending_size`` cleared,
-    status ``available`` - one conditional write from the operation's
-    working status (``extending`` or ``shrinking``).
-
-    Revert: nothing to undo (last step, one write).
-    """
-
-    def __init__(self, operation: str):
-        self._op = states.operation(operation)
-        super().__init__(name=FINISH)
-
-    def execute(self, runtime, share_id, new_size):
-        now = runtime.clock()
-        with runtime.db.write() as s:
-            if shares_db.set_status(s, share_id, self._op.succeeded, now=now, expected=self._op.working,
-                                    size=new_size, pending_size=None):
-                return
-            share = shares_db.get_any(s, share_id)
-            if (share is not None and share.status == self._op.succeeded and share.size == new_size
-                    and share.pending_size is None):
-                return  # resumed after this step had committed
-            status = share.status if share is not None else "gone"
-            raise ResourceStateChanged(
-                f"share {share_id} is {status}, not {sorted(self._op.working)}, at the end of {self._op.name}",
-                user_message=f"the share changed status to {status} while it was resized",
-            )

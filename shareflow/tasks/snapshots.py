@@ -6,35 +6,11 @@ import logging
 
 from taskflow import task
 
-from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
 from shareflow.domain import states
 from shareflow.exceptions import BackendError, ResourceStateChanged
-from shareflow.tasks.lifecycle import FINISH, BeginOperation
 
 LOG = logging.getLogger(__name__)
-
-
-class BeginSnapshotOperation(BeginOperation):
-    """The first atom of a snapshot job: check that the snapshot is still in
-    the operation's working status (``creating``, ``deleting``; the API set it
-    before posting) and so still this job's to work on. Only looks.
-
-    Revert: as every flow's begin: marks the snapshot failed (``error``,
-    ``error_deleting``) with a user message naming the step that failed and
-    why; nothing when this task itself failed (the snapshot was not this
-    job's to change).
-    """
-
-    def execute(self, runtime, resource_id):
-        with runtime.db.read() as s:
-            snap = snapshots_db.get_any(s, resource_id)
-            status = "gone" if snap is None or snap.deleted_at is not None else snap.status
-        if status not in self._op.working:
-            raise ResourceStateChanged(
-                f"snapshot {resource_id} is {status}, not {sorted(self._op.working)}",
-                user_message=f"the snapshot changed status to {status} before the job ran",
-            )
 
 
 class CreateSnapshot(task.Task):
@@ -54,26 +30,6 @@ class CreateSnapshot(task.Task):
 
     def revert(self, runtime, backend, snapshot_id, **kwargs):
         runtime.backend(backend).share.delete_snapshot(snapshot_id)
-
-
-class FinishCreateSnapshot(task.Task):
-    """Make the snapshot ``available`` with its provider location.
-
-    Revert: nothing to undo (last step, one conditional write).
-    """
-
-    def __init__(self):
-        super().__init__(name=FINISH)
-
-    def execute(self, runtime, snapshot_id, provider_location):
-        with runtime.db.write() as s:
-            if snapshots_db.set_status(s, snapshot_id, states.AVAILABLE, now=runtime.clock(),
-                                       expected={states.CREATING}, provider_location=provider_location):
-                return
-            snap = snapshots_db.get_any(s, snapshot_id)
-            if snap is not None and snap.status == states.AVAILABLE:
-                return  # resumed after this step had committed
-            raise ResourceStateChanged(f"snapshot {snapshot_id} left 'creating' while it was being created")
 
 
 class DeleteSnapshot(task.Task):
@@ -97,24 +53,6 @@ class DeleteSnapshot(task.Task):
                 raise
             LOG.exception("force-deleting snapshot %s: the backend failed; deleting its record anyway",
                           snapshot_id)
-
-
-class FinishDeleteSnapshot(task.Task):
-    """Mark the snapshot deleted (soft delete: the row stays for the record).
-
-    Revert: nothing to undo (last step, one write).
-    """
-
-    def __init__(self):
-        super().__init__(name=FINISH)
-
-    def execute(self, runtime, snapshot_id):
-        with runtime.db.write() as s:
-            snap = snapshots_db.get_any(s, snapshot_id)
-            if snap is not None and snap.deleted_at is None:
-                if not snapshots_db.mark_deleted(s, snapshot_id, now=runtime.clock()):
-                    raise ResourceStateChanged(
-                        f"snapshot {snapshot_id} left 'deleting' while it was being deleted")
 
 
 class CreateVolumeFromSnapshot(task.Task):
@@ -181,27 +119,3 @@ class RevertToSnapshot(task.Task):
 
     def execute(self, runtime, backend, share_id, snapshot_id, snapshot_size):
         runtime.backend(backend).share.revert_to_snapshot(share_id, snapshot_id, snapshot_size)
-
-
-class FinishRevert(task.Task):
-    """The share ``available`` with the snapshot's size, and the snapshot
-    ``available`` again, in one transaction (Manila's manager does both).
-
-    Revert: nothing to undo (last step, one transaction).
-    """
-
-    def __init__(self):
-        super().__init__(name=FINISH)
-
-    def execute(self, runtime, share_id, snapshot_id, snapshot_size):
-        now = runtime.clock()
-        with runtime.db.write() as s:
-            if shares_db.set_status(s, share_id, states.AVAILABLE, now=now, expected={states.REVERTING},
-                                    size=snapshot_size, pending_size=None):
-                snapshots_db.set_status(s, snapshot_id, states.AVAILABLE, now=now,
-                                        expected={states.RESTORING})
-                return
-            share = shares_db.get_any(s, share_id)
-            if share is not None and share.status == states.AVAILABLE:
-                return  # resumed after this step had committed
-            raise ResourceStateChanged(f"share {share_id} left 'reverting' while it was being reverted")

@@ -112,7 +112,7 @@ def test_force_delete_while_the_create_still_runs(tenant):
     wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the forced delete")
     stack.clear_faults()
     create = stack.finished_job(share.id, "create_share", timeout=60)
-    assert (create.state, create.failed_step) == ("failed", "finish")
+    assert (create.state, create.failed_step) == ("reverted", "finish")
     backend_is_clean(stack, share.id)
     assert stack.share_row(share.id).status == "deleted"
 

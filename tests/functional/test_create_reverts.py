@@ -45,7 +45,7 @@ def test_fault_at_each_step_reverts_everything(faults, step, call):
     assert text.startswith("create: ") and f"step '{step}' failed" in text, text
     assert f"injected fault at {call}" in text
     assert messages[0].project_id == "tenant-faults" and messages[0].action_id == "002"
-    assert (job.state, job.failed_step) == ("failed", step)
+    assert (job.state, job.failed_step) == ("reverted", step)
     backend_is_clean(stack, share.id)
 
     # The failed share can be deleted, and that leaves nothing either.

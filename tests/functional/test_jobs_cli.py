@@ -13,17 +13,37 @@ import threading
 import urllib.request
 
 import pytest
+import sqlalchemy as sa
 
-from shareflow.services.jobs import JobService
+from shareflow.db.models import Share
+from shareflow.domain import states
+from shareflow.services.context import Caller
 from tests.fixtures.stack import wait_until
 from tests.functional.test_operations import shareflow_cli
 
-#: The steering service comes with the operation registry (feat/registry):
-#: until that is merged, the tests that need it are skipped, by name.
-needs_steering = pytest.mark.skipif(
-    not all(hasattr(JobService, name) for name in ("resume", "retry", "cancel")),
-    reason="JobService.resume/retry/cancel not merged yet")
 FLOW = ["begin", "allocate_network", "provide_share_server", "create_volume", "export", "apply_access", "finish"]
+
+
+ADMIN = Caller(project_id="admin", user_id="operator", is_admin=True)
+
+
+@pytest.fixture(autouse=True)
+def no_shares_left(stack):
+    """Each test leaves the pool as it found it: the scheduler counts live
+    shares, and a full pool fails a create before any job is posted."""
+    yield
+    with stack.db.read() as s:
+        live = list(s.scalars(sa.select(Share.id).where(Share.deleted_at.is_(None))))
+    services = stack.services()
+    try:
+        for share_id in live:
+            wait_until(lambda: stack.share_row(share_id).status not in states.SHARE_TRANSITIONAL, 60,
+                       f"share {share_id} to settle")
+            services.shares.delete(ADMIN, share_id)
+        for share_id in live:
+            wait_until(lambda: stack.share_row(share_id).deleted_at is not None, 60, f"share {share_id} to go")
+    finally:
+        services.close()
 
 
 class Watcher:
@@ -199,7 +219,6 @@ def test_steering_an_unknown_job_is_a_message_and_exit_1(stack, action):
     assert result.stderr.strip() == "shareflow: Job no-such-job could not be found."
 
 
-@needs_steering
 def test_cancel_of_a_create_held_in_create_volume_ends_cancelled(faults):
     """``cancel`` returns at once; the step in flight finishes (the fault is
     lifted) and the job stops at the next boundary, reverting everything."""
@@ -219,13 +238,22 @@ def test_cancel_of_a_create_held_in_create_volume_ends_cancelled(faults):
     finally:
         watcher.stop()
     assert watcher.final().split()[2] == "cancelled"
-    assert ("export", "started") not in watcher.events()
-    assert ("create_volume", "reverted") in watcher.events()
+    # The step in flight finished; the next one was refused by the cancel, and all reverted.
+    events = watcher.events()
+    assert ("create_volume", "done") in events and ("export", "done") not in events, watcher.text()
+    refused = next(line for line in watcher.lines if line.split()[1:3] == ["export", "failed"])
+    assert f"job {job.id} was cancelled" in refused
+    assert [s for s, e in events if e == "reverted"][-4:] == [
+        "create_volume", "provide_share_server", "allocate_network", "begin"]
+    # Asking again what is done already changes nothing; resuming what was
+    # undone completely is refused, with the reason.
     again = shareflow_cli(stack, "jobs", "cancel", job.id)
-    assert again.returncode == 1 and again.stderr.startswith("shareflow: ")
+    assert again.returncode == 0 and "now cancelled" in again.stdout, again.stderr
+    refused = shareflow_cli(stack, "jobs", "resume", job.id)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.startswith(f"shareflow: Job {job.id} was undone completely"), refused.stderr
 
 
-@needs_steering
 def test_retry_of_a_reverted_create_makes_the_same_share_available(faults):
     stack = faults
     stack.set_faults({"add_export": "fail"})
@@ -249,4 +277,5 @@ def test_retry_of_a_reverted_create_makes_the_same_share_available(faults):
     assert [a["id"] for a in shown["attempts"]] == [old.id, new["id"]]
     # The old job has been retried: not again.
     again = shareflow_cli(stack, "jobs", "retry", old.id)
-    assert again.returncode == 1 and again.stderr.startswith("shareflow: ")
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr.startswith("shareflow: The share ") and "moved on" in again.stderr, again.stderr

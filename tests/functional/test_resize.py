@@ -158,7 +158,7 @@ def test_fault_at_the_resize_step_changes_nothing(tenant, operation, size, new_s
     result = tenant.wait(share.id, {"available", failed})
     assert result.status == failed
     job = stack.finished_job(share.id, f"{operation}_share")
-    assert (job.state, job.failed_step) == ("failed", "resize_volume")
+    assert (job.state, job.failed_step) == ("reverted", "resize_volume")
     (message,) = messages_for(stack, share.id)
     assert (message.action_id, message.detail_id) == (action, detail)
     text = message.user_message

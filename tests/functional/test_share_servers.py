@@ -294,7 +294,7 @@ def test_fault_at_each_step_of_a_dhss_create_reverts_cleanly(faults, step, call)
     share = env.stack.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
     assert share.status == "error"
     job = env.stack.finished_job(share.id)
-    assert (job.state, job.failed_step) == ("failed", step)
+    assert (job.state, job.failed_step) == ("reverted", step)
     with env.stack.db.read() as s:
         (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
     assert msg.user_message.startswith("create: ") and f"step '{step}' failed" in msg.user_message
@@ -446,7 +446,7 @@ def test_a_failed_server_delete_ends_error_and_is_done_by_a_new_delete(faults):
     admin.share_servers.delete(server_id)
     wait_until(lambda: env.server_row(server_id).status == "error", 30, "the server delete to fail")
     job = env.stack.finished_job(server_id, "delete_share_server")
-    assert (job.state, job.failed_step) == ("failed", "teardown_share_server")
+    assert (job.state, job.failed_step) == ("reverted", "teardown_share_server")
     # Nothing was taken down: the server is still whole, and still holds its address.
     assert all(server_on_host(env, server_id).values())
     with env.stack.db.read() as s:

@@ -86,7 +86,7 @@ def test_fault_in_create_snapshot_leaves_it_error_and_nothing_behind(faults, sna
     assert msg.user_message == "create: step 'create_snapshot' failed: injected fault at create_snapshot"
     assert (msg.resource_type, msg.action_id, msg.project_id) == ("SHARE_SNAPSHOT", "002", "tenant-snapfault-c")
     job = stack.finished_job(snap.id, "create_snapshot")
-    assert (job.state, job.failed_step) == ("failed", "create_snapshot")
+    assert (job.state, job.failed_step) == ("reverted", "create_snapshot")
     assert_snapshot_left_nothing(stack, snap.id)
     assert m.shares.get(share.id).status == "available"
 
@@ -134,7 +134,7 @@ def test_fault_at_each_step_of_a_share_from_snapshot_reverts_everything(faults, 
     msg = the_message(stack, clone.id)
     assert msg.user_message == f"create: step '{step}' failed: injected fault at {call}"
     job = stack.finished_job(clone.id, "create_share")
-    assert (job.state, job.failed_step) == ("failed", step)
+    assert (job.state, job.failed_step) == ("reverted", step)
     assert_share_left_nothing(stack, clone.id)
     assert stale_qgroups(stack) == []
     # The snapshot and its share are untouched.
@@ -160,7 +160,7 @@ def test_fault_in_revert_is_reverting_error_and_keeps_the_content(faults, origin
         "revert to snapshot: step 'revert_to_snapshot' failed: injected fault at revert_to_snapshot"]
     assert msg[0].resource_type == "SHARE"
     job = stack.finished_job(share.id, "revert_to_snapshot")
-    assert (job.state, job.failed_step) == ("failed", "revert_to_snapshot")
+    assert (job.state, job.failed_step) == ("reverted", "revert_to_snapshot")
     assert names(client.ls(export)) == {"before.txt", "after.txt"}  # nothing reverted, nothing lost
     assert revert_copies(stack) == []
 

@@ -54,7 +54,19 @@ def test_a_failure_and_its_reverts_seen_at_once_come_in_engine_order():
     events = follower.look(view("REVERTED", "REVERTED", "REVERTED", failures={"c": "boom"}))
     assert [(e.step, e.event) for e in events] == [("c", "failed"), ("c", "reverted"), ("b", "reverted"),
                                                   ("a", "reverted")]
-    assert events[0] == ("c", "failed", 1.0, "boom", False)
+    assert events[0] == ("c", "failed", 1.0, "boom", True)
+
+
+def test_a_step_reverted_unseen_after_it_succeeded_is_done_then_reverted():
+    """A cancel's shape: the step in flight ends, the next one is refused, all is undone."""
+    clock = Clock()
+    follower = StepFollower(clock)
+    follower.look(view("SUCCESS", "RUNNING", "PENDING"))
+    clock.now += 3
+    events = follower.look(view("REVERTED", "REVERTED", "REVERTED", failures={"c": "cancelled"}))
+    assert [(e.step, e.event) for e in events] == [
+        ("b", "done"), ("c", "started"), ("c", "failed"), ("c", "reverted"), ("b", "reverted"), ("a", "reverted")]
+    assert events[0] == ("b", "done", 3.0, None, True)
 
 
 def test_a_revert_that_fails_names_its_failure():

@@ -16,10 +16,10 @@ from shareflow.api.resources.base import Resource, caller, dispatch_action, repl
 from shareflow.api.views import jobs as view
 from shareflow.domain import states
 from shareflow.exceptions import InvalidInput
-from shareflow.services.networks import require_admin
+from shareflow.services.jobs import require_admin
 
-#: Every state a job record can be in.
-JOB_STATES = frozenset(states.TRANSITIONS[states.JOB])
+#: Every state a job can be shown in (``stalled`` included).
+JOB_STATES = states.JOB_STATES
 
 
 def _states(raw) -> list[str] | None:
@@ -38,24 +38,20 @@ def _states(raw) -> list[str] | None:
 
 class Jobs(Resource):
     def on_get(self, req, resp) -> None:
-        who = caller(req)
         q = qp.flatten(req.params)
         text = {k: qp.text(q[k], k) for k in ("operation", "resource_id", "project_id") if k in q}
-        filters = {"caller": who, "states_in": _states(req.params.get("state")),
-                   "operation": text.get("operation"), "resource_id": text.get("resource_id"),
-                   "project_id": text.get("project_id")}
-        limit, offset = qp.limit(q.get("limit")), qp.offset(q.get("offset"))
         with_count = qp.boolean(q["with_count"], "with_count") if "with_count" in q else False
-        out = view.list_view(self.services.jobs.list(**filters, limit=limit, offset=offset),
-                             self.view_context(req))
-        if with_count:
-            out["count"] = self.services.jobs.count(**filters)
-        reply(resp, out)
+        listing = self.services.jobs.listing(
+            caller=caller(req), states_in=_states(req.params.get("state")), operation=text.get("operation"),
+            resource_id=text.get("resource_id"), project_id=text.get("project_id"),
+            limit=qp.limit(q.get("limit")), offset=qp.offset(q.get("offset")),
+        )
+        reply(resp, view.list_view(listing, self.view_context(req), with_count=with_count))
 
 
 class Job(Resource):
     def on_get(self, req, resp, job_id: str) -> None:
-        shown = self.services.jobs.show(job_id, caller=caller(req))
+        shown = self.services.jobs.show(job_id, caller=caller(req), live=True)
         reply(resp, {"job": view.detail(shown, self.view_context(req))})
 
 
@@ -64,8 +60,6 @@ class JobActions(Resource):
     operators acting on one job, one gets the 202 and the other a 409."""
 
     def on_post(self, req, resp, job_id: str) -> None:
-        # Before the body is read (as Manila's policy checks): every job action is an admin's.
-        require_admin(caller(req), "job:action")
         dispatch_action(req, resp, job_id, {
             "resume": ("2.0", None, self._resume),
             "retry": ("2.0", None, self._retry),
@@ -82,13 +76,13 @@ class JobActions(Resource):
         self._steer(req, resp, job_id, "cancel", info)
 
     def _steer(self, req, resp, job_id: str, action: str, info) -> None:
+        who = caller(req)
+        # The policy first (Manila checks it before the action's arguments).
+        require_admin(who, action)
         # Manila's argument-less actions (force_delete) take null; an empty
         # object is what some clients send for "nothing".
         if info is not None and info != {}:
             raise InvalidInput(f"Invalid body for {action}: it takes no arguments (null).")
-        who = caller(req)
-        # Our id or the board's: the service is asked about the record's own.
-        job = self.services.jobs.get(job_id, caller=who)
-        steered = getattr(self.services.jobs, action)(job.id, who)
-        shown = self.services.jobs.show(steered.id, caller=who)
+        steered = getattr(self.services.jobs, action)(job_id, who)
+        shown = self.services.jobs.show(steered.id, caller=who, live=True)
         reply(resp, {"job": view.detail(shown, self.view_context(req))}, status=202)

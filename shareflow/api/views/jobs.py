@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from shareflow.api.views.common import ViewContext, timestamp
 from shareflow.db.models import Job
-from shareflow.services.jobs import JobView
+from shareflow.engine.stalls import ClaimCheck
+from shareflow.services.jobs import JobView, ListedJob, Listing
 
-#: Record fields that only exist once the schema has them (attempt, steering
-#: history, ...): shown when the model has the column.
-OPTIONAL_FIELDS = ("step", "attempt", "user_id", "retry_of")
 ADMIN_FIELDS = ("backend", "owner", "board_job_id")
 
 
-def summary(job: Job, ctx: ViewContext) -> dict:
+def summary(job: Job, ctx: ViewContext, *, state: str | None = None, claim: ClaimCheck | None = None) -> dict:
+    """``state``: as shown (``stalled`` when ZooKeeper says so), else the record's."""
     out = {
         "id": job.id,
         "operation": job.operation,
@@ -25,26 +24,31 @@ def summary(job: Job, ctx: ViewContext) -> dict:
         "resource_id": job.resource_id,
         "project_id": job.project_id,
         "request_id": job.request_id,
-        "state": job.state,
+        "state": state or job.state,
         "failed_step": job.failed_step,
+        "attempt": job.attempt,
+        "retry_of": job.retry_of,
+        "user_id": job.user_id,
         "created_at": timestamp(job.created_at),
         "started_at": timestamp(job.started_at),
         "finished_at": timestamp(job.finished_at),
         "updated_at": timestamp(job.updated_at),
     }
-    for name in OPTIONAL_FIELDS:
-        if hasattr(Job, name):
-            out[name] = getattr(job, name)
     if ctx.is_admin:
         for name in ADMIN_FIELDS:
             out[name] = getattr(job, name)
+        if claim is not None:
+            # Who holds it now (the record keeps the last owner, maybe dead since).
+            out["owner"] = claim.owner or None
+            out["stalled_reason"] = claim.reason or None
     out["links"] = ctx.links("jobs", job.id)
     return out
 
 
 def detail(view: JobView, ctx: ViewContext) -> dict:
-    out = summary(view.job, ctx)
+    out = summary(view.job, ctx, state=view.state, claim=view.claim)
     out["flow_state"] = view.flow_state
+    out["current_step"] = view.current_step
     out["steps"] = [
         {"name": s.name, "state": s.state, "duration": s.duration,
          "failure": s.failure if ctx.is_admin else None}
@@ -53,12 +57,27 @@ def detail(view: JobView, ctx: ViewContext) -> dict:
     if ctx.is_admin:
         out["failure"] = view.job.failure
     out["attempts"] = [
-        {"id": j.id, "state": j.state, "created_at": timestamp(j.created_at),
-         "finished_at": timestamp(j.finished_at), "failed_step": j.failed_step}
-        for j in view.attempts
+        {"id": j.id, "attempt": n, "state": j.state, "retry_of": j.retry_of,
+         "created_at": timestamp(j.created_at), "finished_at": timestamp(j.finished_at),
+         "failed_step": j.failed_step}
+        for n, j in enumerate(view.attempts, 1)
+    ]
+    out["retried_by"] = list(view.retried_by)
+    out["actions"] = [
+        {"action": a.action, "from_state": a.from_state, "to_state": a.to_state, "user_id": a.user_id,
+         "project_id": a.project_id, "request_id": a.request_id, "note": a.note,
+         "created_at": timestamp(a.created_at)}
+        for a in view.actions
     ]
     return out
 
 
-def list_view(jobs: list[Job], ctx: ViewContext) -> dict:
-    return {"jobs": [summary(j, ctx) for j in jobs]}
+def list_view(listing: Listing, ctx: ViewContext, *, with_count: bool = False) -> dict:
+    out: dict = {"jobs": [_listed(row, ctx) for row in listing.jobs]}
+    if with_count:
+        out["count"] = listing.total
+    return out
+
+
+def _listed(row: ListedJob, ctx: ViewContext) -> dict:
+    return summary(row.job, ctx, state=row.state, claim=row.claim)
