@@ -259,11 +259,21 @@ def test_jobs_stall_while_every_conductor_is_dead_and_finish_after(stack):
         jobs, claims = wait_until(stalled, 60, "the jobs to be stalled")
         assert all(j.state == states.JOB_POSTED and claims[j.id].owner is None
                    and claims[j.id].on_board for j in jobs)
+        # A third one is cancelled before any conductor ever claimed it.
+        doomed = m.shares.create("NFS", 1, name="cancelled-while-stalled")
+        doomed_job = wait_until(lambda: stack.jobs.list(resource_id=doomed.id), 30, "its job")[0]
+        assert stack.jobs.cancel(doomed_job.id, ADMIN).state == states.JOB_CANCELLING
     finally:
         os.kill(stack.pool.pid, signal.SIGCONT)
     for sh in shares:
         assert stack.wait_for_share(m, sh.id, {"available", "error"}, timeout=60).status == "available"
         assert stack.finished_job(sh.id).state == states.JOB_SUCCEEDED
+    # Its first step never ran: the share is failed with the cancel's message all the same.
+    assert stack.wait_for_share(m, doomed.id, {"available", "error"}, timeout=60).status == "error"
+    done = stack.finished_job(doomed.id)
+    assert (done.state, done.failed_step) == (states.JOB_CANCELLED, "begin")
+    assert messages_for(stack, doomed.id) == [f"create: {CANCELLED_MESSAGE}."]
+    backend_is_clean(stack, doomed.id)
     done = [j for j in stack.jobs.list(limit=20) if j.resource_id in ids]
     assert stack.jobs.claims(done) == {}  # finished jobs are not asked about
     wait_until(lambda: len(stack.worker_pids()) == len(workers), 30, "the pool to restart its workers")
