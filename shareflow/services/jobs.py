@@ -84,6 +84,9 @@ class JobView:
     actions: list[JobAction] = field(default_factory=list)
     #: Jobs that retried this one (newest last).
     retried_by: list[str] = field(default_factory=list)
+    #: What the operation registry declares about the job's operation
+    #: (statuses, whether it may be retried); None for an unknown operation.
+    operation: states.Operation | None = None
 
 
 def require_admin(caller: Caller, action: str) -> None:
@@ -124,7 +127,8 @@ class JobService:
                     failure=failure.exception_str if failure else None,
                 ))
         return JobView(job=job, flow_state=flow_state, steps=steps, current_step=_current_step(job, steps),
-                       actions=actions, retried_by=list(reversed(retried_by)))
+                       actions=actions, retried_by=list(reversed(retried_by)),
+                       operation=states.OPERATIONS.get(job.operation))
 
     def claims(self, jobs) -> dict[str, ClaimCheck]:
         """Whether each active job among ``jobs`` is claimed by a live
