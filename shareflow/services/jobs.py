@@ -97,6 +97,9 @@ class JobView:
     state: str | None = None
     #: Who holds the job now, from ZooKeeper (``show(live=True)``, active jobs).
     claim: ClaimCheck | None = None
+    #: What the operation registry declares about the job's operation
+    #: (statuses, whether it may be retried); None for an unknown operation.
+    operation: states.Operation | None = None
 
 
 @dataclass(frozen=True)
@@ -211,7 +214,7 @@ class JobService:
                 LOG.warning("job %s shown without its claim: %s", job.id, error)
         return JobView(job=job, flow_state=flow_state, steps=steps, current_step=_current_step(job, steps),
                        actions=actions, retried_by=retried_by, attempts=attempts, state=shown_state,
-                       claim=claim)
+                       claim=claim, operation=states.OPERATIONS.get(job.operation))
 
     def claims(self, jobs) -> dict[str, ClaimCheck]:
         """Whether each active job among ``jobs`` is claimed by a live

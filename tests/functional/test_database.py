@@ -103,3 +103,44 @@ def test_transition_refuses_disallowed_source(db):
         assert not shares_db.set_status(s, share_id, states.ERROR_DELETING, now=NOW)
     with db.read() as s:
         assert shares_db.get(s, share_id).status == states.AVAILABLE
+
+
+def test_migration_0004_tells_reverted_from_revert_failed(tmp_path):
+    """Jobs recorded ``failed`` before the steering states: ``revert_failed``
+    where TaskFlow's flow detail ended FAILURE, ``reverted`` otherwise."""
+    import contextlib
+
+    from alembic import command
+
+    from shareflow.engine.persistence import make_persistence
+
+    database = Database(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    try:
+        with database.engine.begin() as conn:
+            command.upgrade(migrate._alembic_config(conn), "0003")
+        with contextlib.closing(make_persistence(database).get_connection()) as tf:
+            tf.upgrade()
+        with database.engine.begin() as conn:
+            for job_id, flow_state in (("j-undone", "REVERTED"), ("j-left", "FAILURE"), ("j-ok", "SUCCESS")):
+                conn.execute(sa.text(
+                    "INSERT INTO logbooks (uuid, name, created_at) VALUES (:id, 'b', :now)"
+                ), {"id": f"lb-{job_id}", "now": NOW})
+                conn.execute(sa.text(
+                    "INSERT INTO flowdetails (uuid, parent_uuid, name, state, created_at) "
+                    "VALUES (:id, :lb, 'f', :state, :now)"
+                ), {"id": f"fd-{job_id}", "lb": f"lb-{job_id}", "state": flow_state, "now": NOW})
+                conn.execute(sa.text(
+                    "INSERT INTO jobs (id, backend, operation, resource_type, resource_id, state, logbook_id, "
+                    "flow_detail_id, created_at) VALUES (:id, 'b1', 'create_share', 'share', 'r', :state, "
+                    ":lb, :fd, :now)"
+                ), {"id": job_id, "state": "succeeded" if flow_state == "SUCCESS" else "failed",
+                    "lb": f"lb-{job_id}", "fd": f"fd-{job_id}", "now": NOW})
+        migrate.upgrade(database)
+        with database.engine.connect() as conn:
+            rows = dict(conn.execute(sa.text("SELECT id, state FROM jobs")).all())
+            attempts = set(conn.execute(sa.text("SELECT attempt FROM jobs")).scalars())
+        assert rows == {"j-undone": states.JOB_REVERTED, "j-left": states.JOB_REVERT_FAILED,
+                        "j-ok": states.JOB_SUCCEEDED}
+        assert attempts == {1}
+    finally:
+        database.dispose()
