@@ -422,30 +422,42 @@ def _summary(view: JobView) -> Table:
     return steps
 
 
+#: How often ``watch`` asks ZooKeeper whether the job is claimed (to say
+#: ``stalled``), in seconds: the other looks read the database only.
+CLAIM_EVERY = 2.0
+
+
 def watch_job(args) -> int:
     out = console()
     with _services(args) as (_, services):
-        view = services.jobs.show(args.job)
+        view = services.jobs.show(args.job, live=True)
         job = view.job
+        state = shown = view.state or job.state
+        checked = job.state  # the record's state at the last claim check
         out.print(Text.assemble(f"job {job.id}: {job.operation} of {job.resource_type} {job.resource_id}, ",
-                                _state(job.state)), soft_wrap=True)
+                                _state(state)), soft_wrap=True)
         sys.stdout.flush()
         follower = StepFollower()
-        began = time.monotonic()
-        state = job.state
+        began = asked = time.monotonic()
         try:
             while True:
                 for event in follower.look(view):
                     out.print(_event_line(event), soft_wrap=True)
-                if view.job.state != state:
-                    state = view.job.state
+                if shown != state:
+                    state = shown
                     out.print(Text.assemble(time.strftime("%H:%M:%S "), "job is now ", _state(state)),
                               soft_wrap=True)
                 sys.stdout.flush()
                 if state not in ACTIVE_STATES:
                     break
                 time.sleep(args.interval)
-                view = services.jobs.show(job.id)
+                live = time.monotonic() - asked >= CLAIM_EVERY
+                view = services.jobs.show(job.id, live=live)
+                shown = view.state or view.job.state
+                if live:
+                    asked, checked = time.monotonic(), view.job.state
+                elif state == states.JOB_STALLED and view.job.state == checked:
+                    shown = state  # nothing changed since ZooKeeper said stalled
         except KeyboardInterrupt:
             out.print(f"stopped watching; job {job.id} is {state}", soft_wrap=True)
             return 130

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from shareflow.db.models import Share
 from shareflow.domain import states
 from shareflow.services.context import Caller
-from tests.fixtures.stack import wait_until
+from tests.fixtures.stack import ServiceStack, wait_until
 from tests.functional.test_operations import shareflow_cli
 
 FLOW = ["begin", "allocate_network", "provide_share_server", "create_volume", "export", "apply_access", "finish"]
@@ -279,3 +280,66 @@ def test_retry_of_a_reverted_create_makes_the_same_share_available(faults):
     again = shareflow_cli(stack, "jobs", "retry", old.id)
     assert again.returncode == 1 and again.stdout == ""
     assert again.stderr.startswith("shareflow: The share ") and "moved on" in again.stderr, again.stderr
+
+
+# --- stalled jobs -----------------------------------------------------------------
+
+#: Small, so that the test waits little: the claim in ZooKeeper decides, not this.
+STALL_AFTER = 1.0
+
+
+@pytest.fixture(scope="module")
+def stall_stack(zookeeper_server, btrfs_pool, tmp_path_factory):
+    with ServiceStack(tmp_path_factory.mktemp("stall"), zk_hosts=zookeeper_server.hosts,
+                      btrfs_pool=btrfs_pool, conductor={"stall_after": STALL_AFTER}) as s:
+        yield s
+
+
+def test_jobs_no_conductor_claims_are_listed_stalled_and_watch_sees_them_finish(stall_stack):
+    """Every conductor SIGKILLed (their supervisor frozen so that none comes
+    back): ``jobs list`` and ``GET /v2/jobs`` show the posted job ``stalled``
+    with the reason; conductors back, ``watch`` sees it finish (exit 0)."""
+    stack = stall_stack
+    workers = stack.worker_pids()
+    os.kill(stack.pool.pid, signal.SIGSTOP)
+    watcher = None
+    try:
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        m = stack.manila(stack.token("tenant-stalled-cli"))
+        share = m.shares.create("NFS", 1)
+
+        def stalled():
+            rows = json.loads(shareflow_cli(stack, "jobs", "list", "--state", "stalled", "--resource", share.id,
+                                            "--json").stdout)
+            return rows[0] if rows else None
+
+        row = wait_until(stalled, 60, "the job to be listed stalled", interval=0.5)
+        assert row["operation"] == "create_share" and row["owner"] == ""
+        assert row["stalled_reason"].startswith("no live conductor has claimed it since ")
+        assert json.loads(shareflow_cli(stack, "jobs", "list", "--state", "posted", "--resource", share.id,
+                                        "--json").stdout) == []
+        table = shareflow_cli(stack, "jobs", "list", "--resource", share.id)
+        assert table.stdout.splitlines()[1].split()[3] == "stalled"
+        assert f"{row['id']} stalled: no live conductor has claimed it" in table.stdout
+
+        request = urllib.request.Request(f"{stack.url}/jobs?state=stalled&with_count=true",
+                                         headers={"X-Auth-Token": stack.admin_token})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            listed = json.load(r)
+        assert listed["count"] == 1 and listed["jobs"][0]["id"] == row["id"]
+        assert listed["jobs"][0]["state"] == "stalled" and listed["jobs"][0]["stalled_reason"]
+
+        shown = json.loads(shareflow_cli(stack, "jobs", "show", row["id"], "--json").stdout)
+        assert shown["state"] == "stalled" and shown["stalled_reason"] == row["stalled_reason"]
+        watcher = Watcher(stack, row["id"])
+        watcher.until(lambda line: line.startswith("job ") and line.endswith("stalled"))
+    finally:
+        os.kill(stack.pool.pid, signal.SIGCONT)
+    try:
+        assert watcher.finish() == 0, watcher.text()
+    finally:
+        watcher.stop()
+    assert [s for s, e in watcher.events() if e == "done"] == FLOW
+    assert stack.wait_for_share(m, share.id, {"available"}).status == "available"
+    wait_until(lambda: len(stack.worker_pids()) == len(workers), 30, "the pool to restart its workers")
