@@ -405,8 +405,8 @@ def _event_line(e: Event) -> Text:
              (f" {e.event}", STEP_STYLES.get(_EVENT_STATES.get(e.event, ""), ""))]
     if e.duration is not None or e.failure:
         parts.append(" " * (13 - len(e.event)))
-    if e.duration is not None:
-        parts.append(f" {'<' if e.at_most else ''}{_duration(e.duration)}".rjust(10))
+        duration = f"{'<' if e.at_most else ''}{_duration(e.duration)}" if e.duration is not None else ""
+        parts.append(f" {duration:>9}")
     if e.failure:
         parts.append(f"  {e.failure}")
     return Text.assemble(*parts)
