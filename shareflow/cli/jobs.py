@@ -6,7 +6,7 @@ the same ``JobService`` the ``/v2/jobs`` API uses (as the operator: every
 project's jobs). Tables and live views are drawn by ``rich``; ``--json``
 prints plain JSON for scripts. Errors go to stderr with exit status 1.
 
-    shareflow jobs list --state failed --operation create_share
+    shareflow jobs list --state reverted --operation create_share
     shareflow jobs list --watch              # refreshed until Ctrl-C
     shareflow jobs show JOB
     shareflow jobs watch JOB                 # exit 0 when it succeeds, 1 otherwise
@@ -46,7 +46,6 @@ STATE_STYLES = {
 }
 STEP_STYLES = {"SUCCESS": "green", "RUNNING": "yellow", "FAILURE": "red", "REVERTING": "yellow",
                "REVERTED": "red", "REVERT_FAILURE": "bold red", "PENDING": "dim"}
-DEFAULT_INTERVAL = 1.0
 
 
 def register(sub) -> None:
@@ -54,7 +53,8 @@ def register(sub) -> None:
     jsub = p.add_subparsers(dest="jobs_command", required=True)
 
     ls = jsub.add_parser("list", help="jobs, newest first, with their owning conductor")
-    ls.add_argument("--state", action="append", help="only jobs in this state (repeatable)")
+    ls.add_argument("--state", action="append", choices=sorted(states.JOB_STATES), metavar="STATE",
+                    help=f"only jobs in this state (repeatable): {', '.join(sorted(states.JOB_STATES))}")
     ls.add_argument("--operation", help="only jobs of this operation (create_share, ...)")
     ls.add_argument("--resource", help="only jobs on this resource id")
     ls.add_argument("--project", help="only jobs of this project")
@@ -146,9 +146,10 @@ def _rows(services, args) -> tuple[list[dict], str]:
     rows = []
     for row in listing.jobs:
         j = row.job
-        # The owner holding the claim now, from ZooKeeper; else the last recorded.
-        owner = (row.claim.owner if row.claim is not None else None) or (
-            "" if row.claim is not None else j.owner or "")
+        if row.claim is not None:
+            owner = row.claim.owner or ""  # who holds it now, from ZooKeeper ("": nobody)
+        else:
+            owner = j.owner or ""  # finished, or ZooKeeper unreachable: the last recorded
         rows.append({
             "id": j.id, "operation": j.operation, "resource": f"{j.resource_type}:{j.resource_id}",
             "state": row.state, "attempt": j.attempt, "retry_of": j.retry_of, "owner": owner,

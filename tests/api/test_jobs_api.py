@@ -233,5 +233,6 @@ def test_cancel_a_posted_job_is_202_with_the_job_and_its_history(api):
     # The member sees the job cancelling too, and who asked.
     mine = api.get(f"/v2/jobs/{job.id}").json["job"]
     assert mine["state"] == "cancelling" and mine["actions"][0]["action"] == "cancel"
+    assert "user_id" not in mine["actions"][0]  # which operator: not the tenant's business
     assert "cancelling" in [j["state"] for j in api.get(
         "/v2/jobs", params={"state": "cancelling", "resource_id": job.resource_id}).json["jobs"]]

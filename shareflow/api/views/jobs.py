@@ -1,14 +1,15 @@
 """Jobs (a shareflow extension): one operation on one resource, its steps
 and its attempts.
 
-Where a job ran (backend, conductor) and the operator text of its failure
-are for admins, as Manila shows a share's host only to them; a member sees
-which step failed, not the backend's words for it."""
+Where a job ran (backend, conductor), the operator text of its failure and
+who steered it are for admins, as Manila shows a share's host only to them;
+a member sees which step failed and what was done to the job, not the
+backend's words or the operator's name."""
 
 from __future__ import annotations
 
 from shareflow.api.views.common import ViewContext, timestamp
-from shareflow.db.models import Job
+from shareflow.db.models import Job, JobAction
 from shareflow.engine.stalls import ClaimCheck
 from shareflow.services.jobs import JobView, ListedJob, Listing
 
@@ -63,12 +64,15 @@ def detail(view: JobView, ctx: ViewContext) -> dict:
         for n, j in enumerate(view.attempts, 1)
     ]
     out["retried_by"] = list(view.retried_by)
-    out["actions"] = [
-        {"action": a.action, "from_state": a.from_state, "to_state": a.to_state, "user_id": a.user_id,
-         "project_id": a.project_id, "request_id": a.request_id, "note": a.note,
-         "created_at": timestamp(a.created_at)}
-        for a in view.actions
-    ]
+    out["actions"] = [_action(a, ctx) for a in view.actions]
+    return out
+
+
+def _action(action: JobAction, ctx: ViewContext) -> dict:
+    out = {"action": action.action, "from_state": action.from_state, "to_state": action.to_state,
+           "note": action.note, "created_at": timestamp(action.created_at)}
+    if ctx.is_admin:  # which operator: theirs to know, not the tenant's
+        out |= {"user_id": action.user_id, "project_id": action.project_id, "request_id": action.request_id}
     return out
 
 
