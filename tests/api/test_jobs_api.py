@@ -155,6 +155,30 @@ def test_filters_state_operation_and_resource(api, paged):
         set_job(api, second, state="posted", failed_step=None, finished_at=None)
 
 
+def test_an_active_job_its_board_lost_is_stalled_filtered_and_counted(api):
+    """ZooKeeper decides: the job's board node is not there (its record names
+    another) and nothing changed for longer than stall_after."""
+    token = project_token(api, "proj-stalled")
+    lost, fresh = (job_of(api, api.create_share(token=token)["id"]) for _ in range(2))
+    long_ago = utcnow() - timedelta(hours=2)
+    set_job(api, lost.id, board_job_id=str(uuid.uuid4()), created_at=long_ago, updated_at=long_ago)
+
+    everything = api.get("/v2/jobs", token=token).json["jobs"]
+    assert {j["id"]: j["state"] for j in everything} == {lost.id: "stalled", fresh.id: "posted"}
+    assert listed(api.get("/v2/jobs", token=token, params={"state": "stalled"})) == [lost.id]
+    assert listed(api.get("/v2/jobs", token=token, params={"state": "posted"})) == [fresh.id]
+    counted = api.get("/v2/jobs", token=api.tokens["admin"], params={
+        "state": "stalled", "project_id": "proj-stalled", "with_count": "true"}).json
+    assert counted["count"] == 1
+    assert counted["jobs"][0]["stalled_reason"].startswith("its board no longer holds it since ")
+    shown = api.get(f"/v2/jobs/{lost.id}", token=token).json["job"]
+    assert shown["state"] == "stalled" and "stalled_reason" not in shown  # the why: for admins
+    # Resuming it posts it again (a conductor would run it); it is no longer stalled.
+    resumed = action(api, lost.id, {"resume": None})
+    assert resumed.status_code == 202, resumed.text
+    assert resumed.json["job"]["state"] == "posted" and resumed.json["job"]["attempt"] == 2
+
+
 def test_a_job_no_conductor_has_loaded_has_no_steps_yet(api):
     """A flow's atoms are persisted by the conductor that first loads it;
     until then the job is its record and nothing more (the steps of a job
@@ -230,7 +254,7 @@ def test_cancel_a_posted_job_is_202_with_the_job_and_its_history(api):
     # Asking again what is being done already changes nothing.
     again = action(api, job.id, {"cancel": None})
     assert again.status_code == 202 and len(again.json["job"]["actions"]) == 1
-    # The member sees the job cancelling too, and who asked.
+    # The member sees the job cancelling too, and what was done to it.
     mine = api.get(f"/v2/jobs/{job.id}").json["job"]
     assert mine["state"] == "cancelling" and mine["actions"][0]["action"] == "cancel"
     assert "user_id" not in mine["actions"][0]  # which operator: not the tenant's business
