@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.error
 import urllib.request
 
 import pytest
@@ -117,7 +118,7 @@ def test_list_filters_show_and_the_api_agree(stack):
     rows = json.loads(shareflow_cli(stack, "jobs", "list", "--state", "succeeded", "--operation",
                                     "create_share", "--project", "tenant-jobs-cli", "--json").stdout)
     assert [r["id"] for r in rows] == [job.id]
-    none = shareflow_cli(stack, "jobs", "list", "--resource", share.id, "--state", "failed", "--json")
+    none = shareflow_cli(stack, "jobs", "list", "--resource", share.id, "--state", "reverted", "--json")
     assert none.returncode == 0 and json.loads(none.stdout) == []
     assert json.loads(shareflow_cli(stack, "jobs", "list", "--operation", "delete_share",
                                     "--resource", share.id, "--json").stdout) == []
@@ -206,7 +207,7 @@ def test_watch_of_a_job_that_fails_prints_its_reverts_and_exits_1(faults):
     ran = ["begin", "allocate_network", "provide_share_server"]
     assert [s for s in reverted if s in ran] == list(reversed(ran)), watcher.text()
     assert ("export", "started") not in events
-    assert watcher.final().split()[2] in ("failed", "reverted")
+    assert watcher.final().split()[2] == "reverted"
     wait_until(lambda: stack.share_row(share.id).status == "error", 30, "the share to be error")
 
 
@@ -343,3 +344,59 @@ def test_jobs_no_conductor_claims_are_listed_stalled_and_watch_sees_them_finish(
     assert [s for s, e in watcher.events() if e == "done"] == FLOW
     assert stack.wait_for_share(m, share.id, {"available"}).status == "available"
     wait_until(lambda: len(stack.worker_pids()) == len(workers), 30, "the pool to restart its workers")
+
+
+def api_post(stack, path: str, body: dict, token: str) -> tuple[int, dict]:
+    request = urllib.request.Request(f"{stack.url}{path}", method="POST", data=json.dumps(body).encode(),
+                                     headers={"X-Auth-Token": token, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_two_resumes_at_once_over_the_api_one_202_one_409(faults):
+    """A create whose export fails and whose volume delete fails too is
+    revert_failed; two admins resume it at the same instant through the API
+    (two gunicorn workers): one 202, the other 409 with Manila's body. The
+    revert completes; a member's resume is 403."""
+    stack = faults
+    stack.set_faults({"add_export": "fail", "delete_volume": "fail"})
+    member = stack.token("tenant-resume-api")
+    m = stack.manila(member)
+    share = m.shares.create("NFS", 1)
+    stack.wait_for_share(m, share.id, {"error"})
+    job = stack.finished_job(share.id)
+    assert job.state == "revert_failed"
+    assert share.id in stack.backend().share.list_volumes()
+    stack.clear_faults()
+
+    path = f"/jobs/{job.id}/action"
+    status, body = api_post(stack, path, {"resume": None}, member)
+    assert (status, body["forbidden"]["message"]) == (403, "Policy doesn't allow job:resume to be performed.")
+    admins = [stack.token("admin-a", admin=True), stack.token("admin-b", admin=True)]
+    barrier = threading.Barrier(2)
+    answers: list[tuple[int, dict]] = []
+
+    def resume(token: str) -> None:
+        barrier.wait()
+        answers.append(api_post(stack, path, {"resume": None}, token))
+
+    threads = [threading.Thread(target=resume, args=(t,)) for t in admins]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(status for status, _ in answers) == [202, 409], answers
+    won = next(body for status, body in answers if status == 202)["job"]
+    lost = next(body for status, body in answers if status == 409)
+    assert won["id"] == job.id and won["attempt"] == 2
+    assert lost["conflictingRequest"]["code"] == 409 and job.id in lost["conflictingRequest"]["message"]
+
+    wait_until(lambda: json.loads(shareflow_cli(stack, "jobs", "show", job.id, "--json").stdout)["state"]
+               == "reverted", 30, "the resumed revert to complete", interval=0.5)
+    assert share.id not in stack.backend().share.list_volumes()
+    shown = json.loads(shareflow_cli(stack, "jobs", "show", job.id, "--json").stdout)
+    assert [(a["action"], a["from_state"]) for a in shown["actions"]] == [("resume", "revert_failed")]
+    assert shown["actions"][0]["user_id"] in ("user-admin-a", "user-admin-b")
