@@ -72,12 +72,14 @@ def test_a_step_reverted_unseen_after_it_succeeded_is_done_then_reverted():
 def test_a_revert_that_fails_names_its_failure():
     follower = StepFollower(Clock())
     follower.look(view("SUCCESS", "FAILURE", "PENDING", failures={"b": "no space"}))
-    events = follower.look(view("REVERT_FAILURE", "REVERTED", "PENDING", failures={"a": "busy", "b": "no space"}))
-    assert [(e.step, e.event, e.failure) for e in events] == [("b", "reverted", None), ("a", "revert failed", "busy")]
+    events = follower.look(view("REVERT_FAILURE", "REVERTED", "PENDING",
+                                failures={"a": "busy", "b": "no space"}))
+    assert [(e.step, e.event, e.failure) for e in events] == [
+        ("b", "reverted", None), ("a", "revert failed", "busy")]
 
 
 def test_a_step_that_never_ran_says_nothing():
     follower = StepFollower(Clock())
     follower.look(view("FAILURE", "PENDING", "PENDING", failures={"a": "x"}))
-    assert [(e.step, e.event) for e in follower.look(view("REVERTED", "IGNORE", "IGNORE", failures={"a": "x"}))] == [
-        ("a", "reverted")]
+    events = follower.look(view("REVERTED", "IGNORE", "IGNORE", failures={"a": "x"}))
+    assert [(e.step, e.event) for e in events] == [("a", "reverted")]

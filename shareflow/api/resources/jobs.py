@@ -1,13 +1,15 @@
 """``/jobs`` (a shareflow extension): what the conductors did and are doing,
 and an operator's way to steer it. Independent of the microversion.
 
-``GET /v2/jobs`` lists newest first, filtered by ``state`` (repeatable),
-``operation``, ``resource_id`` and, for admins, ``project_id``; paged by
-``limit`` and ``offset``; ``with_count=true`` adds how many match in all
-(Manila's ``with_count``: say, how many are ``stalled``). Members see their own project's jobs only, and
-another project's job is a 404. ``POST /v2/jobs/{id}/action`` takes
-``{"resume": null}``, ``{"retry": null}`` or ``{"cancel": null}`` (admin
-only) and answers 202 with the job (for a retry, the new job)."""
+``GET /v2/jobs`` lists newest first, filtered by ``state`` (repeatable or
+comma-separated; ``stalled`` is asked of ZooKeeper), ``operation``,
+``resource_id`` and, for admins, ``project_id``; paged by ``limit`` and
+``offset``; ``with_count=true`` adds how many match in all (Manila's
+``with_count``: say, how many are stalled). Members see their own project's
+jobs only, and another project's job is a 404. ``POST /v2/jobs/{id}/action``
+takes ``{"resume": null}``, ``{"retry": null}`` or ``{"cancel": null}``
+(admin only: 403 before the arguments are read) and answers 202 with the job
+(for a retry, the new job); 409 when its state does not allow the action."""
 
 from __future__ import annotations
 
