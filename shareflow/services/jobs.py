@@ -285,9 +285,9 @@ class JobService:
             elif status not in op.working:
                 raise Conflict(f"The {op.resource_kind.replace('_', ' ')} {job.resource_id} of job {job.id} "
                                f"is {status}: it moved on, there is nothing to resume.")
+            # The old board job id stays until the new one is known: a record
+            # without one is what the housekeeping takes for a job never posted.
             values = {"finished_at": None, "attempt": job.attempt + 1}
-            if not stalled_on_board:
-                values["board_job_id"] = None
             if not jobs_db.steer(s, job, target, now=now, sources=sources, values=values):
                 raise Conflict(f"Job {job.id} was steered by someone else meanwhile; look at it again.")
             note = (f"still on the board of {job.backend}: it runs once a conductor of {job.backend} claims it"
