@@ -8,16 +8,20 @@ it on the record, as a conductor would have.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 
+import falcon.testing
 import pytest
 import sqlalchemy as sa
 
+from shareflow.api.app import create_app
 from shareflow.auth.tokens import TokenFile
 from shareflow.db.models import Job
-from shareflow.wiring import utcnow
-from tests.api.conftest import assert_fault
+from shareflow.system.ports import free_port
+from shareflow.wiring import Services, utcnow
+from tests.api.conftest import MAX, assert_fault, check_response
 
 
 def job_of(api, share_id: str) -> Job:
@@ -260,3 +264,27 @@ def test_cancel_a_posted_job_is_202_with_the_job_and_its_history(api):
     assert "user_id" not in mine["actions"][0]  # which operator: not the tenant's business
     assert "cancelling" in [j["state"] for j in api.get(
         "/v2/jobs", params={"state": "cancelling", "resource_id": job.resource_id}).json["jobs"]]
+
+
+def test_without_zookeeper_jobs_are_listed_as_recorded_and_stalled_is_503(api):
+    """Stalled is ZooKeeper's answer, never a guess: when it cannot be asked
+    the list shows the records' states, and asking for stalled jobs is a 503."""
+    job = job_of(api, api.create_share(token=api.tokens["alice"])["id"])
+    zk = dataclasses.replace(api.config.zookeeper, hosts=f"127.0.0.1:{free_port()}", connect_timeout=1.0)
+    config = dataclasses.replace(api.config, zookeeper=zk)
+    services = Services(config)
+    client = falcon.testing.TestClient(create_app(config, services))
+    headers = {"X-Auth-Token": api.tokens["admin"], "X-OpenStack-Manila-API-Version": MAX}
+    try:
+        result = client.simulate_get("/v2/jobs", params={"resource_id": job.resource_id}, headers=headers)
+        check_response(result)
+        assert [(j["id"], j["state"]) for j in result.json["jobs"]] == [(job.id, "posted")]
+        shown = client.simulate_get(f"/v2/jobs/{job.id}", headers=headers)
+        check_response(shown)
+        assert shown.json["job"]["state"] == "posted"
+        # (A 503, which check_response refuses: Manila's body is checked here.)
+        result = client.simulate_get("/v2/jobs", params={"state": "stalled"}, headers=headers)
+        message = assert_fault(result, 503, "serviceUnavailable")
+        assert message == "the coordination service is unavailable, try again later"
+    finally:
+        services.close()
