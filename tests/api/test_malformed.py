@@ -404,9 +404,10 @@ def test_surrogates_and_bad_bytes_in_paths_and_query_strings(api, table, targets
                                  token=api.tokens["admin"])
             result.content.decode("utf-8")
         for path in ("/v2/shares", "/v2/shares/detail", "/v2/snapshots", "/v2/share-networks",
-                     "/v2/messages", "/v2/share-servers", f"/v2/shares/{value}",
+                     "/v2/messages", "/v2/share-servers", "/v2/jobs", f"/v2/jobs/{value}", f"/v2/shares/{value}",
                      f"/v2/shares/{targets['share']}/metadata/{value}"):
-            result = api.client.simulate_get(path, query_string=f"name={value}&sort_key={value}&limit=1",
+            result = api.client.simulate_get(path, query_string=f"name={value}&sort_key={value}&limit=1"
+                                                                 f"&state={value}&resource_id={value}",
                                              headers={"X-Auth-Token": api.tokens["admin"]})
             check_response(result)
             result.content.decode("utf-8")
