@@ -23,6 +23,7 @@ from shareflow.api.resources.access_rules import AccessRules
 from shareflow.api.resources.availability_zones import AvailabilityZones
 from shareflow.api.resources.export_locations import ExportLocations
 from shareflow.api.resources.extra_specs import ExtraSpecs
+from shareflow.api.resources.jobs import Job, JobActions, Jobs
 from shareflow.api.resources.limits import Limits
 from shareflow.api.resources.messages import Messages
 from shareflow.api.resources.metadata import ShareMetadata
@@ -156,4 +157,8 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     provider_networks = ProviderNetworks(config, services)
     route("/provider-networks", provider_networks)
     route("/provider-networks/{network_id}", ProviderNetwork(config, services))
+    # shareflow's own extension: jobs, read by their project, steered by admins.
+    route("/jobs", Jobs(config, services))
+    route("/jobs/{job_id}", Job(config, services))
+    route("/jobs/{job_id}/action", JobActions(config, services))
     return app

@@ -7,6 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow.db import listing
 from shareflow.db.models import Job, JobAction
 from shareflow.db.transitions import transition
 from shareflow.domain import states
@@ -30,16 +31,57 @@ def get(session: Session, job_id: str) -> Job:
     return job
 
 
-def list_(session: Session, *, states_in=None, resource_id=None, limit: int | None = None) -> list[Job]:
-    q = sa.select(Job)
+def _filtered(q, *, states_in=None, operation=None, resource_id=None, project_id=None):
     if states_in:
         q = q.where(Job.state.in_(sorted(states_in)))
+    if operation:
+        q = q.where(Job.operation == operation)
     if resource_id:
         q = q.where(Job.resource_id == resource_id)
-    q = q.order_by(Job.created_at.desc(), Job.id)
-    if limit:
-        q = q.limit(limit)
-    return list(session.scalars(q))
+    if project_id is not None:
+        q = q.where(Job.project_id == project_id)
+    return q
+
+
+def list_(
+    session: Session, *, states_in=None, operation: str | None = None, resource_id: str | None = None,
+    project_id: str | None = None, limit: int | None = None, offset: int = 0,
+) -> list[Job]:
+    """Newest first (then by id, so that pages are stable); ``project_id``
+    None means every project."""
+    q = _filtered(sa.select(Job), states_in=states_in, operation=operation, resource_id=resource_id,
+                  project_id=project_id)
+    return listing.page(session, q, Job, sort_key="created_at", sort_dir="desc", limit=limit or None,
+                        offset=offset)
+
+
+def count(session: Session, **filters) -> int:
+    """How many jobs :func:`list_` would give with these filters and no page."""
+    return session.scalar(_filtered(sa.select(sa.func.count()).select_from(Job), **filters))
+
+
+def attempts(session: Session, job: Job) -> list[Job]:
+    """Every attempt of the operation ``job`` belongs to, oldest first: the
+    jobs it retries (``retry_of``, followed back) and those that retry it."""
+    chain, seen = [job], {job.id}
+    # Back to the first attempt; ``seen`` guards against a hand-made cycle.
+    current = job
+    while current.retry_of and current.retry_of not in seen:
+        current = session.get(Job, current.retry_of)
+        if current is None:
+            break
+        chain.insert(0, current)
+        seen.add(current.id)
+    # Forward: one retry per job is the rule (a conditional transition), but
+    # a record edited by hand may differ: follow every branch.
+    frontier = [job.id]
+    while frontier:
+        later = list(session.scalars(sa.select(Job).where(Job.retry_of.in_(frontier))))
+        later = [j for j in later if j.id not in seen]
+        chain.extend(later)
+        seen.update(j.id for j in later)
+        frontier = [j.id for j in later]
+    return sorted(chain, key=lambda j: (j.created_at, j.id))
 
 
 def set_posted(session: Session, job_id: str, board_job_id: str, *, now: datetime) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from shareflow.db.models import Job
@@ -56,8 +56,12 @@ def open_boards(zk_config, backends: list[str], persistence) -> Iterator[Boards]
     a ZooKeeper client of their own (made for the question and closed after:
     a process that only posts, like an API worker, never needs ZooKeeper to
     read). Raises CoordinationError when ZooKeeper cannot be reached."""
+    # A look is a request like a post: it waits no longer than one would
+    # (an API worker asked for /v2/jobs while ZooKeeper is away answers with
+    # the recorded states within that bound).
+    bounded = replace(zk_config, connect_timeout=min(zk_config.connect_timeout, zk_config.request_timeout))
     with translate_errors("connecting to ZooKeeper to look at the jobboards"):
-        client = start_client(zk_config)
+        client = start_client(bounded)
     boards = Boards(client, zk_config.chroot, backends, persistence)
     try:
         boards.connect()

@@ -1,6 +1,12 @@
 """Jobs for operators: inspecting them (our records joined with TaskFlow's atom
 states and ZooKeeper's claims) and steering them (resume, retry, cancel).
 
+Who may read what: ``caller`` None is the operator on the service's own host
+(the ``shareflow`` command, in-process tests) and sees everything; an admin
+sees every project's jobs; a member only their own project's, and another
+project's job does not exist for them (404, as any resource of another
+project). Steering is an admin's.
+
 Every steering action is one conditional write of the job record (from the
 states that allow it, at the attempt the caller read), committed with the
 resource's status change it implies and a history row saying who asked,
@@ -54,7 +60,7 @@ from shareflow.engine.persistence import make_persistence
 from shareflow.engine.persistence import translate_errors as translate_storage_errors
 from shareflow.engine.posting import JobPoster, import_factory, spec_of
 from shareflow.engine.stalls import ClaimCheck, StallChecker, open_boards
-from shareflow.exceptions import Conflict, Forbidden, ServiceUnavailable
+from shareflow.exceptions import Conflict, Forbidden, NotFound, ServiceUnavailable
 from shareflow.services.context import Caller
 
 LOG = logging.getLogger(__name__)
@@ -85,9 +91,34 @@ class JobView:
     actions: list[JobAction] = field(default_factory=list)
     #: Jobs that retried this one (newest last).
     retried_by: list[str] = field(default_factory=list)
+    #: Every attempt of the operation, oldest first, this job included (the
+    #: jobs it retries, followed back by ``retry_of``, and those retrying it).
+    attempts: list[Job] = field(default_factory=list)
+    #: The state as shown: ``stalled`` when ZooKeeper says so (``show(live=True)``).
+    state: str | None = None
+    #: Who holds the job now, from ZooKeeper (``show(live=True)``, active jobs).
+    claim: ClaimCheck | None = None
     #: What the operation registry declares about the job's operation
     #: (statuses, whether it may be retried); None for an unknown operation.
     operation: states.Operation | None = None
+
+
+@dataclass(frozen=True)
+class ListedJob:
+    job: Job
+    #: As shown: ``stalled`` for an active job no live conductor has claimed.
+    state: str
+    #: From ZooKeeper, for active jobs when it could be asked.
+    claim: ClaimCheck | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    jobs: list[ListedJob]
+    #: How many match the filters, whatever the page.
+    total: int
+    #: False when ZooKeeper could not be asked: states are the records'.
+    claims_known: bool = True
 
 
 def require_admin(caller: Caller, action: str) -> None:
@@ -113,15 +144,63 @@ class JobService:
 
     # --- reading --------------------------------------------------------------
 
-    def list(self, *, states_in=None, resource_id=None, limit=None) -> list[Job]:
+    def list(self, *, caller: Caller | None = None, states_in=None, operation: str | None = None,
+             resource_id: str | None = None, project_id: str | None = None, limit: int | None = None,
+             offset: int = 0) -> list[Job]:
+        """Records as stored, newest first (for the states as shown, stalled
+        included, see :meth:`listing`). ``caller`` None is the operator on the
+        service's host: every project; ``project_id`` filters for admins and
+        the operator, a member's list is their own project's whatever they ask."""
         with self._db.read() as s:
-            return jobs_db.list_(s, states_in=states_in, resource_id=resource_id, limit=limit)
+            return jobs_db.list_(s, **_filters(caller, states_in, operation, resource_id, project_id),
+                                 limit=limit, offset=offset)
 
-    def show(self, job_id: str) -> JobView:
+    def listing(self, *, caller: Caller | None = None, states_in=None, operation: str | None = None,
+                resource_id: str | None = None, project_id: str | None = None, limit: int | None = None,
+                offset: int = 0) -> Listing:
+        """Jobs as ``jobs list`` and ``GET /v2/jobs`` show them, newest first:
+        an active job that no live conductor has claimed for ``stall_after``
+        is ``stalled`` (ZooKeeper is asked), and ``states_in`` filters on the
+        states so shown. With a state filter that involves active or stalled
+        jobs, ZooKeeper must answer (else CoordinationError); otherwise the
+        page is shown with its stored states when it does not."""
+        filters = _filters(caller, states_in, operation, resource_id, project_id)
+        wanted = frozenset(states_in or ())
+        live = wanted & (states.JOB_ACTIVE | {states.JOB_STALLED})
+        if not live:
+            with self._db.read() as s:
+                jobs = jobs_db.list_(s, **filters, limit=limit, offset=offset)
+                total = jobs_db.count(s, **filters)
+            try:
+                claims = self.claims(jobs) if any(j.state in states.JOB_ACTIVE for j in jobs) else {}
+            except ServiceUnavailable as error:
+                LOG.warning("jobs listed without their claims: %s", error)
+                return Listing([ListedJob(j, j.state, None) for j in jobs], total, claims_known=False)
+            return Listing([ListedJob(j, self.effective_state(j, claims), claims.get(j.id)) for j in jobs], total)
+        # Any active record may be stalled, and a stalled one is none of the
+        # active states: filter on the state as shown, then page.
+        filters["states_in"] = (wanted - {states.JOB_STALLED}) | states.JOB_ACTIVE
         with self._db.read() as s:
-            job = jobs_db.get(s, job_id)
+            jobs = jobs_db.list_(s, **filters)
+        claims = self.claims(jobs)
+        shown = [ListedJob(j, self.effective_state(j, claims), claims.get(j.id)) for j in jobs]
+        shown = [row for row in shown if row.state in wanted]
+        end = offset + limit if limit else None
+        return Listing(shown[offset:end], len(shown))
+
+    def get(self, job_id: str, *, caller: Caller | None = None) -> Job:
+        with self._db.read() as s:
+            return _visible(jobs_db.get(s, job_id), caller, job_id)
+
+    def show(self, job_id: str, *, caller: Caller | None = None, live: bool = False) -> JobView:
+        """The job, each step of its flow, its attempts and steering history.
+        ``live``: also ask ZooKeeper who holds it (and whether it stalled);
+        the view then says so when ZooKeeper cannot be asked."""
+        with self._db.read() as s:
+            job = _visible(jobs_db.get(s, job_id), caller, job_id)
             actions = jobs_db.actions(s, job.id)
-            retried_by = [j.id for j in jobs_db.list_(s, resource_id=job.resource_id) if j.retry_of == job.id]
+            attempts = jobs_db.attempts(s, job)
+        retried_by = [j.id for j in attempts if j.retry_of == job.id]
         flow_state, steps = None, []
         flow = self._flow_detail(job)
         if flow is not None:
@@ -133,9 +212,16 @@ class JobService:
                     duration=(atom.meta or {}).get("duration"),
                     failure=failure.exception_str if failure else None,
                 ))
+        shown_state, claim = job.state, None
+        if live and job.state in states.JOB_ACTIVE:
+            try:
+                claims = self.claims([job])
+                shown_state, claim = self.effective_state(job, claims), claims.get(job.id)
+            except ServiceUnavailable as error:
+                LOG.warning("job %s shown without its claim: %s", job.id, error)
         return JobView(job=job, flow_state=flow_state, steps=steps, current_step=_current_step(job, steps),
-                       actions=actions, retried_by=list(reversed(retried_by)),
-                       operation=states.OPERATIONS.get(job.operation))
+                       actions=actions, retried_by=retried_by, attempts=attempts, state=shown_state,
+                       claim=claim, operation=states.OPERATIONS.get(job.operation))
 
     def claims(self, jobs) -> dict[str, ClaimCheck]:
         """Whether each active job among ``jobs`` is claimed by a live
@@ -342,6 +428,20 @@ class JobService:
         legacy.factory_kwargs = json.dumps(factory.get("kwargs") or {})
         legacy.store = json.dumps(store_ad.results)
         return spec_of(legacy, import_factory(f"{module}:{name}"))
+
+
+def _filters(caller: Caller | None, states_in, operation, resource_id, project_id) -> dict:
+    if caller is not None and not caller.is_admin:
+        project_id = caller.project_id
+    return {"states_in": states_in, "operation": operation, "resource_id": resource_id,
+            "project_id": project_id}
+
+
+def _visible(job: Job, caller: Caller | None, job_id: str) -> Job:
+    """Another project's job does not exist for a member (as any resource)."""
+    if caller is not None and not caller.is_admin and job.project_id != caller.project_id:
+        raise NotFound(f"Job {job_id} could not be found.")
+    return job
 
 
 def _store(job: Job) -> dict:

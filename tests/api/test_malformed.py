@@ -48,6 +48,8 @@ JSON_BOOLEAN = frozenset({"true", "false"})
 COUNT = frozenset({"int"})
 QUOTA = frozenset({"int", "zero", "null"})
 OBJECT = frozenset({"object", "empty_object"})
+#: An action without arguments (Manila's force_delete): null, or an empty object.
+ACTION_ARGUMENT = frozenset({"null", "empty_object"})
 
 #: Odd values of the right and wrong types: whatever a route answers, not a 500.
 JUNK = [None, True, False, 0, -1, 10 ** 100, -(10 ** 100), 1.5, 1e308, "", " ", "x" * 5000,
@@ -250,6 +252,10 @@ def routes(t) -> list[Route]:
                ("provider_network", "allocation_ranges"): frozenset({"null"}),
                ("provider_network", "allocation_ranges", 0): TEXT})]),
         Route("DELETE", "/v2/provider-networks/{network_id}", f"/v2/provider-networks/{some}"),
+        # The valid bodies reach the job lookup (a 404 here): steering itself
+        # is tested in tests/api/test_jobs_api.py.
+        Route("POST", "/v2/jobs/{job_id}/action", f"/v2/jobs/{some}/action", [
+            Variant({name: None}, section=ACTION_ARGUMENT) for name in ("resume", "retry", "cancel")]),
     ]
 
 
@@ -398,9 +404,10 @@ def test_surrogates_and_bad_bytes_in_paths_and_query_strings(api, table, targets
                                  token=api.tokens["admin"])
             result.content.decode("utf-8")
         for path in ("/v2/shares", "/v2/shares/detail", "/v2/snapshots", "/v2/share-networks",
-                     "/v2/messages", "/v2/share-servers", f"/v2/shares/{value}",
+                     "/v2/messages", "/v2/share-servers", "/v2/jobs", f"/v2/jobs/{value}", f"/v2/shares/{value}",
                      f"/v2/shares/{targets['share']}/metadata/{value}"):
-            result = api.client.simulate_get(path, query_string=f"name={value}&sort_key={value}&limit=1",
+            result = api.client.simulate_get(path, query_string=f"name={value}&sort_key={value}&limit=1"
+                                                                 f"&state={value}&resource_id={value}",
                                              headers={"X-Auth-Token": api.tokens["admin"]})
             check_response(result)
             result.content.decode("utf-8")
