@@ -8,8 +8,12 @@ what they start by their own handles.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import pytest
+
+from shareflow.db import migrate
+from shareflow.db.engine import Database
 
 pytest_plugins = [
     "tests.fixtures.coordination",
@@ -24,3 +28,25 @@ pytest_plugins = [
 def postgres_db_url(postgres_cluster) -> str:
     """A fresh, empty database in the session's private PostgreSQL."""
     return postgres_cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """The URL of a fresh database migrated to the latest schema, once on
+    SQLite and once on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_db_url")
+    database = Database(url)
+    migrate.upgrade(database)
+    database.dispose()
+    return url
+
+
+@pytest.fixture
+def db(db_url) -> Iterator[Database]:
+    """A :class:`Database` on ``db_url``."""
+    database = Database(db_url)
+    yield database
+    database.dispose()

@@ -21,18 +21,6 @@ from shareflow.domain import states
 NOW = datetime(2026, 11, 21, 12, 0, 0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_db_url")
-    database = Database(url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
-
-
 def test_migrations_match_models(db):
     with db.engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table": migrate.VERSION_TABLE})

@@ -15,8 +15,6 @@ from taskflow import engines
 from taskflow import states as tf_states
 from taskflow.persistence import models as tf_models
 
-from shareflow.db import migrate
-from shareflow.db.engine import Database
 from shareflow.engine import checkpoints
 from shareflow.engine.loading import STORE_ATOM, is_transient, save_store, store_atom
 from shareflow.engine.persistence import make_persistence
@@ -25,18 +23,6 @@ from shareflow.exceptions import CoordinationError, DatabaseError, InjectedFault
 from tests.fixtures.stack import wait_until
 
 STORE = {"share_id": "s-1", "resource_id": "s-1", "job_id": "j-1", "backend": "b1"}
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_db_url")
-    database = Database(url)
-    migrate.upgrade(database)
-    yield database
-    database.dispose()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from shareflow.db import migrate
 from shareflow.db import networks as networks_db
 from shareflow.db.engine import Database
 from shareflow.drivers.network.flat import FlatNetworkHelper, allocation_id_for
@@ -32,25 +31,6 @@ CAPACITY = 11
 
 def clock() -> datetime:
     return NOW
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_db_url")
-    database = Database(url)
-    migrate.upgrade(database)
-    database.dispose()
-    return url
-
-
-@pytest.fixture
-def db(db_url):
-    database = Database(db_url)
-    yield database
-    database.dispose()
 
 
 def make_network(db: Database, *, name="pool-net", ranges=(RANGE,), gateway=GATEWAY,
