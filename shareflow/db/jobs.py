@@ -103,6 +103,30 @@ def set_running(session: Session, job_id: str, owner: str, *, now: datetime) -> 
     ).rowcount == 1
 
 
+def quiet_active(session: Session, backends, *, quiet_since: datetime) -> list[Job]:
+    """Active jobs of ``backends`` that reached a board and whose record has
+    not changed (posted, claimed, steered) since ``quiet_since``."""
+    last = sa.func.coalesce(Job.updated_at, Job.created_at)
+    return list(session.scalars(sa.select(Job).where(
+        Job.state.in_(sorted(states.JOB_ACTIVE)), Job.backend.in_(sorted(backends)),
+        Job.board_job_id.is_not(None), last < quiet_since,
+        sa.or_(Job.started_at.is_(None), Job.started_at < quiet_since),
+    )))
+
+
+def locked(session: Session, job_id: str) -> Job | None:
+    """The job's row as it is now, held by this transaction until it ends
+    (``FOR UPDATE``; SQLite's write transactions are serial already)."""
+    return session.scalars(
+        sa.select(Job).where(Job.id == job_id).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def has_action_since(session: Session, job_id: str, action: str, since: datetime) -> bool:
+    return session.scalar(sa.select(sa.func.count()).select_from(JobAction).where(
+        JobAction.job_id == job_id, JobAction.action == action, JobAction.created_at > since)) > 0
+
+
 def state_of(session: Session, job_id: str) -> str | None:
     """The job's stored state (one small read: the conductors ask it before each step)."""
     return session.scalar(sa.select(Job.state).where(Job.id == job_id))

@@ -86,6 +86,13 @@ class ConductorJobBoard(ZookeeperJobBoard):
         return iter([j for j in self._fetch_jobs(ensure_fresh=ensure_fresh) if j.path not in locked])
 
 
+def every_job(board: JobBoard) -> list:
+    """Every job on ``board`` now, claimed or not, after one fresh listing: a
+    :class:`ConductorJobBoard`'s own ``iterjobs`` offers only unclaimed ones,
+    so a look at the claims over a conductor's boards asks TaskFlow's."""
+    return list(ZookeeperJobBoard.iterjobs(board, ensure_fresh=True))
+
+
 class Boards:
     def __init__(self, client: KazooClient, chroot: str, backends: list[str], persistence, *,
                  conductor: bool = False, request_timeout: float = DEFAULT_ZK_REQUEST_TIMEOUT):

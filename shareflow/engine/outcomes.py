@@ -90,6 +90,19 @@ def first_failure(failures: dict[str, Failure], *, ignore: str | None = None) ->
     return None
 
 
+def message_subject(session, op: states.Operation, resource_id: str) -> tuple[str, str | None] | None:
+    """(resource type, id) a user message about a job of ``op`` on
+    ``resource_id`` is about: the share, or the snapshot for snapshot jobs.
+    None for share servers: they are admins' business - the status says it,
+    and the job record has the step and the reason (Manila leaves no user
+    message for them either)."""
+    if op.resource_kind == states.SHARE_SERVER:
+        return None
+    if op.resource_kind == states.SNAPSHOT:
+        return MESSAGE_RESOURCE_SNAPSHOT, resource_id
+    return MESSAGE_RESOURCE_SHARE, resources.share_of(session, op, resource_id)
+
+
 class OutcomeRecorder:
     def __init__(self, db: Database, clock: Callable[[], datetime]):
         self._db = db
@@ -155,16 +168,10 @@ class OutcomeRecorder:
                 target = outcome.status if outcome and outcome.status else op.failed
             if not resources.fail(s, op, job.resource_id, target, now=now):
                 return False
-            if op.resource_kind == states.SHARE_SERVER:
-                # Share servers are admins' business: the status says it, and
-                # the job record has the step and the reason (Manila leaves
-                # no user message for them either).
+            subject = message_subject(s, op, job.resource_id)
+            if subject is None:
                 return True
-            # The message is about the share, or the snapshot for snapshot jobs.
-            message_resource = MESSAGE_RESOURCE_SNAPSHOT if op.resource_kind == states.SNAPSHOT \
-                else MESSAGE_RESOURCE_SHARE
-            subject_id = job.resource_id if op.resource_kind == states.SNAPSHOT \
-                else resources.share_of(s, op, job.resource_id)
+            message_resource, subject_id = subject
             if cancelled:
                 text = f"{op.action}: {exc.CANCELLED_MESSAGE}."
             else:

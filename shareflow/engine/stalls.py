@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from shareflow.db.models import Job
 from shareflow.domain import states
-from shareflow.engine.boards import Boards
+from shareflow.engine.boards import Boards, every_job
 from shareflow.engine.zk import start_client, stop_client, translate_errors
 from shareflow.exceptions import ConfigError
 
@@ -73,7 +73,8 @@ def open_boards(zk_config, backends: list[str], persistence) -> Iterator[Boards]
 
 class StallChecker:
     """``board_view``: a callable returning a context manager that yields
-    something with ``get(backend) -> JobBoard`` (:func:`open_boards`)."""
+    something with ``get(backend) -> JobBoard`` (:func:`open_boards`, or a
+    conductor worker's own boards for its housekeeping)."""
 
     def __init__(self, board_view: Callable, stall_after: float, clock: Callable[[], datetime]):
         self._board_view = board_view
@@ -104,7 +105,7 @@ class StallChecker:
                                                   why=f"no jobboard for backend {backend}")
                 continue
             with translate_errors(f"looking for the claims of jobs on {backend}"):
-                board_jobs = {bj.uuid: bj for bj in board.iterjobs(ensure_fresh=True)}
+                board_jobs = {bj.uuid: bj for bj in every_job(board)}
                 client = board._client  # TaskFlow's board exposes no stat of a node
                 for job in group:
                     bj = board_jobs.get(job.board_job_id or "")

@@ -9,6 +9,7 @@ jobs from their persisted state.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -24,12 +25,13 @@ from shareflow.drivers.registry import build_backend
 from shareflow.engine.boards import Boards
 from shareflow.engine.checkpoints import Checkpoints
 from shareflow.engine.conductor import ShareflowConductor
-from shareflow.engine.housekeeping import delete_unused_share_servers, fail_unposted_jobs
+from shareflow.engine.housekeeping import delete_unused_share_servers, fail_unposted_jobs, report_stalled_jobs
 from shareflow.engine.locks import ResourceLocks
 from shareflow.engine.outcomes import OutcomeRecorder
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster
 from shareflow.engine.runtime import Runtime
+from shareflow.engine.stalls import StallChecker
 from shareflow.engine.zk import start_client, stop_client
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
@@ -115,11 +117,13 @@ class Worker:
                      ", ".join(n for n, _ in boards.items()))
             interval = housekeeping_interval(cfg)
             servers = ShareServerService(cfg, db, JobPoster(db, persistence, boards, clock=utcnow), clock=utcnow)
+            # The stall check over this worker's own boards and client.
+            stalls = StallChecker(lambda: contextlib.nullcontext(boards), cfg.conductor.stall_after, utcnow)
             while not self._stop.wait(interval):
                 if not all(t.is_alive() for t in threads):
                     LOG.error("a conductor thread died; exiting so the pool restarts this worker")
                     return 1
-                self._housekeeping(runtime, servers)
+                self._housekeeping(runtime, servers, stalls)
             for c in self._conductors:
                 c.stop()
             for c, t in zip(self._conductors, threads):
@@ -133,16 +137,22 @@ class Worker:
             stop_client(client)
             db.dispose()
 
-    def _housekeeping(self, runtime: Runtime, servers: ShareServerService) -> None:
+    def _housekeeping(self, runtime: Runtime, servers: ShareServerService, stalls: StallChecker) -> None:
+        cfg = self.config
         try:
             report_capacity(runtime)
             fail_unposted_jobs(
                 runtime.db, runtime.recorder, runtime.clock(),
-                timedelta(seconds=self.config.conductor.orphan_timeout),
+                timedelta(seconds=cfg.conductor.orphan_timeout),
             )
-            delete_unused_share_servers(self.config, servers)
+            delete_unused_share_servers(cfg, servers)
         except ShareflowError:
             LOG.exception("housekeeping failed; trying again later")
+        try:
+            report_stalled_jobs(runtime.db, stalls, [b.name for b in cfg.backends], host=cfg.host,
+                                now=runtime.clock(), stall_after=cfg.conductor.stall_after)
+        except ShareflowError:
+            LOG.exception("looking for stalled jobs failed; trying again later")
 
     def stop(self, *_args) -> None:
         self._stop.set()
