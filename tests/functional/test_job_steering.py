@@ -5,9 +5,14 @@ the CLI have their own tests over it)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
+import sys
 import threading
+import types
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +21,20 @@ import pytest
 import sqlalchemy as sa
 from kazoo.client import KazooClient
 
-from shareflow.db.models import JobAction, Message, Share
+from shareflow.db import jobs as jobs_db
+from shareflow.db import shares as shares_db
+from shareflow.db.models import Job, JobAction, Message, Pool, Share
 from shareflow.domain import states
+from shareflow.engine import operations
+from shareflow.engine.housekeeping import STALL_REPORTED
 from shareflow.engine.zk import board_path
 from shareflow.exceptions import CANCELLED_MESSAGE, Conflict, Forbidden
 from shareflow.services.context import Caller
 from shareflow.system import btrfs
+from shareflow.wiring import utcnow
 from tests.fixtures.stack import ServiceStack, wait_until
 from tests.functional.test_create_reverts import backend_is_clean
+from tests.functional.test_operations import shareflow_cli
 
 ADMIN = Caller(project_id="admin", user_id="operator", is_admin=True, request_id="req-steer")
 MEMBER = Caller(project_id="tenant-steer", user_id="someone")
@@ -33,8 +44,12 @@ STALL_AFTER = 1.0
 
 @pytest.fixture(scope="module")
 def steer_stack(zookeeper_server, btrfs_pool, tmp_path_factory) -> Iterator[ServiceStack]:
+    # Where a test deploys code while the stack runs (a flow factory's fix).
+    deployed = tmp_path_factory.mktemp("deployed")
     with ServiceStack(tmp_path_factory.mktemp("steer"), zk_hosts=zookeeper_server.hosts,
-                      btrfs_pool=btrfs_pool, conductor={"stall_after": STALL_AFTER}) as s:
+                      btrfs_pool=btrfs_pool, conductor={"stall_after": STALL_AFTER},
+                      python_path=[deployed]) as s:
+        s.deployed = deployed
         yield s
 
 
@@ -291,19 +306,7 @@ def test_a_job_whose_board_entry_is_gone_is_stalled_and_resumed(stack):
     os.kill(victim, signal.SIGKILL)
     # Its claim (an ephemeral lock) and the job's node deleted at once, before
     # another conductor could claim it.
-    zk = KazooClient(hosts=stack.config.zookeeper.hosts)
-    zk.start()
-    try:
-        board = board_path(stack.config.zookeeper.chroot, "b1")
-        for child in zk.get_children(board):
-            path = f"{board}/{child}"
-            if not child.endswith(".lock") and job.board_job_id.encode() in zk.get(path)[0]:
-                if zk.exists(f"{path}.lock"):
-                    zk.delete(f"{path}.lock")
-                zk.delete(path)
-    finally:
-        zk.stop()
-        zk.close()
+    delete_board_node(stack, job.board_job_id)
     wait_until(lambda: stack.jobs.claims([stack.jobs.show(job.id).job])[job.id].stalled, 60,
                "the job to be stalled")
     check = stack.jobs.claims([stack.jobs.show(job.id).job])[job.id]
@@ -315,6 +318,175 @@ def test_a_job_whose_board_entry_is_gone_is_stalled_and_resumed(stack):
     assert share.status == "available"
     assert stack.finished_job(share.id).state == states.JOB_SUCCEEDED
     assert stack.backend().share.list_volumes().count(share.id) == 1
+
+
+def delete_board_node(stack, board_job_id: str) -> None:
+    """What an operator's ``zkCli.sh deleteall`` does: the job's node (and its
+    claim, if any) gone from its board."""
+    zk = KazooClient(hosts=stack.config.zookeeper.hosts)
+    zk.start()
+    try:
+        board = board_path(stack.config.zookeeper.chroot, "b1")
+        found = False
+        for child in zk.get_children(board):
+            path = f"{board}/{child}"
+            if not child.endswith(".lock") and board_job_id.encode() in zk.get(path)[0]:
+                if zk.exists(f"{path}.lock"):
+                    zk.delete(f"{path}.lock")
+                zk.delete(path)
+                found = True
+        assert found, f"job {board_job_id} is not on the board"
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def housekeeping_rounds(stack, count: int, what: str) -> None:
+    """Wait until the conductors' housekeeping has run ``count`` more times
+    (each round first reports its pool's capacity: the row's time moves)."""
+    def reported():
+        with stack.db.read() as s:
+            return s.scalar(sa.select(sa.func.max(Pool.updated_at)))
+
+    seen = [reported()]
+
+    def moved():
+        now = reported()
+        if now != seen[-1]:
+            seen.append(now)
+        return len(seen) > count
+
+    wait_until(moved, 60, what)
+
+
+def test_a_job_whose_board_node_was_deleted_is_reported_once_and_resumed_from_the_cli(stack):
+    """A posted job whose board node an operator deleted by hand is never run
+    by any conductor: their housekeeping finds it and reports it once (the
+    job's history, a user message for the share's project), changing neither
+    the job nor the share; ``shareflow jobs resume`` posts it again and it
+    finishes."""
+    workers = stack.worker_pids()
+    os.kill(stack.pool.pid, signal.SIGSTOP)  # no conductor claims it before its node is gone
+    try:
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        m = stack.manila(stack.token("tenant-lost-node"))
+        share = m.shares.create("NFS", 1, name="left-behind")
+        job = wait_until(lambda: next((j for j in stack.jobs.list(resource_id=share.id) if j.board_job_id),
+                                      None), 30, "its job to be posted")
+        delete_board_node(stack, job.board_job_id)
+    finally:
+        os.kill(stack.pool.pid, signal.SIGCONT)
+
+    def reports():
+        return [a for a in stack.jobs.show(job.id).actions if a.action == STALL_REPORTED]
+
+    (report,) = wait_until(reports, 60, "the housekeeping to report the job")
+    assert (report.from_state, report.to_state) == (states.JOB_POSTED, states.JOB_POSTED)
+    assert report.note.startswith(f"found stalled by housekeeping on {stack.config.host}: "
+                                  f"its board no longer holds it since ")
+    # Later rounds of every worker find it still stalled, and say nothing more.
+    housekeeping_rounds(stack, 4, "more housekeeping rounds")
+    assert len(reports()) == 1
+    (message,) = [msg for msg in m.messages.list() if msg.resource_id == share.id]
+    assert message.user_message.startswith("create: waiting for an administrator: no service has worked on it")
+    assert message.user_message.endswith(f"until an administrator resumes job {job.id}.")
+    assert (message.resource_type, message.action_id) == ("SHARE", "002")
+    # Nothing changed: the share still creating, the job as it was (shown stalled).
+    assert m.shares.get(share.id).status == "creating"
+    rows = json.loads(shareflow_cli(stack, "jobs", "list", "--resource", share.id, "--json").stdout)
+    assert [(r["id"], r["state"]) for r in rows] == [(job.id, states.JOB_STALLED)]
+    assert stack.jobs.get(job.id).attempt == 1
+
+    resumed = shareflow_cli(stack, "jobs", "resume", job.id)
+    assert resumed.returncode == 0, resumed.stderr
+    assert stack.wait_for_share(m, share.id, {"available", "error"}, timeout=60).status == "available"
+    done = stack.finished_job(share.id)
+    assert (done.id, done.state, done.attempt) == (job.id, states.JOB_SUCCEEDED, 2)
+    assert [a.action for a in stack.jobs.show(job.id).actions] == [STALL_REPORTED, "resume"]
+    assert stack.backend().share.list_volumes().count(share.id) == 1
+
+
+def test_a_trashed_job_is_resumed_from_the_cli_once_its_flow_can_be_loaded(stack, monkeypatch):
+    """A job naming a flow factory the conductors cannot import (its module
+    not deployed there) is set aside: ``trashed``, its share error. Once the
+    module is deployed, ``shareflow jobs resume`` posts it again with its
+    logbook and it completes: the share is available."""
+    module, name = "sf_deployed_flows", "create_share_v2"
+
+    def moved():  # only this process has it, for now
+        raise AssertionError("never called here")
+
+    moved.__module__, moved.__qualname__, moved.__name__ = module, name, name
+    monkeypatch.setitem(sys.modules, module, types.SimpleNamespace(**{name: moved}))
+    share_id = str(uuid.uuid4())
+    services = stack.services()
+    try:
+        with stack.db.write() as s:
+            shares_db.create(s, now=utcnow(), id=share_id, project_id="tenant-trashed", size=1,
+                             share_proto="NFS", status=states.CREATING, backend="b1", is_public=False)
+            spec = dataclasses.replace(operations.job_spec(
+                "create_share", backend="b1", resource_id=share_id, project_id="tenant-trashed",
+                store={"share_id": share_id, "size": 1, "share_network_id": None}), factory=moved)
+            job = services.poster.record(s, spec)
+        services.poster.post(job, spec)
+    finally:
+        services.close()
+    m = stack.manila(stack.token("tenant-trashed"))
+    stack.wait_for_share(m, share_id, {"error"})
+    trashed = stack.finished_job(share_id)
+    assert (trashed.id, trashed.state) == (job.id, states.JOB_TRASHED)
+
+    deployed = stack.deployed / f"{module}.py"
+    deployed.write_text("from shareflow.flows.create_share import create_share as create_share_v2  # noqa\n")
+    monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(stack.deployed), os.environ.get("PYTHONPATH", "")]))
+    try:
+        resumed = shareflow_cli(stack, "jobs", "resume", job.id)
+        assert resumed.returncode == 0, resumed.stderr
+        assert stack.wait_for_share(m, share_id, {"available", "error"}, timeout=60).status == "available"
+    finally:
+        deployed.unlink()
+    done = stack.finished_job(share_id)
+    assert (done.id, done.state, done.attempt) == (job.id, states.JOB_SUCCEEDED, 2)
+    assert [(a.action, a.from_state) for a in stack.jobs.show(job.id).actions] == [
+        ("resume", states.JOB_TRASHED)]
+    assert stack.backend().share.list_volumes().count(share_id) == 1
+
+
+def test_a_job_of_a_backend_no_conductor_serves_is_listed_stalled(stack):
+    """A job whose backend was removed from the configuration (no board, no
+    conductor of it anywhere): ``jobs list`` and ``GET /v2/jobs?state=stalled``
+    show it stalled, saying why."""
+    share_id = str(uuid.uuid4())
+    services = stack.services()
+    try:
+        with stack.db.write() as s:
+            job = services.poster.record(s, operations.job_spec(
+                "create_share", backend="retired", resource_id=share_id, project_id="tenant-retired",
+                store={"share_id": share_id, "size": 1, "share_network_id": None}))
+            jobs_db.set_posted(s, job.id, str(uuid.uuid4()), now=utcnow())
+    finally:
+        services.close()
+    try:
+        def stalled():
+            rows = json.loads(shareflow_cli(stack, "jobs", "list", "--state", "stalled", "--resource", share_id,
+                                            "--json").stdout)
+            return rows[0] if rows else None
+
+        row = wait_until(stalled, 30, "the job to be listed stalled", interval=0.2)
+        assert row["id"] == job.id
+        assert row["stalled_reason"].startswith("no jobboard for backend retired since ")
+        request = urllib.request.Request(
+            f"{stack.url}/jobs?state=stalled&project_id=tenant-retired&with_count=true",
+            headers={"X-Auth-Token": stack.admin_token})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            listed = json.load(r)
+        assert listed["count"] == 1 and [j["id"] for j in listed["jobs"]] == [job.id]
+        assert listed["jobs"][0]["state"] == "stalled"
+    finally:
+        with stack.db.write() as s:
+            s.execute(sa.delete(Job).where(Job.id == job.id))
 
 
 def test_unknown_jobs_are_404(stack):
