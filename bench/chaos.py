@@ -151,6 +151,14 @@ def commit() -> str:
     return out + (" (+ local changes)" if dirty else "")
 
 
+def _print_first(header: str, items: list[str], most: int) -> None:
+    """``header``, then the first ``most`` of ``items``, one an indented line:
+    a report shows what kind of trouble there was, not every instance of it."""
+    print(header)
+    for item in items[:most]:
+        print(f"  {item}")
+
+
 def print_report(result: dict, args, wall: float) -> None:
     st = result["stats"]
     print("\n=== shareflow chaos soak ===")
@@ -199,34 +207,24 @@ def print_report(result: dict, args, wall: float) -> None:
         if values:
             print(f"  {what} while ZooKeeper was down or recovering: {len(values)}, "
                   f"p50 {_pct(values, 50):.2f} s, max {max(values):.2f} s")
-    print(f"\nAPI server errors (5xx other than 503 while ZooKeeper was down, or no answer): {len(st['server_errors'])}")
-    for e in st["server_errors"][:10]:
-        print(f"  {e}")
-    print(f"answers later than {args.slow_answer:g} s: {len(st['slow'])}")
-    for e in st["slow"][:10]:
-        print(f"  {e}")
+    _print_first(f"\nAPI server errors (5xx other than 503 while ZooKeeper was down, or no answer): "
+                 f"{len(st['server_errors'])}", st["server_errors"], 10)
+    _print_first(f"answers later than {args.slow_answer:g} s: {len(st['slow'])}", st["slow"], 10)
     if st["unexpected_503"]:
-        print(f"503 while ZooKeeper was up: {len(st['unexpected_503'])} (reported, not a failure)")
-        for e in st["unexpected_503"][:5]:
-            print(f"  {e}")
+        _print_first(f"503 while ZooKeeper was up: {len(st['unexpected_503'])} (reported, not a failure)",
+                     st["unexpected_503"], 5)
     if st["wrong"]:
-        print(f"\noperations that settled wrong (or hostile requests accepted): {len(st['wrong'])}")
-        for e in st["wrong"][:15]:
-            print(f"  {e}")
+        _print_first(f"\noperations that settled wrong (or hostile requests accepted): {len(st['wrong'])}",
+                     st["wrong"], 15)
     if st["op_errors"]:
-        print(f"\noperations that ended in an error status: {len(st['op_errors'])}; by cause:")
-        for cause, n in Counter(error_cause(e) for e in st["op_errors"]).most_common():
-            print(f"  {n:4d} x {cause}")
-        for e in st["op_errors"][:15]:
-            print(f"  {e}")
+        causes = Counter(error_cause(e) for e in st["op_errors"]).most_common()
+        _print_first(f"\noperations that ended in an error status: {len(st['op_errors'])}; by cause:"
+                     + "".join(f"\n  {n:4d} x {cause}" for cause, n in causes), st["op_errors"], 15)
     if st["rejections"]:
-        print(f"\nrejected requests (4xx): {len(st['rejections'])}")
-        for e in st["rejections"][:8]:
-            print(f"  {e}")
+        _print_first(f"\nrejected requests (4xx): {len(st['rejections'])}", st["rejections"], 8)
     if result["ghosts"]:
-        print(f"\nshares whose create was not acknowledged but which exist: {len(result['ghosts'])}")
-        for g in result["ghosts"][:10]:
-            print(f"  {g}")
+        _print_first(f"\nshares whose create was not acknowledged but which exist: {len(result['ghosts'])}",
+                     result["ghosts"], 10)
     for label, key in (("after the soak (live)", "reconcile_live"), ("after the drain", "reconcile_drained")):
         r = result.get(key)
         if r is None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from tests.fixtures.chaos import KINDS, Infrastructure, Soak, SoakConfig
+from tests.fixtures.chaos import Infrastructure, Soak, SoakConfig
+from tests.fixtures.chaos_faults import KINDS
 from tests.fixtures.storage import _require_stack
 
 SHORT = SoakConfig(
