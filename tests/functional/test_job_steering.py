@@ -23,7 +23,7 @@ from kazoo.client import KazooClient
 
 from shareflow.db import jobs as jobs_db
 from shareflow.db import shares as shares_db
-from shareflow.db.models import Job, JobAction, Message, Pool, Share
+from shareflow.db.models import Job, JobAction, Message, Pool
 from shareflow.domain import states
 from shareflow.engine import operations
 from shareflow.engine.housekeeping import STALL_REPORTED
@@ -63,21 +63,9 @@ def stack(steer_stack) -> Iterator[ServiceStack]:
     finally:
         steer_stack.clear_faults()
         try:
-            _delete_all_shares(steer_stack, services)
+            steer_stack.delete_all_shares(services, ADMIN)
         finally:
             services.close()
-
-
-def _delete_all_shares(stack, services) -> None:
-    """Each test leaves the pool as it found it (the scheduler counts live shares)."""
-    with stack.db.read() as s:
-        live = list(s.scalars(sa.select(Share.id).where(Share.deleted_at.is_(None))))
-    for share_id in live:
-        wait_until(lambda: stack.share_row(share_id).status not in states.SHARE_TRANSITIONAL, 60,
-                   f"share {share_id} to settle")
-        services.shares.delete(ADMIN, share_id)
-    for share_id in live:
-        wait_until(lambda: stack.share_row(share_id).deleted_at is not None, 60, f"share {share_id} to go")
 
 
 def messages_for(stack, resource_id: str) -> list[str]:

@@ -15,10 +15,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-import sqlalchemy as sa
 
-from shareflow.db.models import Share
-from shareflow.domain import states
 from shareflow.services.context import Caller
 from tests.fixtures.stack import ServiceStack, wait_until
 from tests.functional.test_operations import shareflow_cli
@@ -34,16 +31,9 @@ def no_shares_left(stack):
     """Each test leaves the pool as it found it: the scheduler counts live
     shares, and a full pool fails a create before any job is posted."""
     yield
-    with stack.db.read() as s:
-        live = list(s.scalars(sa.select(Share.id).where(Share.deleted_at.is_(None))))
     services = stack.services()
     try:
-        for share_id in live:
-            wait_until(lambda: stack.share_row(share_id).status not in states.SHARE_TRANSITIONAL, 60,
-                       f"share {share_id} to settle")
-            services.shares.delete(ADMIN, share_id)
-        for share_id in live:
-            wait_until(lambda: stack.share_row(share_id).deleted_at is not None, 60, f"share {share_id} to go")
+        stack.delete_all_shares(services, ADMIN)
     finally:
         services.close()
 
