@@ -5,21 +5,32 @@ mount inside its filesystem: a btrfs subvolume mounted with ``subvol=`` shows
 up with that subvolume's path as root, which is how the share driver knows
 which subvolume sits on an export mount point. Parsing is a pure function so
 it is unit-tested on fixed text. ``unmount`` is here too: it is the one
-place that knows how to wait out a busy mount point.
+place that knows how to wait out a busy mount point. ``bind_mount`` calls
+mount(2) itself (see there why).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import re
 from dataclasses import dataclass
 
 import tenacity
 
-from shareflow.exceptions import CommandError
+from shareflow.exceptions import CommandError, StorageError
 from shareflow.system.process import run
 
 MOUNTINFO = "/proc/self/mountinfo"
+#: mount(2) flags (linux/mount.h) for the per-mount options shareflow uses.
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_REMOUNT = 0x20
+MS_BIND = 0x1000
+MNT_DETACH = 0x2
+_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV}
+_libc = None
 
 # The kernel escapes space, tab, newline and backslash in paths as \ooo.
 _OCTAL = re.compile(r"\\([0-7]{3})")
@@ -134,3 +145,44 @@ def unmount(path: str | os.PathLike, *, timeout: float, retry_for: float = 5.0) 
     for attempt in retrying:
         with attempt:
             run(["umount", os.fspath(path)], timeout=timeout)
+
+
+
+def _libc_calls():
+    global _libc
+    if _libc is None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
+        libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)
+        _libc = libc
+    return _libc
+
+
+def bind_mount(source: str | os.PathLike, target: str | os.PathLike, *, flags: str = "") -> None:
+    """Make directory ``source`` visible on ``target`` (``mount --bind``),
+    then apply the per-mount ``flags`` by name (``nodev,nosuid``).
+
+    mount(2) directly: mount(8) costs a fork and exec per call. A bind mount,
+    not a ``subvol=`` mount of the device: a ``subvol=`` mount walks the
+    kernel's mount table, so with thousands of shares each one took tens of
+    milliseconds (2,000 took 25 s, 2,000 bind mounts 0.4 s); the mount table
+    shows the two the same (the subvolume's path as the mount's root).
+    Nothing is written to /run/mount/utab: no option here needs it. If the
+    flags cannot be applied the bind is undone. Raises :class:`StorageError`."""
+    bits = 0
+    for name in filter(None, flags.split(",")):
+        if name not in _FLAGS:
+            raise StorageError(f"unsupported mount flag {name!r}")
+        bits |= _FLAGS[name]
+    libc = _libc_calls()
+    src, dst = os.fsencode(os.fspath(source)), os.fsencode(os.fspath(target))
+    if libc.mount(src, dst, None, MS_BIND, None) != 0:
+        err = ctypes.get_errno()
+        raise StorageError(f"mount --bind {os.fsdecode(src)} {os.fsdecode(dst)}: {os.strerror(err)}")
+    # A bind ignores per-mount flags: they take a remount of the new mount.
+    # Until then it is reachable only on the storage host (nothing exports
+    # it yet).
+    if bits and libc.mount(None, dst, None, MS_BIND | MS_REMOUNT | bits, None) != 0:
+        err = ctypes.get_errno()
+        libc.umount2(dst, MNT_DETACH)
+        raise StorageError(f"mount -o remount,bind,{flags} {os.fsdecode(dst)}: {os.strerror(err)}")
