@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from shareflow.cli import backends as backends_cmd
 from shareflow.cli import db as db_cmd
 from shareflow.cli import jobs as jobs_cmd
 from shareflow.cli import networks as networks_cmd
@@ -20,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $SHAREFLOW_CONFIG, else etc/shareflow.toml)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (jobs_cmd, tokens_cmd, db_cmd, run_cmd, networks_cmd):
+    for module in (jobs_cmd, tokens_cmd, db_cmd, run_cmd, networks_cmd, backends_cmd):
         module.register(sub)
     return parser
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -422,3 +423,11 @@ class Pool(Base):
     total_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)
     free_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    #: The conductor pool's start-up ensure on this host (``shareflow backend
+    #: show``): begun, finished (None while it runs), wall seconds, volumes
+    #: in place, and what could not be brought back.
+    ensure_started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ensure_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    ensure_seconds: Mapped[float | None] = mapped_column(Float)
+    ensure_volumes: Mapped[int | None] = mapped_column(Integer)
+    ensure_failures: Mapped[int | None] = mapped_column(Integer)

@@ -25,6 +25,34 @@ def report(
     session.flush()
 
 
+def ensure_started(session: Session, *, host: str, backend: str, pool: str, dhss: bool,
+                   total_gb: int, free_gb: int, now: datetime) -> None:
+    """The pool's start-up ensure has begun (with the capacity it found, so a
+    pool that has never reported gets its row): the last one's figures are
+    cleared, so nobody reads them as this one's."""
+    report(session, host=host, backend=backend, pool=pool, dhss=dhss, total_gb=total_gb,
+           free_gb=free_gb, now=now)
+    row = session.get(Pool, host)
+    row.ensure_started_at = now
+    row.ensure_finished_at = None
+    row.ensure_seconds = None
+    row.ensure_volumes = None
+    row.ensure_failures = None
+    session.flush()
+
+
+def ensure_finished(session: Session, *, host: str, now: datetime, seconds: float, volumes: int,
+                    failures: int) -> None:
+    row = session.get(Pool, host)
+    if row is None:
+        return  # the row is made when the ensure starts; gone meanwhile: nothing to record on
+    row.ensure_finished_at = now
+    row.ensure_seconds = seconds
+    row.ensure_volumes = volumes
+    row.ensure_failures = failures
+    session.flush()
+
+
 def list_(session: Session) -> list[Pool]:
     return list(session.scalars(sa.select(Pool).order_by(Pool.host)))
 

@@ -10,6 +10,14 @@ are taken off the host (Ganesha, veth pair, namespace), and the next start
 brings them back.
 SIGTERM or SIGINT stops the workers gracefully: each suspends its running job
 at the next atom boundary and abandons it to the board.
+
+At start, before any worker, the pool *ensures* the host (Manila's
+``ensure_shares``): every volume mounted, then each export server started once
+with every export in its files (one read of them all, never a reload per
+export), and the share servers restored - mounts and share servers on a
+bounded pool of threads, with progress lines in the log. When it began and
+finished, how long it took and how many volumes it found go in the backend's
+``pools`` row (``shareflow backend show``).
 """
 
 from __future__ import annotations
@@ -25,9 +33,11 @@ from dataclasses import dataclass, field
 
 from shareflow import config as config_mod
 from shareflow.config import Config
+from shareflow.db import pools as pools_db
 from shareflow.db.engine import Database
 from shareflow.drivers.export.ganesha_server import GaneshaServer
 from shareflow.drivers.registry import build_backend
+from shareflow.drivers.share.btrfs import VolumesNotEnsured
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
 from shareflow.wiring import utcnow
@@ -37,6 +47,10 @@ LOG = logging.getLogger(__name__)
 SUPERVISE_INTERVAL = 0.5
 #: A worker that keeps dying is restarted at most this often.
 RESTART_BACKOFF = 2.0
+#: Threads mounting volumes and restoring share servers at start: each step
+#: mostly waits on the kernel or a child process (ip, ganesha.nfsd), so a few
+#: threads keep two cores busy without thousands of steps at once.
+ENSURE_WORKERS = 4
 
 
 @dataclass
@@ -61,7 +75,8 @@ class ConductorPool:
     # --- export servers ---------------------------------------------------
 
     def _backends(self):
-        if self._db is None and any(b.driver_handles_share_servers for b in self.config.backends):
+        if self._db is None:
+            # Also for the ensure's record in the pools table.
             self._db = Database(self.config.database.url)
         return [
             build_backend(b, step_timeout=self.config.conductor.step_timeout, db=self._db,
@@ -69,19 +84,67 @@ class ConductorPool:
             for b in self.config.backends
         ]
 
-    def _ensure_volumes(self) -> None:
+    def _ensure(self) -> None:
+        """Volumes, then export servers, then share servers, each step once for
+        all shares; recorded per backend (its volumes, and the wall time of
+        the whole ensure: a backend is served once all of it is done)."""
+        start = time.monotonic()
+        backends = self._backends()
+        for backend in backends:
+            self._record(backend, started=True)
+        volumes, failures = self._ensure_volumes(backends)
+        self._start_export_servers(backends)
+        seconds = time.monotonic() - start
+        for backend in backends:
+            self._record(backend, seconds=seconds, volumes=volumes.get(backend.name, 0),
+                         failures=failures.get(backend.name, 0))
+        LOG.info("ensure: %d volume(s) on %d backend(s) mounted and exported, share servers "
+                 "restored, in %.1f s%s", sum(volumes.values()), len(backends), seconds,
+                 f"; {sum(failures.values())} failed (see above)" if any(failures.values()) else "")
+
+    def _ensure_volumes(self, backends) -> tuple[dict[str, int], dict[str, int]]:
         """After a reboot or a restart the volumes' mounts are gone; they must be
-        back before an export server reads its exports."""
-        for backend in self._backends():
-            found = backend.share.ensure_volumes()
+        back before an export server reads its exports. A volume that cannot
+        be mounted is logged and counted; the others are still served."""
+        volumes, failures = {}, {}
+        for backend in backends:
+            try:
+                found = backend.share.ensure_volumes(workers=ENSURE_WORKERS)
+            except VolumesNotEnsured as e:
+                LOG.error("backend %s: %s", backend.name, e.message)
+                found, failures[backend.name] = e.done, len(e.failed)
+            volumes[backend.name] = len(found)
             if found:
                 LOG.info("backend %s: %d volume(s) in place", backend.name, len(found))
+        return volumes, failures
 
-    def _start_export_servers(self) -> None:
-        for built in self._backends():
+    def _record(self, backend, *, started: bool = False, seconds: float = 0.0, volumes: int = 0,
+                failures: int = 0) -> None:
+        """The ensure's row for ``shareflow backend show``; a database that does
+        not answer costs the record, never the start."""
+        cfg = backend.config
+        host = cfg.host(self.config.host)
+        try:
+            if started:
+                cap = backend.share.capacity()
+                with self._db.write() as s:
+                    pools_db.ensure_started(s, host=host, backend=cfg.name, pool=cfg.pool,
+                                            dhss=cfg.driver_handles_share_servers, total_gb=cap.total_gb,
+                                            free_gb=cap.free_gb, now=utcnow())
+            else:
+                with self._db.write() as s:
+                    pools_db.ensure_finished(s, host=host, now=utcnow(), seconds=round(seconds, 3),
+                                             volumes=volumes, failures=failures)
+        except ShareflowError:
+            LOG.exception("could not record the start-up ensure of backend %s", cfg.name)
+
+    def _start_export_servers(self, backends=None) -> None:
+        for built in backends if backends is not None else self._backends():
             if built.config.driver_handles_share_servers:
                 self._share_servers.append(built.server)
-        self._check_share_servers()
+        # All of a backend's share servers at once (bounded); later checks
+        # restore the odd one that died, one at a time.
+        self._check_share_servers(workers=ENSURE_WORKERS)
         for backend in self.config.backends:
             if backend.driver_handles_share_servers or not backend.ganesha.managed:
                 continue
@@ -93,10 +156,10 @@ class ConductorPool:
                 server.start()
                 self._started_servers.append(server)
 
-    def _check_share_servers(self) -> None:
+    def _check_share_servers(self, workers: int = 1) -> None:
         for helper in self._share_servers:
             try:
-                helper.supervise()
+                helper.supervise(workers=workers)
             except ShareflowError:
                 LOG.exception("could not supervise the share servers of %s", helper)
 
@@ -134,8 +197,7 @@ class ConductorPool:
             self._spawn(slot)
 
     def run(self) -> int:
-        self._ensure_volumes()
-        self._start_export_servers()
+        self._ensure()
         for slot in self._slots:
             self._spawn(slot)
         try:

@@ -57,6 +57,7 @@ from shareflow.drivers.base import ShareServerHelper
 from shareflow.drivers.export.ganesha_server import GaneshaServer
 from shareflow.exceptions import BackendError, NetworkError
 from shareflow.system import filelock, netns
+from shareflow.system.batch import run_batch
 
 log = logging.getLogger(__name__)
 
@@ -507,26 +508,31 @@ class NetnsServerHelper(ShareServerHelper):
         with self._db.read() as s:
             return [r.id for r in servers_db.live_for_backend(s, self.backend_name, {states.SERVER_ACTIVE})]
 
-    def supervise(self) -> list[str]:
+    def supervise(self, *, workers: int = 1) -> list[str]:
         """Restore every active server of this backend that is not running;
-        returns the ids restored. One failing does not stop the others."""
-        restored = []
+        returns the ids restored. One failing does not stop the others.
+        ``workers``: how many are restored at once (the pool's start, when
+        every server is down, uses several; progress is logged)."""
         active = self.active_servers()
         with self._ganeshas_lock:
             stale = [(sid, gs) for sid, gs in self._ganeshas.items() if sid not in active]
         for sid, gs in stale:
             if not gs.is_running():  # also reaps it, if it was our child
                 self._forget(sid)
-        for sid in active:
-            try:
-                gs = self._ganeshas.get(sid)
-                if gs is not None and gs.is_running():
-                    continue
-                if self.restore(sid):
-                    restored.append(sid)
-            except BackendError:
-                log.exception("could not restore share server %s", sid)
-        return restored
+        with self._ganeshas_lock:
+            known = dict(self._ganeshas)
+        down = [sid for sid in active if not (sid in known and known[sid].is_running())]
+        if not down:
+            return []
+        restored = []
+
+        def restore_one(sid: str) -> None:
+            if self.restore(sid):
+                restored.append(sid)  # list.append is atomic
+
+        run_batch(down, restore_one, workers=workers, label=f"share servers of {self.backend_name}",
+                  what="checked", log=log)
+        return [sid for sid in down if sid in restored]
 
     def stop_all(self) -> None:
         """Take every live server of this backend off the host (the pool's

@@ -448,11 +448,12 @@ class BtrfsShareDriver(ShareDriver):
         root = posixpath.join(pool.root, SHARES_DIR, share_id)
         if _same_inode(target, self._subvolume(share_id)):
             return  # mounted already
-        # The mount table is read only when something is in the way (rare):
-        # with thousands of shares it is large.
-        current = mounts.find_mount(target)
-        if current is not None:
-            raise StorageError(f"{target} has {current.source}:{current.root} mounted, expected {root}")
+        # The mount table is read only when something else is in the way
+        # (rare): with thousands of shares it is large.
+        if os.path.ismount(target):
+            current = mounts.find_mount(target)
+            what = f"{current.source}:{current.root}" if current is not None else "something"
+            raise StorageError(f"{target} has {what} mounted, expected {root}")
         # Bound from the pool's own mount: the mount table then shows the
         # subvolume as the mount's root, as a subvol= mount would.
         mounts.bind_mount(self._subvolume(share_id), target, flags=MOUNT_FLAGS)

@@ -1,0 +1,116 @@
+"""The conductor pool's start-up ensure on the real stack: after a restart in
+which every share's mount went away (as after a reboot), every share is
+mounted again and served over NFS to the clients allowed, and ``shareflow
+backend show`` says when the ensure finished, how long it took and how many
+volumes it found.
+
+The stack has a pool of its own, a sparse image large enough for 50 live
+1 GiB shares (the scheduler never overcommits), made through the API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from shareflow.cli.main import main
+from shareflow.system import btrfs_pool, mounts
+from tests.fixtures.stack import BACKEND, ServiceStack, wait_until
+from tests.functional.lifecycle_helpers import Tenant
+
+SHARES = 50
+POOL_GB = SHARES + 8
+TIMEOUT = 60.0
+
+
+@pytest.fixture(scope="module")
+def roomy_pool(tmp_path_factory):
+    base = tmp_path_factory.mktemp("startup-pool")
+    pool = btrfs_pool.ensure_pool(base / "mnt", base / "pool.img", POOL_GB, timeout=TIMEOUT)
+    try:
+        yield pool
+    finally:
+        btrfs_pool.destroy_pool(pool, timeout=TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def startup_stack(zookeeper_server, roomy_pool, tmp_path_factory):
+    with ServiceStack(tmp_path_factory.mktemp("startup"), zk_hosts=zookeeper_server.hosts,
+                      btrfs_pool=roomy_pool) as s:
+        yield s
+
+
+def backend_show(stack: ServiceStack, capsys) -> dict:
+    rc = main(["--config", str(stack.config_path), "backend", "show", BACKEND, "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def share_mounts(stack: ServiceStack) -> list[str]:
+    return [os.path.basename(m.mount_point) for m in mounts.mounts_under(stack.btrfs.exports_dir)]
+
+
+def test_restart_mounts_and_serves_every_share(startup_stack, capsys):
+    stack = startup_stack
+    tenant = Tenant(stack, "startup")
+    client = stack.nfs(0)
+    try:
+        first = backend_show(stack, capsys)
+        assert first["ensure_finished_at"] is not None and first["ensure_volumes"] == 0
+
+        def make(i: int):
+            share = tenant.create(1, name=f"s{i}")
+            tenant.allow(share, client)
+            marker = f"marker-{uuid.uuid4().hex[:8]}"
+            Path(stack.btrfs.exports_dir, share.id, marker).write_text(str(i))
+            return share.id, tenant.export_path(share), marker
+
+        with ThreadPoolExecutor(4) as pool:
+            shares = list(pool.map(make, range(SHARES)))
+        assert sorted(share_mounts(stack)) == sorted(sid for sid, _, _ in shares)
+
+        def unmount_all():
+            # The pool has stopped (its NFS-Ganesha with it): take every
+            # share's mount away, as a reboot would.
+            for m in mounts.mounts_under(stack.btrfs.exports_dir):
+                mounts.unmount(m.mount_point, timeout=TIMEOUT)
+            assert share_mounts(stack) == []
+
+        restarted = datetime.utcnow().replace(microsecond=0)
+        stack.restart_pool(unmount_all)
+
+        def ensured():
+            shown = backend_show(stack, capsys)
+            finished = shown["ensure_finished_at"]
+            return shown if finished and datetime.fromisoformat(finished) >= restarted else None
+
+        shown = wait_until(ensured, TIMEOUT, "the restarted pool to finish its ensure")
+        assert shown["ensure_volumes"] == SHARES and shown["ensure_failures"] == 0
+        assert datetime.fromisoformat(shown["ensure_started_at"]) >= restarted
+        assert 0 < shown["ensure_seconds"] < TIMEOUT
+        assert shown["ensure"].startswith("finished ") and f"({SHARES} volumes)" in shown["ensure"]
+        assert sorted(share_mounts(stack)) == sorted(sid for sid, _, _ in shares)
+        log = stack.log("pool")
+        assert f"{SHARES}/{SHARES} volumes mounted" in log
+
+        # Served again: every export answers the allowed client with its
+        # content; another client is still refused.
+        for sid, path, marker in shares:
+            done = client.ls(path)
+            assert done.returncode == 0 and marker in done.stdout, (sid, done.stderr)
+        assert stack.nfs(1).ls(shares[0][1]).returncode != 0
+    finally:
+        tenant.cleanup()
+
+
+def test_backend_show_names_an_unknown_backend(startup_stack, capsys):
+    rc = main(["--config", str(startup_stack.config_path), "backend", "show", "nope"])
+    _, err = capsys.readouterr()
+    assert rc == 1 and "no backend 'nope'" in err
