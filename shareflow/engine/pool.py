@@ -51,6 +51,12 @@ RESTART_BACKOFF = 2.0
 #: mostly waits on the kernel or a child process (ip, ganesha.nfsd), so a few
 #: threads keep two cores busy without thousands of steps at once.
 ENSURE_WORKERS = 4
+#: How long a managed NFS-Ganesha may take to start (and to stop before it is
+#: killed). NFS-Ganesha 4.3's FSAL VFS reads the whole mount table for every
+#: export it loads, so its start grows with exports x mounts on the host:
+#: 500 exports took 31 s on 2 busy cores with 2,100 mounts, and the 10 s
+#: default made a pool with a few hundred shares fail to start at all.
+GANESHA_START_TIMEOUT = 900.0
 
 
 @dataclass
@@ -148,7 +154,7 @@ class ConductorPool:
         for backend in self.config.backends:
             if backend.driver_handles_share_servers or not backend.ganesha.managed:
                 continue
-            server = GaneshaServer(backend.ganesha)
+            server = GaneshaServer(backend.ganesha, timeout=GANESHA_START_TIMEOUT)
             self._servers.append(server)
             if not server.is_running():
                 LOG.info("starting NFS-Ganesha for backend %s on %s:%d", backend.name,

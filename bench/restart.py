@@ -1,0 +1,346 @@
+#!/usr/bin/env python3
+"""Conductor pool restart with N shares exported: time until every export is
+served again.
+
+Run from the repository root, as root::
+
+    .venv/bin/python bench/restart.py --shares N [--rounds R]
+
+It starts, privately in a fresh temporary directory, what
+``bench/create_share.py`` starts (ZooKeeper, a sparse btrfs loop pool, a
+:class:`tests.fixtures.stack.ServiceStack` with NFS-Ganesha in a network
+namespace), then stops the conductor pool and puts N shares on its backend
+the quick way - N subvolumes made by ioctl, and N exports, each allowing the
+stack's first NFS client, written as the export driver's state and Ganesha
+file (what N creates and allows leave behind, minus the qgroup limits, which
+a restart does not touch). That is not the API: this benchmark measures the
+restart, not the creates (``bench/create_share.py`` does those).
+
+Then, per round, two restarts of the conductor pool are timed:
+
+* **cold**: every share's mount removed first, as after a reboot - the pool
+  must mount all N volumes, then start NFS-Ganesha with all N exports;
+* **warm**: mounts in place (a restart of the service alone).
+
+Each is timed from just before the pool process is started until every
+check passes: ``shareflow backend show`` reports this ensure finished (its
+``ensure_seconds`` is printed too) and a sample of exports (first, last and
+every N/20-th) answers a READDIR over NFS from the allowed client. (Ganesha
+loads every export block before it serves at all; libnfs hangs listing the
+pseudo-filesystem, so that is not used to count them.) After the timed part
+every one of the N exports is read over NFS (untimed: N nfs-ls processes,
+4 at a time) and one that is not served fails the run. Results go to stdout (``--json`` for machine-readable) with
+the machine's load, since other work may share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import platform
+import re
+import struct
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from create_share import Infrastructure, log, remove_base, signals_as_interrupt, signals_ignored  # noqa: E402
+
+#: btrfs ioctls (linux/btrfs.h): struct btrfs_ioctl_vol_args is an fd and a
+#: 4088-byte name; _IOW(0x94, 14 | 15, that struct).
+BTRFS_IOC_SUBVOL_CREATE = 0x5000940E
+BTRFS_IOC_SNAP_DESTROY = 0x5000940F
+MNT_DETACH = 2
+READY_TIMEOUT = 600.0
+
+
+def vol_args(name: str) -> bytearray:
+    return bytearray(struct.pack("q4088s", 0, name.encode()))
+
+
+def make_subvolumes(parent: Path, names: list[str]) -> None:
+    parent.mkdir(exist_ok=True)
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            fcntl.ioctl(fd, BTRFS_IOC_SUBVOL_CREATE, vol_args(name), True)
+    finally:
+        os.close(fd)
+
+
+def delete_subvolumes(parent: Path, names: list[str]) -> None:
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            try:
+                fcntl.ioctl(fd, BTRFS_IOC_SNAP_DESTROY, vol_args(name), True)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def unmount_under(directory: Path) -> int:
+    """Every mount below ``directory`` (newest first), by umount2 in process:
+    N umount processes would take longer than what is measured."""
+    from shareflow.system import mounts
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    below = mounts.mounts_under(directory)
+    for m in below:
+        if libc.umount2(m.mount_point.encode(), 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"umount {m.mount_point}: {os.strerror(err)}")
+    return len(below)
+
+
+def write_exports(stack, share_ids: list[str], client_address: str) -> None:
+    """The export driver's state and Ganesha's exports file for all shares,
+    as N adds and N allows would leave them (written under its lock)."""
+    from shareflow.drivers.base import ClientRule
+    from shareflow.drivers.export import ganesha as gd
+    from shareflow.drivers.export import ganesha_config as gc
+    from shareflow.drivers.export.ganesha_server import GaneshaServer
+    from shareflow.system import filelock
+    from shareflow.system.atomic_file import write_atomic
+
+    server = GaneshaServer(stack.config.backend("b1").ganesha)
+    exports = {
+        sid: gc.ExportSpec(export_id=gd.FIRST_EXPORT_ID + i, path=str(Path(stack.btrfs.exports_dir) / sid),
+                           pseudo=gc.pseudo_path(sid), clients=(ClientRule(client_address, "rw"),))
+        for i, sid in enumerate(share_ids)
+    }
+    with filelock.locked(server.state_dir / gd.LOCK_FILE, timeout=30):
+        state = gd.State(serial=1_000_000, exports=exports)
+        write_atomic(server.state_dir / gd.STATE_FILE, state.to_json())
+        write_atomic(server.exports_path, gc.render_exports(exports.values()))
+        write_atomic(server.state_dir / gd.APPLIED_FILE, f"{state.serial}\n")
+
+
+def drop_exports(stack) -> None:
+    from shareflow.drivers.export import ganesha as gd
+    from shareflow.drivers.export import ganesha_config as gc
+    from shareflow.drivers.export.ganesha_server import GaneshaServer
+    from shareflow.system.atomic_file import write_atomic
+
+    server = GaneshaServer(stack.config.backend("b1").ganesha)
+    for name in (gd.STATE_FILE, gd.APPLIED_FILE):
+        (server.state_dir / name).unlink(missing_ok=True)
+    write_atomic(server.exports_path, gc.render_exports([]))
+
+
+def backend_show(stack) -> dict:
+    from shareflow.services.backends import BackendService
+
+    return BackendService(stack.db).get("b1").__dict__
+
+
+class Probe:
+    """Whether the restarted pool serves everything, from the NFS client."""
+
+    def __init__(self, stack, share_ids: list[str]):
+        self.stack = stack
+        self.client = stack.nfs(0)
+        self.ids = share_ids
+        step = max(1, len(share_ids) // 20)
+        self.sample = sorted(set(share_ids[::step]) | {share_ids[0], share_ids[-1]})
+
+    def reads(self, sid: str) -> bool:
+        return self.client.ls(f"/shares/{sid}").returncode == 0
+
+    def served(self, since: datetime) -> bool:
+        shown = backend_show(self.stack)
+        if shown["ensure_finished_at"] is None or shown["ensure_finished_at"] < since:
+            return False
+        with ThreadPoolExecutor(4) as pool:
+            return all(pool.map(self.reads, self.sample))
+
+    def all_served(self) -> list[str]:
+        with ThreadPoolExecutor(4) as pool:
+            ok = list(pool.map(self.reads, self.ids))
+        return [sid for sid, good in zip(self.ids, ok, strict=True) if not good]
+
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def _at(line: str) -> datetime | None:
+    m = _STAMP.match(line)
+    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f") if m else None
+
+
+def pool_log_phases(text: str) -> dict:
+    """From the last start in the pool's log: how long the volume mounts and
+    NFS-Ganesha's start (all exports read) took."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if "volume(s) in place" in line or "volumes mounted" in line]
+    out = {}
+    mounted = [line for line in lines if "volumes mounted" in line]
+    if mounted:
+        m = re.search(r"volumes mounted, ([0-9.]+) s", mounted[-1])
+        out["mount_s"] = float(m.group(1)) if m else None
+    begin = [i for i, line in enumerate(lines) if "ganesha.nfsd -F" in line]
+    up = [i for i, line in enumerate(lines) if "is up (pid" in line]
+    if begin and up and up[-1] > begin[-1] and (not starts or begin[-1] > starts[-1] - 5):
+        a, b = _at(lines[begin[-1]]), _at(lines[up[-1]])
+        if a and b:
+            out["ganesha_start_s"] = round((b - a).total_seconds(), 2)
+    return out
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def timed_restart(stack, probe: Probe, *, cold: bool) -> dict:
+    unmounted = []
+
+    def meanwhile():
+        if cold:
+            unmounted.append(unmount_under(Path(stack.btrfs.exports_dir)))
+
+    since = datetime.utcnow().replace(microsecond=0)
+    load_before = loadavg()
+    cpu_before = os.times()
+    spawned = None
+
+    def meanwhile_then_mark():
+        nonlocal spawned
+        meanwhile()
+        spawned = datetime.utcnow()
+
+    stack.restart_pool(meanwhile_then_mark)  # returns right after the spawn
+    t0 = time.monotonic()
+    deadline = t0 + READY_TIMEOUT
+    while not probe.served(since):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not served within {READY_TIMEOUT} s; see {stack.base / 'pool.log'}")
+        if stack.pool.poll() is not None:
+            raise RuntimeError(f"the pool exited with {stack.pool.returncode}; see {stack.base / 'pool.log'}")
+        time.sleep(0.05)
+    served = time.monotonic() - t0
+    shown = backend_show(stack)
+    phases = pool_log_phases(stack.log("pool"))
+    return {
+        "kind": "cold" if cold else "warm",
+        "restart_to_served_s": round(served, 2),
+        "ensure_s": shown["ensure_seconds"],
+        "ensure_volumes": shown["ensure_volumes"],
+        "ensure_failures": shown["ensure_failures"],
+        # Spawn to the ensure's start: the interpreter, imports, configuration.
+        "process_start_s": round((shown["ensure_started_at"] - spawned).total_seconds(), 2),
+        **phases,
+        "mounts_removed_first": unmounted[0] if unmounted else 0,
+        "load_before": load_before,
+        "load_after": loadavg(),
+        "bench_cpu_s": round(sum(os.times()[:4]) - sum(cpu_before[:4]), 2),
+    }
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="bench/restart.py", description=__doc__.splitlines()[0])
+    p.add_argument("--shares", type=int, default=1000, help="shares on the backend (default 1000)")
+    p.add_argument("--rounds", type=int, default=1, help="cold+warm restart pairs (default 1)")
+    p.add_argument("--workers", type=int, default=2, help="conductor workers (default 2)")
+    p.add_argument("--pool-gb", type=int, default=64, help="sparse pool image size (default 64)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
+    args = p.parse_args(argv)
+    if args.shares < 1 or args.shares > 60000:
+        p.error("--shares must be 1..60000 (Ganesha export ids are 16 bit)")
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/restart.py needs root (loop devices, mounts, namespaces)", file=sys.stderr)
+        return 2
+    base = Path(tempfile.mkdtemp(prefix="shareflow-bench-restart-"))
+    infra = Infrastructure(base, args.workers, True, args.pool_gb)
+    results, problems, missing = [], [], []
+    ids: list[str] = []
+    try:
+        with signals_as_interrupt():
+            infra.start()
+            stack = infra.stack
+            ids = sorted(str(uuid.uuid4()) for _ in range(args.shares))
+
+            def populate():
+                t = time.monotonic()
+                make_subvolumes(Path(stack.btrfs.mount_point) / "shares", ids)
+                write_exports(stack, ids, stack.network.clients[0].address)
+                log(f"{len(ids)} subvolumes and exports written ({time.monotonic() - t:.1f} s)")
+
+            # Stop the pool, put the shares in place, start it (not timed: the
+            # first start after populating is the cold case of round 0 below).
+            stack.restart_pool(populate)
+            probe = Probe(stack, ids)
+            for r in range(args.rounds):
+                for cold in (True, False):
+                    res = timed_restart(stack, probe, cold=cold)
+                    res["round"] = r
+                    results.append(res)
+                    log(f"round {r} {res['kind']}: served after {res['restart_to_served_s']} s "
+                        f"(ensure {res['ensure_s']} s, load {res['load_before']} -> {res['load_after']})")
+            t = time.monotonic()
+            missing = probe.all_served()
+            log(f"every export read over NFS: {len(ids) - len(missing)}/{len(ids)} "
+                f"({time.monotonic() - t:.1f} s)")
+    except KeyboardInterrupt as e:
+        problems.append(f"interrupted ({e})")
+    finally:
+        with signals_ignored():
+            stack = infra.stack
+            if stack is not None and stack.pool is not None:
+                stack._terminate(stack.pool)  # Ganesha stops with it and lets go of the mounts
+                try:
+                    unmount_under(Path(stack.btrfs.exports_dir))
+                    delete_subvolumes(Path(stack.btrfs.mount_point) / "shares", ids)
+                    for sid in ids:
+                        with contextlib.suppress(FileNotFoundError):
+                            (Path(stack.btrfs.exports_dir) / sid).rmdir()
+                    drop_exports(stack)
+                except OSError as e:
+                    problems.append(f"bulk cleanup: {e!r}")
+            problems += infra.stop()
+            if not args.keep:
+                left = remove_base(base)
+                if left:
+                    problems.append(left)
+    out = {
+        "shares": args.shares, "results": results, "not_served": missing[:20], "not_served_count": len(missing),
+        "machine": {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version()},
+        "problems": problems,
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        print(f"shares: {args.shares}   cpus: {os.cpu_count()}   kernel: {platform.release()}")
+        print(f"{'round':>5}  {'kind':<5} {'served s':>9} {'ensure s':>9} {'start s':>8} {'mount s':>8} "
+              f"{'ganesha s':>9}  load before -> after")
+        for r in results:
+            print(f"{r['round']:>5}  {r['kind']:<5} {r['restart_to_served_s']:>9} {r['ensure_s']:>9} "
+                  f"{r['process_start_s']:>8} {r.get('mount_s', '-')!s:>8} {r.get('ganesha_start_s', '-')!s:>9}  "
+                  f"{r['load_before']} -> {r['load_after']}")
+        print(f"not served over NFS: {len(missing)}")
+        for p in problems:
+            print(f"problem: {p}")
+    return 0 if results and not missing and not problems else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
