@@ -16,11 +16,13 @@ file (what N creates and allows leave behind, minus the qgroup limits, which
 a restart does not touch). That is not the API: this benchmark measures the
 restart, not the creates (``bench/create_share.py`` does those).
 
-Then, per round, two restarts of the conductor pool are timed:
+Restarts of the conductor pool are timed: the first start after the shares
+were put in place, then ``--rounds`` pairs of
 
+* **warm**: mounts in place (a restart of the service alone);
 * **cold**: every share's mount removed first, as after a reboot - the pool
-  must mount all N volumes, then start NFS-Ganesha with all N exports;
-* **warm**: mounts in place (a restart of the service alone).
+  must mount all N volumes, then start NFS-Ganesha with all N exports (the
+  first start is cold too).
 
 Each is timed from just before the pool process is started until every
 check passes: ``shareflow backend show`` reports this ensure finished (its
@@ -49,7 +51,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -186,7 +188,6 @@ def pool_log_phases(text: str) -> dict:
     """From the last start in the pool's log: how long the volume mounts and
     NFS-Ganesha's start (all exports read) took."""
     lines = text.splitlines()
-    starts = [i for i, line in enumerate(lines) if "volume(s) in place" in line or "volumes mounted" in line]
     out = {}
     mounted = [line for line in lines if "volumes mounted" in line]
     if mounted:
@@ -194,7 +195,7 @@ def pool_log_phases(text: str) -> dict:
         out["mount_s"] = float(m.group(1)) if m else None
     begin = [i for i, line in enumerate(lines) if "ganesha.nfsd -F" in line]
     up = [i for i, line in enumerate(lines) if "is up (pid" in line]
-    if begin and up and up[-1] > begin[-1] and (not starts or begin[-1] > starts[-1] - 5):
+    if begin and up and up[-1] > begin[-1]:
         a, b = _at(lines[begin[-1]]), _at(lines[up[-1]])
         if a and b:
             out["ganesha_start_s"] = round((b - a).total_seconds(), 2)
@@ -205,12 +206,32 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def timed_restart(stack, probe: Probe, *, cold: bool) -> dict:
+def wait_served(stack, probe: Probe, since: datetime) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not probe.served(since):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not served within {READY_TIMEOUT} s; see {stack.base / 'pool.log'}")
+        if stack.pool.poll() is not None:
+            raise RuntimeError(f"the pool exited with {stack.pool.returncode}; see {stack.base / 'pool.log'}")
+        time.sleep(0.05)
+
+
+def timed_restart(stack, probe: Probe, *, cold: bool, before=None) -> dict:
     unmounted = []
 
     def meanwhile():
+        from shareflow.drivers.export.ganesha_server import GaneshaServer
+
+        # The stack waits 60 s for the pool to stop, then kills it; an
+        # NFS-Ganesha left running then would make the next start look fast.
+        gs = GaneshaServer(stack.config.backend("b1").ganesha, timeout=300)
+        if gs.is_running():
+            log("NFS-Ganesha outlived the stopped pool; stopping it before the timed start")
+            gs.stop()
         if cold:
             unmounted.append(unmount_under(Path(stack.btrfs.exports_dir)))
+        if before is not None:
+            before()
 
     since = datetime.utcnow().replace(microsecond=0)
     load_before = loadavg()
@@ -224,13 +245,7 @@ def timed_restart(stack, probe: Probe, *, cold: bool) -> dict:
 
     stack.restart_pool(meanwhile_then_mark)  # returns right after the spawn
     t0 = time.monotonic()
-    deadline = t0 + READY_TIMEOUT
-    while not probe.served(since):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not served within {READY_TIMEOUT} s; see {stack.base / 'pool.log'}")
-        if stack.pool.poll() is not None:
-            raise RuntimeError(f"the pool exited with {stack.pool.returncode}; see {stack.base / 'pool.log'}")
-        time.sleep(0.05)
+    wait_served(stack, probe, since)
     served = time.monotonic() - t0
     shown = backend_show(stack)
     phases = pool_log_phases(stack.log("pool"))
@@ -253,12 +268,15 @@ def timed_restart(stack, probe: Probe, *, cold: bool) -> dict:
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="bench/restart.py", description=__doc__.splitlines()[0])
     p.add_argument("--shares", type=int, default=1000, help="shares on the backend (default 1000)")
-    p.add_argument("--rounds", type=int, default=1, help="cold+warm restart pairs (default 1)")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="warm+cold restart pairs after the first (cold) start (default 1)")
     p.add_argument("--workers", type=int, default=2, help="conductor workers (default 2)")
     p.add_argument("--pool-gb", type=int, default=64, help="sparse pool image size (default 64)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
     args = p.parse_args(argv)
+    if args.rounds < 0:
+        p.error("--rounds must be >= 0")
     if args.shares < 1 or args.shares > 60000:
         p.error("--shares must be 1..60000 (Ganesha export ids are 16 bit)")
     return args
@@ -285,17 +303,17 @@ def main(argv=None) -> int:
                 write_exports(stack, ids, stack.network.clients[0].address)
                 log(f"{len(ids)} subvolumes and exports written ({time.monotonic() - t:.1f} s)")
 
-            # Stop the pool, put the shares in place, start it (not timed: the
-            # first start after populating is the cold case of round 0 below).
-            stack.restart_pool(populate)
             probe = Probe(stack, ids)
-            for r in range(args.rounds):
-                for cold in (True, False):
-                    res = timed_restart(stack, probe, cold=cold)
-                    res["round"] = r
-                    results.append(res)
-                    log(f"round {r} {res['kind']}: served after {res['restart_to_served_s']} s "
-                        f"(ensure {res['ensure_s']} s, load {res['load_before']} -> {res['load_after']})")
+            # The first start after the shares were put in place is a cold one
+            # (no volume mounted yet); then each round a warm and a cold one.
+            plan = [(True, populate)] + [(cold, None) for _ in range(args.rounds) for cold in (False, True)]
+            for i, (cold, before) in enumerate(plan):
+                res = timed_restart(stack, probe, cold=cold, before=before)
+                res["run"] = i
+                results.append(res)
+                log(f"restart {i} {res['kind']}: served after {res['restart_to_served_s']} s "
+                    f"(ensure {res['ensure_s']} s, Ganesha start {res.get('ganesha_start_s')} s, "
+                    f"load {res['load_before']} -> {res['load_after']})")
             t = time.monotonic()
             missing = probe.all_served()
             log(f"every export read over NFS: {len(ids) - len(missing)}/{len(ids)} "
@@ -308,6 +326,10 @@ def main(argv=None) -> int:
             if stack is not None and stack.pool is not None:
                 stack._terminate(stack.pool)  # Ganesha stops with it and lets go of the mounts
                 try:
+                    from shareflow.drivers.export.ganesha_server import GaneshaServer
+
+                    # ...unless the pool was killed before it could stop it.
+                    GaneshaServer(stack.config.backend("b1").ganesha, timeout=300).stop()
                     unmount_under(Path(stack.btrfs.exports_dir))
                     delete_subvolumes(Path(stack.btrfs.mount_point) / "shares", ids)
                     for sid in ids:
@@ -330,10 +352,10 @@ def main(argv=None) -> int:
         print(json.dumps(out, indent=2))
     else:
         print(f"shares: {args.shares}   cpus: {os.cpu_count()}   kernel: {platform.release()}")
-        print(f"{'round':>5}  {'kind':<5} {'served s':>9} {'ensure s':>9} {'start s':>8} {'mount s':>8} "
+        print(f"{'run':>5}  {'kind':<5} {'served s':>9} {'ensure s':>9} {'start s':>8} {'mount s':>8} "
               f"{'ganesha s':>9}  load before -> after")
         for r in results:
-            print(f"{r['round']:>5}  {r['kind']:<5} {r['restart_to_served_s']:>9} {r['ensure_s']:>9} "
+            print(f"{r['run']:>5}  {r['kind']:<5} {r['restart_to_served_s']:>9} {r['ensure_s']:>9} "
                   f"{r['process_start_s']:>8} {r.get('mount_s', '-')!s:>8} {r.get('ganesha_start_s', '-')!s:>9}  "
                   f"{r['load_before']} -> {r['load_after']}")
         print(f"not served over NFS: {len(missing)}")

@@ -376,3 +376,37 @@ def test_btrfs_ensure_volumes_remounts(btrfs_share_driver):
     mounts.unmount(path, timeout=10)
     assert btrfs_share_driver.ensure_volumes() == [sid]
     assert Path(path, "f").read_text() == "x"
+
+
+def test_btrfs_ensure_volumes_mounts_all_but_a_blocked_one(btrfs_share_driver, btrfs_config):
+    """With several threads, every volume whose mount went away is mounted
+    again as create_volume mounts it; one whose mount point holds something
+    else fails alone (named, with the others done), and nothing is stacked."""
+    from shareflow.drivers.share.btrfs import VolumesNotEnsured
+
+    sids = sorted(new_id() for _ in range(6))
+    paths = [btrfs_share_driver.create_volume(sid, 1) for sid in sids]
+    for path in paths:
+        Path(path, "f").write_text(path)
+        mounts.unmount(path, timeout=10)
+    blocked = paths[2]
+    run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", blocked], timeout=10)
+    try:
+        with pytest.raises(VolumesNotEnsured) as e:
+            btrfs_share_driver.ensure_volumes(workers=3)
+        assert e.value.done == [s for s in sids if s != sids[2]]
+        assert list(e.value.failed) == [sids[2]] and "tmpfs" in e.value.failed[sids[2]].message
+        pool = mounts.find_mount(btrfs_config.mount_point)
+        for sid, path in zip(sids, paths, strict=True):
+            if sid == sids[2]:
+                continue
+            m = mounts.find_mount(path)
+            assert m.root == f"{pool.root.rstrip('/')}/shares/{sid}" and m.source == pool.source
+            assert "nosuid" in m.options and "nodev" in m.options
+            assert Path(path, "f").read_text() == path
+    finally:
+        mounts.unmount(blocked, timeout=10)
+    # Once the way is clear, a second run mounts the last one and stacks nothing.
+    assert btrfs_share_driver.ensure_volumes(workers=3) == sids
+    assert [m.mount_point for m in mounts.mounts_under(btrfs_config.exports_dir)].count(blocked) == 1
+    assert Path(blocked, "f").read_text() == blocked
