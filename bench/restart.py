@@ -110,8 +110,10 @@ def unmount_under(directory: Path) -> int:
 
 
 def write_exports(stack, share_ids: list[str], client_address: str) -> None:
-    """The export driver's state and Ganesha's exports file for all shares,
-    as N adds and N allows would leave them (written under its lock)."""
+    """The export driver's records and Ganesha's files for all shares, as N
+    adds and N allows leave them: one file per export (``exports.d``, with
+    ``export-ids``) where the driver keeps them so, else its older single
+    state file with the rendered ``exports.conf``."""
     from shareflow.drivers.base import ClientRule
     from shareflow.drivers.export import ganesha as gd
     from shareflow.drivers.export import ganesha_config as gc
@@ -125,6 +127,15 @@ def write_exports(stack, share_ids: list[str], client_address: str) -> None:
                            pseudo=gc.pseudo_path(sid), clients=(ClientRule(client_address, "rw"),))
         for i, sid in enumerate(share_ids)
     }
+    if hasattr(gd, "export_file"):
+        ids_dir = server.state_dir / gd.IDS_DIR
+        ids_dir.mkdir(parents=True, exist_ok=True)
+        for sid, spec in exports.items():
+            path = gd.export_file(server, sid)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, gc.render_export_file(spec))
+            os.symlink(sid, ids_dir / str(spec.export_id))
+        return  # the exports file that includes them is written at each start
     with filelock.locked(server.state_dir / gd.LOCK_FILE, timeout=30):
         state = gd.State(serial=1_000_000, exports=exports)
         write_atomic(server.state_dir / gd.STATE_FILE, state.to_json())
@@ -132,13 +143,20 @@ def write_exports(stack, share_ids: list[str], client_address: str) -> None:
         write_atomic(server.state_dir / gd.APPLIED_FILE, f"{state.serial}\n")
 
 
-def drop_exports(stack) -> None:
+def drop_exports(stack, share_ids: list[str]) -> None:
+    import shutil
+
     from shareflow.drivers.export import ganesha as gd
     from shareflow.drivers.export import ganesha_config as gc
     from shareflow.drivers.export.ganesha_server import GaneshaServer
     from shareflow.system.atomic_file import write_atomic
 
     server = GaneshaServer(stack.config.backend("b1").ganesha)
+    if hasattr(gd, "export_file"):
+        for sid in share_ids:
+            gd.export_file(server, sid).unlink(missing_ok=True)
+        shutil.rmtree(server.state_dir / gd.IDS_DIR, ignore_errors=True)
+        return
     for name in (gd.STATE_FILE, gd.APPLIED_FILE):
         (server.state_dir / name).unlink(missing_ok=True)
     write_atomic(server.exports_path, gc.render_exports([]))
@@ -335,7 +353,7 @@ def main(argv=None) -> int:
                     for sid in ids:
                         with contextlib.suppress(FileNotFoundError):
                             (Path(stack.btrfs.exports_dir) / sid).rmdir()
-                    drop_exports(stack)
+                    drop_exports(stack, ids)
                 except OSError as e:
                     problems.append(f"bulk cleanup: {e!r}")
             problems += infra.stop()
