@@ -1,0 +1,141 @@
+"""Shares read for the API as plain records, not ORM entities.
+
+A list of a thousand shares loaded as ORM objects (with their type, export
+locations and metadata) spent most of its time in the ORM's identity map and
+attribute instrumentation, not in SQL. What the API shows is read here with
+Core statements into slotted records instead: one query for the page of
+shares, one per 500 of them for export locations and for metadata, one for
+their share types - the same number of queries for one share or a thousand,
+and no per-object bookkeeping. Records are read-only snapshots: writers keep
+using the ORM models in :mod:`shareflow.db.models`.
+
+A record offers what :mod:`shareflow.api.views.shares` reads from a
+:class:`~shareflow.db.models.Share` (the same attribute names,
+``share_type.name``/``specs()``, ``export_locations``, ``metadata_dict()``),
+so a view renders either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from shareflow.db.models import ExportLocation, Share, ShareMetadata, ShareType, ShareTypeExtraSpec
+
+#: Ids per ``IN (...)``: well under every database's bound-parameter limit.
+CHUNK = 500
+#: The share columns a detailed view reads, in record order.
+COLUMNS = (
+    "id", "project_id", "user_id", "name", "description", "size", "share_proto", "status",
+    "access_rules_status", "share_type_id", "host", "backend", "availability_zone", "is_public",
+    "snapshot_id", "share_network_id", "task_state", "share_server_id", "pending_size",
+    "created_at", "updated_at", "deleted_at",
+)
+#: What a summary view reads.
+SUMMARY_COLUMNS = ("id", "name")
+_TABLE = Share.__table__
+_LOCATION = ExportLocation.__table__
+_METADATA = ShareMetadata.__table__
+
+
+class TypeRecord:
+    __slots__ = ("id", "name", "_specs")
+
+    def __init__(self, id: str, name: str, specs: dict[str, str]):
+        self.id, self.name, self._specs = id, name, specs
+
+    def specs(self) -> dict[str, str]:
+        return self._specs
+
+
+class LocationRecord:
+    __slots__ = ("id", "share_id", "path", "is_admin_only", "preferred", "created_at", "updated_at")
+
+    def __init__(self, id, share_id, path, is_admin_only, preferred, created_at, updated_at):
+        self.id, self.share_id, self.path = id, share_id, path
+        self.is_admin_only, self.preferred = is_admin_only, preferred
+        self.created_at, self.updated_at = created_at, updated_at
+
+
+class ShareRecord:
+    __slots__ = COLUMNS + ("share_type", "export_locations", "_metadata")
+
+    def __init__(self, row: Sequence):
+        for name, value in zip(COLUMNS, row):
+            setattr(self, name, value)
+        self.share_type: TypeRecord | None = None
+        self.export_locations: list[LocationRecord] = []
+        self._metadata: dict[str, str] = {}
+
+    def metadata_dict(self) -> dict[str, str]:
+        return dict(self._metadata)
+
+
+class SummaryRecord:
+    __slots__ = SUMMARY_COLUMNS
+
+    def __init__(self, row: Sequence):
+        self.id, self.name = row
+
+
+def columns(summary: bool = False) -> list:
+    return [_TABLE.c[name] for name in (SUMMARY_COLUMNS if summary else COLUMNS)]
+
+
+def load(session: Session, stmt, *, summary: bool = False) -> list:
+    """Run ``stmt`` (a select of :func:`columns`) and complete its records."""
+    # Core rows straight from the connection: the ORM result layer adds
+    # per-row work that buys nothing for plain columns.
+    rows = session.connection().execute(stmt).all()
+    if summary:
+        return [SummaryRecord(row) for row in rows]
+    records = [ShareRecord(row) for row in rows]
+    complete(session, records)
+    return records
+
+
+def complete(session: Session, records: list[ShareRecord]) -> None:
+    """Attach export locations (oldest first), metadata and share types."""
+    if not records:
+        return
+    conn = session.connection()
+    by_id = {r.id: r for r in records}
+    ids = list(by_id)
+    loc_cols = [_LOCATION.c[n] for n in LocationRecord.__slots__]
+    for chunk in _chunks(ids):
+        stmt = (sa.select(*loc_cols).where(_LOCATION.c.share_id.in_(chunk))
+                .order_by(_LOCATION.c.created_at, _LOCATION.c.id))
+        for row in conn.execute(stmt):
+            by_id[row[1]].export_locations.append(LocationRecord(*row))
+        stmt = sa.select(_METADATA.c.share_id, _METADATA.c.key, _METADATA.c.value).where(
+            _METADATA.c.share_id.in_(chunk)).order_by(_METADATA.c.id)
+        for share_id, key, value in conn.execute(stmt):
+            by_id[share_id]._metadata[key] = value
+    types = share_types(session, {r.share_type_id for r in records if r.share_type_id})
+    for record in records:
+        record.share_type = types.get(record.share_type_id)
+
+
+def share_types(session: Session, ids: Iterable[str]) -> dict[str, TypeRecord]:
+    ids = list(ids)
+    if not ids:
+        return {}
+    conn = session.connection()
+    types = {
+        type_id: TypeRecord(type_id, name, {})
+        for type_id, name in conn.execute(
+            sa.select(ShareType.id, ShareType.name).where(ShareType.id.in_(ids)))
+    }
+    for type_id, key, value in conn.execute(
+        sa.select(ShareTypeExtraSpec.share_type_id, ShareTypeExtraSpec.key, ShareTypeExtraSpec.value)
+        .where(ShareTypeExtraSpec.share_type_id.in_(ids)).order_by(ShareTypeExtraSpec.id)
+    ):
+        types[type_id]._specs[key] = value
+    return types
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start:start + CHUNK]
