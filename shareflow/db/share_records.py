@@ -24,20 +24,19 @@ from sqlalchemy.orm import Session
 
 from shareflow.db.models import ExportLocation, Share, ShareMetadata, ShareType, ShareTypeExtraSpec
 
-#: Ids per ``IN (...)``: well under every database's bound-parameter limit.
-CHUNK = 500
 #: The share columns a detailed view reads, in record order.
 COLUMNS = (
     "id", "project_id", "user_id", "name", "description", "size", "share_proto", "status",
     "access_rules_status", "share_type_id", "host", "backend", "availability_zone", "is_public",
     "snapshot_id", "share_network_id", "task_state", "share_server_id", "pending_size",
-    "created_at", "updated_at", "deleted_at",
+    "created_at", "updated_at",
 )
 #: What a summary view reads.
 SUMMARY_COLUMNS = ("id", "name")
 _TABLE = Share.__table__
 _LOCATION = ExportLocation.__table__
 _METADATA = ShareMetadata.__table__
+_LOCATION_COLUMNS = [_LOCATION.c[n] for n in ("id", "share_id", "path", "is_admin_only", "preferred")]
 
 
 class TypeRecord:
@@ -51,20 +50,22 @@ class TypeRecord:
 
 
 class LocationRecord:
-    __slots__ = ("id", "share_id", "path", "is_admin_only", "preferred", "created_at", "updated_at")
+    __slots__ = ("id", "share_id", "path", "is_admin_only", "preferred")
 
-    def __init__(self, id, share_id, path, is_admin_only, preferred, created_at, updated_at):
+    def __init__(self, id, share_id, path, is_admin_only, preferred):
         self.id, self.share_id, self.path = id, share_id, path
         self.is_admin_only, self.preferred = is_admin_only, preferred
-        self.created_at, self.updated_at = created_at, updated_at
 
 
 class ShareRecord:
     __slots__ = COLUMNS + ("share_type", "export_locations", "_metadata")
 
     def __init__(self, row: Sequence):
-        for name, value in zip(COLUMNS, row):
-            setattr(self, name, value)
+        # One unpacking, not a setattr per column: this runs once per share listed.
+        (self.id, self.project_id, self.user_id, self.name, self.description, self.size,
+         self.share_proto, self.status, self.access_rules_status, self.share_type_id, self.host,
+         self.backend, self.availability_zone, self.is_public, self.snapshot_id, self.share_network_id,
+         self.task_state, self.share_server_id, self.pending_size, self.created_at, self.updated_at) = row
         self.share_type: TypeRecord | None = None
         self.export_locations: list[LocationRecord] = []
         self._metadata: dict[str, str] = {}
@@ -85,34 +86,36 @@ def columns(summary: bool = False) -> list:
 
 
 def load(session: Session, stmt, *, summary: bool = False) -> list:
-    """Run ``stmt`` (a select of :func:`columns`) and complete its records."""
+    """Run ``stmt`` (a select of :func:`columns` from shares, with its WHERE,
+    ORDER BY and page) and complete its records."""
     # Core rows straight from the connection: the ORM result layer adds
     # per-row work that buys nothing for plain columns.
     rows = session.connection().execute(stmt).all()
     if summary:
         return [SummaryRecord(row) for row in rows]
     records = [ShareRecord(row) for row in rows]
-    complete(session, records)
+    complete(session, records, stmt.with_only_columns(_TABLE.c.id))
     return records
 
 
-def complete(session: Session, records: list[ShareRecord]) -> None:
-    """Attach export locations (oldest first), metadata and share types."""
+def complete(session: Session, records: list[ShareRecord], ids) -> None:
+    """Attach export locations (oldest first), metadata and share types.
+    ``ids`` is the page's own statement selecting only the ids: the database
+    matches them in a subquery, which costs less than binding a thousand ids."""
     if not records:
         return
     conn = session.connection()
     by_id = {r.id: r for r in records}
-    ids = list(by_id)
-    loc_cols = [_LOCATION.c[n] for n in LocationRecord.__slots__]
-    for chunk in _chunks(ids):
-        stmt = (sa.select(*loc_cols).where(_LOCATION.c.share_id.in_(chunk))
-                .order_by(_LOCATION.c.created_at, _LOCATION.c.id))
-        for row in conn.execute(stmt):
-            by_id[row[1]].export_locations.append(LocationRecord(*row))
-        stmt = sa.select(_METADATA.c.share_id, _METADATA.c.key, _METADATA.c.value).where(
-            _METADATA.c.share_id.in_(chunk)).order_by(_METADATA.c.id)
-        for share_id, key, value in conn.execute(stmt):
-            by_id[share_id]._metadata[key] = value
+    if len(records) == 1:  # one share: its id, not the statement again
+        ids = [records[0].id]
+    stmt = (sa.select(*_LOCATION_COLUMNS).where(_LOCATION.c.share_id.in_(ids))
+            .order_by(_LOCATION.c.created_at, _LOCATION.c.id))
+    for row in conn.execute(stmt).all():
+        by_id[row[1]].export_locations.append(LocationRecord(*row))
+    stmt = (sa.select(_METADATA.c.share_id, _METADATA.c.key, _METADATA.c.value)
+            .where(_METADATA.c.share_id.in_(ids)).order_by(_METADATA.c.id))
+    for share_id, key, value in conn.execute(stmt).all():
+        by_id[share_id]._metadata[key] = value
     types = share_types(session, {r.share_type_id for r in records if r.share_type_id})
     for record in records:
         record.share_type = types.get(record.share_type_id)
@@ -134,8 +137,3 @@ def share_types(session: Session, ids: Iterable[str]) -> dict[str, TypeRecord]:
     ):
         types[type_id]._specs[key] = value
     return types
-
-
-def _chunks(ids: list[str]) -> Iterable[list[str]]:
-    for start in range(0, len(ids), CHUNK):
-        yield ids[start:start + CHUNK]
