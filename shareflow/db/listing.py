@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow.exceptions import InvalidInput
+
 #: Manila's inexact filters -> the column they search in.
 SUBSTRING_FILTERS = {"name~": "name", "description~": "description"}
 
@@ -52,6 +54,17 @@ def after(model, sort_key: str, sort_dir: str, marker_value, marker_id: str) -> 
     if _nullable(col):
         later.append(col.is_(None))
     return sa.or_(*later)
+
+
+def after_marker(session: Session, model, marker: str, sort_key: str, sort_dir: str,
+                 visible: list) -> sa.ColumnElement:
+    """:func:`after` the row whose id is ``marker``, looked up among the rows
+    the caller may see (``visible``: conditions; a deleted row still marks its
+    place). None there is Manila's MarkerNotFound, a 400."""
+    row = session.execute(sa.select(getattr(model, sort_key)).where(model.id == marker, *visible)).first()
+    if row is None:
+        raise InvalidInput(f"Marker {marker} could not be found.")
+    return after(model, sort_key, sort_dir, row[0], marker)
 
 
 def paged(q, model, *, sort_key: str, sort_dir: str, limit: int | None, offset: int):

@@ -12,7 +12,7 @@ from shareflow.db import listing, share_records
 from shareflow.db.models import AccessRule, ExportLocation, Share, ShareMetadata
 from shareflow.db.transitions import transition
 from shareflow.domain import states
-from shareflow.exceptions import InvalidInput, NotFound
+from shareflow.exceptions import NotFound
 
 
 def get(session: Session, share_id: str, project_id: str | None = None) -> Share:
@@ -68,19 +68,6 @@ def filtered(project_id: str | None, filters: dict | None = None) -> list[sa.Col
     return conds
 
 
-def marker_position(session: Session, project_id: str | None, marker: str, sort_key: str):
-    """The marker share's sort value, for the page after it. A share deleted
-    since the previous page still marks its place; one the caller cannot see
-    (or that never existed) is Manila's MarkerNotFound, a 400."""
-    conds = [Share.id == marker]
-    if project_id is not None:
-        conds.append(sa.or_(Share.project_id == project_id, Share.is_public.is_(True)))
-    row = session.execute(sa.select(getattr(Share, sort_key)).where(*conds)).first()
-    if row is None:
-        raise InvalidInput(f"Marker {marker} could not be found.")
-    return row[0]
-
-
 def list_(
     session: Session,
     project_id: str | None,
@@ -99,8 +86,8 @@ def list_(
     says where the page starts (a next link carries both, see the API)."""
     conds = filtered(project_id, filters)
     if marker is not None:
-        value = marker_position(session, project_id, marker, sort_key)
-        conds.append(listing.after(Share, sort_key, sort_dir, value, marker))
+        owner = [] if project_id is None else [sa.or_(Share.project_id == project_id, Share.is_public.is_(True))]
+        conds.append(listing.after_marker(session, Share, marker, sort_key, sort_dir, owner))
         offset = 0
     stmt = sa.select(*share_records.columns(summary)).where(*conds)
     stmt = listing.paged(stmt, Share, sort_key=sort_key, sort_dir=sort_dir, limit=limit, offset=offset)
