@@ -71,7 +71,8 @@ class ShareRecord:
         self._metadata: dict[str, str] = {}
 
     def metadata_dict(self) -> dict[str, str]:
-        return dict(self._metadata)
+        # The record's own dict, not a copy: a record is read once, for one answer.
+        return self._metadata
 
 
 class SummaryRecord:
