@@ -24,12 +24,14 @@ from sqlalchemy.orm import Session
 
 from shareflow.db.models import ExportLocation, Share, ShareMetadata, ShareType, ShareTypeExtraSpec
 
-#: The share columns a detailed view reads, in record order.
+#: The share columns a detailed view reads, in record order (not
+#: ``updated_at``/``deleted_at``: no view shows them, and every timestamp read
+#: is parsed).
 COLUMNS = (
     "id", "project_id", "user_id", "name", "description", "size", "share_proto", "status",
     "access_rules_status", "share_type_id", "host", "backend", "availability_zone", "is_public",
     "snapshot_id", "share_network_id", "task_state", "share_server_id", "pending_size",
-    "created_at", "updated_at",
+    "created_at",
 )
 #: What a summary view reads.
 SUMMARY_COLUMNS = ("id", "name")
@@ -65,7 +67,7 @@ class ShareRecord:
         (self.id, self.project_id, self.user_id, self.name, self.description, self.size,
          self.share_proto, self.status, self.access_rules_status, self.share_type_id, self.host,
          self.backend, self.availability_zone, self.is_public, self.snapshot_id, self.share_network_id,
-         self.task_state, self.share_server_id, self.pending_size, self.created_at, self.updated_at) = row
+         self.task_state, self.share_server_id, self.pending_size, self.created_at) = row
         self.share_type: TypeRecord | None = None
         self.export_locations: list[LocationRecord] = []
         self._metadata: dict[str, str] = {}
@@ -123,18 +125,21 @@ def complete(session: Session, records: list[ShareRecord], ids) -> None:
 
 
 def share_types(session: Session, ids: Iterable[str]) -> dict[str, TypeRecord]:
+    """The types (name and extra specs) of these ids, in one statement."""
     ids = list(ids)
     if not ids:
         return {}
-    conn = session.connection()
-    types = {
-        type_id: TypeRecord(type_id, name, {})
-        for type_id, name in conn.execute(
-            sa.select(ShareType.id, ShareType.name).where(ShareType.id.in_(ids)))
-    }
-    for type_id, key, value in conn.execute(
-        sa.select(ShareTypeExtraSpec.share_type_id, ShareTypeExtraSpec.key, ShareTypeExtraSpec.value)
-        .where(ShareTypeExtraSpec.share_type_id.in_(ids)).order_by(ShareTypeExtraSpec.id)
-    ):
-        types[type_id]._specs[key] = value
+    specs = ShareTypeExtraSpec.__table__
+    stmt = (
+        sa.select(ShareType.id, ShareType.name, specs.c.key, specs.c.value)
+        .outerjoin(specs, specs.c.share_type_id == ShareType.id)
+        .where(ShareType.id.in_(ids)).order_by(ShareType.id, specs.c.id)
+    )
+    types: dict[str, TypeRecord] = {}
+    for type_id, name, key, value in session.connection().execute(stmt).all():
+        record = types.get(type_id)
+        if record is None:
+            record = types[type_id] = TypeRecord(type_id, name, {})
+        if key is not None:
+            record._specs[key] = value
     return types
