@@ -4,6 +4,11 @@ Follows manila/api/v2/shares.py: ``name``/``description`` and their old
 ``display_*`` spellings, ``share_type`` or ``volume_type`` (not both),
 public shares only for admins (policy ``create_public_share`` /
 ``set_public_share``), delete answered 202, list filters gated by microversion.
+
+Lists are filtered, ordered, counted (``with_count``, 2.42) and paged by the
+database (:func:`shareflow.db.shares.list_`); a full page links to the next
+one as Manila's ``ViewBuilder._get_collection_links`` does (``shares_links``,
+the request's query with ``marker`` = the last id).
 """
 
 from __future__ import annotations
