@@ -122,3 +122,26 @@ def test_list_filters_use_their_indexes_on_sqlite(db, shares):
         assert "ix_export_locations_share_id" in plan("SELECT path FROM export_locations WHERE share_id = 'x'")
         everyone = plan("SELECT id FROM shares WHERE deleted_at IS NULL ORDER BY created_at DESC LIMIT 20")
         assert "ix_shares_deleted_at_created_at" in everyone and "TEMP B-TREE" not in everyone
+
+
+def test_migration_0006_adds_and_removes_the_list_indexes(db):
+    from alembic import command
+
+    from shareflow.db import migrate
+
+    wanted = {"shares": {"ix_shares_name", "ix_shares_project_id_deleted_at_created_at",
+                         "ix_shares_deleted_at_created_at"},
+              "share_snapshots": {"ix_share_snapshots_name"},
+              "export_locations": {"ix_export_locations_share_id"}}
+
+    def present() -> dict[str, set[str]]:
+        inspector = sa.inspect(db.engine)
+        return {table: {ix["name"] for ix in inspector.get_indexes(table)} & names
+                for table, names in wanted.items()}
+
+    assert present() == wanted
+    with db.engine.begin() as conn:
+        command.downgrade(migrate._alembic_config(conn), "-1")
+    assert present() == {table: set() for table in wanted}
+    migrate.upgrade(db)
+    assert present() == wanted and migrate.current_revision(db) == "0006"
