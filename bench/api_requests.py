@@ -27,11 +27,14 @@ Two servers answer the same requests, one after the other:
 
 Every request carries a real token from a tokens file (``[auth] strategy =
 tokens``, the default) and the microversion header 2.65 - what manilaclient
-sends. Reported: p50/p90/p99/min/mean of each request kind (nearest-rank), and
-with ``--profile cprofile`` (default) the in-process cProfile of the detail
-list grouped by where the time goes (auth, session/SQL, ORM loading, views,
-JSON, falcon). ``--profile py-spy`` samples the gunicorn worker with py-spy
-instead (needs ptrace rights). docs/benchmarks.md ("API requests") has results.
+sends. Reported per request kind: p50/p90/p99/min of the wall clock
+(nearest-rank) and the server's CPU per request - the thread's CPU time
+in-process, the workers' user+system time (/proc) under gunicorn - which a
+machine shared with other work disturbs far less than the wall clock. With
+``--profile cprofile`` (default) the in-process cProfile of the detail list is
+grouped by where the time goes (auth, SQL, ORM loading, views, JSON, falcon);
+``--profile py-spy`` samples the gunicorn workers with py-spy instead (needs
+ptrace rights). docs/benchmarks.md ("API requests") has results.
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ import contextlib
 import cProfile
 import http.client
 import io
-import json
 import os
 import pstats
 import shutil
