@@ -18,6 +18,7 @@ bus shows as a dead server and its supervisor restarts the two together.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import select
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 
 BINARY = "dbus-daemon"
 GANESHA_BUS_NAME = "org.ganesha.nfsd"
+#: Longest unix socket path (sun_path is 108 bytes with its NUL).
+SUN_PATH_MAX = 107
+#: Short symlinks to state directories whose socket path would be longer.
+SHORT_LINKS_DIR = Path("/run/shareflow-dbus")
 #: The environment variable through which Ganesha finds "the system bus".
 ADDRESS_ENV = "DBUS_SYSTEM_BUS_ADDRESS"
 
@@ -88,12 +93,33 @@ class BusDaemon:
         return self.state_dir / "dbus.sock"
 
     @property
+    def _reach(self) -> Path:
+        """The path clients and the daemon use for the socket. A unix socket
+        path holds at most 107 bytes, and a share server's state directory
+        can be deeper than that: then the socket (still in the state
+        directory) is reached through a short symlink to that directory."""
+        if len(os.fsencode(self.socket_path)) <= SUN_PATH_MAX:
+            return self.socket_path
+        digest = hashlib.sha256(os.fsencode(self.state_dir)).hexdigest()[:20]
+        return SHORT_LINKS_DIR / digest / self.socket_path.name
+
+    def _link_short_path(self) -> None:
+        reach = self._reach
+        if reach == self.socket_path:
+            return
+        SHORT_LINKS_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = reach.parent.with_name(f".{reach.parent.name}.{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        os.symlink(self.state_dir, tmp)
+        os.replace(tmp, reach.parent)
+
+    @property
     def pid_path(self) -> Path:
         return self.state_dir / "dbus.pid"
 
     @property
     def address(self) -> str:
-        return f"unix:path={self.socket_path}"
+        return f"unix:path={self._reach}"
 
     def _matches(self, pid: int) -> bool:
         try:
@@ -125,7 +151,8 @@ class BusDaemon:
         if self.is_running():
             return
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.config_path, render_config(self.socket_path, self.pid_path))
+        self._link_short_path()
+        write_atomic(self.config_path, render_config(self._reach, self.pid_path))
         # A socket left by a daemon that died: the new one cannot bind over it.
         self.socket_path.unlink(missing_ok=True)
         self.pid_path.unlink(missing_ok=True)
@@ -144,7 +171,7 @@ class BusDaemon:
             if self._child.poll() is not None:
                 raise ExportError(f"{BINARY} exited with {self._child.returncode} at start; "
                                   f"see {self.state_dir / 'dbus.out'}")
-            if self.pid() is not None and _accepts(self.socket_path):
+            if self.pid() is not None and _accepts(self._reach):
                 log.info("dbus-daemon for %s is up (pid %d)", self.state_dir, self._child.pid)
                 return
             time.sleep(delay)
