@@ -206,6 +206,8 @@ class BusDaemon:
         self.let_go()
         self.pid_path.unlink(missing_ok=True)
         self.socket_path.unlink(missing_ok=True)
+        if self._reach != self.socket_path:
+            self._reach.parent.unlink(missing_ok=True)
 
     def _wait_exit(self, fd: int) -> bool:
         if self._child is not None:

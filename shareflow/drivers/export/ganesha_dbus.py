@@ -124,5 +124,11 @@ class ExportManager:
     def update(self, conf_path: str, export_id: int) -> None:
         self._call("UpdateExport", "ss", (conf_path, f"EXPORT(Export_Id={int(export_id)})"))
 
+    def served(self) -> dict[int, str]:
+        """Export id -> path of every export the server serves (its pseudo
+        root, id 0, left out)."""
+        body = self._call("ShowExports", "", ())
+        return {int(row[0]): str(row[1]) for row in body[1] if row[0] != 0}
+
     def remove(self, export_id: int) -> None:
         self._call("RemoveExport", "q", (int(export_id),))
