@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -145,7 +146,7 @@ def measure(mode: str, n: int, repeat: int, tmp: Path) -> dict:
             if not checked:
                 assert not nfs_ls(port, gc.pseudo_path(sid)), "a removed export is still served"
                 checked = True
-        out = {"mode": mode, "exports": n, "start_s": round(start_s, 2)}
+        out = {"mode": mode, "exports": n, "repeat": repeat, "start_s": round(start_s, 2)}
         for op, values in times.items():
             out[f"{op}_p50_ms"] = round(statistics.median(values) * 1000, 1)
             out[f"{op}_max_ms"] = round(max(values) * 1000, 1)
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench/exports.py", description=__doc__.splitlines()[0])
     p.add_argument("--exports", default="10,1000,5000", help="comma-separated export counts (default 10,1000,5000)")
     p.add_argument("--repeat", type=int, default=10, help="changes of each kind per count and mode (default 10)")
+    p.add_argument("--sighup-repeat", type=int, default=None,
+                   help="changes of each kind with SIGHUP (default: --repeat; each re-reads every export)")
     p.add_argument("--modes", default="dbus,sighup", help="dbus, sighup or both (default)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     args = p.parse_args(argv)
@@ -168,19 +171,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     counts = [int(x) for x in args.exports.split(",")]
     modes = args.modes.split(",")
+    # SIGTERM (a timeout) ends the run through the finally clauses below,
+    # which stop every server by its own pid and remove the directory.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="sf-bench-exports-"))
     load_before = os.getloadavg()
     results = []
     try:
         for n in counts:
             for mode in modes:
-                r = measure(mode, n, args.repeat, tmp)
+                repeat = args.sighup_repeat if mode == "sighup" and args.sighup_repeat else args.repeat
+                r = measure(mode, n, repeat, tmp)
                 results.append(r)
                 if not args.json:
                     print(f"{mode:6} N={n:5}  start {r['start_s']:6.2f} s   "
                           f"add {r['add_p50_ms']:7.1f} (max {r['add_max_ms']:7.1f})   "
                           f"update {r['update_p50_ms']:7.1f} (max {r['update_max_ms']:7.1f})   "
-                          f"remove {r['remove_p50_ms']:7.1f} (max {r['remove_max_ms']:7.1f}) ms", flush=True)
+                          f"remove {r['remove_p50_ms']:7.1f} (max {r['remove_max_ms']:7.1f}) ms   "
+                          f"(x{r['repeat']})", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     env = {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
@@ -191,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"environment": env, "results": results}, indent=1))
     else:
         print(f"# {env['ganesha']}; {env['cpus']} CPUs; load average before {env['loadavg_before']}, "
-              f"after {env['loadavg_after']}; median and max of {args.repeat} changes each")
+              f"after {env['loadavg_after']}; median and max of (xR) changes each")
     return 0
 
 

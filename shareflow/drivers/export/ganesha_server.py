@@ -198,11 +198,20 @@ class GaneshaServer:
         return sorted(p for p in self.exports_dir.glob("*.conf") if not p.name.startswith("."))
 
     def write_exports_list(self) -> None:
-        """``exports.conf``: an ``%include`` of each export file. Written
-        before each start (and by the SIGHUP fallback before each reload);
-        changes over D-Bus leave it alone, so no change rewrites a file that
-        grows with the number of exports."""
-        write_atomic(self.exports_path, ganesha_config.render_includes(str(p) for p in self.export_files()))
+        """``exports.conf``: every export file's text, one after another.
+        Written before each start (and by the SIGHUP fallback before each
+        reload); changes over D-Bus leave it alone, so no change rewrites a
+        file that grows with the number of exports. (Not one ``%include``
+        per file: Ganesha 4.3 takes time quadratic in the number of included
+        files to parse them - 90 s for 5,000 - against about a second for
+        the same blocks in one file.)"""
+        parts = []
+        for path in self.export_files():
+            try:
+                parts.append(path.read_text())
+            except FileNotFoundError:
+                continue  # removed since the listing: not served either
+        write_atomic(self.exports_path, "# Written by shareflow from exports.d/ at each start.\n" + "".join(parts))
 
     def export_manager(self):
         """This server's ``org.ganesha.nfsd.exportmgr`` (one connection, kept)."""
