@@ -84,7 +84,7 @@ def start_without_bus(gs: GaneshaServer) -> subprocess.Popen:
     proc = subprocess.Popen([BINARY, "-F", "-f", str(gs.config_path), "-L", str(gs.log_path),
                              "-p", str(gs.pid_path)], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 1500
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"{BINARY} exited at start")
@@ -112,7 +112,7 @@ def measure(mode: str, n: int, repeat: int, tmp: Path) -> dict:
     data.mkdir()
     port = free_port()
     gs = GaneshaServer(GaneshaConfig(address=ADDRESS, port=port, state_dir=state, netns="", managed=True),
-                       timeout=300, restart_wait=0.0)
+                       timeout=1500, restart_wait=0.0)
     populate(gs, data, n)
     proc = None
     t0 = time.perf_counter()
