@@ -52,6 +52,8 @@ from shareflow.drivers.export import ganesha_config as gc  # noqa: E402
 from shareflow.drivers.export.ganesha_server import BINARY, READY_MARK, GaneshaServer, _listening  # noqa: E402
 
 SERVER_ID = "bench"
+#: How long one change may take (a SIGHUP re-reads every export: minutes at 5,000 here).
+RELOAD_TIMEOUT = 900
 ADDRESS = "127.0.0.1"
 
 
@@ -123,8 +125,8 @@ def measure(mode: str, n: int, repeat: int, tmp: Path) -> dict:
     start_s = time.perf_counter() - t0
     try:
         assert gs.on_bus() == (mode == "dbus")
-        gs.timeout = 60
-        driver = driver_mod.GaneshaExportDriver({SERVER_ID: gs}, timeout=120)
+        gs.timeout = RELOAD_TIMEOUT
+        driver = driver_mod.GaneshaExportDriver({SERVER_ID: gs}, timeout=RELOAD_TIMEOUT)
         server = {"id": SERVER_ID}
         times: dict[str, list[float]] = {"add": [], "update": [], "remove": []}
         checked = False
