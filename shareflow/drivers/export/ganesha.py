@@ -189,8 +189,7 @@ class GaneshaExportDriver(ExportDriver):
                 last = ExportError(f"NFS-Ganesha in {gs.state_dir} is not running",
                                    user_message="the NFS server is not running")
             if time.monotonic() >= deadline:
-                raise ExportError(f"{what}: NFS-Ganesha in {gs.state_dir} is not running ({last})",
-                                  user_message="the NFS server is not running") from last
+                raise ExportError(f"{what}: {last}", user_message=last.user_message) from last
             time.sleep(RETRY_DELAY)
 
     def _reload_all(self, gs: GaneshaServer) -> None:

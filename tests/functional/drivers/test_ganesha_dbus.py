@@ -148,6 +148,25 @@ def test_a_dead_bus_takes_its_server_down_and_both_come_back(env, ganesha_server
     assert c0.ls(pseudo(sid)).returncode != 0
 
 
+def test_a_bus_that_does_not_answer_fails_the_change_clearly(env, ganesha_server):
+    driver, server, shares, (c0, *_) = env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    bus_pid = ganesha_server.bus.pid()
+    ganesha_server.restart_wait = 0.2
+    ganesha_server.export_manager().timeout = 0.5
+    os.kill(bus_pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(ExportError, match="did not answer") as e:
+            driver.update_access(server, sid, [rw(c0)])
+        assert e.value.user_message == "the NFS server did not answer"
+    finally:
+        os.kill(bus_pid, signal.SIGCONT)
+    assert read_export(ganesha_server, sid).clients == ()  # the failed change put back
+    driver.update_access(server, sid, [rw(c0)])  # answering again: the change goes through
+    assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
+
+
 def test_an_export_ganesha_refuses_over_dbus_leaves_no_file_and_no_id(env, ganesha_server):
     driver, server, shares, (c0, *_) = env
     bad = str(uuid.uuid4())
