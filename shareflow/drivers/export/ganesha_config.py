@@ -346,4 +346,4 @@ def render_exports(exports: Iterable[ExportSpec]) -> str:
         seen_ids.add(e.export_id)
         seen_pseudo.add(e.pseudo)
     body = "".join(render_export(e) for e in exports)
-    return "# Written by shareflow from exports.json; changes are overwritten.\n" + body
+    return "# Written by shareflow; changes are overwritten.\n" + body
