@@ -216,6 +216,7 @@ class GaneshaServer:
     def export_manager(self):
         """This server's ``org.ganesha.nfsd.exportmgr`` (one connection, kept)."""
         if self._export_manager is None:
+            # Imported here: ganesha_dbus imports this module's errors.
             from shareflow.drivers.export.ganesha_dbus import ExportManager
 
             self._export_manager = ExportManager(self.bus.address, timeout=self.timeout)
