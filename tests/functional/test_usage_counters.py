@@ -179,3 +179,28 @@ def test_migration_0005_fills_the_counters_from_the_rows(tmp_path):
         no_drift(database)
     finally:
         database.dispose()
+
+
+def test_shareflow_db_check_usage_reports_drift(tmp_path, capsys):
+    """The operator's check: 0 while the counters match, 1 naming the project
+    and the pool once a counter was changed behind the triggers' back."""
+    from shareflow.cli.main import main
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    cfg = tmp_path / "shareflow.toml"
+    cfg.write_text(f'state_dir = "{tmp_path}/var"\n[database]\nurl = "{url}"\n')
+    database = Database(url)
+    try:
+        migrate.upgrade(database)
+        type_id = _type(database)
+        _share(database, type_id, "pc", 2)
+        assert main(["--config", str(cfg), "db", "check-usage"]) == 0
+        assert "match" in capsys.readouterr().out
+        with database.write() as s:
+            s.execute(sa.text("UPDATE quota_usages SET in_use = in_use + 1 WHERE resource = 'gigabytes'"))
+            s.execute(sa.text("UPDATE pool_allocations SET allocated_capacity_gb = 7"))
+        assert main(["--config", str(cfg), "db", "check-usage"]) == 1
+        out = capsys.readouterr().out
+        assert "project pc" in out and "'gigabytes': 3" in out and "backend b1: allocated 7 GiB, live shares 2" in out
+    finally:
+        database.dispose()
