@@ -204,3 +204,35 @@ def test_shareflow_db_check_usage_reports_drift(tmp_path, capsys):
         assert "project pc" in out and "'gigabytes': 3" in out and "backend b1: allocated 7 GiB, live shares 2" in out
     finally:
         database.dispose()
+
+
+def test_the_scheduler_never_overcommits_a_pool_by_its_counter(db, tmp_path):
+    """Placement and an extend's room come from the conductor's report and the
+    pool's allocated_capacity_gb counter: every live share on the backend
+    (even one in error, which still holds its volume's place) and an extend's
+    pending size count; a deleted share gives its space back."""
+    from shareflow.db.models import Pool
+    from shareflow.scheduler.scheduler import Scheduler
+    from tests.api.conftest import make_config
+
+    scheduler = Scheduler(make_config(tmp_path, "127.0.0.1:1", "/x"))
+    type_id = _type(db)
+    with db.write() as s:
+        s.add(Pool(host="testhost@b1#pool0", backend="b1", pool="pool0", driver_handles_share_servers=False,
+                   total_capacity_gb=10, free_capacity_gb=9, updated_at=NOW))
+    a, b = _share(db, type_id, "pa", 4), _share(db, type_id, "pb", 3)
+    with db.write() as s:
+        assert resources.fail(s, OP["create_share"], b, states.ERROR, now=NOW)
+        assert scheduler.place(s, dhss=False, size_gb=4) is None  # 10 - 7 promised
+        assert scheduler.place(s, dhss=False, size_gb=3).host == "testhost@b1#pool0"
+        assert scheduler.has_room(s, "b1", 3) and not scheduler.has_room(s, "b1", 4)
+        assert shares_db.set_status(s, a, states.AVAILABLE, now=NOW)
+        assert shares_db.set_status(s, a, states.EXTENDING, now=NOW, pending_size=6)
+        assert scheduler.place(s, dhss=False, size_gb=2) is None  # 10 - (6 + 3)
+        assert scheduler.place(s, dhss=False, size_gb=1) is not None
+    with db.write() as s:
+        assert shares_db.override_status(s, b, states.DELETING, now=NOW, expected=states.ERROR)
+        resources.succeed(s, OP["delete_share"], b, {"share_id": b}, now=NOW)
+        assert scheduler.place(s, dhss=False, size_gb=4).host == "testhost@b1#pool0"
+        assert pools_db.allocated_gb(s, "b1") == 6
+    no_drift(db)
