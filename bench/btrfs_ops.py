@@ -11,16 +11,18 @@ For each N it makes a fresh sparse btrfs loop pool with quotas on
 (``ensure_pool``, the same as ``shareflow run``), fills it with N volumes
 laid out as the driver lays them out (each a subvolume with a qgroup limit
 and its own mount; made by the commands themselves, so that filling costs
-the same for every version of the driver), lets btrfs settle, then times ``--ops`` rounds of
-create_volume, resize_volume, used_bytes, create_snapshot, delete_snapshot
-and delete_volume on fresh ids, and prints the median and p90 of each in ms.
-Afterwards the pool is unmounted (every mount made from its loop device),
+the same for every version of the driver) and lets btrfs settle; then it
+times ``--ops`` rounds of create_volume, resize_volume, used_bytes,
+create_snapshot, delete_snapshot and delete_volume on fresh ids, alternating between the pools (so the machine's
+other load weighs on each N alike), and prints the median and p90 of each in
+ms. Afterwards each pool is unmounted (every mount made from its loop device),
 detached and its image deleted: everything by its own handle.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -63,37 +65,15 @@ def _fill(pool: btrfs_pool.BtrfsPool, cfg: BtrfsConfig, n: int) -> None:
             print(f"  {i} volumes on the pool ({time.monotonic() - start:.0f} s)", file=sys.stderr)
 
 
-def measure(n: int, ops: int, base: Path) -> dict[str, list[float]]:
-    pool = btrfs_pool.ensure_pool(base / "mnt", base / "pool.img", 16, timeout=TIMEOUT)
-    try:
-        cfg = BtrfsConfig(mount_point=pool.mount_point, exports_dir=base / "exports", image=None, image_size_gb=16)
-        driver = BtrfsShareDriver(cfg, timeout=TIMEOUT)
-        start = time.monotonic()
-        _fill(pool, cfg, n)
-        # The pool at rest with N volumes: what filling left to commit and
-        # clean is not counted against the first operations timed.
-        btrfs.filesystem_sync(pool.mount_point, timeout=TIMEOUT)
-        run(["btrfs", "subvolume", "sync", str(pool.mount_point)], timeout=TIMEOUT)
-        print(f"  N={n}: pool filled in {time.monotonic() - start:.1f} s", file=sys.stderr)
-        times: dict[str, list[float]] = {op: [] for op in OPS}
-
-        def timed(op, fn, *args):
-            t0 = time.perf_counter()
-            result = fn(*args)
-            times[op].append(time.perf_counter() - t0)
-            return result
-
-        for _ in range(ops):
-            sid, snap = str(uuid.uuid4()), str(uuid.uuid4())
-            timed("create_volume", driver.create_volume, sid, 1)
-            timed("resize_volume", driver.resize_volume, sid, 2)
-            timed("used_bytes", driver.used_bytes, sid)
-            timed("create_snapshot", driver.create_snapshot, sid, snap)
-            timed("delete_snapshot", driver.delete_snapshot, snap)
-            timed("delete_volume", driver.delete_volume, sid)
-        return times
-    finally:
-        btrfs_pool.destroy_pool(pool, timeout=TIMEOUT)
+def _round(driver: BtrfsShareDriver, times: dict[str, list[float]]) -> None:
+    """One of each operation on fresh ids, each timed."""
+    sid, snap = str(uuid.uuid4()), str(uuid.uuid4())
+    for op, args in (("create_volume", (sid, 1)), ("resize_volume", (sid, 2)), ("used_bytes", (sid,)),
+                     ("create_snapshot", (sid, snap)), ("delete_snapshot", (snap,)),
+                     ("delete_volume", (sid,))):
+        t0 = time.perf_counter()
+        getattr(driver, op)(*args)
+        times[op].append(time.perf_counter() - t0)
 
 
 def main() -> int:
@@ -101,11 +81,30 @@ def main() -> int:
     parser.add_argument("--on-pool", default="10,2000", help="volumes already on the pool, comma-separated")
     parser.add_argument("--ops", type=int, default=30, help="rounds of operations timed per N")
     args = parser.parse_args()
-    results = {}
-    for n in (int(x) for x in args.on_pool.split(",")):
-        with tempfile.TemporaryDirectory(prefix="sf-bench-btrfs-") as tmp:
-            results[n] = measure(n, args.ops, Path(tmp))
-    ns = list(results)
+    ns = [int(x) for x in args.on_pool.split(",")]
+    pools, drivers = [], {}
+    results: dict[int, dict[str, list[float]]] = {n: {op: [] for op in OPS} for n in ns}
+    with contextlib.ExitStack() as stack:
+        for n in ns:
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sf-bench-btrfs-")))
+            pool = btrfs_pool.ensure_pool(base / "mnt", base / "pool.img", 16, timeout=TIMEOUT)
+            pools.append(pool)
+            stack.callback(btrfs_pool.destroy_pool, pool, timeout=TIMEOUT)
+            cfg = BtrfsConfig(mount_point=pool.mount_point, exports_dir=base / "exports", image=None,
+                              image_size_gb=16)
+            start = time.monotonic()
+            _fill(pool, cfg, n)
+            # The pool at rest with N volumes: what filling left to commit and
+            # clean is not counted against the first operations timed.
+            btrfs.filesystem_sync(pool.mount_point, timeout=TIMEOUT)
+            run(["btrfs", "subvolume", "sync", str(pool.mount_point)], timeout=TIMEOUT)
+            print(f"  N={n}: pool filled in {time.monotonic() - start:.1f} s", file=sys.stderr)
+            drivers[n] = BtrfsShareDriver(cfg, timeout=TIMEOUT)
+        # Rounds alternate between the pools, so that whatever else the
+        # machine does weighs on every N alike.
+        for _ in range(args.ops):
+            for n in ns:
+                _round(drivers[n], results[n])
     print("| operation | " + " | ".join(f"N={n} p50 / p90 (ms)" for n in ns) + " |")
     print("| --- |" + " --- |" * len(ns))
     for op in OPS:
