@@ -24,6 +24,13 @@ counter rows are not locked by writes that do not change them. On
 PostgreSQL the allocation is written before the project's usage, one order
 for every trigger, so two transactions never take them in opposite orders.
 
+Later migrations: on SQLite, rebuilding ``shares`` or ``share_snapshots``
+(``batch_alter_table`` with a change SQLite cannot ALTER in place, which
+copies the table and drops the old one) drops these triggers with it; such
+a migration must create them again (``_create_triggers`` here). Adding a
+column or an index does not rebuild. The tests on the ``db`` fixture (head)
+fail if the triggers are missing.
+
 Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-30
