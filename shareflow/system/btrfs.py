@@ -6,6 +6,7 @@ qgroups). Each call is one command through :func:`shareflow.system.process.run`.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -170,8 +171,11 @@ def sysfs_qgroup(fs_dir: Path, subvol_id: int) -> Qgroup | None:
             int((group / name).read_text())
             for name in ("referenced", "exclusive", "max_referenced", "limit_flags")
         )
-    except FileNotFoundError:
-        return None
+    except OSError as e:
+        # ENODEV: the kernel removed the qgroup while its files were read.
+        if e.errno in (errno.ENOENT, errno.ENODEV):
+            return None
+        raise
     return Qgroup(0, int(subvol_id), rfer, excl, None, max_rfer if flags & _LIMIT_MAX_RFER else None)
 
 
