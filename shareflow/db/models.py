@@ -114,6 +114,10 @@ class Share(Timestamps, Base):
     __table_args__ = (
         Index("ix_shares_project_id", "project_id"),
         Index("ix_shares_status", "status"),
+        # List filters and orders clients use (migration 0006).
+        Index("ix_shares_name", "name"),
+        Index("ix_shares_project_id_deleted_at_created_at", "project_id", "deleted_at", "created_at"),
+        Index("ix_shares_deleted_at_created_at", "deleted_at", "created_at"),
     )
 
     def metadata_dict(self) -> dict[str, str]:
@@ -143,6 +147,7 @@ class ShareSnapshot(Timestamps, Base):
     __table_args__ = (
         Index("ix_share_snapshots_share_id", "share_id"),
         Index("ix_share_snapshots_project_id", "project_id"),
+        Index("ix_share_snapshots_name", "name"),
     )
 
 
@@ -303,6 +308,8 @@ class ExportLocation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
     share: Mapped[Share] = relationship(back_populates="export_locations")
+
+    __table_args__ = (Index("ix_export_locations_share_id", "share_id"),)
 
 
 class AccessRule(Timestamps, Base):
