@@ -236,3 +236,23 @@ def test_the_scheduler_never_overcommits_a_pool_by_its_counter(db, tmp_path):
         assert scheduler.place(s, dhss=False, size_gb=4).host == "testhost@b1#pool0"
         assert pools_db.allocated_gb(s, "b1") == 6
     no_drift(db)
+
+
+def test_migration_0005_downgrades_and_upgrades_again(db):
+    """Its downgrade removes the tables and the triggers (rows are written
+    without them), and upgrading again refills the counters from the rows."""
+    from alembic import command
+
+    type_id = _type(db)
+    share = _share(db, type_id, "pd", 3)
+    with db.engine.begin() as conn:
+        command.downgrade(migrate._alembic_config(conn), "0004")
+    assert not {"quota_usages", "pool_allocations"} & set(sa.inspect(db.engine).get_table_names())
+    with db.write() as s:
+        assert shares_db.set_status(s, share, states.AVAILABLE, now=NOW)
+        shares_db.update_fields(s, shares_db.get(s, share), now=NOW, size=4)
+    migrate.upgrade(db)
+    with db.read() as s:
+        assert quotas_db.usage(s, "pd")[quotas_db.GIGABYTES] == 4
+        assert pools_db.allocated_gb(s, "b1") == 4
+    no_drift(db)
