@@ -479,12 +479,7 @@ class BtrfsShareDriver(ShareDriver):
         record = self._pool / DELETING_DIR / f"{path.parent.name}-{path.name}"
         if btrfs.is_subvolume(path):
             subvol_id = btrfs.subvolume_id(path, timeout=self._timeout)
-            record.parent.mkdir(exist_ok=True)
-            # Whole or absent (a rename); no fsync of its own: the delete's
-            # commit makes it durable with the deletion.
-            tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
-            tmp.write_text(f"{subvol_id}\n")
-            os.replace(tmp, record)
+            self._write_record(record, subvol_id)
             btrfs.subvolume_delete(path, timeout=self._timeout)
         elif path.exists():
             raise StorageError(f"{path} exists but is not a subvolume")
@@ -495,6 +490,23 @@ class BtrfsShareDriver(ShareDriver):
                 return  # never made, or deleted whole
         btrfs.destroy_qgroups(self._pool, [subvol_id], timeout=self._timeout)
         record.unlink(missing_ok=True)
+
+    @staticmethod
+    def _write_record(record: Path, subvol_id: int) -> None:
+        """Whole or absent (a rename); no fsync of its own: the delete's
+        commit makes it durable with the deletion. Refused (the pool's own
+        space or quota exhausted: then btrfs would refuse the delete as well),
+        nothing is deleted and the call can be made again."""
+        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+        try:
+            record.parent.mkdir(exist_ok=True)
+            tmp.write_text(f"{subvol_id}\n")
+            os.replace(tmp, record)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot note subvolume {subvol_id} in {record} before deleting it: {e}",
+                               user_message="the backend has no room to delete the volume now") from e
 
     def _replace_content(self, target: Path, source: Path) -> None:
         """Make the content of directory ``target`` (a subvolume's root) that of

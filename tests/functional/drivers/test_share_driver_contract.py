@@ -445,3 +445,30 @@ def test_btrfs_pool_accounts_deleted_subvolumes_of_any_depth(btrfs_share_driver,
     assert fs_dir is not None
     knob = fs_dir / "qgroups" / "drop_subtree_threshold"
     assert int(knob.read_text()) == btrfs.MAX_TREE_LEVEL
+
+
+def test_btrfs_delete_on_a_pool_with_no_room_left_for_its_note(btrfs_share_driver, btrfs_config, btrfs_pool):
+    """When not even the note of the subvolume's id can be written on the pool
+    (its own qgroup at its limit here: EDQUOT, and btrfs would refuse the
+    subvolume's delete too), the delete fails with a StorageError before
+    anything is deleted, and succeeds once there is room."""
+    driver, probe = btrfs_share_driver, BtrfsProbe(btrfs_config)
+    sid = new_id()
+    driver.create_volume(sid, 1)
+    probe.record(sid)
+    pool = Path(btrfs_config.mount_point)
+    group = btrfs.subvolume_qgroup(pool, timeout=10)
+    btrfs.qgroup_limit(pool, group.referenced, timeout=10)
+    try:
+        with pytest.raises(OSError) as full:
+            (pool / "probe").write_text("x" * 4096)
+        assert full.value.errno == errno.EDQUOT
+        with pytest.raises(StorageError, match="cannot note subvolume"):
+            driver.delete_volume(sid)
+        assert btrfs.is_subvolume(probe.subvolume(sid))
+    finally:
+        # Lifted through the session pool's top level: a change made through
+        # the full subvolume itself is refused (EDQUOT) like any write to it.
+        run(["btrfs", "qgroup", "limit", "none", f"0/{group.id}", str(btrfs_pool.mount_point)], timeout=10)
+    driver.delete_volume(sid)
+    assert probe.remnants(sid) == [] and not (pool / ".deleting" / f"shares-{sid}").exists()
