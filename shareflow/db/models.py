@@ -429,3 +429,33 @@ class Pool(Base):
     total_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)
     free_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class QuotaUsage(Base):
+    """What a project uses of one quota resource (Manila's ``quota_usages``).
+
+    Kept by database triggers (migration 0005) on ``shares`` and
+    ``share_snapshots``: every insert, update or delete of those rows changes
+    the counter in the same statement's transaction, whichever code path wrote
+    the row, so a quota check reads one row instead of counting the project's
+    shares. ``reserved`` is Manila's column; nothing is ever merely reserved
+    here (a request's usage is in use at once)."""
+
+    __tablename__ = "quota_usages"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    in_use: Mapped[int] = mapped_column(Integer, nullable=False)
+    reserved: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class PoolAllocation(Base):
+    """Space promised to the live shares of one backend's pool (Manila's
+    ``allocated_capacity_gb``; shareflow has one pool per backend), kept by
+    triggers on ``shares`` like :class:`QuotaUsage` (migration 0005) so the
+    scheduler never sums over the shares of a pool."""
+
+    __tablename__ = "pool_allocations"
+
+    backend: Mapped[str] = mapped_column(String(64), primary_key=True)
+    allocated_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -176,14 +176,3 @@ def update_fields(session: Session, share: Share, *, now: datetime, **fields) ->
     share.updated_at = now
     session.flush()
     return share
-
-
-def provisioned_gb(session: Session, backend: str) -> int:
-    """Space promised to live shares on a backend (the scheduler does not
-    overcommit): each share's size, or the size an extend in progress asks for."""
-    promised = sa.case((sa.func.coalesce(Share.pending_size, 0) > Share.size, Share.pending_size),
-                       else_=Share.size)
-    q = sa.select(sa.func.coalesce(sa.func.sum(promised), 0)).where(
-        Share.backend == backend, Share.deleted_at.is_(None)
-    )
-    return int(session.scalar(q))

@@ -8,14 +8,14 @@
 * export locations by share: every share shown reads its locations.
 
 Revision ID: 0006
-Revises: 0004 (the lead re-points this to 0005 at merge)
+Revises: 0005
 Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
