@@ -25,6 +25,7 @@ from shareflow.engine.listeners import (
 )
 from shareflow.engine.loading import is_transient, job_store, save_store
 from shareflow.engine.runtime import RUNTIME, Runtime
+from shareflow.engine.storage import ShareflowEngine
 from shareflow.exceptions import JobCancelled, ShareflowError
 
 LOG = logging.getLogger(__name__)
@@ -165,9 +166,10 @@ class ShareflowConductor(BlockingConductor):
         save_store(self._persistence, flow_detail, job_store(job, flow_detail))
         reach(checkpoints.STORE_SAVED)
         # No store here: it is persisted already (TaskFlow would write it in two parts).
-        engine = engines.load_from_detail(
-            flow_detail, engine=self._engine, backend=self._persistence, **self._engine_options,
-        )
+        # TaskFlow's serial engine, over a storage that writes less between
+        # the steps (shareflow.engine.storage).
+        engine = ShareflowEngine(engines.flow_from_detail(flow_detail), flow_detail, self._persistence,
+                                 dict(self._engine_options))
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)
         if self._checkpoints.active:
             self._hold_at_flow_states(engine, job.uuid)

@@ -6,8 +6,10 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
 from taskflow import exceptions as tf_exc
-from taskflow.persistence.backends.impl_sqlalchemy import SQLAlchemyBackend
+from taskflow.persistence.backends.impl_sqlalchemy import Connection, SQLAlchemyBackend
 
 from shareflow.db.engine import Database
 from shareflow.exceptions import DatabaseError
@@ -25,6 +27,48 @@ def translate_errors(action: str) -> Iterator[None]:
         ) from e
 
 
+class BatchConnection(Connection):
+    """TaskFlow's connection, plus writing several atom details in one
+    transaction (:meth:`update_atom_details_many`), and no UPDATE of an atom
+    row that a flow detail's save leaves unchanged: TaskFlow rewrites every
+    atom of the flow at each flow state change."""
+
+    def update_atom_details_many(self, atom_details: list) -> list:
+        """``update_atom_details`` for each of ``atom_details``, in order, in
+        one transaction: all are written or none."""
+        if not atom_details:
+            return []
+        table = self._tables.atomdetails
+        try:
+            with self._engine.begin() as conn:
+                rows = {
+                    row.uuid: row._mapping
+                    for row in conn.execute(sa.select(table).where(
+                        table.c.uuid.in_([ad.uuid for ad in atom_details])))
+                }
+                merged = []
+                for ad in atom_details:
+                    row = rows.get(ad.uuid)
+                    if row is None:
+                        raise tf_exc.NotFound(f"No atom details found with uuid '{ad.uuid}'")
+                    e_ad = self._converter.convert_atom_detail(row)
+                    self._update_atom_details(conn, ad, e_ad)
+                    merged.append(e_ad)
+            return merged
+        except sa_exc.SQLAlchemyError:
+            tf_exc.raise_with_cause(tf_exc.StorageFailure, "Failed updating atom details")
+
+    def _update_atom_details(self, conn, ad, e_ad):
+        before = e_ad.to_dict()
+        e_ad.merge(ad)
+        if e_ad.to_dict() != before:
+            conn.execute(
+                sa.update(self._tables.atomdetails)
+                .where(self._tables.atomdetails.c.uuid == e_ad.uuid)
+                .values(e_ad.to_dict())
+            )
+
+
 class SharedConnectionBackend(SQLAlchemyBackend):
     """TaskFlow's backend builds a new MetaData and new Table objects on every
     ``get_connection()`` - and the engine's storage asks for one on every read
@@ -40,7 +84,11 @@ class SharedConnectionBackend(SQLAlchemyBackend):
     def get_connection(self):
         with self._shared_lock:
             if self._shared is None:
-                self._shared = super().get_connection()
+                conn = BatchConnection(self, upgrade_lock=self._upgrade_lock)
+                if not self._validated:
+                    conn.validate(max_retries=self._max_retries)
+                    self._validated = True
+                self._shared = conn
             return self._shared
 
 
