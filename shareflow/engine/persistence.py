@@ -33,9 +33,10 @@ class BatchConnection(Connection):
     row that a flow detail's save leaves unchanged: TaskFlow rewrites every
     atom of the flow at each flow state change."""
 
-    def update_atom_details_many(self, atom_details: list) -> list:
+    def update_atom_details_many(self, atom_details: list, *, also=None) -> list:
         """``update_atom_details`` for each of ``atom_details``, in order, in
-        one transaction: all are written or none."""
+        one transaction: all are written or none. ``also(connection)`` runs
+        in that transaction after the writes (a read that belongs with them)."""
         if not atom_details:
             return []
         table = self._tables.atomdetails
@@ -54,6 +55,8 @@ class BatchConnection(Connection):
                     e_ad = self._converter.convert_atom_detail(row)
                     self._update_atom_details(conn, ad, e_ad)
                     merged.append(e_ad)
+                if also is not None:
+                    also(conn)
             return merged
         except sa_exc.SQLAlchemyError:
             tf_exc.raise_with_cause(tf_exc.StorageFailure, "Failed updating atom details")

@@ -23,6 +23,11 @@ only that:
   still did complete, so a resumed job skips exactly the steps recorded
   done.
 
+* **A step's start carries a read.** :attr:`DeferringStorage.on_step_start`,
+  when set, runs inside the transaction that records a step RUNNING (the
+  conductor reads there whether an operator cancelled the job, instead of
+  in a transaction of its own right after).
+
 Everything else (states other than SUCCESS, flow states, intentions, failures,
 revert results) is written as TaskFlow writes it, together with what waits.
 A write that fails leaves what waited waiting (it is written with the next
@@ -34,6 +39,10 @@ boundary, whose write is what TaskFlow would have written then too).
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
 
 import tenacity
 from taskflow import exceptions as tf_exc
@@ -48,6 +57,10 @@ class DeferringStorage(tf_storage.Storage):
         super().__init__(flow_detail, backend=backend, scope_fetcher=scope_fetcher)
         #: atom uuid -> atom detail (in memory, current) whose write waits.
         self._waiting: dict = {}
+        #: ``(connection, atom_name)``, called in the transaction that
+        #: records a step RUNNING (not for a step resumed already RUNNING,
+        #: which is not written again).
+        self.on_step_start: Callable[[Any, str], None] | None = None
 
     @property
     def waiting(self) -> list[str]:
@@ -70,10 +83,14 @@ class DeferringStorage(tf_storage.Storage):
             original_atom_detail.update(atom_detail)
             self._waiting[original_atom_detail.uuid] = original_atom_detail
             return original_atom_detail
-        if not self._waiting:
+        also = None
+        if (self.on_step_start is not None and atom_detail.state == tf_states.RUNNING
+                and atom_detail.intention == tf_states.EXECUTE):
+            also = functools.partial(self.on_step_start, atom_name=atom_detail.name)
+        if not self._waiting and also is None:
             return super()._save_atom_detail(conn, original_atom_detail, atom_detail)
         originals = [ad for ad in self._waiting.values() if ad is not original_atom_detail]
-        written = self._write_many(conn, [*originals, atom_detail])
+        written = self._write_many(conn, [*originals, atom_detail], also=also)
         for original, merged in zip([*originals, original_atom_detail], written):
             original.update(merged)
         self._waiting.clear()
@@ -85,10 +102,11 @@ class DeferringStorage(tf_storage.Storage):
         wait=tenacity.wait_fixed(tf_storage.RETRY_WAIT_TIMEOUT),
         reraise=True,
     )
-    def _write_many(self, conn, atom_details: list) -> list:
+    def _write_many(self, conn, atom_details: list, also=None) -> list:
         if hasattr(conn, "update_atom_details_many"):
-            return conn.update_atom_details_many(atom_details)
-        return [conn.update_atom_details(ad) for ad in atom_details]  # another backend: one by one
+            return conn.update_atom_details_many(atom_details, also=also)
+        # Another backend: one by one, and no read alongside.
+        return [conn.update_atom_details(ad) for ad in atom_details]
 
     def _save_flow_detail(self, conn, original_flow_detail, flow_detail):
         # A flow detail's save writes every atom detail it holds - the same

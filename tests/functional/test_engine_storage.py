@@ -174,3 +174,26 @@ def test_a_failure_is_written_at_once_with_what_waited(persistence):
     rows = persisted(persistence, flow_uuid)
     assert rows["one"].state == tf_states.REVERTED and rows["two"].state == tf_states.REVERTED
     assert reload(persistence, flow_uuid).state == tf_states.REVERTED
+
+
+def test_a_read_rides_in_the_transaction_that_records_a_step_running(persistence):
+    """``on_step_start`` runs once per step, inside the transaction that
+    writes the step's RUNNING: that transaction already sees the row RUNNING
+    (and the step before SUCCESS); nobody else does yet."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen, inside = [], {}, {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+
+    def on_step_start(connection, atom_name):
+        rows = connection.execute(sa.text("SELECT name, state FROM atomdetails WHERE parent_uuid = :p"),
+                                  {"p": flow_uuid}).all()
+        inside[atom_name] = {name: state for name, state in rows if name in STEPS}
+
+    engine.storage.on_step_start = on_step_start
+    engine.run()
+    assert ran == list(STEPS)
+    assert inside == {
+        "one": {"one": tf_states.RUNNING, "two": tf_states.PENDING, "three": tf_states.PENDING},
+        "two": {"one": tf_states.SUCCESS, "two": tf_states.RUNNING, "three": tf_states.PENDING},
+        "three": {"one": tf_states.SUCCESS, "two": tf_states.SUCCESS, "three": tf_states.RUNNING},
+    }
