@@ -109,11 +109,33 @@ class DeferringStorage(tf_storage.Storage):
         return [conn.update_atom_details(ad) for ad in atom_details]
 
     def _save_flow_detail(self, conn, original_flow_detail, flow_detail):
-        # A flow detail's save writes every atom detail it holds - the same
-        # objects as this storage's, waiting ones included - in its transaction.
-        result = super()._save_flow_detail(conn, original_flow_detail, flow_detail)
+        # Called by Storage with its write lock held.
+        if not hasattr(conn, "update_flow_detail_and"):
+            # TaskFlow's save writes every atom detail the flow detail holds
+            # (the same objects as this storage's, waiting ones included).
+            result = super()._save_flow_detail(conn, original_flow_detail, flow_detail)
+            self._waiting.clear()
+            return result
+        # Every change of an atom passes through _save_atom_detail, written
+        # or waiting: the atoms to write with the flow are the waiting ones
+        # and those new to it (ensure_atoms, a new store).
+        known = {ad.uuid for ad in original_flow_detail}
+        atoms = [ad for ad in flow_detail if ad.uuid not in known or ad.uuid in self._waiting]
+        _e_fd, merged = self._write_flow(conn, flow_detail, atoms)
+        for ad, written in zip(atoms, merged):
+            ad.update(written)
+        original_flow_detail.update(flow_detail)
         self._waiting.clear()
-        return result
+        return original_flow_detail
+
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception_type(exception_types=tf_exc.StorageFailure),
+        stop=tenacity.stop_after_attempt(tf_storage.RETRY_ATTEMPTS),
+        wait=tenacity.wait_fixed(tf_storage.RETRY_WAIT_TIMEOUT),
+        reraise=True,
+    )
+    def _write_flow(self, conn, flow_detail, atom_details: list):
+        return conn.update_flow_detail_and(flow_detail, atom_details)
 
     def flush(self) -> None:
         """Write what waits now, in one transaction."""
