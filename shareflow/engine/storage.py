@@ -62,11 +62,6 @@ class DeferringStorage(tf_storage.Storage):
         #: which is not written again).
         self.on_step_start: Callable[[Any, str], None] | None = None
 
-    @property
-    def waiting(self) -> list[str]:
-        """Names of the atoms whose last change is not written yet."""
-        return [ad.name for ad in self._waiting.values()]
-
     def set_task_progress(self, task_name, progress, details=None):
         if details is None:
             # The engine's own 0.0 / 1.0 around a step: see the module docstring.
