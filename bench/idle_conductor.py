@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from taskflow.jobs.backends.impl_zookeeper import ZookeeperJobBoard  # noqa: E402
 
-from shareflow.config import ZooKeeperConfig  # noqa: E402
+from shareflow.config import DEFAULT_ZK_REQUEST_TIMEOUT, ZooKeeperConfig  # noqa: E402
 from shareflow.engine.boards import ConductorJobBoard  # noqa: E402
 from shareflow.engine.conductor import ShareflowConductor  # noqa: E402
 from shareflow.engine.zk import start_client, stop_client  # noqa: E402
@@ -105,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             zk_cfg = ZooKeeperConfig(
                 hosts=f"127.0.0.1:{port}", chroot="/bench", session_timeout=SESSION_TIMEOUT,
-                connect_timeout=10.0, embedded=False, data_dir=Path(tmp) / "zk",
+                connect_timeout=10.0, request_timeout=DEFAULT_ZK_REQUEST_TIMEOUT, embedded=False,
+                data_dir=Path(tmp) / "zk",
             )
             print(f"idle conductor, poll {POLL_INTERVAL} s, session {SESSION_TIMEOUT:g} s, "
                   f"{args.seconds:g} s per case; ZooKeeper requests/s on the conductor's connection")

@@ -27,8 +27,9 @@ changed=0
 # zookeeper: the jobboard's server; nfs-ganesha(-vfs): the NFS server; libnfs-utils:
 # the userspace NFS client used by tests; btrfs-progs: storage pools; iproute2:
 # network namespaces; util-linux: mount/losetup/runuser/setpriv; postgresql: the
-# tests' private PostgreSQL cluster.
-PACKAGES=(zookeeper nfs-ganesha nfs-ganesha-vfs libnfs-utils btrfs-progs iproute2 util-linux postgresql)
+# tests' private PostgreSQL cluster; dbus: the private dbus-daemon each NFS-Ganesha
+# gets, through which exports are changed one at a time.
+PACKAGES=(zookeeper nfs-ganesha nfs-ganesha-vfs libnfs-utils btrfs-progs iproute2 util-linux postgresql dbus)
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]

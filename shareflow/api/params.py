@@ -7,6 +7,7 @@ Pure: operates on a plain ``dict[str, str]``.
 from __future__ import annotations
 
 import ast
+from urllib.parse import urlencode
 
 from shareflow.domain import validation
 from shareflow.exceptions import InvalidInput
@@ -53,6 +54,22 @@ def offset(value: str | None) -> int:
     if n > DB_MAX_INT:
         raise InvalidInput(f"offset must be <= {DB_MAX_INT}")
     return n
+
+
+def marker(value: str | None) -> str | None:
+    """The id of the last item a client has seen (Manila takes it as is)."""
+    if value is None:
+        return None
+    return text(value, "marker")
+
+
+def next_query(params: dict[str, str], last_id: str) -> str:
+    """The query of a ``next`` link as Manila's ``ViewBuilder._get_next_link``
+    builds it: every parameter of the request as it came, ``marker`` set to
+    the last item's id (URL-encoded here; Manila pastes values in raw)."""
+    query = {k: v for k, v in params.items() if k != "marker"}
+    query["marker"] = last_id
+    return urlencode(query)
 
 
 def boolean(value: str, name: str) -> bool:

@@ -1,9 +1,13 @@
-"""``shareflow db upgrade``: bring the database schema to this version's head."""
+"""``shareflow db upgrade``: bring the database schema to this version's head.
+``shareflow db check-usage``: compare the usage counters (``quota_usages``,
+``pool_allocations``) with a count of the live rows; exit 1 on any difference."""
 
 from __future__ import annotations
 
 from shareflow import config as config_mod
 from shareflow.db import migrate
+from shareflow.db import pools as pools_db
+from shareflow.db import quotas as quotas_db
 from shareflow.db.engine import Database
 
 
@@ -12,6 +16,9 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="db_command", required=True)
     up = dsub.add_parser("upgrade", help="create or upgrade the schema (ours and TaskFlow's)")
     up.set_defaults(func=upgrade)
+    check = dsub.add_parser("check-usage", help="compare the usage counters with a count of the live rows "
+                            "(reads every share; exit 1 on a difference)")
+    check.set_defaults(func=check_usage)
 
 
 def upgrade(args) -> int:
@@ -22,4 +29,22 @@ def upgrade(args) -> int:
         print(f"database at revision {migrate.current_revision(db)}")
     finally:
         db.dispose()
+    return 0
+
+
+def check_usage(args) -> int:
+    config = config_mod.load(args.config)
+    db = Database(config.database.url)
+    try:
+        with db.read() as s:
+            quotas, pools = quotas_db.drifted(s), pools_db.drifted(s)
+    finally:
+        db.dispose()
+    for project, (counters, counted) in quotas.items():
+        print(f"project {project}: counters {counters}, live rows {counted}")
+    for backend, (counter, counted) in pools.items():
+        print(f"pool of backend {backend}: allocated {counter} GiB, live shares {counted} GiB")
+    if quotas or pools:
+        return 1
+    print("usage counters match the live rows")
     return 0

@@ -115,6 +115,10 @@ class Share(Timestamps, Base):
     __table_args__ = (
         Index("ix_shares_project_id", "project_id"),
         Index("ix_shares_status", "status"),
+        # List filters and orders clients use (migration 0006).
+        Index("ix_shares_name", "name"),
+        Index("ix_shares_project_id_deleted_at_created_at", "project_id", "deleted_at", "created_at"),
+        Index("ix_shares_deleted_at_created_at", "deleted_at", "created_at"),
     )
 
     def metadata_dict(self) -> dict[str, str]:
@@ -144,6 +148,7 @@ class ShareSnapshot(Timestamps, Base):
     __table_args__ = (
         Index("ix_share_snapshots_share_id", "share_id"),
         Index("ix_share_snapshots_project_id", "project_id"),
+        Index("ix_share_snapshots_name", "name"),
     )
 
 
@@ -305,6 +310,8 @@ class ExportLocation(Base):
     updated_at: Mapped[datetime | None] = mapped_column(DateTime)
     share: Mapped[Share] = relationship(back_populates="export_locations")
 
+    __table_args__ = (Index("ix_export_locations_share_id", "share_id"),)
+
 
 class AccessRule(Timestamps, Base):
     __tablename__ = "access_rules"
@@ -431,3 +438,33 @@ class Pool(Base):
     ensure_seconds: Mapped[float | None] = mapped_column(Float)
     ensure_volumes: Mapped[int | None] = mapped_column(Integer)
     ensure_failures: Mapped[int | None] = mapped_column(Integer)
+
+
+class QuotaUsage(Base):
+    """What a project uses of one quota resource (Manila's ``quota_usages``).
+
+    Kept by database triggers (migration 0005) on ``shares`` and
+    ``share_snapshots``: every insert, update or delete of those rows changes
+    the counter in the same statement's transaction, whichever code path wrote
+    the row, so a quota check reads one row instead of counting the project's
+    shares. ``reserved`` is Manila's column; nothing is ever merely reserved
+    here (a request's usage is in use at once)."""
+
+    __tablename__ = "quota_usages"
+
+    project_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    in_use: Mapped[int] = mapped_column(Integer, nullable=False)
+    reserved: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class PoolAllocation(Base):
+    """Space promised to the live shares of one backend's pool (Manila's
+    ``allocated_capacity_gb``; shareflow has one pool per backend), kept by
+    triggers on ``shares`` like :class:`QuotaUsage` (migration 0005) so the
+    scheduler never sums over the shares of a pool."""
+
+    __tablename__ = "pool_allocations"
+
+    backend: Mapped[str] = mapped_column(String(64), primary_key=True)
+    allocated_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -1,4 +1,11 @@
-"""Queries on pool capacity reports."""
+"""Queries on pool capacity: conductors' reports and the space promised to shares.
+
+``pools`` holds what each conductor last reported (total and free);
+``pool_allocations`` what the live shares of each backend's pool were
+promised, kept by triggers on ``shares`` in the transaction of every write to
+them (migration 0005). The scheduler reads both, one row each, however many
+shares a pool holds.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shareflow.db.models import Pool
+from shareflow.db.models import Pool, PoolAllocation, Share
 
 
 def report(
@@ -59,3 +66,35 @@ def list_(session: Session) -> list[Pool]:
 
 def get(session: Session, host: str) -> Pool | None:
     return session.get(Pool, host)
+
+
+def allocated_gb(session: Session, backend: str) -> int:
+    """Space promised to the live shares of ``backend`` (its pool's
+    ``allocated_capacity_gb``): each share's size, or the size an extend in
+    progress asks for."""
+    return int(session.scalar(
+        sa.select(PoolAllocation.allocated_capacity_gb).where(PoolAllocation.backend == backend)
+    ) or 0)
+
+
+def recount_allocated_gb(session: Session, backend: str) -> int:
+    """:func:`allocated_gb` summed over the share rows (what the counter must equal)."""
+    promised = sa.case((sa.func.coalesce(Share.pending_size, 0) > Share.size, Share.pending_size),
+                       else_=Share.size)
+    q = sa.select(sa.func.coalesce(sa.func.sum(promised), 0)).where(
+        Share.backend == backend, Share.deleted_at.is_(None)
+    )
+    return int(session.scalar(q))
+
+
+def drifted(session: Session) -> dict[str, tuple[int, int]]:
+    """Every backend whose counter differs from a recount of its live shares:
+    ``{backend: (counter, recount)}``; empty when all is well."""
+    backends = set(session.scalars(sa.select(PoolAllocation.backend)))
+    backends |= {b for b in session.scalars(sa.select(Share.backend).distinct()) if b is not None}
+    out = {}
+    for backend in sorted(backends):
+        counter, counted = allocated_gb(session, backend), recount_allocated_gb(session, backend)
+        if counter != counted:
+            out[backend] = (counter, counted)
+    return out

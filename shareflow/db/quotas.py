@@ -1,9 +1,13 @@
-"""Queries on quotas: a project's own limits, its usage computed from the live
-rows, and the per-project lock that serialises checking against them.
+"""Queries on quotas: a project's own limits, its usage, and the per-project
+lock that serialises checking against them.
 
-Usage is never stored: it is counted from ``shares`` and ``share_snapshots``
-inside the transaction that is about to add to it, so it cannot drift from
-what exists. What counts (see :func:`usage`):
+Usage is read from ``quota_usages`` (Manila's table), one row per project and
+resource, which database triggers on ``shares`` and ``share_snapshots`` keep in
+the transaction of every write to those rows (migration 0005), so a check
+costs the same however many shares a project has, and the counters cannot
+drift from what exists. :func:`recount` counts the live rows the slow way, for
+an administrator's check (``shareflow db check-usage``) and the tests. What
+counts:
 
 * shares: live shares (``deleted_at`` null) not in ``error``, that is, every
   share that holds or will hold storage; a failed create gives its share back;
@@ -20,7 +24,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shareflow.db.models import Quota, Share, ShareSnapshot
+from shareflow.db.models import Quota, QuotaUsage, Share, ShareSnapshot
 from shareflow.domain import states
 
 SHARES = "shares"
@@ -66,6 +70,18 @@ def limits(session: Session, project_id: str, defaults: dict[str, int]) -> dict[
 
 
 def usage(session: Session, project_id: str) -> dict[str, int]:
+    """The project's counters (zero for a resource it never used)."""
+    rows = session.execute(
+        sa.select(QuotaUsage.resource, QuotaUsage.in_use).where(QuotaUsage.project_id == project_id)
+    )
+    used = dict.fromkeys(RESOURCES, 0)
+    used.update({resource: int(in_use) for resource, in_use in rows if resource in used})
+    return used
+
+
+def recount(session: Session, project_id: str) -> dict[str, int]:
+    """The project's usage counted from the live rows (what the counters of
+    :func:`usage` must equal)."""
     shares = session.execute(
         sa.select(
             sa.func.count(Share.id),
@@ -107,3 +123,17 @@ def set_limits(session: Session, project_id: str, values: dict[str, int], *, now
 def delete_all(session: Session, project_id: str) -> None:
     """Back to the defaults."""
     session.execute(sa.delete(Quota).where(Quota.project_id == project_id))
+
+
+def drifted(session: Session) -> dict[str, tuple[dict[str, int], dict[str, int]]]:
+    """Every project whose counters differ from a recount of its live rows:
+    ``{project: (counters, recount)}``; empty when all is well."""
+    projects = set(session.scalars(sa.select(QuotaUsage.project_id).distinct()))
+    projects |= set(session.scalars(sa.select(Share.project_id).distinct()))
+    projects |= set(session.scalars(sa.select(ShareSnapshot.project_id).distinct()))
+    out = {}
+    for project_id in sorted(projects):
+        counters, counted = usage(session, project_id), recount(session, project_id)
+        if counters != counted:
+            out[project_id] = (counters, counted)
+    return out

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shareflow.db import listing
+from shareflow.db import listing, share_records
 from shareflow.db.models import AccessRule, ExportLocation, Share, ShareMetadata
 from shareflow.db.transitions import transition
 from shareflow.domain import states
@@ -39,6 +39,35 @@ def owned(session: Session, share_id: str, project_id: str | None) -> Share:
     return share
 
 
+def visible(project_id: str | None) -> list[sa.ColumnElement]:
+    """Live shares ``project_id`` may see (None = admin: every project's)."""
+    conds = [Share.deleted_at.is_(None)]
+    if project_id is not None:
+        conds.append(sa.or_(Share.project_id == project_id, Share.is_public.is_(True)))
+    return conds
+
+
+def filtered(project_id: str | None, filters: dict | None = None) -> list[sa.ColumnElement]:
+    """The WHERE of a list: visibility, then each filter - exact columns,
+    ``name~``/``description~``, ``metadata`` (every pair), and an export
+    location's ``export_location_id``/``export_location_path`` (one location
+    matching both when both are given)."""
+    conds = visible(project_id)
+    filters = dict(filters or {})
+    location = {k: filters.pop(k) for k in ("export_location_id", "export_location_path") if k in filters}
+    if location:
+        match = [ExportLocation.id == location[k] for k in ("export_location_id",) if k in location]
+        match += [ExportLocation.path == location[k] for k in ("export_location_path",) if k in location]
+        conds.append(Share.export_locations.any(sa.and_(*match)))
+    for key, value in filters.items():
+        if key == "metadata":
+            for mk, mv in value.items():
+                conds.append(Share.metadata_items.any(sa.and_(ShareMetadata.key == mk, ShareMetadata.value == mv)))
+        else:
+            conds.append(listing.where(Share, key, value))
+    return conds
+
+
 def list_(
     session: Session,
     project_id: str | None,
@@ -48,17 +77,38 @@ def list_(
     sort_dir: str = "desc",
     limit: int | None = None,
     offset: int = 0,
-) -> list[Share]:
-    q = sa.select(Share).where(Share.deleted_at.is_(None))
-    if project_id is not None:
-        q = q.where(sa.or_(Share.project_id == project_id, Share.is_public.is_(True)))
-    for key, value in (filters or {}).items():
-        if key == "metadata":
-            for mk, mv in value.items():
-                q = q.where(Share.metadata_items.any(sa.and_(ShareMetadata.key == mk, ShareMetadata.value == mv)))
-        else:
-            q = q.where(listing.where(Share, key, value))
-    return listing.page(session, q, Share, sort_key=sort_key, sort_dir=sort_dir, limit=limit, offset=offset)
+    marker: str | None = None,
+    summary: bool = False,
+) -> list:
+    """One page of shares as records (:mod:`shareflow.db.share_records`):
+    filtered, ordered and paged in SQL. With a ``marker`` the page starts
+    right after that share and ``offset`` is not applied: the marker already
+    says where the page starts (a next link carries both, see the API)."""
+    conds = filtered(project_id, filters)
+    if marker is not None:
+        owner = [] if project_id is None else [sa.or_(Share.project_id == project_id, Share.is_public.is_(True))]
+        conds.append(listing.after_marker(session, Share, marker, sort_key, sort_dir, owner))
+        offset = 0
+    stmt = sa.select(*share_records.columns(summary)).where(*conds)
+    stmt = listing.paged(stmt, Share, sort_key=sort_key, sort_dir=sort_dir, limit=limit, offset=offset)
+    return share_records.load(session, stmt, summary=summary)
+
+
+def count(session: Session, project_id: str | None, *, filters: dict | None = None) -> int:
+    """How many shares match, whatever the page (``with_count``)."""
+    return int(session.scalar(sa.select(sa.func.count()).select_from(Share).where(
+        *filtered(project_id, filters))))
+
+
+def record(session: Session, share_id: str, project_id: str | None = None) -> share_records.ShareRecord:
+    """Like :func:`get`, as a record for the API's views."""
+    if not isinstance(share_id, str):
+        raise NotFound(f"Share {share_id} could not be found.")
+    stmt = sa.select(*share_records.columns()).where(Share.id == share_id, *visible(project_id))
+    found = share_records.load(session, stmt)
+    if not found:
+        raise NotFound(f"Share {share_id} could not be found.")
+    return found[0]
 
 
 def create(session: Session, *, now: datetime, **fields) -> Share:
@@ -126,14 +176,3 @@ def update_fields(session: Session, share: Share, *, now: datetime, **fields) ->
     share.updated_at = now
     session.flush()
     return share
-
-
-def provisioned_gb(session: Session, backend: str) -> int:
-    """Space promised to live shares on a backend (the scheduler does not
-    overcommit): each share's size, or the size an extend in progress asks for."""
-    promised = sa.case((sa.func.coalesce(Share.pending_size, 0) > Share.size, Share.pending_size),
-                       else_=Share.size)
-    q = sa.select(sa.func.coalesce(sa.func.sum(promised), 0)).where(
-        Share.backend == backend, Share.deleted_at.is_(None)
-    )
-    return int(session.scalar(q))

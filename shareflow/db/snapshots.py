@@ -48,12 +48,18 @@ def list_(
     sort_dir: str = "desc",
     limit: int | None = None,
     offset: int = 0,
+    marker: str | None = None,
 ) -> list[ShareSnapshot]:
+    """One page in SQL; with a ``marker`` it starts right after that snapshot
+    and ``offset`` is not applied (as for shares)."""
     q = sa.select(ShareSnapshot).where(ShareSnapshot.deleted_at.is_(None))
-    if project_id is not None:
-        q = q.where(ShareSnapshot.project_id == project_id)
+    owner = [] if project_id is None else [ShareSnapshot.project_id == project_id]
+    q = q.where(*owner)
     for key, value in (filters or {}).items():
         q = q.where(listing.where(ShareSnapshot, key, value))
+    if marker is not None:
+        q = q.where(listing.after_marker(session, ShareSnapshot, marker, sort_key, sort_dir, owner))
+        offset = 0
     return listing.page(session, q, ShareSnapshot, sort_key=sort_key, sort_dir=sort_dir, limit=limit, offset=offset)
 
 

@@ -16,6 +16,8 @@ from taskflow.conductors.backends.impl_blocking import BlockingConductor
 from taskflow.jobs import base as jobs_base
 from taskflow.types import timing
 
+from shareflow.db import jobs as jobs_db
+from shareflow.domain import states as job_states
 from shareflow.engine import checkpoints
 from shareflow.engine.checkpoints import Checkpoints
 from shareflow.engine.listeners import (
@@ -25,6 +27,7 @@ from shareflow.engine.listeners import (
 )
 from shareflow.engine.loading import is_transient, job_store, save_store
 from shareflow.engine.runtime import RUNTIME, Runtime
+from shareflow.engine.storage import DeferringStorage, ShareflowEngine
 from shareflow.exceptions import JobCancelled, ShareflowError
 
 LOG = logging.getLogger(__name__)
@@ -165,9 +168,10 @@ class ShareflowConductor(BlockingConductor):
         save_store(self._persistence, flow_detail, job_store(job, flow_detail))
         reach(checkpoints.STORE_SAVED)
         # No store here: it is persisted already (TaskFlow would write it in two parts).
-        engine = engines.load_from_detail(
-            flow_detail, engine=self._engine, backend=self._persistence, **self._engine_options,
-        )
+        # TaskFlow's serial engine, over a storage that writes less between
+        # the steps (shareflow.engine.storage).
+        engine = ShareflowEngine(engines.flow_from_detail(flow_detail), flow_detail, self._persistence,
+                                 dict(self._engine_options))
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)
         if self._checkpoints.active:
             self._hold_at_flow_states(engine, job.uuid)
@@ -192,23 +196,37 @@ class ShareflowConductor(BlockingConductor):
         with :class:`JobCancelled` - and the flow reverts what the job did. A
         step already running is never interrupted: the question is asked only
         between steps. (TaskFlow calls ``pre_execute`` inside the atom's
-        execution, so what it raises becomes that atom's failure.)"""
-        recorder = self._runtime.recorder
+        execution, so what it raises becomes that atom's failure.)
 
-        def check() -> None:
-            try:
-                cancelling = recorder.is_cancelling(job_id)
-            except ShareflowError:
-                LOG.warning("job %s: could not read whether it was cancelled; going on", job_id,
-                            exc_info=True)
-                return
+        The record is read in the transaction that records the step RUNNING,
+        just before (``DeferringStorage.on_step_start``); a step resumed
+        already RUNNING is not recorded again, and reads it on its own."""
+        recorder = self._runtime.recorder
+        #: atom name -> the job's state, read as its RUNNING was written.
+        read_at_start: dict[str, str | None] = {}
+
+        def on_step_start(connection, atom_name: str) -> None:
+            read_at_start[atom_name] = jobs_db.state_of(connection, job_id)
+
+        def check(atom_name: str) -> None:
+            if atom_name in read_at_start:
+                cancelling = read_at_start.pop(atom_name) == job_states.JOB_CANCELLING
+            else:
+                try:
+                    cancelling = recorder.is_cancelling(job_id)
+                except ShareflowError:
+                    LOG.warning("job %s: could not read whether it was cancelled; going on", job_id,
+                                exc_info=True)
+                    return
             if cancelling:
                 LOG.info("job %s was cancelled: reverting it", job_id)
                 raise JobCancelled(job_id)
 
+        if isinstance(engine.storage, DeferringStorage):
+            engine.storage.on_step_start = on_step_start
         for atom in engine.compilation.execution_graph.nodes:
             if isinstance(atom, tf_task.Task):
-                atom.pre_execute = check
+                atom.pre_execute = functools.partial(check, atom.name)
 
     def _hold_at_flow_states(self, engine, job_uuid: str) -> None:
         points = {tf_states.RESUMING: checkpoints.RESUMING, tf_states.SUSPENDED: checkpoints.ATOMS_ENSURED,

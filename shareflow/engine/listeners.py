@@ -8,6 +8,7 @@ import threading
 
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
+from taskflow import exceptions as tf_exc
 from taskflow import states as tf_states
 from taskflow.engines.action_engine import compiler as tf_compiler
 from taskflow.listeners import base as listeners_base
@@ -159,4 +160,11 @@ class DeferredDurationListener(DurationListener):
 
     def deregister(self):
         self._flush()
+        # A flow that stopped early (suspended) saved no state after these.
+        flush = getattr(self._engine.storage, "flush", None)
+        if flush is not None:
+            try:
+                flush()
+            except tf_exc.StorageFailure:
+                LOG.warning("could not write the step durations", exc_info=True)
         super().deregister()

@@ -2,7 +2,9 @@
 
 Filters: the pool's DHSS mode matches the share type's, and it has room
 (reported free space, and the space promised to its live shares, which is
-never overcommitted). Weigher: most free space first.
+never overcommitted). Weigher: most free space first. Both figures are one
+row each (the conductor's report and the pool's ``allocated_capacity_gb``
+counter), so placing a share costs the same however many a pool holds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from shareflow.config import BackendConfig, Config
 from shareflow.db import pools as pools_db
-from shareflow.db import shares as shares_db
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Scheduler:
                 # so the share can only be placed if nothing else can.
                 candidates.append((-1, backend, host))
                 continue
-            promised = shares_db.provisioned_gb(session, backend.name)
+            promised = pools_db.allocated_gb(session, backend.name)
             free = min(report.free_capacity_gb, report.total_capacity_gb - promised)
             if free >= size_gb:
                 candidates.append((free, backend, host))
@@ -56,5 +57,5 @@ class Scheduler:
         report = pools_db.get(session, backend.host(self._config.host))
         if report is None:
             return True
-        promised = shares_db.provisioned_gb(session, backend.name)
+        promised = pools_db.allocated_gb(session, backend.name)
         return min(report.free_capacity_gb, report.total_capacity_gb - promised) >= increase_gb

@@ -136,9 +136,10 @@ class ShareNetworkService:
             return networks_db.get_share_network(s, share_network_id, caller.scope)
 
     def list(self, caller: Caller, *, project_id: str | None = None,
-             all_projects: bool = False) -> list[ShareNetwork]:
+             all_projects: bool = False, limit: int | None = None, offset: int = 0) -> list[ShareNetwork]:
         """The caller's own project's share networks; an admin may ask for
-        another project's, or all projects' (Manila's ``all_tenants``)."""
+        another project's, or all projects' (Manila's ``all_tenants``);
+        oldest first, ``limit``/``offset`` applied in SQL."""
         if not caller.is_admin:
             scope = caller.project_id
         elif project_id is not None:
@@ -148,7 +149,8 @@ class ShareNetworkService:
         else:
             scope = caller.project_id
         with self._db.read() as s:
-            return networks_db.list_share_networks(s, scope, sort_key="created_at", sort_dir="asc")
+            return networks_db.list_share_networks(s, scope, sort_key="created_at", sort_dir="asc",
+                                                   limit=limit, offset=offset)
 
     def subnets(self, caller: Caller, share_network_id: Any) -> list[ShareNetworkSubnet]:
         return list(self.get(caller, share_network_id).subnets)

@@ -1,11 +1,12 @@
 """Per-project quotas: enforcing them, showing them, and changing them (admin).
 
 Limits are the configured defaults (``[quotas]``) overlaid with a project's own
-rows in ``quotas``; -1 means unlimited (Manila). Usage is counted from the live
-rows (:mod:`shareflow.db.quotas`) in the same write transaction that is about
-to add to it, under a per-project lock, so two requests can never both take
-the last unit and a failed or reverted operation gives back exactly what it
-held.
+rows in ``quotas``; -1 means unlimited (Manila). Usage is the project's
+``quota_usages`` counters (:mod:`shareflow.db.quotas`), which the database
+keeps in the transaction of every write to shares and snapshots; it is read
+in the same write transaction that is about to add to it, under a
+per-project lock, so two requests can never both take the last unit and a
+failed or reverted operation gives back exactly what it held.
 
 :func:`enforce` is what the operations call. Each calls it inside its write
 transaction, *before* the write that makes the new usage visible:
@@ -25,7 +26,8 @@ Call it *before* any statement that locks a row (a conditional ``UPDATE`` of
 the share, a no-op update that holds it): a request that locks share X and
 then waits for the quota lock, while another holds the quota lock and waits
 for X, is a deadlock that PostgreSQL breaks by failing one of them (503).
-Checking first loses nothing: the counts stay true while the lock is held.
+Checking first loses nothing: no other request adds to the counters while
+the lock is held.
 
 Going over answers 413 ``overLimit`` with Manila's message (manila/exception.py
 ``ShareSizeExceedsAvailableQuota``, ``ShareLimitExceeded``,

@@ -16,6 +16,7 @@ from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
 from shareflow.db.models import AccessRule, Share
+from shareflow.db.share_records import ShareRecord
 from shareflow.engine import operations
 from shareflow.domain import states, validation
 from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
@@ -61,14 +62,19 @@ class ShareService:
 
     # --- reading ------------------------------------------------------------
 
-    def get(self, caller: Caller, share_id: str) -> Share:
+    def get(self, caller: Caller, share_id: str) -> ShareRecord:
         with self._db.read() as s:
-            return shares_db.get(s, share_id, caller.scope)
+            return shares_db.record(s, share_id, caller.scope)
 
-    def list(self, caller: Caller, *, all_projects: bool = False, **query) -> list[Share]:
+    def list(self, caller: Caller, *, all_projects: bool = False, with_count: bool = False,
+             **query) -> tuple[list, int | None]:
+        """One page of records (see :func:`shareflow.db.shares.list_`), and how
+        many shares match in all when ``with_count``; one read transaction."""
         scope = None if (caller.is_admin and all_projects) else caller.project_id
         with self._db.read() as s:
-            return shares_db.list_(s, scope, **query)
+            rows = shares_db.list_(s, scope, **query)
+            total = shares_db.count(s, scope, filters=query.get("filters")) if with_count else None
+            return rows, total
 
     def export_locations(self, caller: Caller, share_id: str):
         with self._db.read() as s:
@@ -92,7 +98,7 @@ class ShareService:
 
     def create(self, caller: Caller, *, size, share_proto, name=None, description=None,
                share_type=None, metadata=None, is_public=False, availability_zone=None,
-               share_network_id=None, snapshot_id=None) -> Share:
+               share_network_id=None, snapshot_id=None) -> ShareRecord:
         # From a snapshot, no size means the snapshot's (Manila).
         size = None if snapshot_id is not None and size in (None, "", 0) else validation.share_size(size)
         proto = validation.share_protocol(share_proto)
@@ -183,7 +189,7 @@ class ShareService:
 
     # --- changing -------------------------------------------------------------
 
-    def update(self, caller: Caller, share_id: str, *, fields: dict) -> Share:
+    def update(self, caller: Caller, share_id: str, *, fields: dict) -> ShareRecord:
         allowed = {"display_name": "name", "name": "name", "display_description": "description",
                    "description": "description", "is_public": "is_public"}
         changes = {}
@@ -199,7 +205,8 @@ class ShareService:
                 changes["is_public"] = validation.boolean(value, "is_public")
         with self._db.write() as s:
             share = shares_db.owned(s, share_id, caller.scope)
-            return shares_db.update_fields(s, share, now=self._clock(), **changes)
+            shares_db.update_fields(s, share, now=self._clock(), **changes)
+            return shares_db.record(s, share_id)
 
     def delete(self, caller: Caller, share_id: str) -> None:
         now = self._clock()

@@ -6,15 +6,17 @@ qgroups). Each call is one command through :func:`shareflow.system.process.run`.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import stat
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from shareflow.exceptions import CommandError, StorageError
-from shareflow.system import mounts
 from shareflow.system.process import run
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,15 @@ SUBVOLUME_ROOT_INO = 256
 #: Superblock magic, at 64 KiB + 0x40 in a btrfs device.
 _MAGIC = b"_BHRfS_M"
 _MAGIC_OFFSET = 0x10000 + 0x40
+#: ``_IOR(0x94, 31, struct btrfs_ioctl_fs_info_args)`` (1 KiB): the fsid of
+#: the filesystem a file is on, for any user, without a command.
+_IOC_FS_INFO = 0x8400941F
+_FS_INFO_SIZE = 1024
+_FSID = slice(16, 32)
+#: ``limit_flags`` bit saying ``max_referenced`` is a limit (BTRFS_QGROUP_LIMIT_MAX_RFER).
+_LIMIT_MAX_RFER = 1
+#: BTRFS_MAX_LEVEL: a subvolume tree is never this deep.
+MAX_TREE_LEVEL = 8
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,8 @@ class Qgroup:
     referenced: int
     exclusive: int
     #: Subvolume path relative to the filesystem's top level; None when the
-    #: subvolume is gone (btrfs shows ``<stale>``).
+    #: subvolume is gone (btrfs shows ``<stale>``), or when the qgroup was
+    #: read from sysfs (which does not say).
     path: str | None
     #: The referenced-bytes limit (``max_rfer``); None when there is none or
     #: when it was not asked for (:func:`qgroup_show` without limits).
@@ -130,17 +142,61 @@ def parse_qgroup_show(text: str, *, limits: bool = False) -> list[Qgroup]:
     return groups
 
 
+def sysfs_dir(path: str | os.PathLike) -> Path | None:
+    """``/sys/fs/btrfs/<fsid>`` of the btrfs filesystem ``path`` is on (one
+    ioctl, whatever else is mounted); None when ``path`` is not on btrfs or
+    the kernel shows no such directory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return None
+    try:
+        info = fcntl.ioctl(fd, _IOC_FS_INFO, bytes(_FS_INFO_SIZE))
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    found = SYSFS_BTRFS / str(uuid.UUID(bytes=bytes(info[_FSID])))
+    return found if found.is_dir() else None
+
+
+def sysfs_qgroup(fs_dir: Path, subvol_id: int) -> Qgroup | None:
+    """Qgroup ``0/subvol_id`` as the kernel holds it now (its numbers as of
+    the last commit, its limit as set), from ``fs_dir/qgroups/0_<id>``: a few
+    file reads, where ``btrfs qgroup show`` reads every qgroup of the
+    filesystem. None when there is no such qgroup."""
+    group = fs_dir / "qgroups" / f"0_{int(subvol_id)}"
+    try:
+        rfer, excl, max_rfer, flags = (
+            int((group / name).read_text())
+            for name in ("referenced", "exclusive", "max_referenced", "limit_flags")
+        )
+    except OSError as e:
+        # ENODEV: the kernel removed the qgroup while its files were read.
+        if e.errno in (errno.ENOENT, errno.ENODEV):
+            return None
+        raise
+    return Qgroup(0, int(subvol_id), rfer, excl, None, max_rfer if flags & _LIMIT_MAX_RFER else None)
+
+
 def subvolume_qgroup(path: str | os.PathLike, *, timeout: float) -> Qgroup:
     """The level-0 qgroup of the subvolume at ``path``, with its limit, as of
     now: qgroup numbers are only brought up to date by a transaction commit,
     so this commits first (``btrfs filesystem sync``); without that, data
-    written a moment ago would not be counted."""
+    written a moment ago would not be counted. Read from sysfs (constant
+    cost); from ``btrfs qgroup show`` only on a kernel without it."""
     subvol_id = subvolume_id(path, timeout=timeout)
     filesystem_sync(path, timeout=timeout)
-    out = run(["btrfs", "qgroup", "show", "--raw", "-r", "-f", os.fspath(path)], timeout=timeout).stdout
-    for group in parse_qgroup_show(out, limits=True):
-        if group.level == 0 and group.id == subvol_id:
+    fs_dir = sysfs_dir(path)
+    if fs_dir is not None and (fs_dir / "qgroups").is_dir():
+        group = sysfs_qgroup(fs_dir, subvol_id)
+        if group is not None:
             return group
+    else:
+        out = run(["btrfs", "qgroup", "show", "--raw", "-r", "-f", os.fspath(path)], timeout=timeout).stdout
+        for group in parse_qgroup_show(out, limits=True):
+            if group.level == 0 and group.id == subvol_id:
+                return group
     raise StorageError(f"subvolume {os.fspath(path)} (id {subvol_id}) has no qgroup; are quotas enabled?")
 
 
@@ -163,8 +219,10 @@ def filesystem_sync(mount_point: str | os.PathLike, *, timeout: float) -> None:
 
 def destroy_qgroups(mount_point: str | os.PathLike, ids: list[int] | None, *, timeout: float) -> None:
     """Destroy the level-0 qgroups of deleted subvolumes: ``ids``, or every
-    stale one (subvolume gone) when None - for when an earlier attempt died
-    between deleting a subvolume and its qgroup, and the id is lost.
+    stale one (subvolume gone) when None. None reads every qgroup of the
+    filesystem, so it is for sweeps (an operator, a test's teardown), never
+    an operation's path: the share driver writes a subvolume's id down
+    before deleting it, so it always knows which qgroup is left.
 
     Recent kernels drop such a qgroup by themselves once the cleaner has
     removed the subvolume; until then ``destroy`` answers EBUSY. A qgroup is
@@ -174,14 +232,21 @@ def destroy_qgroups(mount_point: str | os.PathLike, ids: list[int] | None, *, ti
     until a rescan. So: sync (which runs the cleaner and the accounting) and
     retry, bounded by ``timeout``; a qgroup still in use after that is left
     for the kernel or a later sweep (its subvolume is gone; it limits nothing).
+    With ``ids``, each qgroup is looked at in sysfs (constant cost per id).
     """
+    fs_dir = sysfs_dir(mount_point) if ids is not None else None
+    if fs_dir is not None and not (fs_dir / "qgroups").is_dir():
+        fs_dir = None
+
+    def pending_groups() -> list[Qgroup]:
+        if fs_dir is None:
+            return [g for g in qgroup_show(mount_point, timeout=timeout)
+                    if g.level == 0 and (g.id in ids if ids is not None else g.path is None)]
+        return [g for g in (sysfs_qgroup(fs_dir, i) for i in ids) if g is not None]
+
     deadline = time.monotonic() + timeout
     while True:
-        pending = [
-            g
-            for g in qgroup_show(mount_point, timeout=timeout)
-            if g.level == 0 and (g.id in ids if ids is not None else g.path is None)
-        ]
+        pending = pending_groups()
         busy = [g.id for g in pending if g.referenced or g.exclusive]
         for g in pending:
             if g.id in busy:
@@ -198,6 +263,8 @@ def destroy_qgroups(mount_point: str | os.PathLike, ids: list[int] | None, *, ti
             log.warning("qgroups %s on %s still in use after %g s; left for the kernel to drop",
                         busy, os.fspath(mount_point), timeout)
             return
+        if ids is not None:
+            ids = busy
         filesystem_sync(mount_point, timeout=timeout)
         time.sleep(0.005)
 
@@ -206,15 +273,29 @@ def qgroup_status_file(mount_point: str | os.PathLike) -> Path | None:
     """The sysfs file saying whether the qgroups of the filesystem mounted on
     ``mount_point`` are inconsistent; None when there is none (quotas off,
     or a kernel without it)."""
-    found = mounts.find_mount(mount_point)
-    if found is None or not found.source.startswith("/dev/"):
-        return None
-    device = os.path.basename(os.path.realpath(found.source))
-    for fs in SYSFS_BTRFS.glob("*-*"):
-        if (fs / "devices" / device).exists():
-            status = fs / "qgroups" / "inconsistent"
-            return status if status.exists() else None
-    return None
+    fs_dir = sysfs_dir(mount_point)
+    status = fs_dir / "qgroups" / "inconsistent" if fs_dir is not None else None
+    return status if status is not None and status.exists() else None
+
+
+def account_every_subtree_drop(mount_point: str | os.PathLike) -> bool:
+    """Have the kernel account the extents of a deleted subvolume however
+    deep its tree, instead of giving up on a deep one (level >= the
+    filesystem's ``drop_subtree_threshold``, 3 by default since Linux 6.8)
+    by marking every qgroup of the filesystem inconsistent: then no limit
+    holds until a rescan of the whole pool, which the driver would have to
+    run after the delete. Accounting costs work in proportion to the deleted
+    subvolume's own tree, not the pool's. Returns whether it changed the
+    setting (False: already so, or a kernel without it)."""
+    fs_dir = sysfs_dir(mount_point)
+    knob = fs_dir / "qgroups" / "drop_subtree_threshold" if fs_dir is not None else None
+    try:
+        if knob is None or int(knob.read_text()) >= MAX_TREE_LEVEL:
+            return False
+        knob.write_text(str(MAX_TREE_LEVEL))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def ensure_qgroups_consistent(mount_point: str | os.PathLike, *, status_file: Path | None = None,

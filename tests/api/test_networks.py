@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
+from shareflow.auth.tokens import TokenFile
 from shareflow.db import shares as shares_db
 from shareflow.db.models import (
     AllocationRange,
@@ -298,6 +300,29 @@ def test_share_network_isolation_and_listing(api):
     ids = [n["id"] for n in api.get("/v2/share-networks?project_id=proj-b", token=admin).json["share_networks"]]
     assert theirs["id"] in ids and mine["id"] not in ids
     assert api.get(f"/v2/share-networks/{mine['id']}", token=admin).status_code == 200
+
+
+def test_share_networks_unfiltered_page_in_sql_filtered_ones_after_matching(api):
+    token = TokenFile(api.config.auth.tokens_file).issue("proj-sn-pages", "pager")[0]
+    made = [share_network(api, None, token=token, name=f"page-{i}")["id"] for i in range(4)]
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if "FROM share_networks" in statement:
+            statements.append(statement)
+
+    def listed(query: str) -> list[str]:
+        return [n["id"] for n in api.get(f"/v2/share-networks?{query}", token=token).json["share_networks"]]
+
+    assert listed("") == made  # oldest first
+    sa.event.listen(api.services.db.engine, "before_cursor_execute", record)
+    try:
+        assert listed("limit=2&offset=1") == made[1:3]
+    finally:
+        sa.event.remove(api.services.db.engine, "before_cursor_execute", record)
+    assert any("LIMIT" in st and "OFFSET" in st for st in statements)
+    assert listed("limit=2&offset=3") == made[3:]
+    assert listed("name~=page-&limit=2&offset=1") == made[1:3]  # filtered, then paged
 
 
 def test_share_network_list_filters(api):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import sqlalchemy as sa
@@ -194,6 +195,27 @@ def test_list_detail_filters_sorting_and_paging(api, types):
     assert [s["id"] for s in project_path.json["snapshots"]] == [s["id"] for s in reversed(snaps)]
     assert project_path.json["snapshots"][0]["links"][0]["href"].startswith("http://") and \
         "/v2/proj-b/snapshots/" in project_path.json["snapshots"][0]["links"][0]["href"]
+
+
+def test_snapshot_pages_link_to_the_next_and_a_marker_continues_them(api, types):
+    share = available_share(api, share_type=types["full"], token=api.tokens["bob"])
+    bob = api.tokens["bob"]
+    snaps = [create_snapshot(api, share["id"], token=bob)["id"] for _ in range(5)]
+    newest_first = list(reversed(snaps))
+    seen, params = [], {"share_id": share["id"], "limit": "2"}
+    while True:
+        body = api.get("/v2/snapshots/detail", token=bob, params=params).json
+        seen += [s["id"] for s in body["snapshots"]]
+        links = body.get("share_snapshots_links")  # Manila's key for the snapshots' links
+        if not links:
+            break
+        (link,) = links
+        url = urlsplit(link["href"])
+        assert link["rel"] == "next" and url.path == "/v2/snapshots/detail"
+        params = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        assert params["marker"] == seen[-1] and params["share_id"] == share["id"]
+    assert seen == newest_first
+    assert_fault(api.get("/v2/snapshots", token=bob, params={"marker": str(uuid.uuid4())}), 400)
 
 
 def test_show_and_update(api, types):

@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from manilaclient import exceptions as mexc
 
-from shareflow.db import shares as shares_db
+from shareflow.db import pools as pools_db
 from shareflow.db.models import Message, Pool
 from shareflow.system import btrfs, netns
 from shareflow.system.process import run
@@ -115,7 +115,7 @@ def wait_for_room(stack, size_gb: int, timeout: float = 60) -> None:
     def room() -> bool:
         with stack.db.read() as s:
             pool = s.scalars(sa.select(Pool)).first()
-            promised = shares_db.provisioned_gb(s, BACKEND)
+            promised = pools_db.allocated_gb(s, BACKEND)
         return pool is not None and min(pool.free_capacity_gb, pool.total_capacity_gb - promised) >= size_gb
 
     wait_until(room, timeout, f"the pool to have room for {size_gb} GiB")

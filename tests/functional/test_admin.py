@@ -27,7 +27,7 @@ def backend_is_clean(stack, share_id: str) -> None:
     backend = stack.backend()
     assert share_id not in backend.share.list_volumes()
     assert not exported(stack, share_id)
-    conf = (stack.config.backend("b1").ganesha.state_dir / "exports.conf").read_text()
+    conf = stack.exports_text()
     assert pseudo_path(share_id) not in conf
     with open("/proc/self/mountinfo") as f:
         assert share_id not in f.read()

@@ -91,14 +91,14 @@ def assert_exported_once(stack, share_id: str) -> None:
     backend = stack.backend()
     assert backend.share.list_volumes().count(share_id) == 1
     assert share_id in backend.export.list_exports(backend.server.server_for(share_id))
-    conf = (stack.config.backend("b1").ganesha.state_dir / "exports.conf").read_text()
+    conf = stack.exports_text()
     assert conf.count(f"/shares/{share_id}\"") == 1
 
 
 def assert_gone(stack, share_id: str) -> None:
     backend = stack.backend()
     assert share_id not in backend.share.list_volumes()
-    conf = (stack.config.backend("b1").ganesha.state_dir / "exports.conf").read_text()
+    conf = stack.exports_text()
     assert share_id not in conf
 
 

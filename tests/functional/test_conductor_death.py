@@ -45,7 +45,7 @@ def test_killed_conductor_job_is_finished_by_another(faults):
     assert backend.share.list_volumes().count(share.id) == 1
     exports = backend.export.list_exports(backend.server.server_for(share.id))
     assert share.id in exports
-    conf = (stack.config.backend("b1").ganesha.state_dir / "exports.conf").read_text()
+    conf = stack.exports_text()
     assert conf.count(f"/shares/{share.id}\"") == 1
     # The pool replaced the dead worker.
     wait_until(lambda: len(stack.worker_pids()) == 2 and victim not in stack.worker_pids(), 30,

@@ -111,3 +111,28 @@ def test_dead_export_server_is_restarted_with_its_exports(stack):
     wait_until(lambda: client.ls(export).returncode == 0, 30, "the export to be served again")
     m.shares.delete(share)
     wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
+
+
+def test_dead_dbus_is_restarted_with_its_server_and_exports(stack):
+    """Ganesha exits when its private bus dies; the pool brings both back,
+    the export is served again, and changes go over the new bus."""
+    m = stack.manila(stack.token("tenant-dbus"))
+    share = m.shares.create("NFS", 1)
+    stack.wait_for_share(m, share.id, {"available"})
+    client, other = stack.nfs(2), stack.nfs(1)
+    rule = m.shares.allow(share, "ip", client.address, "ro")
+    wait_until(lambda: m.share_access_rules.get(rule["id"]).state == "active", 30, "the rule to apply")
+    export = m.share_export_locations.list(share)[0].path.split(":", 1)[1]
+    assert client.ls(export).returncode == 0
+
+    server = GaneshaServer(stack.config.backend("b1").ganesha)
+    old_pid, old_bus = server.pid(), server.bus.pid()
+    os.kill(old_bus, signal.SIGKILL)
+    wait_until(lambda: server.pid() not in (None, old_pid) and server.bus.pid() not in (None, old_bus)
+               and server.is_running() and server.on_bus(), 30, "the pool to restart the bus and NFS-Ganesha")
+    wait_until(lambda: client.ls(export).returncode == 0, 30, "the export to be served again")
+    rule2 = m.shares.allow(share, "ip", other.address, "rw")
+    wait_until(lambda: m.share_access_rules.get(rule2["id"]).state == "active", 30, "a rule after the restart")
+    assert other.ls(export).returncode == 0
+    m.shares.delete(share)
+    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")

@@ -55,6 +55,19 @@ def test_reconcile_finds_each_disagreement(stack):
         backend.export.add_export(server, share.id, backend.share.volume_path(share.id))
         backend.export.update_access(server, share.id, [ClientRule(client, "rw")])
 
+    # Ganesha stopped serving an export its file still holds (a restart
+    # would serve it again, so only the bus tells).
+    from shareflow.drivers.export.ganesha import read_export
+    from shareflow.drivers.export.ganesha_server import GaneshaServer
+
+    gs = GaneshaServer(stack.config.backend("b1").ganesha)
+    gs.export_manager().remove(read_export(gs, share.id).export_id)
+    try:
+        assert "served exports differ from the export files" in _whats(rc.reconcile(stack, probe_clients=False))
+    finally:
+        backend.export.update_access(server, share.id, [ClientRule(client, "rw")])  # serves it again
+        gs.export_manager().close()
+
     # A share stuck in a transitional status.
     with stack.db.write() as s:
         s.execute(sa.update(Share).where(Share.id == share.id).values(status="extending"))

@@ -93,7 +93,7 @@ def assert_share_left_nothing(stack, share_id: str) -> None:
     backend = stack.backend()
     assert share_id not in backend.share.list_volumes()
     assert share_id not in backend.export.list_exports(backend.server.server_for(share_id))
-    assert share_id not in (stack.config.backend("b1").ganesha.state_dir / "exports.conf").read_text()
+    assert share_id not in stack.exports_text()
     assert not (stack.btrfs.exports_dir / share_id).exists()
     with open("/proc/self/mountinfo") as f:
         assert share_id not in f.read()

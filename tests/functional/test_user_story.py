@@ -29,7 +29,7 @@ def assert_nothing_left(stack, share_id: str) -> None:
     server = backend.server.server_for(share_id)
     assert share_id not in backend.share.list_volumes()
     assert share_id not in backend.export.list_exports(server)
-    exports_conf = (stack.config.backend("b1").ganesha.state_dir / "exports.conf").read_text()
+    exports_conf = stack.exports_text()
     assert share_id not in exports_conf
     assert not (stack.btrfs.exports_dir / share_id).exists()
     with open("/proc/self/mountinfo") as f:

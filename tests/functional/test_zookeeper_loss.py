@@ -292,7 +292,7 @@ def assert_done_once(stack: ServiceStack, zk: ZooKeeperServer, accepted: dict[st
             (r.status, r.size) == final[i] for i, r in rows.items())
 
     wait_until(done, 180, "every accepted operation to finish")
-    conf = (stack.config.backend(BACKEND).ganesha.state_dir / "exports.conf").read_text()
+    conf = stack.exports_text(BACKEND)
     volumes = stack.backend().share.list_volumes()
     names = {"create": "create_share", "extend": "extend_share", "delete": "delete_share"}
     with stack.db.read() as s:

@@ -6,7 +6,7 @@ import pytest
 
 from shareflow.drivers.base import ClientRule
 from shareflow.drivers.export import ganesha_config as gc
-from shareflow.drivers.export.ganesha import State, location
+from shareflow.drivers.export.ganesha import location
 from shareflow.drivers.export.ganesha_server import log_errors
 from shareflow.exceptions import ExportError
 
@@ -154,17 +154,34 @@ def test_location_brackets_ipv6():
     assert location("2001:db8::1", SID) == f"[2001:db8::1]:/shares/{SID}"
 
 
-def test_state_round_trip():
-    state = State(serial=3, exports={SID: export(("192.0.2.10", "rw"))})
-    again = State.from_json(state.to_json())
-    assert again == state
-    assert json.loads(state.to_json())["exports"][SID]["clients"] == [{"access_to": "192.0.2.10", "access_level": "rw"}]
+def test_export_file_round_trip():
+    spec = export(("192.0.2.11", "ro"), ("192.0.2.10", "rw"))
+    text = gc.render_export_file(spec)
+    assert text.startswith(gc.EXPORT_FILE_HEADER)
+    assert text.split("\n", 1)[1] == gc.render_export(spec)  # what Ganesha reads
+    again = gc.parse_export_file(text)
+    assert again.clients == tuple(gc.client_rules(spec.clients))
+    assert (again.export_id, again.path, again.pseudo) == (spec.export_id, spec.path, spec.pseudo)
 
 
-def test_state_refuses_bad_share_id():
-    text = json.dumps({"version": 1, "serial": 1, "exports": {"x; }": {}}})
+@pytest.mark.parametrize("header", [
+    '{"export_id": 100, "path": "/x; }", "pseudo": "/shares/a", "clients": []}',
+    '{"export_id": 0, "path": "/x", "pseudo": "/shares/a", "clients": []}',
+    '{"export_id": 100, "path": "/x", "pseudo": "/shares/a", "clients": [{"access_to": "1.2.3.4; }", "access_level": "rw"}]}',
+    "not json",
+])
+def test_export_file_refuses_bad_values(header):
     with pytest.raises(ExportError):
-        State.from_json(text)
+        gc.parse_export_file(gc.EXPORT_FILE_HEADER + header + "\n")
+    with pytest.raises(ExportError):
+        gc.parse_export_file("EXPORT { }\n")  # not ours
+
+
+def test_includes_quote_each_path_and_refuse_bad_ones():
+    text = gc.render_includes(["/g/exports.d/a.conf", "/g/exports.d/b.conf"])
+    assert text.splitlines()[1:] == ['%include "/g/exports.d/a.conf"', '%include "/g/exports.d/b.conf"']
+    with pytest.raises(ExportError):
+        gc.render_includes(['/g/x";\nEXPORT {'])
 
 
 LOG = """\

@@ -4,6 +4,11 @@ Follows manila/api/v2/shares.py: ``name``/``description`` and their old
 ``display_*`` spellings, ``share_type`` or ``volume_type`` (not both),
 public shares only for admins (policy ``create_public_share`` /
 ``set_public_share``), delete answered 202, list filters gated by microversion.
+
+Lists are filtered, ordered, counted (``with_count``, 2.42) and paged by the
+database (:func:`shareflow.db.shares.list_`); a full page links to the next
+one as Manila's ``ViewBuilder._get_collection_links`` does (``shares_links``,
+the request's query with ``marker`` = the last id).
 """
 
 from __future__ import annotations
@@ -87,22 +92,24 @@ class Shares(Resource):
         sort_key, sort_dir = qp.sort(q, SORT_KEYS)
         limit, offset = qp.limit(q.get("limit")), qp.offset(q.get("offset"))
         with_count = ver.at_least("2.42") and "with_count" in q and qp.boolean(q["with_count"], "with_count")
-        locations = {}
         if ver.at_least("2.35"):
-            locations = {k: q[k] for k in ("export_location_id", "export_location_path") if k in q}
-
-        service = self.services.shares
-        query = dict(all_projects=all_projects, filters=filters, sort_key=sort_key, sort_dir=sort_dir)
-        count = None
-        if locations or with_count:
-            # Filters the database cannot apply: page after filtering here.
-            rows = [s for s in service.list(who, **query) if _has_location(s, locations)]
-            count = len(rows) if with_count else None
-            end = None if limit is None else offset + limit
-            rows = rows[offset:end]
-        else:
-            rows = service.list(who, **query, limit=limit, offset=offset)
-        reply(resp, view.list_view(rows, self.view_context(req), detailed=detailed, count=count))
+            for key in ("export_location_id", "export_location_path"):
+                if key in q:
+                    filters[key] = qp.text(q[key], key, 2048)
+        marker = qp.marker(q.get("marker"))
+        rows, count = self.services.shares.list(
+            who, all_projects=all_projects, filters=filters, sort_key=sort_key, sort_dir=sort_dir,
+            limit=limit, offset=offset, marker=marker, with_count=with_count, summary=not detailed,
+        )
+        ctx = self.view_context(req)
+        next_href = None
+        if limit is not None and rows and len(rows) == limit:
+            # Manila's _get_collection_links: a full page may have a next one.
+            # It points at the route asked (Manila's points detail lists at
+            # /shares, whose next page is then a summary).
+            route = "shares/detail" if detailed else "shares"
+            next_href = f"{ctx.collection_url(route)}?{qp.next_query(q, rows[-1].id)}"
+        reply(resp, view.list_view(rows, ctx, detailed=detailed, count=count, next_href=next_href))
 
     # --- creating ---------------------------------------------------------------------
 
@@ -136,16 +143,6 @@ class Shares(Resource):
             snapshot_id=refs["snapshot_id"],
         )
         reply(resp, {"share": view.detail(created, self.view_context(req))})
-
-
-def _has_location(share, wanted: dict[str, str]) -> bool:
-    if not wanted:
-        return True
-    return any(
-        wanted.get("export_location_id", el.id) == el.id
-        and wanted.get("export_location_path", el.path) == el.path
-        for el in share.export_locations
-    )
 
 
 class Share(Resource):

@@ -87,11 +87,18 @@ class Snapshots(Resource):
         if "project_id" in q and who.is_admin:
             filters["project_id"] = qp.text(q["project_id"], "project_id")
         sort_key, sort_dir = qp.sort(q, SORT_KEYS)
+        limit = qp.limit(q.get("limit"))
         rows = self.services.snapshots.list(
             who, all_projects=all_projects, filters=filters, sort_key=sort_key, sort_dir=sort_dir,
-            limit=qp.limit(q.get("limit")), offset=qp.offset(q.get("offset")),
+            limit=limit, offset=qp.offset(q.get("offset")), marker=qp.marker(q.get("marker")),
         )
-        reply(resp, view.list_view(rows, self.view_context(req), detailed=detailed))
+        ctx = self.view_context(req)
+        next_href = None
+        if limit is not None and rows and len(rows) == limit:
+            # As for shares: Manila's next link, to the route that was asked.
+            route = "snapshots/detail" if detailed else "snapshots"
+            next_href = f"{ctx.collection_url(route)}?{qp.next_query(q, rows[-1].id)}"
+        reply(resp, view.list_view(rows, ctx, detailed=detailed, next_href=next_href))
 
     def on_post(self, req, resp) -> None:
         _, data = section(req, "snapshot")

@@ -35,6 +35,12 @@ def detail(snap: ShareSnapshot, ctx: ViewContext) -> dict:
     return view
 
 
-def list_view(snaps: list[ShareSnapshot], ctx: ViewContext, *, detailed: bool) -> dict:
+def list_view(snaps: list[ShareSnapshot], ctx: ViewContext, *, detailed: bool,
+              next_href: str | None = None) -> dict:
+    """Manila's body: ``snapshots``, and the next page under Manila's own key
+    ``share_snapshots_links`` (``count`` comes with 2.79, past our maximum)."""
     build = detail if detailed else summary
-    return {"snapshots": [build(s, ctx) for s in snaps]}
+    body: dict = {"snapshots": [build(s, ctx) for s in snaps]}
+    if next_href is not None:
+        body["share_snapshots_links"] = [{"rel": "next", "href": next_href}]
+    return body

@@ -15,6 +15,7 @@ The template text around the tokens is constant.
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 import uuid
 from collections.abc import Iterable
@@ -294,6 +295,45 @@ def render_export(export: ExportSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: First line of an export file: the export as shareflow means it (Ganesha
+#: reads it as a comment). The file is the one durable record of the export.
+EXPORT_FILE_HEADER = "# shareflow-export "
+
+
+def render_export_file(export: ExportSpec) -> str:
+    """One export's file: its spec as a JSON comment, then its EXPORT block
+    (rendered first: a value Ganesha would not read refuses the whole file)."""
+    block = render_export(export)
+    spec = {"export_id": export.export_id, "path": export.path, "pseudo": export.pseudo,
+            "clients": [c.to_json() for c in client_rules(export.clients)]}
+    return EXPORT_FILE_HEADER + json.dumps(spec, sort_keys=True) + "\n" + block
+
+
+def parse_export_file(text: str) -> ExportSpec:
+    """The spec in an export file's first line, every value checked again."""
+    first, _, _ = text.partition("\n")
+    if not first.startswith(EXPORT_FILE_HEADER):
+        raise ExportError("not a shareflow export file")
+    try:
+        data = json.loads(first[len(EXPORT_FILE_HEADER):])
+        spec = ExportSpec(
+            export_id=check_export_id(data["export_id"]),
+            path=check_path(data["path"]),
+            pseudo=check_path(data["pseudo"], "pseudo path"),
+            clients=tuple(client_rules(ClientRule.from_json(c) for c in data["clients"])),
+        )
+    except (ValueError, KeyError, TypeError) as e:
+        raise ExportError(f"unreadable export file: {e}") from e
+    return spec
+
+
+def render_includes(paths: Iterable[str]) -> str:
+    """The exports file as the export server reads it at start: one
+    ``%include`` per export file."""
+    body = "".join(f"%include {token('path', p)}\n" for p in paths)
+    return "# Written by shareflow at each start: one include per export file.\n" + body
+
+
 def render_exports(exports: Iterable[ExportSpec]) -> str:
     """The exports file: every export, ordered by id, ids and pseudo paths unique."""
     exports = sorted(exports, key=lambda e: e.export_id)
@@ -306,4 +346,4 @@ def render_exports(exports: Iterable[ExportSpec]) -> str:
         seen_ids.add(e.export_id)
         seen_pseudo.add(e.pseudo)
     body = "".join(render_export(e) for e in exports)
-    return "# Written by shareflow from exports.json; changes are overwritten.\n" + body
+    return "# Written by shareflow; changes are overwritten.\n" + body

@@ -1,7 +1,9 @@
-"""One NFS-Ganesha server process: its files, start, stop, reload.
+"""One NFS-Ganesha server process and its private D-Bus: files, start, stop, reload.
 
-All files live in the server's ``state_dir``: main config, exports file (the
-export driver writes it), log, pid file, recovery directory. The process is
+All files live in the server's ``state_dir``: main config, one file per
+export in ``exports.d/`` (the export driver writes them), ``exports.conf``
+that includes them all (written at each start), log, pid file, recovery
+directory, and the bus's config, socket and pid file (``dbus_daemon``). The process is
 identified by pid *and* by its command line naming this config file, and it
 is signalled through a pidfd, so a recycled pid can never be signalled.
 
@@ -11,6 +13,8 @@ Ganesha is started in a network namespace with ``nsenter --net`` only; see
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
 import re
@@ -21,7 +25,9 @@ import time
 from pathlib import Path
 
 from shareflow.config import GaneshaConfig
+from shareflow.drivers.base import ClientRule
 from shareflow.drivers.export import ganesha_config
+from shareflow.drivers.export.dbus_daemon import ADDRESS_ENV, BusDaemon
 from shareflow.exceptions import ExportError
 from shareflow.system import netns
 from shareflow.system.atomic_file import write_atomic
@@ -104,6 +110,8 @@ class GaneshaServer:
         self.restart_wait = restart_wait
         self.state_dir = Path(cfg.state_dir).resolve()
         self._child: subprocess.Popen | None = None
+        self.bus = BusDaemon(self.state_dir, timeout=timeout)
+        self._export_manager = None
 
     def __repr__(self) -> str:
         where = f" in netns {self.cfg.netns}" if self.cfg.netns else ""
@@ -128,6 +136,11 @@ class GaneshaServer:
         return self.state_dir / "exports.conf"
 
     @property
+    def exports_dir(self) -> Path:
+        """One file per export (the export driver's durable record)."""
+        return self.state_dir / "exports.d"
+
+    @property
     def log_path(self) -> Path:
         return self.state_dir / "ganesha.log"
 
@@ -140,8 +153,10 @@ class GaneshaServer:
         return self.state_dir / "recovery"
 
     def write_config(self) -> None:
-        """Write the main config (and an empty exports file if there is none)."""
+        """Write the main config and the exports file that includes every
+        export file there is now (what Ganesha serves from its start)."""
         self.recovery_dir.mkdir(parents=True, exist_ok=True)
+        self.exports_dir.mkdir(parents=True, exist_ok=True)
         text = ganesha_config.render_main(
             ganesha_config.ServerSpec(
                 address=self.cfg.address,
@@ -151,8 +166,75 @@ class GaneshaServer:
             )
         )
         write_atomic(self.config_path, text)
-        if not self.exports_path.exists():
-            write_atomic(self.exports_path, ganesha_config.render_exports([]))
+        self._migrate_state_file()
+        self.write_exports_list()
+
+    def _migrate_state_file(self) -> None:
+        """Exports kept by an earlier shareflow in one ``exports.json``
+        become export files (once; the old file is kept, renamed)."""
+        old = self.state_dir / "exports.json"
+        try:
+            data = json.loads(old.read_text())
+        except FileNotFoundError:
+            return
+        except ValueError as e:
+            raise ExportError(f"{old} is unreadable: {e}") from e
+        ids = self.state_dir / "export-ids"
+        ids.mkdir(parents=True, exist_ok=True)
+        for sid, e in data.get("exports", {}).items():
+            spec = ganesha_config.ExportSpec(
+                export_id=e["export_id"], path=e["path"], pseudo=e["pseudo"],
+                clients=tuple(ClientRule.from_json(c) for c in e["clients"]))
+            target = self.exports_dir / f"{ganesha_config.check_share_id(sid)}.conf"
+            if not target.exists():
+                write_atomic(target, ganesha_config.render_export_file(spec))
+            with contextlib.suppress(FileExistsError):
+                os.symlink(sid, ids / str(spec.export_id))
+        os.replace(old, old.with_name("exports.json.migrated"))
+        log.info("moved the exports of %s into %s", old, self.exports_dir)
+
+    def export_files(self) -> list[Path]:
+        """The export files, by name (temporary files start with a dot)."""
+        return sorted(p for p in self.exports_dir.glob("*.conf") if not p.name.startswith("."))
+
+    def write_exports_list(self) -> None:
+        """``exports.conf``: every export file's text, one after another.
+        Written before each start (and by the SIGHUP fallback before each
+        reload); changes over D-Bus leave it alone, so no change rewrites a
+        file that grows with the number of exports. (Not one ``%include``
+        per file: Ganesha 4.3 compares each included file's name with every
+        one included before, which made a start with 1,000 exports take
+        twice as long as with the same blocks in one file.)"""
+        parts = []
+        for path in self.export_files():
+            try:
+                parts.append(path.read_text())
+            except FileNotFoundError:
+                continue  # removed since the listing: not served either
+        write_atomic(self.exports_path, "# Written by shareflow from exports.d/ at each start.\n" + "".join(parts))
+
+    def export_manager(self):
+        """This server's ``org.ganesha.nfsd.exportmgr`` (one connection, kept)."""
+        if self._export_manager is None:
+            # Imported here: ganesha_dbus imports this module's errors.
+            from shareflow.drivers.export.ganesha_dbus import ExportManager
+
+            self._export_manager = ExportManager(self.bus.address, timeout=self.timeout)
+        return self._export_manager
+
+    def on_bus(self, pid: int | None = None) -> bool:
+        """Whether the running Ganesha was started on this server's bus (one
+        started by anything else - an operator's, or one from before
+        shareflow ran its own bus - only takes changes through SIGHUP)."""
+        pid = self.pid() if pid is None else pid
+        if pid is None:
+            return False
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+        except OSError:
+            return False
+        return f"{ADDRESS_ENV}={self.bus.address}".encode() in env
 
     # --- process ------------------------------------------------------------
 
@@ -181,7 +263,9 @@ class GaneshaServer:
         return pid if pid > 0 and self._matches(pid) else None
 
     def is_running(self) -> bool:
-        return self.pid() is not None
+        """Ganesha runs, and so does its bus if it was started on it."""
+        pid = self.pid()
+        return pid is not None and (self.bus.is_running() or not self.on_bus(pid))
 
     def _pidfd(self) -> int | None:
         """A pidfd for the server, verified *after* opening it: from then on
@@ -199,9 +283,15 @@ class GaneshaServer:
         return fd
 
     def start(self) -> None:
-        """Start the server (if it is not running) and wait until it listens."""
+        """Start the server and its bus (whichever is not running) and wait
+        until it listens. A Ganesha whose bus died is on its way out (it
+        exits on disconnect): it is stopped first, then both start."""
         if self.is_running():
             return
+        if self.pid() is not None:
+            log.warning("the D-Bus of %s is gone; restarting the server with it", self)
+            self.stop()
+        self.bus.start()
         self.write_config()
         self.pid_path.unlink(missing_ok=True)
         offset = _size(self.log_path)
@@ -215,7 +305,8 @@ class GaneshaServer:
                 # Own session: the server must not get the terminal's signals
                 # meant for the process that started it.
                 self._child = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                    env={**os.environ, ADDRESS_ENV: self.bus.address},
                 )
             except OSError as e:
                 raise ExportError(f"cannot start {BINARY}: {e}") from e
@@ -233,7 +324,16 @@ class GaneshaServer:
         raise ExportError(f"{BINARY} did not start within {self.timeout:g} s: {self._tail(offset)}")
 
     def stop(self) -> None:
-        """SIGTERM the server, wait, then SIGKILL that same process. Not running: nothing to do."""
+        """SIGTERM the server, wait, then SIGKILL that same process; then its
+        bus. Not running: nothing to do."""
+        try:
+            self._stop_ganesha()
+        finally:
+            self.bus.stop()
+            if self._export_manager is not None:
+                self._export_manager.close()
+
+    def _stop_ganesha(self) -> None:
         fd = self._pidfd()
         if fd is None:
             self._reap()
@@ -268,6 +368,7 @@ class GaneshaServer:
         starter that will not supervise it: the subprocess module then reaps
         it whenever it ends, so a killed one does not linger as a zombie."""
         self._child = None
+        self.bus.let_go()
 
     def _reap(self) -> None:
         if self._child is not None and self._child.poll() is not None:

@@ -15,7 +15,14 @@ of that snapshot, laid out like any other share. While a share is reverted,
 ``MOUNT_POINT/reverts/ID`` holds a read-only copy of its previous content.
 
 Every step looks before it acts, so a create or delete interrupted anywhere is
-completed by calling it again.
+completed by calling it again. A subvolume's id is written to
+``MOUNT_POINT/.deleting/<dir>-<name>`` before it is deleted, so a delete
+interrupted between the subvolume and its qgroup finds the qgroup again.
+
+No operation costs more with more shares on the pool: mounts are checked by
+``stat`` (not by reading every mount of the host), qgroups in sysfs (not by
+``btrfs qgroup show``, which lists every qgroup of the pool), and a rescan of
+the pool's accounting only runs when the kernel says it is inconsistent.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ REVERTS_DIR = "reverts"
 #: A revert's copy renamed once the share holds the snapshot's content.
 DONE_SUFFIX = ".done"
 LOCKS_DIR = ".locks"
+#: Ids of subvolumes being deleted (see ``_delete_subvolume``).
+DELETING_DIR = ".deleting"
 #: Bound of the copy a revert makes (a reflink copy: metadata only, but
 #: proportional to the number of files).
 REVERT_COPY_TIMEOUT = 3600.0
@@ -93,18 +102,6 @@ class VolumesNotEnsured(StorageError):
         self.failed = failed
 
 
-def _same_inode(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` are the same directory. A subvolume mounted on
-    an export mount point shows there as the subvolume's own root inode (a
-    btrfs subvolume has a device number of its own), so this tells that the
-    right subvolume is mounted without reading the mount table."""
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except FileNotFoundError:
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
-
-
 def _is_share_id(name: str) -> bool:
     try:
         return share_id_of(name) == name
@@ -120,7 +117,8 @@ class BtrfsShareDriver(ShareDriver):
         self._timeout = timeout
         #: The pool's qgroup status file in sysfs (found on first use; False: none).
         self._qgroup_status: Path | bool | None = None
-        #: ((st_dev, st_ino) of the pool's root, its mount) when last read.
+        #: The pool's mount as last read, and the (st_dev, st_ino) of the pool
+        #: directory then: while a stat gives the same, it is still mounted.
         self._pool_seen: tuple[tuple[int, int], mounts.Mount] | None = None
 
     # --- paths ------------------------------------------------------------
@@ -137,30 +135,37 @@ class BtrfsShareDriver(ShareDriver):
         return filelock.locked(locks / share_id, timeout=self._timeout, error=StorageError, remove=remove)
 
     def _pool_mount(self) -> mounts.Mount:
-        """The pool's mount. The mount table is read once and then only when
-        the pool's root is no longer the inode it was (unmounted, remounted
-        elsewhere): with a mount per share, each read costs time in
-        proportion to the number of shares, and every operation asks."""
+        """The pool's mount. Read from the host's mount table once; after that
+        a ``stat`` of the pool directory tells whether it is the same mount
+        (unmounted, the directory is another filesystem's), since the table
+        holds a line per share and reading it would cost every operation
+        more with every share."""
         try:
             st = os.stat(self._pool)
-            key = (st.st_dev, st.st_ino)
-        except OSError:
-            key = None
-        if key is not None and self._pool_seen is not None and self._pool_seen[0] == key:
+            seen = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            seen = None
+        if seen is not None and self._pool_seen is not None and self._pool_seen[0] == seen:
             return self._pool_seen[1]
         m = mounts.find_mount(self._pool)
         if m is None or m.fstype != "btrfs":
+            self._pool_seen = None
             raise StorageError(f"no btrfs pool is mounted on {self._pool}")
-        self._pool_seen = (key, m) if key is not None else None
+        self._pool_seen = (seen, m) if seen is not None else None
         return m
 
     def _keep_limits_enforced(self) -> None:
         """Every size limit of the pool holds only while its qgroups are
         consistent; once marked inconsistent (by anything: another tool, a
         kernel path) the kernel enforces none until a rescan. Checked (a
-        sysfs read) after each change of volumes, and repaired then."""
+        sysfs read) after each change of volumes, and repaired then. On first
+        use, the kernel is also told to account deleted subvolumes whatever
+        their depth (``btrfs.account_every_subtree_drop``), so that deleting
+        a large share does not make the pool inconsistent in the first place."""
         if self._qgroup_status is None:
             self._qgroup_status = btrfs.qgroup_status_file(self._pool) or False
+            if self._qgroup_status and btrfs.account_every_subtree_drop(self._pool):
+                log.info("pool %s: qgroups now account deleted subvolumes of any depth", self._pool)
         if self._qgroup_status:
             btrfs.ensure_qgroups_consistent(self._pool, status_file=self._qgroup_status, timeout=self._timeout)
 
@@ -192,18 +197,7 @@ class BtrfsShareDriver(ShareDriver):
         with self._lock(share_id, remove=True):
             self._drop_revert_copies(share_id)
             self._unmount(share_id)
-            subvol = self._subvolume(share_id)
-            if btrfs.is_subvolume(subvol):
-                ids = [btrfs.subvolume_id(subvol, timeout=self._timeout)]
-                btrfs.subvolume_delete(subvol, timeout=self._timeout)
-            elif subvol.exists():
-                raise StorageError(f"{subvol} exists but is not a subvolume")
-            else:
-                # Absent already: maybe an earlier attempt died right after
-                # deleting it, before its qgroup went; its id is lost, so look
-                # for any qgroup whose subvolume is gone.
-                ids = None
-            btrfs.destroy_qgroups(self._pool, ids, timeout=self._timeout)
+            self._delete_subvolume(self._subvolume(share_id))
         self._keep_limits_enforced()
         log.info("volume for share %s deleted", share_id)
 
@@ -249,15 +243,7 @@ class BtrfsShareDriver(ShareDriver):
         snapshot_id = snapshot_id_of(snapshot_id)
         self._pool_mount()  # without the pool, absence proves nothing
         with self._lock(snapshot_id, remove=True):
-            target = self._snapshot(snapshot_id)
-            if btrfs.is_subvolume(target):
-                ids = [btrfs.subvolume_id(target, timeout=self._timeout)]
-                btrfs.subvolume_delete(target, timeout=self._timeout)
-            elif target.exists():
-                raise StorageError(f"{target} exists but is not a subvolume")
-            else:
-                ids = None  # gone already: clear any qgroup whose subvolume is gone
-            btrfs.destroy_qgroups(self._pool, ids, timeout=self._timeout)
+            self._delete_subvolume(self._snapshot(snapshot_id))
         self._keep_limits_enforced()
         log.info("snapshot %s deleted", snapshot_id)
 
@@ -446,16 +432,19 @@ class BtrfsShareDriver(ShareDriver):
         target = self._exports / share_id
         target.mkdir(parents=True, exist_ok=True)
         root = posixpath.join(pool.root, SHARES_DIR, share_id)
-        if _same_inode(target, self._subvolume(share_id)):
-            return  # mounted already
-        # The mount table is read only when something else is in the way
-        # (rare): with thousands of shares it is large.
+        # Mounted already when the mount point shows the subvolume's own root
+        # (its device number is the subvolume's, its inode the root's): two
+        # stats, where the mount table has a line per share.
+        shown, subvol = os.stat(target), os.stat(self._subvolume(share_id))
+        if (shown.st_dev, shown.st_ino) == (subvol.st_dev, subvol.st_ino):
+            return
         if os.path.ismount(target):
             current = mounts.find_mount(target)
-            what = f"{current.source}:{current.root}" if current is not None else "something"
-            raise StorageError(f"{target} has {what} mounted, expected {root}")
-        # Bound from the pool's own mount: the mount table then shows the
-        # subvolume as the mount's root, as a subvol= mount would.
+            where = f"{current.source}:{current.root}" if current else "something else"
+            raise StorageError(f"{target} has {where} mounted, expected {root}")
+        # Bound from the pool's own mount (mount(2), no mount process): the
+        # mount table then shows the subvolume as the mount's root, as a
+        # subvol= mount would, and a subvol= mount walks the mount table.
         mounts.bind_mount(self._subvolume(share_id), target, flags=MOUNT_FLAGS)
 
     def _unmount(self, share_id: str) -> None:
@@ -464,7 +453,7 @@ class BtrfsShareDriver(ShareDriver):
         # before locking existed, and every layer must go. ismount (two
         # stats), not the mount table, which grows with the number of shares.
         for _ in range(8):
-            if not os.path.ismount(target):
+            if not os.path.ismount(target):  # a stat of it and its parent
                 break
             mounts.unmount(target, timeout=self._timeout)
         else:
@@ -499,13 +488,46 @@ class BtrfsShareDriver(ShareDriver):
 
     def _drop_subvolume(self, path: Path) -> None:
         """Delete a subvolume of ours and its qgroup; absence is fine."""
-        if not btrfs.is_subvolume(path):
-            if path.exists():
-                raise StorageError(f"{path} exists but is not a subvolume")
-            return
-        ids = [btrfs.subvolume_id(path, timeout=self._timeout)]
-        btrfs.subvolume_delete(path, timeout=self._timeout)
-        btrfs.destroy_qgroups(self._pool, ids, timeout=self._timeout)
+        self._delete_subvolume(path)
+
+    def _delete_subvolume(self, path: Path) -> None:
+        """Delete the subvolume at ``path`` (one of ours) and its qgroup;
+        absence is fine. Its id is written down first, on the pool itself (so
+        the delete's commit carries it): a call interrupted after the
+        subvolume went and before its qgroup did is completed by the next
+        from that record, where otherwise only a look at every qgroup of the
+        pool could find the qgroup left behind."""
+        record = self._pool / DELETING_DIR / f"{path.parent.name}-{path.name}"
+        if btrfs.is_subvolume(path):
+            subvol_id = btrfs.subvolume_id(path, timeout=self._timeout)
+            self._write_record(record, subvol_id)
+            btrfs.subvolume_delete(path, timeout=self._timeout)
+        elif path.exists():
+            raise StorageError(f"{path} exists but is not a subvolume")
+        else:
+            try:
+                subvol_id = int(record.read_text())
+            except FileNotFoundError:
+                return  # never made, or deleted whole
+        btrfs.destroy_qgroups(self._pool, [subvol_id], timeout=self._timeout)
+        record.unlink(missing_ok=True)
+
+    @staticmethod
+    def _write_record(record: Path, subvol_id: int) -> None:
+        """Whole or absent (a rename); no fsync of its own: the delete's
+        commit makes it durable with the deletion. Refused (the pool's own
+        space or quota exhausted: then btrfs would refuse the delete as well),
+        nothing is deleted and the call can be made again."""
+        tmp = record.with_name(f".{record.name}.{os.getpid()}.tmp")
+        try:
+            record.parent.mkdir(exist_ok=True)
+            tmp.write_text(f"{subvol_id}\n")
+            os.replace(tmp, record)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot note subvolume {subvol_id} in {record} before deleting it: {e}",
+                               user_message="the backend has no room to delete the volume now") from e
 
     def _replace_content(self, target: Path, source: Path) -> None:
         """Make the content of directory ``target`` (a subvolume's root) that of

@@ -7,19 +7,21 @@ Ganesha runs in a test network namespace on 192.0.2.1:2049; clients 0, 1 and
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
 import threading
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from shareflow.drivers.base import ClientRule
 from shareflow.drivers.export import ganesha_config as gc
-from shareflow.drivers.export.ganesha import APPLIED_FILE, LOCK_FILE, STATE_FILE, GaneshaExportDriver, State
+from shareflow.drivers.export.ganesha import GaneshaExportDriver, export_file, lock_path, read_export
 from shareflow.drivers.export.ganesha_server import REFUSED_MESSAGE, ConfigRefused
 from shareflow.exceptions import ExportError
 from shareflow.system import filelock
@@ -54,8 +56,15 @@ def ro(client) -> ClientRule:
     return ClientRule(client.address, "ro")
 
 
-def state_of(ganesha_server) -> dict:
-    return json.loads((ganesha_server.state_dir / STATE_FILE).read_text())
+def state_of(ganesha_server) -> dict[str, gc.ExportSpec]:
+    """Every export as its file records it."""
+    return {p.stem: gc.parse_export_file(p.read_text()) for p in ganesha_server.export_files()}
+
+
+def written(ganesha_server, sid: str) -> tuple[int, int]:
+    """Which write of the export's file is there (a write replaces the file)."""
+    st = export_file(ganesha_server, sid).stat()
+    return st.st_ino, st.st_mtime_ns
 
 
 def test_add_export_is_idempotent_and_admits_nobody(export_env, ganesha_server):
@@ -63,9 +72,9 @@ def test_add_export_is_idempotent_and_admits_nobody(export_env, ganesha_server):
     sid, path = new_volume(shares)
     locations = driver.add_export(server, sid, path)
     assert locations == [f"192.0.2.1:/shares/{sid}"]
-    serial = state_of(ganesha_server)["serial"]
+    before = written(ganesha_server, sid)
     assert driver.add_export(server, sid, path) == locations
-    assert state_of(ganesha_server)["serial"] == serial  # no change, no reload
+    assert written(ganesha_server, sid) == before  # no change, nothing written
     assert driver.list_exports(server) == {sid: []}
     refused = c0.ls(pseudo(sid))
     assert refused.returncode != 0 and "NFS4ERR_NOENT" in refused.stdout + refused.stderr
@@ -131,11 +140,11 @@ def test_update_access_is_idempotent_and_order_insensitive(export_env, ganesha_s
     sid, path = new_volume(shares)
     driver.add_export(server, sid, path)
     driver.update_access(server, sid, [rw(c0), ro(c1)])
-    serial = state_of(ganesha_server)["serial"]
+    before = written(ganesha_server, sid)
     # Same set in another order, and as JSON dicts (how a reloaded task passes them).
     driver.update_access(server, sid, [ro(c1).to_json(), rw(c0).to_json()])
     driver.update_access(server, sid, [ro(c1), rw(c0), rw(c0)])
-    assert state_of(ganesha_server)["serial"] == serial
+    assert written(ganesha_server, sid) == before
     assert sorted(driver.list_exports(server)[sid], key=lambda r: r.access_to) == [rw(c0), ro(c1)]
     assert c0.ls(pseudo(sid)).returncode == 0
 
@@ -160,7 +169,7 @@ def test_remove_export(export_env, ganesha_server):
     assert c0.ls(pseudo(sid)).returncode != 0
     assert c0.ls(pseudo(keep)).returncode == 0  # the other export is untouched
     assert sid not in driver.list_exports(server)
-    assert sid not in ganesha_server.exports_path.read_text()
+    assert not export_file(ganesha_server, sid).exists()
     driver.remove_export(server, sid)  # again: nothing to do
     driver.remove_export(server, str(uuid.uuid4()))  # never exported
     # The volume is released by the server: it can be deleted now.
@@ -172,12 +181,12 @@ def test_export_ids_are_smallest_free_from_100(export_env, ganesha_server):
     vols = [new_volume(shares) for _ in range(3)]
     for sid, path in vols:
         driver.add_export(server, sid, path)
-    ids = {sid: e["export_id"] for sid, e in state_of(ganesha_server)["exports"].items()}
+    ids = {sid: e.export_id for sid, e in state_of(ganesha_server).items()}
     assert sorted(ids.values()) == [100, 101, 102]
     driver.remove_export(server, vols[0][0])
     sid, path = new_volume(shares)
     driver.add_export(server, sid, path)
-    assert state_of(ganesha_server)["exports"][sid]["export_id"] == ids[vols[0][0]]
+    assert read_export(ganesha_server, sid).export_id == ids[vols[0][0]]
 
 
 def test_new_path_for_an_exported_share(export_env):
@@ -245,11 +254,11 @@ def test_a_client_ganesha_cannot_read_fails_that_change_only(export_env, ganesha
     driver.add_export(server, other, other_path)
     driver.update_access(server, sid, [rw(c0)])
     driver.update_access(server, other, [rw(c1)])
-    before = (ganesha_server.exports_path.read_text(), state_of(ganesha_server))
+    before = {p.name: p.read_text() for p in ganesha_server.export_files()}
     with pytest.raises(ExportError) as e:
         driver.update_access(server, sid, [rw(c0), ClientRule(access_to, "rw")])
     assert "NFS server cannot take" in e.value.user_message
-    assert (ganesha_server.exports_path.read_text(), state_of(ganesha_server)) == before
+    assert {p.name: p.read_text() for p in ganesha_server.export_files()} == before
     assert c0.ls(pseudo(sid)).returncode == 0 and c1.ls(pseudo(other)).returncode == 0
     driver.update_access(server, other, [rw(c0)])  # the server takes the next change
     assert c0.ls(pseudo(other)).returncode == 0
@@ -264,7 +273,7 @@ def test_a_change_ganesha_refuses_fails_alone_while_others_go_through(export_env
     steady, steady_path = new_volume(shares)
     driver.add_export(server, steady, steady_path)
     driver.update_access(server, steady, [rw(clients[0])])
-    steady_before = state_of(ganesha_server)["exports"][steady]
+    steady_before = state_of(ganesha_server)[steady]
     busy = [new_volume(shares) for _ in range(2)]
     for sid, p in busy:
         driver.add_export(server, sid, p)
@@ -298,8 +307,7 @@ def test_a_change_ganesha_refuses_fails_alone_while_others_go_through(export_env
     assert all(isinstance(e, ConfigRefused) and "resolve_posix_filesystem(/dev)" in str(e) for e in refusals)
     assert refusals[0].user_message == REFUSED_MESSAGE
     state = state_of(ganesha_server)
-    assert bad not in state["exports"] and state["exports"][steady] == steady_before
-    assert (ganesha_server.state_dir / APPLIED_FILE).read_text().strip() == str(state["serial"])
+    assert bad not in state and state[steady] == steady_before
     assert clients[0].cat(pseudo(steady, "hello")).stdout == f"hello from {steady}\n"
     assert clients[0].ls(pseudo(bad)).returncode != 0
     for i, (sid, _) in enumerate(busy):
@@ -312,7 +320,7 @@ def test_the_wait_for_the_servers_lock_is_bounded(export_env, ganesha_server):
     sid, path = new_volume(shares)
     driver.add_export(server, sid, path)
     impatient = GaneshaExportDriver({SERVER_ID: ganesha_server}, timeout=0.2)
-    with filelock.locked(ganesha_server.state_dir / LOCK_FILE, timeout=5):
+    with filelock.locked(lock_path(ganesha_server, sid), timeout=5):
         with pytest.raises(ExportError) as e:
             impatient.update_access(server, sid, [rw(c0)])
     assert e.value.user_message == "the NFS server is busy with other changes; try again"
@@ -322,18 +330,24 @@ def test_the_wait_for_the_servers_lock_is_bounded(export_env, ganesha_server):
 
 
 def test_a_change_written_but_not_served_is_served_on_retry(export_env, ganesha_server):
-    """A conductor that died after writing the state but before the reload."""
+    """A conductor that died after writing the export's file but before
+    telling Ganesha (a client list, and a whole new export)."""
     driver, server, shares, (c0, *_) = export_env
     sid, path = new_volume(shares)
     driver.add_export(server, sid, path)
-    state = State.from_json((ganesha_server.state_dir / STATE_FILE).read_text())
-    spec = state.exports[sid]
-    changed = State(state.serial + 1, {sid: gc.ExportSpec(spec.export_id, spec.path, spec.pseudo, (rw(c0),))})
-    (ganesha_server.state_dir / STATE_FILE).write_text(changed.to_json())
+    spec = read_export(ganesha_server, sid)
+    export_file(ganesha_server, sid).write_text(gc.render_export_file(replace(spec, clients=(rw(c0),))))
     assert c0.ls(pseudo(sid)).returncode != 0  # written, not served
     driver.update_access(server, sid, [rw(c0)])  # the retried call
     assert c0.ls(pseudo(sid)).returncode == 0
-    assert (ganesha_server.state_dir / APPLIED_FILE).read_text().strip() == str(changed.serial)
+
+    fresh, fresh_path = new_volume(shares)
+    os.symlink(fresh, ganesha_server.state_dir / "export-ids" / "4000")
+    export_file(ganesha_server, fresh).write_text(gc.render_export_file(
+        gc.ExportSpec(4000, fresh_path, pseudo(fresh), (rw(c0),))))
+    assert c0.ls(pseudo(fresh)).returncode != 0  # written, not served
+    driver.update_access(server, fresh, [rw(c0)])  # the retried step after the add
+    assert c0.cat(pseudo(fresh, "hello")).stdout == f"hello from {fresh}\n"
 
 
 def test_exports_survive_a_server_restart(export_env, ganesha_server):
@@ -361,13 +375,13 @@ def test_a_change_waits_for_a_server_being_restarted(export_env, ganesha_server)
     driver.add_export(server, sid, path)
     driver.update_access(server, sid, [rw(c0)])
     ganesha_server.stop()
-    serial = state_of(ganesha_server)["serial"]
+    before = written(ganesha_server, sid)
 
     def supervisor():
         # Restart only once the change is written: the driver is then past
-        # finding the server down, waiting for it in its reload.
+        # finding the server down, waiting for it to be back.
         deadline = time.monotonic() + 30
-        while state_of(ganesha_server)["serial"] == serial and time.monotonic() < deadline:
+        while written(ganesha_server, sid) == before and time.monotonic() < deadline:
             time.sleep(0.01)
         ganesha_server.start()
 
@@ -429,13 +443,8 @@ def test_concurrent_updates_from_threads_and_processes(export_env, ganesha_serve
         t.join()
     assert proc.wait(60) == 0
 
-    state = state_of(ganesha_server)  # valid JSON, every change kept
-    assert {sid: e["clients"] for sid, e in state["exports"].items()} == {
-        sid: [r.to_json() for r in rules] for sid, rules in final.items()
-    }
-    assert ganesha_server.exports_path.read_text() == gc.render_exports(
-        State.from_json(json.dumps(state)).exports.values()
-    )
+    state = state_of(ganesha_server)  # every file whole, every change kept
+    assert {sid: list(e.clients) for sid, e in state.items()} == final
     for i, (sid, _) in enumerate(vols):
         for j, c in enumerate(clients):
             allowed = c.ls(pseudo(sid)).returncode == 0

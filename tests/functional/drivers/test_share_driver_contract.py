@@ -410,3 +410,99 @@ def test_btrfs_ensure_volumes_mounts_all_but_a_blocked_one(btrfs_share_driver, b
     assert btrfs_share_driver.ensure_volumes(workers=3) == sids
     assert [m.mount_point for m in mounts.mounts_under(btrfs_config.exports_dir)].count(blocked) == 1
     assert Path(blocked, "f").read_text() == blocked
+
+
+def test_btrfs_a_delete_interrupted_before_the_qgroup_is_completed(btrfs_share_driver, btrfs_config,
+                                                                    monkeypatch):
+    """The subvolume went, then the call died before its qgroup did: the next
+    call finds the qgroup from the id written down before the delete, and
+    leaves neither the qgroup nor the record behind."""
+    driver, probe = btrfs_share_driver, BtrfsProbe(btrfs_config)
+    sid = new_id()
+    driver.create_volume(sid, 1)
+    probe.record(sid)
+    real = btrfs.destroy_qgroups
+
+    def dies(*args, **kwargs):
+        raise StorageError("conductor died here")
+
+    monkeypatch.setattr(btrfs, "destroy_qgroups", dies)
+    with pytest.raises(StorageError, match="died here"):
+        driver.delete_volume(sid)
+    record = Path(btrfs_config.mount_point) / ".deleting" / f"shares-{sid}"
+    assert not probe.subvolume(sid).exists()
+    assert int(record.read_text()) == probe.subvol_ids[sid]
+    monkeypatch.setattr(btrfs, "destroy_qgroups", real)
+    driver.delete_volume(sid)
+    assert probe.remnants(sid) == [] and not record.exists()
+
+
+def test_btrfs_operations_read_neither_the_mount_table_nor_every_qgroup(btrfs_share_driver, monkeypatch):
+    """What an operation costs must not grow with the shares on the pool: after
+    the driver's first look at its pool, no operation reads the host's mount
+    table (a line per share) or lists the pool's qgroups (one per share and
+    snapshot). The calls still happen for real; they are only counted."""
+    driver = btrfs_share_driver
+    driver.create_volume(new_id(), 1)  # the first look at the pool
+    calls = []
+    for module, name in ((mounts, "read_mounts"), (btrfs, "qgroup_show")):
+        real = getattr(module, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    sid, snap, clone = new_id(), new_id(), new_id()
+    driver.create_volume(sid, 1)
+    driver.create_volume(sid, 1)  # idempotent: the mount is found by stat
+    driver.resize_volume(sid, 2)
+    driver.used_bytes(sid)
+    driver.create_snapshot(sid, snap)
+    driver.create_volume_from_snapshot(clone, snap, 1)
+    driver.revert_to_snapshot(sid, snap, 2)
+    driver.capacity()
+    for volume in (clone, sid):
+        driver.delete_volume(volume)
+    driver.delete_snapshot(snap)
+    driver.delete_volume(sid)  # absent already
+    assert calls == []
+
+
+def test_btrfs_pool_accounts_deleted_subvolumes_of_any_depth(btrfs_share_driver, btrfs_config):
+    """A deleted subvolume whose tree is deeper than the kernel's
+    drop_subtree_threshold would mark the whole pool's qgroups inconsistent
+    (no limit enforced until a rescan of the pool); the driver raises the
+    threshold to the deepest possible tree on first use."""
+    btrfs_share_driver.create_volume(new_id(), 1)
+    fs_dir = btrfs.sysfs_dir(btrfs_config.mount_point)
+    assert fs_dir is not None
+    knob = fs_dir / "qgroups" / "drop_subtree_threshold"
+    assert int(knob.read_text()) == btrfs.MAX_TREE_LEVEL
+
+
+def test_btrfs_delete_on_a_pool_with_no_room_left_for_its_note(btrfs_share_driver, btrfs_config, btrfs_pool):
+    """When not even the note of the subvolume's id can be written on the pool
+    (its own qgroup at its limit here: EDQUOT, and btrfs would refuse the
+    subvolume's delete too), the delete fails with a StorageError before
+    anything is deleted, and succeeds once there is room."""
+    driver, probe = btrfs_share_driver, BtrfsProbe(btrfs_config)
+    sid = new_id()
+    driver.create_volume(sid, 1)
+    probe.record(sid)
+    pool = Path(btrfs_config.mount_point)
+    group = btrfs.subvolume_qgroup(pool, timeout=10)
+    btrfs.qgroup_limit(pool, group.referenced, timeout=10)
+    try:
+        with pytest.raises(OSError) as full:
+            (pool / "probe").write_text("x" * 4096)
+        assert full.value.errno == errno.EDQUOT
+        with pytest.raises(StorageError, match="cannot note subvolume"):
+            driver.delete_volume(sid)
+        assert btrfs.is_subvolume(probe.subvolume(sid))
+    finally:
+        # Lifted through the session pool's top level: a change made through
+        # the full subvolume itself is refused (EDQUOT) like any write to it.
+        run(["btrfs", "qgroup", "limit", "none", f"0/{group.id}", str(btrfs_pool.mount_point)], timeout=10)
+    driver.delete_volume(sid)
+    assert probe.remnants(sid) == [] and not (pool / ".deleting" / f"shares-{sid}").exists()

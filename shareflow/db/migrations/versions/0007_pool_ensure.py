@@ -3,7 +3,7 @@ servers restored) last began and finished, how long it took and what it
 found, for ``shareflow backend show``.
 
 Revision ID: 0007
-Revises: 0004 (the lead re-points this at the last revision merged before it)
+Revises: 0006
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0004"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

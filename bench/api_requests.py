@@ -1,0 +1,416 @@
+#!/usr/bin/env python3
+"""API CPU per request: ``GET /shares/detail`` with N shares and ``GET /shares/{id}``.
+
+Run from the repository root (no root needed, nothing but loopback)::
+
+    PYTHONPATH=$PWD .venv/bin/python bench/api_requests.py [--shares 1000] [--requests 200]
+        [--no-gunicorn] [--profile cprofile|py-spy|none]
+
+What it measures is the API's own cost - authentication, the session, the
+microversion, SQL, building the views, JSON - not storage: no conductor runs
+and nothing is exported. The database (SQLite, WAL, a file in a fresh
+temporary directory, migrated to head) is populated **through the database
+layer** (``shareflow.db.shares.create`` and ``replace_export_locations`` in
+write transactions of the same :class:`~shareflow.db.engine.Database` the API
+uses): N shares of one project, each ``available`` with one export location,
+one metadata item and the default share type - what a share that a conductor
+created looks like to the API. Going through the API instead would post N
+jobs to ZooKeeper for nothing this benchmark reads.
+
+Two servers answer the same requests, one after the other:
+
+* in-process: the falcon app built by :func:`shareflow.api.app.create_app`,
+  called as a WSGI callable (no sockets, no HTTP parsing): the app's own time;
+* gunicorn: ``shareflow-api`` (the very entry point ``make run`` starts, with
+  its gthread workers) on a free loopback port, asked over one keep-alive HTTP
+  connection (``http.client``): what a client sees, with HTTP on top.
+
+Every request carries a real token from a tokens file (``[auth] strategy =
+tokens``, the default) and the microversion header 2.65 - what manilaclient
+sends. Reported per request kind: p50/p90/p99/min of the wall clock
+(nearest-rank) and the server's CPU per request - the thread's CPU time
+in-process, the workers' user+system time (/proc) under gunicorn - which a
+machine shared with other work disturbs far less than the wall clock. With
+``--profile cprofile`` (default) the in-process cProfile of the detail list is
+grouped by where the time goes (auth, SQL, ORM loading, views, JSON, falcon);
+``--profile py-spy`` samples the gunicorn workers with py-spy instead (needs
+ptrace rights). docs/benchmarks.md ("API requests") has results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import http.client
+import io
+import os
+import pstats
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from shareflow.auth.tokens import TokenFile  # noqa: E402
+from shareflow.db import shares as shares_db  # noqa: E402
+from shareflow.db import share_types as types_db  # noqa: E402
+from shareflow.db.engine import Database  # noqa: E402
+from shareflow.db.migrate import upgrade  # noqa: E402
+from shareflow.domain import states  # noqa: E402
+from shareflow.services.context import Caller  # noqa: E402
+from shareflow.wiring import Services, utcnow  # noqa: E402
+
+VERSION = "2.65"
+PROJECT = "benchproj"
+BATCH = 500
+#: Where a cProfile entry's time is attributed, first match wins (file path parts).
+BUCKETS = (
+    ("auth (token check)", ("shareflow/auth/",)),
+    ("JSON encoding", ("json/encoder", "shareflow/api/codec.py", "orjson")),
+    ("views", ("shareflow/api/views/",)),
+    ("ORM loading", ("sqlalchemy/orm/",)),
+    ("SQL (engine, pool, sqlite)", ("sqlalchemy/engine", "sqlalchemy/pool", "sqlalchemy/sql",
+                                    "sqlite3", "sqlalchemy/dialects", "sqlalchemy/event",
+                                    "sqlalchemy/util", "_sqlite3")),
+    ("microversion, params", ("shareflow/api/microversions.py", "shareflow/api/params.py")),
+    ("falcon, middleware", ("falcon/", "shareflow/api/middleware.py", "shareflow/api/app.py",
+                            "shareflow/api/resources/")),
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp: Path, port: int) -> Path:
+    text = f"""
+state_dir = "{tmp / 'var'}"
+host = "benchhost"
+
+[database]
+url = "sqlite:///{tmp / 'shareflow.db'}"
+
+[zookeeper]
+# Never contacted: nothing here posts a job.
+hosts = "127.0.0.1:1"
+
+[api]
+bind = "127.0.0.1:{port}"
+
+[auth]
+strategy = "tokens"
+tokens_file = "{tmp / 'tokens.json'}"
+
+[[backends]]
+name = "b1"
+[backends.btrfs]
+mount_point = "{tmp / 'pool'}"
+exports_dir = "{tmp / 'exports'}"
+[backends.ganesha]
+state_dir = "{tmp / 'ganesha'}"
+managed = false
+"""
+    path = tmp / "shareflow.toml"
+    path.write_text(text)
+    return path
+
+
+def populate(services: Services, n: int) -> list[str]:
+    """N available shares of PROJECT through the database layer (see the docstring)."""
+    admin = Caller(project_id="adminproj", user_id="root", is_admin=True)
+    services.share_types.create(admin, name=services.config.default_share_type,
+                                extra_specs={"driver_handles_share_servers": "False",
+                                             "snapshot_support": "True"})
+    with services.db.read() as s:
+        type_id = types_db.get_by_name(s, services.config.default_share_type).id
+    ids = []
+    for start in range(0, n, BATCH):
+        with services.db.write() as s:
+            for i in range(start, min(n, start + BATCH)):
+                share_id = str(uuid.uuid4())
+                now = utcnow()
+                shares_db.create(
+                    s, now=now, id=share_id, project_id=PROJECT, user_id="bench", name=f"share-{i:05d}",
+                    description=None, size=1, share_proto="NFS", status=states.AVAILABLE,
+                    share_type_id=type_id, host="benchhost@b1#b1", backend="b1",
+                    availability_zone="nova", is_public=False, share_network_id=None,
+                    metadata={"index": str(i)}, snapshot_id=None,
+                )
+                shares_db.replace_export_locations(s, share_id, [f"127.0.0.1:/shares/{share_id}"], now=now)
+                ids.append(share_id)
+    return ids
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def rank(p: float) -> float:
+        return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * p // 100) - 1))]
+
+    return {"p50": rank(50), "p90": rank(90), "p99": rank(99), "min": ordered[0],
+            "mean": sum(ordered) / len(ordered), "n": len(ordered)}
+
+
+def line(label: str, stats: dict[str, float]) -> str:
+    return (f"  {label:<44} p50 {stats['p50']:7.2f} ms  p90 {stats['p90']:7.2f}  p99 {stats['p99']:7.2f}"
+            f"  min {stats['min']:7.2f}  server CPU {stats['cpu']:6.2f} ms/req  (n={stats['n']})")
+
+
+class InProcess:
+    """The WSGI app called directly."""
+
+    def __init__(self, app, token: str):
+        self.app = app
+        self.token = token
+
+    @staticmethod
+    def cpu() -> float:
+        return time.thread_time()
+
+    def get(self, path: str, query: str = "") -> tuple[int, bytes]:
+        environ = {
+            "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
+            "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8786", "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1:8786", "HTTP_X_AUTH_TOKEN": self.token,
+            "HTTP_X_OPENSTACK_MANILA_API_VERSION": VERSION, "HTTP_ACCEPT": "application/json",
+            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
+            "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
+            "wsgi.version": (1, 0),
+        }
+        status = []
+
+        def start_response(s, headers, exc_info=None):
+            status.append(int(s.split(" ", 1)[0]))
+
+        body = b"".join(self.app(environ, start_response))
+        return status[0], body
+
+
+class OverHttp:
+    """One keep-alive connection, as a polling client holds one."""
+
+    def __init__(self, port: int, token: str, workers: list[int]):
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        self.headers = {"X-Auth-Token": token, "X-OpenStack-Manila-API-Version": VERSION,
+                        "Accept": "application/json"}
+        self.workers = workers
+
+    def cpu(self) -> float:
+        """User + system CPU seconds of the gunicorn workers so far."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.workers:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / ticks
+
+    def get(self, path: str, query: str = "") -> tuple[int, bytes]:
+        self.conn.request("GET", path + (f"?{query}" if query else ""), headers=self.headers)
+        resp = self.conn.getresponse()
+        return resp.status, resp.read()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def timed(client, path: str, query: str, n: int, *, expect: int = 200) -> list[float]:
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        status, body = client.get(path, query)
+        out.append((time.perf_counter() - t0) * 1000)
+        if status != expect:
+            raise SystemExit(f"GET {path}?{query}: {status} {body[:300]!r}")
+    return out
+
+
+def run_suite(client, share_ids: list[str], n: int, *, warmup: int = 5) -> dict[str, dict]:
+    """Wall-clock percentiles per request kind, and the server's CPU per
+    request (``cpu``: the wall clock lies on a machine shared with others;
+    CPU time much less so)."""
+    one = share_ids[len(share_ids) // 2]
+    total = len(share_ids)
+    cases = {
+        f"GET /shares/detail ({total})": ("/v2/shares/detail", ""),
+        f"GET /shares ({total})": ("/v2/shares", ""),
+        "GET /shares/detail?limit=50": ("/v2/shares/detail", "limit=50"),
+        f"GET /shares/detail?limit=50&offset={max(0, total - 100)}":
+            ("/v2/shares/detail", f"limit=50&offset={max(0, total - 100)}"),
+        "GET /shares/detail?name=<one>": ("/v2/shares/detail", f"name=share-{total // 2:05d}"),
+        "GET /shares/detail?limit=50&with_count=true": ("/v2/shares/detail", "limit=50&with_count=true"),
+        "GET /shares/{id}": (f"/v2/shares/{one}", ""),
+    }
+    results = {}
+    for label, (path, query) in cases.items():
+        timed(client, path, query, warmup)
+        # Whole-list requests are the slow ones: fewer of them keep the run short.
+        count = max(20, n // 5) if query == "" and "{id}" not in label else n
+        cpu0 = client.cpu()
+        samples = timed(client, path, query, count)
+        stats = percentiles(samples)
+        stats["cpu"] = (client.cpu() - cpu0) * 1000 / count
+        results[label] = stats
+    return results
+
+
+def profile_in_process(client, n: int) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    timed(client, "/v2/shares/detail", "", n)
+    prof.disable()
+    stats = pstats.Stats(prof)
+    total = sum(tt for (_, _, tt, _, _) in stats.stats.values())
+    buckets: dict[str, float] = {}
+    for (filename, _, _), (_, _, tt, _, _) in stats.stats.items():
+        name = "other (stdlib, builtins)"
+        for bucket, parts in BUCKETS:
+            if any(p in filename for p in parts):
+                name = bucket
+                break
+        buckets[name] = buckets.get(name, 0.0) + tt
+    out = [f"  cProfile of {n} x GET /shares/detail, own time by area (cProfile inflates calls):"]
+    for name, tt in sorted(buckets.items(), key=lambda kv: -kv[1]):
+        out.append(f"    {name:<30} {100 * tt / total:5.1f} %  ({1000 * tt / n:6.2f} ms/request)")
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(25)
+    out.append("  top entries by own time:")
+    out.extend("    " + ln for ln in text.getvalue().splitlines() if ln.strip())
+    return "\n".join(out)
+
+
+@contextlib.contextmanager
+def gunicorn(config_path: Path, port: int, tmp: Path):
+    env = dict(os.environ, SHAREFLOW_CONFIG=str(config_path), PYTHONPATH=str(REPO))
+    log = open(tmp / "api.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "shareflow.api.server", "--config", str(config_path)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"gunicorn did not start: {(tmp / 'api.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield proc
+    finally:
+        # Our own process group (start_new_session): the master and its workers.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def worker_pids(master: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+def py_spy_profile(master: int, client, n: int, tmp: Path) -> str:
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    out = []
+    for pid in worker_pids(master):
+        raw = tmp / f"py-spy-{pid}.txt"
+        spy = subprocess.Popen([py_spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "500",
+                                "--output", str(raw), "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        timed(client, "/v2/shares/detail", "", n)
+        spy.send_signal(signal.SIGINT)
+        _, err = spy.communicate(timeout=60)
+        if not raw.exists():
+            out.append(f"  py-spy on {pid}: no output ({err.decode()[-300:]})")
+            continue
+        out.append(f"  py-spy (worker {pid}): samples by leaf frame, top 20")
+        leaves: dict[str, int] = {}
+        total = 0
+        for ln in raw.read_text().splitlines():
+            stack, _, count = ln.rpartition(" ")
+            frame = stack.split(";")[-1]
+            leaves[frame] = leaves.get(frame, 0) + int(count)
+            total += int(count)
+        for frame, count in sorted(leaves.items(), key=lambda kv: -kv[1])[:20]:
+            out.append(f"    {100 * count / max(total, 1):5.1f} %  {frame}")
+    return "\n".join(out)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shares", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=200, help="per request kind (whole lists: a fifth)")
+    parser.add_argument("--no-gunicorn", action="store_true")
+    parser.add_argument("--profile", choices=("cprofile", "py-spy", "none"), default="cprofile")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="sf-bench-api-"))
+    try:
+        port = free_port()
+        config_path = write_config(tmp, port)
+        from shareflow import config as config_module
+        from shareflow.api.app import create_app
+
+        config = config_module.load(config_path)
+        db = Database(config.database.url)
+        upgrade(db)
+        db.dispose()
+        services = Services(config)
+        t0 = time.perf_counter()
+        ids = populate(services, args.shares)
+        print(f"populated {args.shares} shares through the database layer in {time.perf_counter() - t0:.1f} s")
+        token, _ = TokenFile(config.auth.tokens_file).issue(PROJECT, "bench")
+        import sqlalchemy
+        import falcon
+        print(f"python {sys.version.split()[0]}, falcon {falcon.__version__}, SQLAlchemy {sqlalchemy.__version__}, "
+              f"sqlite {__import__('sqlite3').sqlite_version}, {os.cpu_count()} cpus, "
+              f"load {os.getloadavg()[0]:.2f}")
+
+        app = create_app(config, services)
+        local = InProcess(app, token)
+        print("in-process (WSGI callable, no HTTP):")
+        for label, stats in run_suite(local, ids, args.requests).items():
+            print(line(label, stats))
+        if args.profile == "cprofile":
+            print(profile_in_process(local, 20))
+        services.close()
+
+        if not args.no_gunicorn:
+            with gunicorn(config_path, port, tmp) as proc:
+                deadline = time.monotonic() + 20
+                while len(worker_pids(proc.pid)) < config.api.workers and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                remote = OverHttp(port, token, worker_pids(proc.pid))
+                try:
+                    print(f"gunicorn (shareflow-api, {config.api.workers} workers x gthread, one keep-alive connection):")
+                    for label, stats in run_suite(remote, ids, args.requests).items():
+                        print(line(label, stats))
+                    if args.profile == "py-spy":
+                        print(py_spy_profile(proc.pid, remote, 100, tmp))
+                finally:
+                    remote.close()
+    finally:
+        if args.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

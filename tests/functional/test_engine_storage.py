@@ -1,0 +1,199 @@
+"""What a job's engine persists between its steps (shareflow.engine.storage),
+on TaskFlow's persistence over our real databases: one write transaction per
+step, no engine-made progress, a finished step recorded with the next write -
+and a job whose conductor dies before that write runs that step again and
+skips exactly the steps recorded done."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import sqlalchemy as sa
+from oslo_utils import uuidutils
+from taskflow import states as tf_states
+from taskflow import task
+from taskflow.patterns import linear_flow
+from taskflow.persistence import models as tf_models
+
+from shareflow.engine.listeners import DeferredDurationListener
+from shareflow.engine.persistence import make_persistence
+from shareflow.engine.storage import ShareflowEngine
+
+STEPS = ("one", "two", "three")
+
+
+class Crash(BaseException):
+    """The conductor's process dies here: nothing after it runs or is written
+    (TaskFlow's notifier swallows an Exception, not this)."""
+
+
+class Step(task.Task):
+    def execute(self, ran, seen, read):
+        ran.append(self.name)
+        seen[self.name] = read()
+        return f"{self.name}-result"
+
+
+def build_flow():
+    return linear_flow.Flow("f").add(*(Step(n) for n in STEPS))
+
+
+@pytest.fixture
+def persistence(db):
+    return make_persistence(db)
+
+
+def new_flow_detail(persistence) -> str:
+    book = tf_models.LogBook("b", uuid=uuidutils.generate_uuid())
+    book.add(tf_models.FlowDetail("f", uuid=uuidutils.generate_uuid()))
+    with contextlib.closing(persistence.get_connection()) as conn:
+        conn.save_logbook(book)
+    return next(iter(book)).uuid
+
+
+def reload(persistence, flow_uuid):
+    with contextlib.closing(persistence.get_connection()) as conn:
+        return conn.get_flow_details(flow_uuid)
+
+
+def persisted(persistence, flow_uuid) -> dict:
+    """Atom name -> its row as the database has it now."""
+    return {ad.name: ad for ad in reload(persistence, flow_uuid) if ad.name in STEPS}
+
+
+@contextlib.contextmanager
+def counting_writes(engine: sa.Engine):
+    """The transactions committed on ``engine`` that wrote something."""
+    commits: list[int] = []
+    writing: set[int] = set()
+
+    def on_statement(conn, _cursor, statement, *_args):
+        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            writing.add(id(conn))
+
+    def on_commit(conn):
+        if id(conn) in writing:
+            writing.discard(id(conn))
+            commits.append(1)
+
+    sa.event.listen(engine, "before_cursor_execute", on_statement)
+    sa.event.listen(engine, "commit", on_commit)
+    try:
+        yield commits
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_statement)
+        sa.event.remove(engine, "commit", on_commit)
+
+
+def engine_for(persistence, flow_uuid, ran, seen):
+    engine = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {})
+    engine.storage.inject({"ran": ran, "seen": seen,
+                           "read": lambda: {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()}},
+                          transient=True)
+    return engine
+
+
+def test_one_write_per_step_and_every_step_recorded_before_the_next_runs(db, persistence):
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+    engine.compile()
+    engine.prepare()
+    with counting_writes(db.engine) as commits, DeferredDurationListener(engine):
+        engine.run()
+
+    assert ran == list(STEPS)
+    # Each step ran with every step before it recorded SUCCESS and itself RUNNING.
+    assert seen["one"] == {"one": tf_states.RUNNING, "two": tf_states.PENDING, "three": tf_states.PENDING}
+    assert seen["two"] == {"one": tf_states.SUCCESS, "two": tf_states.RUNNING, "three": tf_states.PENDING}
+    assert seen["three"] == {"one": tf_states.SUCCESS, "two": tf_states.SUCCESS, "three": tf_states.RUNNING}
+    # Flow RUNNING, one per step (its RUNNING, with the step before's SUCCESS),
+    # flow SUCCESS (with the last step's), the durations: 6 transactions
+    # (TaskFlow's storage writes 18 here: 4 per step, the durations one by one).
+    assert len(commits) == 6, len(commits)
+    rows = persisted(persistence, flow_uuid)
+    for name in STEPS:
+        assert rows[name].state == tf_states.SUCCESS
+        assert rows[name].results == f"{name}-result"
+        assert "progress" not in rows[name].meta  # the engine's own 0.0/1.0 are not written
+        assert rows[name].meta["duration"] >= 0
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_a_step_done_but_not_recorded_runs_again_and_only_it(persistence):
+    """The window this storage opens: step two has finished, its SUCCESS waits
+    for the next write, and the conductor dies. The database says two is
+    RUNNING; the next engine skips one, runs two again, then three."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+
+    def die_after_two(state, details):
+        if details["task_name"] == "two":
+            raise Crash()
+
+    engine.atom_notifier.register(tf_states.SUCCESS, die_after_two)
+    with pytest.raises(Crash):
+        engine.run()
+    assert ran == ["one", "two"]
+    states = {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()}
+    assert states == {"one": tf_states.SUCCESS, "two": tf_states.RUNNING, "three": tf_states.PENDING}
+
+    resumed = engine_for(persistence, flow_uuid, ran, seen)
+    resumed.run()
+    assert ran == ["one", "two", "two", "three"]
+    rows = persisted(persistence, flow_uuid)
+    assert all(rows[n].state == tf_states.SUCCESS and rows[n].results == f"{n}-result" for n in STEPS)
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_a_failure_is_written_at_once_with_what_waited(persistence):
+    """A step that fails: its FAILURE and the SUCCESS of the step before are
+    in the database before the flow starts reverting."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+
+    class Boom(Step):
+        def execute(self, ran, seen, read):
+            super().execute(ran, seen, read)
+            raise RuntimeError("boom")
+
+        def revert(self, ran, seen, read, **kwargs):
+            seen["at_revert"] = read()
+
+    flow = linear_flow.Flow("f").add(Step("one"), Boom("two"))
+    engine = ShareflowEngine(flow, reload(persistence, flow_uuid), persistence, {})
+    engine.storage.inject({"ran": ran, "seen": seen,
+                           "read": lambda: {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()}},
+                          transient=True)
+    with pytest.raises(RuntimeError):
+        engine.run()
+    assert seen["at_revert"]["one"] == tf_states.SUCCESS
+    assert seen["at_revert"]["two"] in (tf_states.FAILURE, tf_states.REVERTING)
+    rows = persisted(persistence, flow_uuid)
+    assert rows["one"].state == tf_states.REVERTED and rows["two"].state == tf_states.REVERTED
+    assert reload(persistence, flow_uuid).state == tf_states.REVERTED
+
+
+def test_a_read_rides_in_the_transaction_that_records_a_step_running(persistence):
+    """``on_step_start`` runs once per step, inside the transaction that
+    writes the step's RUNNING: that transaction already sees the row RUNNING
+    (and the step before SUCCESS); nobody else does yet."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen, inside = [], {}, {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+
+    def on_step_start(connection, atom_name):
+        rows = connection.execute(sa.text("SELECT name, state FROM atomdetails WHERE parent_uuid = :p"),
+                                  {"p": flow_uuid}).all()
+        inside[atom_name] = {name: state for name, state in rows if name in STEPS}
+
+    engine.storage.on_step_start = on_step_start
+    engine.run()
+    assert ran == list(STEPS)
+    assert inside == {
+        "one": {"one": tf_states.RUNNING, "two": tf_states.PENDING, "three": tf_states.PENDING},
+        "two": {"one": tf_states.SUCCESS, "two": tf_states.RUNNING, "three": tf_states.PENDING},
+        "three": {"one": tf_states.SUCCESS, "two": tf_states.SUCCESS, "three": tf_states.RUNNING},
+    }
