@@ -46,6 +46,8 @@ DEFAULT_STEP_TIMEOUT = 60.0
 DEFAULT_ORPHAN_TIMEOUT = 300.0
 #: A posted or running job no live conductor has claimed for this long is stalled (seconds).
 DEFAULT_STALL_AFTER = 60.0
+EXPORT_SERVERS_AT_EXIT = ("keep", "stop")
+DEFAULT_EXPORT_SERVERS_AT_EXIT = "keep"
 DEFAULT_GANESHA_PORT = 2049
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
@@ -128,6 +130,13 @@ class ConductorConfig:
     #: A posted or running job that no live conductor has claimed in
     #: ZooKeeper for this long is shown ``stalled`` (seconds).
     stall_after: float = DEFAULT_STALL_AFTER
+    #: What the pool does with the NFS-Ganesha servers (and share servers) it
+    #: runs when it stops: ``"keep"`` leaves them serving, so restarting or
+    #: upgrading the conductors never interrupts NFS clients (the next pool
+    #: adopts and supervises them; a Ganesha with thousands of exports takes
+    #: minutes to start); ``"stop"`` takes them down with it (``shareflow run``
+    #: asks for that, since it unmounts the pools at exit).
+    export_servers_at_exit: str = DEFAULT_EXPORT_SERVERS_AT_EXIT
 
 
 @dataclass(frozen=True)
@@ -436,6 +445,7 @@ def parse(data: dict, path: Path) -> Config:
         step_timeout=c.float("step_timeout", DEFAULT_STEP_TIMEOUT),
         orphan_timeout=c.float("orphan_timeout", DEFAULT_ORPHAN_TIMEOUT),
         stall_after=c.float("stall_after", DEFAULT_STALL_AFTER),
+        export_servers_at_exit=_export_servers_at_exit(c),
     )
     c.done()
     if zookeeper.request_timeout >= conductor.orphan_timeout:
@@ -481,6 +491,13 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
         return Path(explicit)
     env = os.environ.get(ENV_VAR)
     return Path(env) if env else DEFAULT_PATH
+
+
+def _export_servers_at_exit(section: "_Section") -> str:
+    value = section.str("export_servers_at_exit", DEFAULT_EXPORT_SERVERS_AT_EXIT)
+    if value not in EXPORT_SERVERS_AT_EXIT:
+        raise ConfigError(f"conductor.export_servers_at_exit: {value!r} is not one of {EXPORT_SERVERS_AT_EXIT}")
+    return value
 
 
 def load(explicit: str | os.PathLike | None = None) -> Config:

@@ -83,7 +83,10 @@ class Launcher:
                 self._pools.append(btrfs_pool.pool_for(backend.btrfs))
         token = self._bootstrap_tenancy()
         env = {**os.environ, config_mod.ENV_VAR: str(cfg.path)}
-        self._spawn("conductor pool", [sys.executable, "-m", "shareflow.engine.pool"], env)
+        # It owns the host: the pools are unmounted at exit, so the export
+        # servers must go with the conductors.
+        self._spawn("conductor pool", [sys.executable, "-m", "shareflow.engine.pool",
+                                       "--export-servers-at-exit", "stop"], env)
         self._spawn("api", [sys.executable, "-m", "shareflow.api.server"], env)
         self._wait_for_api()
         return token

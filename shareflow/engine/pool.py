@@ -2,12 +2,17 @@
 
 The pool starts N workers (``shareflow.engine.worker``), restarts any that
 dies, and keeps the backends' managed export servers running (starting them
-if needed, restarting one whose process died, stopping at exit only those it
-started). The share servers of DHSS=true backends, read from the database,
-are kept running the same way: one whose NFS-Ganesha died (or whose namespace
-is gone, after a reboot) is brought back with all its exports; at exit they
-are taken off the host (Ganesha, veth pair, namespace), and the next start
-brings them back.
+if needed, adopting one already running, restarting one whose process died).
+The share servers of DHSS=true backends, read from the database, are kept
+running the same way: one whose NFS-Ganesha died (or whose namespace is gone,
+after a reboot) is brought back with all its exports.
+At exit the export servers keep serving by default
+(``conductor.export_servers_at_exit = "keep"``): restarting the conductors
+must not cut NFS clients off, and NFS-Ganesha 4.3 needs minutes to start with
+thousands of exports (it re-reads the mount table for each). With ``"stop"``
+(what ``shareflow run`` asks for, as it unmounts the pools at exit) the pool
+stops the Ganesha servers it started and takes the share servers off the host
+(Ganesha, veth pair, namespace); the next start brings them back.
 SIGTERM or SIGINT stops the workers gracefully: each suspends its running job
 at the next atom boundary and abandons it to the board.
 
@@ -68,8 +73,9 @@ class _WorkerSlot:
 
 
 class ConductorPool:
-    def __init__(self, config: Config, workers: int):
+    def __init__(self, config: Config, workers: int, *, export_servers_at_exit: str | None = None):
         self.config = config
+        self._export_servers_at_exit = export_servers_at_exit or config.conductor.export_servers_at_exit
         self._slots = [_WorkerSlot(i) for i in range(workers)]
         self._stopping = threading.Event()
         self._servers: list[GaneshaServer] = []
@@ -233,6 +239,17 @@ class ConductorPool:
                             slot.index, slot.process.pid)
                 slot.process.kill()
                 slot.process.wait()
+        if self._export_servers_at_exit == "keep":
+            # The data path outlives the control plane: the next pool adopts
+            # these (it finds them running) instead of restarting them.
+            if self._servers or self._share_servers:
+                LOG.info("leaving the export servers serving (conductor.export_servers_at_exit = keep)")
+        else:
+            self._stop_export_servers()
+        if self._db is not None:
+            self._db.dispose()
+
+    def _stop_export_servers(self) -> None:
         for server in self._started_servers:
             try:
                 server.stop()
@@ -243,8 +260,6 @@ class ConductorPool:
                 helper.stop_all()
             except ShareflowError:
                 LOG.exception("could not stop the share servers of %s", helper)
-        if self._db is not None:
-            self._db.dispose()
 
     @property
     def worker_pids(self) -> list[int]:
@@ -255,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="shareflow-conductor", description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=None, help="configuration file (default: $SHAREFLOW_CONFIG or etc/shareflow.toml)")
     parser.add_argument("--workers", type=int, default=None, help="number of conductor processes (default: conductor.workers)")
+    parser.add_argument("--export-servers-at-exit", choices=config_mod.EXPORT_SERVERS_AT_EXIT, default=None,
+                        help="keep the NFS-Ganesha and share servers serving when the pool stops, or stop them "
+                             "(default: conductor.export_servers_at_exit)")
     args = parser.parse_args(argv)
     setup_logging("pool")
     config = config_mod.load_or_exit("shareflow-conductor", args.config)
@@ -262,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     if workers < 1:
         print("shareflow-conductor: --workers must be at least 1", file=sys.stderr)
         return 2
-    pool = ConductorPool(config, workers)
+    pool = ConductorPool(config, workers, export_servers_at_exit=args.export_servers_at_exit)
     signal.signal(signal.SIGTERM, pool.stop)
     signal.signal(signal.SIGINT, pool.stop)
     try:

@@ -114,3 +114,59 @@ def test_backend_show_names_an_unknown_backend(startup_stack, capsys):
     rc = main(["--config", str(startup_stack.config_path), "backend", "show", "nope"])
     _, err = capsys.readouterr()
     assert rc == 1 and "no backend 'nope'" in err
+
+
+def test_a_pool_restart_keeps_every_export_served(zookeeper_server, tmp_path_factory, capsys):
+    """``conductor.export_servers_at_exit = keep`` (the default outside
+    ``shareflow run``): restarting the conductors never cuts NFS clients off.
+    The pool's NFS-Ganesha keeps serving while no pool runs, the next pool
+    adopts that same process (no restart, which takes minutes with thousands
+    of exports) and changes its exports as before."""
+    from shareflow.drivers.export.ganesha_server import GaneshaServer
+
+    pool = btrfs_pool.ensure_pool(*_small_pool(tmp_path_factory), 8, timeout=TIMEOUT)
+    try:
+        with ServiceStack(tmp_path_factory.mktemp("keep"), zk_hosts=zookeeper_server.hosts,
+                          btrfs_pool=pool, export_servers_at_exit="keep") as stack:
+            tenant = Tenant(stack, "keep")
+            client = stack.nfs(0)
+            ganesha = GaneshaServer(stack.config.backend(BACKEND).ganesha)
+            try:
+                share = tenant.create(1, name="kept")
+                tenant.allow(share, client)
+                path = tenant.export_path(share)
+                assert client.ls(path).returncode == 0
+                before = ganesha.pid()
+                assert before is not None
+                restarted = datetime.utcnow().replace(microsecond=0)
+                served_meanwhile = []
+
+                def while_no_pool_runs():
+                    served_meanwhile.append(client.ls(path))
+
+                stack.restart_pool(while_no_pool_runs)
+                assert served_meanwhile[0].returncode == 0, served_meanwhile[0].stderr
+                assert "leaving the export servers serving" in stack.log("pool")
+
+                def ensured():
+                    finished = backend_show(stack, capsys)["ensure_finished_at"]
+                    return finished and datetime.fromisoformat(finished) >= restarted
+
+                wait_until(ensured, TIMEOUT, "the restarted pool to finish its ensure")
+                assert ganesha.pid() == before, "the new pool restarted NFS-Ganesha instead of adopting it"
+                # The adopted server still takes export changes from the new pool.
+                second = tenant.create(1, name="after")
+                tenant.allow(second, client)
+                assert client.ls(tenant.export_path(second)).returncode == 0
+                assert client.ls(path).returncode == 0
+                assert ganesha.pid() == before
+            finally:
+                tenant.cleanup()
+        assert ganesha.pid() is None, "the stack's teardown left NFS-Ganesha running"
+    finally:
+        btrfs_pool.destroy_pool(pool, timeout=TIMEOUT)
+
+
+def _small_pool(tmp_path_factory) -> tuple[Path, Path]:
+    base = tmp_path_factory.mktemp("keep-pool")
+    return base / "mnt", base / "pool.img"

@@ -27,6 +27,7 @@ def test_defaults_and_relative_paths(tmp_path):
     assert b.btrfs.mount_point == c.state_dir / "backends" / "local" / "pool"
     assert b.ganesha.port == 2049 and b.ganesha.managed
     assert c.default_share_type == "default"
+    assert c.conductor.export_servers_at_exit == "keep"
 
 
 def test_env_var_names_the_file(tmp_path, monkeypatch):
@@ -53,6 +54,7 @@ def test_env_var_names_the_file(tmp_path, monkeypatch):
         ("[[backends]]\nname = 'a'\n[backends.ganesha]\nnetns = 'a b'\n", "namespace"),
         ("[[backends]]\nname = 'a'\n[backends.btrfs]\nsize = 3\n", "unknown setting"),
         ("[conductor]\nworkers = true\n", "expected an integer"),
+        ("[conductor]\nexport_servers_at_exit = 'restart'\n", "export_servers_at_exit"),
         ("[[backends]]\n", "name: required"),
     ],
 )
