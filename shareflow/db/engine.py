@@ -4,12 +4,15 @@ SQLite (the default) runs in WAL mode with a busy timeout, and write
 transactions start with ``BEGIN IMMEDIATE``: several processes (API workers,
 conductors) write to one file, and a deferred transaction that reads and then
 writes can fail at once with "database is locked" instead of waiting its turn.
-PostgreSQL URLs use psycopg 3.
+PostgreSQL URLs use psycopg 3, with a liveness check on checkout that costs
+no round trip (see :func:`check_on_checkout`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
+import time
 from collections.abc import Iterator
 
 import sqlalchemy as sa
@@ -19,6 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from shareflow.exceptions import Conflict, DatabaseError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: A pooled PostgreSQL connection unused for longer than this is pinged
+#: before it is handed out (see :func:`check_on_checkout`).
+IDLE_PING_AFTER = 30.0
 
 
 def normalise_url(url: str) -> str:
@@ -50,7 +56,58 @@ def make_engine(url: str) -> sa.Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = sa.create_engine(url, pool_size=5, max_overflow=10)
+    check_on_checkout(engine)
+    return engine
+
+
+def _server_spoke(dbapi_conn) -> bool:
+    """Whether the server sent anything to an idle connection, or it is
+    closed: nothing else is expected between two transactions, and a server
+    that goes (restart, shutdown, ``pg_terminate_backend``) sends its FATAL
+    notice and closes the socket. One non-blocking poll, no round trip."""
+    if dbapi_conn.closed:
+        return True
+    try:
+        fd = dbapi_conn.pgconn.socket
+        readable, _, _ = select.select([fd], [], [], 0)
+    except Exception:  # noqa: BLE001 - psycopg's own when its socket is gone: ask the server
+        return True
+    return bool(readable)
+
+
+def check_on_checkout(engine: sa.Engine) -> None:
+    """Protection against a dropped connection without SQLAlchemy's
+    ``pool_pre_ping``, which sends ``SELECT 1`` (a round trip, ~0.1-1 ms) at
+    every checkout - once per transaction, about twenty per create_share job.
+
+    A connection is pinged only when there is a reason: the server sent it
+    something while it sat in the pool (what a restart or a killed backend
+    does), or it sat unused longer than ``idle_ping_after`` (a peer or
+    firewall that dropped it silently). A ping that fails discards it and,
+    as pre-ping does, every connection opened before it; the checkout then
+    gets a fresh one, so the caller's transaction does not fail. A connection
+    dropped silently while in use within the idle period is left to
+    SQLAlchemy's disconnect handling: that transaction fails (503), the pool
+    is invalidated, the next one reconnects."""
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_conn, record):
+        record.info["shareflow_checked_in"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn, record, _proxy):
+        checked_in = record.info.pop("shareflow_checked_in", None)
+        if checked_in is None:
+            return  # fresh from connect()
+        if not _server_spoke(dbapi_conn) and time.monotonic() - checked_in <= IDLE_PING_AFTER:
+            return
+        try:
+            dialect.do_ping(dbapi_conn)
+            dbapi_conn.rollback()
+        except Exception as error:  # noqa: BLE001 - any failure: this connection is not usable
+            raise exc.InvalidatePoolError(f"connection found dead on checkout: {error!r}") from error
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from shareflow.domain import states as job_states
 from shareflow.engine import checkpoints
 from shareflow.engine.checkpoints import Checkpoints
 from shareflow.engine.listeners import (
+    ClaimWatch,
     ClaimWatchListener,
     DeferredDurationListener,
     JobRecordListener,
@@ -92,6 +93,8 @@ class ShareflowConductor(BlockingConductor):
             self._checkpoints.watch(persistence.engine)
         #: board job uuid -> its engine, loaded by _dispatch_job for TaskFlow's.
         self._loaded: dict = {}
+        #: board job uuid -> the watch on our claim, started by _dispatch_job.
+        self._watches: dict = {}
         board.notifier.register(jobs_base.POSTED, self._on_posted)
 
     @property
@@ -105,7 +108,8 @@ class ShareflowConductor(BlockingConductor):
         listeners = super()._listeners_from_job(job, engine)
         # Stops this engine at the next atom boundary if our claim was lost
         # (session expiry) and another conductor took the job over.
-        listeners.append(ClaimWatchListener(engine, job, self._jobboard, self._client, self._name))
+        listeners.append(ClaimWatchListener(engine, job, self._jobboard, self._client, self._name,
+                                            self._watches.get(job.uuid)))
         listeners.append(DeferredDurationListener(engine))
         job_id = _job_id(job)
         if job_id:
@@ -118,6 +122,8 @@ class ShareflowConductor(BlockingConductor):
         or goes back to the board (abandoned); raises once the job has been
         set aside, which takes it off the board."""
         job_id = _job_id(job)
+        # Its first read travels while the job is recorded and loaded.
+        self._watches[job.uuid] = ClaimWatch(self._client, job.lock_path, self._name).start()
         try:
             self._checkpoints.reach(checkpoints.CLAIMED, job.uuid)
             if job_id:
@@ -158,6 +164,7 @@ class ShareflowConductor(BlockingConductor):
             raise
         finally:
             self._loaded.pop(job.uuid, None)
+            self._watches.pop(job.uuid).stop()
 
     def _load_engine(self, job):
         """Everything between the claim and the first atom, with a test

@@ -6,6 +6,7 @@ import json
 import logging
 import threading
 
+from kazoo import exceptions as k_exc
 from kazoo.client import KazooClient
 from kazoo.protocol.states import KazooState
 from taskflow import exceptions as tf_exc
@@ -80,54 +81,122 @@ def _lock_owner(data: bytes | None) -> str | None:
         return None
 
 
+class ClaimWatch:
+    """Whether this conductor still holds a job's claim, as ZooKeeper tells
+    it: a data watch on the job's lock node (deleted, or another owner).
+
+    :meth:`start` sends the read that sets the watch and returns without
+    waiting for the answer, so it travels while the conductor records and
+    loads the job (kazoo's DataWatch waits for it: one round trip on the way
+    to the first step). Once stopped, a later change of the node reads
+    nothing more (DataWatch reads the node again, and asks whether it
+    exists, when the job is consumed)."""
+
+    def __init__(self, client: KazooClient, lock_path: str, owner: str):
+        self._client = client
+        self._path = lock_path
+        self._owner = owner
+        #: Set once ZooKeeper has told us the claim is gone.
+        self.lost = threading.Event()
+        self._stopped = False
+        self._pending = None
+        #: Whether a watch is known to be set (its read answered).
+        self.watching = False
+
+    def start(self) -> ClaimWatch:
+        self._read()
+        return self
+
+    def stop(self) -> None:
+        self._stopped = True
+
+    def _read(self) -> None:
+        if self._stopped:
+            return
+        try:
+            pending = self._client.get_async(self._path, watch=self._on_event)
+        except Exception:  # noqa: BLE001 - closed client: nothing is watched
+            self.watching = False
+            return
+        self._pending = pending
+        pending.rawlink(self._on_answer)
+
+    def _on_answer(self, result) -> None:
+        try:
+            data, _stat = result.get(block=False)
+        except k_exc.NoNodeError:
+            self.lost.set()
+            return
+        except Exception:  # noqa: BLE001 - connection loss, expiry: no watch is set
+            self.watching = False
+            return
+        self.watching = True
+        if _lock_owner(data) != self._owner:
+            self.lost.set()
+
+    def _on_event(self, _event) -> None:
+        # The node changed or went: read it again (and watch again).
+        self._read()
+
+    def settle(self, timeout: float) -> bool:
+        """Wait for the read in flight, if any; whether a watch is set."""
+        pending = self._pending
+        if pending is not None:
+            pending.wait(timeout)
+            if pending.ready():
+                # Its callback may not have run yet: read the answer here too.
+                self._on_answer(pending)
+        return self.watching
+
+
 class ClaimWatchListener(listeners_base.Listener):
     """Suspends the engine at the next atom boundary once this conductor's
     claim on the job is gone - what TaskFlow's CheckingClaimListener does,
     but that one asks ZooKeeper at every atom and flow transition (sync + get
     of the lock node, then again with the job node: five round trips, about
     80 per create_share job). This one learns of a loss from ZooKeeper
-    itself: a data watch on the job's lock node (deleted, or another owner)
-    and the session state (LOST). While the connection is down (SUSPENDED)
-    the watch cannot be trusted, so it asks as CheckingClaimListener does."""
+    itself: a :class:`ClaimWatch` on the job's lock node (the conductor starts
+    it right after the claim) and the session state (LOST). While the
+    connection is down (SUSPENDED), or no watch could be set, the watch
+    cannot be trusted, so it asks as CheckingClaimListener does."""
 
-    def __init__(self, engine, job, board, client: KazooClient, owner: str):
+    def __init__(self, engine, job, board, client: KazooClient, owner: str,
+                 watch: ClaimWatch | None = None, *, settle_timeout: float = 10.0):
         super().__init__(engine)
         self._job = job
         self._client = client
         self._owner = owner
-        #: Set once ZooKeeper has told us the claim is gone.
-        self.lost = threading.Event()
-        self._watching = False
+        self._watch = watch
+        self._settle_timeout = settle_timeout
         self._asking = CheckingClaimListener(engine, job, board, owner)
+
+    @property
+    def lost(self) -> threading.Event:
+        return self._watch.lost
 
     def register(self):
         super().register()
-        self._watching = True
+        if self._watch is None:
+            self._watch = ClaimWatch(self._client, self._job.lock_path, self._owner).start()
         self._client.add_listener(self._on_session)
-        # Calls _on_lock now (one round trip) and on every change of the node.
-        self._client.DataWatch(self._job.lock_path, self._on_lock)
 
     def deregister(self):
-        self._watching = False
+        self._watch.stop()
         self._client.remove_listener(self._on_session)
         super().deregister()
 
-    def _on_lock(self, data, _stat, _event=None):
-        if not self._watching:
-            return False  # ends the watch
-        if data is None or _lock_owner(data) != self._owner:
-            self.lost.set()
-        return None
-
     def _on_session(self, state):
         if state == KazooState.LOST:
-            self.lost.set()
+            self._watch.lost.set()
 
     def _check(self, state, details):
-        if self.lost.is_set():
+        # The watch's first read may still be in flight: waiting for its
+        # answer is cheaper than asking again.
+        trusted = self._client.state == KazooState.CONNECTED and self._watch.settle(self._settle_timeout)
+        if self._watch.lost.is_set():
             LOG.warning("job %s: claim of %s lost; suspending its engine", self._job, self._owner)
             self._engine.suspend()
-        elif self._client.state != KazooState.CONNECTED:
+        elif not trusted:
             self._asking._claim_checker(state, details)
 
     _task_receiver = _check

@@ -1,0 +1,150 @@
+"""What a conductor asks ZooKeeper between a job's post and its first step,
+counted on a real ZooKeeper: every request kazoo sends goes through
+``KazooClient._call``, which the tests wrap to record (never to answer).
+
+* The claim is one request: the transaction that checks the job node at the
+  version the board read when the job appeared and creates our lock - not
+  TaskFlow's read of the job node first. Its guarantees stay: a job taken by
+  another conductor is UnclaimableJob, a job gone is NotFound, a job node
+  changed since the board read it is decided by a fresh read.
+* The claim watch sets its watch with one read and, once stopped, asks
+  nothing more when the job is consumed (kazoo's DataWatch reads the node
+  again and asks whether it exists).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+
+import pytest
+from kazoo.protocol import serialization as ser
+from kazoo.protocol.states import Callback
+from taskflow import exceptions as tf_exc
+from taskflow.jobs import base as jobs_base
+from taskflow.persistence import models as tf_models
+
+from shareflow.engine.boards import ConductorJobBoard, post_job
+from shareflow.engine.listeners import ClaimWatch
+from shareflow.engine.zk import board_path
+
+
+@contextlib.contextmanager
+def recorded(client, *, this_thread: bool = False):
+    """Requests ``client`` sends while inside, in order; ``this_thread``:
+    only those the calling thread sends (not, say, the board's children
+    watch answering our own claim on kazoo's thread)."""
+    sent: list = []
+    original = client._call
+    caller = threading.current_thread()
+
+    def call(request, async_object):
+        if not this_thread or threading.current_thread() is caller:
+            sent.append(request)
+        return original(request, async_object)
+
+    client._call = call
+    try:
+        yield sent
+    finally:
+        client._call = original
+
+
+@pytest.fixture
+def board(kazoo_client, zk_chroot):
+    b = ConductorJobBoard("test", {"board": "zookeeper", "path": board_path(zk_chroot, "b")},
+                          client=kazoo_client, persistence=None)
+    b.connect()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def posted_job(board, kazoo_client):
+    """Post a job as the API does; return it once this board knows it."""
+    known = threading.Event()
+    board.notifier.register(jobs_base.POSTED, lambda _state, details: known.set())
+    book = tf_models.LogBook("b")
+    post_job(kazoo_client, board.path, "job", book=book, details={}, timeout=10)
+    assert known.wait(10), "the board never saw the job"
+    (job,) = list(board.iterjobs())
+    return job
+
+
+def owner_of(kazoo_client, job) -> str:
+    data, _ = kazoo_client.get(job.lock_path)
+    return json.loads(data)["owner"]
+
+
+def test_claim_is_one_transaction(board, kazoo_client):
+    job = posted_job(board, kazoo_client)
+    with recorded(kazoo_client, this_thread=True) as sent:
+        board.claim(job, "me")
+    assert [type(r) for r in sent] == [ser.Transaction]
+    assert [type(op) for op in sent[0].operations] == [ser.CheckVersion, ser.Create]
+    assert owner_of(kazoo_client, job) == "me"
+
+
+def test_claim_of_a_claimed_job_fails(board, kazoo_client):
+    job = posted_job(board, kazoo_client)
+    board.claim(job, "other")
+    with pytest.raises(tf_exc.UnclaimableJob):
+        board.claim(job, "me")
+    assert owner_of(kazoo_client, job) == "other"
+
+
+def test_claim_of_a_job_gone_is_not_found(board, kazoo_client):
+    job = posted_job(board, kazoo_client)
+    kazoo_client.delete(job.path)
+    with pytest.raises(tf_exc.NotFound):
+        board.claim(job, "me")
+    assert kazoo_client.exists(job.lock_path) is None
+
+
+def test_a_job_node_changed_since_it_was_read_is_read_again(board, kazoo_client):
+    job = posted_job(board, kazoo_client)
+    data, _ = kazoo_client.get(job.path)
+    kazoo_client.set(job.path, data)  # same posting, new version
+    with recorded(kazoo_client, this_thread=True) as sent:
+        board.claim(job, "me")
+    # The check at the old version fails; TaskFlow's claim reads it and claims.
+    assert [type(r) for r in sent] == [ser.Transaction, ser.GetData, ser.Transaction]
+    assert owner_of(kazoo_client, job) == "me"
+
+
+def callbacks_done(client) -> None:
+    """Wait until every callback kazoo has queued so far (watch events
+    included) has run: they run one at a time, in order."""
+    done = threading.Event()
+    client.handler.dispatch_callback(Callback("watch", done.set, ()))
+    assert done.wait(10)
+
+
+def test_claim_watch_reads_once_and_not_after_it_stops(board, kazoo_client):
+    job = posted_job(board, kazoo_client)
+    board.claim(job, "me")
+    with recorded(kazoo_client) as sent:
+        watch = ClaimWatch(kazoo_client, job.lock_path, "me").start()
+        assert watch.settle(10)
+        assert not watch.lost.is_set()
+        watch.stop()
+        # The job is consumed: its lock goes, the watch fires.
+        seen = threading.Event()
+        kazoo_client.exists(job.lock_path, watch=lambda _event: seen.set())
+        board.consume(job, "me")
+        assert seen.wait(10)
+        callbacks_done(kazoo_client)
+    watch_requests = [r for r in sent if getattr(getattr(r, "watcher", None), "__self__", None) is watch]
+    assert [type(r) for r in watch_requests] == [ser.GetData]
+
+
+def test_claim_watch_hears_of_a_lost_claim(board, kazoo_client):
+    job = posted_job(board, kazoo_client)
+    board.claim(job, "me")
+    watch = ClaimWatch(kazoo_client, job.lock_path, "me").start()
+    assert watch.settle(10)
+    kazoo_client.delete(job.lock_path)
+    assert watch.lost.wait(10)
+    watch.stop()
