@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,5 +57,7 @@ def test_scale_benchmark_prints_every_figure(tmp_path):
         assert line is not None, f"{name!r} not printed:\n{proc.stdout}"
         assert line.count("x)") == 2, line  # both cells carry their ratio to N=0 (1.00x and N=3's)
     assert (out / "run.log").exists()
-    mounts = Path("/proc/self/mountinfo").read_text()
-    assert "shareflow-scale-" not in mounts
+    # Its private directory is unmounted and gone.
+    base = re.search(r"state in (\S+)", proc.stderr).group(1)
+    assert f" {base}/" not in Path("/proc/self/mountinfo").read_text()
+    assert not Path(base).exists()
