@@ -562,6 +562,7 @@ def measure(svc: RunService, postgres, n: int, args, out: Path, result: dict) ->
             result["restart"] = {"error": str(e)}
             if svc.proc is None or svc.proc.poll() is not None:
                 raise
+            svc.wait_ready()  # the phases of the next population need the API
     client = manila(svc)
     for share_id in sample:
         delete_one(client, share_id, 0.05)
