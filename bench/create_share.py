@@ -70,6 +70,11 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+# ZooKeeper (500 ms ticks, sessions from 1 s, so the stack's 2 s conductor
+# sessions are honoured), the pool, PostgreSQL and the stack, each torn down
+# by its own handle: shared with bench/chaos.py and bench/scale.py.
+from tests.fixtures.infrastructure import Infrastructure  # noqa: E402
+
 MIN_SHARES = 50
 DEFAULT_SHARES = 60
 DEFAULT_POLL = 0.005
@@ -77,11 +82,6 @@ OP_TIMEOUT = 60.0
 #: Spare room on the (sparse) pool image beyond the shares that live at once:
 #: the scheduler never overcommits, so the pool must hold all of them.
 POOL_SPARE_GB = 8
-SETUP_TIMEOUT = 60.0
-#: ZooKeeper as the test session runs it: 500 ms ticks, sessions from 1 s, so
-#: the stack's 2 s conductor sessions are honoured.
-ZK_TICK_MS = 500
-ZK_MIN_SESSION_MS = 1000
 
 
 # gunicorn access log, shareflow.api.server.ACCESS_LOG_FORMAT:
@@ -552,127 +552,6 @@ def _cpu_model() -> str:
 # --- set-up and teardown ----------------------------------------------------------
 
 
-class Infrastructure:
-    """ZooKeeper, btrfs pool and stack, each torn down by its own handle."""
-
-    def __init__(self, base: Path, workers: int, zk_force_sync: bool, pool_gb: int, database: str = "sqlite"):
-        self.base = base
-        self.pool_gb = pool_gb
-        self.database = database
-        self.postgres = None
-        self._pg_dir: Path | None = None
-        self.workers = workers
-        self.zk_force_sync = zk_force_sync
-        self.zk = None
-        self.pool = None
-        self.stack = None
-        self._pool_paths: tuple[Path, Path] | None = None
-
-    def start(self) -> None:
-        from shareflow.system import btrfs_pool
-        from shareflow.system.ports import free_port
-        from shareflow.system.zookeeper import ZooKeeperServer
-        from tests.fixtures.stack import ServiceStack
-
-        t = time.monotonic()
-        self.zk = ZooKeeperServer(
-            self.base / "zookeeper", free_port(), tick_ms=ZK_TICK_MS, min_session_ms=ZK_MIN_SESSION_MS,
-            extra_config={} if self.zk_force_sync else {"forceSync": "no"},
-        )
-        self.zk.start(timeout=SETUP_TIMEOUT)
-        log(f"zookeeper ready on {self.zk.hosts} ({time.monotonic() - t:.1f} s)")
-        t = time.monotonic()
-        mnt, image = self.base / "pool" / "mnt", self.base / "pool" / "pool.img"
-        self._pool_paths = (mnt, image)
-        self.pool = btrfs_pool.ensure_pool(mnt, image, self.pool_gb, timeout=SETUP_TIMEOUT)
-        log(f"btrfs pool ({self.pool_gb} GiB sparse image) on {self.pool.device} mounted at {mnt} ({time.monotonic() - t:.1f} s)")
-        db_url = None
-        if self.database == "postgresql":
-            db_url = self._start_postgres()
-        t = time.monotonic()
-        self.stack = ServiceStack(self.base / "stack", zk_hosts=self.zk.hosts, btrfs_pool=self.pool,
-                                  workers=self.workers, db_url=db_url)
-        self.stack.start()
-        log(f"service stack up: API {self.stack.url}, {self.workers} conductor workers "
-            f"({time.monotonic() - t:.1f} s)")
-
-    def daemon_pids(self) -> tuple[int, ...]:
-        """Processes of ours that are not our descendants (for CPU accounting)."""
-        pid = self.postgres._postmaster_pid() if self.postgres is not None else None
-        return (pid,) if pid else ()
-
-    def _start_postgres(self) -> str:
-        """A private PostgreSQL cluster (the tests' one: loopback only, trust
-        auth, fsync off) in a directory of its own that the postgres user
-        can reach; returns the URL of an empty database in it."""
-        from shareflow.system.ports import free_port
-        from tests.fixtures.postgres import PostgresCluster, find_bindir
-
-        bindir = find_bindir()
-        if bindir is None:
-            raise RuntimeError("PostgreSQL server binaries not found (make bootstrap installs them)")
-        t = time.monotonic()
-        self._pg_dir = Path(tempfile.mkdtemp(prefix="shareflow-bench-pg-"))
-        self.postgres = PostgresCluster(bindir, self._pg_dir, free_port())
-        self.postgres.start()
-        url = self.postgres.create_database("shareflow")
-        log(f"postgresql {self.postgres.version} ready on port {self.postgres.port} "
-            f"({time.monotonic() - t:.1f} s)")
-        return url
-
-    def stop(self) -> list[str]:
-        """Tear down in reverse order; every step is attempted. Returns problems."""
-        problems = []
-        if self.stack is not None:
-            try:
-                self.stack.stop()
-            except BaseException as e:  # noqa: BLE001
-                problems.append(f"stack.stop(): {e!r}")
-        if self.postgres is not None:
-            try:
-                self.postgres.stop()
-            except BaseException as e:  # noqa: BLE001
-                problems.append(f"postgres stop: {e!r}")
-        if self._pg_dir is not None:
-            shutil.rmtree(self._pg_dir, ignore_errors=True)
-        pool = self.pool or self._recover_pool()
-        if pool is not None:
-            from shareflow.system import btrfs_pool
-
-            try:
-                btrfs_pool.destroy_pool(pool, timeout=SETUP_TIMEOUT)
-            except BaseException as e:  # noqa: BLE001
-                problems.append(f"destroy_pool({pool.device}): {e!r}")
-        if self.zk is not None:
-            try:
-                self.zk.stop()
-            except BaseException as e:  # noqa: BLE001
-                problems.append(f"zookeeper stop: {e!r}")
-        return problems
-
-    def _recover_pool(self):
-        """The pool's handle when ensure_pool was interrupted before returning
-        one: the loop device backed by *our* image file, if any."""
-        if self._pool_paths is None:
-            return None
-        from shareflow.system import btrfs_pool, mounts
-        from shareflow.system.process import run
-
-        mnt, image = self._pool_paths
-        if not image.exists():
-            return None
-        mounted = mounts.find_mount(mnt)
-        device = mounted.source if mounted is not None else None
-        if device is None:
-            out = run(["losetup", "--noheadings", "--output", "NAME", "--associated", str(image)],
-                      timeout=SETUP_TIMEOUT, check=False).stdout.split()
-            device = out[0] if out else None
-        if device is None:
-            image.unlink(missing_ok=True)
-            return None
-        return btrfs_pool.BtrfsPool(mount_point=mnt.resolve(), device=device, image=image.resolve())
-
-
 def remove_base(base: Path) -> str | None:
     """Remove the temp dir unless something is still mounted below it."""
     from shareflow.system import mounts
@@ -854,7 +733,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     base = Path(tempfile.mkdtemp(prefix="shareflow-bench-"))
     pool_gb = args.shares * args.size + POOL_SPARE_GB
-    infra = Infrastructure(base, args.workers, args.zk_force_sync == "yes", pool_gb, args.database)
+    infra = Infrastructure(base, workers=args.workers, pool_gb=pool_gb, database=args.database,
+                           zk_force_sync=args.zk_force_sync == "yes", log=log)
     rc = 1
     try:
         with signals_as_interrupt():
