@@ -36,8 +36,10 @@ log = logging.getLogger(__name__)
 
 BINARY = "dbus-daemon"
 GANESHA_BUS_NAME = "org.ganesha.nfsd"
-#: Longest unix socket path (sun_path is 108 bytes with its NUL).
-SUN_PATH_MAX = 107
+#: Longest unix socket path dbus-daemon takes: its own limit
+#: (_DBUS_MAX_SUN_PATH_LENGTH, 99), below the kernel's 107; a longer one
+#: fails the daemon's start with "Socket name too long".
+SUN_PATH_MAX = 99
 #: Short symlinks to state directories whose socket path would be longer.
 SHORT_LINKS_DIR = Path("/run/shareflow-dbus")
 #: The environment variable through which Ganesha finds "the system bus".
@@ -95,7 +97,7 @@ class BusDaemon:
     @property
     def _reach(self) -> Path:
         """The path clients and the daemon use for the socket. A unix socket
-        path holds at most 107 bytes, and a share server's state directory
+        path holds at most 99 bytes for dbus-daemon, and a share server's state directory
         can be deeper than that: then the socket (still in the state
         directory) is reached through a short symlink to that directory."""
         if len(os.fsencode(self.socket_path)) <= SUN_PATH_MAX:

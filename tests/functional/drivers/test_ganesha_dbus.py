@@ -252,3 +252,27 @@ def test_only_root_may_own_ganeshas_name(tmp_path):
         for p in where.iterdir():
             p.unlink()
         where.rmdir()
+
+
+@pytest.mark.parametrize("socket_length", [99, 100, 107, 140])
+def test_a_bus_starts_in_a_state_dir_of_any_depth(tmp_path, socket_length):
+    """dbus-daemon refuses a socket path over its own 99 bytes ("Socket name
+    too long"), below the kernel's 107: a share server's state directory is
+    often that deep, so the bus is reached through a short link then."""
+    base = tmp_path / "s"
+    pad = socket_length - len(os.fsencode(base / "dbus.sock"))
+    assert pad > 0
+    state_dir = tmp_path / ("d" * (pad - 1)) / "s" if pad > 1 else base
+    state_dir.mkdir(parents=True)
+    bus = BusDaemon(state_dir)
+    assert len(os.fsencode(bus.socket_path)) == socket_length
+    bus.start()
+    try:
+        assert bus.is_running()
+        reply = subprocess.run(["dbus-send", f"--bus={bus.address}", "--print-reply", "--dest=org.freedesktop.DBus",
+                                "/org/freedesktop/DBus", "org.freedesktop.DBus.GetId"],
+                               capture_output=True, text=True, timeout=20)
+        assert reply.returncode == 0, reply.stderr
+    finally:
+        bus.stop()
+    assert not bus.is_running()
