@@ -234,16 +234,26 @@ def wait_served(stack, probe: Probe, since: datetime) -> None:
         time.sleep(0.05)
 
 
-def timed_restart(stack, probe: Probe, *, cold: bool, before=None) -> dict:
+def timed_restart(stack, probe: Probe, *, cold: bool, before=None, kept: bool = False) -> dict:
+    """``kept``: the pool being stopped runs with export_servers_at_exit =
+    keep (the default outside ``shareflow run``): its NFS-Ganesha goes on
+    serving; the sample is read while no pool runs, and the new pool adopts
+    that server (same pid) - the figure is then the ensure, not a start."""
     unmounted = []
+    served_while_down = []
+    ganesha_pid = []
 
     def meanwhile():
         from shareflow.drivers.export.ganesha_server import GaneshaServer
 
+        gs = GaneshaServer(stack.config.backend("b1").ganesha, timeout=300)
+        if kept:
+            ganesha_pid.append(gs.pid())
+            with ThreadPoolExecutor(4) as pool:
+                served_while_down.append(all(pool.map(probe.reads, probe.sample)))
         # The stack waits 60 s for the pool to stop, then kills it; an
         # NFS-Ganesha left running then would make the next start look fast.
-        gs = GaneshaServer(stack.config.backend("b1").ganesha, timeout=300)
-        if gs.is_running():
+        elif gs.is_running():
             log("NFS-Ganesha outlived the stopped pool; stopping it before the timed start")
             gs.stop()
         if cold:
@@ -267,8 +277,16 @@ def timed_restart(stack, probe: Probe, *, cold: bool, before=None) -> dict:
     served = time.monotonic() - t0
     shown = backend_show(stack)
     phases = pool_log_phases(stack.log("pool"))
+    extra = {}
+    if kept:
+        from shareflow.drivers.export.ganesha_server import GaneshaServer
+
+        extra = {"served_while_no_pool_ran": served_while_down[0],
+                 "ganesha_adopted": ganesha_pid[0] is not None
+                 and GaneshaServer(stack.config.backend("b1").ganesha).pid() == ganesha_pid[0]}
     return {
-        "kind": "cold" if cold else "warm",
+        "kind": "kept" if kept else "cold" if cold else "warm",
+        **extra,
         "restart_to_served_s": round(served, 2),
         "ensure_s": shown["ensure_seconds"],
         "ensure_volumes": shown["ensure_volumes"],
@@ -292,6 +310,9 @@ def parse_args(argv):
     p.add_argument("--pool-gb", type=int, default=64, help="sparse pool image size (default 64)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (logs) afterwards")
+    p.add_argument("--kept", action="store_true",
+                   help="then also time restarts of a pool whose NFS-Ganesha keeps serving "
+                        "(conductor.export_servers_at_exit = keep, the default outside shareflow run)")
     args = p.parse_args(argv)
     if args.rounds < 0:
         p.error("--rounds must be >= 0")
@@ -325,13 +346,27 @@ def main(argv=None) -> int:
             # The first start after the shares were put in place is a cold one
             # (no volume mounted yet); then each round a warm and a cold one.
             plan = [(True, populate)] + [(cold, None) for _ in range(args.rounds) for cold in (False, True)]
+            if args.kept:
+                # A pool started with "keep" first (untimed), then restarts
+                # whose NFS-Ganesha keeps serving: what an operator's restart
+                # of shareflow-conductor does by default.
+                plan.append((False, "switch"))
+                plan += [(False, "kept")] * max(1, args.rounds)
             for i, (cold, before) in enumerate(plan):
-                res = timed_restart(stack, probe, cold=cold, before=before)
+                if before == "switch":
+                    stack._export_servers_at_exit = "keep"
+                    timed_restart(stack, probe, cold=False)
+                    continue
+                kept = before == "kept"
+                res = timed_restart(stack, probe, cold=cold, before=None if kept else before, kept=kept)
                 res["run"] = i
                 results.append(res)
                 log(f"restart {i} {res['kind']}: served after {res['restart_to_served_s']} s "
                     f"(ensure {res['ensure_s']} s, Ganesha start {res.get('ganesha_start_s')} s, "
                     f"load {res['load_before']} -> {res['load_after']})")
+            for r in results:
+                if r["kind"] == "kept" and not (r["served_while_no_pool_ran"] and r["ganesha_adopted"]):
+                    problems.append(f"restart {r['run']}: exports not served throughout a kept restart: {r}")
             t = time.monotonic()
             missing = probe.all_served()
             log(f"every export read over NFS: {len(ids) - len(missing)}/{len(ids)} "
@@ -342,7 +377,7 @@ def main(argv=None) -> int:
         with signals_ignored():
             stack = infra.stack
             if stack is not None and stack.pool is not None:
-                stack._terminate(stack.pool)  # Ganesha stops with it and lets go of the mounts
+                stack._terminate(stack.pool)  # Ganesha stops with it (unless --kept) ...
                 try:
                     from shareflow.drivers.export.ganesha_server import GaneshaServer
 
@@ -375,7 +410,9 @@ def main(argv=None) -> int:
         for r in results:
             print(f"{r['run']:>5}  {r['kind']:<5} {r['restart_to_served_s']:>9} {r['ensure_s']:>9} "
                   f"{r['process_start_s']:>8} {r.get('mount_s', '-')!s:>8} {r.get('ganesha_start_s', '-')!s:>9}  "
-                  f"{r['load_before']} -> {r['load_after']}")
+                  f"{r['load_before']} -> {r['load_after']}"
+                  + (f"  served while no pool ran: {r['served_while_no_pool_ran']}, "
+                     f"same NFS-Ganesha adopted: {r['ganesha_adopted']}" if r["kind"] == "kept" else ""))
         print(f"not served over NFS: {len(missing)}")
         for p in problems:
             print(f"problem: {p}")
