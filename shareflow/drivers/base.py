@@ -141,6 +141,12 @@ class ExportDriver(abc.ABC):
     def list_exports(self, server: dict) -> dict[str, list[ClientRule]]:
         """share id -> its client list, for every export on the server."""
 
+    def has_export(self, server: dict, share_id: str) -> bool:
+        """Whether the share is exported on the server. What a step asks
+        before it changes one export: a driver should answer it without
+        reading every export (this default does, for drivers that cannot)."""
+        return share_id in self.list_exports(server)
+
 
 class NetworkHelper(abc.ABC):
     @abc.abstractmethod

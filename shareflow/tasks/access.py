@@ -40,7 +40,7 @@ class ApplyAccess(task.Task):
         _sync(runtime, backend, server, share_id)
 
     def revert(self, runtime, backend, server, share_id, rule_id=None, **kwargs):
-        if share_id in runtime.backend(backend).export.list_exports(server):
+        if runtime.backend(backend).export.has_export(server, share_id):
             _sync(runtime, backend, server, share_id, exclude=rule_id)
 
 
@@ -59,7 +59,7 @@ class ClearAccess(task.Task):
         # Under the share's lock: an access job still running on this share
         # must not write its list back after this one emptied it.
         with runtime.locks.hold("share", share_id):
-            if share_id in driver.list_exports(server):
+            if driver.has_export(server, share_id):
                 driver.update_access(server, share_id, [])
 
 

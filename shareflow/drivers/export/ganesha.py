@@ -333,6 +333,11 @@ class GaneshaExportDriver(ExportDriver):
             else:
                 self._write_and_serve(gs, share_id, wanted, current)
 
+    def has_export(self, server: dict, share_id: str) -> bool:
+        # One file, not a parse of every export's (the files are the record).
+        gs = self._server(server)
+        return gs is not None and export_file(gs, share_id).is_file()
+
     def list_exports(self, server: dict) -> dict[str, list[ClientRule]]:
         gs = self._server(server)
         if gs is None:

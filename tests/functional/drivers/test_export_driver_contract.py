@@ -176,6 +176,32 @@ def test_remove_export(export_env, ganesha_server):
     shares.delete_volume(sid)
 
 
+def test_has_export_answers_for_one_share_without_reading_the_others(export_env, ganesha_server, monkeypatch):
+    """What the access and delete steps ask before changing one export; its
+    cost must not grow with the exports on the server (it was a parse of
+    every export file per delete)."""
+    driver, server, shares, _ = export_env
+    sid, path = new_volume(shares)
+    other, other_path = new_volume(shares)
+    assert not driver.has_export(server, sid)
+    driver.add_export(server, sid, path)
+    driver.add_export(server, other, other_path)
+
+    def no_scan(*_a, **_k):
+        raise AssertionError("has_export read every export")
+
+    monkeypatch.setattr(gc, "parse_export_file", no_scan)
+    monkeypatch.setattr(type(ganesha_server), "export_files", no_scan)
+    assert driver.has_export(server, sid) and driver.has_export(server, other)
+    assert not driver.has_export(server, str(uuid.uuid4()))
+    monkeypatch.undo()
+    driver.remove_export(server, sid)
+    assert not driver.has_export(server, sid) and driver.has_export(server, other)
+    driver.remove_export(server, other)
+    shares.delete_volume(sid)
+    shares.delete_volume(other)
+
+
 def test_export_ids_are_smallest_free_from_100(export_env, ganesha_server):
     driver, server, shares, _ = export_env
     vols = [new_volume(shares) for _ in range(3)]
