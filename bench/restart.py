@@ -261,7 +261,8 @@ def timed_restart(stack, probe: Probe, *, cold: bool, before=None, kept: bool = 
         if before is not None:
             before()
 
-    since = datetime.utcnow().replace(microsecond=0)
+    # Not rounded: a quick restart ends within the second the last one did.
+    since = datetime.utcnow()
     load_before = loadavg()
     cpu_before = os.times()
     spawned = None
@@ -277,6 +278,8 @@ def timed_restart(stack, probe: Probe, *, cold: bool, before=None, kept: bool = 
     served = time.monotonic() - t0
     shown = backend_show(stack)
     phases = pool_log_phases(stack.log("pool"))
+    if kept:
+        phases.pop("ganesha_start_s", None)  # none started: the log's last one is an earlier restart's
     extra = {}
     if kept:
         from shareflow.drivers.export.ganesha_server import GaneshaServer
@@ -327,7 +330,7 @@ def main(argv=None) -> int:
         print("bench/restart.py needs root (loop devices, mounts, namespaces)", file=sys.stderr)
         return 2
     base = Path(tempfile.mkdtemp(prefix="shareflow-bench-restart-"))
-    infra = Infrastructure(base, args.workers, True, args.pool_gb)
+    infra = Infrastructure(base, workers=args.workers, pool_gb=args.pool_gb, log=log)
     results, problems, missing = [], [], []
     ids: list[str] = []
     try:
