@@ -26,34 +26,13 @@ from shareflow.drivers.export.ganesha_server import REFUSED_MESSAGE, ConfigRefus
 from shareflow.exceptions import ExportError
 from shareflow.system import filelock
 from tests.fixtures.storage import SMALL, fill_until_full
-
-SERVER_ID = "test-static"
+from tests.fixtures.export_env import export_env as make_export_env
+from tests.fixtures.export_env import SERVER_ID, new_volume, pseudo, ro, rw
 
 
 @pytest.fixture
 def export_env(btrfs_share_driver, ganesha_server, nfs_clients):
-    driver = GaneshaExportDriver({SERVER_ID: ganesha_server}, timeout=20)
-    server = {"id": SERVER_ID, "address": ganesha_server.address, "created": False}
-    return driver, server, btrfs_share_driver, nfs_clients
-
-
-def new_volume(share_driver) -> tuple[str, str]:
-    sid = str(uuid.uuid4())
-    path = share_driver.create_volume(sid, 1)
-    Path(path, "hello").write_text(f"hello from {sid}\n")
-    return sid, path
-
-
-def pseudo(sid: str, name: str = "") -> str:
-    return f"/shares/{sid}" + (f"/{name}" if name else "")
-
-
-def rw(client) -> ClientRule:
-    return ClientRule(client.address, "rw")
-
-
-def ro(client) -> ClientRule:
-    return ClientRule(client.address, "ro")
+    return make_export_env(btrfs_share_driver, ganesha_server, nfs_clients)
 
 
 def state_of(ganesha_server) -> dict[str, gc.ExportSpec]:

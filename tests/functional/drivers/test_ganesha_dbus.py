@@ -18,41 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from shareflow.drivers.base import ClientRule
 from shareflow.drivers.export.dbus_daemon import BusDaemon
-from shareflow.drivers.export.ganesha import GaneshaExportDriver, export_file, read_export
+from shareflow.drivers.export.ganesha import export_file, read_export
 from shareflow.drivers.export.ganesha_server import BINARY, RELOAD_MARK, _listening
 from shareflow.exceptions import ExportError
 from shareflow.system import netns
 from tests.fixtures.stack import wait_until
-
-SERVER_ID = "test-static"
+from tests.fixtures.export_env import export_env as make_export_env
+from tests.fixtures.export_env import new_volume, pseudo, ro, rw
 
 
 @pytest.fixture
 def env(btrfs_share_driver, ganesha_server, nfs_clients):
-    driver = GaneshaExportDriver({SERVER_ID: ganesha_server}, timeout=20)
-    server = {"id": SERVER_ID, "address": ganesha_server.address, "created": False}
-    return driver, server, btrfs_share_driver, nfs_clients
-
-
-def new_volume(shares) -> tuple[str, str]:
-    sid = str(uuid.uuid4())
-    path = shares.create_volume(sid, 1)
-    Path(path, "hello").write_text(f"hello from {sid}\n")
-    return sid, path
-
-
-def pseudo(sid: str, name: str = "") -> str:
-    return f"/shares/{sid}" + (f"/{name}" if name else "")
-
-
-def rw(client) -> ClientRule:
-    return ClientRule(client.address, "rw")
-
-
-def ro(client) -> ClientRule:
-    return ClientRule(client.address, "ro")
+    return make_export_env(btrfs_share_driver, ganesha_server, nfs_clients)
 
 
 def served_ids(gs) -> set[int]:
