@@ -5,10 +5,10 @@ took. Read from the database, like ``shareflow network``."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from shareflow import config as config_module
+from shareflow.cli.options import add_common
 from shareflow.db.engine import Database
 from shareflow.services.backends import BackendService, BackendView
 
@@ -17,19 +17,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("backend", help="backends' pools: capacity and start-up ensure")
     commands = parser.add_subparsers(dest="backend_command", required=True)
     listing = commands.add_parser("list", help="list the backends' pools")
-    _common(listing)
+    add_common(listing)
     listing.set_defaults(func=cmd_list)
     show = commands.add_parser("show", help="show one backend (name, or host@backend#pool)")
     show.add_argument("backend", metavar="BACKEND")
-    _common(show)
+    add_common(show)
     show.set_defaults(func=cmd_show)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    # SUPPRESS: an unset sub-command option must not overwrite the top-level --config.
-    parser.add_argument("--config", default=argparse.SUPPRESS,
-                        help=f"configuration file (default: ${config_module.ENV_VAR})")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _run(args, action):

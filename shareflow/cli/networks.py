@@ -12,10 +12,10 @@ errors on stderr and exit status 1.
 
 from __future__ import annotations
 
-import argparse
 import json
 
 from shareflow import config as config_module
+from shareflow.cli.options import add_common
 from shareflow.db.engine import Database
 from shareflow.services.context import Caller
 from shareflow.services.networks import ProviderNetworkService, ProviderNetworkUsage
@@ -37,29 +37,22 @@ def register(subparsers) -> None:
                         help="addresses share servers get (repeatable; default: the whole CIDR "
                              "minus network, broadcast and gateway)")
     create.add_argument("--mtu", default=None, help="MTU, 576 to 9000 (default 1500)")
-    _common(create)
+    add_common(create)
     create.set_defaults(func=cmd_create)
 
     listing = commands.add_parser("list", help="list provider networks and their usage")
-    _common(listing)
+    add_common(listing)
     listing.set_defaults(func=cmd_list)
 
     show = commands.add_parser("show", help="show one provider network (by id or name)")
     show.add_argument("network", metavar="NETWORK")
-    _common(show)
+    add_common(show)
     show.set_defaults(func=cmd_show)
 
     delete = commands.add_parser("delete", help="delete a provider network nothing uses")
     delete.add_argument("network", metavar="NETWORK")
-    _common(delete)
+    add_common(delete)
     delete.set_defaults(func=cmd_delete)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    # SUPPRESS: an unset sub-command option must not overwrite the top-level --config.
-    parser.add_argument("--config", default=argparse.SUPPRESS,
-                        help=f"configuration file (default: ${config_module.ENV_VAR})")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _run(args, action):
