@@ -24,6 +24,22 @@ pytest_plugins = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _manilaclient_without_completion_cache(tmp_path_factory) -> Iterator[None]:
+    """manilaclient writes a completion cache on each list and create through
+    attributes of the shared manager object (set, then deleted), so two
+    threads of a test sharing one client race: ``'ShareManager' object has
+    no attribute '_uuid_cache'``. Pointing the cache below a regular file
+    makes its open fail, which manilaclient ignores by design; it also keeps
+    the tests from writing into the home directory."""
+    blocker = tmp_path_factory.mktemp("manilaclient") / "not-a-directory"
+    blocker.write_text("")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MANILACLIENT_UUID_CACHE_DIR", str(blocker / "cache"))
+    yield
+    mp.undo()
+
+
 @pytest.fixture
 def postgres_db_url(postgres_cluster) -> str:
     """A fresh, empty database in the session's private PostgreSQL."""
