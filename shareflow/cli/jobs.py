@@ -11,6 +11,7 @@ prints plain JSON for scripts. Errors go to stderr with exit status 1.
     shareflow jobs show JOB
     shareflow jobs watch JOB                 # exit 0 when it succeeds, 1 otherwise
     shareflow jobs resume|retry|cancel JOB
+    shareflow jobs boards                    # every host's boards, from ZooKeeper
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ def register(sub) -> None:
     ls.add_argument("--interval", type=_seconds, default=2.0, help="seconds between refreshes (default 2)")
     ls.add_argument("--count", type=_positive, default=None, help="with --watch: stop after N refreshes")
     ls.set_defaults(func=list_jobs)
+
+    boards = jsub.add_parser("boards", help="every jobboard (host@backend) ZooKeeper has, with its jobs")
+    boards.add_argument("--json", action="store_true", help="machine-readable output")
+    boards.set_defaults(func=list_boards)
 
     show = jsub.add_parser("show", help="one job, each step of its flow and its attempts")
     show.add_argument("job", help="job id (ours or the jobboard's)")
@@ -123,6 +128,27 @@ def _services(args):
         yield config, services
     finally:
         services.close()
+
+
+# --- boards -----------------------------------------------------------------
+
+def list_boards(args) -> int:
+    """Boards are discovered in ZooKeeper, whatever host they are of: this
+    host's configuration does not know the others'."""
+    with _services(args) as (_config, services):
+        boards = services.jobs.boards()
+    if args.json:
+        print(json.dumps([{"board": b.key, "jobs": b.jobs, "claimed": b.claimed, "legacy": b.legacy}
+                          for b in boards], indent=2))
+        return 0
+    table = Table(box=None, pad_edge=False)
+    for column in ("BOARD", "JOBS", "CLAIMED", ""):
+        table.add_column(column, no_wrap=True)
+    for b in boards:
+        table.add_row(b.key, str(b.jobs), str(b.claimed), "legacy (drained by its backend's conductors)"
+                      if b.legacy else "")
+    console().print(table)
+    return 0
 
 
 # --- list -------------------------------------------------------------------

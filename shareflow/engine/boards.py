@@ -34,7 +34,7 @@ from taskflow.jobs.base import JobBoard, JobPriority, format_posting
 from taskflow.utils import misc
 
 from shareflow.config import DEFAULT_ZK_REQUEST_TIMEOUT
-from shareflow.engine.zk import board_path, make_client, stop_client, translate_errors
+from shareflow.engine.zk import board_path, list_boards, make_client, stop_client, translate_errors
 from shareflow.exceptions import ConfigError, CoordinationError
 
 LOG = logging.getLogger(__name__)
@@ -154,8 +154,8 @@ class Boards:
         """The boards of ``keys`` (``host@backend``). ``conductor``: boards for
         claiming jobs (see :class:`ConductorJobBoard`), exactly those of
         ``keys``; otherwise TaskFlow's own, which report every job with its
-        state, and :meth:`get` also opens the board of any other key (a look
-        at the claims of jobs on every host)."""
+        state, and :meth:`get` also opens the board of any other key that
+        ZooKeeper has (a look at the claims of jobs on every host)."""
         self._board_class = ConductorJobBoard if conductor else ZookeeperJobBoard
         self._conductor = conductor
         self._client = client
@@ -186,6 +186,10 @@ class Boards:
             if self._conductor:
                 raise ConfigError(f"no jobboard for {key!r} in this conductor")
             board = self._make(key)
+            with translate_errors(f"looking for jobboard {key}"):
+                if self._client.exists(board.path) is None:
+                    # Never posted to: no API ever scheduled anything there.
+                    raise ConfigError(f"no jobboard for {key!r}")
             if self._connected:
                 with translate_errors(f"connecting jobboard {key}"):
                     board.connect()
@@ -194,6 +198,10 @@ class Boards:
 
     def items(self):
         return self._boards.items()
+
+    def discover(self) -> list[str]:
+        """The keys of every board ZooKeeper has (see :func:`list_boards`)."""
+        return list_boards(self._client, self._chroot)
 
     def post(self, key: str, name: str, *, book, details: dict) -> str:
         """Post within ``request_timeout`` to the board of ``key`` (any

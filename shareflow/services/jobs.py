@@ -59,6 +59,7 @@ from shareflow.engine.loading import store_atom
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.persistence import translate_errors as translate_storage_errors
 from shareflow.engine.posting import JobPoster, import_factory, spec_of
+from shareflow.engine.boards import every_job
 from shareflow.engine.stalls import ClaimCheck, StallChecker, open_boards
 from shareflow.exceptions import Conflict, Forbidden, NotFound, ServiceUnavailable
 from shareflow.services.context import Caller
@@ -66,6 +67,21 @@ from shareflow.services.context import Caller
 LOG = logging.getLogger(__name__)
 
 RESUME, RETRY, CANCEL = "resume", "retry", "cancel"
+
+
+@dataclass(frozen=True)
+class BoardView:
+    """One jobboard as ZooKeeper has it: ``host@backend`` (or a legacy bare
+    backend name), its jobs and how many of them a conductor holds."""
+
+    key: str
+    jobs: int
+    claimed: int
+
+    @property
+    def legacy(self) -> bool:
+        """Posted to before boards were per host (drained by the backend's conductors)."""
+        return "@" not in self.key
 
 
 def _utcnow() -> datetime:
@@ -139,6 +155,7 @@ class JobService:
         self._poster = poster
         self._clock = clock
         self._stalls = None
+        self._zookeeper = zookeeper
         if zookeeper is not None and stall_after:
             view = functools.partial(open_boards, zookeeper, self._persistence)
             self._stalls = StallChecker(view, stall_after, clock)
@@ -231,6 +248,19 @@ class JobService:
         if self._stalls is None:
             raise ServiceUnavailable("job claims cannot be checked here (no ZooKeeper configured)")
         return self._stalls.check(jobs)
+
+    def boards(self) -> list[BoardView]:
+        """Every board ZooKeeper has, whichever host it is of (discovered from
+        ZooKeeper, not from any configuration). Raises CoordinationError when
+        ZooKeeper cannot be asked."""
+        if self._zookeeper is None:
+            raise ServiceUnavailable("jobboards cannot be listed here (no ZooKeeper configured)")
+        out = []
+        with open_boards(self._zookeeper, self._persistence) as boards:
+            for key in boards.discover():
+                found = every_job(boards.get(key))
+                out.append(BoardView(key, len(found), sum(1 for j in found if boards.get(key).find_owner(j))))
+        return out
 
     def effective_state(self, job: Job, claims: dict[str, ClaimCheck]) -> str:
         """The job's state as ``jobs list`` shows it: ``stalled`` for an

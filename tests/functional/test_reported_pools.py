@@ -163,6 +163,12 @@ def test_another_hosts_board_is_never_claimed_here(stack, zk):
             assert board.find_owner(waiting) is None
         assert stack.share_row(share_id).status == states.CREATING
         assert other in list_boards(zk, stack.config.zookeeper.chroot)
+        # The operator sees every host's boards, though this host's configuration has only its own.
+        listed = shareflow_cli(stack, "jobs", "boards", "--json")
+        assert listed.returncode == 0, listed.stderr
+        boards = {b["board"]: b for b in json.loads(listed.stdout)}
+        assert (boards[other]["jobs"], boards[other]["claimed"], boards[other]["legacy"]) == (1, 0, False)
+        assert SERVICE in boards
         _forget(stack, zk, share_id, job, other)
     finally:
         tenant.cleanup()
