@@ -21,7 +21,8 @@ def heartbeat(session: Session, host: str, *, availability_zone: str | None, now
     if row is None:
         row = Service(host=host, binary=SHARE_BINARY, disabled=False, created_at=now)
         session.add(row)
-    row.availability_zone = availability_zone
+    if availability_zone is not None:
+        row.availability_zone = availability_zone
     row.updated_at = now
     session.flush()
     return row

@@ -5,10 +5,13 @@ A worker serves the board ``{config.host}@{backend}`` of each backend of its
 host (:func:`board_keys`) and no other host's, so a job is run only where
 its storage is. It also drains the *legacy* board of each of its backends
 (``jobboards/<backend>``, where jobs were posted before boards were keyed by
-host): such a job is claimed and run here like any other (its store names
-the bare backend, which :meth:`~shareflow.engine.runtime.Runtime.backend`
-resolves to this host's), so an upgrade strands nothing. Nothing new is ever
-posted there.
+host) when ZooKeeper has it as the worker starts: such a job is claimed and
+run here like any other (its store names the bare backend, which
+:meth:`~shareflow.engine.runtime.Runtime.backend` resolves to this host's),
+so an upgrade strands nothing. Nothing new is ever posted there (an API of
+this version posts by ``host@backend``, and one of the old version cannot
+run on the migrated database), so a legacy board that is not there at start
+never will be, and none is made.
 
 Started by the pool (``shareflow.engine.pool``); each worker is a process of
 its own so that one dying (even by SIGKILL) costs only its ZooKeeper session:
@@ -42,7 +45,7 @@ from shareflow.engine.posting import JobPoster
 from shareflow.engine.reports import report_pools
 from shareflow.engine.runtime import Runtime
 from shareflow.engine.stalls import StallChecker
-from shareflow.engine.zk import start_client, stop_client
+from shareflow.engine.zk import list_boards, start_client, stop_client
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
 from shareflow.scheduler.pool_state import backend_host
@@ -56,11 +59,12 @@ LOG = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL = 30.0
 
 
-def board_keys(config: Config) -> dict[str, str]:
+def board_keys(config: Config, existing=None) -> dict[str, str]:
     """The boards this host's conductors serve -> their backend's name: each
-    backend's ``host@backend``, then its legacy bare-name board."""
+    backend's ``host@backend``, then its legacy bare-name board where
+    ``existing`` (the boards ZooKeeper has; None: all) holds one."""
     keys = {backend_host(config.host, b.name): b.name for b in config.backends}
-    keys.update({b.name: b.name for b in config.backends})
+    keys.update({b.name: b.name for b in config.backends if existing is None or b.name in existing})
     return keys
 
 
@@ -96,7 +100,7 @@ class Worker:
         db = Database(cfg.database.url)
         persistence = make_persistence(db)
         client = start_client(cfg.zookeeper)
-        keys = board_keys(cfg)
+        keys = board_keys(cfg, existing=set(list_boards(client, cfg.zookeeper.chroot)))
         boards = Boards(client, cfg.zookeeper.chroot, list(keys), persistence,
                         conductor=True, request_timeout=cfg.zookeeper.request_timeout)
         try:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from typing import Any
 
 from shareflow.db import share_types as types_db

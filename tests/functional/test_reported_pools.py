@@ -177,13 +177,20 @@ def test_another_hosts_board_is_never_claimed_here(stack, zk):
 
 def test_jobs_on_the_legacy_board_are_drained(stack, zk):
     """A job an API posted to ``jobboards/b1`` before the upgrade (its store
-    names the bare backend) is claimed and run by this host's conductors."""
+    names the bare backend) is claimed and run by this host's conductors
+    once they are started on the upgraded code."""
     services = stack.services()
     admin = Caller(project_id="admin", user_id="admin", is_admin=True)
+    posted = []
+
+    def upgrade():
+        posted.append(_record_create(stack, services, BACKEND))
+
     try:
-        share_id, job = _record_create(stack, services, BACKEND)
+        stack.restart_pool(upgrade)
+        (share_id, job), = posted
         assert BACKEND in list_boards(zk, stack.config.zookeeper.chroot)
-        wait_until(lambda: stack.share_row(share_id).status == states.AVAILABLE, 60, "the legacy job to run")
+        wait_until(lambda: stack.share_row(share_id).status == states.AVAILABLE, 90, "the legacy job to run")
         done = stack.finished_job(share_id, "create_share")
         assert done.id == job.id and done.state == states.JOB_SUCCEEDED and done.backend == BACKEND
         assert done.owner.endswith(f".legacy-{BACKEND}")
@@ -194,7 +201,6 @@ def test_jobs_on_the_legacy_board_are_drained(stack, zk):
         deleted = stack.finished_job(share_id, "delete_share")
         assert deleted.backend == SERVICE and share_id not in stack.backend().share.list_volumes()
     finally:
-        row = stack.share_row(share_id)
-        if row is not None and row.deleted_at is None:
+        if posted and (row := stack.share_row(posted[0][0])) is not None and row.deleted_at is None:
             stack.delete_all_shares(services, admin)
         services.close()

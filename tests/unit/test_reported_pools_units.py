@@ -57,6 +57,9 @@ def test_a_driver_with_its_own_capabilities_reports_them(config):
 
 def test_a_conductor_serves_its_hosts_boards_and_the_legacy_ones(config):
     assert board_keys(config) == {"testhost@b1": "b1", "b1": "b1"}
+    # A legacy board is served only where ZooKeeper has it (an upgraded host).
+    assert board_keys(config, existing={"testhost@b1", "otherhost@b1"}) == {"testhost@b1": "b1"}
+    assert board_keys(config, existing={"b1"}) == {"testhost@b1": "b1", "b1": "b1"}
     runtime = Runtime(config=config, db=None, backends={"b1": "drivers of b1"}, locks=None, recorder=None,
                       clock=None)
     assert runtime.backend("testhost@b1") == runtime.backend("b1") == "drivers of b1"
