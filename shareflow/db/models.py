@@ -34,6 +34,13 @@ NAMING = {
 UUID_LEN = 36
 
 
+#: A share service ``host@backend`` where a bare backend name used to be
+#: (migration 0008): 255 on PostgreSQL; SQLite does not enforce a VARCHAR's
+#: length, and widening it there would rebuild ``shares``, whose drop
+#: cascades to its children under foreign keys, so it keeps its old type.
+SERVICE_KEY = String(64).with_variant(String(255), "postgresql")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -91,7 +98,7 @@ class Share(Timestamps, Base):
     #: ``host@backend#pool``; None until scheduled.
     host: Mapped[str | None] = mapped_column(String(255))
     #: ``host@backend``: the share service, whose board its jobs go to (0008).
-    backend: Mapped[str | None] = mapped_column(String(255))
+    backend: Mapped[str | None] = mapped_column(SERVICE_KEY)
     availability_zone: Mapped[str | None] = mapped_column(String(255))
     is_public: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     snapshot_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
@@ -258,7 +265,7 @@ class ShareServer(Timestamps, Base):
     share_network_subnet_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
     project_id: Mapped[str] = mapped_column(String(255), nullable=False)
     #: ``host@backend`` (migration 0008), like ``host``.
-    backend: Mapped[str] = mapped_column(String(255), nullable=False)
+    backend: Mapped[str] = mapped_column(SERVICE_KEY, nullable=False)
     host: Mapped[str] = mapped_column(String(255), nullable=False)
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     address: Mapped[str | None] = mapped_column(String(64))
@@ -344,7 +351,7 @@ class Job(Timestamps, Base):
     board_job_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
     #: The board it goes to: ``host@backend`` (a bare backend name: a job
     #: posted before migration 0008, on the legacy board of that name).
-    backend: Mapped[str] = mapped_column(String(255), nullable=False)
+    backend: Mapped[str] = mapped_column(SERVICE_KEY, nullable=False)
     operation: Mapped[str] = mapped_column(String(64), nullable=False)
     resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
     resource_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)

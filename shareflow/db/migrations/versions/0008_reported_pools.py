@@ -250,8 +250,9 @@ def _fill_services(bind) -> None:
 
 
 def _widen(table: str, column: str, length: int) -> None:
-    # SQLite does not enforce VARCHAR lengths; altering there would rebuild
-    # the table (and drop its triggers) for nothing.
+    # SQLite does not enforce VARCHAR lengths, and altering there rebuilds
+    # the table: dropping the old ``shares`` would cascade to its children
+    # under foreign keys (models.SERVICE_KEY keeps the old type there).
     if op.get_bind().dialect.name == "postgresql":
         op.alter_column(table, column, type_=sa.String(length))
 
