@@ -51,6 +51,12 @@ DEFAULT_EXPORT_SERVERS_AT_EXIT = "keep"
 DEFAULT_GANESHA_PORT = 2049
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
+#: The image share driver's default bound on the loop devices its shares may
+#: hold at once on this host (one per mounted share image; the kernel's own
+#: limit may be lower: then a create is refused when it gives none).
+DEFAULT_MAX_LOOP_DEVICES = 256
+#: The share driver a backend uses when its table names none.
+DEFAULT_SHARE_DRIVER = "btrfs"
 DEFAULT_SHARE_TYPE = "default"
 #: Share servers (DHSS=true backends), with Manila's option names and defaults
 #: (manila/share/manager.py): unused servers are deleted by the conductors'
@@ -74,7 +80,6 @@ UNLIMITED = -1
 MAX_QUOTA = 0x7FFFFFFF
 
 AUTH_STRATEGIES = ("tokens", "noauth")
-SHARE_DRIVERS = ("btrfs",)
 EXPORT_DRIVERS = ("ganesha",)
 
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -166,6 +171,23 @@ class BtrfsConfig:
 
 
 @dataclass(frozen=True)
+class ImageConfig:
+    """The image share driver (``share_driver = "image"``): one XFS image file
+    per share on an XFS pool with reflink, each loop-mounted for export."""
+
+    #: Where the XFS pool (with reflink) is mounted; share and snapshot images live below it.
+    mount_point: Path
+    #: Each share's image is mounted here on ``<exports_dir>/<share id>``.
+    exports_dir: Path
+    #: Optional loop image backing the pool (created and formatted
+    #: ``mkfs.xfs -m reflink=1`` by ``shareflow run`` when missing).
+    image: Path | None
+    image_size_gb: int
+    #: At most this many shares of the backend are mounted (hold a loop device) at once.
+    max_loop_devices: int = DEFAULT_MAX_LOOP_DEVICES
+
+
+@dataclass(frozen=True)
 class GaneshaConfig:
     address: str
     port: int
@@ -201,13 +223,23 @@ class BackendConfig:
     pool: str
     share_driver: str
     driver_handles_share_servers: bool
-    btrfs: BtrfsConfig
+    #: The ``[backends.btrfs]`` table (None for a backend of another share driver).
+    btrfs: BtrfsConfig | None
     ganesha: GaneshaConfig
     #: Tests only: a JSON fault plan read by the fault-injecting driver proxy
     #: and by the conductors' checkpoints (``shareflow.engine.checkpoints``).
     fault_plan: Path | None
     #: How share servers are kept (used by DHSS=true backends only).
     share_servers: ShareServersConfig | None = None
+    #: The typed table of the backend's share driver (``[backends.<section>]``,
+    #: see ``shareflow.drivers.share.registry``) when it is not btrfs (whose
+    #: table is ``btrfs``).
+    driver_config: Any = None
+
+    @property
+    def share_config(self) -> Any:
+        """What the backend's share driver is built from."""
+        return self.driver_config if self.driver_config is not None else self.btrfs
 
     def host(self, service_host: str) -> str:
         """Manila's ``host@backend#pool``."""
@@ -236,8 +268,9 @@ class Config:
         raise ConfigError(f"no backend named {name!r} in {self.path}")
 
 
-class _Section:
-    """Reads typed keys out of one TOML table and complains about leftovers."""
+class Section:
+    """Reads typed keys out of one TOML table and complains about leftovers
+    (share drivers read their own table with it: see ``parse_btrfs``)."""
 
     def __init__(self, data: Any, where: str, base: Path):
         if data is None:
@@ -285,6 +318,9 @@ class _Section:
         p = Path(v)
         return p if p.is_absolute() else (self._base / p).resolve()
 
+    def has(self, key: str) -> bool:
+        return key in self._data
+
     def table(self, key: str) -> Any:
         return self._data.pop(key, None)
 
@@ -297,6 +333,27 @@ class _Section:
 _REQUIRED = object()
 
 
+def parse_btrfs(section: Section, backend_dir: Path) -> BtrfsConfig:
+    """``[backends.btrfs]`` (defaults below the backend's state directory)."""
+    return BtrfsConfig(
+        mount_point=section.path("mount_point", str(backend_dir / "pool")),
+        exports_dir=section.path("exports_dir", str(backend_dir / "exports")),
+        image=section.path("image", None),
+        image_size_gb=section.int("image_size_gb", DEFAULT_POOL_IMAGE_GB, minimum=1, maximum=1 << 16),
+    )
+
+
+def parse_image(section: Section, backend_dir: Path) -> ImageConfig:
+    """``[backends.image]`` (defaults below the backend's state directory)."""
+    return ImageConfig(
+        mount_point=section.path("mount_point", str(backend_dir / "pool")),
+        exports_dir=section.path("exports_dir", str(backend_dir / "exports")),
+        image=section.path("image", None),
+        image_size_gb=section.int("image_size_gb", DEFAULT_POOL_IMAGE_GB, minimum=1, maximum=1 << 16),
+        max_loop_devices=section.int("max_loop_devices", DEFAULT_MAX_LOOP_DEVICES, minimum=1, maximum=1 << 20),
+    )
+
+
 def _split_bind(value: str, where: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not (0 < int(port) < 65536):
@@ -305,7 +362,7 @@ def _split_bind(value: str, where: str) -> tuple[str, int]:
 
 
 def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfig:
-    s = _Section(data, f"backends[{index}]", base)
+    s = Section(data, f"backends[{index}]", base)
     name = s.str("name", _REQUIRED)
     if not _BACKEND_NAME.match(name):
         raise ConfigError(
@@ -316,9 +373,13 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
     pool = s.str("pool", DEFAULT_POOL_NAME)
     if not _BACKEND_NAME.match(pool):
         raise ConfigError(f"{where}.pool: {pool!r} must be lowercase letters, digits, '-' or '_'")
-    share_driver = s.str("share_driver", "btrfs")
-    if share_driver not in SHARE_DRIVERS:
-        raise ConfigError(f"{where}.share_driver: {share_driver!r} is not one of {SHARE_DRIVERS}")
+    # Late: the share drivers' modules import this one.
+    from shareflow.drivers.share import registry as share_drivers
+
+    share_driver = s.str("share_driver", DEFAULT_SHARE_DRIVER)
+    kind = share_drivers.find(share_driver)
+    if kind is None:
+        raise ConfigError(f"{where}.share_driver: {share_driver!r} is not one of {share_drivers.names()}")
     dhss = s.bool("driver_handles_share_servers", False)
     fault_plan = s.path("fault_plan", None)
     interval = s.float("unused_share_server_cleanup_interval", DEFAULT_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL)
@@ -329,15 +390,14 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
     with_last_share = s.bool("delete_share_server_with_last_share", DEFAULT_DELETE_SHARE_SERVER_WITH_LAST_SHARE)
     servers_dir = s.path("share_servers_dir", str(state_dir / "backends" / name / "share-servers"))
 
-    bs = _Section(s.table("btrfs"), f"{where}.btrfs", base)
     backend_dir = state_dir / "backends" / name
-    btrfs = BtrfsConfig(
-        mount_point=bs.path("mount_point", str(backend_dir / "pool")),
-        exports_dir=bs.path("exports_dir", str(backend_dir / "exports")),
-        image=bs.path("image", None),
-        image_size_gb=bs.int("image_size_gb", DEFAULT_POOL_IMAGE_GB, minimum=1, maximum=1 << 16),
-    )
-    bs.done()
+    for other in share_drivers.sections():
+        if other != kind.section and s.has(other):
+            raise ConfigError(f"{where}.{other}: applies only to backends with share_driver = "
+                              f"{share_drivers.by_section(other).name!r}, not {share_driver!r}")
+    ds = Section(s.table(kind.section), f"{where}.{kind.section}", base)
+    driver_config = kind.parse(ds, backend_dir)
+    ds.done()
 
     raw_ganesha = s.table("ganesha")
     if dhss and isinstance(raw_ganesha, dict):
@@ -347,7 +407,7 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         if static_only:
             raise ConfigError(f"{where}.ganesha: {', '.join(static_only)} apply only to backends with "
                               "driver_handles_share_servers = false (share servers have their own)")
-    gs = _Section(raw_ganesha, f"{where}.ganesha", base)
+    gs = Section(raw_ganesha, f"{where}.ganesha", base)
     address = gs.str("address", "127.0.0.1")
     try:
         import ipaddress
@@ -373,9 +433,11 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         pool=pool,
         share_driver=share_driver,
         driver_handles_share_servers=dhss,
-        btrfs=btrfs,
+        # btrfs keeps its own field (every existing BackendConfig has it).
+        btrfs=driver_config if isinstance(driver_config, BtrfsConfig) else None,
         ganesha=ganesha,
         fault_plan=fault_plan,
+        driver_config=None if isinstance(driver_config, BtrfsConfig) else driver_config,
         share_servers=ShareServersConfig(
             state_dir=servers_dir, port=ganesha.port, automatic_cleanup=automatic_cleanup,
             unused_cleanup_interval=interval, delete_with_last_share=with_last_share,
@@ -386,7 +448,7 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
 def parse(data: dict, path: Path) -> Config:
     """Build a :class:`Config` from already-decoded TOML (``path`` anchors relative paths)."""
     base = path.parent.resolve()
-    top = _Section(data, "config", base)
+    top = Section(data, "config", base)
     state_dir = top.path("state_dir", DEFAULT_STATE_DIR)
     host = top.str("host", socket.gethostname().split(".")[0] or "localhost")
     default_share_type = top.str("default_share_type", DEFAULT_SHARE_TYPE)
@@ -397,13 +459,13 @@ def parse(data: dict, path: Path) -> Config:
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", host):
         raise ConfigError(f"config.host: {host!r} is not a valid host name")
 
-    db = _Section(top.table("database"), "database", base)
+    db = Section(top.table("database"), "database", base)
     url = db.str("url", f"sqlite:///{state_dir / 'shareflow.db'}")
     if not url.startswith(("sqlite:", "postgresql")):
         raise ConfigError(f"database.url: {url!r}: only sqlite and postgresql URLs are supported")
     db.done()
 
-    zk = _Section(top.table("zookeeper"), "zookeeper", base)
+    zk = Section(top.table("zookeeper"), "zookeeper", base)
     chroot = zk.str("chroot", DEFAULT_ZK_CHROOT)
     if not _CHROOT.match(chroot):
         raise ConfigError(f"zookeeper.chroot: {chroot!r} must be an absolute path like /shareflow")
@@ -420,7 +482,7 @@ def parse(data: dict, path: Path) -> Config:
         _split_bind(hp.strip(), "zookeeper.hosts")
     zk.done()
 
-    a = _Section(top.table("api"), "api", base)
+    a = Section(top.table("api"), "api", base)
     api_host, api_port = _split_bind(a.str("bind", f"{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"), "api.bind")
     api = ApiConfig(
         host=api_host,
@@ -431,14 +493,14 @@ def parse(data: dict, path: Path) -> Config:
     )
     a.done()
 
-    au = _Section(top.table("auth"), "auth", base)
+    au = Section(top.table("auth"), "auth", base)
     strategy = au.str("strategy", DEFAULT_AUTH_STRATEGY)
     if strategy not in AUTH_STRATEGIES:
         raise ConfigError(f"auth.strategy: {strategy!r} is not one of {AUTH_STRATEGIES}")
     auth = AuthConfig(strategy=strategy, tokens_file=au.path("tokens_file", str(state_dir / "tokens.json")))
     au.done()
 
-    c = _Section(top.table("conductor"), "conductor", base)
+    c = Section(top.table("conductor"), "conductor", base)
     conductor = ConductorConfig(
         workers=c.int("workers", DEFAULT_CONDUCTOR_WORKERS, minimum=1, maximum=64),
         poll_interval=c.float("poll_interval", DEFAULT_CONDUCTOR_POLL),
@@ -455,7 +517,7 @@ def parse(data: dict, path: Path) -> Config:
             "would be failed as orphaned"
         )
 
-    qs = _Section(top.table("quotas"), "quotas", base)
+    qs = Section(top.table("quotas"), "quotas", base)
     quotas = QuotaConfig(**{
         name: qs.int(name, default, minimum=UNLIMITED, maximum=MAX_QUOTA)
         for name, default in QuotaConfig().as_dict().items()
@@ -493,7 +555,7 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_PATH
 
 
-def _export_servers_at_exit(section: "_Section") -> str:
+def _export_servers_at_exit(section: "Section") -> str:
     value = section.str("export_servers_at_exit", DEFAULT_EXPORT_SERVERS_AT_EXIT)
     if value not in EXPORT_SERVERS_AT_EXIT:
         raise ConfigError(f"conductor.export_servers_at_exit: {value!r} is not one of {EXPORT_SERVERS_AT_EXIT}")

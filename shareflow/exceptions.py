@@ -198,3 +198,19 @@ class InjectedFault(BackendError):
     def __init__(self, point: str):
         self.point = point
         super().__init__(f"injected fault at {point}", user_message=f"injected fault at {point}")
+
+
+class NotSupportedByBackend(StorageError):
+    """The backend's driver cannot do this at all (it reports so in its
+    capabilities): refused before anything changed."""
+
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message, user_message=user_message or "the share's backend does not support this")
+
+
+class NoLoopDevice(StorageError):
+    """No loop device can be had for a share's image (the backend's limit is
+    reached or the kernel gives no more): refused with nothing made."""
+
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message, user_message=user_message or "the backend has no loop device left for a share")

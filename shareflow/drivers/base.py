@@ -17,7 +17,23 @@ subclasses), translated where the driver meets its tool.
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shareflow.exceptions import StorageError
+
+
+class VolumesNotEnsured(StorageError):
+    """Some volumes could not be mounted at start-up (the others were):
+    what ``ShareDriver.ensure_volumes`` raises after trying every one."""
+
+    def __init__(self, done: list[str], failed: dict):
+        first = next(iter(failed.items()))
+        super().__init__(f"{len(failed)} of {len(done) + len(failed)} volumes could not be mounted "
+                         f"(first: {first[0]}: {first[1].message})")
+        self.done = done
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -42,8 +58,35 @@ class ClientRule:
         return cls(access_to=data["access_to"], access_level=data["access_level"])
 
 
+#: Manila's capability names every share driver reports (``capabilities``).
+CAPABILITY_NAMES = (
+    "snapshot_support", "create_share_from_snapshot_support", "revert_to_snapshot_support",
+    "mount_snapshot_support", "thin_provisioning", "shrink_support", "storage_protocol",
+    "driver_name", "vendor_name", "driver_version", "share_driver", "filesystem",
+)
+VENDOR_NAME = "shareflow"
+STORAGE_PROTOCOL = "NFS"
+
+
 class ShareDriver(abc.ABC):
     """Storage for shares on one pool."""
+
+    #: What the driver can do, whatever its pool: Manila's capability names
+    #: (``snapshot_support``, ...) with honest values, plus ``shrink_support``,
+    #: ``share_driver`` (its name in the registry) and ``filesystem`` (what a
+    #: share is), which a share type's extra specs can ask for. Read without
+    #: an instance (``registry.capabilities_of``) by whoever must refuse a
+    #: request the driver cannot do before any job is posted.
+    CAPABILITIES: ClassVar[Mapping[str, Any]] = {}
+
+    def capabilities(self) -> dict:
+        """Manila's capabilities of this driver's pool, as conductors report
+        them (capacity is :meth:`capacity`'s, not here)."""
+        caps = {"storage_protocol": STORAGE_PROTOCOL, "vendor_name": VENDOR_NAME, **self.CAPABILITIES}
+        missing = [n for n in CAPABILITY_NAMES if n not in caps]
+        if missing:
+            raise TypeError(f"{type(self).__name__}.CAPABILITIES lacks {', '.join(missing)}")
+        return caps
 
     @abc.abstractmethod
     def create_volume(self, share_id: str, size_gb: int) -> str:

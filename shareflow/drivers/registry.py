@@ -16,7 +16,7 @@ from shareflow.drivers.network.flat import FlatNetworkHelper
 from shareflow.drivers.network.static import StaticNetworkHelper
 from shareflow.drivers.server.netns import NetnsServerHelper
 from shareflow.drivers.server.static import StaticServerHelper, static_server_id
-from shareflow.drivers.share.btrfs import BtrfsShareDriver
+from shareflow.drivers.share import registry as share_drivers
 from shareflow.exceptions import ConfigError
 
 
@@ -44,9 +44,7 @@ def build_backend(cfg: BackendConfig, *, step_timeout: float, db: Database | Non
                   service_host: str = "localhost", clock: Callable[[], datetime] | None = None) -> Backend:
     """``db``, ``service_host`` and ``clock`` are needed by DHSS=true backends
     (share servers and network allocations live in the database)."""
-    if cfg.share_driver != "btrfs":
-        raise ConfigError(f"backend {cfg.name}: unknown share driver {cfg.share_driver!r}")
-    share = BtrfsShareDriver(cfg.btrfs, timeout=step_timeout)
+    share = share_drivers.get(cfg.share_driver).build(cfg.share_config, timeout=step_timeout)
     if cfg.driver_handles_share_servers:
         if db is None:
             raise ConfigError(f"backend {cfg.name}: driver_handles_share_servers=true needs the database")
