@@ -29,7 +29,8 @@ from shareflow.domain import states
 from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
 from shareflow.engine import operations
 from shareflow.engine.posting import JobPoster
-from shareflow.exceptions import Forbidden, InvalidInput, OverLimit
+from shareflow.drivers.share import registry as share_drivers
+from shareflow.exceptions import ConfigError, Forbidden, InvalidInput, OverLimit
 from shareflow.flows.resize import EXTEND, SHRINK
 from shareflow.scheduler.scheduler import Scheduler
 from shareflow.services.context import Caller
@@ -135,6 +136,7 @@ class ResizeService:
                     "Invalid input received: New size for shrink must be less than current size and "
                     f"greater than 0 (current: {share.size}, new: {size})."
                 )
+            self._refuse_if_backend_cannot_shrink(share)
             previous = share.status
             self._take(s, share, states.SHRINKING, size, now, action="shrink")
             spec = self._spec(SHRINK, share, size, caller)
@@ -143,6 +145,22 @@ class ResizeService:
                                                                   clock=self._clock))
 
     # --- steps ------------------------------------------------------------
+
+    def _refuse_if_backend_cannot_shrink(self, share: Share) -> None:
+        """A share whose backend's driver reports ``shrink_support`` false
+        (XFS images cannot shrink) is refused here, before any status change
+        or job: a capability, not a failed job. A backend this process has
+        no configuration for is left to its driver, which refuses the same."""
+        try:
+            backend = self._config.backend(share.backend or "")
+        except ConfigError:
+            return
+        if share_drivers.capabilities_of(backend.share_driver).get("shrink_support") is False:
+            raise InvalidInput(
+                f"Invalid share: Share {share.id} cannot be shrunk: its backend {backend.name} "
+                f"({backend.share_driver}) does not support shrinking shares."
+            )
+
 
     @staticmethod
     def _take(session: Session, share: Share, working: str, size: int, now: datetime, *, action: str) -> None:

@@ -145,6 +145,19 @@ class XfsImageShareDriver(ShareDriver):
         locks.mkdir(parents=True, exist_ok=True)
         return filelock.locked(locks / name, timeout=self._timeout, error=StorageError, remove=remove)
 
+    @contextlib.contextmanager
+    def _refused_leaves_nothing(self, share_id: str):
+        """Around a create: when it fails and nothing of the share is left
+        (it removed what it made), its lock file goes too. Removed under the
+        lock (whoever takes it next checks it locked the file still there)."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(StorageError), self._lock(share_id):
+                if not self._image(share_id).exists() and not (self._exports / share_id).exists():
+                    (self._exports / LOCKS_DIR / share_id).unlink(missing_ok=True)
+            raise
+
     def _check_pool(self) -> None:
         """The pool is mounted (XFS). The mount table is read once; after that
         a stat of the pool directory says whether it is still that mount."""
@@ -167,7 +180,7 @@ class XfsImageShareDriver(ShareDriver):
         share_id = share_id_of(share_id)
         _check_size(size_gb)
         self._check_pool()
-        with self._lock(share_id):
+        with self._refused_leaves_nothing(share_id), self._lock(share_id):
             image = self._image(share_id)
             made = not image.exists()
             if made:
@@ -257,13 +270,15 @@ class XfsImageShareDriver(ShareDriver):
 
     def used_bytes(self, share_id: str) -> int:
         """Blocks in use in the share's filesystem (its metadata and log
-        included: they count against the image's size too)."""
+        included: they count against the image's size too), once the frees
+        XFS defers are done."""
         share_id = share_id_of(share_id)
         self._check_pool()
         self._existing_image(share_id)
         target = self._exports / share_id
         if self._mounted_image(target) != os.path.realpath(self._image(share_id)):
             raise StorageError(f"share {share_id}'s image is not mounted on {target}")
+        xfs.settle_free_space(target)  # current: deferred frees done
         st = os.statvfs(target)
         return (st.f_blocks - st.f_bfree) * st.f_frsize
 
@@ -318,7 +333,7 @@ class XfsImageShareDriver(ShareDriver):
         share_id, snapshot_id = share_id_of(share_id), snapshot_id_of(snapshot_id)
         _check_size(size_gb)
         self._check_pool()
-        with self._lock(snapshot_id), self._lock(share_id):
+        with self._lock(snapshot_id), self._refused_leaves_nothing(share_id), self._lock(share_id):
             image = self._image(share_id)
             made = not image.exists()
             if made:
