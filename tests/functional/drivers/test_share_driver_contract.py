@@ -110,6 +110,40 @@ class BtrfsProbe:
             btrfs.destroy_qgroups(root, ids, timeout=10)
             btrfs.ensure_qgroups_consistent(root, status_file=status, timeout=60)
 
+    # --- snapshots (the snapshot contract) ---
+
+    def snapshot_location(self, snapshot_id: str) -> str:
+        return str(Path(self.cfg.mount_point) / "snapshots" / snapshot_id)
+
+    @contextlib.contextmanager
+    def snapshot_content(self, snapshot_id: str):
+        """A directory showing the snapshot's files."""
+        yield Path(self.snapshot_location(snapshot_id))
+
+    def assert_snapshot_read_only(self, snapshot_id: str) -> None:
+        with pytest.raises(OSError) as err:
+            Path(self.snapshot_location(snapshot_id), "new").write_text("x")
+        assert err.value.errno == errno.EROFS
+
+    def record_snapshot(self, snapshot_id: str) -> None:
+        self.subvol_ids[snapshot_id] = btrfs.subvolume_id(self.snapshot_location(snapshot_id), timeout=10)
+
+    def snapshot_remnants(self, snapshot_id: str) -> list[str]:
+        left = []
+        if os.path.lexists(self.snapshot_location(snapshot_id)):
+            left.append("subvolume")
+        if os.path.lexists(Path(self.cfg.exports_dir) / ".locks" / snapshot_id):
+            left.append("lock file")
+        sid = self.subvol_ids.get(snapshot_id)
+        if sid is not None and any(g.level == 0 and g.id == sid
+                                   for g in btrfs.qgroup_show(self.cfg.mount_point, timeout=10)):
+            left.append(f"qgroup 0/{sid}")
+        return left
+
+    def assert_volume_mount(self, path: str, share_id: str) -> None:
+        m = mounts.find_mount(path)
+        assert m.root.endswith(f"/shares/{share_id}") and "nosuid" in m.options
+
     def make_remnant(self, share_id: str, kind: str) -> None:
         if kind == "subvolume":  # a create that died right after the subvolume
             self.subvolume(share_id).parent.mkdir(exist_ok=True)
@@ -161,6 +195,49 @@ class ImageProbe:
     def limit(self, share_id: str) -> int:
         """The image's size: the filesystem can never hold more."""
         return self.image(share_id).stat().st_size
+
+    # --- snapshots (the snapshot contract) ---
+
+    def snapshot_location(self, snapshot_id: str) -> str:
+        return str(Path(self.cfg.mount_point) / "snapshots" / f"{snapshot_id}.img")
+
+    @contextlib.contextmanager
+    def snapshot_content(self, snapshot_id: str):
+        """The snapshot's image mounted read-only (``norecovery``: its log is
+        left as the freeze left it) on a directory of the test's, then unmounted."""
+        target = Path(self.cfg.exports_dir).parent / f"look-{snapshot_id}"
+        target.mkdir()
+        run(["mount", "-t", "xfs", "-o", "loop,ro,nouuid,norecovery", self.snapshot_location(snapshot_id),
+             str(target)], timeout=10)
+        try:
+            yield target
+        finally:
+            mounts.unmount(target, timeout=10)
+            target.rmdir()
+
+    def assert_snapshot_read_only(self, snapshot_id: str) -> None:
+        """Nothing has the snapshot's image open for writing: it is not
+        attached to any loop device, so it is mounted nowhere."""
+        assert loop.devices_of(self.snapshot_location(snapshot_id)) == []
+
+    def record_snapshot(self, snapshot_id: str) -> None:
+        pass
+
+    def snapshot_remnants(self, snapshot_id: str) -> list[str]:
+        left = []
+        location = Path(self.snapshot_location(snapshot_id))
+        if os.path.lexists(location):
+            left.append("image")
+        if os.path.lexists(location.with_name(f"{snapshot_id}.img.new")):
+            left.append("half-made image")
+        if os.path.lexists(Path(self.cfg.exports_dir) / ".locks" / snapshot_id):
+            left.append("lock file")
+        return left
+
+    def assert_volume_mount(self, path: str, share_id: str) -> None:
+        m = mounts.find_mount(path)
+        assert m.fstype == "xfs" and "nosuid" in m.options
+        assert loop.devices_of(self.image(share_id)) == [m.source]
 
     def make_remnant(self, share_id: str, kind: str) -> None:
         image = self.image(share_id)
