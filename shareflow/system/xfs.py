@@ -32,6 +32,28 @@ def has_xfs_signature(image: str | os.PathLike) -> bool:
         return False
 
 
+#: Where the superblock keeps the filesystem's UUID (``sb_uuid``).
+_UUID = slice(32, 48)
+
+
+def uuid_of(image: str | os.PathLike) -> bytes:
+    """The filesystem UUID in the image's primary superblock (16 bytes)."""
+    with open(image, "rb") as f:
+        return f.read(_UUID.stop)[_UUID]
+
+
+def generate_uuid(image: str | os.PathLike, *, timeout: float) -> None:
+    """Give the (unmounted, cleanly unmounted) filesystem in ``image`` a new
+    UUID (``xfs_admin -U generate``; on a v5 filesystem only the superblocks
+    are rewritten). xfs_admin exits 0 even when it refuses (a dirty log), so
+    the UUID is compared before and after."""
+    before = uuid_of(image)
+    out = run(["xfs_admin", "-U", "generate", os.fspath(image)], timeout=timeout)
+    if uuid_of(image) == before:
+        raise StorageError(f"xfs_admin did not change the UUID of {os.fspath(image)}: "
+                           f"{(out.stderr or out.stdout).strip()}")
+
+
 def mkfs(image: str | os.PathLike, *, reflink: bool = False, timeout: float) -> None:
     """Format ``image`` (never forced: an existing filesystem is refused).
     ``-K``: no discard of the fresh (sparse) file, which would only punch

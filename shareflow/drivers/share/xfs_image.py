@@ -19,10 +19,12 @@ reflink) mounted at ``MOUNT_POINT``:
 Snapshot ``SNAP`` is ``MOUNT_POINT/snapshots/SNAP.img``: a reflink copy of
 the share's image taken while its filesystem is frozen (consistent, and only
 metadata is copied: tens of milliseconds). A share from a snapshot is a
-reflink copy of the snapshot's image (grown to its size), mounted with
-``nouuid`` since it has the same filesystem UUID as its origin; XFS replays
-the frozen image's log when it is mounted. Images are whole or absent: each
-is made as ``NAME.img.new`` and renamed into place.
+reflink copy of the snapshot's image (grown to its size) given a UUID of its
+own - NFS-Ganesha tells filesystems apart by UUID and will not export a
+second one with its origin's - after one mount that replays the frozen
+image's log (on ``EXPORTS_DIR/.replay-ID.img.new``). Shares are mounted
+``nouuid`` all the same, so one with a duplicate UUID still mounts. Images
+are whole or absent: each is made as ``NAME.img.new`` and renamed into place.
 
 What it does not do, and reports so in :attr:`CAPABILITIES`:
 
@@ -74,7 +76,8 @@ NEW_SUFFIX = ".img.new"
 LOCKS_DIR = ".locks"
 #: Lock (in LOCKS_DIR) held while loop devices are counted and one is taken.
 LOOP_LOCK = ".loop"
-#: ``nouuid``: a share made from a snapshot has its origin's filesystem UUID.
+#: ``nouuid``: XFS refuses a second mount of a UUID (a clone gets its own, but
+#: a copy made by hand would not).
 MOUNT_OPTIONS = "loop,nouuid,nodev,nosuid"
 SHRINK_REFUSED = "shares on this backend cannot be shrunk (XFS cannot shrink)"
 REVERT_REFUSED = "shares on this backend cannot be reverted to a snapshot"
@@ -200,6 +203,7 @@ class XfsImageShareDriver(ShareDriver):
             for device in loop.devices_of(image):  # attached by something else, not mounted
                 loop.detach(device, timeout=self._timeout)
             image.unlink(missing_ok=True)
+            self._unmount_scratch(self._new(image))
             self._new(image).unlink(missing_ok=True)
         log.info("volume for share %s deleted", share_id)
 
@@ -385,6 +389,7 @@ class XfsImageShareDriver(ShareDriver):
         """Make ``image`` whole or not at all: built as ``.img.new`` (a
         leftover of a call that died is discarded), renamed when done."""
         new = self._new(image)
+        self._unmount_scratch(new)
         new.unlink(missing_ok=True)
         image.parent.mkdir(exist_ok=True)
         try:
@@ -396,10 +401,45 @@ class XfsImageShareDriver(ShareDriver):
                 xfs.reflink_copy(source, new)
                 if size_gb * GiB > new.stat().st_size:
                     os.truncate(new, size_gb * GiB)
+                self._give_own_uuid(new)
             os.rename(new, image)
         except BaseException:
+            self._unmount_scratch(new)
             new.unlink(missing_ok=True)
             raise
+
+    def _scratch(self, new: Path) -> Path:
+        return self._exports / f".replay-{new.name}"
+
+    def _give_own_uuid(self, new: Path) -> None:
+        """A reflink copy of a snapshot has its origin's filesystem UUID, and
+        NFS-Ganesha tells filesystems apart by UUID: it refuses to export a
+        second one with the same (``resolve_posix_filesystem``: ENOENT). The
+        copy of a frozen filesystem has a dirty log, which xfs_admin refuses
+        to touch, so: mount it once (``nouuid``: XFS replays the log), unmount
+        it, then give it a new UUID - about 0.1 s."""
+        scratch = self._scratch(new)
+        self._unmount_scratch(new)
+        scratch.mkdir(parents=True, exist_ok=True)
+        with self._lock(LOOP_LOCK):
+            self._check_loop_room()
+            try:
+                run(["mount", "-t", "xfs", "-o", "loop,nouuid,nodev,nosuid,noexec", str(new), str(scratch)],
+                    timeout=self._timeout)
+            except CommandError as e:
+                if "loop device" in e.stderr:
+                    raise NoLoopDevice(f"no loop device for {new}: {e.stderr}") from e
+                raise
+        self._unmount_scratch(new)
+        xfs.generate_uuid(new, timeout=self._timeout)
+
+    def _unmount_scratch(self, new: Path) -> None:
+        """Undo the log-replay mount of ``new`` (also one a call that died left)."""
+        scratch = self._scratch(new)
+        if os.path.ismount(scratch):
+            mounts.unmount(scratch, timeout=self._timeout)
+        with contextlib.suppress(FileNotFoundError):
+            scratch.rmdir()
 
     def _mounted_image(self, target: Path) -> str | None:
         """The image mounted on ``target`` (a stat and a sysfs read), or None."""

@@ -825,3 +825,42 @@ def test_image_extend_grows_the_mounted_filesystem(image_share_driver, image_con
     # The loop device follows the file.
     device = mounts.find_mount(path).source
     assert int(Path(f"/sys/block/{os.path.basename(device)}/size").read_text()) * 512 == 3 * GiB
+
+
+def test_image_a_share_from_a_snapshot_has_its_own_filesystem_uuid(image_share_driver, image_config):
+    """NFS-Ganesha tells filesystems apart by UUID (it will not export a second
+    one with its origin's): the clone gets its own, after the mount that
+    replays the frozen copy's log, which leaves nothing behind."""
+    probe = ImageProbe(image_config)
+    origin, snap, clone = new_id(), new_id(), new_id()
+    Path(image_share_driver.create_volume(origin, 1), "f").write_text("x")
+    image_share_driver.create_snapshot(origin, snap)
+    path = image_share_driver.create_volume_from_snapshot(clone, snap, 1)
+    assert xfs.uuid_of(probe.image(clone)) != xfs.uuid_of(probe.image(origin))
+    assert Path(path, "f").read_text() == "x"
+    assert sorted(os.listdir(image_config.exports_dir)) == sorted([".locks", origin, clone])
+    assert len(loop.devices_under(image_config.mount_point)) == 2
+
+
+def test_image_a_clone_interrupted_during_its_log_replay_is_cleaned_up(image_share_driver, image_config):
+    """A call that died with the half-made clone mounted for its log replay:
+    the next create finishes the clone, a delete removes it all."""
+    probe = ImageProbe(image_config)
+    origin, snap = new_id(), new_id()
+    image_share_driver.create_volume(origin, 1)
+    image_share_driver.create_snapshot(origin, snap)
+    for finish in ("create", "delete"):
+        clone = new_id()
+        new = probe.image(clone).with_name(f"{clone}.img.new")
+        xfs.reflink_copy(probe.snapshot_location(snap), new)
+        scratch = Path(image_config.exports_dir) / f".replay-{new.name}"
+        scratch.mkdir(parents=True)
+        run(["mount", "-t", "xfs", "-o", "loop,nouuid", str(new), str(scratch)], timeout=10)
+        assert clone in image_share_driver.list_volumes()
+        if finish == "create":
+            image_share_driver.create_volume_from_snapshot(clone, snap, 1)
+            assert not scratch.exists() and not new.exists()
+            image_share_driver.delete_volume(clone)
+        else:
+            image_share_driver.delete_volume(clone)
+        assert probe.remnants(clone) == [] and not scratch.exists()
