@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from shareflow.exceptions import CommandError
 from shareflow.system.process import run
 
 SYS_BLOCK = Path("/sys/block")
@@ -70,5 +71,14 @@ def refresh_size(device: str, *, timeout: float) -> None:
     run(["losetup", "--set-capacity", device], timeout=timeout)
 
 
-def detach(device: str, *, timeout: float) -> None:
-    run(["losetup", "--detach", device], timeout=timeout)
+def detach(device: str, *, image: str | os.PathLike | None = None, timeout: float) -> None:
+    """Detach ``device``. With ``image``: only while it still serves that
+    file, and a device that stopped serving it meanwhile (an autoclear
+    device whose last user just went) is not an error."""
+    if image is not None and device not in devices_of(image):
+        return
+    try:
+        run(["losetup", "--detach", device], timeout=timeout)
+    except CommandError:
+        if image is None or device in devices_of(image):
+            raise

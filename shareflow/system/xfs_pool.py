@@ -76,13 +76,13 @@ def unmount_pool(pool: XfsPool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
     for m in reversed(mounts.read_mounts()):
         if m.source in on_pool:
             mounts.unmount(m.mount_point, timeout=timeout)
-    for device in loop.devices_under(pool.mount_point):
-        loop.detach(device, timeout=timeout)  # attached but not mounted (not by us)
+    for device, image in loop.devices_under(pool.mount_point).items():
+        loop.detach(device, image=image, timeout=timeout)  # attached but not mounted (not by us)
     for m in reversed(mounts.read_mounts()):
         if m.source == pool.device:
             mounts.unmount(m.mount_point, timeout=timeout)
-    if pool.image is not None and pool.device in loop.devices_of(pool.image):
-        loop.detach(pool.device, timeout=timeout)
+    if pool.image is not None:
+        loop.detach(pool.device, image=pool.image, timeout=timeout)
 
 
 def destroy_pool(pool: XfsPool, *, timeout: float = DEFAULT_TIMEOUT) -> None:

@@ -201,7 +201,7 @@ class XfsImageShareDriver(ShareDriver):
             self._unmount(share_id)
             image = self._image(share_id)
             for device in loop.devices_of(image):  # attached by something else, not mounted
-                loop.detach(device, timeout=self._timeout)
+                loop.detach(device, image=image, timeout=self._timeout)
             image.unlink(missing_ok=True)
             self._unmount_scratch(self._new(image))
             self._new(image).unlink(missing_ok=True)
@@ -356,7 +356,16 @@ class XfsImageShareDriver(ShareDriver):
         return self.volume_path(share_id)
 
     def revert_to_snapshot(self, share_id: str, snapshot_id: str, size_gb: int) -> None:
-        share_id_of(share_id), snapshot_id_of(snapshot_id)
+        """Refused (``revert_to_snapshot_support`` is False): the interface
+        wants the volume to stay mounted and exported while its content
+        becomes the snapshot's. Here that means swapping the image under an
+        unmount, which NFS-Ganesha's open export forbids (the mount is busy)
+        unless the export is removed first - a job of the export driver, not
+        this one - and which gives clients another filesystem (new device,
+        handles stale). Copying the snapshot's files into the live image
+        instead would be a full data copy (no reflink across filesystems).
+        Share types asking for revert are therefore not placed here."""
+        share_id, snapshot_id = share_id_of(share_id), snapshot_id_of(snapshot_id)
         raise NotSupportedByBackend(f"share {share_id}: the image driver does not revert in place",
                                     user_message=REVERT_REFUSED)
 

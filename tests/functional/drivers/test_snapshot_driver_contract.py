@@ -8,7 +8,6 @@ revert (its copy subvolume, qgroups) are tested on btrfs alone."""
 
 from __future__ import annotations
 
-import errno
 import os
 import uuid
 from pathlib import Path
