@@ -7,7 +7,9 @@ reflink) mounted at ``MOUNT_POINT``:
 
 * ``MOUNT_POINT/shares/ID.img``: a sparse file of the share's size holding an
   XFS filesystem - writes past it get ENOSPC, a hard limit (the filesystem's
-  own metadata and log take some of it, as on an LVM volume);
+  own metadata and log take some of it, as on an LVM volume: about 100 MiB of
+  1 GiB). Sparse, but not free: mkfs writes the 64 MiB log, so an empty share
+  takes about 65 MiB of the pool;
 * that image loop-mounted (``-o loop,nouuid,nodev,nosuid``) on
   ``EXPORTS_DIR/ID``, which the export driver exports like any path. The loop
   device is attached by the mount with autoclear: unmounting frees it, so no
