@@ -133,7 +133,7 @@ def _table(*columns: str) -> Table:
 
 def _specs_text(specs: dict[str, str], sep: str) -> Text:
     # Text, not markup: a spec or description may hold '[' (rich markup).
-    return Text(sep.join(f"{k}={v}" for k, v in specs.items()) or "-")
+    return Text(sep.join(f"{k}={v}" for k, v in sorted(specs.items())) or "-")
 
 
 def _optional(data: dict) -> dict[str, str]:
