@@ -22,11 +22,10 @@ from __future__ import annotations
 import json
 import sys
 
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from shareflow import config as config_module
+from shareflow.cli import output
 from shareflow.cli.options import add_common
 from shareflow.db.engine import Database
 from shareflow.db.models import ShareType
@@ -119,16 +118,6 @@ def as_dict(st: ShareType, default_share_type: str) -> dict:
     }
 
 
-def _console() -> Console:
-    # Off a terminal (a pipe, a test) nothing is wrapped or cut: ids stay whole.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
-
-
-def _table(*columns: str) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in columns:
-        table.add_column(column)
-    return table
 
 
 def _specs_text(specs: dict[str, str], sep: str) -> Text:
@@ -144,7 +133,7 @@ def _print_one(args, data: dict) -> None:
     if args.json:
         print(json.dumps(data, indent=2))
         return
-    table = _table("FIELD", "VALUE")
+    table = output.table("FIELD", "VALUE")
     for field, value in (
         ("id", Text(data["id"])), ("name", Text(data["name"])),
         ("visibility", Text("public" if data["share_type_access:is_public"] else "private")),
@@ -154,7 +143,7 @@ def _print_one(args, data: dict) -> None:
         ("description", Text(data["description"] or "-")),
     ):
         table.add_row(field, value)
-    _console().print(table)
+    output.console().print(table)
 
 
 def cmd_list(args) -> int:
@@ -163,14 +152,14 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(views, indent=2))
         return 0
-    table = _table("ID", "NAME", "VISIBILITY", "DEFAULT", "REQUIRED SPECS", "OPTIONAL SPECS", "DESCRIPTION")
+    table = output.table("ID", "NAME", "VISIBILITY", "DEFAULT", "REQUIRED SPECS", "OPTIONAL SPECS", "DESCRIPTION")
     for v in views:
         table.add_row(Text(v["id"]), Text(v["name"]),
                       "public" if v["share_type_access:is_public"] else "private",
                       "yes" if v["is_default"] else "-",
                       _specs_text(v["required_extra_specs"], ", "), _specs_text(_optional(v), ", "),
                       Text(v["description"] or "-"))
-    _console().print(table)
+    output.console().print(table)
     return 0
 
 
