@@ -20,7 +20,6 @@ admin view does (latest microversion).
 from __future__ import annotations
 
 import json
-import sys
 
 from rich.text import Text
 
