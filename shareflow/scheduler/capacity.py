@@ -80,9 +80,14 @@ def over_subscription_ratio(pool: PoolState) -> float:
 
 def _figures(pool: PoolState) -> tuple[float, float, float]:
     figures = (pool.total_capacity_gb, pool.free_capacity_gb, pool.allocated_capacity_gb)
-    if any(f is None or isinstance(f, bool) or not math.isfinite(float(f)) for f in figures):
+    try:
+        if any(isinstance(f, bool) for f in figures):
+            raise TypeError
+        total, free, allocated = (float(f) for f in figures)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UnknownCapacity(f"{pool.host}: capacity not reported ({figures})") from None
+    if not all(math.isfinite(f) for f in (total, free, allocated)):
         raise UnknownCapacity(f"{pool.host}: capacity not reported ({figures})")
-    total, free, allocated = (float(f) for f in figures)
     return total, free, allocated
 
 

@@ -145,6 +145,8 @@ def test_thin_pool_without_a_reported_ratio_uses_manilas_default():
     {"total": 0, "free": 0},
     {"total": None},
     {"free": float("nan")},
+    {"free": "unknown"},
+    {"allocated": True},
     {"reserved_percentage": "lots"},
     {"reserved_percentage": -5},
 ])
