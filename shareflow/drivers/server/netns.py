@@ -231,9 +231,9 @@ class NetnsServerHelper(ShareServerHelper):
         netns.delete_link(veth, timeout=self._timeout)  # takes eth0 with it
         netns.delete(ns, timeout=self._timeout)
 
-    def is_running(self, server: dict) -> bool:
-        gs = self.ganesha(server)
-        return gs is not None and gs.is_running()
+    def is_running(self, server_id: str) -> bool:
+        """Whether the server's Ganesha runs (by its pid file)."""
+        return self.server_dir(server_id).is_dir() and self._ganesha(server_id, None).is_running()
 
     # --- ShareServerHelper --------------------------------------------------------
 
