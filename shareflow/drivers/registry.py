@@ -22,15 +22,18 @@ from shareflow.exceptions import ConfigError
 class Backend:
     name: str
     config: BackendConfig
-    #: ShareDriver, ExportDriver, NetworkHelper, ServerHelper - or, when the
-    #: backend has a fault plan, FaultInjectingProxy objects wrapping them.
+    #: ShareDriver, ExportDriver, NetworkHelper, and ServerHelper (DHSS=false)
+    #: or ShareServerHelper (DHSS=true: the tasks keep its servers' records,
+    #: ``shareflow.services.share_server_manager``) - or, when the backend has
+    #: a fault plan, FaultInjectingProxy objects wrapping them.
     share: Any
     export: Any
     network: Any
     server: Any
     #: The Ganesha servers the export driver knows, by share server id
     #: (for whoever starts and supervises managed servers); share servers of
-    #: DHSS=true backends are not here (the server helper supervises them).
+    #: DHSS=true backends are not here (the server helper supervises them,
+    #: told which by the share server manager).
     ganesha_servers: dict[str, GaneshaServer] = field(default_factory=dict)
 
 
