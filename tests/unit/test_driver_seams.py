@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import shareflow
 from shareflow.drivers import base, registry
 
@@ -73,3 +75,21 @@ def test_build_backend_takes_no_database():
     import inspect
 
     assert "db" not in inspect.signature(registry.build_backend).parameters
+
+
+def test_the_flat_helper_hands_on_the_allocation_the_task_chose():
+    from shareflow.drivers.network.flat import FlatNetworkHelper
+    from shareflow.drivers.network.static import StaticNetworkHelper
+    from shareflow.exceptions import NetworkError
+
+    chosen = {"allocation_id": "a1", "network_id": "n1", "address": "198.51.100.7", "prefixlen": 24,
+              "gateway": None, "bridge": "br-t", "mtu": 1400}
+    flat = FlatNetworkHelper()
+    assert flat.needs_address and not StaticNetworkHelper("b").needs_address
+    assert flat.allocate("s1", dict(chosen, extra="dropped")) == chosen
+    assert flat.allocate("s1", {}) == {}
+    flat.release(chosen)
+    for bad in ({k: v for k, v in chosen.items() if k != "bridge"}, dict(chosen, address="not-an-ip")):
+        with pytest.raises(NetworkError):
+            flat.allocate("s1", bad)
+    assert StaticNetworkHelper("b").allocate("s1", chosen) == {}
