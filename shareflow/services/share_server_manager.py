@@ -51,7 +51,10 @@ def network_of(session, row: ShareServer) -> dict:
     """Where the server's address lives (what the helper is handed): network
     id, address, prefix length, gateway, bridge, MTU."""
     alloc = session.get(NetworkAllocation, row.allocation_id) if row.allocation_id else None
-    net = session.get(ProviderNetwork, alloc.network_id) if alloc is not None else None
+    return _network(row, session.get(ProviderNetwork, alloc.network_id) if alloc is not None else None)
+
+
+def _network(row: ShareServer, net: ProviderNetwork | None) -> dict:
     if net is None:
         raise NetworkError(
             f"share server {row.id}: its network allocation {row.allocation_id} is gone",
@@ -308,9 +311,9 @@ class ShareServerManager:
         returns the ids restored."""
         servers = {}
         with self._db.read() as s:
-            for row in servers_db.live_for_backend(s, self.backend_name, {states.SERVER_ACTIVE}):
+            for row, net in servers_db.live_with_networks(s, self.backend_name, {states.SERVER_ACTIVE}):
                 try:
-                    servers[row.id] = network_of(s, row)
+                    servers[row.id] = _network(row, net)
                 except NetworkError:
                     log.exception("share server %s cannot be restored", row.id)
         return self._helper.supervise(servers, workers=workers, wanted=self._is_active)
