@@ -12,8 +12,7 @@ from taskflow import task
 
 from shareflow.services import share_server_manager
 from shareflow.services.network_allocations import allocation_id_for
-from shareflow.tasks.server import allocations as _allocations
-from shareflow.tasks.server import release_allocation, share_network_lock
+from shareflow.tasks.server import allocations, release_allocation, share_network_lock
 
 
 class AllocateNetwork(task.Task):
@@ -49,7 +48,7 @@ class AllocateNetwork(task.Task):
         with share_network_lock(runtime, backend, share_network_id):
             if share_server_manager.for_backend(runtime, backend).reusable(share_id):
                 return {}
-        allocation = _allocations(runtime).allocate(share_id, share_network_id)
+        allocation = allocations(runtime).allocate(share_id, share_network_id)
         return b.network.allocate(share_id, allocation)
 
     def revert(self, runtime, backend, result, share_id=None, **kwargs):
@@ -61,7 +60,7 @@ class AllocateNetwork(task.Task):
             allocation = result
         else:
             # Execute failed: what it may have recorded before the failure.
-            allocation = _allocations(runtime).get(allocation_id_for(share_id)) if share_id else None
+            allocation = allocations(runtime).get(allocation_id_for(share_id)) if share_id else None
         if not allocation:
             return
         if share_server_manager.for_backend(runtime, backend).holds(allocation):
