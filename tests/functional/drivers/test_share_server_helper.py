@@ -347,3 +347,35 @@ def test_stop_all_takes_servers_off_the_host_and_supervise_brings_them_back(env)
     assert client.ls(f"/shares/{s1}").returncode == 0
     env.export.remove_export(server, s1)
     env.share.delete_volume(s1)
+
+
+def test_the_helper_alone_makes_and_takes_down_a_server_from_plain_values(env):
+    """No records: a server id and its network are all the helper needs; what
+    it made is what its backend_details name, and the export driver finds the
+    server's Ganesha by id and address until it is taken down."""
+    sid = str(uuid.uuid4())
+    network = {"network_id": env.provider_id, "address": "198.51.100.109", "prefixlen": 24,
+               "gateway": GATEWAY, "bridge": env.bridge.name, "mtu": MTU}
+    try:
+        made = env.helper.provide(sid, network)
+        assert made == NetnsServerHelper.backend_details(sid)
+        assert netns.exists(made["netns"]) and netns.link_exists(made["veth"])
+        assert env.helper.provide(sid, network) == made  # again: nothing more to do
+        assert "198.51.100.109/24" in run(["ip", "-n", made["netns"], "addr", "show", "dev", "eth0"],
+                                          timeout=10).stdout
+        gs = env.helper.ganesha({"id": sid, "address": network["address"]})
+        assert gs is not None and gs.is_running() and env.helper.is_running(sid)
+        assert env.helper.ganesha({"id": sid}) is None  # no address: not a server dict a task holds
+
+        # The pool asks, under the server's lock, whether it is still wanted.
+        env.helper.stop_all([sid])
+        assert not env.helper.is_running(sid)
+        assert not env.helper.restore(sid, network, wanted=lambda _: False)
+        assert not netns.exists(made["netns"]) and not env.helper.is_running(sid)
+        assert env.helper.supervise({sid: network}, wanted=lambda _: True) == [sid]
+        assert env.helper.is_running(sid)
+    finally:
+        env.helper.take_down(sid)
+    assert_server_gone(env, sid)
+    assert env.helper.ganesha({"id": sid, "address": network["address"]}) is None
+    env.helper.take_down(sid)  # absent: nothing to do
