@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shareflow.exceptions import ConfigError
+from shareflow.scheduler import registry as scheduler_registry
 
 ENV_VAR = "SHAREFLOW_CONFIG"
 DEFAULT_PATH = Path("etc/shareflow.toml")
@@ -70,6 +71,17 @@ DEFAULT_DELETE_SHARE_SERVER_WITH_LAST_SHARE = False
 #: The availability zone of this service's backends (Manila's
 #: ``storage_availability_zone`` default).
 DEFAULT_AVAILABILITY_ZONE = "nova"
+#: The scheduler (Manila's ``scheduler_default_filters``/``_weighers``,
+#: ``capacity_weight_multiplier``, ``scheduler_max_attempts``): see
+#: ``shareflow.scheduler.registry`` for the names and the default lists.
+DEFAULT_SCHEDULER_FILTERS = scheduler_registry.DEFAULT_FILTERS
+DEFAULT_SCHEDULER_WEIGHERS = scheduler_registry.DEFAULT_WEIGHERS
+DEFAULT_CAPACITY_WEIGHT_MULTIPLIER = 1.0
+DEFAULT_SCHEDULER_MAX_ATTEMPTS = 3
+MAX_SCHEDULER_MAX_ATTEMPTS = 100
+#: A pool its conductors have not reported for this long is not chosen
+#: (seconds): three missed reports, conductors report every 30 s.
+DEFAULT_POOL_STALE_AFTER = 90.0
 #: Manila's default per-project quotas (manila/quota.py); -1 means unlimited.
 DEFAULT_QUOTA_SHARES = 50
 DEFAULT_QUOTA_GIGABYTES = 1000
@@ -156,6 +168,29 @@ class QuotaConfig:
     def as_dict(self) -> dict[str, int]:
         return {"shares": self.shares, "gigabytes": self.gigabytes, "snapshots": self.snapshots,
                 "snapshot_gigabytes": self.snapshot_gigabytes}
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """How a pool is chosen for a share (``shareflow.scheduler.filter_scheduler``)."""
+
+    #: Filter names, run in this order (after the mandatory
+    #: ServiceEnabledFilter and RetryFilter, which always run first).
+    default_filters: tuple[str, ...] = DEFAULT_SCHEDULER_FILTERS
+    #: Weigher names; their weights are added up.
+    default_weighers: tuple[str, ...] = DEFAULT_SCHEDULER_WEIGHERS
+    #: The CapacityWeigher's multiplier: positive spreads shares over pools,
+    #: negative stacks them on the fullest one.
+    capacity_weight_multiplier: float = DEFAULT_CAPACITY_WEIGHT_MULTIPLIER
+    #: Pools a create is tried on before its share is failed (1 = no reschedule).
+    max_attempts: int = DEFAULT_SCHEDULER_MAX_ATTEMPTS
+    #: Seconds after its last report a pool is no longer chosen.
+    pool_stale_after: float = DEFAULT_POOL_STALE_AFTER
+
+    def weigher_specs(self) -> tuple[tuple[str, float], ...]:
+        """(name, multiplier) of each configured weigher."""
+        multipliers = {"CapacityWeigher": self.capacity_weight_multiplier}
+        return tuple((name, multipliers.get(name, 1.0)) for name in self.default_weighers)
 
 
 @dataclass(frozen=True)
@@ -260,6 +295,7 @@ class Config:
     availability_zone: str = DEFAULT_AVAILABILITY_ZONE
     backends: tuple[BackendConfig, ...] = field(default_factory=tuple)
     quotas: QuotaConfig = field(default_factory=QuotaConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     def backend(self, name: str) -> BackendConfig:
         for b in self.backends:
@@ -307,6 +343,19 @@ class Section:
         if v <= minimum:
             raise ConfigError(f"{self._where}.{key}: must be greater than {minimum}")
         return v
+
+    def number(self, key: str, default: Any) -> float:
+        """Any finite number, negative and zero included."""
+        v = float(self._get(key, (int, float), default, "a number"))
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ConfigError(f"{self._where}.{key}: must be a finite number")
+        return v
+
+    def strings(self, key: str, default: Any) -> tuple[str, ...]:
+        v = self._get(key, (list, tuple), default, "a list of strings")
+        if not all(isinstance(x, str) for x in v):
+            raise ConfigError(f"{self._where}.{key}: expected a list of strings, got {v!r}")
+        return tuple(v)
 
     def bool(self, key: str, default: Any) -> bool:
         return self._get(key, (bool,), default, "true or false")
@@ -524,6 +573,8 @@ def parse(data: dict, path: Path) -> Config:
     })
     qs.done()
 
+    scheduler = _scheduler(Section(top.table("scheduler"), "scheduler", base))
+
     raw_backends = top.table("backends") or []
     if not isinstance(raw_backends, list):
         raise ConfigError("backends: expected an array of tables ([[backends]])")
@@ -545,7 +596,26 @@ def parse(data: dict, path: Path) -> Config:
         availability_zone=availability_zone,
         backends=backends,
         quotas=quotas,
+        scheduler=scheduler,
     )
+
+
+def _scheduler(s: Section) -> SchedulerConfig:
+    try:
+        filters = scheduler_registry.check_filters(s.strings("default_filters", DEFAULT_SCHEDULER_FILTERS))
+        weighers = scheduler_registry.check_weighers(s.strings("default_weighers", DEFAULT_SCHEDULER_WEIGHERS))
+    except ConfigError as e:
+        raise ConfigError(f"scheduler: {e.message}") from None
+    config = SchedulerConfig(
+        default_filters=filters,
+        default_weighers=weighers,
+        capacity_weight_multiplier=s.number("capacity_weight_multiplier", DEFAULT_CAPACITY_WEIGHT_MULTIPLIER),
+        max_attempts=s.int("max_attempts", DEFAULT_SCHEDULER_MAX_ATTEMPTS, minimum=1,
+                           maximum=MAX_SCHEDULER_MAX_ATTEMPTS),
+        pool_stale_after=s.float("pool_stale_after", DEFAULT_POOL_STALE_AFTER),
+    )
+    s.done()
+    return config
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:

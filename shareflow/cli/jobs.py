@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shareflow import config as config_mod
+from shareflow.cli.output import console
 from shareflow.domain import states
 from shareflow.services.context import Caller
 from shareflow.services.jobs import JobView
@@ -108,11 +109,6 @@ def operator() -> Caller:
         login = "unknown"
     return Caller(project_id="shareflow-cli", user_id=f"cli:{login}", is_admin=True,
                   request_id=f"req-{new_uuid()}")
-
-
-def console() -> Console:
-    # Off a terminal (a pipe, a test) nothing is wrapped or cut: ids stay whole.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
 
 
 @contextlib.contextmanager
