@@ -25,11 +25,12 @@ changed=0
 
 # --- 1. Debian packages -------------------------------------------------------
 # zookeeper: the jobboard's server; nfs-ganesha(-vfs): the NFS server; libnfs-utils:
-# the userspace NFS client used by tests; btrfs-progs: storage pools; iproute2:
+# the userspace NFS client used by tests; btrfs-progs: storage pools; xfsprogs: the
+# image share driver's pools and share images (mkfs.xfs, xfs_growfs, xfs_freeze); iproute2:
 # network namespaces; util-linux: mount/losetup/runuser/setpriv; postgresql: the
 # tests' private PostgreSQL cluster; dbus: the private dbus-daemon each NFS-Ganesha
 # gets, through which exports are changed one at a time.
-PACKAGES=(zookeeper nfs-ganesha nfs-ganesha-vfs libnfs-utils btrfs-progs iproute2 util-linux postgresql dbus)
+PACKAGES=(zookeeper nfs-ganesha nfs-ganesha-vfs libnfs-utils btrfs-progs xfsprogs iproute2 util-linux postgresql dbus)
 
 is_installed() {
     [ "$(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null)" = installed ]

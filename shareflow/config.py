@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shareflow.exceptions import ConfigError
+from shareflow.scheduler import registry as scheduler_registry
 
 ENV_VAR = "SHAREFLOW_CONFIG"
 DEFAULT_PATH = Path("etc/shareflow.toml")
@@ -51,6 +52,12 @@ DEFAULT_EXPORT_SERVERS_AT_EXIT = "keep"
 DEFAULT_GANESHA_PORT = 2049
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
+#: The image share driver's default bound on the loop devices its shares may
+#: hold at once on this host (one per mounted share image; the kernel's own
+#: limit may be lower: then a create is refused when it gives none).
+DEFAULT_MAX_LOOP_DEVICES = 256
+#: The share driver a backend uses when its table names none.
+DEFAULT_SHARE_DRIVER = "btrfs"
 DEFAULT_SHARE_TYPE = "default"
 #: Share servers (DHSS=true backends), with Manila's option names and defaults
 #: (manila/share/manager.py): unused servers are deleted by the conductors'
@@ -64,6 +71,17 @@ DEFAULT_DELETE_SHARE_SERVER_WITH_LAST_SHARE = False
 #: The availability zone of this service's backends (Manila's
 #: ``storage_availability_zone`` default).
 DEFAULT_AVAILABILITY_ZONE = "nova"
+#: The scheduler (Manila's ``scheduler_default_filters``/``_weighers``,
+#: ``capacity_weight_multiplier``, ``scheduler_max_attempts``): see
+#: ``shareflow.scheduler.registry`` for the names and the default lists.
+DEFAULT_SCHEDULER_FILTERS = scheduler_registry.DEFAULT_FILTERS
+DEFAULT_SCHEDULER_WEIGHERS = scheduler_registry.DEFAULT_WEIGHERS
+DEFAULT_CAPACITY_WEIGHT_MULTIPLIER = 1.0
+DEFAULT_SCHEDULER_MAX_ATTEMPTS = 3
+MAX_SCHEDULER_MAX_ATTEMPTS = 100
+#: A pool its conductors have not reported for this long is not chosen
+#: (seconds): three missed reports, conductors report every 30 s.
+DEFAULT_POOL_STALE_AFTER = 90.0
 #: Manila's default per-project quotas (manila/quota.py); -1 means unlimited.
 DEFAULT_QUOTA_SHARES = 50
 DEFAULT_QUOTA_GIGABYTES = 1000
@@ -74,7 +92,6 @@ UNLIMITED = -1
 MAX_QUOTA = 0x7FFFFFFF
 
 AUTH_STRATEGIES = ("tokens", "noauth")
-SHARE_DRIVERS = ("btrfs",)
 EXPORT_DRIVERS = ("ganesha",)
 
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -154,6 +171,29 @@ class QuotaConfig:
 
 
 @dataclass(frozen=True)
+class SchedulerConfig:
+    """How a pool is chosen for a share (``shareflow.scheduler.filter_scheduler``)."""
+
+    #: Filter names, run in this order (after the mandatory
+    #: ServiceEnabledFilter and RetryFilter, which always run first).
+    default_filters: tuple[str, ...] = DEFAULT_SCHEDULER_FILTERS
+    #: Weigher names; their weights are added up.
+    default_weighers: tuple[str, ...] = DEFAULT_SCHEDULER_WEIGHERS
+    #: The CapacityWeigher's multiplier: positive spreads shares over pools,
+    #: negative stacks them on the fullest one.
+    capacity_weight_multiplier: float = DEFAULT_CAPACITY_WEIGHT_MULTIPLIER
+    #: Pools a create is tried on before its share is failed (1 = no reschedule).
+    max_attempts: int = DEFAULT_SCHEDULER_MAX_ATTEMPTS
+    #: Seconds after its last report a pool is no longer chosen.
+    pool_stale_after: float = DEFAULT_POOL_STALE_AFTER
+
+    def weigher_specs(self) -> tuple[tuple[str, float], ...]:
+        """(name, multiplier) of each configured weigher."""
+        multipliers = {"CapacityWeigher": self.capacity_weight_multiplier}
+        return tuple((name, multipliers.get(name, 1.0)) for name in self.default_weighers)
+
+
+@dataclass(frozen=True)
 class BtrfsConfig:
     #: Where the btrfs pool is mounted (the driver creates subvolumes below it).
     mount_point: Path
@@ -163,6 +203,23 @@ class BtrfsConfig:
     #: Optional loop image backing the pool (created by ``shareflow run``).
     image: Path | None
     image_size_gb: int
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """The image share driver (``share_driver = "image"``): one XFS image file
+    per share on an XFS pool with reflink, each loop-mounted for export."""
+
+    #: Where the XFS pool (with reflink) is mounted; share and snapshot images live below it.
+    mount_point: Path
+    #: Each share's image is mounted here on ``<exports_dir>/<share id>``.
+    exports_dir: Path
+    #: Optional loop image backing the pool (created and formatted
+    #: ``mkfs.xfs -m reflink=1`` by ``shareflow run`` when missing).
+    image: Path | None
+    image_size_gb: int
+    #: At most this many shares of the backend are mounted (hold a loop device) at once.
+    max_loop_devices: int = DEFAULT_MAX_LOOP_DEVICES
 
 
 @dataclass(frozen=True)
@@ -201,13 +258,23 @@ class BackendConfig:
     pool: str
     share_driver: str
     driver_handles_share_servers: bool
-    btrfs: BtrfsConfig
+    #: The ``[backends.btrfs]`` table (None for a backend of another share driver).
+    btrfs: BtrfsConfig | None
     ganesha: GaneshaConfig
     #: Tests only: a JSON fault plan read by the fault-injecting driver proxy
     #: and by the conductors' checkpoints (``shareflow.engine.checkpoints``).
     fault_plan: Path | None
     #: How share servers are kept (used by DHSS=true backends only).
     share_servers: ShareServersConfig | None = None
+    #: The typed table of the backend's share driver (``[backends.<section>]``,
+    #: see ``shareflow.drivers.share.registry``) when it is not btrfs (whose
+    #: table is ``btrfs``).
+    driver_config: Any = None
+
+    @property
+    def share_config(self) -> Any:
+        """What the backend's share driver is built from."""
+        return self.driver_config if self.driver_config is not None else self.btrfs
 
     def host(self, service_host: str) -> str:
         """Manila's ``host@backend#pool``."""
@@ -228,6 +295,7 @@ class Config:
     availability_zone: str = DEFAULT_AVAILABILITY_ZONE
     backends: tuple[BackendConfig, ...] = field(default_factory=tuple)
     quotas: QuotaConfig = field(default_factory=QuotaConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     def backend(self, name: str) -> BackendConfig:
         for b in self.backends:
@@ -236,8 +304,9 @@ class Config:
         raise ConfigError(f"no backend named {name!r} in {self.path}")
 
 
-class _Section:
-    """Reads typed keys out of one TOML table and complains about leftovers."""
+class Section:
+    """Reads typed keys out of one TOML table and complains about leftovers
+    (share drivers read their own table with it: see ``parse_btrfs``)."""
 
     def __init__(self, data: Any, where: str, base: Path):
         if data is None:
@@ -275,6 +344,19 @@ class _Section:
             raise ConfigError(f"{self._where}.{key}: must be greater than {minimum}")
         return v
 
+    def number(self, key: str, default: Any) -> float:
+        """Any finite number, negative and zero included."""
+        v = float(self._get(key, (int, float), default, "a number"))
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ConfigError(f"{self._where}.{key}: must be a finite number")
+        return v
+
+    def strings(self, key: str, default: Any) -> tuple[str, ...]:
+        v = self._get(key, (list, tuple), default, "a list of strings")
+        if not all(isinstance(x, str) for x in v):
+            raise ConfigError(f"{self._where}.{key}: expected a list of strings, got {v!r}")
+        return tuple(v)
+
     def bool(self, key: str, default: Any) -> bool:
         return self._get(key, (bool,), default, "true or false")
 
@@ -284,6 +366,9 @@ class _Section:
             return None
         p = Path(v)
         return p if p.is_absolute() else (self._base / p).resolve()
+
+    def has(self, key: str) -> bool:
+        return key in self._data
 
     def table(self, key: str) -> Any:
         return self._data.pop(key, None)
@@ -297,6 +382,27 @@ class _Section:
 _REQUIRED = object()
 
 
+def parse_btrfs(section: Section, backend_dir: Path) -> BtrfsConfig:
+    """``[backends.btrfs]`` (defaults below the backend's state directory)."""
+    return BtrfsConfig(
+        mount_point=section.path("mount_point", str(backend_dir / "pool")),
+        exports_dir=section.path("exports_dir", str(backend_dir / "exports")),
+        image=section.path("image", None),
+        image_size_gb=section.int("image_size_gb", DEFAULT_POOL_IMAGE_GB, minimum=1, maximum=1 << 16),
+    )
+
+
+def parse_image(section: Section, backend_dir: Path) -> ImageConfig:
+    """``[backends.image]`` (defaults below the backend's state directory)."""
+    return ImageConfig(
+        mount_point=section.path("mount_point", str(backend_dir / "pool")),
+        exports_dir=section.path("exports_dir", str(backend_dir / "exports")),
+        image=section.path("image", None),
+        image_size_gb=section.int("image_size_gb", DEFAULT_POOL_IMAGE_GB, minimum=1, maximum=1 << 16),
+        max_loop_devices=section.int("max_loop_devices", DEFAULT_MAX_LOOP_DEVICES, minimum=1, maximum=1 << 20),
+    )
+
+
 def _split_bind(value: str, where: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not (0 < int(port) < 65536):
@@ -305,7 +411,7 @@ def _split_bind(value: str, where: str) -> tuple[str, int]:
 
 
 def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfig:
-    s = _Section(data, f"backends[{index}]", base)
+    s = Section(data, f"backends[{index}]", base)
     name = s.str("name", _REQUIRED)
     if not _BACKEND_NAME.match(name):
         raise ConfigError(
@@ -316,9 +422,13 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
     pool = s.str("pool", DEFAULT_POOL_NAME)
     if not _BACKEND_NAME.match(pool):
         raise ConfigError(f"{where}.pool: {pool!r} must be lowercase letters, digits, '-' or '_'")
-    share_driver = s.str("share_driver", "btrfs")
-    if share_driver not in SHARE_DRIVERS:
-        raise ConfigError(f"{where}.share_driver: {share_driver!r} is not one of {SHARE_DRIVERS}")
+    # Late: the share drivers' modules import this one.
+    from shareflow.drivers.share import registry as share_drivers
+
+    share_driver = s.str("share_driver", DEFAULT_SHARE_DRIVER)
+    kind = share_drivers.find(share_driver)
+    if kind is None:
+        raise ConfigError(f"{where}.share_driver: {share_driver!r} is not one of {share_drivers.names()}")
     dhss = s.bool("driver_handles_share_servers", False)
     fault_plan = s.path("fault_plan", None)
     interval = s.float("unused_share_server_cleanup_interval", DEFAULT_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL)
@@ -329,15 +439,14 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
     with_last_share = s.bool("delete_share_server_with_last_share", DEFAULT_DELETE_SHARE_SERVER_WITH_LAST_SHARE)
     servers_dir = s.path("share_servers_dir", str(state_dir / "backends" / name / "share-servers"))
 
-    bs = _Section(s.table("btrfs"), f"{where}.btrfs", base)
     backend_dir = state_dir / "backends" / name
-    btrfs = BtrfsConfig(
-        mount_point=bs.path("mount_point", str(backend_dir / "pool")),
-        exports_dir=bs.path("exports_dir", str(backend_dir / "exports")),
-        image=bs.path("image", None),
-        image_size_gb=bs.int("image_size_gb", DEFAULT_POOL_IMAGE_GB, minimum=1, maximum=1 << 16),
-    )
-    bs.done()
+    for other in share_drivers.sections():
+        if other != kind.section and s.has(other):
+            raise ConfigError(f"{where}.{other}: applies only to backends with share_driver = "
+                              f"{share_drivers.by_section(other).name!r}, not {share_driver!r}")
+    ds = Section(s.table(kind.section), f"{where}.{kind.section}", base)
+    driver_config = kind.parse(ds, backend_dir)
+    ds.done()
 
     raw_ganesha = s.table("ganesha")
     if dhss and isinstance(raw_ganesha, dict):
@@ -347,7 +456,7 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         if static_only:
             raise ConfigError(f"{where}.ganesha: {', '.join(static_only)} apply only to backends with "
                               "driver_handles_share_servers = false (share servers have their own)")
-    gs = _Section(raw_ganesha, f"{where}.ganesha", base)
+    gs = Section(raw_ganesha, f"{where}.ganesha", base)
     address = gs.str("address", "127.0.0.1")
     try:
         import ipaddress
@@ -373,9 +482,11 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         pool=pool,
         share_driver=share_driver,
         driver_handles_share_servers=dhss,
-        btrfs=btrfs,
+        # btrfs keeps its own field (every existing BackendConfig has it).
+        btrfs=driver_config if isinstance(driver_config, BtrfsConfig) else None,
         ganesha=ganesha,
         fault_plan=fault_plan,
+        driver_config=None if isinstance(driver_config, BtrfsConfig) else driver_config,
         share_servers=ShareServersConfig(
             state_dir=servers_dir, port=ganesha.port, automatic_cleanup=automatic_cleanup,
             unused_cleanup_interval=interval, delete_with_last_share=with_last_share,
@@ -386,7 +497,7 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
 def parse(data: dict, path: Path) -> Config:
     """Build a :class:`Config` from already-decoded TOML (``path`` anchors relative paths)."""
     base = path.parent.resolve()
-    top = _Section(data, "config", base)
+    top = Section(data, "config", base)
     state_dir = top.path("state_dir", DEFAULT_STATE_DIR)
     host = top.str("host", socket.gethostname().split(".")[0] or "localhost")
     default_share_type = top.str("default_share_type", DEFAULT_SHARE_TYPE)
@@ -397,13 +508,13 @@ def parse(data: dict, path: Path) -> Config:
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,62}$", host):
         raise ConfigError(f"config.host: {host!r} is not a valid host name")
 
-    db = _Section(top.table("database"), "database", base)
+    db = Section(top.table("database"), "database", base)
     url = db.str("url", f"sqlite:///{state_dir / 'shareflow.db'}")
     if not url.startswith(("sqlite:", "postgresql")):
         raise ConfigError(f"database.url: {url!r}: only sqlite and postgresql URLs are supported")
     db.done()
 
-    zk = _Section(top.table("zookeeper"), "zookeeper", base)
+    zk = Section(top.table("zookeeper"), "zookeeper", base)
     chroot = zk.str("chroot", DEFAULT_ZK_CHROOT)
     if not _CHROOT.match(chroot):
         raise ConfigError(f"zookeeper.chroot: {chroot!r} must be an absolute path like /shareflow")
@@ -420,7 +531,7 @@ def parse(data: dict, path: Path) -> Config:
         _split_bind(hp.strip(), "zookeeper.hosts")
     zk.done()
 
-    a = _Section(top.table("api"), "api", base)
+    a = Section(top.table("api"), "api", base)
     api_host, api_port = _split_bind(a.str("bind", f"{DEFAULT_API_HOST}:{DEFAULT_API_PORT}"), "api.bind")
     api = ApiConfig(
         host=api_host,
@@ -431,14 +542,14 @@ def parse(data: dict, path: Path) -> Config:
     )
     a.done()
 
-    au = _Section(top.table("auth"), "auth", base)
+    au = Section(top.table("auth"), "auth", base)
     strategy = au.str("strategy", DEFAULT_AUTH_STRATEGY)
     if strategy not in AUTH_STRATEGIES:
         raise ConfigError(f"auth.strategy: {strategy!r} is not one of {AUTH_STRATEGIES}")
     auth = AuthConfig(strategy=strategy, tokens_file=au.path("tokens_file", str(state_dir / "tokens.json")))
     au.done()
 
-    c = _Section(top.table("conductor"), "conductor", base)
+    c = Section(top.table("conductor"), "conductor", base)
     conductor = ConductorConfig(
         workers=c.int("workers", DEFAULT_CONDUCTOR_WORKERS, minimum=1, maximum=64),
         poll_interval=c.float("poll_interval", DEFAULT_CONDUCTOR_POLL),
@@ -455,12 +566,14 @@ def parse(data: dict, path: Path) -> Config:
             "would be failed as orphaned"
         )
 
-    qs = _Section(top.table("quotas"), "quotas", base)
+    qs = Section(top.table("quotas"), "quotas", base)
     quotas = QuotaConfig(**{
         name: qs.int(name, default, minimum=UNLIMITED, maximum=MAX_QUOTA)
         for name, default in QuotaConfig().as_dict().items()
     })
     qs.done()
+
+    scheduler = _scheduler(Section(top.table("scheduler"), "scheduler", base))
 
     raw_backends = top.table("backends") or []
     if not isinstance(raw_backends, list):
@@ -483,7 +596,26 @@ def parse(data: dict, path: Path) -> Config:
         availability_zone=availability_zone,
         backends=backends,
         quotas=quotas,
+        scheduler=scheduler,
     )
+
+
+def _scheduler(s: Section) -> SchedulerConfig:
+    try:
+        filters = scheduler_registry.check_filters(s.strings("default_filters", DEFAULT_SCHEDULER_FILTERS))
+        weighers = scheduler_registry.check_weighers(s.strings("default_weighers", DEFAULT_SCHEDULER_WEIGHERS))
+    except ConfigError as e:
+        raise ConfigError(f"scheduler: {e.message}") from None
+    config = SchedulerConfig(
+        default_filters=filters,
+        default_weighers=weighers,
+        capacity_weight_multiplier=s.number("capacity_weight_multiplier", DEFAULT_CAPACITY_WEIGHT_MULTIPLIER),
+        max_attempts=s.int("max_attempts", DEFAULT_SCHEDULER_MAX_ATTEMPTS, minimum=1,
+                           maximum=MAX_SCHEDULER_MAX_ATTEMPTS),
+        pool_stale_after=s.float("pool_stale_after", DEFAULT_POOL_STALE_AFTER),
+    )
+    s.done()
+    return config
 
 
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
@@ -493,7 +625,7 @@ def config_path(explicit: str | os.PathLike | None = None) -> Path:
     return Path(env) if env else DEFAULT_PATH
 
 
-def _export_servers_at_exit(section: "_Section") -> str:
+def _export_servers_at_exit(section: "Section") -> str:
     value = section.str("export_servers_at_exit", DEFAULT_EXPORT_SERVERS_AT_EXIT)
     if value not in EXPORT_SERVERS_AT_EXIT:
         raise ConfigError(f"conductor.export_servers_at_exit: {value!r} is not one of {EXPORT_SERVERS_AT_EXIT}")

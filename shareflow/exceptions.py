@@ -174,6 +174,32 @@ SHRINK_REFUSED_MESSAGE = (
 )
 
 
+#: Manila's user message detail 002 (NO_VALID_HOST).
+NO_VALID_HOST_MESSAGE = (
+    "No storage could be allocated for this share request. "
+    "Trying again with a different size or share type may succeed."
+)
+
+
+class NoValidHost(StorageError):
+    """No reported pool passes the scheduler's filters (Manila's ``NoValidHost``).
+
+    A StorageError: no storage can be had for the request, found where a
+    create or extend runs, and reported like the storage failures (the flow
+    reverts, the share gets a user message). ``last_filter`` names the filter
+    that removed the last candidates (None when no pool was reported at all);
+    ``detail_id`` is Manila's user message detail for it, and
+    ``user_message`` its text.
+    """
+
+    def __init__(self, reason: str, *, last_filter: str | None = None, detail_id: str = "002",
+                 user_message: str | None = None):
+        self.reason = reason
+        self.last_filter = last_filter
+        self.detail_id = detail_id
+        super().__init__(f"No valid host was found. {reason}", user_message=user_message or NO_VALID_HOST_MESSAGE)
+
+
 class ShrinkWouldLoseData(StorageError):
     """Shrinking a volume below the data it holds: refused, nothing changed
     (Manila's ``ShareShrinkingPossibleDataLoss``)."""
@@ -198,3 +224,19 @@ class InjectedFault(BackendError):
     def __init__(self, point: str):
         self.point = point
         super().__init__(f"injected fault at {point}", user_message=f"injected fault at {point}")
+
+
+class NotSupportedByBackend(StorageError):
+    """The backend's driver cannot do this at all (it reports so in its
+    capabilities): refused before anything changed."""
+
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message, user_message=user_message or "the share's backend does not support this")
+
+
+class NoLoopDevice(StorageError):
+    """No loop device can be had for a share's image (the backend's limit is
+    reached or the kernel gives no more): refused with nothing made."""
+
+    def __init__(self, message: str, *, user_message: str | None = None):
+        super().__init__(message, user_message=user_message or "the backend has no loop device left for a share")

@@ -15,13 +15,10 @@ service set --disable``). Read from and written to the database, like
 from __future__ import annotations
 
 import json
-import sys
-
-from rich.console import Console
-from rich.table import Table
 
 from shareflow import config as config_module
 from shareflow.cli.options import add_common
+from shareflow.cli.output import console, table
 from shareflow.db.engine import Database
 from shareflow.scheduler.scheduler import stale_after_of
 from shareflow.services.backends import BackendService, BackendView, PoolView
@@ -87,48 +84,39 @@ def as_dict(b: BackendView) -> dict:
     return out
 
 
-def _console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
-
-
 def cmd_list(args) -> int:
     backends = _run(args, lambda svc: svc.list())
     if args.json:
         print(json.dumps([as_dict(b) for b in backends], indent=2))
         return 0
-    table = Table(box=None, pad_edge=False)
-    for column in ("HOST@BACKEND", "POOL", "STATUS", "DHSS", "FREE/TOTAL GB", "ALLOCATED GB", "SHARES",
-                   "LAST REPORT", "START-UP ENSURE"):
-        table.add_column(column, no_wrap=True)
+    rows = table("HOST@BACKEND", "POOL", "STATUS", "DHSS", "FREE/TOTAL GB", "ALLOCATED GB", "SHARES",
+                 "LAST REPORT", "START-UP ENSURE")
     for b in backends:
         status = b.status + (f" ({b.disabled_reason})" if b.disabled and b.disabled_reason else "")
         for p in b.pools or (None,):
-            table.add_row(
+            rows.add_row(
                 b.host, p.pool if p else "-", status, str(p.driver_handles_share_servers).lower() if p else "-",
                 f"{p.free_capacity_gb}/{p.total_capacity_gb}" if p else "-",
                 str(p.allocated_capacity_gb) if p else "-", str(p.shares) if p else "0",
                 _iso(b.last_report) or "never", p.ensure if p else "-",
             )
-    _console().print(table)
+    console().print(rows)
     return 0
 
 
 def _show(data: dict) -> None:
-    console = _console()
-    table = Table(box=None, show_header=False, pad_edge=False)
-    table.add_column(no_wrap=True)
-    table.add_column()
+    rows = table("FIELD", "VALUE")
     for key, value in data.items():
         if key == "pools":
             continue
-        table.add_row(key, "-" if value is None else str(value))
+        rows.add_row(key, "-" if value is None else str(value))
     for pool in data["pools"]:
-        table.add_row("pool", pool["host"])
+        rows.add_row("pool", pool["host"])
         for key in ("total_capacity_gb", "free_capacity_gb", "allocated_capacity_gb", "shares", "reported_at"):
-            table.add_row(f"  {key}", str(pool[key]))
+            rows.add_row(f"  {key}", str(pool[key]))
         for key, value in sorted(pool["capabilities"].items()):
-            table.add_row(f"  capabilities.{key}", json.dumps(value) if not isinstance(value, str) else value)
-    console.print(table)
+            rows.add_row(f"  capabilities.{key}", json.dumps(value) if not isinstance(value, str) else value)
+    console().print(rows)
 
 
 def _print(args, backend: BackendView) -> int:

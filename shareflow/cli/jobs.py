@@ -31,6 +31,8 @@ from rich.table import Table
 from rich.text import Text
 
 from shareflow import config as config_mod
+from shareflow.cli import output
+from shareflow.cli.output import console
 from shareflow.domain import states
 from shareflow.services.context import Caller
 from shareflow.services.jobs import JobView
@@ -115,11 +117,6 @@ def operator() -> Caller:
                   request_id=f"req-{new_uuid()}")
 
 
-def console() -> Console:
-    # Off a terminal (a pipe, a test) nothing is wrapped or cut: ids stay whole.
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
-
-
 @contextlib.contextmanager
 def _services(args):
     config = config_mod.load(args.config)
@@ -141,13 +138,11 @@ def list_boards(args) -> int:
         print(json.dumps([{"board": b.key, "jobs": b.jobs, "claimed": b.claimed, "legacy": b.legacy}
                           for b in boards], indent=2))
         return 0
-    table = Table(box=None, pad_edge=False)
-    for column in ("BOARD", "JOBS", "CLAIMED", ""):
-        table.add_column(column, no_wrap=True)
+    rows = output.table("BOARD", "JOBS", "CLAIMED", "")
     for b in boards:
-        table.add_row(b.key, str(b.jobs), str(b.claimed), "legacy (drained by its backend's conductors)"
+        rows.add_row(b.key, str(b.jobs), str(b.claimed), "legacy (drained by its backend's conductors)"
                       if b.legacy else "")
-    console().print(table)
+    console().print(rows)
     return 0
 
 

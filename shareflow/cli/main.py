@@ -10,6 +10,7 @@ from shareflow.cli import db as db_cmd
 from shareflow.cli import jobs as jobs_cmd
 from shareflow.cli import networks as networks_cmd
 from shareflow.cli import run as run_cmd
+from shareflow.cli import share_types as types_cmd
 from shareflow.cli import tokens as tokens_cmd
 from shareflow.exceptions import ShareflowError
 
@@ -21,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $SHAREFLOW_CONFIG, else etc/shareflow.toml)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (jobs_cmd, tokens_cmd, db_cmd, run_cmd, networks_cmd, backends_cmd):
+    for module in (jobs_cmd, tokens_cmd, db_cmd, run_cmd, networks_cmd, backends_cmd, types_cmd):
         module.register(sub)
     return parser
 

@@ -3,7 +3,7 @@
 The embedded default for trying shareflow out (``make run``): migrates the
 database, starts a private ZooKeeper (when configured ``embedded``; it is
 restarted, with backoff, whenever it dies), mounts
-each backend's loop-file btrfs pool, then runs the API under gunicorn and the
+each backend's loop-file pool (btrfs, or XFS for image backends), then runs the API under gunicorn and the
 conductor pool (which starts NFS-Ganesha) as child processes. Ctrl-C stops
 everything it started, in reverse order, and unmounts what it mounted.
 """
@@ -29,7 +29,7 @@ from shareflow.db.engine import Database
 from shareflow.exceptions import ConfigError, ShareflowError
 from shareflow.logs import setup_logging
 from shareflow.services.context import Caller
-from shareflow.system import btrfs_pool
+from shareflow.drivers.share import registry as share_drivers
 from shareflow.system.ports import port_in_use
 from shareflow.system.zookeeper import ZooKeeperServer, ZooKeeperSupervisor, four_letter_word
 from shareflow.wiring import Services
@@ -39,6 +39,8 @@ LOG = logging.getLogger("shareflow.run")
 ADMIN_PROJECT = "admin"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 90.0
+#: Bound of each command that prepares a pool (mkfs, losetup, mount).
+POOL_TIMEOUT = 60.0
 
 
 def register(sub) -> None:
@@ -59,7 +61,7 @@ class Launcher:
         self.config = config
         self._zk: ZooKeeperServer | None = None
         self._zk_supervisor: ZooKeeperSupervisor | None = None
-        self._pools: list[btrfs_pool.BtrfsPool] = []
+        self._pools: list[share_drivers.PreparedPool] = []
         self._children: list[tuple[str, subprocess.Popen]] = []
         self._stop = threading.Event()
 
@@ -68,7 +70,7 @@ class Launcher:
     def start(self) -> str:
         cfg = self.config
         if os.geteuid() != 0:
-            raise ConfigError("shareflow run needs root: it mounts btrfs pools and runs NFS-Ganesha")
+            raise ConfigError("shareflow run needs root: it mounts storage pools and runs NFS-Ganesha")
         cfg.state_dir.mkdir(parents=True, exist_ok=True)
         self._check_ports()
         self._start_zookeeper()
@@ -78,9 +80,12 @@ class Launcher:
         finally:
             db.dispose()
         for backend in cfg.backends:
-            if backend.btrfs.image is not None:
-                LOG.info("mounting btrfs pool %s on %s", backend.btrfs.image, backend.btrfs.mount_point)
-                self._pools.append(btrfs_pool.pool_for(backend.btrfs))
+            # Each share driver prepares its own kind of pool (a loop image,
+            # formatted and mounted) when the backend's table names an image.
+            pool = share_drivers.get(backend.share_driver).prepare_pool(backend.share_config, POOL_TIMEOUT)
+            if pool is not None:
+                LOG.info("%s pool of backend %s mounted on %s", backend.share_driver, backend.name, pool.mount_point)
+                self._pools.append(pool)
         token = self._bootstrap_tenancy()
         env = {**os.environ, config_mod.ENV_VAR: str(cfg.path)}
         # It owns the host: the pools are unmounted at exit, so the export
@@ -205,9 +210,9 @@ class Launcher:
                 proc.wait()
         self._children.clear()
         for pool in reversed(self._pools):
-            LOG.info("unmounting btrfs pool %s", pool.mount_point)
+            LOG.info("unmounting pool %s", pool.mount_point)
             try:
-                btrfs_pool.unmount_pool(pool)
+                pool.release()
             except ShareflowError as e:
                 LOG.error("could not unmount %s: %s", pool.mount_point, e.message)
         self._pools.clear()

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shareflow.db.models import Share, ShareNetwork, ShareServer
+from shareflow.db.models import NetworkAllocation, ProviderNetwork, Share, ShareNetwork, ShareServer
 from shareflow.db.transitions import transition
 from shareflow.domain import states
 from shareflow.exceptions import NotFound
@@ -163,6 +163,22 @@ def live_for_backend(session: Session, backend: str, statuses=None) -> list[Shar
     if statuses is not None:
         q = q.where(ShareServer.status.in_(sorted(statuses)))
     return list(session.scalars(q.order_by(ShareServer.created_at, ShareServer.id)))
+
+
+def live_with_networks(session: Session, backend: str,
+                       statuses=None) -> list[tuple[ShareServer, ProviderNetwork | None]]:
+    """:func:`live_for_backend` with each server's provider network (None when
+    its allocation is gone), in one query: what the conductor pool's
+    supervision asks for every server at every check."""
+    q = (
+        sa.select(ShareServer, ProviderNetwork)
+        .outerjoin(NetworkAllocation, NetworkAllocation.id == ShareServer.allocation_id)
+        .outerjoin(ProviderNetwork, ProviderNetwork.id == NetworkAllocation.network_id)
+        .where(ShareServer.backend == backend, ShareServer.deleted_at.is_(None))
+    )
+    if statuses is not None:
+        q = q.where(ShareServer.status.in_(sorted(statuses)))
+    return [(row, net) for row, net in session.execute(q.order_by(ShareServer.created_at, ShareServer.id))]
 
 
 #: Filters of the admin list (Manila's share_server_get_all_with_filters) -> columns.

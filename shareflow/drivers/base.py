@@ -2,8 +2,13 @@
 
 * :class:`ShareDriver`   - storage: volumes (and later snapshots, clones, resize);
 * :class:`ExportDriver`  - NFS exports of volumes on a share server, and their client lists;
-* :class:`NetworkHelper` - allocates and releases addresses on a share network;
-* :class:`ServerHelper`  - supplies the share server a share is exported from.
+* :class:`NetworkHelper` - the host's side of a share's network allocation;
+* :class:`ServerHelper`  - supplies the share server a share is exported from
+  (DHSS=false), and :class:`ShareServerHelper` makes share servers (DHSS=true).
+
+Drivers know nothing of the database: tasks and services own the records and
+hand drivers plain values (what to make, what was made); a test keeps any
+``shareflow.db`` import out of ``shareflow/drivers``.
 
 Every method is idempotent: a conductor may die at any instruction and the
 next one calls the same method again. Creating looks first and returns what is
@@ -11,13 +16,31 @@ already there; deleting tolerates absence. Arguments and results are small
 JSON values (ids, paths, lists of dicts) because tasks persist them.
 
 Errors are the project's own (``shareflow.exceptions.BackendError`` and
-subclasses), translated where the driver meets its tool.
+subclasses), translated where the driver meets its tool; the ones callers in
+other layers catch by type (:class:`ServerBusy`, :class:`ServerInUse`) are
+defined here.
 """
 
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from shareflow.exceptions import BackendError, StorageError
+
+
+class VolumesNotEnsured(StorageError):
+    """Some volumes could not be mounted at start-up (the others were):
+    what ``ShareDriver.ensure_volumes`` raises after trying every one."""
+
+    def __init__(self, done: list[str], failed: dict):
+        first = next(iter(failed.items()))
+        super().__init__(f"{len(failed)} of {len(done) + len(failed)} volumes could not be mounted "
+                         f"(first: {first[0]}: {first[1].message})")
+        self.done = done
+        self.failed = failed
 
 
 @dataclass(frozen=True)
@@ -42,8 +65,35 @@ class ClientRule:
         return cls(access_to=data["access_to"], access_level=data["access_level"])
 
 
+#: Manila's capability names every share driver reports (``capabilities``).
+CAPABILITY_NAMES = (
+    "snapshot_support", "create_share_from_snapshot_support", "revert_to_snapshot_support",
+    "mount_snapshot_support", "thin_provisioning", "shrink_support", "storage_protocol",
+    "driver_name", "vendor_name", "driver_version", "share_driver", "filesystem",
+)
+VENDOR_NAME = "shareflow"
+STORAGE_PROTOCOL = "NFS"
+
+
 class ShareDriver(abc.ABC):
     """Storage for shares on one pool."""
+
+    #: What the driver can do, whatever its pool: Manila's capability names
+    #: (``snapshot_support``, ...) with honest values, plus ``shrink_support``,
+    #: ``share_driver`` (its name in the registry) and ``filesystem`` (what a
+    #: share is), which a share type's extra specs can ask for. Read without
+    #: an instance (``registry.capabilities_of``) by whoever must refuse a
+    #: request the driver cannot do before any job is posted.
+    CAPABILITIES: ClassVar[Mapping[str, Any]] = {}
+
+    def capabilities(self) -> dict:
+        """Manila's capabilities of this driver's pool, as conductors report
+        them (capacity is :meth:`capacity`'s, not here)."""
+        caps = {"storage_protocol": STORAGE_PROTOCOL, "vendor_name": VENDOR_NAME, **self.CAPABILITIES}
+        missing = [n for n in CAPABILITY_NAMES if n not in caps]
+        if missing:
+            raise TypeError(f"{type(self).__name__}.CAPABILITIES lacks {', '.join(missing)}")
+        return caps
 
     @abc.abstractmethod
     def create_volume(self, share_id: str, size_gb: int) -> str:
@@ -148,18 +198,46 @@ class ExportDriver(abc.ABC):
         return share_id in self.list_exports(server)
 
 
+class ServerBusy(BackendError):
+    """Another create is making the share network's server on this backend;
+    the caller waits (without the share network's lock) and asks again."""
+
+
+class ServerInUse(BackendError):
+    """Manila's ShareServerInUse."""
+
+    def __init__(self, server_id: str):
+        super().__init__(f"Share server {server_id} is in use.",
+                         user_message=f"Share server {server_id} is in use.")
+
+
 class NetworkHelper(abc.ABC):
+    """The host's side of a share's network allocation. Which address a share
+    server gets is the caller's to choose and record (from the share
+    network's IP pool, ``shareflow.services.network_allocations``); the
+    helper only gets the chosen values."""
+
+    #: Whether a share's server needs an address of its share network (the
+    #: caller then reserves one and hands it to :meth:`allocate`).
+    needs_address: bool = False
+
     @abc.abstractmethod
-    def allocate(self, share_id: str, share_network_id: str | None) -> dict:
-        """Reserve what the share's server needs on the share network; returns
-        a JSON dict describing the allocation (empty when nothing is needed)."""
+    def allocate(self, share_id: str, allocation: dict) -> dict:
+        """Prepare the host for ``allocation`` (the address the caller reserved
+        for the share's server, with its network's ``prefixlen``, ``gateway``,
+        ``bridge``, ``mtu``; {} when nothing was reserved); returns the JSON
+        dict describing it for the server step (empty when nothing is needed)."""
 
     @abc.abstractmethod
     def release(self, allocation: dict) -> None:
-        """Give back exactly what ``allocate`` reserved. Already released: nothing to do."""
+        """Undo what ``allocate`` prepared on the host (the caller gives the
+        address back). Already released: nothing to do."""
 
 
 class ServerHelper(abc.ABC):
+    """The one pre-existing server of a backend that does not handle share
+    servers (DHSS=false)."""
+
     @abc.abstractmethod
     def provide(self, share_id: str, allocation: dict) -> dict:
         """Return the share server to export the share from, creating one if
@@ -177,42 +255,50 @@ class ServerHelper(abc.ABC):
         no share uses it any more."""
 
 
-class ShareServerHelper(ServerHelper):
-    """A server helper that creates and deletes share servers (DHSS=true).
+class ShareServerHelper(abc.ABC):
+    """Makes and unmakes share servers on this host (DHSS=true).
 
-    Which share uses which server is recorded by ``provide``; ``provide``,
-    ``release``, ``reusable``, ``retire`` and ``take_down`` are called with
-    the lock of the share network on the backend held (the tasks take it), so
-    a server is never chosen for a share and found unused at the same time.
-    ``server_for`` returns {} for a share that has no server.
+    It knows nothing of records: which servers exist, which shares use them
+    and which address each holds are the caller's (tasks and services, over
+    the database), who hands it plain values - a server's id (a canonical
+    UUID) and its ``network``: ``network_id``, ``address``, ``prefixlen``,
+    ``gateway``, ``bridge``, ``mtu``. Every method is idempotent: a half-made
+    server is completed by calling :meth:`provide` again, a server gone is
+    taken down again without error.
     """
 
     @abc.abstractmethod
-    def reusable(self, share_id: str) -> str | None:
-        """The id of an active server the share can use (kept from the unused
-        cleanup for it), or None: then its network must be allocated."""
+    def provide(self, server_id: str, network: dict) -> dict:
+        """Make the server on the host (or complete it) and start its NFS
+        server; returns what was made (:meth:`backend_details`)."""
 
     @abc.abstractmethod
-    def holds(self, allocation: dict) -> bool:
-        """Whether a live server holds ``allocation`` (then the server gives it
-        back when it goes, not the create that reserved it)."""
+    def take_down(self, server_id: str) -> None:
+        """Stop the server's NFS server and remove everything :meth:`provide`
+        made for it, files included. Absent pieces: nothing to do."""
 
     @abc.abstractmethod
-    def retire(self, share_id: str, server: dict) -> dict:
-        """The share, being deleted, leaves its server; a server left without
-        shares is deleted at once when so configured: then returns it (with
-        its ``server_allocation`` to give back), else {}."""
+    def restore(self, server_id: str, network: dict, *,
+                wanted: Callable[[str], bool] | None = None) -> bool:
+        """Bring a server that should be running back as it was, exports
+        included; False when it was running already, or when ``wanted`` (asked
+        under the server's own lock, so that a teardown in progress wins) says
+        it should no longer be."""
 
     @abc.abstractmethod
-    def take_down(self, server_id: str) -> dict:
-        """Tear down a server no share uses (its row is the caller's); returns
-        it with its ``server_allocation``."""
+    def supervise(self, servers: Mapping[str, dict], *, workers: int = 1,
+                  wanted: Callable[[str], bool] | None = None) -> list[str]:
+        """:meth:`restore` every one of ``servers`` (id -> network) that is not
+        running; returns the ids restored."""
 
     @abc.abstractmethod
-    def supervise(self) -> list[str]:
-        """Bring back every active server that is not running (with its
-        exports); returns their ids."""
+    def stop_all(self, server_ids: Iterable[str]) -> None:
+        """Take these servers off the host, keeping their files (a shutdown:
+        :meth:`supervise` brings them back with their exports)."""
 
+    @classmethod
     @abc.abstractmethod
-    def stop_all(self) -> None:
-        """Stop every server's NFS process (the supervisor's shutdown)."""
+    def backend_details(cls, server_id: str) -> dict[str, str]:
+        """What the helper makes on the host for a server, as Manila's
+        ``backend_details`` shows it (strings). From the id alone, so that an
+        API node without the backend's configuration can show it."""

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from shareflow.config import BackendConfig
-from shareflow.db.engine import Database
+from shareflow.drivers.base import ShareServerHelper
 from shareflow.drivers.export.ganesha import GaneshaExportDriver
 from shareflow.drivers.export.ganesha_server import RESTART_WAIT, GaneshaServer
 from shareflow.drivers.fault import FaultInjectingProxy
@@ -16,49 +14,47 @@ from shareflow.drivers.network.flat import FlatNetworkHelper
 from shareflow.drivers.network.static import StaticNetworkHelper
 from shareflow.drivers.server.netns import NetnsServerHelper
 from shareflow.drivers.server.static import StaticServerHelper, static_server_id
-from shareflow.drivers.share.btrfs import BtrfsShareDriver
-from shareflow.exceptions import ConfigError
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from shareflow.drivers.share import registry as share_drivers
 
 
 @dataclass
 class Backend:
     name: str
     config: BackendConfig
-    #: ShareDriver, ExportDriver, NetworkHelper, ServerHelper - or, when the
-    #: backend has a fault plan, FaultInjectingProxy objects wrapping them.
+    #: ShareDriver, ExportDriver, NetworkHelper, and ServerHelper (DHSS=false)
+    #: or ShareServerHelper (DHSS=true: the tasks keep its servers' records,
+    #: ``shareflow.services.share_server_manager``) - or, when the backend has
+    #: a fault plan, FaultInjectingProxy objects wrapping them.
     share: Any
     export: Any
     network: Any
     server: Any
     #: The Ganesha servers the export driver knows, by share server id
     #: (for whoever starts and supervises managed servers); share servers of
-    #: DHSS=true backends are not here (the server helper supervises them).
+    #: DHSS=true backends are not here (the server helper supervises them,
+    #: told which by the share server manager).
     ganesha_servers: dict[str, GaneshaServer] = field(default_factory=dict)
 
 
-def build_backend(cfg: BackendConfig, *, step_timeout: float, db: Database | None = None,
-                  service_host: str = "localhost", clock: Callable[[], datetime] | None = None) -> Backend:
-    """``db``, ``service_host`` and ``clock`` are needed by DHSS=true backends
-    (share servers and network allocations live in the database)."""
-    if cfg.share_driver != "btrfs":
-        raise ConfigError(f"backend {cfg.name}: unknown share driver {cfg.share_driver!r}")
-    share = BtrfsShareDriver(cfg.btrfs, timeout=step_timeout)
+def share_server_helper() -> type[ShareServerHelper]:
+    """The kind of share server helper DHSS=true backends use (one here), for
+    what is asked of it without a backend at hand (its ``backend_details``)."""
+    return NetnsServerHelper
+
+
+def build_backend(cfg: BackendConfig, *, step_timeout: float) -> Backend:
+    """Drivers know nothing of the database: the records of share servers and
+    network allocations are their callers' (tasks and services)."""
+    share = share_drivers.get(cfg.share_driver).build(cfg.share_config, timeout=step_timeout)
     if cfg.driver_handles_share_servers:
-        if db is None:
-            raise ConfigError(f"backend {cfg.name}: driver_handles_share_servers=true needs the database")
-        clock = clock or _utcnow
-        server_helper = NetnsServerHelper(cfg, db, service_host=service_host, clock=clock, timeout=step_timeout)
+        server_helper = NetnsServerHelper(cfg, timeout=step_timeout)
         servers: dict[str, GaneshaServer] = {}
         roles = {
             "share": share,
             # Share servers are found by id when a task names one; the
             # resolver is the helper's own (never fault-injected).
             "export": GaneshaExportDriver(servers, timeout=step_timeout, resolve=server_helper.ganesha),
-            "network": FlatNetworkHelper(db, clock=clock),
+            "network": FlatNetworkHelper(),
             "server": server_helper,
         }
     else:

@@ -37,6 +37,7 @@ _GENERIC_REASONS: tuple[tuple[type[exc.ShareflowError], str], ...] = (
     (exc.ShrinkWouldLoseData, "the data in use exceeds the requested size"),
     (exc.NetworkError, "network allocation failed"),
     (exc.ExportError, "the NFS export server failed"),
+    (exc.NoValidHost, exc.NO_VALID_HOST_MESSAGE),
     (exc.CapacityExceeded, "the storage pool has no room for the share"),
     (exc.StorageError, "the storage backend failed"),
     (exc.CoordinationError, "the coordination service was unavailable"),

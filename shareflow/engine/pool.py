@@ -46,6 +46,7 @@ from shareflow.drivers.share.btrfs import VolumesNotEnsured
 from shareflow.engine.reports import report_pool
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
+from shareflow.services.share_server_manager import ShareServerManager
 from shareflow.wiring import utcnow
 
 LOG = logging.getLogger(__name__)
@@ -92,8 +93,7 @@ class ConductorPool:
             # Also for the ensure's record in the pools table.
             self._db = Database(self.config.database.url)
         return [
-            build_backend(b, step_timeout=self.config.conductor.step_timeout, db=self._db,
-                          service_host=self.config.host, clock=utcnow)
+            build_backend(b, step_timeout=self.config.conductor.step_timeout)
             for b in self.config.backends
         ]
 
@@ -150,7 +150,8 @@ class ConductorPool:
     def _start_export_servers(self, backends=None) -> None:
         for built in backends if backends is not None else self._backends():
             if built.config.driver_handles_share_servers:
-                self._share_servers.append(built.server)
+                self._share_servers.append(ShareServerManager(self._db, built.server, built.config,
+                                                              service_host=self.config.host, clock=utcnow))
         # All of a backend's share servers at once (bounded); later checks
         # restore the odd one that died, one at a time.
         self._check_share_servers(workers=ENSURE_WORKERS)

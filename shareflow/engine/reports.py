@@ -22,49 +22,23 @@ from shareflow.scheduler.pool_state import pool_host
 
 LOG = logging.getLogger(__name__)
 
-VENDOR_NAME = "shareflow"
 DRIVER_VERSION = "1.0"
-STORAGE_PROTOCOL = "NFS"
-
-#: What a btrfs pool can do: subvolume snapshots, writable clones of them,
-#: revert by swapping the subvolume; space is a qgroup limit on a shared
-#: pool, reserved in full (thick), never oversubscribed.
-BTRFS_CAPABILITIES = {
-    "snapshot_support": True,
-    "create_share_from_snapshot_support": True,
-    "revert_to_snapshot_support": True,
-    "mount_snapshot_support": False,
-    "thin_provisioning": False,
-    "reserved_percentage": 0,
-    "reserved_snapshot_percentage": 0,
-    "max_over_subscription_ratio": 1.0,
-    "dedupe": False,
-    "compression": False,
-    "qos": False,
-}
 
 
 def pool_capabilities(backend) -> dict:
     """The capabilities reported for ``backend`` (a built
     :class:`~shareflow.drivers.registry.Backend`), Manila's names: the
-    driver's own (``ShareDriver.capabilities()``) when it has them, else
-    the btrfs driver's; the keys every pool has (backend name, protocol,
-    DHSS, driver, vendor) filled in from its configuration."""
+    driver's own (``ShareDriver.capabilities()``), with the keys every pool
+    has filled in from its configuration (backend name, driver, and the
+    DHSS mode, which the configuration decides whatever the driver could do)."""
     cfg = backend.config
-    reported = None
-    own = getattr(backend.share, "capabilities", None)
-    if callable(own):
-        reported = own()
-    caps = dict(BTRFS_CAPABILITIES if reported is None else reported)
+    caps = dict(backend.share.capabilities())
     inner = getattr(backend.share, "_inner", backend.share)  # under a fault-injecting proxy
-    caps.setdefault("storage_protocol", STORAGE_PROTOCOL)
     caps.setdefault("share_backend_name", cfg.name)
     caps.setdefault("driver_name", type(inner).__name__)
-    caps.setdefault("vendor_name", VENDOR_NAME)
     caps.setdefault("driver_version", DRIVER_VERSION)
     caps.setdefault("reserved_percentage", 0)
     caps.setdefault("max_over_subscription_ratio", 1.0)
-    # The configuration decides the mode, whatever the driver could do.
     caps["driver_handles_share_servers"] = cfg.driver_handles_share_servers
     return caps
 

@@ -107,8 +107,7 @@ class Worker:
             boards.connect()
             runtime = Runtime(
                 config=cfg, db=db,
-                backends={b.name: build_backend(b, step_timeout=cfg.conductor.step_timeout, db=db,
-                                                service_host=cfg.host, clock=utcnow)
+                backends={b.name: build_backend(b, step_timeout=cfg.conductor.step_timeout)
                           for b in cfg.backends},
                 locks=ResourceLocks(client, cfg.zookeeper.chroot, timeout=cfg.conductor.step_timeout),
                 recorder=OutcomeRecorder(db, utcnow), clock=utcnow,

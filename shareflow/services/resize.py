@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from shareflow.config import Config
 from shareflow.db import messages as messages_db
+from shareflow.db import pools as pools_db
 from shareflow.db import shares as shares_db
 from shareflow.db.engine import Database
 from shareflow.db.models import Share
@@ -135,6 +136,7 @@ class ResizeService:
                     "Invalid input received: New size for shrink must be less than current size and "
                     f"greater than 0 (current: {share.size}, new: {size})."
                 )
+            self._refuse_if_backend_cannot_shrink(s, share)
             previous = share.status
             self._take(s, share, states.SHRINKING, size, now, action="shrink")
             spec = self._spec(SHRINK, share, size, caller)
@@ -143,6 +145,20 @@ class ResizeService:
                                                                   clock=self._clock))
 
     # --- steps ------------------------------------------------------------
+
+    def _refuse_if_backend_cannot_shrink(self, session: Session, share: Share) -> None:
+        """A share whose pool reports ``shrink_support`` false (XFS images
+        cannot shrink) is refused here, before any status change or job: a
+        capability, not a failed job. Read from its pool's last report (an API
+        node has no backend configuration); a pool that never reported is left
+        to its driver, which refuses the same."""
+        pool = pools_db.pool_state(session, share.host or "", now=self._clock(), stale_after=None)
+        if pool is not None and pool.capabilities.get("shrink_support") is False:
+            driver = pool.capabilities.get("driver_name", "its driver")
+            raise InvalidInput(
+                f"Invalid share: Share {share.id} cannot be shrunk: its backend {pool.backend} "
+                f"({driver}) does not support shrinking shares."
+            )
 
     @staticmethod
     def _take(session: Session, share: Share, working: str, size: int, now: datetime, *, action: str) -> None:

@@ -23,7 +23,7 @@ from shareflow.db import share_servers as servers_db
 from shareflow.db.engine import Database
 from shareflow.db.models import NetworkAllocation, ProviderNetwork, ShareServer
 from shareflow.domain import states, validation
-from shareflow.drivers.server.netns import netns_name, veth_name
+from shareflow.drivers.registry import share_server_helper
 from shareflow.engine import operations
 from shareflow.engine.posting import JobPoster
 from shareflow.exceptions import Conflict, Forbidden, InvalidInput, ServiceUnavailable
@@ -237,9 +237,9 @@ class ShareServerService:
 
 
 def _backend_details(session, row: ShareServer) -> dict[str, str]:
-    """What the server is on the host (Manila's ``backend_details``: strings)."""
-    details = {"address": row.address or "", "netns": netns_name(row.id), "veth": veth_name(row.id),
-               "nfs_server": "nfs-ganesha"}
+    """What the server is on the host (Manila's ``backend_details``: strings):
+    what the share server helper makes for it, and its network from the records."""
+    details = {"address": row.address or "", **share_server_helper().backend_details(row.id)}
     alloc = session.get(NetworkAllocation, row.allocation_id) if row.allocation_id else None
     net = session.get(ProviderNetwork, alloc.network_id) if alloc is not None else None
     if net is not None:

@@ -86,8 +86,16 @@ class ShareTypeService:
             return st.specs()
 
     def unset_extra_spec(self, caller: Caller, type_id: str, key: str) -> None:
+        self.unset_extra_specs(caller, type_id, [key])
+
+    def unset_extra_specs(self, caller: Caller, type_id: str, keys) -> None:
+        """Several keys in one transaction (``shareflow type unset``): a
+        required or missing key among them leaves every spec as it was."""
         _require_admin(caller)
-        if key == validation.DHSS:
-            raise Forbidden(f"Required extra specification '{key}' cannot be deleted.")
+        for key in keys:
+            if key == validation.DHSS:
+                raise Forbidden(f"Required extra specification '{key}' cannot be deleted.")
         with self._db.write() as s:
-            types_db.unset_spec(s, types_db.get(s, type_id), key, now=self._clock())
+            st = types_db.get(s, type_id)
+            for key in dict.fromkeys(keys):
+                types_db.unset_spec(s, st, key, now=self._clock())

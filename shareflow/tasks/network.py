@@ -1,10 +1,18 @@
-"""Network allocation for a share's server."""
+"""Network allocation for a share's server.
+
+The tasks own the records: the address a new share server gets is chosen
+from the share network's IP pool and recorded here
+(:class:`~shareflow.services.network_allocations.NetworkAllocations`), then
+handed to the backend's network helper as a plain value.
+"""
 
 from __future__ import annotations
 
 from taskflow import task
 
-from shareflow.tasks.server import share_network_lock
+from shareflow.services import share_server_manager
+from shareflow.services.network_allocations import allocation_id_for
+from shareflow.tasks.server import allocations, release_allocation, share_network_lock
 
 
 class AllocateNetwork(task.Task):
@@ -15,14 +23,18 @@ class AllocateNetwork(task.Task):
     DHSS=true (``share_servers``): when the share network already has an
     active server on this backend, nothing is reserved (an empty allocation)
     and that server is kept from the unused cleanup for this share; that is
-    decided under the share network's lock. Exhaustion of the network's
-    addresses fails the step with a message saying so.
+    decided under the share network's lock. Otherwise the lowest free address
+    of the share network's provider network is recorded for the share (one
+    per share: a re-run finds it) and handed to the network helper.
+    Exhaustion of the network's addresses fails the step with a message
+    saying so.
 
     Revert: releases exactly the allocation this task returned - unless a
     share server that outlives this create holds it by then (another share
-    uses the server this create made: the server gives it back when it goes);
-    if execute itself failed there is no result and the helper's allocate is
-    atomic (it reserved nothing), so there is nothing to release.
+    uses the server this create made: the server gives it back when it goes).
+    If execute itself failed there is no result: reserving is atomic (one
+    row, inserted or not), but an address recorded before the network helper
+    failed is found by its id (derived from the share's) and given back.
     """
 
     def __init__(self, share_servers: bool = False):
@@ -31,18 +43,29 @@ class AllocateNetwork(task.Task):
 
     def execute(self, runtime, backend, share_id, share_network_id=None):
         b = runtime.backend(backend)
-        if self._share_servers:
-            with share_network_lock(runtime, backend, share_network_id):
-                if b.server.reusable(share_id):
-                    return {}
-        return b.network.allocate(share_id, share_network_id)
+        if not self._share_servers:
+            return b.network.allocate(share_id, {})
+        with share_network_lock(runtime, backend, share_network_id):
+            if share_server_manager.for_backend(runtime, backend).reusable(share_id):
+                return {}
+        allocation = allocations(runtime).allocate(share_id, share_network_id)
+        return b.network.allocate(share_id, allocation)
 
-    def revert(self, runtime, backend, result, **kwargs):
-        if isinstance(result, dict) and result:
-            b = runtime.backend(backend)
-            if self._share_servers and b.server.holds(result):
-                return
-            b.network.release(result)
+    def revert(self, runtime, backend, result, share_id=None, **kwargs):
+        if not self._share_servers:
+            if isinstance(result, dict) and result:
+                runtime.backend(backend).network.release(result)
+            return
+        if isinstance(result, dict):
+            allocation = result
+        else:
+            # Execute failed: what it may have recorded before the failure.
+            allocation = allocations(runtime).get(allocation_id_for(share_id)) if share_id else None
+        if not allocation:
+            return
+        if share_server_manager.for_backend(runtime, backend).holds(allocation):
+            return
+        release_allocation(runtime, backend, allocation)
 
 
 class ReleaseNetwork(task.Task):
@@ -57,7 +80,7 @@ class ReleaseNetwork(task.Task):
         super().__init__(name="release_network")
 
     def execute(self, runtime, backend, server):
-        runtime.backend(backend).network.release(server.get("allocation") or {})
+        release_allocation(runtime, backend, server.get("allocation") or {})
 
 
 class ReleaseServerNetwork(task.Task):
@@ -74,4 +97,4 @@ class ReleaseServerNetwork(task.Task):
     def execute(self, runtime, backend, released_server):
         allocation = (released_server or {}).get("server_allocation") or {}
         if allocation.get("allocation_id"):
-            runtime.backend(backend).network.release(allocation)
+            release_allocation(runtime, backend, allocation)

@@ -6,7 +6,10 @@ network on the backend (:func:`share_network_lock`, Manila's
 ``share_manager_<subnet>`` lock): finding or making a server for a share,
 letting a share go from its server and deleting a server are serialised per
 share network, so concurrent creates on one share network make one server,
-and a server is never torn down while a create is choosing it.
+and a server is never torn down while a create is choosing it. The records
+(which server, which shares use it) are the tasks' through
+:class:`~shareflow.services.share_server_manager.ShareServerManager`; the
+backend's server helper only makes and takes down servers on the host.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ import time
 
 from taskflow import task
 
-from shareflow.drivers.server.netns import ServerBusy
+from shareflow.drivers.base import ServerBusy
+from shareflow.services import share_server_manager
+from shareflow.services.network_allocations import NetworkAllocations
 
 #: While another create makes the share network's server, a create asks again this often.
 BUSY_POLL = 0.05
@@ -25,6 +30,19 @@ def share_network_lock(runtime, backend: str, share_network_id: str | None):
     """The ZooKeeper lock of a share network on one backend (a kazoo lock: a
     holder that dies loses it when its session expires)."""
     return runtime.locks.hold("share_network", f"{share_network_id or 'none'}@{backend}")
+
+
+def allocations(runtime) -> NetworkAllocations:
+    """The share networks' IP pools, as the tasks record what they reserve."""
+    return NetworkAllocations(runtime.db, clock=runtime.clock)
+
+
+def release_allocation(runtime, backend: str, allocation: dict) -> None:
+    """Undo the network helper's part of an allocation, then give its address
+    back to the pool (by allocation id: twice is harmless)."""
+    runtime.backend(backend).network.release(allocation)
+    if allocation.get("allocation_id"):
+        allocations(runtime).release(allocation)
 
 
 class ProvideShareServer(task.Task):
@@ -53,29 +71,30 @@ class ProvideShareServer(task.Task):
         b = runtime.backend(backend)
         if not self._share_servers:
             return b.server.provide(share_id, allocation)
+        servers = share_server_manager.for_backend(runtime, backend)
         deadline = time.monotonic() + runtime.config.conductor.step_timeout
         while True:
             with share_network_lock(runtime, backend, share_network_id):
                 try:
-                    server = b.server.provide(share_id, allocation)
+                    server = servers.provide(share_id, allocation)
                     break
                 except ServerBusy:
                     if time.monotonic() >= deadline:
                         raise
             time.sleep(BUSY_POLL)
         if allocation and not server.get("created"):
-            b.network.release(allocation)
+            release_allocation(runtime, backend, allocation)
         return server
 
     def revert(self, runtime, backend, share_id, result, allocation=None, share_network_id=None, **kwargs):
-        b = runtime.backend(backend)
         if not self._share_servers:
             if isinstance(result, dict) and result.get("created"):
-                b.server.release(result)
+                runtime.backend(backend).server.release(result)
             return
         used = result.get("id") if isinstance(result, dict) else None
         with share_network_lock(runtime, backend, share_network_id):
-            b.server.release({"id": used, "share_id": share_id, "allocation": allocation or {}})
+            share_server_manager.for_backend(runtime, backend).release(
+                {"id": used, "share_id": share_id, "allocation": allocation or {}})
 
 
 class FindShareServer(task.Task):
@@ -89,7 +108,10 @@ class FindShareServer(task.Task):
         super().__init__(name="find_share_server", provides="server")
 
     def execute(self, runtime, backend, share_id):
-        return runtime.backend(backend).server.server_for(share_id)
+        b = runtime.backend(backend)
+        if b.config.driver_handles_share_servers:
+            return share_server_manager.for_backend(runtime, backend).server_for(share_id)
+        return b.server.server_for(share_id)
 
 
 class ReleaseShareServer(task.Task):
@@ -120,4 +142,4 @@ class ReleaseShareServer(task.Task):
         if not server.get("id"):
             return {}
         with share_network_lock(runtime, backend, server.get("share_network_id")):
-            return b.server.retire(share_id, server)
+            return share_server_manager.for_backend(runtime, backend).retire(share_id, server)

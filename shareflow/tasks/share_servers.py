@@ -6,6 +6,7 @@ from __future__ import annotations
 from taskflow import task
 
 from shareflow.db import share_servers as servers_db
+from shareflow.services import share_server_manager
 from shareflow.tasks.server import share_network_lock
 
 OPERATION = "delete_share_server"
@@ -29,4 +30,4 @@ class TeardownShareServer(task.Task):
             row = servers_db.get_any(s, resource_id)
             share_network_id = row.share_network_id if row is not None else None
         with share_network_lock(runtime, backend, share_network_id):
-            return runtime.backend(backend).server.take_down(resource_id)
+            return share_server_manager.for_backend(runtime, backend).take_down(resource_id)

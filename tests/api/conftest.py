@@ -56,12 +56,13 @@ HEARTBEAT = timedelta(seconds=30)
 def report_pool(db: Database, *, total_gb: int = POOL_TOTAL_GB, free_gb: int | None = None,
                 host: str = POOL_HOST, dhss: bool = False, capabilities: dict | None = None) -> None:
     """What a conductor of ``host`` reports of its pool (btrfs's capabilities)."""
-    from shareflow.engine.reports import BTRFS_CAPABILITIES
+    from shareflow.drivers.share import registry as share_drivers
 
     service_host, _, rest = host.partition("@")
     backend, _, pool = rest.partition("#")
-    caps = {**BTRFS_CAPABILITIES, "driver_handles_share_servers": dhss, "share_backend_name": backend,
-            "storage_protocol": "NFS", "driver_name": "BtrfsShareDriver", "vendor_name": "shareflow",
+    caps = {**share_drivers.capabilities_of("btrfs"), "driver_handles_share_servers": dhss,
+            "share_backend_name": backend, "storage_protocol": "NFS", "driver_name": "BtrfsShareDriver",
+            "vendor_name": "shareflow", "reserved_percentage": 0, "max_over_subscription_ratio": 1.0,
             **(capabilities or {})}
     with db.write() as s:
         pools_db.report(s, host=host, backend=backend, pool=pool, dhss=dhss, total_gb=total_gb,

@@ -176,9 +176,9 @@ def test_provider_network_delete_refused_in_use(api):
     msg = assert_fault(api.delete(f"/v2/provider-networks/{net['id']}", token=admin), 409)
     assert "in use" in msg and "1 share network subnet(s)" in msg
     # An allocation alone also keeps it.
-    from shareflow.drivers.network.flat import FlatNetworkHelper
+    from shareflow.services.network_allocations import NetworkAllocations
 
-    helper = FlatNetworkHelper(api.services.db, clock=utcnow)
+    helper = NetworkAllocations(api.services.db, clock=utcnow)
     allocation = helper.allocate(f"share-{uuid.uuid4()}", sn["id"])
     assert allocation["address"] == net["allocation_ranges"][0]["start"]
     assert api.get(f"/v2/provider-networks/{net['id']}", token=admin).json["provider_network"]["allocated"] == 1
@@ -509,9 +509,9 @@ def test_share_network_subnet_create_and_delete(api):
     assert_fault(api.post(base, {"share-network-subnet": {"availability_zone": "nova"}}), 409)
     assert len(api.get(base).json["share_network_subnets"]) == 2
     # The zone's own subnet is where share servers get their addresses.
-    from shareflow.drivers.network.flat import FlatNetworkHelper
+    from shareflow.services.network_allocations import NetworkAllocations
 
-    helper = FlatNetworkHelper(api.services.db, clock=utcnow)
+    helper = NetworkAllocations(api.services.db, clock=utcnow)
     allocation = helper.allocate(f"share-{uuid.uuid4()}", sn["id"])
     assert allocation["network_id"] == zoned_net["id"]
     helper.release(allocation)

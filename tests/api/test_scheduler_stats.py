@@ -119,7 +119,7 @@ def test_pool_filters_are_manilas(api, other_pool):
 
     created = api.post("/v2/types", {"share_type": {"name": "needs-revert", "extra_specs": {
         "driver_handles_share_servers": "False", "revert_to_snapshot_support": "True",
-        "capabilities:thin_provisioning": "<is> False", "max_over_subscription_ratio": ">= 1",
+        "capabilities:thin_provisioning": "<is> True", "max_over_subscription_ratio": ">= 1",
         "vendor:anything": "ignored", "storage_protocol": "<or> CIFS <or> NFS"}}}, token=admin)
     assert created.status_code == 200, created.text
     created = api.post("/v2/types", {"share_type": {"name": "needs-dhss", "extra_specs": {
@@ -133,7 +133,7 @@ def test_pool_filters_are_manilas(api, other_pool):
     message = assert_fault(api.get("/v2/scheduler-stats/pools", token=admin, params={"share_type": "nope"}), 400)
     assert message == "Share type nope not found."
     assert names(version="2.22", share_type="needs-revert") == []  # before 2.23: not a pool key
-    assert names(capabilities="{'share_backend_name': 'b1', 'thin_provisioning': 'False'}") == [OTHER, POOL_HOST]
+    assert names(capabilities="{'share_backend_name': 'b1', 'thin_provisioning': 'True'}") == [OTHER, POOL_HOST]
     assert names(capabilities="{'vendor_name': 'someone-else'}") == []
     assert_fault(api.get("/v2/scheduler-stats/pools", token=admin, params={"capabilities": "nope"}), 400)
 

@@ -28,10 +28,10 @@ def test_job_recorded_but_never_posted_fails_its_share(stack):
     with stack.db.write() as s:
         share = shares_db.create(
             s, now=utcnow(), id=share_id, project_id="tenant-orphan", size=1, share_proto="NFS",
-            status=states.CREATING, backend="b1", is_public=False,
+            status=states.CREATING, backend=stack.board_key(), host=f"{stack.board_key()}#pool0", is_public=False,
         )
         job = poster.record(s, JobSpec(
-            operation="create_share", backend="b1", resource_type="share", resource_id=share.id,
+            operation="create_share", backend=stack.board_key(), resource_type="share", resource_id=share.id,
             factory=create_share, project_id="tenant-orphan",
         ))
     wait_until(lambda: stack.share_row(share_id).status == states.ERROR, 30, "the orphaned share to fail")
@@ -63,10 +63,10 @@ def test_job_whose_flow_cannot_be_loaded_fails_its_share(stack, monkeypatch):
         with stack.db.write() as s:
             shares_db.create(
                 s, now=utcnow(), id=share_id, project_id="tenant-lost", size=1, share_proto="NFS",
-                status=states.CREATING, backend="b1", is_public=False,
+                status=states.CREATING, backend=stack.board_key(), host=f"{stack.board_key()}#pool0", is_public=False,
             )
             spec = JobSpec(
-                operation="create_share", backend="b1", resource_type="share", resource_id=share_id,
+                operation="create_share", backend=stack.board_key(), resource_type="share", resource_id=share_id,
                 factory=retired, store={"share_id": share_id, "resource_id": share_id, "size": 1},
                 project_id="tenant-lost",
             )

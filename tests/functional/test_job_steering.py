@@ -412,9 +412,10 @@ def test_a_trashed_job_is_resumed_from_the_cli_once_its_flow_can_be_loaded(stack
     try:
         with stack.db.write() as s:
             shares_db.create(s, now=utcnow(), id=share_id, project_id="tenant-trashed", size=1,
-                             share_proto="NFS", status=states.CREATING, backend="b1", is_public=False)
+                             share_proto="NFS", status=states.CREATING, backend=stack.board_key(),
+                             host=f"{stack.board_key()}#pool0", is_public=False)
             spec = dataclasses.replace(operations.job_spec(
-                "create_share", backend="b1", resource_id=share_id, project_id="tenant-trashed",
+                "create_share", backend=stack.board_key(), resource_id=share_id, project_id="tenant-trashed",
                 store={"share_id": share_id, "size": 1, "share_network_id": None}), factory=moved)
             job = services.poster.record(s, spec)
         services.poster.post(job, spec)

@@ -1,4 +1,5 @@
-"""The flat network helper on real SQLite and PostgreSQL: concurrent creates
+"""The share networks' IP pools (the network allocations tasks record for the
+flat network helper) on real SQLite and PostgreSQL: concurrent creates
 (threads, and separate processes) never get the same address, exhaustion is a
 clean NetworkError naming the network, released addresses are handed out again."""
 
@@ -19,7 +20,7 @@ import sqlalchemy as sa
 
 from shareflow.db import networks as networks_db
 from shareflow.db.engine import Database
-from shareflow.drivers.network.flat import FlatNetworkHelper, allocation_id_for
+from shareflow.services.network_allocations import NetworkAllocations, allocation_id_for
 from shareflow.exceptions import NetworkError
 
 NOW = datetime(2026, 11, 21, 12, 0, 0)
@@ -54,7 +55,7 @@ def expected_addresses() -> set[str]:
 
 def test_allocate_describes_the_lowest_free_address(db):
     net_id, sn_id = make_network(db)
-    helper = FlatNetworkHelper(db, clock=clock)
+    helper = NetworkAllocations(db, clock=clock)
     a = helper.allocate("share-1", sn_id)
     assert a == {
         "allocation_id": allocation_id_for("share-1"), "network_id": net_id, "address": "10.77.0.10",
@@ -81,7 +82,7 @@ def test_gateway_network_and_broadcast_never_handed_out(db):
     # The range covers the whole /29, network and broadcast included.
     _, sn_id = make_network(db, cidr="10.78.0.0/29", ranges=[("10.78.0.0", "10.78.0.7")],
                             gateway="10.78.0.1")
-    helper = FlatNetworkHelper(db, clock=clock)
+    helper = NetworkAllocations(db, clock=clock)
     got = [helper.allocate(f"s{i}", sn_id)["address"] for i in range(5)]
     assert got == ["10.78.0.2", "10.78.0.3", "10.78.0.4", "10.78.0.5", "10.78.0.6"]
     with pytest.raises(NetworkError):
@@ -89,7 +90,7 @@ def test_gateway_network_and_broadcast_never_handed_out(db):
 
 
 def test_missing_share_network_subnet_or_provider_network(db):
-    helper = FlatNetworkHelper(db, clock=clock)
+    helper = NetworkAllocations(db, clock=clock)
     with pytest.raises(NetworkError) as e:
         helper.allocate("s", str(uuid.uuid4()))
     assert "could not be found" in e.value.user_message
@@ -112,7 +113,7 @@ def test_missing_share_network_subnet_or_provider_network(db):
     assert "does not exist" in e.value.user_message
 
 
-def _assert_exhausted(helper: FlatNetworkHelper, sn_id: str) -> None:
+def _assert_exhausted(helper: NetworkAllocations, sn_id: str) -> None:
     with pytest.raises(NetworkError) as e:
         helper.allocate("one-too-many", sn_id)
     assert e.value.user_message == "Provider network pool-net has no free IP address."
@@ -120,7 +121,7 @@ def _assert_exhausted(helper: FlatNetworkHelper, sn_id: str) -> None:
 
 def test_concurrent_threads_never_share_an_address(db):
     _, sn_id = make_network(db)
-    helper = FlatNetworkHelper(db, clock=clock)
+    helper = NetworkAllocations(db, clock=clock)
     n = CAPACITY
     barrier = threading.Barrier(n)
     results, errors = [], []
@@ -153,11 +154,11 @@ WORKER = textwrap.dedent("""
     import json, sys, time
     from datetime import datetime
     from shareflow.db.engine import Database
-    from shareflow.drivers.network.flat import FlatNetworkHelper
+    from shareflow.services.network_allocations import NetworkAllocations
     from shareflow.exceptions import NetworkError
     url, sn_id, start, shares = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
     db = Database(url)
-    helper = FlatNetworkHelper(db, clock=lambda: datetime(2026, 11, 21))
+    helper = NetworkAllocations(db, clock=lambda: datetime(2026, 11, 21))
     with db.read() as s:
         pass  # connect before the start line
     time.sleep(max(0.0, start - time.time()))
@@ -194,7 +195,7 @@ def test_concurrent_processes_never_share_an_address(db, db_url):
     assert refused == [{"error": "Provider network pool-net has no free IP address."}]
     assert len(given) == len(set(given)) == CAPACITY
     assert set(given) == expected_addresses()
-    helper = FlatNetworkHelper(db, clock=clock)
+    helper = NetworkAllocations(db, clock=clock)
     _assert_exhausted(helper, sn_id)
     freed = next(o for o in outputs if o.get("address") == "10.77.0.17")
     helper.release(freed)

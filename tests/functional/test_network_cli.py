@@ -16,7 +16,7 @@ from shareflow.db import migrate
 from shareflow.db import networks as networks_db
 from shareflow.db.engine import Database
 from shareflow.db.models import AllocationRange, ProviderNetwork
-from shareflow.drivers.network.flat import FlatNetworkHelper
+from shareflow.services.network_allocations import NetworkAllocations
 from shareflow.wiring import utcnow
 
 
@@ -109,7 +109,7 @@ def test_duplicate_and_in_use(cfg, capsys):
             s, now=utcnow(), share_network_id=str(uuid.uuid4()), subnet_id=str(uuid.uuid4()),
             project_id="p", user_id=None, name=None, description=None, provider_network_id=net.id,
         )
-    helper = FlatNetworkHelper(db, clock=utcnow)
+    helper = NetworkAllocations(db, clock=utcnow)
     allocation = helper.allocate("share-1", sn.id)
     rc, out, _ = run(cfg, capsys, "list")
     assert "1/254" in out

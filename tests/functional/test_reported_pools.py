@@ -66,7 +66,7 @@ def test_conductors_report_capabilities_and_the_cli_shows_them(stack):
             (pool,) = [p for p in pools_db.pool_states(s, now=utcnow()) if p.backend_host == SERVICE]
         caps = pool.capabilities
         assert (caps["snapshot_support"], caps["create_share_from_snapshot_support"],
-                caps["revert_to_snapshot_support"], caps["thin_provisioning"]) == (True, True, True, False)
+                caps["revert_to_snapshot_support"], caps["shrink_support"]) == (True, True, True, True)
         assert (caps["share_backend_name"], caps["storage_protocol"], caps["vendor_name"]) == (
             BACKEND, "NFS", "shareflow")
         assert caps["driver_handles_share_servers"] is False and caps["driver_name"] == "BtrfsShareDriver"

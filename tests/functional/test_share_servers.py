@@ -23,11 +23,13 @@ import sqlalchemy as sa
 from manilaclient import exceptions as mexc
 
 from shareflow.db.models import Message, NetworkAllocation, ShareServer
-from shareflow.drivers.network.flat import allocation_id_for
-from shareflow.drivers.server.netns import netns_name, server_id_for, veth_name
+from shareflow.drivers.server.netns import netns_name, veth_name
 from shareflow.services.context import Caller
+from shareflow.services.network_allocations import allocation_id_for
+from shareflow.services.share_server_manager import ShareServerManager, server_id_for
 from shareflow.system import netns
 from shareflow.system.process import run
+from shareflow.wiring import utcnow
 from tests.fixtures.stack import DHSS_BACKEND, DHSS_TYPE, ServiceStack, owner_pid, wait_until
 from tests.fixtures.storage import ClientHost, NfsClient, live_pids_with_argument
 from tests.fixtures.tenant_networks import Bridge, TenantNetworks
@@ -72,6 +74,11 @@ class Env:
 
     def helper(self):
         return self.stack.backend(DHSS_BACKEND).server
+
+    def manager(self) -> ShareServerManager:
+        """The DHSS backend's share server records, as the conductors keep them."""
+        return ShareServerManager(self.stack.db, self.helper(), self.stack.config.backend(DHSS_BACKEND),
+                                  service_host=self.stack.config.host, clock=utcnow)
 
     def server_row(self, server_id: str) -> ShareServer | None:
         with self.stack.db.read() as s:
@@ -310,7 +317,7 @@ def test_fault_at_each_step_of_a_dhss_create_reverts_cleanly(faults, step, call)
                                                           ShareServer.deleted_at.is_(None))).all()
     # The pool does not bring back what the revert took down.
     env.stack.clear_faults()
-    assert server_id not in env.helper().active_servers()
+    assert server_id not in env.manager().active_servers()
     assert not server_on_host(env, server_id)["namespace"]
 
     delete_and_wait(env, m, share.id)

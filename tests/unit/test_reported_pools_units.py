@@ -1,7 +1,6 @@
 """The pure parts of reported pools and per-host boards: what a conductor
 reports of a backend, which boards it serves and how a job's backend
-resolves on it, board keys, and Manila's matching of extra specs against
-capabilities for the pool list's filters."""
+resolves on it, board keys, and where an existing share is."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from shareflow.engine.worker import board_keys
 from shareflow.engine.zk import board_path
 from shareflow.exceptions import ConfigError
 from shareflow.scheduler.scheduler import Placement
-from shareflow.services.scheduler_stats import capabilities_satisfied, spec_matches
 from tests.api.conftest import make_config
 
 
@@ -31,7 +29,7 @@ def test_a_btrfs_backend_reports_btrfs_capabilities(config):
     backend = build_backend(config.backends[0], step_timeout=5)
     caps = pool_capabilities(backend)
     assert (caps["snapshot_support"], caps["create_share_from_snapshot_support"],
-            caps["revert_to_snapshot_support"], caps["thin_provisioning"]) == (True, True, True, False)
+            caps["revert_to_snapshot_support"], caps["shrink_support"]) == (True, True, True, True)
     assert (caps["share_backend_name"], caps["storage_protocol"], caps["driver_name"], caps["vendor_name"]) == (
         "b1", "NFS", "BtrfsShareDriver", "shareflow")
     assert (caps["reserved_percentage"], caps["max_over_subscription_ratio"]) == (0, 1.0)
@@ -45,11 +43,10 @@ def test_a_driver_with_its_own_capabilities_reports_them(config):
                     "driver_handles_share_servers": True, "snapshot_support": False}
 
     backend = build_backend(config.backends[0], step_timeout=5)
-    backend = dataclasses.replace(backend, share=Thin(config.backends[0].btrfs, timeout=5))
+    backend = dataclasses.replace(backend, share=Thin(config.backends[0].share_config, timeout=5))
     caps = pool_capabilities(backend)
     assert (caps["thin_provisioning"], caps["max_over_subscription_ratio"], caps["snapshot_support"]) == (
         True, 2.0, False)
-    assert "revert_to_snapshot_support" not in caps  # the driver's say, not btrfs's
     # The configuration decides the mode; the keys every pool has are filled in.
     assert caps["driver_handles_share_servers"] is False
     assert (caps["share_backend_name"], caps["driver_name"]) == ("b1", "Thin")
@@ -83,24 +80,3 @@ def test_placement_of_a_share_is_its_host():
     assert (p.host, p.service_host, p.backend, p.backend_host, p.driver_handles_share_servers) == (
         "h@b#p", "h", "b", "h@b", True)
     assert Placement.of_share(SimpleNamespace(host=None, share_network_id=None, availability_zone=None)) is None
-
-
-@pytest.mark.parametrize("value, spec, expected", [
-    (True, "True", True), (True, "false", False), (False, "<is> False", True), (True, "<is> False", False),
-    ("NFS", "<or> CIFS <or> NFS", True), ("NFS", "<or> CIFS <or> GLUSTERFS", False),
-    ("nfs_cifs", "<in> cifs", True), (10, ">= 5", True), (4, ">= 5", False), (2.0, "= 1.5", True),
-    (3, "== 3", True), (3, "!= 3", False), (3, "<= 3", True), ("abc", "s== ABC", True),
-    ("abc", "s< abd", True), ("abc", "s!= abc", False), ("b1", "b1", True), ("b1", "b2", False),
-    ("x", ">= 1", False), (None, "<is> True", False), (1, ">=", False),
-])
-def test_spec_operators_are_manilas(value, spec, expected):
-    assert spec_matches(value, spec) is expected
-
-
-def test_capabilities_satisfied_honours_scopes_and_lists():
-    caps = {"thin_provisioning": [True, False], "snapshot_support": True, "share_backend_name": "b1"}
-    assert capabilities_satisfied(caps, {"capabilities:thin_provisioning": "<is> True",
-                                         "snapshot_support": "True", "vendor:x": "ignored",
-                                         "availability_zones": "nova"})
-    assert not capabilities_satisfied(caps, {"share_backend_name": "b2"})
-    assert not capabilities_satisfied(caps, {"dedupe": "True"})  # a capability the pool lacks

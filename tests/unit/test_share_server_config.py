@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from shareflow import config
-from shareflow.drivers.server.netns import check_server_id, mac_address, netns_name, server_id_for, veth_name
+from shareflow.drivers.server.netns import check_server_id, mac_address, netns_name, veth_name
 from shareflow.exceptions import ConfigError, NetworkError
+from shareflow.services.share_server_manager import server_id_for
 
 
 def load(tmp_path: Path, text: str) -> config.Config:

@@ -135,10 +135,9 @@ class _Ids:
 class GaneshaExportDriver(ExportDriver):
     """``servers``: the backend's fixed servers by id (DHSS=false). ``resolve``
     (DHSS=true): finds a share server's Ganesha from the server dict a task was
-    handed - by the server's id, validated, never from the dict's other
-    values - or None when that server does not exist (any more): nothing is
-    exported there then, and removing an export or emptying its client list
-    is done already."""
+    handed - by the server's id, validated, at its address - or None when
+    that server is not on the host (any more): nothing is exported there
+    then, and removing an export or emptying its client list is done already."""
 
     def __init__(self, servers: Mapping[str, GaneshaServer], *, timeout: float,
                  resolve: Callable[[dict], GaneshaServer | None] | None = None):

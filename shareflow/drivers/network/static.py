@@ -13,7 +13,7 @@ class StaticNetworkHelper(NetworkHelper):
     def __init__(self, backend_name: str):
         self.backend_name = backend_name
 
-    def allocate(self, share_id: str, share_network_id: str | None) -> dict:
+    def allocate(self, share_id: str, allocation: dict) -> dict:
         return {}
 
     def release(self, allocation: dict) -> None:

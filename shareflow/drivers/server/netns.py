@@ -12,17 +12,15 @@ A share server is:
   its files in ``<share_servers_dir>/<server id>/ganesha``, exporting only the
   server's shares (the export driver finds it through :meth:`ganesha`).
 
-Its row in ``share_servers`` says where it is in its life (creating -> active
--> deleting -> deleted, or error). Which shares use it is the shares'
-``share_server_id``: :meth:`provide` sets it, under the lock of the share
-network on this backend that the calling task holds (Manila's
-``share_manager_<subnet>`` lock), so that a server cannot be found unused and
-torn down between being chosen for a share and being recorded as its server.
+This helper only does the work on the host. Which servers exist, their status,
+which shares use them and the address each holds are records its callers own
+(``shareflow.services.share_server_manager``): they hand it a server's id and
+its network as plain values, under the share network's lock where a server's
+life is decided.
 
 Every piece is idempotent and tolerates absence, because a conductor may die
-anywhere: the server made for a share's allocation has an id derived from that
-allocation, so a provide run again finds (and finishes) the server it began;
-plumbing looks before it adds; teardown stops Ganesha by its own pid, deletes
+anywhere: plumbing looks before it adds, so :meth:`provide` called again
+completes a half-made server; teardown stops Ganesha by its own pid, deletes
 what is there and ignores what is not.
 
 The conductor pool keeps active servers running (:meth:`supervise`): a server
@@ -35,24 +33,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import ipaddress
 import logging
 import os
 import shutil
 import signal
 import threading
 import uuid
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from shareflow.config import BackendConfig, GaneshaConfig
-from shareflow.db import networks as networks_db
-from shareflow.db import share_servers as servers_db
-from shareflow.db import shares as shares_db
-from shareflow.db.engine import Database
-from shareflow.db.models import NetworkAllocation, ProviderNetwork, ShareNetwork, ShareServer
-from shareflow.domain import states
 from shareflow.drivers.base import ShareServerHelper
 from shareflow.drivers.export.ganesha_server import GaneshaServer
 from shareflow.exceptions import BackendError, NetworkError
@@ -61,27 +51,12 @@ from shareflow.system.batch import run_batch
 
 log = logging.getLogger(__name__)
 
-#: Namespace of share server ids derived from allocation ids.
-SERVER_NAMESPACE = uuid.UUID("3d0f6c52-9a7e-4d0b-8f61-2b5c1e7a9d44")
 NETNS_PREFIX = "sf-srv-"
 VETH_PREFIX = "sfv"
 #: The server's end of its veth pair, inside its namespace.
 SERVER_IFNAME = "eth0"
 GANESHA_DIR = "ganesha"
 LOCKS_DIR = ".locks"
-
-
-class ServerBusy(BackendError):
-    """Another create is making the share network's server on this backend;
-    the caller waits (without the share network's lock) and asks again."""
-
-
-class ServerInUse(BackendError):
-    """Manila's ShareServerInUse."""
-
-    def __init__(self, server_id: str):
-        super().__init__(f"Share server {server_id} is in use.",
-                         user_message=f"Share server {server_id} is in use.")
 
 
 def check_server_id(value: object) -> str:
@@ -93,12 +68,6 @@ def check_server_id(value: object) -> str:
     if not ok:
         raise NetworkError(f"invalid share server id {value!r}")
     return value  # type: ignore[return-value]
-
-
-def server_id_for(allocation_id: str) -> str:
-    """The id of the server made for an allocation: a provide run again after
-    its conductor died finds the server it began."""
-    return str(uuid.uuid5(SERVER_NAMESPACE, str(allocation_id)))
 
 
 def netns_name(server_id: str) -> str:
@@ -139,17 +108,14 @@ def _pids_in_netns(ns: str) -> list[int]:
     return pids
 
 
+
 class NetnsServerHelper(ShareServerHelper):
-    def __init__(self, cfg: BackendConfig, db: Database, *, service_host: str,
-                 clock: Callable[[], datetime], timeout: float):
+    def __init__(self, cfg: BackendConfig, *, timeout: float):
         if cfg.share_servers is None:
             raise NetworkError(f"backend {cfg.name}: no share server settings")
         self.backend_name = cfg.name
-        self.host = f"{service_host}@{cfg.name}"
         self._cfg = cfg.share_servers
         self._dir = Path(cfg.share_servers.state_dir).resolve()
-        self._db = db
-        self._clock = clock
         self._timeout = timeout
         # One GaneshaServer object per server, so that a process this one
         # started is also reaped by it.
@@ -159,7 +125,11 @@ class NetnsServerHelper(ShareServerHelper):
     def __repr__(self) -> str:
         return f"NetnsServerHelper({self.backend_name}, {self._dir})"
 
-    # --- names, files, views ----------------------------------------------------
+    # --- names, files -----------------------------------------------------------
+
+    @classmethod
+    def backend_details(cls, server_id: str) -> dict[str, str]:
+        return {"netns": netns_name(server_id), "veth": veth_name(server_id), "nfs_server": "nfs-ganesha"}
 
     def server_dir(self, server_id: str) -> Path:
         return self._dir / check_server_id(server_id)
@@ -191,56 +161,22 @@ class NetnsServerHelper(ShareServerHelper):
                              error=NetworkError, remove=remove):
             yield
 
-    @staticmethod
-    def _view(row: ShareServer, *, share_id: str | None, created: bool) -> dict:
-        """What tasks keep of a server (small JSON): its own allocation goes by
-        ``server_allocation`` - never ``allocation``, which names what a
-        create's allocate step reserved."""
-        return {
-            "id": row.id,
-            "share_id": share_id,
-            "address": row.address,
-            "netns": netns_name(row.id),
-            "share_network_id": row.share_network_id,
-            "server_allocation": {"allocation_id": row.allocation_id, "address": row.address},
-            "created": created,
-        }
-
     def ganesha(self, server: dict) -> GaneshaServer | None:
-        """The NFS-Ganesha of a share server the export driver was handed
-        (resolved from the database by the server's id, never from the rest of
-        the dict); None when that server does not exist (any more)."""
+        """The NFS-Ganesha of a share server the export driver was handed (by
+        the server's id, validated, at the server's address); None when that
+        server is not on this host (any more): never made, or taken down -
+        its files are what :meth:`provide` makes first and :meth:`take_down`
+        removes last."""
         sid = server.get("id") if isinstance(server, dict) else None
         if not sid:
             return None
         check_server_id(sid)
-        with self._db.read() as s:
-            row = servers_db.get_any(s, sid)
-            if row is None or row.deleted_at is not None or row.backend != self.host or not row.address:
-                return None
-            address = row.address
+        address = server.get("address")
+        if not address or not self.server_dir(sid).is_dir():
+            return None
         return self._ganesha(sid, address)
 
     # --- plumbing ---------------------------------------------------------------
-
-    @staticmethod
-    def _network_of(session, row: ShareServer) -> dict:
-        """Where the server's address lives: bridge, prefix, gateway, MTU."""
-        alloc = session.get(NetworkAllocation, row.allocation_id) if row.allocation_id else None
-        net = session.get(ProviderNetwork, alloc.network_id) if alloc is not None else None
-        if net is None:
-            raise NetworkError(
-                f"share server {row.id}: its network allocation {row.allocation_id} is gone",
-                user_message="the share server's network allocation is gone",
-            )
-        return {
-            "network_id": net.id,
-            "address": row.address,
-            "prefixlen": ipaddress.ip_network(net.cidr, strict=False).prefixlen,
-            "gateway": net.gateway,
-            "bridge": net.bridge,
-            "mtu": int(net.mtu),
-        }
 
     def _plumb(self, server_id: str, net: dict) -> None:
         """Namespace, veth pair on the bridge, address and route. Each piece
@@ -295,227 +231,53 @@ class NetnsServerHelper(ShareServerHelper):
         netns.delete_link(veth, timeout=self._timeout)  # takes eth0 with it
         netns.delete(ns, timeout=self._timeout)
 
-    def teardown(self, server_id: str) -> None:
+    def is_running(self, server_id: str) -> bool:
+        """Whether the server's Ganesha runs (by its pid file)."""
+        return self.server_dir(server_id).is_dir() and self._ganesha(server_id, None).is_running()
+
+    # --- ShareServerHelper --------------------------------------------------------
+
+    def provide(self, server_id: str, network: dict) -> dict:
+        """Namespace, veth pair, address, route and a running Ganesha for the
+        server at ``network["address"]``; what is there already is kept, so
+        this completes a server half made by a conductor that died. The
+        Ganesha is let go: the conductor pool supervises it from then on."""
+        check_server_id(server_id)
+        log.info("creating share server %s at %s", server_id, network["address"])
+        self._start(server_id, network)
+        return self.backend_details(server_id)
+
+    def take_down(self, server_id: str) -> None:
         """Take the server off the host (Ganesha, veth pair, namespace) and
-        delete its files. Absent pieces: nothing to do. Does not touch the
-        server's row or its allocation."""
+        delete its files."""
         with self._server_lock(server_id, remove=True):
             self._take_off_host(server_id)
             shutil.rmtree(self.server_dir(server_id), ignore_errors=True)
             self._forget(server_id)
         log.info("share server %s torn down", server_id)
 
-    def is_running(self, server: dict) -> bool:
-        gs = self.ganesha(server)
-        return gs is not None and gs.is_running()
-
-    # --- ServerHelper -----------------------------------------------------------
-
-    def provide(self, share_id: str, allocation: dict) -> dict:
-        """The share network's active server on this backend, or the one made
-        for ``allocation`` (made now if needed); the share is recorded as
-        using it. Call with the share network's lock held. Raises
-        :class:`ServerBusy` while another create is making the share
-        network's server, so the caller can wait for it without the lock."""
-        allocation = allocation or {}
-        mine = server_id_for(allocation["allocation_id"]) if allocation.get("allocation_id") else None
-        now = self._clock()
-        with self._db.write() as s:
-            share = shares_db.get_any(s, share_id)
-            if share is None or share.deleted_at is not None:
-                raise BackendError(f"share {share_id} is gone", user_message="the share is gone")
-            sn_id = share.share_network_id
-            if not sn_id:
-                raise NetworkError(f"share {share_id} has no share network",
-                                   user_message="A share network is required for a share server.")
-            row = servers_db.get_any(s, mine) if mine else None
-            if row is not None:
-                if row.deleted_at is not None or row.status not in (states.CREATING, states.SERVER_ACTIVE):
-                    raise NetworkError(f"share server {mine} made for share {share_id} is {row.status}",
-                                       user_message=f"the share server made for the share is {row.status}")
-                if row.status == states.SERVER_ACTIVE:
-                    servers_db.bind_share(s, share_id, row.id, now=now)
-                    return self._view(row, share_id=share_id, created=True)
-            else:
-                reuse = servers_db.find(s, sn_id, self.host, {states.SERVER_ACTIVE})
-                if reuse is not None:
-                    servers_db.bind_share(s, share_id, reuse.id, now=now)
-                    log.info("share %s: reusing share server %s", share_id, reuse.id)
-                    return self._view(reuse, share_id=share_id, created=False)
-                busy = servers_db.find(s, sn_id, self.host, {states.CREATING})
-                if busy is not None:
-                    raise ServerBusy(f"share server {busy.id} of share network {sn_id} is being created")
-                if mine is None:
-                    raise NetworkError(
-                        f"share {share_id}: the share server of share network {sn_id} went away "
-                        "after the network step found it",
-                        user_message="The share network's share server was deleted while the share "
-                                     "was being created; try again.",
-                    )
-                sn = s.get(ShareNetwork, sn_id)
-                subnet = networks_db.default_subnet(sn) if sn is not None else None
-                row = servers_db.create(
-                    s, now=now, id=mine, share_network_id=sn_id,
-                    share_network_subnet_id=subnet.id if subnet is not None else "",
-                    project_id=share.project_id, backend=self.host, host=self.host,
-                    address=allocation["address"], allocation_id=allocation["allocation_id"],
-                    is_auto_deletable=True,
-                )
-                networks_db.bind_allocation(s, allocation["allocation_id"], mine)
-            net = self._network_of(s, row)
-        log.info("share %s: creating share server %s at %s", share_id, mine, net["address"])
-        self._start(mine, net)
-        with self._db.write() as s:
-            row = servers_db.get_any(s, mine)
-            if row.status != states.SERVER_ACTIVE and not servers_db.set_status(
-                s, mine, states.SERVER_ACTIVE, now=self._clock(), expected={states.CREATING}
-            ):
-                raise NetworkError(f"share server {mine} left 'creating' while it was being created")
-            servers_db.bind_share(s, share_id, mine, now=now)
-            s.refresh(row)
-            return self._view(row, share_id=share_id, created=True)
-
-    def server_for(self, share_id: str) -> dict:
-        """The server the share uses; {} when it has none (a share whose
-        create failed before, or was undone after, getting one)."""
-        with self._db.read() as s:
-            share = shares_db.get_any(s, share_id)
-            sid = share.share_server_id if share is not None else None
-            row = servers_db.get_any(s, sid) if sid else None
-            if row is None or row.deleted_at is not None:
-                return {}
-            return self._view(row, share_id=share_id, created=False)
-
-    def reusable(self, share_id: str) -> str | None:
-        """The id of the active server of the share's share network on this
-        backend, kept from the unused-server cleanup for the share about to
-        use it; None when there is none. Call with the share network's lock."""
-        with self._db.write() as s:
-            share = shares_db.get_any(s, share_id)
-            if share is None or not share.share_network_id:
-                return None
-            row = servers_db.find(s, share.share_network_id, self.host, {states.SERVER_ACTIVE})
-            if row is None:
-                return None
-            servers_db.keep(s, row.id)
-            return row.id
-
-    def holds(self, allocation: dict) -> bool:
-        """Whether a live server holds ``allocation`` (it is then the server's
-        to give back when it goes, not the create's that reserved it)."""
-        aid = (allocation or {}).get("allocation_id")
-        if not aid:
-            return False
-        with self._db.read() as s:
-            row = servers_db.get_any(s, server_id_for(aid))
-            return row is not None and row.deleted_at is None
-
-    def release(self, server: dict) -> None:
-        """Undo :meth:`provide` for ``server["share_id"]``, whether it finished
-        or failed half-way: the share no longer uses a server, and the server
-        made for ``server["allocation"]`` is torn down when no share uses it.
-        A server another create made keeps serving its other shares. Call with
-        the share network's lock."""
-        share_id = server.get("share_id")
-        allocation = server.get("allocation") or {}
-        mine = server_id_for(allocation["allocation_id"]) if allocation.get("allocation_id") else None
-        used = server.get("id")
-        now = self._clock()
-        doomed = False
-        with self._db.write() as s:
-            if share_id:
-                servers_db.unbind_share(s, share_id, [used, mine])
-            if used and used != mine and servers_db.get_any(s, used) is not None:
-                if servers_db.shares_using(s, used) == 0:
-                    servers_db.note_unused(s, used, now=now)
-            row = servers_db.get_any(s, mine) if mine else None
-            if row is not None and row.deleted_at is None and servers_db.shares_using(s, mine) == 0:
-                if row.status in servers_db.DELETABLE:
-                    servers_db.set_status(s, mine, states.DELETING, now=now)
-                doomed = True
-        if doomed:
-            self.teardown(mine)
-            with self._db.write() as s:
-                servers_db.mark_deleted(s, mine, now=self._clock())
-
-    def retire(self, share_id: str, server: dict) -> dict:
-        """The share (being deleted) leaves its server. If no other share uses
-        it: with ``delete_share_server_with_last_share`` (and the server
-        auto-deletable) it is torn down and its row deleted, and its
-        allocation is returned for the caller to give back; otherwise its
-        unused clock starts (the conductors delete it once unused long enough).
-        Returns {} when the server stays. Call with the share network's lock."""
-        sid = (server or {}).get("id")
-        if not sid:
-            return {}
-        now = self._clock()
-        with self._db.write() as s:
-            row = servers_db.get_any(s, sid)
-            if row is None:
-                return {}
-            gone = {"id": sid, "server_allocation": {"allocation_id": row.allocation_id, "address": row.address}}
-            if row.deleted_at is not None:
-                return gone  # torn down by this step before its conductor died
-            if servers_db.shares_using(s, sid, excluding=share_id):
-                return {}
-            deletable = self._cfg.delete_with_last_share and row.is_auto_deletable
-            if not deletable or row.status not in (*servers_db.DELETABLE, states.DELETING):
-                servers_db.note_unused(s, sid, now=now)
-                return {}
-            if row.status != states.DELETING:
-                servers_db.set_status(s, sid, states.DELETING, now=now)
-        log.info("share server %s: deleted with its last share %s", sid, share_id)
-        self.teardown(sid)
-        with self._db.write() as s:
-            servers_db.mark_deleted(s, sid, now=self._clock())
-        return gone
-
-    def take_down(self, server_id: str) -> dict:
-        """The delete_share_server job's teardown: refused while a share uses
-        the server (Manila checks again when it runs); returns the server's
-        allocation for the caller to give back. Call with the share network's lock."""
-        with self._db.read() as s:
-            row = servers_db.get_any(s, check_server_id(server_id))
-            if row is None:
-                raise servers_db.not_found(server_id)
-            gone = {"id": row.id, "server_allocation": {"allocation_id": row.allocation_id, "address": row.address}}
-            if row.deleted_at is not None:
-                return gone
-            if servers_db.shares_using(s, row.id):
-                raise ServerInUse(row.id)
-        self.teardown(row.id)
-        return gone
-
     # --- supervision (the conductor pool) ---------------------------------------
 
-    def restore(self, server_id: str) -> bool:
-        """Bring an active server back as it was: namespace, veth, address,
-        route, and its Ganesha with all its exports. Does nothing (False) when
-        the server is not active or is running already."""
+    def restore(self, server_id: str, network: dict, *,
+                wanted: Callable[[str], bool] | None = None) -> bool:
         with self._server_lock(server_id):
-            with self._db.read() as s:
-                row = servers_db.get_any(s, server_id)
-                if row is None or row.deleted_at is not None or row.status != states.SERVER_ACTIVE:
-                    return False
-                net = self._network_of(s, row)
-            if self._ganesha(server_id, net["address"]).is_running() and netns.exists(netns_name(server_id)):
+            if wanted is not None and not wanted(server_id):
+                return False
+            if self._ganesha(server_id, network["address"]).is_running() and netns.exists(netns_name(server_id)):
                 return False
             log.warning("share server %s is not running; restoring it with its exports", server_id)
-            self._start(server_id, net, supervised=True)
+            self._start(server_id, network, supervised=True)
             return True
 
-    def active_servers(self) -> list[str]:
-        with self._db.read() as s:
-            return [r.id for r in servers_db.live_for_backend(s, self.host, {states.SERVER_ACTIVE})]
-
-    def supervise(self, *, workers: int = 1) -> list[str]:
-        """Restore every active server of this backend that is not running;
-        returns the ids restored. One failing does not stop the others.
-        ``workers``: how many are restored at once (the pool's start, when
-        every server is down, uses several; progress is logged)."""
-        active = self.active_servers()
+    def supervise(self, servers: Mapping[str, dict], *, workers: int = 1,
+                  wanted: Callable[[str], bool] | None = None) -> list[str]:
+        """One failing does not stop the others. ``workers``: how many are
+        restored at once (the pool's start, when every server is down, uses
+        several; progress is logged). Servers this process started that are
+        not in ``servers`` any more are forgotten once they stopped."""
+        active = list(servers)
         with self._ganeshas_lock:
-            stale = [(sid, gs) for sid, gs in self._ganeshas.items() if sid not in active]
+            stale = [(sid, gs) for sid, gs in self._ganeshas.items() if sid not in servers]
         for sid, gs in stale:
             if not gs.is_running():  # also reaps it, if it was our child
                 self._forget(sid)
@@ -527,21 +289,15 @@ class NetnsServerHelper(ShareServerHelper):
         restored = []
 
         def restore_one(sid: str) -> None:
-            if self.restore(sid):
+            if self.restore(sid, servers[sid], wanted=wanted):
                 restored.append(sid)  # list.append is atomic
 
         run_batch(down, restore_one, workers=workers, label=f"share servers of {self.backend_name}",
                   what="checked", log=log)
         return [sid for sid in down if sid in restored]
 
-    def stop_all(self) -> None:
-        """Take every live server of this backend off the host (the pool's
-        shutdown: Ganesha, veth pair, namespace), keeping their files; the
-        next start's :meth:`supervise` brings them back with their exports,
-        as after a reboot."""
-        with self._db.read() as s:
-            ids = [r.id for r in servers_db.live_for_backend(s, self.host)]
-        for sid in ids:
+    def stop_all(self, server_ids: Iterable[str]) -> None:
+        for sid in server_ids:
             try:
                 with self._server_lock(sid):
                     self._take_off_host(sid)

@@ -35,8 +35,9 @@ import shutil
 import uuid
 from pathlib import Path
 
-from shareflow.config import BtrfsConfig
-from shareflow.drivers.base import Capacity, ShareDriver
+from shareflow.config import BtrfsConfig, parse_btrfs
+from shareflow.drivers.base import Capacity, ShareDriver, VolumesNotEnsured  # noqa: F401 - re-exported
+from shareflow.drivers.share import registry
 from shareflow.exceptions import CapacityExceeded, InvalidInput, ShrinkWouldLoseData, StorageError
 from shareflow.system import btrfs, filelock, mounts
 from shareflow.system.batch import run_batch
@@ -91,17 +92,6 @@ def _check_volume_size(size_gb: object) -> None:
         raise InvalidInput(f"invalid share size {size_gb!r}")
 
 
-class VolumesNotEnsured(StorageError):
-    """Some volumes could not be mounted at start-up (the others were)."""
-
-    def __init__(self, done: list[str], failed: dict):
-        first = next(iter(failed.items()))
-        super().__init__(f"{len(failed)} of {len(done) + len(failed)} volumes could not be mounted "
-                         f"(first: {first[0]}: {first[1].message})")
-        self.done = done
-        self.failed = failed
-
-
 def _is_share_id(name: str) -> bool:
     try:
         return share_id_of(name) == name
@@ -110,6 +100,21 @@ def _is_share_id(name: str) -> bool:
 
 
 class BtrfsShareDriver(ShareDriver):
+    #: Limits may add up past the pool (thin); a revert keeps the subvolume
+    #: mounted and exported, so clients keep their mounts (tested over NFS).
+    CAPABILITIES = {
+        "snapshot_support": True,
+        "create_share_from_snapshot_support": True,
+        "revert_to_snapshot_support": True,
+        "mount_snapshot_support": False,
+        "thin_provisioning": True,
+        "shrink_support": True,
+        "driver_name": "BtrfsShareDriver",
+        "driver_version": "1.0",
+        "share_driver": "btrfs",
+        "filesystem": "btrfs",
+    }
+
     def __init__(self, cfg: BtrfsConfig, *, timeout: float):
         self._cfg = cfg
         self._pool = Path(cfg.mount_point)
@@ -542,3 +547,17 @@ class BtrfsShareDriver(ShareDriver):
             raise StorageError(f"cannot empty {target}: {e}") from e
         run(["cp", "-a", "--reflink=always", "--", f"{source}/.", f"{target}/"],
             timeout=max(self._timeout, REVERT_COPY_TIMEOUT))
+
+
+def _prepare_pool(cfg: BtrfsConfig, timeout: float) -> registry.PreparedPool | None:
+    from shareflow.system import btrfs_pool
+
+    if cfg.image is None:
+        return None
+    pool = btrfs_pool.pool_for(cfg, timeout=timeout)
+    return registry.PreparedPool(pool.mount_point, lambda: btrfs_pool.unmount_pool(pool, timeout=timeout))
+
+
+registry.register(registry.ShareDriverKind(
+    name="btrfs", section="btrfs", parse=parse_btrfs, driver=BtrfsShareDriver, prepare_pool=_prepare_pool,
+))

@@ -1,4 +1,6 @@
-"""The ExportDriver contract with NFS-Ganesha, checked by real NFS clients.
+"""The ExportDriver contract with NFS-Ganesha, checked by real NFS clients,
+over the volumes of every share driver (a btrfs subvolume's bind mount, an
+XFS image's loop mount: the export driver only sees a path).
 
 Ganesha runs in a test network namespace on 192.0.2.1:2049; clients 0, 1 and
 2 are libnfs tools in their own namespaces (192.0.2.10, .11, .12).
@@ -25,14 +27,14 @@ from shareflow.drivers.export.ganesha import GaneshaExportDriver, export_file, l
 from shareflow.drivers.export.ganesha_server import REFUSED_MESSAGE, ConfigRefused
 from shareflow.exceptions import ExportError
 from shareflow.system import filelock
-from tests.fixtures.storage import SMALL, fill_until_full
+from tests.fixtures.storage import FULL_ERRNO, SMALL, fill_until_full
 from tests.fixtures.export_env import export_env as make_export_env
 from tests.fixtures.export_env import SERVER_ID, new_volume, pseudo, ro, rw
 
 
 @pytest.fixture
-def export_env(btrfs_share_driver, ganesha_server, nfs_clients):
-    return make_export_env(btrfs_share_driver, ganesha_server, nfs_clients)
+def export_env(any_share_driver, ganesha_server, nfs_clients):
+    return make_export_env(any_share_driver, ganesha_server, nfs_clients)
 
 
 def state_of(ganesha_server) -> dict[str, gc.ExportSpec]:
@@ -466,7 +468,7 @@ def test_size_limit_holds_over_nfs(export_env):
     # the storage host; then a small write through the NFS server must be
     # refused, where the same write was accepted before the volume was full.
     assert c0.put(pseudo(sid, "small"), b"x" * SMALL).returncode == 0
-    fill_until_full(Path(path))
+    fill_until_full(Path(path), full=(FULL_ERRNO[shares.capabilities()["share_driver"]],))
     refused = c0.put(pseudo(sid, "over"), b"y" * SMALL)
     assert refused.returncode != 0, "a write past the size limit was accepted"
     assert c0.cat(pseudo(sid, "small")).stdout == "x" * SMALL

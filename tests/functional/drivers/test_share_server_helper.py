@@ -1,6 +1,7 @@
-"""The share server helper on the real machine: network namespaces, veth pairs
-on a provider bridge, NFS-Ganesha per server, a real database and the flat
-network helper; NFS clients in namespaces on the same bridge.
+"""The share server helper on the real machine, with the records its callers
+keep (the share server manager and the network allocations on a real
+database): network namespaces, veth pairs on a provider bridge, NFS-Ganesha
+per server; NFS clients in namespaces on the same bridge.
 
 Covers what the full stack cannot reach easily: a server made half-way and
 completed by calling again, teardown run twice, a server brought back after
@@ -31,15 +32,11 @@ from shareflow.domain import states
 from shareflow.drivers.base import ClientRule
 from shareflow.drivers.export.ganesha import GaneshaExportDriver
 from shareflow.drivers.export.ganesha_server import GaneshaServer
-from shareflow.drivers.network.flat import FlatNetworkHelper
-from shareflow.drivers.server.netns import (
-    NetnsServerHelper,
-    ServerBusy,
-    netns_name,
-    server_id_for,
-    veth_name,
-)
+from shareflow.drivers.base import ServerBusy
+from shareflow.drivers.server.netns import NetnsServerHelper, netns_name, veth_name
 from shareflow.drivers.share.btrfs import BtrfsShareDriver
+from shareflow.services.network_allocations import NetworkAllocations
+from shareflow.services.share_server_manager import ShareServerManager, server_id_for
 from shareflow.system import netns
 from shareflow.system.process import run
 from tests.fixtures.stack import wait_until
@@ -60,7 +57,8 @@ def clock() -> datetime:
 class Env:
     db: Database
     helper: NetnsServerHelper
-    network: FlatNetworkHelper
+    manager: ShareServerManager
+    network: NetworkAllocations
     export: GaneshaExportDriver
     share: BtrfsShareDriver
     nets: TenantNetworks
@@ -134,8 +132,9 @@ def env(btrfs_config, tmp_path):
             fault_plan=None,
             share_servers=ShareServersConfig(state_dir=tmp_path / "servers", delete_with_last_share=True),
         )
-        helper = NetnsServerHelper(cfg, db, service_host="testhost", clock=clock, timeout=TIMEOUT)
-        yield Env(db=db, helper=helper, network=FlatNetworkHelper(db, clock=clock),
+        helper = NetnsServerHelper(cfg, timeout=TIMEOUT)
+        manager = ShareServerManager(db, helper, cfg, service_host="testhost", clock=clock)
+        yield Env(db=db, helper=helper, manager=manager, network=NetworkAllocations(db, clock=clock),
                   export=GaneshaExportDriver({}, timeout=TIMEOUT, resolve=helper.ganesha),
                   share=BtrfsShareDriver(btrfs_config, timeout=TIMEOUT), nets=nets, bridge=bridge,
                   provider_id=provider_id, cfg=cfg)
@@ -144,7 +143,7 @@ def env(btrfs_config, tmp_path):
             with db.read() as s:
                 made = list(s.scalars(sa.select(ShareServer.id)))
             for server_id in made:
-                helper.teardown(server_id)
+                helper.take_down(server_id)
         nets.close()
         db.dispose()
 
@@ -153,7 +152,7 @@ def test_provide_makes_a_server_on_the_bridge_and_reuses_it(env):
     sn = env.share_network()
     s1, s2 = env.new_share(sn), env.new_share(sn)
     alloc = env.network.allocate(s1, sn)
-    server = env.helper.provide(s1, alloc)
+    server = env.manager.provide(s1, alloc)
     sid = server["id"]
     assert server["created"] and sid == server_id_for(alloc["allocation_id"])
     assert server["address"] == alloc["address"] == "198.51.100.100"
@@ -177,11 +176,11 @@ def test_provide_makes_a_server_on_the_bridge_and_reuses_it(env):
     assert os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
 
     # A second share of the share network uses the same server; provide again is idempotent.
-    again = env.helper.provide(s1, alloc)
+    again = env.manager.provide(s1, alloc)
     assert again["id"] == sid and again["created"]
-    reused = env.helper.provide(s2, {})
+    reused = env.manager.provide(s2, {})
     assert reused["id"] == sid and not reused["created"] and env.using(s2) == sid
-    assert env.helper.reusable(env.new_share(sn)) == sid
+    assert env.manager.reusable(env.new_share(sn)) == sid
 
     # It serves exports to exactly the allowed client on the network.
     allowed = env.nets.client(env.bridge, "198.51.100.10")
@@ -202,22 +201,22 @@ def test_release_and_retire(env):
     sn = env.share_network()
     s1, s2 = env.new_share(sn), env.new_share(sn)
     alloc = env.network.allocate(s1, sn)
-    sid = env.helper.provide(s1, alloc)["id"]
-    env.helper.provide(s2, {})
+    sid = env.manager.provide(s1, alloc)["id"]
+    env.manager.provide(s2, {})
 
     # Undoing the create that made the server keeps it while another share uses it,
     # and the server then holds the allocation.
-    env.helper.release({"id": sid, "share_id": s1, "allocation": alloc})
+    env.manager.release({"id": sid, "share_id": s1, "allocation": alloc})
     assert env.row(sid).status == states.SERVER_ACTIVE and env.using(s1) is None
-    assert env.helper.holds(alloc)
+    assert env.manager.holds(alloc)
 
     # The last share leaves: deleted with it (delete_share_server_with_last_share).
-    assert env.helper.retire(s2, env.helper.server_for(s2)) != {}
+    assert env.manager.retire(s2, env.manager.server_for(s2)) != {}
     assert env.row(sid).deleted_at is not None and env.row(sid).status == states.DELETED
     assert_server_gone(env, sid)
-    assert not env.helper.holds(alloc)
+    assert not env.manager.holds(alloc)
     # Run again (a conductor died after it): same answer, nothing more to do.
-    gone = env.helper.retire(s2, {"id": sid})
+    gone = env.manager.retire(s2, {"id": sid})
     assert gone["server_allocation"]["allocation_id"] == alloc["allocation_id"]
     env.network.release(gone["server_allocation"])
     with env.db.read() as s:
@@ -225,27 +224,29 @@ def test_release_and_retire(env):
 
 
 def test_retire_without_delete_with_last_share_starts_the_unused_clock(env):
-    env.helper._cfg = dataclasses.replace(env.helper._cfg, delete_with_last_share=False)
+    env.manager._cfg = dataclasses.replace(env.manager._cfg, delete_with_last_share=False)
     sn = env.share_network()
     s1 = env.new_share(sn)
-    sid = env.helper.provide(s1, env.network.allocate(s1, sn))["id"]
-    assert env.helper.retire(s1, {"id": sid}) == {}
+    sid = env.manager.provide(s1, env.network.allocate(s1, sn))["id"]
+    assert env.manager.retire(s1, {"id": sid}) == {}
     row = env.row(sid)
     assert row.status == states.SERVER_ACTIVE and row.unused_since is not None
     env.delete_share_row(s1)
     with env.db.read() as s:
-        assert [r.id for r in servers_db.unused_deletable(s, "t", unused_before=clock().replace(year=2100))] == [sid]
-    assert env.helper.take_down(sid)["id"] == sid
+        # Rows are keyed by the share service, host@backend.
+        unused = servers_db.unused_deletable(s, env.manager.host, unused_before=clock().replace(year=2100))
+        assert [r.id for r in unused] == [sid]
+    assert env.manager.take_down(sid)["id"] == sid
     assert_server_gone(env, sid)
 
 
 def test_take_down_refused_while_a_share_uses_it(env):
     sn = env.share_network()
     s1 = env.new_share(sn)
-    sid = env.helper.provide(s1, env.network.allocate(s1, sn))["id"]
+    sid = env.manager.provide(s1, env.network.allocate(s1, sn))["id"]
     with pytest.raises(Exception, match="is in use"):
-        env.helper.take_down(sid)
-    assert env.helper.is_running({"id": sid})
+        env.manager.take_down(sid)
+    assert env.helper.is_running(sid)
 
 
 def test_a_failed_undo_of_a_half_made_server_and_a_completed_one(env, monkeypatch):
@@ -260,52 +261,52 @@ def test_a_failed_undo_of_a_half_made_server_and_a_completed_one(env, monkeypatc
 
     monkeypatch.setattr(GaneshaServer, "start", broken)
     with pytest.raises(OSError):
-        env.helper.provide(s1, alloc)
+        env.manager.provide(s1, alloc)
     row = env.row(sid)
     assert row.status == states.CREATING and netns.exists(netns_name(sid))
     # Another create on the share network waits for it.
     s3 = env.new_share(sn)
     alloc3 = env.network.allocate(s3, sn)
     with pytest.raises(ServerBusy):
-        env.helper.provide(s3, alloc3)
+        env.manager.provide(s3, alloc3)
     env.network.release(alloc3)
     # Called again (a conductor resumed the job): completed.
     monkeypatch.setattr(GaneshaServer, "start", real_start)
-    done = env.helper.provide(s1, alloc)
+    done = env.manager.provide(s1, alloc)
     assert done["id"] == sid and done["created"] and env.row(sid).status == states.SERVER_ACTIVE
 
     # Undone half-way instead: teardown twice is harmless, absence is tolerated.
-    env.helper.release({"id": None, "share_id": s1, "allocation": alloc})
+    env.manager.release({"id": None, "share_id": s1, "allocation": alloc})
     assert_server_gone(env, sid)
     assert env.row(sid).deleted_at is not None
-    env.helper.teardown(sid)
-    env.helper.release({"id": None, "share_id": s1, "allocation": alloc})
+    env.helper.take_down(sid)
+    env.manager.release({"id": None, "share_id": s1, "allocation": alloc})
 
 
 def test_supervise_brings_a_server_back_with_its_exports(env):
     sn = env.share_network()
     s1 = env.new_share(sn)
-    server = env.helper.provide(s1, env.network.allocate(s1, sn))
+    server = env.manager.provide(s1, env.network.allocate(s1, sn))
     sid = server["id"]
     client = env.nets.nfs(env.nets.client(env.bridge, "198.51.100.12"), server["address"])
     path = env.share.create_volume(s1, 1)
     env.export.add_export(server, s1, path)
     env.export.update_access(server, s1, [ClientRule("198.51.100.12", "ro")])
     assert client.ls(f"/shares/{s1}").returncode == 0
-    assert env.helper.supervise() == []
+    assert env.manager.supervise() == []
 
     # Its Ganesha dies: brought back, exports and all.
     (pid,) = ganesha_pids(sid, env.helper)
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not ganesha_pids(sid, env.helper), 10, "ganesha to die")
-    assert env.helper.supervise() == [sid]
+    assert env.manager.supervise() == [sid]
     assert client.ls(f"/shares/{s1}").returncode == 0
 
     # Everything on the host is gone (a reboot): brought back too.
     env.helper._ganesha(sid, None).stop()
     netns.delete_link(veth_name(sid))
     netns.delete(netns_name(sid))
-    assert env.helper.supervise() == [sid]
+    assert env.manager.supervise() == [sid]
     assert netns.exists(netns_name(sid))
     assert client.ls(f"/shares/{s1}").returncode == 0
 
@@ -313,7 +314,7 @@ def test_supervise_brings_a_server_back_with_its_exports(env):
     with env.db.write() as s:
         assert servers_db.override_status(s, sid, states.ERROR, now=clock(), expected=states.SERVER_ACTIVE)
     env.helper._ganesha(sid, None).stop()
-    assert env.helper.supervise() == [] and not ganesha_pids(sid, env.helper)
+    assert env.manager.supervise() == [] and not ganesha_pids(sid, env.helper)
     env.share.delete_volume(s1)
 
 
@@ -332,7 +333,7 @@ def test_stop_all_takes_servers_off_the_host_and_supervise_brings_them_back(env)
     start serves the same exports again."""
     sn = env.share_network()
     s1 = env.new_share(sn)
-    server = env.helper.provide(s1, env.network.allocate(s1, sn))
+    server = env.manager.provide(s1, env.network.allocate(s1, sn))
     sid = server["id"]
     client = env.nets.nfs(env.nets.client(env.bridge, "198.51.100.13"), server["address"])
     path = env.share.create_volume(s1, 1)
@@ -340,11 +341,43 @@ def test_stop_all_takes_servers_off_the_host_and_supervise_brings_them_back(env)
     env.export.update_access(server, s1, [ClientRule("198.51.100.13", "ro")])
     assert client.ls(f"/shares/{s1}").returncode == 0
 
-    env.helper.stop_all()
+    env.manager.stop_all()
     assert not netns.exists(netns_name(sid)) and not netns.link_exists(veth_name(sid))
     assert not ganesha_pids(sid, env.helper)
 
-    assert env.helper.supervise() == [sid]
+    assert env.manager.supervise() == [sid]
     assert client.ls(f"/shares/{s1}").returncode == 0
     env.export.remove_export(server, s1)
     env.share.delete_volume(s1)
+
+
+def test_the_helper_alone_makes_and_takes_down_a_server_from_plain_values(env):
+    """No records: a server id and its network are all the helper needs; what
+    it made is what its backend_details name, and the export driver finds the
+    server's Ganesha by id and address until it is taken down."""
+    sid = str(uuid.uuid4())
+    network = {"network_id": env.provider_id, "address": "198.51.100.109", "prefixlen": 24,
+               "gateway": GATEWAY, "bridge": env.bridge.name, "mtu": MTU}
+    try:
+        made = env.helper.provide(sid, network)
+        assert made == NetnsServerHelper.backend_details(sid)
+        assert netns.exists(made["netns"]) and netns.link_exists(made["veth"])
+        assert env.helper.provide(sid, network) == made  # again: nothing more to do
+        assert "198.51.100.109/24" in run(["ip", "-n", made["netns"], "addr", "show", "dev", "eth0"],
+                                          timeout=10).stdout
+        gs = env.helper.ganesha({"id": sid, "address": network["address"]})
+        assert gs is not None and gs.is_running() and env.helper.is_running(sid)
+        assert env.helper.ganesha({"id": sid}) is None  # no address: not a server dict a task holds
+
+        # The pool asks, under the server's lock, whether it is still wanted.
+        env.helper.stop_all([sid])
+        assert not env.helper.is_running(sid)
+        assert not env.helper.restore(sid, network, wanted=lambda _: False)
+        assert not netns.exists(made["netns"]) and not env.helper.is_running(sid)
+        assert env.helper.supervise({sid: network}, wanted=lambda _: True) == [sid]
+        assert env.helper.is_running(sid)
+    finally:
+        env.helper.take_down(sid)
+    assert_server_gone(env, sid)
+    assert env.helper.ganesha({"id": sid, "address": network["address"]}) is None
+    env.helper.take_down(sid)  # absent: nothing to do

@@ -7,7 +7,7 @@ import secrets
 
 import pytest
 
-from shareflow.system import btrfs, btrfs_pool, mounts, netns
+from shareflow.system import btrfs, btrfs_pool, loop, mounts, netns, xfs, xfs_pool
 from shareflow.system.process import run
 
 
@@ -53,6 +53,69 @@ def test_pool_is_idempotent_and_torn_down_by_its_handle(root_only, tmp_path):
 def test_pool_without_image_must_be_mounted(root_only, tmp_path):
     with pytest.raises(Exception, match="no btrfs pool"):
         btrfs_pool.ensure_pool(tmp_path / "mnt", None)
+
+
+def test_xfs_pool_is_idempotent_has_reflink_and_takes_its_share_mounts_down(root_only, tmp_path):
+    """The image driver's pool: made once (sparse, ``reflink=1``), reused
+    when mounted, mounted again unformatted; its teardown unmounts the share
+    images mounted from files on it (freeing their loop devices) first."""
+    image, mnt, share_mnt = tmp_path / "x.img", tmp_path / "mnt", tmp_path / "share"
+    pool = xfs_pool.ensure_pool(mnt, image, 2, timeout=30)
+    try:
+        assert mounts.find_mount(mnt).fstype == "xfs" and pool.loop_device == mounts.source_of(mnt)
+        assert xfs.has_xfs_signature(image)
+        (mnt / "marker").write_text("kept")
+        assert xfs_pool.ensure_pool(mnt, image, 2, timeout=30) == pool
+        assert loop.devices_of(image) == [pool.device]
+        xfs_pool.unmount_pool(pool, timeout=30)
+        assert not mounts.is_mountpoint(mnt) and loop.devices_of(image) == []
+        pool = xfs_pool.ensure_pool(mnt, image, 2, timeout=30)
+        assert (mnt / "marker").read_text() == "kept"
+        # Reflink works on it: the snapshot of a share image is one.
+        xfs.reflink_copy(mnt / "marker", mnt / "copy")
+        assert (mnt / "copy").read_text() == "kept"
+        # A share image mounted from a file on the pool.
+        with open(mnt / "s.img", "wb") as f:
+            f.truncate(512 << 20)
+        xfs.mkfs(mnt / "s.img", timeout=30)
+        share_mnt.mkdir()
+        run(["mount", "-t", "xfs", "-o", "loop", str(mnt / "s.img"), str(share_mnt)], timeout=10)
+        assert len(loop.devices_under(mnt)) == 1
+    finally:
+        xfs_pool.destroy_pool(pool, timeout=30)
+    assert not mounts.is_mountpoint(share_mnt) and not mounts.is_mountpoint(mnt)
+    assert not image.exists() and loop.devices_of(image) == []
+    xfs_pool.unmount_pool(pool, timeout=30)  # repeatable
+
+
+def test_each_driver_prepares_its_pool_through_the_registry(root_only, tmp_path):
+    """What ``shareflow run`` does per backend: the driver named by the
+    backend prepares its kind of pool from the image in its table, and the
+    handle's release unmounts it (the image stays)."""
+    from shareflow import config
+    from shareflow.drivers.share import registry
+
+    cfg = config.parse({"backends": [
+        {"name": "fast", "btrfs": {"image": "fast.img", "image_size_gb": 1}},
+        {"name": "bulk", "share_driver": "image", "image": {"image": "bulk.img", "image_size_gb": 1}},
+        {"name": "real", "share_driver": "image"},  # no image: nothing to prepare
+    ]}, tmp_path / "shareflow.toml")
+    fast, bulk, real = cfg.backends
+    prepared = []
+    try:
+        for backend, fstype in ((fast, "btrfs"), (bulk, "xfs")):
+            pool = registry.get(backend.share_driver).prepare_pool(backend.share_config, 30)
+            prepared.append(pool)
+            assert pool.mount_point == backend.share_config.mount_point
+            assert mounts.find_mount(pool.mount_point).fstype == fstype
+        assert registry.get(real.share_driver).prepare_pool(real.share_config, 30) is None
+    finally:
+        for pool in prepared:
+            pool.release()
+    for backend in (fast, bulk):
+        assert not mounts.is_mountpoint(backend.share_config.mount_point)
+        assert loop.devices_of(backend.share_config.image) == []
+        backend.share_config.image.unlink()
 
 
 def test_namespaces_and_links_tolerate_repeats(root_only):
