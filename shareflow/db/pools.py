@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow import config as config_defaults
 from shareflow.db import share_services
 from shareflow.db.models import Pool, PoolAllocation, Share
 from shareflow.scheduler.pool_state import PoolState, split_pool_host
@@ -26,9 +27,9 @@ from shareflow.scheduler.pool_state import PoolState, split_pool_host
 LOG = logging.getLogger(__name__)
 
 #: Seconds after its last report a pool is no longer offered to the
-#: scheduler (``[scheduler] pool_stale_after`` once configured). Reports come
-#: every housekeeping interval (30 s at most), so three are missed first.
-DEFAULT_POOL_STALE_AFTER = 90.0
+#: scheduler (``[scheduler] pool_stale_after``). Reports come every
+#: housekeeping interval (30 s at most), so three are missed first.
+DEFAULT_POOL_STALE_AFTER = config_defaults.DEFAULT_POOL_STALE_AFTER
 
 
 def report(

@@ -30,11 +30,8 @@ def _utcnow() -> datetime:
 
 
 def stale_after_of(config) -> float:
-    """``[scheduler] pool_stale_after`` where the configuration has it, else
-    the default (:data:`shareflow.db.pools.DEFAULT_POOL_STALE_AFTER`)."""
-    scheduler = getattr(config, "scheduler", None)
-    value = getattr(scheduler, "pool_stale_after", None)
-    return float(value) if value is not None else pools_db.DEFAULT_POOL_STALE_AFTER
+    """``[scheduler] pool_stale_after``."""
+    return float(config.scheduler.pool_stale_after)
 
 
 @dataclass(frozen=True)
