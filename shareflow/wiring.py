@@ -44,12 +44,11 @@ class Services:
         self.clock = clock
         self.db = Database(config.database.url)
         self.persistence = make_persistence(self.db)
-        self.boards = PostingBoards(config.zookeeper, [b.name for b in config.backends])
+        self.boards = PostingBoards(config.zookeeper)
         self.poster = JobPoster(self.db, self.persistence, self.boards, clock=clock, new_id=new_id)
         self.shares = ShareService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.share_types = ShareTypeService(config, self.db, clock=clock, new_id=new_id)
         self.jobs = JobService(self.db, poster=self.poster, zookeeper=config.zookeeper,
-                               backends=[b.name for b in config.backends],
                                stall_after=config.conductor.stall_after, clock=clock)
         self.resize = ResizeService(config, self.db, self.poster, clock=clock)
         self.share_admin = ShareAdminService(config, self.db, self.poster, clock=clock)

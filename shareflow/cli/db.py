@@ -42,8 +42,8 @@ def check_usage(args) -> int:
         db.dispose()
     for project, (counters, counted) in quotas.items():
         print(f"project {project}: counters {counters}, live rows {counted}")
-    for backend, (counter, counted) in pools.items():
-        print(f"pool of backend {backend}: allocated {counter} GiB, live shares {counted} GiB")
+    for pool, (counter, counted) in pools.items():
+        print(f"pool {pool}: allocated {counter} GiB, live shares {counted} GiB")
     if quotas or pools:
         return 1
     print("usage counters match the live rows")

@@ -90,7 +90,8 @@ class Share(Timestamps, Base):
     share_type_id: Mapped[str | None] = mapped_column(String(UUID_LEN), ForeignKey("share_types.id"))
     #: ``host@backend#pool``; None until scheduled.
     host: Mapped[str | None] = mapped_column(String(255))
-    backend: Mapped[str | None] = mapped_column(String(64))
+    #: ``host@backend``: the share service, whose board its jobs go to (0008).
+    backend: Mapped[str | None] = mapped_column(String(255))
     availability_zone: Mapped[str | None] = mapped_column(String(255))
     is_public: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     snapshot_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
@@ -256,7 +257,8 @@ class ShareServer(Timestamps, Base):
     share_network_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
     share_network_subnet_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
     project_id: Mapped[str] = mapped_column(String(255), nullable=False)
-    backend: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: ``host@backend`` (migration 0008), like ``host``.
+    backend: Mapped[str] = mapped_column(String(255), nullable=False)
     host: Mapped[str] = mapped_column(String(255), nullable=False)
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     address: Mapped[str | None] = mapped_column(String(64))
@@ -340,7 +342,9 @@ class Job(Timestamps, Base):
 
     id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
     board_job_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
-    backend: Mapped[str] = mapped_column(String(64), nullable=False)
+    #: The board it goes to: ``host@backend`` (a bare backend name: a job
+    #: posted before migration 0008, on the legacy board of that name).
+    backend: Mapped[str] = mapped_column(String(255), nullable=False)
     operation: Mapped[str] = mapped_column(String(64), nullable=False)
     resource_type: Mapped[str] = mapped_column(String(32), nullable=False)
     resource_id: Mapped[str] = mapped_column(String(UUID_LEN), nullable=False)
@@ -419,10 +423,12 @@ class Message(Base):
 
 
 class Pool(Base):
-    """Capacity of one backend pool, as its conductor last reported it."""
+    """One backend pool as its conductors last reported it: capacity and
+    capabilities (migration 0008), the scheduler's only source."""
 
     __tablename__ = "pools"
 
+    #: ``host@backend#pool``
     host: Mapped[str] = mapped_column(String(255), primary_key=True)
     backend: Mapped[str] = mapped_column(String(64), nullable=False)
     pool: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -430,6 +436,11 @@ class Pool(Base):
     total_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)
     free_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    #: What the driver reported it can do (JSON object, Manila's names).
+    capabilities: Mapped[str | None] = mapped_column(Text)
+    availability_zone: Mapped[str | None] = mapped_column(String(255))
+    #: The backend's position in its host's configuration (``first_fit``).
+    config_order: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     #: The conductor pool's start-up ensure on this host (``shareflow backend
     #: show``): begun, finished (None while it runs), wall seconds, volumes
     #: in place, and what could not be brought back.
@@ -459,12 +470,30 @@ class QuotaUsage(Base):
 
 
 class PoolAllocation(Base):
-    """Space promised to the live shares of one backend's pool (Manila's
-    ``allocated_capacity_gb``; shareflow has one pool per backend), kept by
-    triggers on ``shares`` like :class:`QuotaUsage` (migration 0005) so the
-    scheduler never sums over the shares of a pool."""
+    """Space promised to the live shares of one pool (Manila's
+    ``allocated_capacity_gb``), kept by triggers on ``shares`` like
+    :class:`QuotaUsage` (migrations 0005, 0008) so the scheduler never sums
+    over the shares of a pool. Keyed by the shares' ``host``
+    (``host@backend#pool``), so equally named backends of two hosts never
+    share a counter."""
 
     __tablename__ = "pool_allocations"
 
-    backend: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
     allocated_capacity_gb: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class Service(Base):
+    """One share service ``host@backend`` (Manila's ``services``): whether an
+    admin disabled it, and ``updated_at``, the heartbeat its conductors write
+    with every report of its pools (migration 0008)."""
+
+    __tablename__ = "services"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    binary: Mapped[str] = mapped_column(String(64), nullable=False)
+    availability_zone: Mapped[str | None] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    disabled_reason: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)

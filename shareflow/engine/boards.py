@@ -1,5 +1,5 @@
-"""One TaskFlow jobboard per backend, all over one kazoo client, and posting
-jobs to them within a bound.
+"""One TaskFlow jobboard per share service ``host@backend``, all over one
+kazoo client, and posting jobs to them within a bound.
 
 A post is ours, not the board's ``post``: TaskFlow's waits for ZooKeeper
 without limit (kazoo's synchronous calls have no timeout, and kazoo queues a
@@ -149,37 +149,60 @@ def every_job(board: JobBoard) -> list:
 
 
 class Boards:
-    def __init__(self, client: KazooClient, chroot: str, backends: list[str], persistence, *,
+    def __init__(self, client: KazooClient, chroot: str, keys: list[str], persistence, *,
                  conductor: bool = False, request_timeout: float = DEFAULT_ZK_REQUEST_TIMEOUT):
-        """``conductor``: boards for claiming jobs (see :class:`ConductorJobBoard`);
-        otherwise TaskFlow's own, which reports every job with its state."""
-        board_class = ConductorJobBoard if conductor else ZookeeperJobBoard
+        """The boards of ``keys`` (``host@backend``). ``conductor``: boards for
+        claiming jobs (see :class:`ConductorJobBoard`), exactly those of
+        ``keys``; otherwise TaskFlow's own, which report every job with its
+        state, and :meth:`get` also opens the board of any other key (a look
+        at the claims of jobs on every host)."""
+        self._board_class = ConductorJobBoard if conductor else ZookeeperJobBoard
+        self._conductor = conductor
         self._client = client
+        self._chroot = chroot
+        self._persistence = persistence
         self._request_timeout = request_timeout
+        self._connected = False
         self._boards: dict[str, JobBoard] = {}
-        for name in backends:
-            conf = {"board": "zookeeper", "path": board_path(chroot, name)}
-            self._boards[name] = board_class(
-                f"shareflow-{name}", conf, client=client, persistence=persistence
-            )
+        for key in keys:
+            self._boards[key] = self._make(key)
+
+    def _make(self, key: str) -> JobBoard:
+        try:
+            conf = {"board": "zookeeper", "path": board_path(self._chroot, key)}
+        except ValueError as e:
+            raise ConfigError(f"no jobboard for {key!r}: {e}") from None
+        return self._board_class(f"shareflow-{key}", conf, client=self._client, persistence=self._persistence)
 
     def connect(self) -> None:
         for name, board in self._boards.items():
             with translate_errors(f"connecting jobboard {name}"):
                 board.connect()
+        self._connected = True
 
-    def get(self, backend: str) -> JobBoard:
-        try:
-            return self._boards[backend]
-        except KeyError:
-            raise ConfigError(f"no jobboard for backend {backend!r}") from None
+    def get(self, key: str) -> JobBoard:
+        board = self._boards.get(key)
+        if board is None:
+            if self._conductor:
+                raise ConfigError(f"no jobboard for {key!r} in this conductor")
+            board = self._make(key)
+            if self._connected:
+                with translate_errors(f"connecting jobboard {key}"):
+                    board.connect()
+            self._boards[key] = board
+        return board
 
     def items(self):
         return self._boards.items()
 
-    def post(self, backend: str, name: str, *, book, details: dict) -> str:
-        """Post within ``request_timeout``; returns the job's board uuid."""
-        path = self.get(backend).path
+    def post(self, key: str, name: str, *, book, details: dict) -> str:
+        """Post within ``request_timeout`` to the board of ``key`` (any
+        ``host@backend``, served here or not); returns the job's board uuid."""
+        board = self._boards.get(key)
+        try:
+            path = board.path if board is not None else board_path(self._chroot, key)
+        except ValueError as e:
+            raise ConfigError(f"no jobboard for {key!r}: {e}") from None
         return post_job(self._client, path, name, book=book, details=details, timeout=self._request_timeout)
 
     def close(self) -> None:
@@ -200,9 +223,10 @@ class PostingBoards:
     threads stay free for reads, which never touch ZooKeeper.
     """
 
-    def __init__(self, zk_config, backends: list[str], *, clock=time.monotonic):
+    def __init__(self, zk_config, *, clock=time.monotonic):
+        """Boards are not configured: a job goes to the board its record names
+        (``host@backend``, the share service its resource is on)."""
         self._zk_config = zk_config
-        self._paths = {name: board_path(zk_config.chroot, name) for name in backends}
         self._timeout = zk_config.request_timeout
         self._clock = clock
         self._lock = threading.Lock()
@@ -242,11 +266,11 @@ class PostingBoards:
         """Whether this process has ever needed ZooKeeper (made its client)."""
         return self._client is not None
 
-    def post(self, backend: str, name: str, *, book, details: dict) -> str:
+    def post(self, key: str, name: str, *, book, details: dict) -> str:
         try:
-            path = self._paths[backend]
-        except KeyError:
-            raise ConfigError(f"no jobboard for backend {backend!r}") from None
+            path = board_path(self._zk_config.chroot, key)
+        except ValueError as e:
+            raise ConfigError(f"no jobboard for {key!r}: {e}") from None
         deadline = self._clock() + self._timeout
         client = self._start()
         down_since = self._down_since

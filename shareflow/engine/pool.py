@@ -43,6 +43,7 @@ from shareflow.db.engine import Database
 from shareflow.drivers.export.ganesha_server import GaneshaServer
 from shareflow.drivers.registry import build_backend
 from shareflow.drivers.share.btrfs import VolumesNotEnsured
+from shareflow.engine.reports import report_pool
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
 from shareflow.wiring import utcnow
@@ -138,11 +139,7 @@ class ConductorPool:
         host = cfg.host(self.config.host)
         try:
             if started:
-                cap = backend.share.capacity()
-                with self._db.write() as s:
-                    pools_db.ensure_started(s, host=host, backend=cfg.name, pool=cfg.pool,
-                                            dhss=cfg.driver_handles_share_servers, total_gb=cap.total_gb,
-                                            free_gb=cap.free_gb, now=utcnow())
+                report_pool(self._db, self.config, backend, now=utcnow(), ensure_started=True)
             else:
                 with self._db.write() as s:
                     pools_db.ensure_finished(s, host=host, now=utcnow(), seconds=round(seconds, 3),

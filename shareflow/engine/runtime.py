@@ -36,7 +36,14 @@ class Runtime:
     clock: Callable[[], datetime]
 
     def backend(self, name: str) -> Backend:
+        """By ``host@backend`` (a job's store names its share service) - this
+        host's only - or by bare name (a job posted before boards were per
+        host, drained from its legacy board)."""
+        host, sep, bare = name.rpartition("@")
+        if sep and host != self.config.host:
+            raise ConfigError(f"backend {name!r} is on another host than this conductor's "
+                              f"({self.config.host})")
         try:
-            return self.backends[name]
+            return self.backends[bare if sep else name]
         except KeyError:
             raise ConfigError(f"backend {name!r} is not configured on this conductor") from None

@@ -51,8 +51,9 @@ def _zk_time(millis: int) -> datetime:
 
 
 @contextlib.contextmanager
-def open_boards(zk_config, backends: list[str], persistence) -> Iterator[Boards]:
-    """TaskFlow's boards of ``backends``, connected for looking at them, over
+def open_boards(zk_config, persistence, keys: list[str] = ()) -> Iterator[Boards]:
+    """TaskFlow's boards (those of ``keys``, and any other asked for:
+    ``Boards.get`` opens it), connected for looking at them, over
     a ZooKeeper client of their own (made for the question and closed after:
     a process that only posts, like an API worker, never needs ZooKeeper to
     read). Raises CoordinationError when ZooKeeper cannot be reached."""
@@ -62,7 +63,7 @@ def open_boards(zk_config, backends: list[str], persistence) -> Iterator[Boards]
     bounded = replace(zk_config, connect_timeout=min(zk_config.connect_timeout, zk_config.request_timeout))
     with translate_errors("connecting to ZooKeeper to look at the jobboards"):
         client = start_client(bounded)
-    boards = Boards(client, zk_config.chroot, backends, persistence)
+    boards = Boards(client, zk_config.chroot, list(keys), persistence)
     try:
         boards.connect()
         yield boards

@@ -1,4 +1,14 @@
-"""One conductor worker process: a conductor per backend board, until signalled.
+"""One conductor worker process: a conductor per board of this host's
+backends, until signalled.
+
+A worker serves the board ``{config.host}@{backend}`` of each backend of its
+host (:func:`board_keys`) and no other host's, so a job is run only where
+its storage is. It also drains the *legacy* board of each of its backends
+(``jobboards/<backend>``, where jobs were posted before boards were keyed by
+host): such a job is claimed and run here like any other (its store names
+the bare backend, which :meth:`~shareflow.engine.runtime.Runtime.backend`
+resolves to this host's), so an upgrade strands nothing. Nothing new is ever
+posted there.
 
 Started by the pool (``shareflow.engine.pool``); each worker is a process of
 its own so that one dying (even by SIGKILL) costs only its ZooKeeper session:
@@ -19,7 +29,6 @@ from datetime import timedelta
 
 from shareflow import config as config_mod
 from shareflow.config import Config
-from shareflow.db import pools as pools_db
 from shareflow.db.engine import Database
 from shareflow.drivers.registry import build_backend
 from shareflow.engine.boards import Boards
@@ -30,11 +39,13 @@ from shareflow.engine.locks import ResourceLocks
 from shareflow.engine.outcomes import OutcomeRecorder
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster
+from shareflow.engine.reports import report_pools
 from shareflow.engine.runtime import Runtime
 from shareflow.engine.stalls import StallChecker
 from shareflow.engine.zk import start_client, stop_client
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
+from shareflow.scheduler.pool_state import backend_host
 from shareflow.services.share_servers import ShareServerService
 from shareflow.wiring import utcnow
 
@@ -45,25 +56,22 @@ LOG = logging.getLogger(__name__)
 HOUSEKEEPING_INTERVAL = 30.0
 
 
+def board_keys(config: Config) -> dict[str, str]:
+    """The boards this host's conductors serve -> their backend's name: each
+    backend's ``host@backend``, then its legacy bare-name board."""
+    keys = {backend_host(config.host, b.name): b.name for b in config.backends}
+    keys.update({b.name: b.name for b in config.backends})
+    return keys
+
+
 def conductor_name(config: Config, index: int, backend: str) -> str:
     """Also the claim owner shown by ``shareflow jobs list``: host, pid, backend."""
     return f"{config.host}.{os.getpid()}.w{index}.{backend}"
 
 
 def report_capacity(runtime: Runtime) -> None:
-    for name, backend in runtime.backends.items():
-        try:
-            cap = backend.share.capacity()
-        except ShareflowError:
-            LOG.exception("could not read the capacity of backend %s", name)
-            continue
-        cfg = runtime.config.backend(name)
-        with runtime.db.write() as s:
-            pools_db.report(
-                s, host=cfg.host(runtime.config.host), backend=name, pool=cfg.pool,
-                dhss=cfg.driver_handles_share_servers, total_gb=cap.total_gb,
-                free_gb=cap.free_gb, now=runtime.clock(),
-            )
+    """Each pool's capacity and capabilities, and its service's heartbeat."""
+    report_pools(runtime.db, runtime.config, runtime.backends.values(), runtime.clock)
 
 
 def housekeeping_interval(cfg: Config) -> float:
@@ -88,7 +96,8 @@ class Worker:
         db = Database(cfg.database.url)
         persistence = make_persistence(db)
         client = start_client(cfg.zookeeper)
-        boards = Boards(client, cfg.zookeeper.chroot, [b.name for b in cfg.backends], persistence,
+        keys = board_keys(cfg)
+        boards = Boards(client, cfg.zookeeper.chroot, list(keys), persistence,
                         conductor=True, request_timeout=cfg.zookeeper.request_timeout)
         try:
             boards.connect()
@@ -104,9 +113,10 @@ class Worker:
             threads = []
             for name, board in boards.items():
                 conductor = ShareflowConductor(
-                    conductor_name(cfg, self.index, name), board, persistence, runtime,
+                    conductor_name(cfg, self.index, keys[name] if "@" in name else f"legacy-{name}"),
+                    board, persistence, runtime,
                     poll_interval=cfg.conductor.poll_interval, client=client,
-                    checkpoints=Checkpoints(cfg.backend(name).fault_plan,
+                    checkpoints=Checkpoints(cfg.backend(keys[name]).fault_plan,
                                             hang_limit=cfg.conductor.step_timeout),
                 )
                 self._conductors.append(conductor)
@@ -149,7 +159,7 @@ class Worker:
         except ShareflowError:
             LOG.exception("housekeeping failed; trying again later")
         try:
-            report_stalled_jobs(runtime.db, stalls, [b.name for b in cfg.backends], host=cfg.host,
+            report_stalled_jobs(runtime.db, stalls, list(board_keys(cfg)), host=cfg.host,
                                 now=runtime.clock(), stall_after=cfg.conductor.stall_after)
         except ShareflowError:
             LOG.exception("looking for stalled jobs failed; trying again later")

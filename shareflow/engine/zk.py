@@ -34,10 +34,30 @@ def translate_errors(action: str) -> Iterator[None]:
         ) from e
 
 
-def board_path(chroot: str, backend: str) -> str:
-    """Jobs of one backend. The board keeps its trash and entities beside the
-    last component, so each backend gets a directory of its own."""
-    return f"{chroot}/jobboards/{backend}/jobs"
+def boards_root(chroot: str) -> str:
+    return f"{chroot}/jobboards"
+
+
+def board_path(chroot: str, key: str) -> str:
+    """Jobs of one share service, ``key`` = ``host@backend``: only the
+    conductors of that host serve it, so two hosts with a backend of the
+    same name never run each other's jobs. (A bare backend name is the
+    board of jobs posted before boards were per host, which the conductors
+    of that backend drain: :mod:`shareflow.engine.worker`.) The board keeps
+    its trash and entities beside the last component, so each gets a
+    directory of its own."""
+    if not key or "/" in key:
+        raise ValueError(f"{key!r} is not a board key")
+    return f"{boards_root(chroot)}/{key}/jobs"
+
+
+def list_boards(client: KazooClient, chroot: str) -> list[str]:
+    """The keys of every board ZooKeeper has (``host@backend``, and legacy
+    bare backend names), sorted; none while no job was ever posted."""
+    with translate_errors("listing the jobboards"):
+        if client.exists(boards_root(chroot)) is None:
+            return []
+        return sorted(client.get_children(boards_root(chroot)))
 
 
 def lock_path(chroot: str, kind: str, resource_id: str) -> str:

@@ -27,7 +27,7 @@ from shareflow.engine.posting import JobPoster, JobSpec
 from shareflow.exceptions import Conflict, Forbidden, InvalidInput
 from shareflow.flows.delete_share import delete_share, share_flow_kwargs
 from shareflow.services.context import Caller
-from shareflow.services.shares import backend_config
+from shareflow.scheduler.scheduler import Placement
 
 LOG = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class ShareAdminService:
             spec = JobSpec(
                 operation="delete_share", backend=share.backend, resource_type=states.SHARE,
                 resource_id=share_id, factory=delete_share,
-                factory_kwargs=share_flow_kwargs(backend_config(self._config, share.backend)),
+                factory_kwargs=share_flow_kwargs(Placement.of_share(share)),
                 store={"share_id": share_id, "resource_id": share_id},
                 project_id=share.project_id, request_id=caller.request_id,
             )

@@ -2,7 +2,7 @@
 
 The service has one availability zone: configuration's ``availability_zone``
 (default ``nova``, Manila's ``storage_availability_zone`` default), where
-every backend it runs lives. Its id is derived from its name (a UUID5, the
+every backend it runs lives; listed once a share service has reported. Its id is derived from its name (a UUID5, the
 same in every process and across restarts). There is no table of zones to
 hold a creation time, so its ``created_at`` is when the service was set up:
 its first share type or its first share in the zone, whichever came first.
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from shareflow.config import Config
 from shareflow.db.engine import Database
-from shareflow.db.models import Share, ShareType
+from shareflow.db.models import Service, Share, ShareType
 from shareflow.exceptions import NotFound
 
 #: Namespace of zone ids: uuid5(NAMESPACE, name).
@@ -54,10 +54,12 @@ class AvailabilityZoneService:
         self._clock = clock
 
     def list(self) -> list[AvailabilityZone]:
-        if not self._config.backends:
-            return []
+        # The zone exists once a share service in it has reported (an API
+        # node has no backends of its own to tell).
         name = self._config.availability_zone
         with self._db.read() as s:
+            if not s.scalar(sa.select(sa.func.count()).select_from(Service)):
+                return []
             firsts = [
                 s.scalar(sa.select(sa.func.min(ShareType.created_at))),
                 s.scalar(sa.select(sa.func.min(Share.created_at)).where(Share.availability_zone == name)),

@@ -129,17 +129,18 @@ def require_admin(caller: Caller, action: str) -> None:
 
 class JobService:
     def __init__(self, db: Database, *, poster: JobPoster | None = None, zookeeper=None,
-                 backends: list[str] | None = None, stall_after: float | None = None,
-                 clock: Callable[[], datetime] = _utcnow):
-        """``zookeeper`` (a ZooKeeperConfig) and ``backends``: where to look
-        for claims (``claims``, ``resume``); ``poster``: to post jobs again."""
+                 stall_after: float | None = None, clock: Callable[[], datetime] = _utcnow):
+        """``zookeeper`` (a ZooKeeperConfig): where to look for claims
+        (``claims``, ``resume``), on the board each job's record names
+        (``host@backend``, whatever host it is on); ``poster``: to post jobs
+        again."""
         self._db = db
         self._persistence = make_persistence(db)
         self._poster = poster
         self._clock = clock
         self._stalls = None
         if zookeeper is not None and stall_after:
-            view = functools.partial(open_boards, zookeeper, list(backends or []), self._persistence)
+            view = functools.partial(open_boards, zookeeper, self._persistence)
             self._stalls = StallChecker(view, stall_after, clock)
 
     # --- reading --------------------------------------------------------------

@@ -31,7 +31,7 @@ from shareflow.engine import operations
 from shareflow.engine.posting import JobPoster
 from shareflow.exceptions import Forbidden, InvalidInput, OverLimit
 from shareflow.flows.resize import EXTEND, SHRINK
-from shareflow.scheduler.scheduler import Scheduler
+from shareflow.scheduler.scheduler import Scheduler, stale_after_of
 from shareflow.services.context import Caller
 from shareflow.services.quotas import enforce as enforce_quota
 
@@ -72,7 +72,7 @@ class ResizeService:
         self._config = config
         self._db = db
         self._poster = poster
-        self._scheduler = Scheduler(config)
+        self._scheduler = Scheduler(stale_after=stale_after_of(config), clock=clock)
         self._clock = clock
 
     def extend(self, caller: Caller, share_id: str, size: Any, *, force: bool = False) -> None:
@@ -103,7 +103,7 @@ class ResizeService:
             except OverLimit as error:
                 # Manila answers an extend over quota with 403, not 413.
                 raise Forbidden(str(error), user_message=error.user_message) from error
-            if not force and not self._scheduler.has_room(s, share.backend, size - share.size):
+            if not force and not self._scheduler.has_room(s, share.host, size - share.size):
                 messages_db.create(
                     s, now=now, project_id=share.project_id, request_id=caller.request_id,
                     resource_type=MESSAGE_RESOURCE_SHARE, resource_id=share.id,

@@ -27,6 +27,7 @@ from shareflow.drivers.server.netns import netns_name, veth_name
 from shareflow.engine import operations
 from shareflow.engine.posting import JobPoster
 from shareflow.exceptions import Conflict, Forbidden, InvalidInput, ServiceUnavailable
+from shareflow.scheduler.pool_state import backend_host
 from shareflow.services.context import Caller
 
 LOG = logging.getLogger(__name__)
@@ -201,6 +202,8 @@ class ShareServerService:
         if cfg is None or not cfg.driver_handles_share_servers or cfg.share_servers is None:
             return []
         now = self._clock()
+        # Rows are keyed by the share service (this host's backend of that name).
+        backend = backend_host(self._config.host, backend)
         with self._db.write() as s:
             servers_db.start_unused_clocks(s, backend, now=now)
         if not cfg.share_servers.automatic_cleanup:

@@ -28,7 +28,7 @@ from shareflow.exceptions import (
     NotFound,
 )
 from shareflow.flows.delete_share import share_flow_kwargs
-from shareflow.scheduler.scheduler import Scheduler
+from shareflow.scheduler.scheduler import Placement, Scheduler, stale_after_of
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
 from shareflow.services.snapshots import new_share_source
@@ -56,7 +56,7 @@ class ShareService:
         self._config = config
         self._db = db
         self._poster = poster
-        self._scheduler = Scheduler(config)
+        self._scheduler = Scheduler(stale_after=stale_after_of(config), clock=clock)
         self._clock = clock
         self._new_id = new_id
 
@@ -147,7 +147,7 @@ class ShareService:
                 name=name, description=description, size=size, share_proto=proto,
                 status=states.CREATING if placement else states.ERROR,
                 share_type_id=stype.id, host=placement.host if placement else None,
-                backend=placement.backend.name if placement else None,
+                backend=placement.backend_host if placement else None,
                 availability_zone=resolve_zone(self._config, availability_zone), is_public=is_public,
                 share_network_id=share_network_id, metadata=metadata,
                 snapshot_id=source.snapshot_id if source else None,
@@ -162,9 +162,9 @@ class ShareService:
                 )
             else:
                 spec = operations.job_spec(
-                    "create_share", backend=placement.backend.name, resource_id=share.id, caller=caller,
+                    "create_share", backend=placement.backend_host, resource_id=share.id, caller=caller,
                     factory_kwargs={**({"from_snapshot": True} if source else {}),
-                                    **share_flow_kwargs(placement.backend)},
+                                    **share_flow_kwargs(placement)},
                     store={"share_id": share.id, "size": size, "share_network_id": share_network_id,
                            **({"snapshot_id": source.snapshot_id} if source else {})},
                 )
@@ -236,7 +236,7 @@ class ShareService:
             previous = share.status
             spec = operations.job_spec(
                 "delete_share", backend=share.backend, resource_id=share_id, caller=caller,
-                factory_kwargs=share_flow_kwargs(backend_config(self._config, share.backend)),
+                factory_kwargs=share_flow_kwargs(Placement.of_share(share)),
                 store={"share_id": share_id},
             )
             job = self._poster.record(s, spec)
@@ -291,7 +291,3 @@ class ShareService:
         return operations.job_spec(operation, backend=share.backend, resource_id=rule_id, caller=caller,
                                    store={"share_id": share.id, "rule_id": rule_id})
 
-
-def backend_config(config: Config, name: str | None):
-    """The configured backend of that name; None when it is not (any more)."""
-    return next((b for b in config.backends if b.name == name), None)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from shareflow.config import BackendConfig, Config
+from shareflow.config import Config
 from shareflow.db import share_types as types_db
 from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
@@ -30,7 +30,6 @@ from shareflow.engine import operations
 from shareflow.engine.posting import JobPoster
 from shareflow.exceptions import (
     Conflict,
-    ConfigError,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -150,16 +149,8 @@ def new_share_source(session: Session, config: Config, caller: Caller, snapshot_
     return NewShareSource(
         snapshot_id=snap.id, size=size, share_type_id=parent.share_type_id,
         availability_zone=availability_zone, share_network_id=share_network_id,
-        placement=_placement(config, parent),
+        placement=Placement.of_share(parent),
     )
-
-
-def _placement(config: Config, share: Share) -> Placement | None:
-    try:
-        backend: BackendConfig = config.backend(share.backend)
-    except (ConfigError, KeyError):
-        return None
-    return Placement(backend=backend, host=share.host)
 
 
 class SnapshotService:

@@ -4,7 +4,11 @@ One environment per test module (migrating a database and connecting to
 ZooKeeper per test would dominate the run time); tests create their own
 shares and types with unique names, so they do not depend on each other.
 No conductor runs: posted jobs wait on the board, shares stay ``creating``
-unless a test moves them with :meth:`ApiEnv.set_share_status`.
+unless a test moves them with :meth:`ApiEnv.set_share_status`. The API's
+configuration has no backends at all (an API node needs none): it places
+shares on the pool ``testhost@b1#pool0`` that :func:`report_pool` reports as
+a conductor of host ``testhost`` would, and whose heartbeat each request
+renews (a live conductor reports every 30 s).
 
 Every response goes through :func:`check_response`: no 5xx, ever, and every
 4xx carries Manila's fault body and our request ids.
@@ -16,6 +20,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import falcon.testing
@@ -26,10 +31,11 @@ from shareflow.api.app import create_app
 from shareflow.api.errors import FAULT_NAMES
 from shareflow.auth.tokens import TokenFile
 from shareflow.config import Config, parse
+from shareflow.db import pools as pools_db
 from shareflow.db import shares as shares_db
 from shareflow.db.engine import Database
 from shareflow.db.migrate import upgrade
-from shareflow.db.models import ExportLocation, Share
+from shareflow.db.models import ExportLocation, Pool, Share
 from shareflow.services.context import Caller
 from shareflow.wiring import Services, utcnow
 from tests.fixtures.coordination import chroot
@@ -39,8 +45,34 @@ OMIT = object()
 DEFAULT_TYPE_SPECS = {"driver_handles_share_servers": "False", "snapshot_support": "True"}
 
 
+#: The pool the API's tests place shares on, as a conductor host reported it.
+SERVICE_HOST, BACKEND, POOL = "testhost", "b1", "pool0"
+POOL_HOST = f"{SERVICE_HOST}@{BACKEND}#{POOL}"
+POOL_TOTAL_GB = 100_000
+#: How often a conductor reports (``shareflow.engine.worker.HOUSEKEEPING_INTERVAL``).
+HEARTBEAT = timedelta(seconds=30)
+
+
+def report_pool(db: Database, *, total_gb: int = POOL_TOTAL_GB, free_gb: int | None = None,
+                host: str = POOL_HOST, dhss: bool = False, capabilities: dict | None = None) -> None:
+    """What a conductor of ``host`` reports of its pool (btrfs's capabilities)."""
+    from shareflow.engine.reports import BTRFS_CAPABILITIES
+
+    service_host, _, rest = host.partition("@")
+    backend, _, pool = rest.partition("#")
+    caps = {**BTRFS_CAPABILITIES, "driver_handles_share_servers": dhss, "share_backend_name": backend,
+            "storage_protocol": "NFS", "driver_name": "BtrfsShareDriver", "vendor_name": "shareflow",
+            **(capabilities or {})}
+    with db.write() as s:
+        pools_db.report(s, host=host, backend=backend, pool=pool, dhss=dhss, total_gb=total_gb,
+                        free_gb=total_gb if free_gb is None else free_gb, now=utcnow(),
+                        capabilities=caps, availability_zone="nova")
+
+
 def make_config(tmp: Path, zk_hosts: str, zk_chroot: str, *, strategy: str = "tokens",
-                zk_connect_timeout: float = 10.0) -> Config:
+                zk_connect_timeout: float = 10.0, with_backend: bool = False) -> Config:
+    """The API's configuration: no backends unless ``with_backend`` (for
+    tests that build a conductor's drivers from it)."""
     data = {
         "state_dir": str(tmp / "var"),
         "host": "testhost",
@@ -49,12 +81,13 @@ def make_config(tmp: Path, zk_hosts: str, zk_chroot: str, *, strategy: str = "to
                       "connect_timeout": zk_connect_timeout},
         "api": {"bind": "127.0.0.1:8786", "max_body_bytes": 64 * 1024},
         "auth": {"strategy": strategy, "tokens_file": str(tmp / "tokens.json")},
-        "backends": [{
-            "name": "b1",
+    }
+    if with_backend:
+        data["backends"] = [{
+            "name": BACKEND,
             "btrfs": {"mount_point": str(tmp / "pool"), "exports_dir": str(tmp / "exports")},
             "ganesha": {"state_dir": str(tmp / "ganesha"), "managed": False},
-        }],
-    }
+        }]
     return parse(data, tmp / "shareflow.toml")
 
 
@@ -90,6 +123,7 @@ class ApiEnv:
 
     def request(self, method: str, path: str, *, token=OMIT, version=MAX, json_body=OMIT,
                 body: str | bytes | None = None, headers: dict | None = None, params=None):
+        self.heartbeat()
         hdrs = dict(headers or {})
         token = self.token if token is OMIT else token
         if token is not None:
@@ -121,6 +155,14 @@ class ApiEnv:
         return self.request("DELETE", path, **kw)
 
     # --- arranging state a conductor would have produced --------------------------
+
+    def heartbeat(self) -> None:
+        """The test pool's conductor is alive: its report is fresh (capacity
+        as last reported)."""
+        now = utcnow()
+        with self.services.db.write() as s:
+            s.execute(sa.update(Pool).where(Pool.host == POOL_HOST, Pool.updated_at < now - HEARTBEAT)
+                      .values(updated_at=now))
 
     def create_share(self, *, token: str, size: int = 1, **extra) -> dict:
         body = {"share": {"size": size, "share_proto": "NFS", "name": f"s-{uuid.uuid4().hex[:8]}", **extra}}
@@ -160,6 +202,7 @@ def build_env(tmp: Path, zk_hosts: str, zk_root: str, *, strategy: str = "tokens
     finally:
         db.dispose()
     services = Services(config)
+    report_pool(services.db)
     admin = Caller(project_id="adminproj", user_id="root", is_admin=True)
     services.share_types.create(admin, name=config.default_share_type, extra_specs=DEFAULT_TYPE_SPECS)
     env = ApiEnv(config=config, services=services,

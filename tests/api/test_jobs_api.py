@@ -75,7 +75,7 @@ def test_a_created_share_has_a_posted_job_its_project_can_read(api):
     assert job["id"] in listed(api.get("/v2/proj-a/jobs", params={"resource_id": share["id"]}))
 
     admin_view = api.get(f"/v2/jobs/{job['id']}", token=api.tokens["admin"]).json["job"]
-    assert admin_view["backend"] == "b1" and "failure" in admin_view
+    assert admin_view["backend"] == "testhost@b1" and "failure" in admin_view
 
 
 def test_members_see_only_their_projects_jobs(api):

@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from shareflow.db import messages as messages_db
-from shareflow.db.models import Message, Pool
+from shareflow.db.models import Message
 from shareflow.wiring import utcnow
-from tests.api.conftest import assert_fault
+from tests.api.conftest import assert_fault, report_pool
 from tests.api.test_manilaclient import _openstack_cli, tokens_server  # noqa: F401 (a fixture)
 
 FIELDS = {"id", "project_id", "action_id", "detail_id", "message_level", "created_at", "expires_at",
@@ -167,14 +167,11 @@ def test_unknown_or_impossible_ids_are_404(api, bad):
 
 def test_no_pool_for_the_share_leaves_an_allocate_host_message(api):
     """The one failure the API records itself: the scheduler found no pool."""
-    with api.services.db.write() as s:
-        s.add(Pool(host="testhost@b1#pool0", backend="b1", pool="pool0", driver_handles_share_servers=False,
-                   total_capacity_gb=4, free_capacity_gb=4, updated_at=utcnow()))
+    report_pool(api.services.db, total_gb=4)
     try:
         share = api.create_share(token=api.tokens["alice"], size=500)
     finally:
-        with api.services.db.write() as s:
-            s.execute(sa.delete(Pool).where(Pool.host == "testhost@b1#pool0"))
+        report_pool(api.services.db)
     assert share["status"] == "error"
     (msg,) = listed(api, resource_id=share["id"])
     assert msg["resource_type"] == "SHARE" and msg["action_id"] == "001" and msg["detail_id"] == "002"

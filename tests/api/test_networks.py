@@ -401,7 +401,7 @@ def test_share_network_in_use(api):
         shares_db.update_fields(s, shares_db.get(s, share_id), now=utcnow(), deleted_at=utcnow())
         s.add(ShareServer(id=str(uuid.uuid4()), share_network_id=sn["id"],
                           share_network_subnet_id=sn["share_network_subnets"][0]["id"], project_id="proj-a",
-                          backend="b1", host="testhost@b1", status=states.SERVER_ACTIVE, created_at=utcnow()))
+                          backend="testhost@b1", host="testhost@b1", status=states.SERVER_ACTIVE, created_at=utcnow()))
     assert "share server" in assert_fault(api.delete(path), 409)
     assert_fault(api.put(path, {"share_network": {"neutron_net_id": None, "neutron_subnet_id": None}}), 403)
     with api.services.db.write() as s:
@@ -531,7 +531,7 @@ def test_share_network_subnet_delete_refused_in_use(api):
     server_id = str(uuid.uuid4())
     with api.services.db.write() as s:
         s.add(ShareServer(id=server_id, share_network_id=sn["id"], share_network_subnet_id=sub_id,
-                          project_id="proj-a", backend="b1", host="testhost@b1",
+                          project_id="proj-a", backend="testhost@b1", host="testhost@b1",
                           status=states.SERVER_ACTIVE, created_at=utcnow()))
     path = f"/v2/share-networks/{sn['id']}/subnets/{sub_id}"
     assert "1 share server(s)" in assert_fault(api.delete(path), 409)

@@ -13,10 +13,10 @@ import pytest
 import sqlalchemy as sa
 
 from shareflow.auth.tokens import TokenFile
-from shareflow.db.models import Job, Message, Pool, Share, ShareSnapshot
+from shareflow.db.models import Job, Message, Share, ShareSnapshot
 from shareflow.domain import states
 from shareflow.exceptions import ServiceUnavailable
-from tests.api.conftest import assert_fault
+from tests.api.conftest import assert_fault, report_pool
 
 INTEGER = "New share size must be specified as an integer."
 
@@ -119,10 +119,7 @@ def test_force_extend_is_for_admins_from_2_64(api, share):
 
 
 def test_extend_without_room_leaves_the_share_available_with_a_message(api, share):
-    now = datetime.utcnow()
-    with api.services.db.write() as s:
-        s.add(Pool(host="testhost@b1#pool0", backend="b1", pool="pool0", driver_handles_share_servers=False,
-                   total_capacity_gb=4, free_capacity_gb=4, updated_at=now))
+    report_pool(api.services.db, total_gb=4)
     try:
         # Promised on the pool: every live share's size; 4 GiB cannot take 3 more.
         result = action(api, share["id"], {"extend": {"new_size": 50}})
@@ -138,8 +135,7 @@ def test_extend_without_room_leaves_the_share_available_with_a_message(api, shar
         forced = action(api, share["id"], {"extend": {"new_size": 50, "force": True}}, token=api.tokens["admin"])
         assert forced.status_code == 202 and api.share_row(share["id"]).status == "extending"
     finally:
-        with api.services.db.write() as s:
-            s.execute(sa.delete(Pool))
+        report_pool(api.services.db)
 
 
 def test_extend_over_quota_is_403_and_changes_nothing(api):

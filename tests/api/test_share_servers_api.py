@@ -26,7 +26,7 @@ def make_server(api, *, status: str = states.SERVER_ACTIVE, name: str | None = "
             user_id=None, name=name, description=None, provider_network_id=None,
         )
         servers_db.create(s, now=utcnow(), id=server_id, share_network_id=sn_id,
-                          share_network_subnet_id=sn.subnets[0].id, project_id=project, backend="b1",
+                          share_network_subnet_id=sn.subnets[0].id, project_id=project, backend="testhost@b1",
                           host="testhost@b1", address="198.51.100.100", allocation_id=None,
                           is_auto_deletable=True)
         s.get(ShareServer, server_id).status = status
@@ -37,7 +37,7 @@ def bind_share(api, server_id: str, sn_id: str) -> str:
     share_id = str(uuid.uuid4())
     with api.services.db.write() as s:
         shares_db.create(s, now=utcnow(), id=share_id, project_id="proj-a", size=1, share_proto="NFS",
-                         status=states.AVAILABLE, backend="b1", share_network_id=sn_id,
+                         status=states.AVAILABLE, backend="testhost@b1", host="testhost@b1#pool0", share_network_id=sn_id,
                          share_server_id=server_id, is_public=False)
     return share_id
 
@@ -112,7 +112,7 @@ def test_delete_refusals_and_job(api, admin):
     with api.services.db.read() as s:
         assert s.get(ShareServer, server_id).status == states.DELETING
         job = s.query(Job).filter(Job.resource_id == server_id).one()
-    assert (job.operation, job.resource_type, job.backend) == ("delete_share_server", "share_server", "b1")
+    assert (job.operation, job.resource_type, job.backend) == ("delete_share_server", "share_server", "testhost@b1")
     assert_fault(api.delete(f"/v2/share-servers/{server_id}", token=admin), 403)
 
 

@@ -88,7 +88,7 @@ def test_create_is_202_with_manilas_fields_and_posts_a_job(api, types):
     assert (snap["project_id"], snap["user_id"]) == ("proj-a", "alice")
     assert snap["links"][0]["href"].endswith(f"/v2/snapshots/{snap['id']}")
     (job,) = jobs_of(api, snap["id"])
-    assert (job.operation, job.resource_type, job.backend) == ("create_snapshot", "snapshot", "b1")
+    assert (job.operation, job.resource_type, job.backend) == ("create_snapshot", "snapshot", "testhost@b1")
 
 
 def test_views_follow_the_microversion(api, types):

@@ -314,7 +314,7 @@ def delete_board_node(stack, board_job_id: str) -> None:
     zk = KazooClient(hosts=stack.config.zookeeper.hosts)
     zk.start()
     try:
-        board = board_path(stack.config.zookeeper.chroot, "b1")
+        board = board_path(stack.config.zookeeper.chroot, stack.board_key("b1"))
         found = False
         for child in zk.get_children(board):
             path = f"{board}/{child}"

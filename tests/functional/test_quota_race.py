@@ -25,7 +25,7 @@ from shareflow.db.models import Job, Share
 from shareflow.exceptions import OverLimit
 from shareflow.services.context import Caller
 from shareflow.wiring import Services
-from tests.api.conftest import DEFAULT_TYPE_SPECS, make_config
+from tests.api.conftest import DEFAULT_TYPE_SPECS, make_config, report_pool
 from tests.fixtures.coordination import chroot
 
 THREADS = 8
@@ -46,6 +46,7 @@ def pg_services(zookeeper_server, postgres_db_url, tmp_path):
         services = Services(config)
         try:
             assert services.db.engine.dialect.name == "postgresql"
+            report_pool(services.db)
             services.share_types.create(ADMIN, name=config.default_share_type, extra_specs=DEFAULT_TYPE_SPECS)
             yield services
             # Whatever the race did, the usage counters are what the live rows say.

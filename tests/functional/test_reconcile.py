@@ -81,7 +81,7 @@ def test_reconcile_finds_each_disagreement(stack):
     zk = KazooClient(hosts=stack.config.zookeeper.hosts)
     zk.start(timeout=15)
     try:
-        node = zk.create(board_path(stack.config.zookeeper.chroot, "b1") + "/job", b"{}", sequence=True,
+        node = zk.create(board_path(stack.config.zookeeper.chroot, stack.board_key("b1")) + "/job", b"{}", sequence=True,
                          makepath=True)
         try:
             assert "job left on the board" in _whats(rc.reconcile(stack, probe_clients=False))

@@ -44,7 +44,7 @@ def _share(db: Database, type_id: str, project: str, size: int, *, backend: str 
     with db.write() as s:
         return shares_db.create(
             s, now=NOW, id=str(uuid.uuid4()), project_id=project, size=size, share_proto="NFS",
-            status=status, share_type_id=type_id, is_public=False, backend=backend,
+            status=status, share_type_id=type_id, is_public=False, backend=f"h@{backend}" if backend else None,
             host=f"h@{backend}#p" if backend else None,
         ).id
 
@@ -114,7 +114,7 @@ def test_counters_follow_create_resize_fail_and_delete_cycles(db):
     with db.read() as s:
         for project in ("p0", "p1"):
             assert quotas_db.usage(s, project) == dict.fromkeys(quotas_db.RESOURCES, 0)
-        assert pools_db.allocated_gb(s, "b1") == 0
+        assert pools_db.allocated_gb(s, "h@b1#p") == 0
 
 
 def test_counters_are_exact_figures_not_just_consistent(db):
@@ -132,7 +132,7 @@ def test_counters_are_exact_figures_not_just_consistent(db):
     with db.read() as s:
         assert quotas_db.usage(s, project) == {quotas_db.SHARES: 1, quotas_db.GIGABYTES: 2,
                                                quotas_db.SNAPSHOTS: 1, quotas_db.SNAPSHOT_GIGABYTES: 2}
-        assert pools_db.allocated_gb(s, "b1") == 5
+        assert pools_db.allocated_gb(s, "h@b1#p") == 5
         assert s.scalar(sa.text("SELECT count(*) FROM quota_usages WHERE reserved <> 0")) == 0
     no_drift(db)
 
@@ -153,10 +153,12 @@ def test_migration_0005_fills_the_counters_from_the_rows(tmp_path):
             for sid, project, size, pending, status, backend, deleted in rows:
                 conn.execute(sa.text(
                     "INSERT INTO shares (id, project_id, size, pending_size, share_proto, status, "
-                    "access_rules_status, share_type_id, backend, is_public, deleted_at, created_at) "
-                    "VALUES (:id, :p, :size, :pending, 'NFS', :status, 'active', 't', :backend, 0, :deleted, :now)"
+                    "access_rules_status, share_type_id, host, backend, is_public, deleted_at, created_at) "
+                    "VALUES (:id, :p, :size, :pending, 'NFS', :status, 'active', 't', :host, :backend, 0, "
+                    ":deleted, :now)"
                 ), {"id": sid, "p": project, "size": size, "pending": pending, "status": status,
-                    "backend": backend, "deleted": deleted, "now": NOW})
+                    "host": f"h@{backend}#p" if backend else None, "backend": backend, "deleted": deleted,
+                    "now": NOW})
             conn.execute(sa.text(
                 "INSERT INTO share_snapshots (id, share_id, project_id, size, share_size, share_proto, status, "
                 "created_at) VALUES ('n1', 's1', 'pa', 2, 2, 'NFS', 'available', :now)"
@@ -167,7 +169,7 @@ def test_migration_0005_fills_the_counters_from_the_rows(tmp_path):
                                                 quotas_db.SNAPSHOTS: 1, quotas_db.SNAPSHOT_GIGABYTES: 2}
             assert quotas_db.usage(s, "pb") == {quotas_db.SHARES: 1, quotas_db.GIGABYTES: 1,
                                                 quotas_db.SNAPSHOTS: 0, quotas_db.SNAPSHOT_GIGABYTES: 0}
-            assert (pools_db.allocated_gb(s, "b1"), pools_db.allocated_gb(s, "b2")) == (11, 1)
+            assert (pools_db.allocated_gb(s, "h@b1#p"), pools_db.allocated_gb(s, "h@b2#p")) == (11, 1)
         no_drift(database)
         # And the triggers run from then on.
         with database.write() as s:
@@ -175,7 +177,7 @@ def test_migration_0005_fills_the_counters_from_the_rows(tmp_path):
             shares_db.mark_deleted(s, "s1", now=NOW)
         with database.read() as s:
             assert quotas_db.usage(s, "pa")[quotas_db.GIGABYTES] == 5
-            assert pools_db.allocated_gb(s, "b1") == 9
+            assert pools_db.allocated_gb(s, "h@b1#p") == 9
         no_drift(database)
     finally:
         database.dispose()
@@ -201,7 +203,7 @@ def test_shareflow_db_check_usage_reports_drift(tmp_path, capsys):
             s.execute(sa.text("UPDATE pool_allocations SET allocated_capacity_gb = 7"))
         assert main(["--config", str(cfg), "db", "check-usage"]) == 1
         out = capsys.readouterr().out
-        assert "project pc" in out and "'gigabytes': 3" in out and "backend b1: allocated 7 GiB, live shares 2" in out
+        assert "project pc" in out and "'gigabytes': 3" in out and "pool h@b1#p: allocated 7 GiB, live shares 2" in out
     finally:
         database.dispose()
 
@@ -211,21 +213,18 @@ def test_the_scheduler_never_overcommits_a_pool_by_its_counter(db, tmp_path):
     pool's allocated_capacity_gb counter: every live share on the backend
     (even one in error, which still holds its volume's place) and an extend's
     pending size count; a deleted share gives its space back."""
-    from shareflow.db.models import Pool
     from shareflow.scheduler.scheduler import Scheduler
-    from tests.api.conftest import make_config
 
-    scheduler = Scheduler(make_config(tmp_path, "127.0.0.1:1", "/x"))
+    scheduler = Scheduler(clock=lambda: NOW)
     type_id = _type(db)
     with db.write() as s:
-        s.add(Pool(host="testhost@b1#pool0", backend="b1", pool="pool0", driver_handles_share_servers=False,
-                   total_capacity_gb=10, free_capacity_gb=9, updated_at=NOW))
+        pools_db.report(s, host="h@b1#p", backend="b1", pool="p", dhss=False, total_gb=10, free_gb=9, now=NOW)
     a, b = _share(db, type_id, "pa", 4), _share(db, type_id, "pb", 3)
     with db.write() as s:
         assert resources.fail(s, OP["create_share"], b, states.ERROR, now=NOW)
         assert scheduler.place(s, dhss=False, size_gb=4) is None  # 10 - 7 promised
-        assert scheduler.place(s, dhss=False, size_gb=3).host == "testhost@b1#pool0"
-        assert scheduler.has_room(s, "b1", 3) and not scheduler.has_room(s, "b1", 4)
+        assert scheduler.place(s, dhss=False, size_gb=3).host == "h@b1#p"
+        assert scheduler.has_room(s, "h@b1#p", 3) and not scheduler.has_room(s, "h@b1#p", 4)
         assert shares_db.set_status(s, a, states.AVAILABLE, now=NOW)
         assert shares_db.set_status(s, a, states.EXTENDING, now=NOW, pending_size=6)
         assert scheduler.place(s, dhss=False, size_gb=2) is None  # 10 - (6 + 3)
@@ -233,8 +232,8 @@ def test_the_scheduler_never_overcommits_a_pool_by_its_counter(db, tmp_path):
     with db.write() as s:
         assert shares_db.override_status(s, b, states.DELETING, now=NOW, expected=states.ERROR)
         resources.succeed(s, OP["delete_share"], b, {"share_id": b}, now=NOW)
-        assert scheduler.place(s, dhss=False, size_gb=4).host == "testhost@b1#pool0"
-        assert pools_db.allocated_gb(s, "b1") == 6
+        assert scheduler.place(s, dhss=False, size_gb=4).host == "h@b1#p"
+        assert pools_db.allocated_gb(s, "h@b1#p") == 6
     no_drift(db)
 
 
@@ -254,5 +253,5 @@ def test_migration_0005_downgrades_and_upgrades_again(db):
     migrate.upgrade(db)
     with db.read() as s:
         assert quotas_db.usage(s, "pd")[quotas_db.GIGABYTES] == 4
-        assert pools_db.allocated_gb(s, "b1") == 4
+        assert pools_db.allocated_gb(s, "h@b1#p") == 4
     no_drift(db)

@@ -46,6 +46,7 @@ from tests.fixtures.coordination import (
 )
 from tests.fixtures.stack import (
     BACKEND,
+    STACK_HOST,
     ZK_REQUEST_TIMEOUT,
     ZK_SESSION_TIMEOUT,
     ServiceStack,
@@ -251,7 +252,7 @@ def assert_refusal(answer: Answer) -> None:
 
 def board_jobs(hosts: str, chroot: str) -> tuple[list[str], list[str]]:
     """The job nodes on the stack's board and in its trash."""
-    path = board_path(chroot, BACKEND)
+    path = board_path(chroot, f"{STACK_HOST}@{BACKEND}")
     trash = path.rsplit("/", 1)[0] + "/" + ZookeeperJobBoard.TRASH_FOLDER
     client = start_client(hosts)
     try:
@@ -265,7 +266,7 @@ def board_jobs(hosts: str, chroot: str) -> tuple[list[str], list[str]]:
 
 def claim_sessions(hosts: str, chroot: str) -> set[int]:
     """The ZooKeeper sessions holding claims (``<job>.lock`` nodes) on the board."""
-    path = board_path(chroot, BACKEND)
+    path = board_path(chroot, f"{STACK_HOST}@{BACKEND}")
     client = start_client(hosts)
     try:
         stats = [client.exists(f"{path}/{c}") for c in client.get_children(path) if c.endswith(".lock")]
@@ -541,7 +542,7 @@ def test_a_finished_job_found_on_the_board_again_is_dropped_unrun(stack, zk):
             details = {"flow_uuid": row.flow_detail_id, "store": {"share_id": share.id},
                        "shareflow": {"job_id": row.id, "operation": row.operation,
                                      "resource_type": row.resource_type, "resource_id": row.resource_id}}
-        services.boards.post(BACKEND, f"create_share:{share.id}", book=None, details=details)
+        services.boards.post(stack.board_key(), f"create_share:{share.id}", book=None, details=details)
         wait_until(lambda: f"({job.id}) was withdrawn" in stack.log("pool"), 30, "a conductor to drop the job")
         wait_until(lambda: not board_jobs(zk.hosts, stack.chroot)[0], 60, "the job to leave the board")
         assert not board_jobs(zk.hosts, stack.chroot)[1]

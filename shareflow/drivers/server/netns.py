@@ -216,7 +216,7 @@ class NetnsServerHelper(ShareServerHelper):
         check_server_id(sid)
         with self._db.read() as s:
             row = servers_db.get_any(s, sid)
-            if row is None or row.deleted_at is not None or row.backend != self.backend_name or not row.address:
+            if row is None or row.deleted_at is not None or row.backend != self.host or not row.address:
                 return None
             address = row.address
         return self._ganesha(sid, address)
@@ -337,12 +337,12 @@ class NetnsServerHelper(ShareServerHelper):
                     servers_db.bind_share(s, share_id, row.id, now=now)
                     return self._view(row, share_id=share_id, created=True)
             else:
-                reuse = servers_db.find(s, sn_id, self.backend_name, {states.SERVER_ACTIVE})
+                reuse = servers_db.find(s, sn_id, self.host, {states.SERVER_ACTIVE})
                 if reuse is not None:
                     servers_db.bind_share(s, share_id, reuse.id, now=now)
                     log.info("share %s: reusing share server %s", share_id, reuse.id)
                     return self._view(reuse, share_id=share_id, created=False)
-                busy = servers_db.find(s, sn_id, self.backend_name, {states.CREATING})
+                busy = servers_db.find(s, sn_id, self.host, {states.CREATING})
                 if busy is not None:
                     raise ServerBusy(f"share server {busy.id} of share network {sn_id} is being created")
                 if mine is None:
@@ -357,7 +357,7 @@ class NetnsServerHelper(ShareServerHelper):
                 row = servers_db.create(
                     s, now=now, id=mine, share_network_id=sn_id,
                     share_network_subnet_id=subnet.id if subnet is not None else "",
-                    project_id=share.project_id, backend=self.backend_name, host=self.host,
+                    project_id=share.project_id, backend=self.host, host=self.host,
                     address=allocation["address"], allocation_id=allocation["allocation_id"],
                     is_auto_deletable=True,
                 )
@@ -394,7 +394,7 @@ class NetnsServerHelper(ShareServerHelper):
             share = shares_db.get_any(s, share_id)
             if share is None or not share.share_network_id:
                 return None
-            row = servers_db.find(s, share.share_network_id, self.backend_name, {states.SERVER_ACTIVE})
+            row = servers_db.find(s, share.share_network_id, self.host, {states.SERVER_ACTIVE})
             if row is None:
                 return None
             servers_db.keep(s, row.id)
@@ -506,7 +506,7 @@ class NetnsServerHelper(ShareServerHelper):
 
     def active_servers(self) -> list[str]:
         with self._db.read() as s:
-            return [r.id for r in servers_db.live_for_backend(s, self.backend_name, {states.SERVER_ACTIVE})]
+            return [r.id for r in servers_db.live_for_backend(s, self.host, {states.SERVER_ACTIVE})]
 
     def supervise(self, *, workers: int = 1) -> list[str]:
         """Restore every active server of this backend that is not running;
@@ -540,7 +540,7 @@ class NetnsServerHelper(ShareServerHelper):
         next start's :meth:`supervise` brings them back with their exports,
         as after a reboot."""
         with self._db.read() as s:
-            ids = [r.id for r in servers_db.live_for_backend(s, self.backend_name)]
+            ids = [r.id for r in servers_db.live_for_backend(s, self.host)]
         for sid in ids:
             try:
                 with self._server_lock(sid):
