@@ -12,13 +12,17 @@ jobs wait (stalled) for it, and it is used again once back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from manilaclient import exceptions as mexc
 
-from shareflow.services.context import Caller
+from shareflow.db.models import Share
+from shareflow.domain import states
 from shareflow.wiring import utcnow
 from tests.fixtures.hosts import StorageHost, conductors_down, pool_updated_at, volumes_of
 from tests.fixtures.stack import ServiceStack, wait_until
@@ -34,14 +38,7 @@ STALL_AFTER = 1.0
 #: Shares created, at most, until the scheduler has used a wanted pool (it
 #: spreads by free space: with equal pools, the other one within two).
 MAX_TRIES = 6
-ADMIN = Caller(project_id="admin", user_id="operator", is_admin=True)
 GiB = 1 << 30
-
-# Until boards are keyed by host@backend (branch i12-hosts), hostb's
-# conductors serve the board of "b1" too, and the API places only on pools of
-# its own configuration.
-PRE_HOSTS = pytest.mark.xfail(strict=True, reason="boards keyed by backend name only until i12-hosts merges")
-
 
 @pytest.fixture(scope="module")
 def hosts(zookeeper_server, btrfs_pool, tmp_path_factory):
@@ -56,14 +53,20 @@ def hosts(zookeeper_server, btrfs_pool, tmp_path_factory):
 @pytest.fixture(autouse=True)
 def no_shares_left(hosts):
     """Each test leaves both pools as it found them (placement weighs the
-    space promised to live shares)."""
+    space promised to live shares): every share it left is force-deleted
+    (whatever its status) once settled, on whichever host it is."""
     yield
     a, _ = hosts
-    services = a.services()
-    try:
-        a.delete_all_shares(services, ADMIN)
-    finally:
-        services.close()
+    with a.db.read() as s:
+        live = list(s.scalars(sa.select(Share.id).where(Share.deleted_at.is_(None))))
+    admin = a.manila()
+    for share_id in live:
+        wait_until(lambda sid=share_id: a.share_row(sid).status not in states.SHARE_TRANSITIONAL, 60,
+                   f"share {share_id} to settle")
+        with contextlib.suppress(mexc.NotFound):
+            admin.shares.force_delete(share_id)
+    for share_id in live:
+        wait_until(lambda sid=share_id: a.share_row(sid).deleted_at is not None, 60, f"share {share_id} to go")
 
 
 def pool_a(a: ServiceStack) -> str:
@@ -106,7 +109,7 @@ def stalled_job(a: ServiceStack, share_id: str, operation: str) -> dict:
 def finished_owner(a: ServiceStack, share_id: str, operation: str) -> str:
     """The conductor (``host.pid.worker.backend``) that ran the job to its end."""
     job = a.finished_job(share_id, operation, timeout=60)
-    assert job.state == "succeeded", (job.state, job.failed_step)
+    assert job.state == states.JOB_SUCCEEDED, (job.state, job.failed_step)
     return job.owner
 
 
@@ -116,7 +119,6 @@ def limit_on(mount_point: Path, share_id: str) -> int | None:
     return btrfs.subvolume_qgroup(Path(mount_point) / "shares" / share_id, timeout=10).max_referenced
 
 
-@PRE_HOSTS
 def test_shares_are_placed_on_both_hosts_and_live_on_the_pool_they_name(hosts):
     """With both hosts up the scheduler spreads shares over both pools; each
     share's ``host`` (admin view) is ``hostX@b1#pool0`` and its volume is on
@@ -136,23 +138,28 @@ def test_shares_are_placed_on_both_hosts_and_live_on_the_pool_they_name(hosts):
     for share_id, host in placed.items():
         assert (share_id in on_a, share_id in on_b) == (host == pool_a(a), host == b.pool_host()), share_id
 
-    # Through host B's Ganesha, from a client on its network: the data lands
-    # in the volume on B's pool. A's Ganesha (a client at the same address on
-    # A's network) does not serve it.
+    # Each host's Ganesha (its own 192.0.2.1:2049, in its own namespace)
+    # serves the shares on its own pool and not the other host's, to clients
+    # at the same address on either network; data written through B's lands
+    # in the volume on B's pool.
+    client_a, client_b = a.nfs(0), b.nfs(0)
+    assert client_a.address == client_b.address
+    paths = {}
+    for share_id in placed:
+        rule = m.shares.allow(share_id, "ip", client_a.address, "rw")
+        wait_until(lambda r=rule: m.share_access_rules.get(r["id"]).state == "active", 30, "the rule to be active")
+        paths[share_id] = m.share_export_locations.list(share_id)[0].path.split(":", 1)[1]
+    for share_id, host in placed.items():
+        mine, other = (client_a, client_b) if host == pool_a(a) else (client_b, client_a)
+        assert mine.ls(paths[share_id]).returncode == 0, share_id
+        assert other.ls(paths[share_id]).returncode != 0, share_id
     share_id = next(s for s, h in placed.items() if h == b.pool_host())
-    client_b, client_a = b.nfs(0), a.nfs(0)
-    assert client_b.address == client_a.address
-    rule = m.shares.allow(share_id, "ip", client_b.address, "rw")
-    wait_until(lambda: m.share_access_rules.get(rule["id"]).state == "active", 30, "the rule to be active")
-    path = m.share_export_locations.list(share_id)[0].path.split(":", 1)[1]
-    assert client_b.put(f"{path}/hello", b"from host b").returncode == 0
-    assert read_bytes(client_b, f"{path}/hello") == b"from host b"
+    assert client_b.put(f"{paths[share_id]}/hello", b"from host b").returncode == 0
+    assert read_bytes(client_b, f"{paths[share_id]}/hello") == b"from host b"
     assert (Path(b.btrfs.exports_dir) / share_id / "hello").read_bytes() == b"from host b"
     assert not (Path(a.btrfs.exports_dir) / share_id).exists()
-    assert client_a.ls(path).returncode != 0
 
 
-@PRE_HOSTS
 def test_a_job_of_host_a_is_never_claimed_by_host_b_with_the_same_backend_name(hosts):
     """Host A's conductors all dead while an extend of a share on A is
     posted: host B's conductors (alive, serving a backend also called
@@ -180,7 +187,6 @@ def test_a_job_of_host_a_is_never_claimed_by_host_b_with_the_same_backend_name(h
     assert share.id in volumes_of(a.config) and share.id not in b.volumes()
 
 
-@PRE_HOSTS
 def test_a_host_whose_conductors_are_dead_gets_no_new_shares_and_its_jobs_wait_for_it(hosts):
     """Host B's conductors all killed: a delete of a share on B waits,
     listed stalled, and is run by nobody else; once B's pool is stale new
