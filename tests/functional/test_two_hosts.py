@@ -1,7 +1,8 @@
-"""Two storage hosts on one machine, sharing one database and one ZooKeeper
-chroot: the stack (host ``hosta``, with the API) and a ``StorageHost``
-(``hostb``), each with its own conductors, btrfs pool and NFS-Ganesha in its
-own network namespace, and a backend of the SAME name ``b1`` on both.
+"""Two storage hosts on one machine, sharing one database (SQLite, and
+PostgreSQL) and one ZooKeeper chroot: the stack (host ``hosta``, with the
+API) and a ``StorageHost`` (``hostb``), each with its own conductors, btrfs
+pool and NFS-Ganesha in its own network namespace, and a backend of the SAME
+name ``b1`` on both.
 
 Shown through python-manilaclient and ``shareflow jobs``: shares are placed on
 both hosts and really live on the pool their ``host`` names; a job of one
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 
@@ -40,12 +42,17 @@ STALL_AFTER = 1.0
 MAX_TRIES = 6
 GiB = 1 << 30
 
-@pytest.fixture(scope="module")
-def hosts(zookeeper_server, btrfs_pool, tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def hosts(request, zookeeper_server, btrfs_pool, tmp_path_factory):
+    """Host A (the stack) and host B, on one SQLite file or one database of
+    the session's PostgreSQL (what several real hosts would share)."""
     base = tmp_path_factory.mktemp("two-hosts")
+    db_url = None
+    if request.param == "postgresql":
+        db_url = request.getfixturevalue("postgres_cluster").create_database(f"hosts_{uuid.uuid4().hex[:10]}")
     settings = {"conductor": {"stall_after": STALL_AFTER}, "scheduler": {"pool_stale_after": POOL_STALE_AFTER}}
     with ServiceStack(base / HOST_A, zk_hosts=zookeeper_server.hosts, btrfs_pool=btrfs_pool, host=HOST_A,
-                      **settings) as a:
+                      db_url=db_url, **settings) as a:
         with StorageHost(a, base / HOST_B, host=HOST_B, **settings) as b:
             yield a, b
 
