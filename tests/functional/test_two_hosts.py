@@ -27,7 +27,7 @@ from shareflow.db.models import Share
 from shareflow.domain import states
 from shareflow.wiring import utcnow
 from tests.fixtures.hosts import StorageHost, conductors_down, pool_updated_at, volumes_of
-from tests.fixtures.stack import ServiceStack, wait_until
+from tests.fixtures.stack import BACKEND, ServiceStack, wait_until
 from tests.functional.lifecycle_helpers import read_bytes
 from tests.functional.test_operations import shareflow_cli
 
@@ -41,6 +41,7 @@ STALL_AFTER = 1.0
 #: spreads by free space: with equal pools, the other one within two).
 MAX_TRIES = 6
 GiB = 1 << 30
+
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def hosts(request, zookeeper_server, btrfs_pool, tmp_path_factory):
@@ -77,7 +78,7 @@ def no_shares_left(hosts):
 
 
 def pool_a(a: ServiceStack) -> str:
-    return a.config.backend("b1").host(a.config.host)
+    return a.config.backend(BACKEND).host(a.config.host)
 
 
 def create(a: ServiceStack, m, name: str):
