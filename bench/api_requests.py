@@ -142,7 +142,7 @@ def populate(services: Services, n: int) -> list[str]:
                 shares_db.create(
                     s, now=now, id=share_id, project_id=PROJECT, user_id="bench", name=f"share-{i:05d}",
                     description=None, size=1, share_proto="NFS", status=states.AVAILABLE,
-                    share_type_id=type_id, host="benchhost@b1#b1", backend="b1",
+                    share_type_id=type_id, host="benchhost@b1#b1", backend="benchhost@b1",
                     availability_zone="nova", is_public=False, share_network_id=None,
                     metadata={"index": str(i)}, snapshot_id=None,
                 )

@@ -41,7 +41,8 @@ from shareflow.db.engine import Database  # noqa: E402
 from shareflow.db.models import Share, ShareSnapshot, ShareType  # noqa: E402
 
 NOW = datetime(2026, 11, 30)
-PROJECT, BACKEND = "bench-project", "b1"
+PROJECT, BACKEND = "bench-project", "h@b1"
+POOL = f"{BACKEND}#p"
 
 
 def _fill(db: Database, n: int) -> float:
@@ -55,7 +56,7 @@ def _fill(db: Database, n: int) -> float:
                 sid = str(uuid.uuid4())
                 s.add(Share(id=sid, project_id=PROJECT, size=1 + i % 3, share_proto="NFS", status="available",
                             access_rules_status="active", share_type_id="t", backend=BACKEND,
-                            host=f"h@{BACKEND}#p", is_public=False, created_at=NOW))
+                            host=POOL, is_public=False, created_at=NOW))
                 if i % 10 == 0:
                     s.flush()
                     s.add(ShareSnapshot(id=str(uuid.uuid4()), share_id=sid, project_id=PROJECT, size=1,
@@ -103,13 +104,13 @@ def measure(url: str, n: int, reads: int) -> dict[str, float]:
         per_share = _fill(db, n)
         with db.read() as s:
             assert quotas_db.usage(s, PROJECT) == quotas_db.recount(s, PROJECT)
-            assert pools_db.allocated_gb(s, BACKEND) == pools_db.recount_allocated_gb(s, BACKEND)
+            assert pools_db.allocated_gb(s, POOL) == pools_db.recount_allocated_gb(s, POOL)
         return {
             "quota usage, counted (before)": _p50(db, lambda s: quotas_db.recount(s, PROJECT), reads),
             "quota usage, counters (after)": _p50(db, lambda s: quotas_db.usage(s, PROJECT), reads),
             "pool allocated, summed (before)": _p50(
-                db, lambda s: pools_db.recount_allocated_gb(s, BACKEND), reads),
-            "pool allocated, counter (after)": _p50(db, lambda s: pools_db.allocated_gb(s, BACKEND), reads),
+                db, lambda s: pools_db.recount_allocated_gb(s, POOL), reads),
+            "pool allocated, counter (after)": _p50(db, lambda s: pools_db.allocated_gb(s, POOL), reads),
             "insert, ms per share (with triggers)": per_share * 1000,
         }
     finally:

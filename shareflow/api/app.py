@@ -21,6 +21,7 @@ from shareflow.api.middleware import (
 )
 from shareflow.api.resources.access_rules import AccessRules
 from shareflow.api.resources.availability_zones import AvailabilityZones
+from shareflow.api.resources.scheduler_stats import SchedulerStatsPools
 from shareflow.api.resources.export_locations import ExportLocations
 from shareflow.api.resources.extra_specs import ExtraSpecs
 from shareflow.api.resources.jobs import Job, JobActions, Jobs
@@ -99,6 +100,9 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     route("/shares/{share_id}/metadata/{key}", metadata, suffix="item")
     route("/availability-zones", AvailabilityZones(config, services, legacy=False))
     route("/os-availability-zone", AvailabilityZones(config, services, legacy=True))
+    pools = SchedulerStatsPools(config, services)
+    route("/scheduler-stats/pools", pools)
+    route("/scheduler-stats/pools/detail", pools, suffix="detail")
 
     types = ShareTypes(config, services)
     route("/types", types)

@@ -1,35 +1,58 @@
-"""``shareflow backend list | show``: the backends' pools as their conductors
-last reported them, and when the conductor pool's start-up ensure (volumes
-mounted, exports served, share servers restored) finished and how long it
-took. Read from the database, like ``shareflow network``."""
+"""``shareflow backend list | show | disable | enable``: the share services
+``host@backend`` and their pools as their conductors last reported them
+(capabilities, capacity, shares, last report, whether the conductors are
+alive, the start-up ensure), and an admin's disable: a disabled backend gets
+no new shares, its existing shares keep working (Manila's ``openstack share
+service set --disable``). Read from and written to the database, like
+``shareflow network``.
+
+    shareflow backend list
+    shareflow backend show storage1@local
+    shareflow backend disable storage1@local --reason "disk replacement"
+    shareflow backend enable storage1@local
+"""
 
 from __future__ import annotations
 
 import json
+import sys
+
+from rich.console import Console
+from rich.table import Table
 
 from shareflow import config as config_module
 from shareflow.cli.options import add_common
 from shareflow.db.engine import Database
-from shareflow.services.backends import BackendService, BackendView
+from shareflow.scheduler.scheduler import stale_after_of
+from shareflow.services.backends import BackendService, BackendView, PoolView
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("backend", help="backends' pools: capacity and start-up ensure")
+    parser = subparsers.add_parser("backend", help="share services (host@backend): pools, capacity, disable")
     commands = parser.add_subparsers(dest="backend_command", required=True)
-    listing = commands.add_parser("list", help="list the backends' pools")
+    listing = commands.add_parser("list", help="list the share services and their pools")
     add_common(listing)
     listing.set_defaults(func=cmd_list)
-    show = commands.add_parser("show", help="show one backend (name, or host@backend#pool)")
-    show.add_argument("backend", metavar="BACKEND")
+    show = commands.add_parser("show", help="show one backend: HOST@BACKEND (or a backend name on one host)")
+    show.add_argument("backend", metavar="HOST@BACKEND")
     add_common(show)
     show.set_defaults(func=cmd_show)
+    disable = commands.add_parser("disable", help="place no new shares on HOST@BACKEND")
+    disable.add_argument("backend", metavar="HOST@BACKEND")
+    disable.add_argument("--reason", default=None, help="why (shown by list and show)")
+    add_common(disable)
+    disable.set_defaults(func=cmd_disable)
+    enable = commands.add_parser("enable", help="place new shares on HOST@BACKEND again")
+    enable.add_argument("backend", metavar="HOST@BACKEND")
+    add_common(enable)
+    enable.set_defaults(func=cmd_enable)
 
 
 def _run(args, action):
     config = config_module.load(getattr(args, "config", None))
     db = Database(config.database.url)
     try:
-        return action(BackendService(db))
+        return action(BackendService(db, stale_after=stale_after_of(config)))
     finally:
         db.dispose()
 
@@ -38,19 +61,34 @@ def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def as_dict(b: BackendView) -> dict:
+def pool_dict(p: PoolView) -> dict:
     return {
-        "host": b.host, "backend": b.backend, "pool": b.pool,
-        "driver_handles_share_servers": b.driver_handles_share_servers,
-        "total_capacity_gb": b.total_capacity_gb, "free_capacity_gb": b.free_capacity_gb,
-        "reported_at": _iso(b.reported_at),
-        "ensure": b.ensure,
-        "ensure_started_at": _iso(b.ensure_started_at),
-        "ensure_finished_at": _iso(b.ensure_finished_at),
-        "ensure_seconds": b.ensure_seconds,
-        "ensure_volumes": b.ensure_volumes,
-        "ensure_failures": b.ensure_failures,
+        "host": p.host, "pool": p.pool, "availability_zone": p.availability_zone,
+        "total_capacity_gb": p.total_capacity_gb, "free_capacity_gb": p.free_capacity_gb,
+        "allocated_capacity_gb": p.allocated_capacity_gb, "shares": p.shares,
+        "reported_at": _iso(p.reported_at), "capabilities": p.capabilities,
+        "ensure": p.ensure, "ensure_started_at": _iso(p.ensure_started_at),
+        "ensure_finished_at": _iso(p.ensure_finished_at), "ensure_seconds": p.ensure_seconds,
+        "ensure_volumes": p.ensure_volumes, "ensure_failures": p.ensure_failures,
     }
+
+
+def as_dict(b: BackendView) -> dict:
+    out = {
+        "host": b.host, "service_host": b.service_host, "backend": b.backend,
+        "availability_zone": b.availability_zone, "disabled": b.disabled, "disabled_reason": b.disabled_reason,
+        "last_report": _iso(b.last_report), "alive": b.alive, "shares": b.shares,
+        "pools": [pool_dict(p) for p in b.pools],
+    }
+    if len(b.pools) == 1:
+        # One pool per backend: its start-up ensure is the backend's.
+        (pool,) = b.pools
+        out.update({k: v for k, v in pool_dict(pool).items() if k.startswith("ensure")})
+    return out
+
+
+def _console() -> Console:
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 240)
 
 
 def cmd_list(args) -> int:
@@ -58,21 +96,57 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps([as_dict(b) for b in backends], indent=2))
         return 0
-    rows = [("HOST", "DHSS", "FREE/TOTAL GB", "START-UP ENSURE")]
-    rows += [(b.host, str(b.driver_handles_share_servers).lower(),
-              f"{b.free_capacity_gb}/{b.total_capacity_gb}", b.ensure) for b in backends]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    table = Table(box=None, pad_edge=False)
+    for column in ("HOST@BACKEND", "POOL", "STATUS", "DHSS", "FREE/TOTAL GB", "ALLOCATED GB", "SHARES",
+                   "LAST REPORT", "START-UP ENSURE"):
+        table.add_column(column, no_wrap=True)
+    for b in backends:
+        status = b.status + (f" ({b.disabled_reason})" if b.disabled and b.disabled_reason else "")
+        for p in b.pools or (None,):
+            table.add_row(
+                b.host, p.pool if p else "-", status, str(p.driver_handles_share_servers).lower() if p else "-",
+                f"{p.free_capacity_gb}/{p.total_capacity_gb}" if p else "-",
+                str(p.allocated_capacity_gb) if p else "-", str(p.shares) if p else "0",
+                _iso(b.last_report) or "never", p.ensure if p else "-",
+            )
+    _console().print(table)
+    return 0
+
+
+def _show(data: dict) -> None:
+    console = _console()
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(no_wrap=True)
+    table.add_column()
+    for key, value in data.items():
+        if key == "pools":
+            continue
+        table.add_row(key, "-" if value is None else str(value))
+    for pool in data["pools"]:
+        table.add_row("pool", pool["host"])
+        for key in ("total_capacity_gb", "free_capacity_gb", "allocated_capacity_gb", "shares", "reported_at"):
+            table.add_row(f"  {key}", str(pool[key]))
+        for key, value in sorted(pool["capabilities"].items()):
+            table.add_row(f"  capabilities.{key}", json.dumps(value) if not isinstance(value, str) else value)
+    console.print(table)
+
+
+def _print(args, backend: BackendView) -> int:
+    data = as_dict(backend)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        _show(data)
     return 0
 
 
 def cmd_show(args) -> int:
-    data = as_dict(_run(args, lambda svc: svc.get(args.backend)))
-    if args.json:
-        print(json.dumps(data, indent=2))
-        return 0
-    width = max(len(k) for k in data)
-    for key, value in data.items():
-        print(f"{key.ljust(width)}  {'-' if value is None else value}")
-    return 0
+    return _print(args, _run(args, lambda svc: svc.get(args.backend)))
+
+
+def cmd_disable(args) -> int:
+    return _print(args, _run(args, lambda svc: svc.disable(args.backend, reason=args.reason)))
+
+
+def cmd_enable(args) -> int:
+    return _print(args, _run(args, lambda svc: svc.enable(args.backend)))

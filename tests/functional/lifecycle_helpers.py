@@ -114,8 +114,8 @@ def wait_for_room(stack, size_gb: int, timeout: float = 60) -> None:
     every test module, and space a test freed is reported a moment later)."""
     def room() -> bool:
         with stack.db.read() as s:
-            pool = s.scalars(sa.select(Pool)).first()
-            promised = pools_db.allocated_gb(s, BACKEND)
+            pool = s.get(Pool, f"{stack.config.host}@{BACKEND}#{stack.config.backend(BACKEND).pool}")
+            promised = pools_db.allocated_gb(s, pool.host) if pool is not None else 0
         return pool is not None and min(pool.free_capacity_gb, pool.total_capacity_gb - promised) >= size_gb
 
     wait_until(room, timeout, f"the pool to have room for {size_gb} GiB")
