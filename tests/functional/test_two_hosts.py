@@ -114,6 +114,18 @@ def stalled_job(a: ServiceStack, share_id: str, operation: str) -> dict:
     return wait_until(check, 60, f"the {operation} job of {share_id} to be listed stalled", interval=0.5)
 
 
+def scheduled_pools(admin) -> set[str]:
+    """The pools the scheduler sees now (``openstack share pool list``)."""
+    return {pool.name for pool in admin.pools.list(detailed=False)}
+
+
+def backend_view(a: ServiceStack, service: str) -> dict:
+    """``shareflow backend show HOST@BACKEND --json``."""
+    done = shareflow_cli(a, "backend", "show", service, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def finished_owner(a: ServiceStack, share_id: str, operation: str) -> str:
     """The conductor (``host.pid.worker.backend``) that ran the job to its end."""
     job = a.finished_job(share_id, operation, timeout=60)
@@ -135,13 +147,14 @@ def test_shares_are_placed_on_both_hosts_and_live_on_the_pool_they_name(hosts):
     a, b = hosts
     m = a.manila(a.token("tenant-place"))
     admin = a.manila()
+    assert scheduled_pools(admin) == {pool_a(a), b.pool_host()} == {f"{HOST_A}@b1#pool0", f"{HOST_B}@b1#pool0"}
     placed: dict[str, str] = {}
     for i in range(MAX_TRIES):
         share = create(a, m, f"spread-{i}")
         placed[share.id] = admin.shares.get(share.id).host
         if len(set(placed.values())) == 2:
             break
-    assert set(placed.values()) == {pool_a(a), b.pool_host()} == {f"{HOST_A}@b1#pool0", f"{HOST_B}@b1#pool0"}
+    assert set(placed.values()) == {pool_a(a), b.pool_host()}
     on_a, on_b = set(volumes_of(a.config)), set(b.volumes())
     for share_id, host in placed.items():
         assert (share_id in on_a, share_id in on_b) == (host == pool_a(a), host == b.pool_host()), share_id
@@ -208,12 +221,15 @@ def test_a_host_whose_conductors_are_dead_gets_no_new_shares_and_its_jobs_wait_f
         m.shares.delete(on_b.id)
         row = stalled_job(a, on_b.id, "delete_share")
         assert row["owner"] == ""
-        # Stale: not reported for longer than pool_stale_after (by the clock
-        # the API compares reports with).
+        # Stale: the scheduler no longer sees B's pool (GET
+        # /scheduler-stats/pools), and the operator sees its conductors down.
         last = pool_updated_at(a, b.pool_host())
-        wait_until(lambda: utcnow() - last > timedelta(seconds=POOL_STALE_AFTER + 0.5), POOL_STALE_AFTER + 30,
-                   "host b's pool to go stale")
+        wait_until(lambda: scheduled_pools(admin) == {pool_a(a)}, POOL_STALE_AFTER + 30,
+                   "the scheduler to stop seeing host b's pool")
+        assert utcnow() - last > timedelta(seconds=POOL_STALE_AFTER)
         assert pool_updated_at(a, b.pool_host()) == last  # nobody of B reported meanwhile
+        assert backend_view(a, f"{HOST_B}@{BACKEND}")["alive"] is False
+        assert backend_view(a, f"{HOST_A}@{BACKEND}")["alive"] is True
         fresh = [create(a, m, f"while-b-down-{i}") for i in range(2)]
         assert [admin.shares.get(s.id).host for s in fresh] == [pool_a(a)] * 2
         assert {s.id for s in fresh} <= set(volumes_of(a.config))
@@ -225,7 +241,8 @@ def test_a_host_whose_conductors_are_dead_gets_no_new_shares_and_its_jobs_wait_f
     assert finished_owner(a, on_b.id, "delete_share").startswith(f"{HOST_B}.")
     assert on_b.id not in b.volumes()
     # B reports again, and the scheduler uses it again (A holds more now).
-    wait_until(lambda: utcnow() - pool_updated_at(a, b.pool_host()) < timedelta(seconds=POOL_STALE_AFTER / 2),
-               30, "host b to report its pool again")
+    wait_until(lambda: scheduled_pools(admin) == {pool_a(a), b.pool_host()}, 30,
+               "the scheduler to see host b's pool again")
+    assert backend_view(a, f"{HOST_B}@{BACKEND}")["alive"] is True
     again = share_on(a, m, b.pool_host(), "b-back")
     assert again.id in b.volumes()
