@@ -58,6 +58,11 @@ DEFAULT_POOL_IMAGE_GB = 4
 DEFAULT_MAX_LOOP_DEVICES = 256
 #: The share driver a backend uses when its table names none.
 DEFAULT_SHARE_DRIVER = "btrfs"
+#: Capacity a pool reports to the scheduler (Manila's per-backend options).
+#: 1.0: a pool never promises more than it holds, shareflow's behaviour
+#: before over-subscription existed (Manila's own default is 20.0).
+DEFAULT_MAX_OVER_SUBSCRIPTION_RATIO = 1.0
+DEFAULT_RESERVED_PERCENTAGE = 0
 DEFAULT_SHARE_TYPE = "default"
 #: Share servers (DHSS=true backends), with Manila's option names and defaults
 #: (manila/share/manager.py): unused servers are deleted by the conductors'
@@ -270,6 +275,13 @@ class BackendConfig:
     #: see ``shareflow.drivers.share.registry``) when it is not btrfs (whose
     #: table is ``btrfs``).
     driver_config: Any = None
+    #: What the pool reports for the scheduler's CapacityFilter and
+    #: DriverFilter (Manila's backend options of the same names);
+    #: None (not configured) keeps the driver's own answer, or the default.
+    max_over_subscription_ratio: float | None = None
+    reserved_percentage: int | None = None
+    thin_provisioning: bool | None = None
+    filter_function: str | None = None
 
     @property
     def share_config(self) -> Any:
@@ -431,6 +443,20 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         raise ConfigError(f"{where}.share_driver: {share_driver!r} is not one of {share_drivers.names()}")
     dhss = s.bool("driver_handles_share_servers", False)
     fault_plan = s.path("fault_plan", None)
+    ratio = s.float("max_over_subscription_ratio", None, minimum=0.0) if s.has("max_over_subscription_ratio") else None
+    if ratio is not None and ratio < 1.0:
+        # Manila refuses a ratio below 1 too: a pool would promise less than it holds.
+        raise ConfigError(f"{where}.max_over_subscription_ratio: {ratio:g} is less than 1.0")
+    reserved = s.int("reserved_percentage", None, minimum=0, maximum=100) if s.has("reserved_percentage") else None
+    thin = s.bool("thin_provisioning", None)
+    filter_function = s.str("filter_function", None)
+    if filter_function is not None:
+        from shareflow.scheduler import evaluator
+
+        try:
+            evaluator.parse(filter_function)
+        except evaluator.EvaluatorError as e:
+            raise ConfigError(f"{where}.filter_function: {e}") from None
     interval = s.float("unused_share_server_cleanup_interval", DEFAULT_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL)
     if interval > MAX_UNUSED_SHARE_SERVER_CLEANUP_INTERVAL:
         raise ConfigError(f"{where}.unused_share_server_cleanup_interval: {interval:g} minutes is more "
@@ -487,6 +513,10 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         ganesha=ganesha,
         fault_plan=fault_plan,
         driver_config=None if isinstance(driver_config, BtrfsConfig) else driver_config,
+        max_over_subscription_ratio=ratio,
+        reserved_percentage=reserved,
+        thin_provisioning=thin,
+        filter_function=filter_function,
         share_servers=ShareServersConfig(
             state_dir=servers_dir, port=ganesha.port, automatic_cleanup=automatic_cleanup,
             unused_cleanup_interval=interval, delete_with_last_share=with_last_share,

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from shareflow.config import Config
+from shareflow.config import DEFAULT_MAX_OVER_SUBSCRIPTION_RATIO, DEFAULT_RESERVED_PERCENTAGE, Config
 from shareflow.db import pools as pools_db
 from shareflow.db.engine import Database
 from shareflow.exceptions import ShareflowError
@@ -37,8 +37,14 @@ def pool_capabilities(backend) -> dict:
     caps.setdefault("share_backend_name", cfg.name)
     caps.setdefault("driver_name", type(inner).__name__)
     caps.setdefault("driver_version", DRIVER_VERSION)
-    caps.setdefault("reserved_percentage", 0)
-    caps.setdefault("max_over_subscription_ratio", 1.0)
+    # The operator's word on capacity policy (the backend's configuration)
+    # over the driver's; the named defaults where neither says.
+    configured = {"reserved_percentage": cfg.reserved_percentage,
+                  "max_over_subscription_ratio": cfg.max_over_subscription_ratio,
+                  "thin_provisioning": cfg.thin_provisioning, "filter_function": cfg.filter_function}
+    caps.update({k: v for k, v in configured.items() if v is not None})
+    caps.setdefault("reserved_percentage", DEFAULT_RESERVED_PERCENTAGE)
+    caps.setdefault("max_over_subscription_ratio", DEFAULT_MAX_OVER_SUBSCRIPTION_RATIO)
     caps["driver_handles_share_servers"] = cfg.driver_handles_share_servers
     return caps
 

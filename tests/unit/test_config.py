@@ -28,6 +28,16 @@ def test_defaults_and_relative_paths(tmp_path):
     assert b.ganesha.port == 2049 and b.ganesha.managed
     assert c.default_share_type == "default"
     assert c.conductor.export_servers_at_exit == "keep"
+    # Capacity policy: the driver's (or the named defaults) unless configured.
+    assert (b.max_over_subscription_ratio, b.reserved_percentage, b.thin_provisioning) == (None, None, None)
+
+
+def test_a_backends_capacity_policy(tmp_path):
+    p = write(tmp_path, '[[backends]]\nname = "local"\nmax_over_subscription_ratio = 2\nreserved_percentage = 5\n'
+                        'thin_provisioning = true\nfilter_function = "share.size < 100"\n')
+    b = config.load(p).backend("local")
+    assert (b.max_over_subscription_ratio, b.reserved_percentage, b.thin_provisioning, b.filter_function) == (
+        2.0, 5, True, "share.size < 100")
 
 
 def test_env_var_names_the_file(tmp_path, monkeypatch):
@@ -56,6 +66,10 @@ def test_env_var_names_the_file(tmp_path, monkeypatch):
         ("[conductor]\nworkers = true\n", "expected an integer"),
         ("[conductor]\nexport_servers_at_exit = 'restart'\n", "export_servers_at_exit"),
         ("[[backends]]\n", "name: required"),
+        ("[[backends]]\nname = 'a'\nmax_over_subscription_ratio = 0.5\n", "less than 1.0"),
+        ("[[backends]]\nname = 'a'\nreserved_percentage = 101\n", "outside"),
+        ("[[backends]]\nname = 'a'\nthin_provisioning = 'yes'\n", "true or false"),
+        ("[[backends]]\nname = 'a'\nfilter_function = 'share.size.__class__'\n", "filter_function"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, text, match):

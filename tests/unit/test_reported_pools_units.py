@@ -80,3 +80,12 @@ def test_placement_of_a_share_is_its_host():
     assert (p.host, p.service_host, p.backend, p.backend_host, p.driver_handles_share_servers) == (
         "h@b#p", "h", "b", "h@b", True)
     assert Placement.of_share(SimpleNamespace(host=None, share_network_id=None, availability_zone=None)) is None
+
+
+def test_the_backends_capacity_policy_is_reported_over_the_drivers(tmp_path):
+    config = make_config(tmp_path, "127.0.0.1:1", "/x", with_backend=True)
+    cfg = dataclasses.replace(config.backends[0], max_over_subscription_ratio=2.5, reserved_percentage=10,
+                              thin_provisioning=False, filter_function="share.size <= 5")
+    caps = pool_capabilities(build_backend(cfg, step_timeout=5))
+    assert (caps["max_over_subscription_ratio"], caps["reserved_percentage"], caps["thin_provisioning"],
+            caps["filter_function"]) == (2.5, 10, False, "share.size <= 5")
