@@ -1,92 +1,26 @@
-"""An XFS pool with reflink, backed by a loop-mounted image file (for the
-image share driver: ``shareflow run`` and the tests make one).
-
-Like :mod:`shareflow.system.btrfs_pool`: ``ensure_pool`` skips every step
-already done (a pool already mounted is reused, an image already formatted is
-not formatted again), and the handle it returns names the loop device, so a
-teardown unmounts exactly the mounts made from it - the share images mounted
-from files on the pool first - and detaches exactly that device.
+"""An XFS pool with reflink on a loop-mounted image (for the image share
+driver: ``shareflow run`` and the tests make one):
+:mod:`shareflow.system.loop_pool` for XFS. Its teardown unmounts the share
+images mounted from files on the pool before the pool itself.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
-from shareflow.exceptions import StorageError
-from shareflow.system import loop, mounts, xfs
-from shareflow.system.process import run
+from shareflow.system import loop_pool, xfs
+from shareflow.system.loop_pool import DEFAULT_TIMEOUT, GiB, LoopPool, destroy_pool, unmount_pool
 
-GiB = 1 << 30
-DEFAULT_TIMEOUT = 60.0
+#: An XFS pool is a loop pool.
+XfsPool = LoopPool
 
-
-@dataclass(frozen=True)
-class XfsPool:
-    mount_point: Path
-    #: Device the pool is mounted from (``/dev/loopN`` for an image pool).
-    device: str
-    #: The backing image, or None for a pool on a real device (not ours to tear down).
-    image: Path | None
-
-    @property
-    def loop_device(self) -> str | None:
-        return self.device if self.image is not None else None
+__all__ = ["GiB", "XfsPool", "destroy_pool", "ensure_pool", "unmount_pool"]
 
 
 def ensure_pool(mount_point: str | os.PathLike, image: str | os.PathLike | None = None, size_gb: int = 4, *,
                 timeout: float = DEFAULT_TIMEOUT) -> XfsPool:
-    """Make sure an XFS filesystem with reflink is mounted on ``mount_point``.
-
-    With ``image``: create the sparse image (``size_gb``), format it with
-    ``reflink=1``, attach it to a loop device and mount it, skipping every
-    step already done. Without: the pool must already be mounted.
-    """
-    mount_point = Path(mount_point).resolve()
-    image = Path(image).resolve() if image is not None else None
-    mount_point.mkdir(parents=True, exist_ok=True)
-    current = mounts.find_mount(mount_point)
-    if current is not None:
-        if current.fstype != "xfs":
-            raise StorageError(f"{mount_point} is a {current.fstype} mount, not an XFS pool")
-        return XfsPool(mount_point=mount_point, device=current.source, image=image)
-    if image is None:
-        raise StorageError(f"no XFS pool is mounted on {mount_point} and no image is configured")
-    if not image.exists():
-        image.parent.mkdir(parents=True, exist_ok=True)
-        with open(image, "xb") as f:
-            f.truncate(size_gb * GiB)  # sparse: costs no space until written
-    if not xfs.has_xfs_signature(image):
-        xfs.mkfs(image, reflink=True, timeout=timeout)
-    attached = loop.devices_of(image)
-    device = attached[0] if attached else run(["losetup", "--find", "--show", str(image)],
-                                              timeout=timeout).stdout.strip()
-    run(["mount", "-t", "xfs", device, str(mount_point)], timeout=timeout)
-    return XfsPool(mount_point=mount_point, device=device, image=image)
-
-
-def unmount_pool(pool: XfsPool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Unmount the share images mounted from files on the pool (their loop
-    devices go with them), then every mount of the pool's device, then
-    detach it. Repeatable."""
-    if pool.loop_device is None:
-        raise StorageError(f"pool on {pool.mount_point} is not a loop pool; not tearing it down")
-    on_pool = set(loop.devices_under(pool.mount_point))
-    for m in reversed(mounts.read_mounts()):
-        if m.source in on_pool:
-            mounts.unmount(m.mount_point, timeout=timeout)
-    for device, image in loop.devices_under(pool.mount_point).items():
-        loop.detach(device, image=image, timeout=timeout)  # attached but not mounted (not by us)
-    for m in reversed(mounts.read_mounts()):
-        if m.source == pool.device:
-            mounts.unmount(m.mount_point, timeout=timeout)
-    if pool.image is not None:
-        loop.detach(pool.device, image=pool.image, timeout=timeout)
-
-
-def destroy_pool(pool: XfsPool, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Unmount and detach the pool, then delete its image."""
-    unmount_pool(pool, timeout=timeout)
-    if pool.image is not None:
-        pool.image.unlink(missing_ok=True)
+    """Make sure an XFS filesystem with reflink is mounted on ``mount_point``
+    (see :func:`shareflow.system.loop_pool.ensure_mounted`)."""
+    return loop_pool.ensure_mounted(
+        mount_point, image, size_gb, fstype="xfs", formatted=xfs.has_xfs_signature,
+        mkfs=lambda path: xfs.mkfs(path, reflink=True, timeout=timeout), timeout=timeout)
