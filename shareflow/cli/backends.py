@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 
-from shareflow import config as config_module
-from shareflow.cli.options import add_common
+from shareflow.cli.options import admin_database, subcommand
 from shareflow.cli.output import console, table
-from shareflow.db.engine import Database
 from shareflow.scheduler.scheduler import stale_after_of
 from shareflow.services.backends import BackendService, BackendView, PoolView
 
@@ -27,31 +25,19 @@ from shareflow.services.backends import BackendService, BackendView, PoolView
 def register(subparsers) -> None:
     parser = subparsers.add_parser("backend", help="share services (host@backend): pools, capacity, disable")
     commands = parser.add_subparsers(dest="backend_command", required=True)
-    listing = commands.add_parser("list", help="list the share services and their pools")
-    add_common(listing)
-    listing.set_defaults(func=cmd_list)
-    show = commands.add_parser("show", help="show one backend: HOST@BACKEND (or a backend name on one host)")
+    subcommand(commands, "list", cmd_list, help="list the share services and their pools")
+    show = subcommand(commands, "show", cmd_show, help="show one backend: HOST@BACKEND (or a backend name on one host)")
     show.add_argument("backend", metavar="HOST@BACKEND")
-    add_common(show)
-    show.set_defaults(func=cmd_show)
-    disable = commands.add_parser("disable", help="place no new shares on HOST@BACKEND")
+    disable = subcommand(commands, "disable", cmd_disable, help="place no new shares on HOST@BACKEND")
     disable.add_argument("backend", metavar="HOST@BACKEND")
     disable.add_argument("--reason", default=None, help="why (shown by list and show)")
-    add_common(disable)
-    disable.set_defaults(func=cmd_disable)
-    enable = commands.add_parser("enable", help="place new shares on HOST@BACKEND again")
+    enable = subcommand(commands, "enable", cmd_enable, help="place new shares on HOST@BACKEND again")
     enable.add_argument("backend", metavar="HOST@BACKEND")
-    add_common(enable)
-    enable.set_defaults(func=cmd_enable)
 
 
 def _run(args, action):
-    config = config_module.load(getattr(args, "config", None))
-    db = Database(config.database.url)
-    try:
+    with admin_database(args) as (config, db):
         return action(BackendService(db, stale_after=stale_after_of(config)))
-    finally:
-        db.dispose()
 
 
 def _iso(value) -> str | None:

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 
-from shareflow import config as config_module
-from shareflow.cli.options import add_common
-from shareflow.db.engine import Database
+from shareflow.cli.options import admin_database, subcommand
 from shareflow.services.context import Caller
 from shareflow.services.networks import ProviderNetworkService, ProviderNetworkUsage
 from shareflow.wiring import new_uuid, utcnow
@@ -28,7 +26,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("network", help="provider networks offered to tenants' share networks")
     commands = parser.add_subparsers(dest="network_command", required=True)
 
-    create = commands.add_parser("create", help="register a provider network")
+    create = subcommand(commands, "create", cmd_create, help="register a provider network")
     create.add_argument("name", metavar="NAME")
     create.add_argument("--bridge", required=True, help="Linux bridge on the storage hosts")
     create.add_argument("--cidr", required=True, help="IPv4 network, e.g. 192.0.2.0/24")
@@ -37,31 +35,19 @@ def register(subparsers) -> None:
                         help="addresses share servers get (repeatable; default: the whole CIDR "
                              "minus network, broadcast and gateway)")
     create.add_argument("--mtu", default=None, help="MTU, 576 to 9000 (default 1500)")
-    add_common(create)
-    create.set_defaults(func=cmd_create)
 
-    listing = commands.add_parser("list", help="list provider networks and their usage")
-    add_common(listing)
-    listing.set_defaults(func=cmd_list)
+    subcommand(commands, "list", cmd_list, help="list provider networks and their usage")
 
-    show = commands.add_parser("show", help="show one provider network (by id or name)")
+    show = subcommand(commands, "show", cmd_show, help="show one provider network (by id or name)")
     show.add_argument("network", metavar="NETWORK")
-    add_common(show)
-    show.set_defaults(func=cmd_show)
 
-    delete = commands.add_parser("delete", help="delete a provider network nothing uses")
+    delete = subcommand(commands, "delete", cmd_delete, help="delete a provider network nothing uses")
     delete.add_argument("network", metavar="NETWORK")
-    add_common(delete)
-    delete.set_defaults(func=cmd_delete)
 
 
 def _run(args, action):
-    config = config_module.load(getattr(args, "config", None))
-    db = Database(config.database.url)
-    try:
+    with admin_database(args) as (_config, db):
         return action(ProviderNetworkService(db, clock=utcnow, new_id=new_uuid))
-    finally:
-        db.dispose()
 
 
 def as_dict(usage: ProviderNetworkUsage) -> dict:

@@ -23,10 +23,8 @@ import json
 
 from rich.text import Text
 
-from shareflow import config as config_module
 from shareflow.cli import output
-from shareflow.cli.options import add_common
-from shareflow.db.engine import Database
+from shareflow.cli.options import admin_database, subcommand
 from shareflow.db.models import ShareType
 from shareflow.domain import validation
 from shareflow.exceptions import InvalidInput
@@ -41,16 +39,12 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("type", help="share types and their extra specs")
     commands = parser.add_subparsers(dest="type_command", required=True)
 
-    listing = commands.add_parser("list", help="list share types, public and private")
-    add_common(listing)
-    listing.set_defaults(func=cmd_list)
+    subcommand(commands, "list", cmd_list, help="list share types, public and private")
 
-    show = commands.add_parser("show", help="show one share type (by name or id)")
+    show = subcommand(commands, "show", cmd_show, help="show one share type (by name or id)")
     show.add_argument("type", metavar="NAME_OR_ID")
-    add_common(show)
-    show.set_defaults(func=cmd_show)
 
-    create = commands.add_parser("create", help="create a share type")
+    create = subcommand(commands, "create", cmd_create, help="create a share type")
     create.add_argument("name", metavar="NAME")
     create.add_argument("--dhss", metavar="BOOL", default=None,
                         help="driver_handles_share_servers (required, here or as --spec): true or false")
@@ -59,34 +53,22 @@ def register(subparsers) -> None:
     create.add_argument("--description", default=None, help="at most 255 characters")
     create.add_argument("--private", action="store_true",
                         help="only admins see and use it (default: public)")
-    add_common(create)
-    create.set_defaults(func=cmd_create)
 
-    set_ = commands.add_parser("set", help="add or change extra specs of a share type")
+    set_ = subcommand(commands, "set", cmd_set, help="add or change extra specs of a share type")
     set_.add_argument("type", metavar="NAME_OR_ID")
     set_.add_argument("specs", metavar="KEY=VALUE", nargs="+")
-    add_common(set_)
-    set_.set_defaults(func=cmd_set)
 
-    unset = commands.add_parser("unset", help="remove extra specs of a share type (all or none)")
+    unset = subcommand(commands, "unset", cmd_unset, help="remove extra specs of a share type (all or none)")
     unset.add_argument("type", metavar="NAME_OR_ID")
     unset.add_argument("keys", metavar="KEY", nargs="+")
-    add_common(unset)
-    unset.set_defaults(func=cmd_unset)
 
-    delete = commands.add_parser("delete", help="delete a share type no live share uses")
+    delete = subcommand(commands, "delete", cmd_delete, help="delete a share type no live share uses")
     delete.add_argument("type", metavar="NAME_OR_ID")
-    add_common(delete)
-    delete.set_defaults(func=cmd_delete)
 
 
 def _run(args, action):
-    config = config_module.load(getattr(args, "config", None))
-    db = Database(config.database.url)
-    try:
+    with admin_database(args) as (config, db):
         return action(ShareTypeService(config, db, clock=utcnow, new_id=new_uuid), config)
-    finally:
-        db.dispose()
 
 
 def parse_specs(pairs: list[str]) -> dict[str, str]:
