@@ -9,7 +9,7 @@ for longer than ``[scheduler] pool_stale_after`` is shown ``down``; a load
 balancer's health check (``GET /``) keeps a serving node ``up``.
 
 A failed write (the database unreachable) costs the request nothing: it is
-logged and tried again on the next request.
+logged and tried again after the interval.
 """
 
 from __future__ import annotations
@@ -52,9 +52,11 @@ class ApiHeartbeat:
         if not self._lock.acquire(blocking=False):
             return  # another request of this process is writing it
         try:
+            # Tried once per interval even when it fails: a database that is away
+            # must not cost every request a connection attempt.
+            self._last = time.monotonic()
             with self._db.write() as s:
                 share_services.api_heartbeat(s, self._host, availability_zone=self._zone, now=self._clock())
-            self._last = time.monotonic()
         except ShareflowError as error:  # a Conflict: another worker made the row first; next time
             LOG.warning("API heartbeat of %s not written: %s", self._host, error)
         finally:
