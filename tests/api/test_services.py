@@ -174,6 +174,8 @@ def test_bad_requests_unknown_services_and_actions(api):
     assert listed(api, status="disabled") == []
     message = assert_fault(put(api, "reboot", good), 404)
     assert message == "Unknown action 'reboot'"
+    # No single service to show (Manila has no such route).
+    assert_fault(api.get(f"/v2/services/{SHARE_SERVICE}", token=api.tokens["admin"]), 404)
 
 
 def test_an_api_node_is_down_when_its_heartbeat_is_old_and_up_when_it_beats(api):

@@ -32,6 +32,11 @@ class Services(Resource):
         found = self.services.service_list.list(caller(req), qp.flatten(req.params))
         reply(resp, view.list_view(found))
 
+    def on_get_action(self, req, resp, action: str) -> None:
+        """Manila has no service ``show``: its router answers 404."""
+        require_version(req, *self._versions)
+        raise NotFound(f"GET {req.path}", user_message="The resource could not be found.")
+
     def on_put_action(self, req, resp, action: str) -> None:
         require_version(req, *self._versions)
         if action not in ACTIONS:
