@@ -65,9 +65,8 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     if authenticator is None:
         authenticator = auth.from_config(config.auth)
 
-    # This node in ``GET /services`` (manila-api): now, and as requests come.
-    heartbeat = ApiHeartbeat(services.db, host=config.host, availability_zone=config.availability_zone)
-    heartbeat.beat()
+    # This node in ``GET /services`` (manila-api), as requests come.
+    heartbeat = ApiHeartbeat(lambda: services.db, host=config.host, availability_zone=config.availability_zone)
     app = falcon.App(
         middleware=[
             # First, so that its process_response runs last (see its docstring).

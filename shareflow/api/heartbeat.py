@@ -1,8 +1,9 @@
 """An API node's heartbeat in Manila's ``services`` (``manila-api``, the
 configuration's ``host`` and ``availability_zone``), for ``GET /services``.
 
-Written when the app is built and then by the first request after each
-``INTERVAL``, from the request's own thread (no timer thread to start and
+Written by a process's first request (gunicorn workers build the app on
+their first request: that is their start) and then by the first request
+after each ``INTERVAL``, from the request's own thread (no timer thread to start and
 stop with each gunicorn worker; at most one write per worker per interval,
 never two at once). The consequence: an API node that no request reached
 for longer than ``[scheduler] pool_stale_after`` is shown ``down``; a load
@@ -35,8 +36,10 @@ def _utcnow() -> datetime:
 
 
 class ApiHeartbeat:
-    def __init__(self, db: Database, *, host: str, availability_zone: str,
+    def __init__(self, db: Database | Callable[[], Database], *, host: str, availability_zone: str,
                  clock: Callable[[], datetime] = _utcnow, interval: float = INTERVAL):
+        #: The database, or how to get it when first needed (the app's services
+        #: are not touched while the app is built).
         self._db = db
         self._host = host
         self._zone = availability_zone
@@ -55,7 +58,8 @@ class ApiHeartbeat:
             # Tried once per interval even when it fails: a database that is away
             # must not cost every request a connection attempt.
             self._last = time.monotonic()
-            with self._db.write() as s:
+            db = self._db if isinstance(self._db, Database) else self._db()
+            with db.write() as s:
                 share_services.api_heartbeat(s, self._host, availability_zone=self._zone, now=self._clock())
         except ShareflowError as error:  # a Conflict: another worker made the row first; next time
             LOG.warning("API heartbeat of %s not written: %s", self._host, error)
