@@ -13,6 +13,7 @@ from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster
 from shareflow.services.admin import ShareAdminService
 from shareflow.services.availability_zones import AvailabilityZoneService
+from shareflow.services.backends import BackendService
 from shareflow.services.jobs import JobService
 from shareflow.services.messages import MessageService
 from shareflow.services.metadata import ShareMetadataService
@@ -21,6 +22,7 @@ from shareflow.services.quotas import QuotaService
 from shareflow.services.scheduler_stats import SchedulerStatsService
 from shareflow.scheduler.scheduler import Scheduler, stale_after_of
 from shareflow.services.resize import ResizeService
+from shareflow.services.service_list import ServiceListService
 from shareflow.services.share_servers import ShareServerService
 from shareflow.services.share_types import ShareTypeService
 from shareflow.services.shares import ShareService
@@ -64,6 +66,9 @@ class Services:
         self.share_networks = ShareNetworkService(config, self.db, clock=clock, new_id=new_id)
         self.scheduler_stats = SchedulerStatsService(
             self.db, Scheduler(stale_after=stale_after_of(config), clock=clock))
+        self.service_list = ServiceListService(
+            self.db, BackendService(self.db, stale_after=stale_after_of(config), clock=clock),
+            stale_after=stale_after_of(config), clock=clock)
 
     def close(self) -> None:
         self.boards.close()

@@ -11,6 +11,7 @@ import falcon
 
 from shareflow import auth
 from shareflow.api import errors
+from shareflow.api.heartbeat import ApiHeartbeat
 from shareflow.api.middleware import (
     AuthMiddleware,
     BodyLimitMiddleware,
@@ -30,6 +31,7 @@ from shareflow.api.resources.messages import Messages
 from shareflow.api.resources.metadata import ShareMetadata
 from shareflow.api.resources.provider_networks import ProviderNetwork, ProviderNetworks
 from shareflow.api.resources.quota_sets import LegacyQuotaSets, QuotaSets
+from shareflow.api.resources.services import Services as ServicesResource
 from shareflow.api.resources.share_actions import ShareActions
 from shareflow.api.resources.share_servers import ShareServer, ShareServerActions, ShareServers
 from shareflow.api.resources.share_networks import (
@@ -63,11 +65,14 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     if authenticator is None:
         authenticator = auth.from_config(config.auth)
 
+    # This node in ``GET /services`` (manila-api), as requests come.
+    heartbeat = ApiHeartbeat(lambda: services.db, host=config.host, availability_zone=config.availability_zone)
     app = falcon.App(
         middleware=[
             # First, so that its process_response runs last (see its docstring).
             RenderMiddleware(),
             RequestIdMiddleware(),
+            heartbeat,
             BodyLimitMiddleware(config.api.max_body_bytes),
             AuthMiddleware(authenticator),
             MicroversionMiddleware(),
@@ -103,6 +108,11 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     pools = SchedulerStatsPools(config, services)
     route("/scheduler-stats/pools", pools)
     route("/scheduler-stats/pools/detail", pools, suffix="detail")
+
+    for path, legacy in (("/services", False), ("/os-services", True)):
+        resource = ServicesResource(config, services, legacy=legacy)
+        route(path, resource)
+        route(path + "/{action}", resource, suffix="action")
 
     types = ShareTypes(config, services)
     route("/types", types)

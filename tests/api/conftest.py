@@ -35,7 +35,7 @@ from shareflow.db import pools as pools_db
 from shareflow.db import shares as shares_db
 from shareflow.db.engine import Database
 from shareflow.db.migrate import upgrade
-from shareflow.db.models import ExportLocation, Pool, Share
+from shareflow.db.models import ExportLocation, Pool, Service, Share
 from shareflow.services.context import Caller
 from shareflow.wiring import Services, utcnow
 from tests.fixtures.coordination import chroot
@@ -164,6 +164,9 @@ class ApiEnv:
         with self.services.db.write() as s:
             s.execute(sa.update(Pool).where(Pool.host == POOL_HOST, Pool.updated_at < now - HEARTBEAT)
                       .values(updated_at=now))
+            # The service heartbeat a report writes along (``GET /services``: state up).
+            s.execute(sa.update(Service).where(Service.host == POOL_HOST.partition("#")[0],
+                                               Service.updated_at < now - HEARTBEAT).values(updated_at=now))
 
     def create_share(self, *, token: str, size: int = 1, **extra) -> dict:
         body = {"share": {"size": size, "share_proto": "NFS", "name": f"s-{uuid.uuid4().hex[:8]}", **extra}}

@@ -96,8 +96,8 @@ def test_upgrade_from_0007_rekeys_rows_counters_and_triggers(old_db):
             A_LOCAL: 6, B_LOCAL: 3, A_SOLO: 5}
         services = share_services.list_(s)
         assert [(r.host, r.disabled, r.binary) for r in services] == [
-            ("hosta@local", False, "shareflow-share"), ("hosta@solo", False, "shareflow-share"),
-            ("hostb@local", False, "shareflow-share")]
+            ("hosta@local", False, "manila-share"), ("hosta@solo", False, "manila-share"),
+            ("hostb@local", False, "manila-share")]  # Manila's binary name (0010)
         assert all(r.updated_at == NOW for r in services)  # the pools' last report
         states_ = {p.host: p for p in pools_db.pool_states(s, now=NOW, stale_after=60)}
         assert set(states_) == {A_LOCAL, B_LOCAL, A_SOLO}
