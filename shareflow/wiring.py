@@ -14,6 +14,7 @@ from shareflow.engine.posting import JobPoster
 from shareflow.services.admin import ShareAdminService
 from shareflow.services.availability_zones import AvailabilityZoneService
 from shareflow.services.backends import BackendService
+from shareflow.services.instances import InstanceService
 from shareflow.services.jobs import JobService
 from shareflow.services.messages import MessageService
 from shareflow.services.metadata import ShareMetadataService
@@ -59,6 +60,7 @@ class Services:
         self.share_metadata = ShareMetadataService(self.db, clock=clock)
         self.availability_zones = AvailabilityZoneService(config, self.db, clock=clock)
         self.snapshots = SnapshotService(config, self.db, self.poster, clock=clock, new_id=new_id)
+        self.instances = InstanceService(self.db, self.share_admin, self.snapshots)
         self.quotas = QuotaService(config.quotas, self.db, clock=clock)
         self.messages = MessageService(self.db, clock=clock)
         self.share_servers = ShareServerService(config, self.db, self.poster, clock=clock, new_id=new_id)
