@@ -144,7 +144,9 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     route("/snapshots/{snapshot_id}/action", SnapshotActions(config, services))
 
     route("/shares/{share_id}/instances", ShareInstancesOfShare(config, services))
-    route("/share_instances", ShareInstances(config, services))
+    share_instances = ShareInstances(config, services)
+    route("/share_instances", share_instances)
+    route("/share_instances/detail", share_instances, suffix="detail")
     route("/share_instances/{instance_id}", ShareInstance(config, services))
     route("/share_instances/{instance_id}/action", ShareInstanceActions(config, services))
     instance_locations = ShareInstanceExportLocations(config, services)

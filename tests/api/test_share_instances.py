@@ -151,6 +151,13 @@ def test_unknown_instances_and_shares_are_404(api, admin, share):
     assert assert_fault(api.get(f"/v2/shares/{uuid.uuid4()}/instances", token=admin), 404) == NOT_FOUND
 
 
+def test_share_instances_detail_is_manilas_404_for_everyone(api, admin):
+    for token in (admin, api.tokens["alice"]):
+        for version in ("2.2", "2.3", "2.65"):
+            assert assert_fault(api.get("/v2/share_instances/detail", token=token, version=version),
+                                404) == NOT_FOUND
+
+
 def test_a_deleted_shares_instance_is_gone(api, admin, share):
     iid = instance_of(api, share["id"])["id"]
     api.set_share_status(share["id"], "deleting")

@@ -61,6 +61,11 @@ class ShareInstances(Resource):
         instances = self.services.instances.list(who, filters, soft_deleted=soft_deleted)
         reply(resp, view.share_instance_list(instances, self.view_context(req)))
 
+    def on_get_detail(self, req, resp) -> None:
+        """Manila's router has ``/share_instances/detail`` but its controller
+        no ``detail``: 404 for everyone (not an instance named "detail")."""
+        raise NotFound(f"GET {req.path}", user_message=NOT_AT_THIS_VERSION)
+
 
 class ShareInstance(Resource):
     def on_get(self, req, resp, instance_id: str) -> None:
