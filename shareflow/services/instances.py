@@ -12,13 +12,11 @@ do it. Every call is admin-only, as Manila's default policy says.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from shareflow.db import shares as shares_db
-from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
 from shareflow.db.models import ExportLocation, Share, ShareSnapshot
 from shareflow.domain import instance_ids
