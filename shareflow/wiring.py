@@ -19,7 +19,7 @@ from shareflow.services.metadata import ShareMetadataService
 from shareflow.services.networks import ProviderNetworkService, ShareNetworkService
 from shareflow.services.quotas import QuotaService
 from shareflow.services.scheduler_stats import SchedulerStatsService
-from shareflow.scheduler.scheduler import Scheduler, stale_after_of
+from shareflow.scheduler.scheduler import Scheduler
 from shareflow.services.resize import ResizeService
 from shareflow.services.share_servers import ShareServerService
 from shareflow.services.share_types import ShareTypeService
@@ -63,7 +63,7 @@ class Services:
         self.provider_networks = ProviderNetworkService(self.db, clock=clock, new_id=new_id)
         self.share_networks = ShareNetworkService(config, self.db, clock=clock, new_id=new_id)
         self.scheduler_stats = SchedulerStatsService(
-            self.db, Scheduler(stale_after=stale_after_of(config), clock=clock))
+            self.db, Scheduler.from_config(config, clock=clock))
 
     def close(self) -> None:
         self.boards.close()
