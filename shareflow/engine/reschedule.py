@@ -115,7 +115,9 @@ def reschedule(runtime, job_id: str) -> str | None:
 def _next_attempt(runtime, session, job: Job) -> Job | None:
     share = shares_db.get_any(session, job.resource_id)
     if share is None or share.deleted_at is not None or share.status != states.CREATING \
-            or share.snapshot_id is not None or not share.host:
+            or share.snapshot_id is not None or not share.host or share.backend != job.backend:
+        # Not this attempt's any more (reset, deleted, or moved by another
+        # attempt), or from a snapshot: it stays where it is.
         return None
     tried = tried_pools(session, job)
     if len(tried) >= runtime.config.scheduler.max_attempts:

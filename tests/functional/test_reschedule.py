@@ -96,6 +96,9 @@ def test_a_create_failing_on_its_pool_is_available_on_the_next(hosts, faults):
     assert [(x["id"], x["backend"]) for x in api_get(a, f"/jobs/{second.id}")["job"]["attempts"]] == [
         (first.id, f"{HOST_A}@{BACKEND}"), (second.id, f"{HOST_B}@{BACKEND}")]
     assert messages_for(a, share.id) == []  # the user sees a share that worked
+    # The pools' allocated counters followed the move (A gave the space back).
+    usage = shareflow_cli(a, "db", "check-usage")
+    assert usage.returncode == 0, usage.stdout + usage.stderr
     cleanup(a, m, share.id)
 
 
