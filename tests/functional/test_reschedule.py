@@ -176,3 +176,61 @@ def test_a_conductor_killed_between_recording_and_posting_the_next_attempt_posts
     assert share.id not in volumes_of(a.config) and share.id in b.volumes()
     marker.unlink(missing_ok=True)
     cleanup(a, m, share.id)
+
+
+# --- placement by share type on a btrfs and an image backend --------------------
+
+
+@pytest.fixture(scope="module")
+def mixed(zookeeper_server, btrfs_pool, tmp_path_factory):
+    """Host A: the stack with an image backend (one XFS image per share);
+    host B: a btrfs backend. Default weighers (CapacityWeigher)."""
+    base = tmp_path_factory.mktemp("mixed")
+    with ServiceStack(base / HOST_A, zk_hosts=zookeeper_server.hosts, btrfs_pool=btrfs_pool, host=HOST_A,
+                      share_driver="image") as a:
+        with StorageHost(a, base / HOST_B, host=HOST_B) as b:
+            yield a, b
+
+
+def test_share_types_land_where_their_extra_specs_say(mixed):
+    """``fast`` (snapshots and reverts: btrfs only) lands on host B's btrfs
+    pool, ``bulk`` (``share_driver=image``, a capability only the image driver
+    reports) on host A's image pool, whatever the free space says; a type
+    nothing satisfies is ``error`` with Manila's "No valid host" message; the
+    pool list shows both pools with their capabilities."""
+    a, b = mixed
+    admin = a.manila()
+    suffix = uuid.uuid4().hex[:6]
+    fast = admin.share_types.create(f"fast-{suffix}", spec_driver_handles_share_servers=False,
+                                    spec_snapshot_support=True,
+                                    extra_specs={"revert_to_snapshot_support": "True"})
+    bulk = admin.share_types.create(f"bulk-{suffix}", spec_driver_handles_share_servers=False,
+                                    extra_specs={"share_driver": "image"})
+    none = admin.share_types.create(f"none-{suffix}", spec_driver_handles_share_servers=False,
+                                    extra_specs={"share_driver": "image", "revert_to_snapshot_support": "True"})
+    pools = {p.name: p for p in admin.pools.list(detailed=True)}
+    image_pool = a.config.backend(BACKEND).host(a.config.host)
+    assert set(pools) == {image_pool, b.pool_host()}
+    assert pools[image_pool].capabilities["share_driver"] == "image"
+    assert pools[b.pool_host()].capabilities["revert_to_snapshot_support"] is True
+
+    m = a.manila(a.token(f"tenant-{suffix}"))
+    made = []
+    try:
+        for stype, pool in ((fast, b.pool_host()), (bulk, image_pool), (fast, b.pool_host()),
+                            (bulk, image_pool)):
+            share = m.shares.create("NFS", 1, share_type=stype.name)
+            made.append(share.id)
+            assert a.wait_for_share(m, share.id, {"available", "error"}, timeout=60).status == "available", \
+                messages_for(a, share.id)
+            assert admin.shares.get(share.id).host == pool, stype.name
+        nothing = m.shares.create("NFS", 1, share_type=none.name)
+        made.append(nothing.id)
+        assert nothing.status == "error"
+        (msg,) = m.messages.list(search_opts={"resource_id": nothing.id})
+        assert (msg.action_id, msg.detail_id) == ("001", "008")
+        assert msg.user_message == ("allocate host: No storage could be allocated for this share request, "
+                                    "Capabilities filter didn't succeed.")
+    finally:
+        for share_id in made:
+            cleanup(a, m, share_id)
