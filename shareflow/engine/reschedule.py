@@ -103,7 +103,12 @@ def reschedule(runtime, job_id: str) -> str | None:
             if following is None:
                 return None
         next_id, posted = following.id, following.board_job_id is not None
-        unposted = None if posted or following.state != states.JOB_POSTED else following
+        if not posted and following.state != states.JOB_POSTED:
+            # Recorded, never posted, and given up on (the housekeeping of
+            # unposted jobs trashed it while this revert waited to be
+            # resumed): the create ends here, as a failure.
+            return None
+        unposted = None if posted else following
         backend = job.backend
     # A test holds (and kills) the conductor here: recorded, not yet posted.
     _checkpoints(runtime, backend).reach(checkpoints.RESCHEDULED, job_id)

@@ -128,3 +128,15 @@ def failure(error: BaseException) -> Failure:
 ])
 def test_which_failures_are_the_pools(operation, step, error, expected):
     assert reschedule.reschedulable(operation, step, failure(error)) is expected
+
+
+def test_a_next_attempt_given_up_on_before_its_post_ends_the_create(db, tmp_path, placed):
+    """The next attempt was recorded, then trashed by the housekeeping of
+    unposted jobs before the failed attempt's revert was resumed: the revert
+    fails the share (None) instead of reporting a next attempt that never runs."""
+    share_id, first = placed
+    rt = runtime(db, tmp_path, max_attempts=3)
+    second = next_attempt(rt, first)
+    with db.write() as s:
+        assert jobs_db.finish(s, second.id, states.JOB_TRASHED, now=NOW)
+    assert reschedule.reschedule(rt, first) is None
