@@ -67,7 +67,7 @@ class Services:
         self.provider_networks = ProviderNetworkService(self.db, clock=clock, new_id=new_id)
         self.share_networks = ShareNetworkService(config, self.db, clock=clock, new_id=new_id)
         self.scheduler_stats = SchedulerStatsService(
-            self.db, Scheduler(stale_after=stale_after_of(config), clock=clock))
+            self.db, Scheduler.from_config(config, clock=clock))
         self.service_list = ServiceListService(
             self.db, BackendService(self.db, stale_after=stale_after_of(config), clock=clock),
             stale_after=stale_after_of(config), clock=clock)
