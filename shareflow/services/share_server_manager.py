@@ -32,6 +32,7 @@ from shareflow.db import shares as shares_db
 from shareflow.db.engine import Database
 from shareflow.db.models import NetworkAllocation, ProviderNetwork, ShareNetwork, ShareServer
 from shareflow.domain import states
+from shareflow.services import security_services
 from shareflow.drivers.base import ServerBusy, ServerInUse, ShareServerHelper
 from shareflow.exceptions import BackendError, NetworkError
 
@@ -154,6 +155,9 @@ class ShareServerManager:
                         user_message="The share network's share server was deleted while the share "
                                      "was being created; try again.",
                     )
+                refused = security_services.refusal(s, sn_id)
+                if refused is not None:
+                    raise NetworkError(f"share {share_id}: {refused}", user_message=refused)
                 sn = s.get(ShareNetwork, sn_id)
                 subnet = networks_db.default_subnet(sn) if sn is not None else None
                 row = servers_db.create(
