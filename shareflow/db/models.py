@@ -288,16 +288,19 @@ class ShareNetworkSecurityService(Base):
 
     __tablename__ = "share_network_security_services"
 
+    # Named by hand: the convention's names pass PostgreSQL's 63 characters.
     share_network_id: Mapped[str] = mapped_column(
-        String(UUID_LEN), ForeignKey("share_networks.id"), primary_key=True
+        String(UUID_LEN), ForeignKey("share_networks.id", name="fk_sn_security_services_share_network_id"),
+        primary_key=True,
     )
     security_service_id: Mapped[str] = mapped_column(
-        String(UUID_LEN), ForeignKey("security_services.id"), primary_key=True
+        String(UUID_LEN), ForeignKey("security_services.id", name="fk_sn_security_services_security_service_id"),
+        primary_key=True,
     )
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
 
     __table_args__ = (
-        Index("ix_share_network_security_services_security_service_id", "security_service_id"),
+        Index("ix_sn_security_services_security_service_id", "security_service_id"),
     )
 
 

@@ -48,16 +48,16 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["share_network_id"], ["share_networks.id"],
-            name="fk_share_network_security_services_share_network_id_share_networks",
+            name="fk_sn_security_services_share_network_id",
         ),
         sa.ForeignKeyConstraint(
             ["security_service_id"], ["security_services.id"],
-            name="fk_share_network_security_services_security_service_id_security_services",
+            name="fk_sn_security_services_security_service_id",
         ),
         sa.PrimaryKeyConstraint("share_network_id", "security_service_id",
                                 name="pk_share_network_security_services"),
     )
-    op.create_index("ix_share_network_security_services_security_service_id",
+    op.create_index("ix_sn_security_services_security_service_id",
                     "share_network_security_services", ["security_service_id"])
     # Plain ADD COLUMN (no table rebuild on SQLite): the ids as the client gave them.
     op.add_column("share_network_subnets", sa.Column("neutron_net_id", sa.String(255)))
@@ -68,7 +68,7 @@ def downgrade() -> None:
     with op.batch_alter_table("share_network_subnets") as batch:
         batch.drop_column("neutron_subnet_id")
         batch.drop_column("neutron_net_id")
-    op.drop_index("ix_share_network_security_services_security_service_id",
+    op.drop_index("ix_sn_security_services_security_service_id",
                   table_name="share_network_security_services")
     op.drop_table("share_network_security_services")
     op.drop_index("ix_security_services_project_id", table_name="security_services")
