@@ -51,8 +51,11 @@ class CheckResult:
     hosts_check_result: dict
 
 
-def _values(values: Any, *, creating: bool, version_at_least: Callable[[str], bool]) -> dict:
-    """The fields of a create or update body, each a string (or null) of at most 255 characters."""
+def _values(values: Any, *, creating: bool, version_at_least: Callable[[str], bool],
+            current_type: str | None = None) -> dict:
+    """The fields of a create or update body, each a string (or null) of at
+    most 255 characters; ``default_ad_site`` only from 2.76, and for Active
+    Directory not with ``server`` as well (Manila's rules)."""
     if values.get("default_ad_site") and not version_at_least(AD_SITE_VERSION):
         raise InvalidInput('"default_ad_site" is only supported from API version 2.76.')
     if creating or "type" in values:
@@ -60,8 +63,13 @@ def _values(values: Any, *, creating: bool, version_at_least: Callable[[str], bo
         if kind not in TYPES:
             raise InvalidInput(f"Invalid type {kind} specified for security service. Valid types are "
                                + ",".join(TYPES))
+    kind = values.get("type", current_type)
+    if kind == "active_directory" and values.get("server") and values.get("default_ad_site"):
+        raise InvalidInput("Cannot create security service because both server and 'default_ad_site' were "
+                           "provided. Specify either server or 'default_ad_site'.")
+    keys = FIELDS + (("default_ad_site",) if version_at_least(AD_SITE_VERSION) else ())
     out = {}
-    for key in FIELDS:
+    for key in keys:
         if key in values and key != "type":
             limit = 64 if key == "dns_ip" else 255
             out[key] = validation.optional_text(values[key], f"Security service {key}", limit)
@@ -122,7 +130,7 @@ class SecurityServiceService:
                     f"Cannot update security service {row.id}. It is attached to share network with "
                     "share server associated. Only 'name' and 'description' fields are available for update."
                 )
-            fields = _values(values, creating=False, version_at_least=version_at_least)
+            fields = _values(values, creating=False, version_at_least=version_at_least, current_type=row.type)
             ss_db.update(s, row, now=self._clock(), **fields)
             return row, ss_db.share_networks_of(s, row.id)
 

@@ -285,3 +285,26 @@ def test_garbage_and_routes(api):
     assert api.get(SS + "/", params={}).status_code == 200  # trailing slash is the collection
     assert_fault(api.post(f"/v2/share-networks/{uuid.uuid4()}/action",
                           {"add_security_service": {"security_service_id": "x"}}), 404)
+
+
+def test_default_ad_site_from_2_76_in_the_service(api):
+    """Above this service's maximum (2.65) today, but ready for when it is raised:
+    ``default_ad_site`` is kept from 2.76, and not with ``server`` for AD."""
+    from shareflow.exceptions import InvalidInput
+    from shareflow.services.context import Caller
+
+    who = Caller(project_id="proj-a", user_id="alice")
+    service = api.services.security_services
+    at_2_76 = lambda v: True  # noqa: E731
+    below = lambda v: v in ("2.44",)  # noqa: E731
+    made = service.create(who, {"type": "active_directory", "default_ad_site": "site-1"}, version_at_least=at_2_76)
+    assert made.default_ad_site == "site-1"
+    with pytest.raises(InvalidInput, match="only supported from API version 2.76"):
+        service.create(who, {"type": "active_directory", "default_ad_site": "site-1"}, version_at_least=below)
+    with pytest.raises(InvalidInput, match="Specify either server or 'default_ad_site'"):
+        service.create(who, {"type": "active_directory", "server": "dc", "default_ad_site": "s"},
+                       version_at_least=at_2_76)
+    with pytest.raises(InvalidInput, match="Specify either server or 'default_ad_site'"):
+        service.update(who, made.id, {"server": "dc", "default_ad_site": "s2"}, version_at_least=at_2_76)
+    kept, _ = service.update(who, made.id, {"default_ad_site": "site-2"}, version_at_least=at_2_76)
+    assert kept.default_ad_site == "site-2"
