@@ -23,6 +23,7 @@ from shareflow.services.quotas import QuotaService
 from shareflow.services.scheduler_stats import SchedulerStatsService
 from shareflow.scheduler.scheduler import Scheduler, stale_after_of
 from shareflow.services.resize import ResizeService
+from shareflow.services.security_services import SecurityServiceService
 from shareflow.services.service_list import ServiceListService
 from shareflow.services.share_servers import ShareServerService
 from shareflow.services.share_types import ShareTypeService
@@ -66,6 +67,7 @@ class Services:
         self.share_servers = ShareServerService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.provider_networks = ProviderNetworkService(self.db, clock=clock, new_id=new_id)
         self.share_networks = ShareNetworkService(config, self.db, clock=clock, new_id=new_id)
+        self.security_services = SecurityServiceService(self.db, clock=clock, new_id=new_id)
         self.scheduler_stats = SchedulerStatsService(
             self.db, Scheduler.from_config(config, clock=clock))
         self.service_list = ServiceListService(

@@ -45,8 +45,8 @@ from shareflow.api.resources.quota_sets import LegacyQuotaSets, QuotaSets
 from shareflow.api.resources.services import Services as ServicesResource
 from shareflow.api.resources.share_actions import ShareActions
 from shareflow.api.resources.share_servers import ShareServer, ShareServerActions, ShareServers
+from shareflow.api.resources.security_services import SecurityServices
 from shareflow.api.resources.share_networks import (
-    SecurityServices,
     ShareNetwork,
     ShareNetworkActions,
     ShareNetworks,

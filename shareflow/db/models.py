@@ -249,9 +249,59 @@ class ShareNetworkSubnet(Timestamps, Base):
         String(UUID_LEN), ForeignKey("provider_networks.id")
     )
     availability_zone: Mapped[str | None] = mapped_column(String(255))
+    #: The ids as the client gave them (migration 0011): they may name a
+    #: provider network (then ``provider_network_id`` is set) or nothing known
+    #: here, as Manila accepts any; None on older rows (then the provider's).
+    neutron_net_id: Mapped[str | None] = mapped_column(String(255))
+    neutron_subnet_id: Mapped[str | None] = mapped_column(String(255))
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
     share_network: Mapped[ShareNetwork] = relationship(back_populates="subnets")
     provider_network: Mapped[ProviderNetwork | None] = relationship(lazy="selectin")
+
+
+class SecurityService(Timestamps, Base):
+    """Manila's security service: how share servers of a share network would
+    join an LDAP, Kerberos or Active Directory domain (stored and shown; no
+    share server here can use one: see ShareServerManager.provide)."""
+
+    __tablename__ = "security_services"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    type: Mapped[str] = mapped_column(String(32), nullable=False)
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    dns_ip: Mapped[str | None] = mapped_column(String(64))
+    ou: Mapped[str | None] = mapped_column(String(255))
+    server: Mapped[str | None] = mapped_column(String(255))
+    domain: Mapped[str | None] = mapped_column(String(255))
+    user: Mapped[str | None] = mapped_column(String(255))
+    password: Mapped[str | None] = mapped_column(String(255))
+    default_ad_site: Mapped[str | None] = mapped_column(String(255))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_security_services_project_id", "project_id"),)
+
+
+class ShareNetworkSecurityService(Base):
+    """A security service added to a share network (at most one per type)."""
+
+    __tablename__ = "share_network_security_services"
+
+    # Named by hand: the convention's names pass PostgreSQL's 63 characters.
+    share_network_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_networks.id", name="fk_sn_security_services_share_network_id"),
+        primary_key=True,
+    )
+    security_service_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("security_services.id", name="fk_sn_security_services_security_service_id"),
+        primary_key=True,
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (
+        Index("ix_sn_security_services_security_service_id", "security_service_id"),
+    )
 
 
 class ShareServer(Timestamps, Base):

@@ -246,9 +246,11 @@ def _subnet_filter(key: str, value):
     live = ShareNetworkSubnet.deleted_at.is_(None)
     pn = ShareNetworkSubnet.provider_network
     if key == "neutron_net_id":
-        return sa.and_(live, ShareNetworkSubnet.provider_network_id == value)
+        return sa.and_(live, sa.or_(ShareNetworkSubnet.neutron_net_id == value, sa.and_(
+            ShareNetworkSubnet.neutron_net_id.is_(None), ShareNetworkSubnet.provider_network_id == value)))
     if key == "neutron_subnet_id":
-        return sa.and_(live, pn.has(ProviderNetwork.subnet_id == value))
+        return sa.and_(live, sa.or_(ShareNetworkSubnet.neutron_subnet_id == value, sa.and_(
+            ShareNetworkSubnet.neutron_net_id.is_(None), pn.has(ProviderNetwork.subnet_id == value))))
     if key == "cidr":
         return sa.and_(live, pn.has(ProviderNetwork.cidr == value))
     if key == "network_type":
@@ -262,13 +264,15 @@ def _subnet_filter(key: str, value):
 def create_share_network(session: Session, *, now: datetime, share_network_id: str, subnet_id: str,
                          project_id: str, user_id: str | None, name: str | None,
                          description: str | None, provider_network_id: str | None,
-                         availability_zone: str | None = None) -> ShareNetwork:
+                         availability_zone: str | None = None, neutron_net_id: str | None = None,
+                         neutron_subnet_id: str | None = None) -> ShareNetwork:
     sn = ShareNetwork(id=share_network_id, project_id=project_id, user_id=user_id, name=name,
                       description=description, created_at=now)
     session.add(sn)
     session.flush()
     session.add(ShareNetworkSubnet(id=subnet_id, share_network_id=sn.id,
                                    provider_network_id=provider_network_id,
+                                   neutron_net_id=neutron_net_id, neutron_subnet_id=neutron_subnet_id,
                                    availability_zone=availability_zone, created_at=now))
     session.flush()
     session.refresh(sn)
@@ -298,10 +302,23 @@ def subnet_in_zone(sn: ShareNetwork, zone: str | None) -> ShareNetworkSubnet | N
     return None
 
 
+def neutron_ids(sub: ShareNetworkSubnet | None) -> tuple[str | None, str | None]:
+    """The subnet's ``neutron_net_id`` and ``neutron_subnet_id`` as the client
+    gave them; for a row older than migration 0011, its provider network's."""
+    if sub is None:
+        return None, None
+    if sub.neutron_net_id is not None:
+        return sub.neutron_net_id, sub.neutron_subnet_id
+    net = sub.provider_network
+    return (net.id, net.subnet_id) if net is not None else (None, None)
+
+
 def create_subnet(session: Session, *, now: datetime, subnet_id: str, share_network_id: str,
-                  provider_network_id: str | None, availability_zone: str | None) -> ShareNetworkSubnet:
+                  provider_network_id: str | None, availability_zone: str | None,
+                  neutron_net_id: str | None = None, neutron_subnet_id: str | None = None) -> ShareNetworkSubnet:
     sub = ShareNetworkSubnet(id=subnet_id, share_network_id=share_network_id,
                              provider_network_id=provider_network_id,
+                             neutron_net_id=neutron_net_id, neutron_subnet_id=neutron_subnet_id,
                              availability_zone=availability_zone, created_at=now)
     session.add(sub)
     session.flush()
@@ -395,8 +412,11 @@ def update_share_network(session: Session, sn: ShareNetwork, *, now: datetime, *
 
 
 def set_subnet_provider(session: Session, sub: ShareNetworkSubnet, provider_network_id: str | None,
-                        *, now: datetime) -> None:
+                        *, now: datetime, neutron_net_id: str | None = None,
+                        neutron_subnet_id: str | None = None) -> None:
     sub.provider_network_id = provider_network_id
+    sub.neutron_net_id = neutron_net_id
+    sub.neutron_subnet_id = neutron_subnet_id
     sub.updated_at = now
     session.flush()
     session.refresh(sub)

@@ -147,6 +147,15 @@ class NetworkAllocations:
                 f"share network {share_network_id} has no subnet",
                 user_message=f"Share network {share_network_id} has no subnet to allocate an address on.",
             )
+        if subnet.provider_network_id is None and subnet.neutron_net_id is not None:
+            # Accepted as Manila accepts any ids; only now does it matter that nothing is there.
+            raise NetworkError(
+                f"share network {share_network_id} names network {subnet.neutron_net_id} (subnet "
+                f"{subnet.neutron_subnet_id}), which is not a provider network of this deployment",
+                user_message=(f"Network {subnet.neutron_net_id} (subnet {subnet.neutron_subnet_id}) of share "
+                              f"network {share_network_id} is not known to this deployment: no share server "
+                              "can be created on it."),
+            )
         if subnet.provider_network_id is None:
             raise NetworkError(
                 f"subnet {subnet.id} of share network {share_network_id} names no provider network",

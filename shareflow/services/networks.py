@@ -5,6 +5,9 @@ hosts, one IPv4 subnet (its CIDR, gateway and MTU) and the ranges share
 servers get addresses from. A tenant's share network names one through
 Manila's ``neutron_net_id`` (the provider network's id, or its name) and
 ``neutron_subnet_id`` (its ``subnet_id``), so unmodified Manila clients work.
+As Manila, any other pair of ids is accepted too, stored and shown as given:
+only a share that needs a share server there fails (its network allocation
+names the network this deployment does not know).
 
 Everything a request carries is validated before any state changes. Manila's
 behaviours kept (manila/api/v2/share_networks.py, api/common.py):
@@ -180,12 +183,11 @@ class ShareNetworkService:
         now = self._clock()
         with self._db.write() as s:
             provider_id = self._resolve(s, net_ref, subnet_ref)
-            if provider_id is not None and not networks_db.lock_provider(s, provider_id):
-                raise InvalidInput(f"Network {net_ref} could not be found.")
             sn = networks_db.create_share_network(
                 s, now=now, share_network_id=self._new_id(), subnet_id=self._new_id(),
                 project_id=caller.project_id, user_id=caller.user_id, name=name,
                 description=description, provider_network_id=provider_id, availability_zone=zone,
+                neutron_net_id=net_ref, neutron_subnet_id=subnet_ref,
             )
             return sn
 
@@ -264,11 +266,10 @@ class ShareNetworkService:
                     f"network {sn.id}."
                 )
             provider_id = self._resolve(s, net_ref, subnet_ref)
-            if provider_id is not None and not networks_db.lock_provider(s, provider_id):
-                raise InvalidInput(f"Network {net_ref} could not be found.")
             return networks_db.create_subnet(
                 s, now=now, subnet_id=self._new_id(), share_network_id=sn.id,
                 provider_network_id=provider_id, availability_zone=zone,
+                neutron_net_id=net_ref, neutron_subnet_id=subnet_ref,
             )
 
     def delete_subnet(self, caller: Caller, share_network_id: Any, subnet_id: Any) -> None:
@@ -320,17 +321,17 @@ class ShareNetworkService:
 
     @staticmethod
     def _resolve(session, net_ref: str | None, subnet_ref: str | None) -> str | None:
-        """The provider network both ids name (None when neither is given)."""
+        """The live provider network both ids name, its row locked against a
+        delete until the transaction ends; None when neither is given or they
+        name nothing this deployment has (stored as given all the same)."""
         if net_ref is None:
             return None
         try:
             net = networks_db.get_provider_by_ref(session, net_ref)
         except NotFound:
-            raise InvalidInput(f"Network {net_ref} could not be found.") from None
-        if net.subnet_id != subnet_ref:
-            if networks_db.provider_by_subnet(session, subnet_ref) is None:
-                raise InvalidInput(f"Subnet {subnet_ref} could not be found.")
-            raise InvalidInput(f"Subnet '{subnet_ref}' does not belong to network '{net_ref}'.")
+            return None
+        if net.subnet_id != subnet_ref or not networks_db.lock_provider(session, net.id):
+            return None
         return net.id
 
     def _update_neutron_ids(self, session, sn: ShareNetwork, neutron: dict, *, now: datetime) -> None:
@@ -348,21 +349,17 @@ class ShareNetworkService:
                 "cannot be updated."
             )
         subnet = defaults[0]
-        current = subnet.provider_network
-        if subnet.provider_network_id is None and (
+        if networks_db.neutron_ids(subnet)[0] is None and (
             neutron.get("neutron_net_id") is None or neutron.get("neutron_subnet_id") is None
         ):
             raise InvalidInput(
                 f"To update the share network {sn.id} you need to specify both 'neutron_net_id' "
                 "and 'neutron_subnet_id'."
             )
-        net_ref = neutron["neutron_net_id"] if "neutron_net_id" in neutron else (
-            current.id if current else None)
-        subnet_ref = neutron["neutron_subnet_id"] if "neutron_subnet_id" in neutron else (
-            current.subnet_id if current else None)
+        given_net, given_subnet = networks_db.neutron_ids(subnet)
+        net_ref = neutron["neutron_net_id"] if "neutron_net_id" in neutron else given_net
+        subnet_ref = neutron["neutron_subnet_id"] if "neutron_subnet_id" in neutron else given_subnet
         net_ref, subnet_ref = self._neutron_ids(net_ref, subnet_ref)
         provider_id = self._resolve(session, net_ref, subnet_ref)
-        if provider_id is not None and not networks_db.lock_provider(session, provider_id):
-            raise InvalidInput(f"Network {net_ref} could not be found.")
-        if provider_id != subnet.provider_network_id:
-            networks_db.set_subnet_provider(session, subnet, provider_id, now=now)
+        networks_db.set_subnet_provider(session, subnet, provider_id, now=now,
+                                        neutron_net_id=net_ref, neutron_subnet_id=subnet_ref)

@@ -34,6 +34,7 @@ from shareflow.db.models import NetworkAllocation, ProviderNetwork, ShareNetwork
 from shareflow.domain import states
 from shareflow.drivers.base import ServerBusy, ServerInUse, ShareServerHelper
 from shareflow.exceptions import BackendError, NetworkError
+from shareflow.services import security_services
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,10 @@ class ShareServerManager:
         for ``allocation`` (made now if needed); the share is recorded as
         using it. Call with the share network's lock held. Raises
         :class:`ServerBusy` while another create is making the share
-        network's server, so the caller can wait for it without the lock."""
+        network's server, so the caller can wait for it without the lock.
+        A new server is refused (:class:`NetworkError`, with a user message)
+        on a share network that has a security service: these servers cannot
+        join an LDAP, Kerberos or AD domain."""
         allocation = allocation or {}
         mine = server_id_for(allocation["allocation_id"]) if allocation.get("allocation_id") else None
         now = self._clock()
@@ -154,6 +158,12 @@ class ShareServerManager:
                         user_message="The share network's share server was deleted while the share "
                                      "was being created; try again.",
                     )
+                # Under the share network's row lock, which adding a security
+                # service takes too: a server is made or a service added, not both.
+                networks_db.lock_share_network(s, sn_id)
+                refused = security_services.refusal(s, sn_id)
+                if refused is not None:
+                    raise NetworkError(f"share {share_id}: {refused}", user_message=refused)
                 sn = s.get(ShareNetwork, sn_id)
                 subnet = networks_db.default_subnet(sn) if sn is not None else None
                 row = servers_db.create(

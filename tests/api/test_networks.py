@@ -231,7 +231,9 @@ def test_share_network_create_and_show_per_microversion(api):
 def test_share_network_by_provider_name_and_without_network(api):
     net = provider(api)
     sn = share_network(api, None, neutron_net_id=net["name"], neutron_subnet_id=net["subnet_id"])
-    assert sn["share_network_subnets"][0]["neutron_net_id"] == net["id"]
+    # Shown as given (Manila stores the ids it is handed), on the provider network it names.
+    (sub,) = sn["share_network_subnets"]
+    assert (sub["neutron_net_id"], sub["neutron_subnet_id"], sub["cidr"]) == (net["name"], net["subnet_id"], net["cidr"])
     bare = share_network(api, None, name="later")
     assert bare["share_network_subnets"][0]["neutron_net_id"] is None
 
@@ -251,20 +253,41 @@ def test_bad_share_network_is_400_and_writes_nothing(api, values, message):
     assert counts(api) == before
 
 
-def test_share_network_names_one_provider_network(api):
+def test_share_network_with_ids_this_deployment_does_not_know(api):
+    """Manila accepts any neutron ids and fails only when a share server must
+    be built there (item 8): stored and shown as given, on no provider network."""
     net, other = provider(api), provider(api)
-    before = counts(api)
     cases = [
-        ({"neutron_net_id": "no-such-net", "neutron_subnet_id": net["subnet_id"]},
-         "Network no-such-net could not be found."),
-        ({"neutron_net_id": net["id"], "neutron_subnet_id": "no-such-subnet"},
-         "Subnet no-such-subnet could not be found."),
-        ({"neutron_net_id": net["id"], "neutron_subnet_id": other["subnet_id"]},
-         f"Subnet '{other['subnet_id']}' does not belong to network '{net['id']}'."),
+        {"neutron_net_id": "no-such-net", "neutron_subnet_id": net["subnet_id"]},
+        {"neutron_net_id": net["id"], "neutron_subnet_id": "no-such-subnet"},
+        {"neutron_net_id": net["id"], "neutron_subnet_id": other["subnet_id"]},
     ]
-    for values, message in cases:
-        assert assert_fault(api.post("/v2/share-networks", {"share_network": values}), 400) == message
-    assert counts(api) == before
+    for values in cases:
+        for version in ("2.50", "2.51", "2.65"):
+            sn = share_network(api, None, version=version, **values)
+            flat = sn["share_network_subnets"][0] if version != "2.50" else sn
+            assert (flat["neutron_net_id"], flat["neutron_subnet_id"]) == (values["neutron_net_id"],
+                                                                          values["neutron_subnet_id"])
+            assert flat["cidr"] is None and flat["gateway"] is None and flat["mtu"] is None
+            shown = api.get(f"/v2/share-networks/{sn['id']}", version=version).json["share_network"]
+            assert shown == sn
+            listed = api.get("/v2/share-networks/detail", version=version,
+                             params={"neutron_net_id": values["neutron_net_id"]}).json["share_networks"]
+            assert sn["id"] in {x["id"] for x in listed}
+    # A subnet too, and an update to unknown ids of a share network without servers.
+    sn = share_network(api, net)
+    path = f"/v2/share-networks/{sn['id']}"
+    sub = api.post(f"{path}/subnets", {"share-network-subnet": {
+        "neutron_net_id": "elsewhere", "neutron_subnet_id": "elsewhere-sub", "availability_zone": "nova"}})
+    assert sub.status_code == 200, sub.text
+    assert sub.json["share_network_subnet"]["neutron_net_id"] == "elsewhere"
+    assert sub.json["share_network_subnet"]["cidr"] is None
+    updated = api.put(path, {"share_network": {"neutron_net_id": "n2", "neutron_subnet_id": "s2"}}, version="2.50")
+    assert updated.status_code == 200, updated.text
+    assert (updated.json["share_network"]["neutron_net_id"], updated.json["share_network"]["cidr"]) == ("n2", None)
+    back = api.put(path, {"share_network": {"neutron_net_id": net["id"], "neutron_subnet_id": net["subnet_id"]}},
+                   version="2.50")
+    assert back.json["share_network"]["cidr"] == net["cidr"]
 
 
 @pytest.mark.parametrize("body", [None, {}, {"share": {}}, []])
@@ -362,9 +385,12 @@ def test_share_network_update(api):
     moved = api.put(path, {"share_network": {"neutron_net_id": other["id"],
                                              "neutron_subnet_id": other["subnet_id"]}})
     assert moved.json["share_network"]["share_network_subnets"][0]["neutron_net_id"] == other["id"]
-    # One id alone must still name one network with the other.
-    msg = assert_fault(api.put(path, {"share_network": {"neutron_subnet_id": net["subnet_id"]}}), 400)
-    assert msg == f"Subnet '{net['subnet_id']}' does not belong to network '{other['id']}'."
+    # One id alone is kept with the other as given, even when they name no provider network together.
+    mixed = api.put(path, {"share_network": {"neutron_subnet_id": net["subnet_id"]}}).json["share_network"]
+    (sub,) = mixed["share_network_subnets"]
+    assert (sub["neutron_net_id"], sub["neutron_subnet_id"], sub["cidr"]) == (other["id"], net["subnet_id"], None)
+    moved = api.put(path, {"share_network": {"neutron_subnet_id": other["subnet_id"]}}).json["share_network"]
+    assert moved["share_network_subnets"][0]["cidr"] == other["cidr"]
     assert "nova networking" in assert_fault(api.put(path, {"share_network": {"nova_net_id": "x"}}), 400)
     assert "longer than 255" in assert_fault(api.put(path, {"share_network": {"name": "x" * 300}}), 400)
     assert_fault(api.put(path, {"name": "x"}), 422)
@@ -430,7 +456,8 @@ def test_share_network_subnets(api):
 def test_share_network_actions_are_refused(api):
     sn = share_network(api, None)
     path = f"/v2/share-networks/{sn['id']}/action"
-    assert "not supported" in assert_fault(api.post(path, {"add_security_service": {"security_service_id": "x"}}), 400)
+    assert "not supported" in assert_fault(api.post(path, {"reset_status": {"status": "active"}}), 400)
+    assert "not supported" in assert_fault(api.post(path, {"share_network_subnet_create_check": {}}), 400)
     assert "no such action" in assert_fault(api.post(path, {"explode": {}}), 400)
     assert_fault(api.post(path, {"a": 1, "b": 2}), 400)
     assert_fault(api.post(f"/v2/share-networks/{uuid.uuid4()}/action", {"reset_status": {}}), 404)

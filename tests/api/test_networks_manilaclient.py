@@ -45,13 +45,15 @@ def test_manilaclient_share_network_lifecycle(server):
     updated = alice.share_networks.update(sn, name="renamed", neutron_net_id=other["name"],
                                           neutron_subnet_id=other["subnet_id"])
     assert updated.name == "renamed"
-    assert updated.share_network_subnets[0]["neutron_net_id"] == other["id"]
+    # As given (the provider network's name), on that provider network.
+    assert updated.share_network_subnets[0]["neutron_net_id"] == other["name"]
+    assert updated.share_network_subnets[0]["cidr"] == "10.210.2.0/24"
     got = alice.share_network_subnets.get(sn.id, sub["id"])
     assert got.share_network_name == "renamed" and got.neutron_subnet_id == other["subnet_id"]
 
     # Older clients see the flattened fields.
     old = manila(srv, env.tokens["alice"], "2.20").share_networks.get(sn.id)
-    assert old.neutron_net_id == other["id"] and old.mtu == 1400 and old.cidr == "10.210.2.0/24"
+    assert old.neutron_net_id == other["name"] and old.mtu == 1400 and old.cidr == "10.210.2.0/24"
 
     bob = manila(srv, env.tokens["bob"])
     with pytest.raises(manila_exc.NotFound):
@@ -71,15 +73,17 @@ def test_manilaclient_share_network_errors(server):
     env, srv = server
     net, other = provider(env, 3), provider(env, 4)
     alice = manila(srv, env.tokens["alice"])
-    with pytest.raises(manila_exc.BadRequest) as e:
-        alice.share_networks.create(neutron_net_id=net["id"], neutron_subnet_id=other["subnet_id"])
-    assert "does not belong to network" in str(e.value)
+    # Ids that name no provider network together are accepted as Manila accepts them (stored as given).
+    mixed = alice.share_networks.create(neutron_net_id=net["id"], neutron_subnet_id=other["subnet_id"])
+    assert mixed.share_network_subnets[0]["neutron_subnet_id"] == other["subnet_id"]
+    assert mixed.share_network_subnets[0]["cidr"] is None
+    alice.share_networks.delete(mixed)
     with pytest.raises(manila_exc.BadRequest) as e:
         alice.share_networks.create(neutron_net_id=net["id"])
     assert "specify both neutron_net_id and neutron_subnet_id" in str(e.value)
-    with pytest.raises(manila_exc.BadRequest) as e:
-        alice.share_networks.create(neutron_net_id="nowhere", neutron_subnet_id=net["subnet_id"])
-    assert "Network nowhere could not be found." in str(e.value)
+    nowhere = alice.share_networks.create(neutron_net_id="nowhere", neutron_subnet_id=net["subnet_id"])
+    assert nowhere.share_network_subnets[0]["neutron_net_id"] == "nowhere"
+    alice.share_networks.delete(nowhere)
 
 
 def test_openstack_cli_share_network(server, tmp_path):

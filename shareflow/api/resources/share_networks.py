@@ -12,7 +12,12 @@ and share_network_subnets.py answer them.
 * delete answers 202 with no body;
 * subnets (2.51): one per availability zone (409 for a second), deleted only
   without shares or share servers on them (409);
-* actions (security services, reset_status) are not supported here: 400.
+* actions: ``add_security_service`` and ``remove_security_service`` (200,
+  the share network), 2.63's ``update_security_service`` (202, the share
+  network) and its ``update_security_service_check`` /
+  ``add_security_service_check`` (202, the check), with the rules of
+  :mod:`shareflow.services.security_services`; ``reset_status`` and 2.70's
+  ``share_network_subnet_create_check`` are not supported here: 400.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from shareflow.api.resources.base import (
     accepted,
     body,
     caller,
+    dispatch_action,
     reply,
     require_version,
     version,
 )
+from shareflow.api.views import security_services as ss_view
 from shareflow.api.views import share_networks as view
 from shareflow.exceptions import InvalidInput, NotFound, UnprocessableEntity
 
@@ -41,12 +48,8 @@ NOT_FILTERS = ("all_tenants", "created_since", "created_before", "limit", "offse
                "security_service_id", "project_id")
 ADMIN_FILTERS = ("network_type", "segmentation_id")
 INT_FILTERS = ("ip_version", "segmentation_id")
-#: Manila's share network actions, none of which this service has (no security services).
-KNOWN_ACTIONS = frozenset({
-    "add_security_service", "remove_security_service", "update_security_service",
-    "update_security_service_check", "add_security_service_check",
-    "share_network_subnet_create_check", "reset_status",
-})
+#: Manila's share network actions this service does not have.
+UNSUPPORTED_ACTIONS = frozenset({"share_network_subnet_create_check", "reset_status"})
 
 
 def _values(req) -> dict:
@@ -114,7 +117,12 @@ class ShareNetworks(Resource):
         if before is not None:
             rows = [sn for sn in rows if sn.created_at < before]
         if "security_service_id" in q:
-            rows = []  # no security services here
+            # Manila lists every share network the security service is added to.
+            wanted = set(self.services.security_services.share_networks([q["security_service_id"]])
+                         [q["security_service_id"]])
+            if who.is_admin and project_id is None and not all_projects:
+                rows = self.services.share_networks.list(who, all_projects=True)
+            rows = [sn for sn in rows if sn.id in wanted]
         if filters:
             fuzzy = ver.at_least("2.36")
             kept = []
@@ -150,16 +158,53 @@ class ShareNetwork(Resource):
 
 
 class ShareNetworkActions(Resource):
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        self._actions = {
+            "add_security_service": ("2.0", None, self._add),
+            "remove_security_service": ("2.0", None, self._remove),
+            "update_security_service": ("2.63", None, self._update),
+            "update_security_service_check": ("2.63", None, self._update_check),
+            "add_security_service_check": ("2.63", None, self._add_check),
+        }
+
     def on_post(self, req, resp, share_network_id: str) -> None:
         data = body(req)
         if not isinstance(data, dict) or len(data) != 1:
             raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
-        (name, _info), = data.items()
         # The share network must exist for the caller first (404 otherwise).
         self.services.share_networks.get(caller(req), share_network_id)
-        if name in KNOWN_ACTIONS:
-            raise InvalidInput(f"Share network action {name} is not supported by this service.")
-        raise InvalidInput(f"There is no such action: {name}")
+        dispatch_action(req, resp, share_network_id, self._actions, kind="Share network",
+                        unsupported=UNSUPPORTED_ACTIONS)
+
+    def _network(self, req, resp, share_network_id: str, status: int = 200) -> None:
+        sn = self.services.share_networks.get(caller(req), share_network_id)
+        reply(resp, {RESOURCE: view.detail(sn, self.view_context(req))}, status)
+
+    def _add(self, req, resp, share_network_id: str, info) -> None:
+        self.services.security_services.add(caller(req), share_network_id, info,
+                                            in_use_allowed=version(req).at_least("2.63"))
+        self._network(req, resp, share_network_id)
+
+    def _remove(self, req, resp, share_network_id: str, info) -> None:
+        self.services.security_services.remove(caller(req), share_network_id, info)
+        self._network(req, resp, share_network_id)
+
+    def _update(self, req, resp, share_network_id: str, info) -> None:
+        self.services.security_services.replace(caller(req), share_network_id, info)
+        self._network(req, resp, share_network_id, 202)
+
+    def _check(self, req, resp, info, result) -> None:
+        reply(resp, ss_view.update_check(info, result.compatible, result.hosts_check_result,
+                                         self.view_context(req)), 202)
+
+    def _update_check(self, req, resp, share_network_id: str, info) -> None:
+        self._check(req, resp, info, self.services.security_services.check_replace(
+            caller(req), share_network_id, info))
+
+    def _add_check(self, req, resp, share_network_id: str, info) -> None:
+        self._check(req, resp, info, self.services.security_services.check_add(
+            caller(req), share_network_id, info))
 
 
 class ShareNetworkSubnets(Resource):
@@ -199,21 +244,3 @@ class ShareNetworkSubnets(Resource):
         accepted(resp)
 
 
-
-class SecurityServices(Resource):
-    """``/security-services``: there are none here (no LDAP, Kerberos or AD for
-    NFS shares), but clients list them next to a share network (``openstack
-    share network show``), so the list answers empty and creating one is a 400."""
-
-    def on_get(self, req, resp) -> None:
-        qp.flatten(req.params)
-        reply(resp, {"security_services": []})
-
-    def on_get_detail(self, req, resp) -> None:
-        reply(resp, {"security_services": []})
-
-    def on_post(self, req, resp) -> None:
-        raise InvalidInput("Security services are not supported by this service.")
-
-    def on_get_item(self, req, resp, security_service_id: str) -> None:
-        raise NotFound(f"Security service {security_service_id} could not be found.")

@@ -1,10 +1,11 @@
 """Share networks and their subnets as manila/api/views/share_networks.py and
 share_network_subnets.py build them, per microversion.
 
-A subnet's network fields come from the provider network it names:
-``neutron_net_id`` is the provider network's id, ``neutron_subnet_id`` its
-subnet id, ``network_type`` is always ``flat`` with no ``segmentation_id``,
-``ip_version`` 4. ``network_type`` and ``segmentation_id`` are shown to admins
+A subnet's ``neutron_net_id`` and ``neutron_subnet_id`` are shown as the
+client gave them (Manila accepts any; for rows older than migration 0011, the
+provider network's id and subnet id); its other network fields come from the
+provider network they name, if any (null otherwise): ``network_type`` is
+always ``flat`` with no ``segmentation_id``, ``ip_version`` 4. ``network_type`` and ``segmentation_id`` are shown to admins
 only (Manila's ``show_network_details`` policy redacts them to null for
 others).
 
@@ -12,12 +13,14 @@ others).
   ``gateway`` from 2.18, ``mtu`` from 2.20, ``nova_net_id`` (null) up to 2.25;
 * from 2.51: ``share_network_subnets`` instead of the flattened fields;
 * from 2.63: ``status`` (always ``active``) and ``security_service_update_support``
-  (false: there are no security services here).
+  (false: share servers here cannot use security services, so they never change
+  under a share network's share servers).
 """
 
 from __future__ import annotations
 
 from shareflow.api.views.common import ViewContext, timestamp
+from shareflow.db.networks import neutron_ids
 from shareflow.db.models import ShareNetwork, ShareNetworkSubnet
 
 SENSITIVE_FIELDS = ("network_type", "segmentation_id")
@@ -29,12 +32,13 @@ STATUS_ACTIVE = "active"
 def network_fields(subnet: ShareNetworkSubnet | None, ctx: ViewContext) -> dict:
     """The Neutron-shaped fields of a subnet (all null when it names no network)."""
     net = subnet.provider_network if subnet is not None else None
+    net_id, subnet_id = neutron_ids(subnet)
     if net is None:
-        fields = dict.fromkeys(NETWORK_FIELDS)
+        fields = {**dict.fromkeys(NETWORK_FIELDS), "neutron_net_id": net_id, "neutron_subnet_id": subnet_id}
     else:
         fields = {
-            "neutron_net_id": net.id,
-            "neutron_subnet_id": net.subnet_id,
+            "neutron_net_id": net_id,
+            "neutron_subnet_id": subnet_id,
             "network_type": "flat",
             "segmentation_id": None,
             "cidr": net.cidr,
