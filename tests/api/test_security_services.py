@@ -54,8 +54,8 @@ def test_create_show_per_microversion(api):
     assert ss["status"] == "new" and ss["project_id"] == "proj-a" and ss["created_at"] and ss["updated_at"] is None
     for key in ("type", "description", "dns_ip", "server", "domain", "user", "ou"):
         assert ss[key] == fields[key], key
-    # The password is stored, never shown back.
-    assert "password" in ss and ss["password"] is None
+    # Stored, and shown back to its project as Manila shows it.
+    assert ss["password"] == "s3cret"
     with api.services.db.read() as s:
         assert s.get(SecurityService, ss["id"]).password == "s3cret"
     assert "default_ad_site" not in ss  # 2.76, above the maximum
@@ -112,7 +112,7 @@ def test_isolation_list_filters_and_all_tenants(api):
     summary = next(x for x in api.get(SS).json["security_services"] if x["id"] == mine["id"])
     assert summary == {"id": mine["id"], "name": mine["name"], "type": "kerberos", "status": "new"}
     detail = next(x for x in api.get(SS + "/detail").json["security_services"] if x["id"] == mine["id"])
-    assert detail["share_networks"] == [] and detail["server"] == "kdc-filter" and detail["password"] is None
+    assert detail["share_networks"] == [] and detail["server"] == "kdc-filter"
     # Another project's: 403 to a member, seen by an admin; unknown: 404.
     assert_fault(api.get(f"{SS}/{other['id']}"), 403)
     assert api.get(f"{SS}/{other['id']}", token=api.tokens["admin"]).status_code == 200
@@ -129,7 +129,7 @@ def test_update_and_delete(api):
     updated = api.put(path, {"security_service": {"server": "new", "name": "renamed", "password": "p2"}})
     assert updated.status_code == 200, updated.text
     body = updated.json["security_service"]
-    assert body["server"] == "new" and body["name"] == "renamed" and body["password"] is None and body["updated_at"]
+    assert body["server"] == "new" and body["name"] == "renamed" and body["password"] == "p2" and body["updated_at"]
     assert "Invalid type" in assert_fault(api.put(path, {"security_service": {"type": "nis"}}), 400)
     assert "2.76" in assert_fault(api.put(path, {"security_service": {"default_ad_site": "x"}}), 400)
     assert_fault(api.put(path, {"name": "x"}), 422)

@@ -52,7 +52,7 @@ def test_security_services_through_manilaclient_and_the_refused_share_server(env
     ss = m.security_services.create(type="ldap", name="corp-ldap", description="the directory",
                                     dns_ip="198.51.100.53", server="ldap.corp", domain="corp.example",
                                     user="binder", password="s3cret", ou="OU=shares")
-    assert (ss.type, ss.name, ss.server, ss.ou, ss.password) == ("ldap", "corp-ldap", "ldap.corp", "OU=shares", None)
+    assert (ss.type, ss.name, ss.server, ss.ou, ss.password) == ("ldap", "corp-ldap", "ldap.corp", "OU=shares", "s3cret")
     assert [x.id for x in m.security_services.list(search_opts={"name": "corp-ldap"})] == [ss.id]
     assert m.security_services.get(ss.id).domain == "corp.example"
     updated = m.security_services.update(ss, server="ldap2.corp", description="moved")

@@ -6,9 +6,10 @@
   ``domain``, ``user``, ``password``, ``project_id``; ``ou`` from 2.44
   (``default_ad_site`` would come at 2.76, above this service's maximum);
   lists in detail and show add ``share_networks`` (ids);
-* ``password`` is never shown back: the key is there, as clients expect, but
-  null (Manila echoes the stored password; a secret has no business in a
-  listing any member of the project may read).
+* ``password`` is shown back as Manila shows it (its upstream API tests
+  compare it): a security service is visible to its own project and to
+  admins only, and it is the credential a share server would join the
+  domain with, which its project gave.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def detail(ss: SecurityService, ctx: ViewContext, share_networks: list[str] | No
         "server": ss.server,
         "domain": ss.domain,
         "user": ss.user,
-        "password": None,
+        "password": ss.password,
         "project_id": ss.project_id,
     })
     if ctx.at_least("2.44"):
