@@ -109,11 +109,9 @@ class ShareTypeService:
             if len(name) > 255:
                 raise InvalidInput("Share type name cannot be greater than 255 characters in length.")
             name = validation.share_type_name(name)
-        if description is not None:
-            if not isinstance(description, str):
-                raise InvalidInput("Share type description must be a string.")
-            if len(description) > 255:
-                raise InvalidInput("Share type description cannot be greater than 255 characters in length.")
+        if isinstance(description, str) and len(description) > 255:
+            raise InvalidInput("Share type description cannot be greater than 255 characters in length.")
+        description = validation.optional_text(description, "Share type description", 255)
         if is_public is not None:
             try:
                 is_public = validation.boolean(is_public, "share_type_access:is_public")

@@ -356,6 +356,6 @@ def test_extensions(api):
         assert api.get(f"/v2/extensions/{ext['alias']}").json == {"extension": ext}
     assert api.get("/v2/proj-a/extensions").json == listing
     assert_fault(api.get("/v2/extensions/os-share-unmanage"), 404)
-    assert_fault(api.post("/v2/extensions", {"extension": {}}, token=api.tokens["admin"]), 404)
-    assert_fault(api.delete("/v2/extensions/shareflow-jobs", token=api.tokens["admin"]), 404)
+    assert_fault(api.post("/v2/extensions", {"extension": {}}, token=api.tokens["admin"]), 405)
+    assert_fault(api.delete("/v2/extensions/shareflow-jobs", token=api.tokens["admin"]), 405)
     assert_fault(api.get("/v2/extensions", token=None), 401)

@@ -3,8 +3,9 @@
 Manila lists the extensions its extension manager loaded, each as ``name``,
 ``alias``, ``description``, ``updated`` and ``links``; upstream Manila ships
 none any more, so its list is empty. shareflow lists the two it adds to
-Manila's API. Show is by alias (unknown: 404); create and delete are 404, as
-Manila's resource answers them. Any authenticated caller may read them.
+Manila's API. Show is by alias (unknown: 404). Any authenticated caller may read them;
+other methods are this API's 405 (Manila's resource answers create and
+delete 404).
 """
 
 from __future__ import annotations
@@ -43,9 +44,3 @@ class Extensions(Resource):
         if alias not in EXTENSIONS:
             raise NotFound(f"no extension {alias!r}", user_message=NOT_FOUND)
         reply(resp, {"extension": _view(alias)})
-
-    def _not_found(self, req, resp, **_) -> None:
-        raise NotFound(f"{req.method} {req.path}", user_message=NOT_FOUND)
-
-    on_post = on_put = on_delete = _not_found
-    on_post_item = on_put_item = on_delete_item = _not_found
