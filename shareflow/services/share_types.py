@@ -139,7 +139,8 @@ class ShareTypeService:
     def _private(self, session, type_id: str) -> ShareType:
         st = types_db.get(session, type_id)
         if st.is_public:
-            raise Conflict("public type",
+            raise Conflict(f"Share type {st.name} is public: type access modification is not applicable to "
+                           "public share type.",
                            user_message="Type access modification is not applicable to public share type.")
         return st
 
@@ -149,7 +150,8 @@ class ShareTypeService:
         with self._db.read() as s:
             st = types_db.get(s, type_id)
             if st.is_public:
-                raise NotFound("public type", user_message="Access list not available for public share types.")
+                raise NotFound(f"Share type {st.name} is public: access list not available for public share types.",
+                               user_message="Access list not available for public share types.")
             return types_db.projects(s, st)
 
     def add_access(self, caller: Caller, type_id: str, project_id: str) -> None:
@@ -167,7 +169,7 @@ class ShareTypeService:
         with self._db.write() as s:
             st = types_db.get(s, type_id)
             if types_db.in_use(s, st.id):
-                raise InvalidInput(f"share type {type_id} in use", user_message="Target share type is still in use.")
+                raise InvalidInput(f"Share Type {type_id} deletion is not allowed with shares present with the type.")
             types_db.delete(s, st, now=self._clock())
 
     def extra_specs(self, caller: Caller, type_id: str) -> dict[str, str]:

@@ -217,6 +217,54 @@ def test_a_type_in_use(cfg, capsys):
         assert s.query(ShareTypeExtraSpec).count() == 2
 
 
+def test_update(cfg, capsys):
+    t = ok_json(cfg, capsys, "create", "old", "--dhss", "false", "--description", "first")
+    ok_json(cfg, capsys, "create", "taken", "--dhss", "false")
+    renamed = ok_json(cfg, capsys, "update", "old", "--name", "new", "--private")
+    assert renamed["id"] == t["id"] and renamed["name"] == "new"
+    assert renamed["share_type_access:is_public"] is False and renamed["description"] == "first"
+    cleared = ok_json(cfg, capsys, "update", t["id"], "--description", "", "--public")
+    assert cleared["description"] is None and cleared["share_type_access:is_public"] is True
+    for argv, message in (
+        (["update", "new", "--name", "taken"], "Share Type taken already exists."),
+        (["update", "new"], "Specify share type name, description"),
+        (["update", "new", "--name", "  "], "Share type name cannot be empty."),
+        (["update", "nope", "--name", "x"], "Share type nope could not be found."),
+    ):
+        rc, out, err = run(cfg, capsys, *argv)
+        assert rc == 1 and out == "" and message in err, err
+    assert set(stored(cfg[1])) == {"new", "taken"}
+    with pytest.raises(SystemExit) as exit_:
+        run(cfg, capsys, "update", "new", "--public", "--private")
+    assert exit_.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_access_lists(cfg, capsys):
+    t = ok_json(cfg, capsys, "create", "secret", "--dhss", "false", "--private")
+    ok_json(cfg, capsys, "create", "open", "--dhss", "false")
+    assert ok_json(cfg, capsys, "access", "list", "secret") == []
+    rc, out, err = run(cfg, capsys, "access", "add", "secret", "proj-a")
+    assert rc == 0 and out == f"project proj-a may now use share type secret ({t['id']})\n", err
+    assert run(cfg, capsys, "access", "add", t["id"], "proj-b")[0] == 0
+    assert ok_json(cfg, capsys, "access", "list", "secret") == [
+        {"share_type_id": t["id"], "project_id": "proj-a"}, {"share_type_id": t["id"], "project_id": "proj-b"}]
+    rc, out, _ = run(cfg, capsys, "access", "list", "secret")
+    assert rc == 0 and out.split() == ["PROJECT", "proj-a", "proj-b"]
+    for argv, message in (
+        (["access", "add", "secret", "proj-a"], "already exists"),
+        (["access", "add", "open", "proj-a"], "is public: type access modification is not applicable"),
+        (["access", "list", "open"], "is public: access list not available for public share types."),
+        (["access", "remove", "secret", "proj-z"], "Share type access not found"),
+        (["access", "add", "secret", "bad project"], "Bad project format"),
+        (["access", "add", "nope", "proj-a"], "Share type nope could not be found."),
+    ):
+        rc, out, err = run(cfg, capsys, *argv)
+        assert rc == 1 and out == "" and message in err, (argv, err)
+    rc, out, err = run(cfg, capsys, "access", "remove", "secret", "proj-a")
+    assert rc == 0 and out == f"project proj-a may no longer use share type secret ({t['id']})\n", err
+    assert ok_json(cfg, capsys, "access", "list", "secret") == [{"share_type_id": t["id"], "project_id": "proj-b"}]
+
+
 def test_installed_command(cfg):
     env = {**os.environ, "SHAREFLOW_CONFIG": str(cfg[0])}
 
