@@ -354,3 +354,53 @@ def test_the_api_and_manilaclient_see_the_commands_writes(stack):
     with pytest.raises(mexc.NotFound):
         admin.share_types.get(mine["id"])
     assert all(t["id"] != mine["id"] for t in api_get(stack, "/types?is_public=all")["share_types"])
+
+
+def test_private_types_on_the_real_stack(stack):
+    """A private type: created and granted by the command or by
+    python-manilaclient (update, add/remove_project_access, list(show_all),
+    share_type_access.list) against gunicorn; a granted tenant's share of it
+    becomes available on btrfs + Ganesha, another tenant cannot see or use it."""
+    from manilaclient import exceptions as mexc
+
+    admin = stack.manila()
+    granted_token, other_token = stack.token("tenant-granted"), stack.token("tenant-other")
+    granted, other = stack.manila(granted_token), stack.manila(other_token)
+    created = stack_cli(stack, "create", "cli-private", "--dhss", "false", "--private", "--json")
+    assert created.returncode == 0, created.stderr
+    mine = json.loads(created.stdout)
+    assert mine["id"] in [t.id for t in admin.share_types.list(show_all=True)]
+    assert mine["id"] not in [t.id for t in granted.share_types.list()]
+    with pytest.raises(mexc.NotFound):
+        granted.shares.create("NFS", 1, share_type="cli-private")
+
+    added = stack_cli(stack, "access", "add", "cli-private", "tenant-granted")
+    assert added.returncode == 0, added.stderr
+    stype = admin.share_types.get(mine["id"])  # share_type_access.list takes the type itself
+    assert [a.project_id for a in admin.share_type_access.list(stype)] == ["tenant-granted"]
+    admin.share_type_access.add_project_access(mine["id"], "tenant-later")
+    listed = json.loads(stack_cli(stack, "access", "list", "cli-private", "--json").stdout)
+    assert [a["project_id"] for a in listed] == ["tenant-granted", "tenant-later"]
+    admin.share_type_access.remove_project_access(mine["id"], "tenant-later")
+
+    renamed = admin.share_types.update(mine["id"], name="cli-private-2", description="granted only")
+    assert renamed.name == "cli-private-2" and renamed.is_public is False
+    assert mine["id"] in [t.id for t in granted.share_types.list()]
+    assert mine["id"] not in [t.id for t in other.share_types.list()]
+    with pytest.raises(mexc.NotFound):
+        other.shares.create("NFS", 1, share_type="cli-private-2")
+    share = granted.shares.create("NFS", 1, share_type="cli-private-2")
+    try:
+        stack.wait_for_share(granted, share.id, {"available"})
+        assert granted.shares.get(share.id).share_type == mine["id"]
+    finally:
+        services = stack.services()
+        try:
+            stack.delete_all_shares(services, ADMIN)
+        finally:
+            services.close()
+    removed = stack_cli(stack, "access", "remove", "cli-private-2", "tenant-granted")
+    assert removed.returncode == 0, removed.stderr
+    assert admin.share_type_access.list(stype) == []
+    assert mine["id"] not in [t.id for t in granted.share_types.list()]
+    assert stack_cli(stack, "delete", "cli-private-2").returncode == 0
