@@ -47,14 +47,11 @@ def visible_to(st: ShareType, session: Session, project_id: str | None) -> bool:
         ShareTypeProject.share_type_id == st.id, ShareTypeProject.project_id == project_id)) > 0
 
 
-def list_(session: Session, *, include_private: bool = True, public: bool | None = None,
-          project_id: str | None = None) -> list[ShareType]:
+def list_(session: Session, *, public: bool | None = None, project_id: str | None = None) -> list[ShareType]:
     """Live types, by name. ``public`` True: the public ones and the private
     ones ``project_id`` has access to (Manila's ``is_public`` filter); False:
-    private only; None: all. ``include_private=False`` is ``public=True``."""
+    private only; None: all."""
     q = sa.select(ShareType).where(ShareType.deleted_at.is_(None))
-    if not include_private and public is None:
-        public = True
     if public is True:
         cond = ShareType.is_public.is_(True)
         if project_id is not None:

@@ -55,11 +55,7 @@ class ShareTypeService:
 
     def get(self, caller: Caller, ref: str) -> ShareType:
         with self._db.read() as s:
-            return self._visible(s, caller, ref)
-
-    @staticmethod
-    def _visible(session, caller: Caller, ref: str) -> ShareType:
-        return visible_type(session, caller, ref)
+            return visible_type(s, caller, ref)
 
     def check_zone(self, caller: Caller, ref: str | None, zone: str) -> None:
         """Manila 2.48: a share asked for in a zone its type (``ref``, None:
