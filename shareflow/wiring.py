@@ -14,6 +14,7 @@ from shareflow.engine.posting import JobPoster
 from shareflow.services.admin import ShareAdminService
 from shareflow.services.availability_zones import AvailabilityZoneService
 from shareflow.services.backends import BackendService
+from shareflow.services.instances import InstanceService
 from shareflow.services.jobs import JobService
 from shareflow.services.messages import MessageService
 from shareflow.services.metadata import ShareMetadataService
@@ -59,13 +60,14 @@ class Services:
         self.share_metadata = ShareMetadataService(self.db, clock=clock)
         self.availability_zones = AvailabilityZoneService(config, self.db, clock=clock)
         self.snapshots = SnapshotService(config, self.db, self.poster, clock=clock, new_id=new_id)
+        self.instances = InstanceService(self.db, self.share_admin, self.snapshots)
         self.quotas = QuotaService(config.quotas, self.db, clock=clock)
         self.messages = MessageService(self.db, clock=clock)
         self.share_servers = ShareServerService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.provider_networks = ProviderNetworkService(self.db, clock=clock, new_id=new_id)
         self.share_networks = ShareNetworkService(config, self.db, clock=clock, new_id=new_id)
         self.scheduler_stats = SchedulerStatsService(
-            self.db, Scheduler(stale_after=stale_after_of(config), clock=clock))
+            self.db, Scheduler.from_config(config, clock=clock))
         self.service_list = ServiceListService(
             self.db, BackendService(self.db, stale_after=stale_after_of(config), clock=clock),
             stale_after=stale_after_of(config), clock=clock)

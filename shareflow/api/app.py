@@ -26,6 +26,17 @@ from shareflow.api.resources.scheduler_stats import SchedulerStatsPools
 from shareflow.api.resources.export_locations import ExportLocations
 from shareflow.api.resources.extensions import Extensions
 from shareflow.api.resources.extra_specs import ExtraSpecs
+from shareflow.api.resources.instances import (
+    ShareInstance,
+    ShareInstanceActions,
+    ShareInstanceExportLocations,
+    ShareInstances,
+    ShareInstancesOfShare,
+    ShareReplicas,
+    SnapshotInstance,
+    SnapshotInstanceActions,
+    SnapshotInstances,
+)
 from shareflow.api.resources.jobs import Job, JobActions, Jobs
 from shareflow.api.resources.limits import Limits
 from shareflow.api.resources.messages import Messages
@@ -132,6 +143,27 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     route("/snapshots/detail", snapshots, suffix="detail")
     route("/snapshots/{snapshot_id}", Snapshot(config, services))
     route("/snapshots/{snapshot_id}/action", SnapshotActions(config, services))
+
+    route("/shares/{share_id}/instances", ShareInstancesOfShare(config, services))
+    share_instances = ShareInstances(config, services)
+    route("/share_instances", share_instances)
+    route("/share_instances/detail", share_instances, suffix="detail")
+    route("/share_instances/{instance_id}", ShareInstance(config, services))
+    route("/share_instances/{instance_id}/action", ShareInstanceActions(config, services))
+    instance_locations = ShareInstanceExportLocations(config, services)
+    route("/share_instances/{instance_id}/export_locations", instance_locations)
+    route("/share_instances/{instance_id}/export_locations/{export_location_id}", instance_locations,
+          suffix="item")
+    snapshot_instances = SnapshotInstances(config, services)
+    route("/snapshot-instances", snapshot_instances)
+    route("/snapshot-instances/detail", snapshot_instances, suffix="detail")
+    route("/snapshot-instances/{instance_id}", SnapshotInstance(config, services))
+    route("/snapshot-instances/{instance_id}/action", SnapshotInstanceActions(config, services))
+    # Nothing is replicated: the lists are empty (clients list before deleting).
+    replicas = ShareReplicas(config, services)
+    route("/share-replicas", replicas)
+    route("/share-replicas/detail", replicas, suffix="detail")
+    route("/share-replicas/{replica_id}", replicas, suffix="item")
 
     rules = AccessRules(config, services)
     route("/share-access-rules", rules)

@@ -263,7 +263,8 @@ def record(view: JobView) -> dict:
         "failed_step": j.failed_step, "failure": j.failure,
         "steps": [{"name": s.name, "state": s.state, "duration": s.duration, "failure": s.failure}
                   for s in view.steps],
-        "attempts": [{"id": a.id, "state": a.state, "retry_of": a.retry_of, "created_at": _iso(a.created_at),
+        "attempts": [{"id": a.id, "state": a.state, "retry_of": a.retry_of, "backend": a.backend,
+                      "created_at": _iso(a.created_at),
                       "finished_at": _iso(a.finished_at), "failed_step": a.failed_step}
                      for a in view.attempts],
         "retried_by": list(view.retried_by),
@@ -307,11 +308,11 @@ def _render_job(view: JobView, rec: dict) -> Group:
         parts.append(steps)
     if len(view.attempts) > 1:
         attempts = Table(title="attempts", title_justify="left", box=None, header_style="bold", pad_edge=False)
-        for name in ("#", "JOB", "STATE", "CREATED", "FAILED STEP"):
+        for name in ("#", "JOB", "BACKEND", "STATE", "CREATED", "FAILED STEP"):
             attempts.add_column(name, no_wrap=True)
         for n, a in enumerate(view.attempts, 1):
             marker = " <" if a.id == view.job.id else ""
-            attempts.add_row(str(n), a.id + marker, _state(a.state), _iso(a.created_at) or "-",
+            attempts.add_row(str(n), a.id + marker, a.backend, _state(a.state), _iso(a.created_at) or "-",
                              a.failed_step or "")
         parts += [Text(""), attempts]
     if view.actions:

@@ -48,6 +48,9 @@ IN_ATOMS_WRITE = "in_atoms_write"  # inside the atom details' transaction: one w
 ATOMS_ENSURED = "atoms_ensured"  # every atom detail persisted, flow SUSPENDED
 PREPARED = "prepared"  # every atom detail persisted, validated, about to run
 RUNNING = "running"  # flow RUNNING persisted, no atom started yet
+#: Not in the loading sequence: a failed create's next attempt recorded (and
+#: its share moved to the next pool), not yet posted (shareflow.engine.reschedule).
+RESCHEDULED = "rescheduled"
 #: What a conductor passes with a job no conductor has run yet; TaskFlow
 #: ensures the atom details of a fresh flow without any flow state change.
 FRESH_POINTS = (CLAIMED, BOOK_LOADED, IN_STORE_WRITE, STORE_SAVED, ENGINE_LOADED, COMPILED,

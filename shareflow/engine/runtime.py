@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shareflow.config import Config
 from shareflow.db.engine import Database
@@ -34,6 +34,9 @@ class Runtime:
     locks: ResourceLocks
     recorder: OutcomeRecorder
     clock: Callable[[], datetime]
+    #: Posts the jobs a flow starts (a rescheduled create's next attempt):
+    #: a ``JobPoster`` over the conductor's boards.
+    poster: Any = None
 
     def backend(self, name: str) -> Backend:
         """By ``host@backend`` (a job's store names its share service) - this

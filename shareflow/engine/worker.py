@@ -111,6 +111,7 @@ class Worker:
                           for b in cfg.backends},
                 locks=ResourceLocks(client, cfg.zookeeper.chroot, timeout=cfg.conductor.step_timeout),
                 recorder=OutcomeRecorder(db, utcnow), clock=utcnow,
+                poster=JobPoster(db, persistence, boards, clock=utcnow),
             )
             report_capacity(runtime)
             threads = []

@@ -25,14 +25,14 @@ from shareflow.db import messages as messages_db
 from shareflow.db import pools as pools_db
 from shareflow.db import shares as shares_db
 from shareflow.db.engine import Database
-from shareflow.db.models import Share
+from shareflow.db.models import Share, ShareType
 from shareflow.domain import states
 from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
 from shareflow.engine import operations
 from shareflow.engine.posting import JobPoster
 from shareflow.exceptions import Forbidden, InvalidInput, OverLimit
 from shareflow.flows.resize import EXTEND, SHRINK
-from shareflow.scheduler.scheduler import Scheduler, stale_after_of
+from shareflow.scheduler.scheduler import Scheduler
 from shareflow.services.context import Caller
 from shareflow.services.quotas import enforce as enforce_quota
 
@@ -67,13 +67,20 @@ def new_size(value: Any) -> int:
     return size
 
 
+def _type_specs(session: Session, share: Share) -> dict[str, str]:
+    """The share's type's extra specs (its ``thin_provisioning`` decides how
+    the pool's room is counted); none when the type is gone."""
+    stype = session.get(ShareType, share.share_type_id) if share.share_type_id else None
+    return stype.specs() if stype is not None else {}
+
+
 class ResizeService:
     def __init__(self, config: Config, db: Database, poster: JobPoster, *,
                  clock: Callable[[], datetime]):
         self._config = config
         self._db = db
         self._poster = poster
-        self._scheduler = Scheduler(stale_after=stale_after_of(config), clock=clock)
+        self._scheduler = Scheduler.from_config(config, clock=clock)
         self._clock = clock
 
     def extend(self, caller: Caller, share_id: str, size: Any, *, force: bool = False) -> None:
@@ -104,7 +111,8 @@ class ResizeService:
             except OverLimit as error:
                 # Manila answers an extend over quota with 403, not 413.
                 raise Forbidden(str(error), user_message=error.user_message) from error
-            if not force and not self._scheduler.has_room(s, share.host, size - share.size):
+            if not force and not self._scheduler.has_room(s, share.host, size - share.size,
+                                                            _type_specs(s, share)):
                 messages_db.create(
                     s, now=now, project_id=share.project_id, request_id=caller.request_id,
                     resource_type=MESSAGE_RESOURCE_SHARE, resource_id=share.id,

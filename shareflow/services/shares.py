@@ -21,14 +21,16 @@ from shareflow.engine import operations
 from shareflow.domain import states, validation
 from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
 from shareflow.engine.posting import JobPoster
+from shareflow import exceptions
 from shareflow.exceptions import (
+    NoValidHost,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
 )
 from shareflow.flows.delete_share import share_flow_kwargs
-from shareflow.scheduler.scheduler import Placement, Scheduler, stale_after_of
+from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
 from shareflow.services.share_types import visible_type
@@ -40,10 +42,13 @@ LOG = logging.getLogger(__name__)
 #: Manila's "allocate host" action and "no valid host" detail.
 ACTION_ALLOCATE_HOST = "001"
 DETAIL_NO_VALID_HOST = "002"
-NO_VALID_HOST_MESSAGE = (
-    "allocate host: No storage could be allocated for this share request. "
-    "Trying again with a different size or share type may succeed."
-)
+NO_VALID_HOST_MESSAGE = f"allocate host: {exceptions.NO_VALID_HOST_MESSAGE}"
+
+
+def allocate_host_message(error: NoValidHost) -> str:
+    """Manila's user message for a share no pool could take: the action's
+    name, then what the scheduler said (which filter did not succeed)."""
+    return f"allocate host: {error.user_message}"
 
 #: Statuses a share may be deleted from (Manila's), and what it says otherwise.
 DELETABLE = frozenset({states.AVAILABLE, states.ERROR, states.ERROR_DELETING})
@@ -57,7 +62,7 @@ class ShareService:
         self._config = config
         self._db = db
         self._poster = poster
-        self._scheduler = Scheduler(stale_after=stale_after_of(config), clock=clock)
+        self._scheduler = Scheduler.from_config(config, clock=clock)
         self._clock = clock
         self._new_id = new_id
 
@@ -141,25 +146,41 @@ class ShareService:
                 )
             # Before anything is written: over quota is 413 and changes nothing.
             enforce_quota(s, self._config.quotas, caller.project_id, shares=1, gigabytes=size)
-            # A share from a snapshot is made on the snapshot's backend.
-            placement = source.placement if source else self._scheduler.place(s, dhss=dhss, size_gb=size)
+            # The filter scheduler over the pools reported now; a share from a
+            # snapshot is pinned to its snapshot's pool (CreateFromSnapshotFilter).
+            zone = resolve_zone(self._config, availability_zone)
+            spec = request_spec(
+                size_gb=size, share_proto=proto, share_type=stype,
+                availability_zone=zone if availability_zone is not None else None,
+                snapshot_host=source.placement.host if source and source.placement else None)
+            no_valid_host: NoValidHost | None = None
+            placement: Placement | None = None
+            if source is not None and source.placement is None:
+                no_valid_host = NoValidHost(f"the snapshot's share has no pool ({source.snapshot_id})")
+            else:
+                try:
+                    placement = self._scheduler.place(s, spec)
+                except NoValidHost as e:
+                    LOG.info("share of %s GiB, type %s: %s", size, stype.name, e)
+                    no_valid_host = e
             share = shares_db.create(
                 s, now=now, id=self._new_id(), project_id=caller.project_id, user_id=caller.user_id,
                 name=name, description=description, size=size, share_proto=proto,
                 status=states.CREATING if placement else states.ERROR,
                 share_type_id=stype.id, host=placement.host if placement else None,
                 backend=placement.backend_host if placement else None,
-                availability_zone=resolve_zone(self._config, availability_zone), is_public=is_public,
+                availability_zone=zone, is_public=is_public,
                 share_network_id=share_network_id, metadata=metadata,
                 snapshot_id=source.snapshot_id if source else None,
             )
-            if placement is None:
-                # Manila's behaviour: the share exists, in error, with a message.
+            if no_valid_host is not None:
+                # Manila's behaviour: the share exists, in error, with a message
+                # naming the filter that removed the last pools.
                 messages_db.create(
                     s, now=now, project_id=caller.project_id, request_id=caller.request_id,
                     resource_type=MESSAGE_RESOURCE_SHARE, resource_id=share.id,
-                    action_id=ACTION_ALLOCATE_HOST, detail_id=DETAIL_NO_VALID_HOST,
-                    user_message=NO_VALID_HOST_MESSAGE,
+                    action_id=ACTION_ALLOCATE_HOST, detail_id=no_valid_host.detail_id,
+                    user_message=allocate_host_message(no_valid_host),
                 )
             else:
                 spec = operations.job_spec(

@@ -12,8 +12,11 @@ from __future__ import annotations
 from taskflow import task
 
 from shareflow.db import access as access_db
+from shareflow.db import jobs as jobs_db
 from shareflow.db import resources
+from shareflow.db import shares as shares_db
 from shareflow.domain import states
+from shareflow.engine import reschedule
 from shareflow.engine.outcomes import first_failure, user_reason
 from shareflow.exceptions import JobCancelled, ResourceStateChanged
 
@@ -32,11 +35,16 @@ class BeginOperation(task.Task):
     A share, snapshot or share server must be in the operation's working
     status (the API set it before posting): this only looks. An access rule
     is moved from queued to in-progress (or found there, when the job is
-    resumed). Anything else means the resource moved on without this job -
+    resumed). A create's share that a later attempt moved to another backend
+    (a reschedule) is no longer this job's either. Anything else means the
+    resource moved on without this job -
     it was reset, or this is a reverted flow being run forward again - and
     the job must not touch it.
 
-    Revert: marks the resource failed (its operation's failed status: share
+    Revert: a create whose volume could not be made on its pool is
+    rescheduled to the next pool instead (``shareflow.engine.reschedule``:
+    the share moved and the next attempt's job posted there) while
+    ``[scheduler] max_attempts`` allows; otherwise marks the resource failed (its operation's failed status: share
     ``error``/``error_deleting``/..., snapshot ``error``/``error_deleting``,
     server ``error``, rule ``error``) and leaves a user message naming the
     step that failed and why, or saying an administrator cancelled the job;
@@ -48,15 +56,21 @@ class BeginOperation(task.Task):
         self._op = states.operation(operation)
         super().__init__(name=BEGIN)
 
-    def execute(self, runtime, resource_id):
+    def execute(self, runtime, resource_id, backend=None):
         kind = self._op.resource_kind.replace("_", " ")
         if self._op.resource_kind != states.ACCESS_RULE:
             with runtime.db.read() as s:
                 status = resources.status(s, self._op, resource_id)
+                moved_to = self._moved(s, resource_id, backend)
             if status not in self._op.working:
                 raise ResourceStateChanged(
                     f"{kind} {resource_id} is {status}, not {sorted(self._op.working)}",
                     user_message=f"the {kind} changed status to {status} before the job ran",
+                )
+            if moved_to is not None:
+                raise ResourceStateChanged(
+                    f"{kind} {resource_id} was rescheduled to {moved_to}, not {backend}",
+                    user_message=f"the {kind} was rescheduled to another pool",
                 )
             return
         now = runtime.clock()
@@ -70,6 +84,16 @@ class BeginOperation(task.Task):
                 )
             access_db.refresh_share_rules_status(s, rule.share_id, now=now)
 
+    def _moved(self, session, resource_id, backend) -> str | None:
+        """A create's share rescheduled to another backend than this job's
+        (an earlier attempt's flow run forward again): that backend."""
+        if self._op.name != reschedule.OPERATION or not backend or "@" not in backend:
+            return None
+        share = shares_db.get_any(session, resource_id)
+        if share is None or not share.backend or share.backend == backend:
+            return None
+        return share.backend
+
     def revert(self, runtime, job_id, flow_failures, **kwargs):
         if cancelled(flow_failures):
             step = next(name for name, f in flow_failures.items() if f.check(JobCancelled))
@@ -79,7 +103,14 @@ class BeginOperation(task.Task):
         if failed is None:
             return
         step, failure = failed
-        runtime.recorder.resource_failed(job_id, step, user_reason(failure), failure)
+        reason = user_reason(failure)
+        if reschedule.reschedulable(self._op.name, step, failure):
+            # Everything after this step is undone by now: try the next pool.
+            if reschedule.reschedule(runtime, job_id) is not None:
+                return
+            with runtime.db.read() as s:
+                reason += reschedule.tried_text(reschedule.tried_pools(s, jobs_db.get(s, job_id)))
+        runtime.recorder.resource_failed(job_id, step, reason, failure)
 
 
 class Finish(task.Task):

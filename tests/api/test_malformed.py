@@ -31,6 +31,7 @@ from shareflow.api.codec import NOT_UNICODE, UNSUPPORTED_CONTENT_TYPE
 from shareflow.api.views.quota_sets import UNLIMITED_RESOURCES
 from shareflow.db.quotas import RESOURCES
 from shareflow.db.models import Base, ShareSnapshot
+from shareflow.domain.instance_ids import share_instance_id, snapshot_instance_id
 from tests.api.conftest import MAX, POOL_HOST, assert_fault, check_response
 
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -224,6 +225,12 @@ def routes(t) -> list[Route]:
         Route("DELETE", "/v2/snapshots/{snapshot_id}", f"/v2/snapshots/{snap}"),
         Route("POST", "/v2/snapshots/{snapshot_id}/action", f"/v2/snapshots/{snap}/action", [Variant(
             {"reset_status": {"status": "available"}}, {("reset_status", "status"): TEXT})]),
+        Route("POST", "/v2/share_instances/{instance_id}/action",
+              f"/v2/share_instances/{share_instance_id(s)}/action", [
+                  Variant({"reset_status": {"status": "available"}}, {("reset_status", "status"): TEXT})]),
+        Route("POST", "/v2/snapshot-instances/{instance_id}/action",
+              f"/v2/snapshot-instances/{snapshot_instance_id(snap)}/action", [
+                  Variant({"reset_status": {"status": "available"}}, {("reset_status", "status"): TEXT})]),
         Route("PUT", "/v2/quota-sets/{target_id}", "/v2/quota-sets/proj-fuzz", [Variant(
             {"quota_set": {"shares": 50}}, quota_fields)]),
         Route("DELETE", "/v2/quota-sets/{target_id}", "/v2/quota-sets/proj-fuzz"),

@@ -174,10 +174,11 @@ def test_no_pool_for_the_share_leaves_an_allocate_host_message(api):
         report_pool(api.services.db)
     assert share["status"] == "error"
     (msg,) = listed(api, resource_id=share["id"])
-    assert msg["resource_type"] == "SHARE" and msg["action_id"] == "001" and msg["detail_id"] == "002"
+    # Manila's detail for the filter that removed the last pool (009: Capacity).
+    assert msg["resource_type"] == "SHARE" and msg["action_id"] == "001" and msg["detail_id"] == "009"
     assert msg["user_message"] == (
-        "allocate host: No storage could be allocated for this share request. "
-        "Trying again with a different size or share type may succeed.")
+        "allocate host: No storage could be allocated for this share request, "
+        "Capacity filter didn't succeed.")
     # A share in error holds no storage and no quota.
     assert api.get("/v2/limits").json["limits"]["absolute"]["totalShareGigabytesUsed"] < 500
     assert api.delete(f"/v2/messages/{msg['id']}").status_code == 204

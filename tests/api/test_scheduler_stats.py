@@ -156,7 +156,8 @@ def test_the_stale_interval_is_the_configured_one(api, tmp_path):
     """``[scheduler] pool_stale_after``: a pool last reported 10 s ago is
     offered with the default 90 s and not with 5 s."""
     from shareflow.config import parse
-    from shareflow.scheduler.scheduler import Scheduler, stale_after_of
+    from shareflow.exceptions import NoValidHost
+    from shareflow.scheduler.scheduler import Scheduler, request_spec, stale_after_of
 
     quick = parse({"state_dir": str(tmp_path), "scheduler": {"pool_stale_after": 5}}, tmp_path / "c.toml")
     assert stale_after_of(quick) == 5.0 and stale_after_of(api.config) == 90.0
@@ -164,9 +165,9 @@ def test_the_stale_interval_is_the_configured_one(api, tmp_path):
     with api.services.db.write() as s:
         s.execute(sa.update(Pool).where(Pool.host == POOL_HOST).values(updated_at=now - timedelta(seconds=10)))
         try:
-            assert Scheduler(stale_after=stale_after_of(api.config), clock=lambda: now).place(
-                s, dhss=False, size_gb=1).host == POOL_HOST
-            assert Scheduler(stale_after=stale_after_of(quick), clock=lambda: now).place(
-                s, dhss=False, size_gb=1) is None
+            spec = request_spec(size_gb=1, share_proto="NFS")
+            assert Scheduler.from_config(api.config, clock=lambda: now).place(s, spec).host == POOL_HOST
+            with pytest.raises(NoValidHost):
+                Scheduler.from_config(quick, clock=lambda: now).place(s, spec)
         finally:
             s.execute(sa.update(Pool).where(Pool.host == POOL_HOST).values(updated_at=now))

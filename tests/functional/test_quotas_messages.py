@@ -228,8 +228,9 @@ def test_no_pool_for_the_share_is_an_allocate_host_message_and_no_quota(tenant):
     share = t.create(500)  # within the default quota, far beyond the 4 GiB pool
     assert share.status == "error"
     (msg,) = t.m.messages.list(search_opts={"resource_id": share.id})
-    assert (msg.action_id, msg.detail_id) == ("001", "002")
-    assert msg.user_message.startswith("allocate host: No storage could be allocated for this share request.")
+    assert (msg.action_id, msg.detail_id) == ("001", "009")  # Manila's: the CapacityFilter's
+    assert msg.user_message == ("allocate host: No storage could be allocated for this share request, "
+                                "Capacity filter didn't succeed.")
     assert t.usage()["totalShareGigabytesUsed"] == 0
 
 

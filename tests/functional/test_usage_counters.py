@@ -213,26 +213,35 @@ def test_the_scheduler_never_overcommits_a_pool_by_its_counter(db, tmp_path):
     pool's allocated_capacity_gb counter: every live share on the backend
     (even one in error, which still holds its volume's place) and an extend's
     pending size count; a deleted share gives its space back."""
-    from shareflow.scheduler.scheduler import Scheduler
+    from shareflow.exceptions import NoValidHost
+    from shareflow.scheduler.filter_scheduler import FilterScheduler
+    from shareflow.scheduler.scheduler import Scheduler, request_spec
 
-    scheduler = Scheduler(clock=lambda: NOW)
+    scheduler = Scheduler(FilterScheduler(["CapacityFilter"], {"CapacityWeigher": 1.0}), clock=lambda: NOW)
+
+    def place(size_gb):
+        try:
+            return scheduler.place(s, request_spec(size_gb=size_gb, share_proto="NFS"))
+        except NoValidHost:
+            return None
+
     type_id = _type(db)
     with db.write() as s:
         pools_db.report(s, host="h@b1#p", backend="b1", pool="p", dhss=False, total_gb=10, free_gb=9, now=NOW)
     a, b = _share(db, type_id, "pa", 4), _share(db, type_id, "pb", 3)
     with db.write() as s:
         assert resources.fail(s, OP["create_share"], b, states.ERROR, now=NOW)
-        assert scheduler.place(s, dhss=False, size_gb=4) is None  # 10 - 7 promised
-        assert scheduler.place(s, dhss=False, size_gb=3).host == "h@b1#p"
+        assert place(4) is None  # 10 - 7 promised
+        assert place(3).host == "h@b1#p"
         assert scheduler.has_room(s, "h@b1#p", 3) and not scheduler.has_room(s, "h@b1#p", 4)
         assert shares_db.set_status(s, a, states.AVAILABLE, now=NOW)
         assert shares_db.set_status(s, a, states.EXTENDING, now=NOW, pending_size=6)
-        assert scheduler.place(s, dhss=False, size_gb=2) is None  # 10 - (6 + 3)
-        assert scheduler.place(s, dhss=False, size_gb=1) is not None
+        assert place(2) is None  # 10 - (6 + 3)
+        assert place(1) is not None
     with db.write() as s:
         assert shares_db.override_status(s, b, states.DELETING, now=NOW, expected=states.ERROR)
         resources.succeed(s, OP["delete_share"], b, {"share_id": b}, now=NOW)
-        assert scheduler.place(s, dhss=False, size_gb=4).host == "h@b1#p"
+        assert place(4).host == "h@b1#p"
         assert pools_db.allocated_gb(s, "h@b1#p") == 6
     no_drift(db)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shareflow.api.views.common import ViewContext, timestamp
 from shareflow.db.models import ExportLocation
+from shareflow.domain import instance_ids
 
 
 def _view(el: ExportLocation, ctx: ViewContext, *, detailed: bool) -> dict:
@@ -11,8 +12,8 @@ def _view(el: ExportLocation, ctx: ViewContext, *, detailed: bool) -> dict:
     if ctx.at_least("2.14"):
         view["preferred"] = bool(el.preferred)
     if ctx.is_admin:
-        # One instance per share here: the instance is the share.
-        view["share_instance_id"] = el.share_id
+        # The share's one instance (shareflow.domain.instance_ids).
+        view["share_instance_id"] = instance_ids.share_instance_id(el.share_id)
         view["is_admin_only"] = bool(el.is_admin_only)
     if detailed:
         view["created_at"] = timestamp(el.created_at)

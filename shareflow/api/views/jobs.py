@@ -60,7 +60,9 @@ def detail(view: JobView, ctx: ViewContext) -> dict:
     out["attempts"] = [
         {"id": j.id, "attempt": n, "state": j.state, "retry_of": j.retry_of,
          "created_at": timestamp(j.created_at), "finished_at": timestamp(j.finished_at),
-         "failed_step": j.failed_step}
+         "failed_step": j.failed_step,
+         # Where each attempt ran (a rescheduled create's pools): for admins, as the job's own.
+         **({"backend": j.backend} if ctx.is_admin else {})}
         for n, j in enumerate(view.attempts, 1)
     ]
     out["retried_by"] = list(view.retried_by)

@@ -1,0 +1,164 @@
+"""Where the filter scheduler puts a new share, through the API over reported pools.
+
+Own environment (own database): each test reports exactly the pools it
+places on (as conductors of a btrfs and of an image backend would) and
+removes them after, so what passes the filters is what the test says.
+No conductor runs: a placed share stays ``creating`` and holds its pool's
+space (the ``allocated_capacity_gb`` counter), as a share being made does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from shareflow.config import SchedulerConfig
+from shareflow.db.models import Pool, Share
+from shareflow.drivers.share import registry as share_drivers
+from shareflow.services.context import Caller
+from shareflow.services.shares import ShareService
+from shareflow.wiring import utcnow
+from tests.api.conftest import ApiEnv, build_env, report_pool
+from tests.fixtures.coordination import chroot
+
+BTRFS = "testhost@fastfs#pool0"
+IMAGE = "otherhost@bulkimg#pool0"
+ALICE = Caller(project_id="proj-place", user_id="alice")
+
+
+@pytest.fixture(scope="module")
+def env(zookeeper_server, tmp_path_factory) -> Iterator[ApiEnv]:
+    with chroot(zookeeper_server.hosts) as zk_root:
+        e = build_env(tmp_path_factory.mktemp("placement"), zookeeper_server.hosts, zk_root)
+        try:
+            yield e
+        finally:
+            e.services.close()
+
+
+@pytest.fixture
+def pools(env) -> Iterator[None]:
+    """Only the pools a test reports are seen; its shares are gone after."""
+    def clear():
+        with env.services.db.write() as s:
+            s.execute(sa.delete(Share))
+            s.execute(sa.text("DELETE FROM pool_allocations"))
+            s.execute(sa.delete(Pool))
+    clear()
+    yield
+    clear()
+
+
+def report_btrfs(env, total_gb=100, free_gb=None, **caps) -> None:
+    report_pool(env.services.db, host=BTRFS, total_gb=total_gb, free_gb=free_gb, capabilities=caps)
+
+
+def report_image(env, total_gb=100, free_gb=None, **caps) -> None:
+    report_pool(env.services.db, host=IMAGE, total_gb=total_gb, free_gb=free_gb, capabilities={
+        **share_drivers.capabilities_of("image"), "driver_name": "XfsImageShareDriver", **caps})
+
+
+def share_type(env, specs: dict[str, str]) -> str:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    result = env.post("/v2/types", {"share_type": {
+        "name": name, "extra_specs": {"driver_handles_share_servers": "False", **specs}}},
+        token=env.tokens["admin"])
+    assert result.status_code == 200, result.text
+    return name
+
+
+def host_of(env, share: dict) -> str | None:
+    return env.share_row(share["id"]).host
+
+
+def messages(env, share_id: str) -> list[dict]:
+    result = env.get(f"/v2/messages?resource_id={share_id}", token=env.tokens["alice"])
+    assert result.status_code == 200
+    return result.json["messages"]
+
+
+def test_fast_and_bulk_land_where_their_specs_say(env, pools):
+    """``fast`` asks for snapshots and reverts (btrfs has both, image no
+    revert); ``bulk`` names the image backend; a type nothing satisfies is
+    ``error`` with Manila's "No valid host" message naming the filter."""
+    report_btrfs(env, total_gb=10)  # the smaller pool: the weigher alone would not pick it
+    report_image(env, total_gb=1000, share_backend_name="bulkimg")
+    fast = share_type(env, {"snapshot_support": "True", "revert_to_snapshot_support": "True"})
+    bulk = share_type(env, {"share_backend_name": "bulkimg"})
+    for _ in range(2):
+        assert host_of(env, env.create_share(token=env.tokens["alice"], share_type=fast)) == BTRFS
+        assert host_of(env, env.create_share(token=env.tokens["alice"], share_type=bulk)) == IMAGE
+    # Without specs the CapacityWeigher decides: the larger pool.
+    assert host_of(env, env.create_share(token=env.tokens["alice"])) == IMAGE
+
+    nothing = share_type(env, {"share_backend_name": "bulkimg", "revert_to_snapshot_support": "True"})
+    share = env.create_share(token=env.tokens["alice"], share_type=nothing)
+    assert share["status"] == "error" and host_of(env, share) is None
+    (msg,) = messages(env, share["id"])
+    assert msg["action_id"] == "001" and msg["detail_id"] == "008"
+    assert msg["user_message"] == ("allocate host: No storage could be allocated for this share "
+                                   "request, Capabilities filter didn't succeed.")
+
+
+def test_thick_pool_that_cannot_hold_the_share_is_skipped(env, pools):
+    """thin_provisioning=False in the type: a pool that can do both (Manila's
+    ``[True, False]``) is counted thick, by its free space, so the pool that
+    over-subscription made the emptiest is skipped when it cannot hold it."""
+    both = [True, False]
+    report_btrfs(env, total_gb=10, max_over_subscription_ratio=20.0, thin_provisioning=both)
+    report_image(env, total_gb=50, max_over_subscription_ratio=1.0, thin_provisioning=both)
+    thick = share_type(env, {"thin_provisioning": "False"})
+    thin = share_type(env, {})
+    # Thin, the 10 GiB pool offers 200 virtual GiB and is the emptier by the weigher's measure.
+    assert host_of(env, env.create_share(token=env.tokens["alice"], size=20, share_type=thin)) == BTRFS
+    assert host_of(env, env.create_share(token=env.tokens["alice"], size=20, share_type=thick)) == IMAGE
+    share = env.create_share(token=env.tokens["alice"], size=40, share_type=thick)
+    assert share["status"] == "error"
+    assert messages(env, share["id"])[0]["detail_id"] == "009"  # Capacity
+
+
+def test_over_subscription_is_used_until_provisioned_exceeds_the_ratio(env, pools):
+    """A thin pool of 10 GiB with max_over_subscription_ratio 2.0 takes
+    shares until 20 GiB are provisioned, and not one GiB more."""
+    report_btrfs(env, total_gb=10, max_over_subscription_ratio=2.0)
+    placed = [env.create_share(token=env.tokens["alice"], size=4) for _ in range(5)]
+    assert [host_of(env, s) for s in placed] == [BTRFS] * 5  # 20 GiB provisioned on 10
+    assert env.create_share(token=env.tokens["alice"], size=1)["status"] == "error"
+
+
+def service_with(env, **scheduler) -> ShareService:
+    config = dataclasses.replace(env.config, scheduler=SchedulerConfig(**scheduler))
+    return ShareService(config, env.services.db, env.services.poster, clock=utcnow)
+
+
+def place_many(service: ShareService, n: int) -> list[str | None]:
+    return [service.create(ALICE, size=10, share_proto="NFS").host for _ in range(n)]
+
+
+def test_capacity_weigher_spreads_and_a_negative_multiplier_stacks(env, pools):
+    report_btrfs(env, total_gb=100, max_over_subscription_ratio=1.0)
+    report_image(env, total_gb=100, max_over_subscription_ratio=1.0)
+    # Spread: each share goes to the pool with the most room left.
+    spread = place_many(service_with(env, capacity_weight_multiplier=1.0), 4)
+    assert sorted(spread) == sorted([BTRFS, BTRFS, IMAGE, IMAGE]) and spread[0] != spread[1], spread
+    # Stack: the fullest pool that can still hold it (80 GiB left on each:
+    # the first share decides), until it is full; then the other one.
+    stacked = place_many(service_with(env, capacity_weight_multiplier=-1.0), 9)
+    assert len(set(stacked[:8])) == 1 and stacked[8] not in (None, stacked[0]), stacked
+
+
+def test_first_fit_follows_the_configured_order(env, pools):
+    """``first_fit``: the backend first in its host's configuration wins,
+    whatever their free space, as long as it can hold the share (its name
+    sorts last, so neither the names nor the free space decide)."""
+    report_btrfs(env, total_gb=30, max_over_subscription_ratio=1.0)
+    report_image(env, total_gb=1000, max_over_subscription_ratio=1.0)
+    with env.services.db.write() as s:
+        s.execute(sa.update(Pool).where(Pool.host == BTRFS).values(config_order=0))
+        s.execute(sa.update(Pool).where(Pool.host == IMAGE).values(config_order=1))
+    service = service_with(env, default_weighers=("first_fit",))
+    assert place_many(service, 4) == [BTRFS, BTRFS, BTRFS, IMAGE]
