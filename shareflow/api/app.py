@@ -24,6 +24,7 @@ from shareflow.api.resources.access_rules import AccessRules
 from shareflow.api.resources.availability_zones import AvailabilityZones
 from shareflow.api.resources.scheduler_stats import SchedulerStatsPools
 from shareflow.api.resources.export_locations import ExportLocations
+from shareflow.api.resources.extensions import Extensions
 from shareflow.api.resources.extra_specs import ExtraSpecs
 from shareflow.api.resources.instances import (
     ShareInstance,
@@ -203,6 +204,9 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     provider_networks = ProviderNetworks(config, services)
     route("/provider-networks", provider_networks)
     route("/provider-networks/{network_id}", ProviderNetwork(config, services))
+    extensions = Extensions(config, services)
+    route("/extensions", extensions)
+    route("/extensions/{alias}", extensions, suffix="item")
     # shareflow's own extension: jobs, read by their project, steered by admins.
     route("/jobs", Jobs(config, services))
     route("/jobs/{job_id}", Job(config, services))

@@ -82,6 +82,25 @@ class ShareTypeExtraSpec(Base):
     __table_args__ = (UniqueConstraint("share_type_id", "key", name="uq_share_type_extra_specs_key"),)
 
 
+class ShareTypeProject(Base):
+    """A project allowed to see and use a private share type (Manila's
+    ``share_type_projects``, migration 0013). Rows are deleted outright when
+    access is removed: nothing refers to them."""
+
+    __tablename__ = "share_type_projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    share_type_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_types.id", ondelete="CASCADE"), nullable=False
+    )
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (
+        UniqueConstraint("share_type_id", "project_id", name="uq_share_type_projects_share_type_id"),
+    )
+
+
 class Share(Timestamps, Base):
     __tablename__ = "shares"
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shareflow.db import listing, share_records
-from shareflow.db.models import AccessRule, ExportLocation, Share, ShareMetadata
+from shareflow.db.models import AccessRule, ExportLocation, Share, ShareMetadata, ShareTypeExtraSpec
 from shareflow.db.transitions import transition
 from shareflow.domain import states
 from shareflow.exceptions import NotFound
@@ -49,7 +49,8 @@ def visible(project_id: str | None) -> list[sa.ColumnElement]:
 
 def filtered(project_id: str | None, filters: dict | None = None) -> list[sa.ColumnElement]:
     """The WHERE of a list: visibility, then each filter - exact columns,
-    ``name~``/``description~``, ``metadata`` (every pair), and an export
+    ``name~``/``description~``, ``metadata`` and the type's ``extra_specs``
+    (every pair), and an export
     location's ``export_location_id``/``export_location_path`` (one location
     matching both when both are given)."""
     conds = visible(project_id)
@@ -63,6 +64,12 @@ def filtered(project_id: str | None, filters: dict | None = None) -> list[sa.Col
         if key == "metadata":
             for mk, mv in value.items():
                 conds.append(Share.metadata_items.any(sa.and_(ShareMetadata.key == mk, ShareMetadata.value == mv)))
+        elif key == "extra_specs":
+            # The share's type has every pair (Manila joins one spec row,
+            # so that two pairs never match there; here they all must).
+            for sk, sv in value.items():
+                conds.append(Share.share_type_id.in_(sa.select(ShareTypeExtraSpec.share_type_id).where(
+                    ShareTypeExtraSpec.key == sk, ShareTypeExtraSpec.value == sv)))
         else:
             conds.append(listing.where(Share, key, value))
     return conds

@@ -9,6 +9,7 @@ here into forms that cannot carry anything but what they claim to be.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import uuid
 from typing import Any
@@ -226,9 +227,14 @@ def share_type_name(value: Any) -> str:
     return value
 
 
-def extra_specs(value: Any) -> dict[str, str]:
-    """Extra specs are string -> string; booleans are normalised to 'True'/'False'
-    (Manila's spelling) for the keys whose meaning is boolean."""
+def extra_specs(value: Any, *, numbers: bool = False) -> dict[str, str]:
+    """Extra specs are string -> string. JSON booleans are taken as Manila
+    stores them (``str(True)``), numbers only where Manila takes them
+    (``numbers``: a type's create, which stores what it is given, while the
+    extra-specs routes refuse anything but strings and booleans). Values of
+    the keys whose meaning is boolean are normalised to 'True'/'False', and
+    ``availability_zones`` must be a list of names separated by commas
+    (Manila's ``is_valid_csv``), kept without the spaces around them."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -237,14 +243,34 @@ def extra_specs(value: Any) -> dict[str, str]:
     for k, v in value.items():
         if not isinstance(k, str) or not _EXTRA_SPEC_KEY.match(k):
             raise InvalidInput(f"Invalid extra spec key {k!r}.")
-        if isinstance(v, bool):
+        if isinstance(v, bool) or (numbers and isinstance(v, int | float) and math.isfinite(v)):
             v = str(v)
         if not isinstance(v, str) or len(v) > 255:
-            raise InvalidInput(f"Extra spec {k!r} must be a string of at most 255 characters.")
+            raise InvalidInput(f"Invalid extra_spec: {k}: {v!r}; must be a string of at most 255 characters.")
         if k in BOOLEAN_EXTRA_SPECS:
             v = str(boolean(v, f"Extra spec {k}"))
+        if k == AVAILABILITY_ZONES:
+            v = availability_zones_spec(v)
         out[k] = v
     return out
+
+
+AVAILABILITY_ZONES = "availability_zones"
+
+
+def availability_zones_spec(value: str) -> str:
+    """``az1, az2`` -> ``az1,az2``; an empty name anywhere (``az1,,az2``,
+    a trailing comma) is Manila's 400."""
+    names = [v.strip() for v in value.split(",")]
+    if not all(names):
+        raise InvalidInput("Value of optional extra_spec availability_zones is not valid.")
+    return ",".join(names)
+
+
+def zones_of(specs: dict[str, str]) -> list[str]:
+    """The zones a type's ``availability_zones`` spec names ([]: any)."""
+    value = specs.get(AVAILABILITY_ZONES) or ""
+    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 DHSS = "driver_handles_share_servers"

@@ -81,6 +81,17 @@ class ShareAdminService:
                                user_message=f"Share {share_id} changed status; try again.")
         LOG.info("share %s: status reset from %s to %s by %s", share_id, share.status, status, caller.user_id)
 
+    def reset_task_state(self, caller: Caller, share_id: str, body: Any) -> None:
+        """Manila's share ``reset_task_state``: policy, then the body, then
+        the share (a share that is not there is 404 whatever the body)."""
+        require_admin(caller, "reset_task_state")
+        task_state = valid_task_state(body)
+        with self._db.write() as s:
+            share = shares_db.get(s, share_id, None)
+            share.task_state = task_state
+            share.updated_at = self._clock()
+        LOG.info("share %s: task_state reset to %s by %s", share_id, task_state, caller.user_id)
+
     def force_delete(self, caller: Caller, share_id: str) -> None:
         """Delete the share whatever its status: a share that never reached a
         backend is marked deleted at once; any other is taken into
@@ -114,6 +125,33 @@ class ShareAdminService:
             job = self._poster.record(s, spec)
         LOG.info("share %s: force-deleted from %s by %s", share_id, previous, caller.user_id)
         self._poster.post_or_undo(job, spec, undo=lambda s: _back_to(s, share_id, previous, self._clock()))
+
+
+#: Manila's ``constants.TASK_STATE_STATUSES`` (and None): what an admin may
+#: set a share's ``task_state`` to. This service runs no migrations, so it
+#: never sets one itself; the column is the admin's to reset.
+TASK_STATES = frozenset({
+    "migration_starting", "migration_in_progress", "migration_completing", "migration_success",
+    "migration_error", "migration_cancelled", "migration_driver_in_progress",
+    "migration_driver_phase1_done", "data_copying_starting", "data_copying_in_progress",
+    "data_copying_completing", "data_copying_completed", "data_copying_cancelled", "data_copying_error",
+})
+
+
+def valid_task_state(body: Any) -> str | None:
+    """The request schema (a known state or null), then
+    ``AdminActionsMixin.validate_update``: ``task_state`` must be given."""
+    if not isinstance(body, dict):
+        raise InvalidInput("reset_task_state must be an object",
+                           user_message="Invalid input for field/attribute reset_task_state.")
+    for key in ("task_state", "os-task_state"):
+        if key in body and body[key] is not None and body[key] not in TASK_STATES:
+            raise InvalidInput(f"invalid {key} {body[key]!r}", user_message=(
+                f"Invalid input for field/attribute {key}. Value: {body[key]}. "
+                f"Valid states: None, {', '.join(sorted(TASK_STATES))}."))
+    if "task_state" not in body:
+        raise InvalidInput("no task_state", user_message="Must specify 'task_state'")
+    return body["task_state"]
 
 
 def _back_to(session, share_id: str, status: str, now: datetime) -> None:

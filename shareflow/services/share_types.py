@@ -12,12 +12,24 @@ from shareflow.db.engine import Database
 from shareflow.db.models import ShareType
 from shareflow.domain import validation
 from shareflow.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
 
 
 def _require_admin(caller: Caller) -> None:
     if not caller.is_admin:
         raise Forbidden("Policy doesn't allow this operation to be performed.")
+
+
+def visible_type(session, caller: Caller, ref: str) -> ShareType:
+    """The live type ``ref`` (name or id) as ``caller`` sees it: a private
+    type its project has no access to is not found, as an unknown one is
+    (Manila's "Share type not found." when a share is created with it)."""
+    st = types_db.get_by_name_or_id(session, ref)
+    if not types_db.visible_to(st, session, None if caller.is_admin else caller.project_id):
+        raise NotFound(f"share type {ref!r} not visible to {caller.project_id}",
+                       user_message=f"Share type {ref} could not be found.")
+    return st
 
 
 class ShareTypeService:
@@ -29,19 +41,38 @@ class ShareTypeService:
         self._new_id = new_id
 
     def list(self, caller: Caller, *, is_public: str | None = None) -> list[ShareType]:
+        """Members: public types and the private ones their project may use.
+        Admins: ``is_public`` as Manila parses it (``true``: public and the
+        admin project's private ones, ``false``: private, ``all``/None: all)."""
+        if not caller.is_admin:
+            public, project = True, caller.project_id
+        elif is_public is None or is_public.lower() == "all":
+            public, project = None, None
+        else:
+            public, project = validation.boolean(is_public, "is_public"), caller.project_id
         with self._db.read() as s:
-            types = types_db.list_(s, include_private=caller.is_admin)
-        if is_public is not None and caller.is_admin and is_public.lower() != "all":
-            wanted = validation.boolean(is_public, "is_public")
-            types = [t for t in types if t.is_public == wanted]
-        return types
+            return types_db.list_(s, public=public, project_id=project)
 
     def get(self, caller: Caller, ref: str) -> ShareType:
         with self._db.read() as s:
-            st = types_db.get_by_name_or_id(s, ref)
-        if not st.is_public and not caller.is_admin:
-            raise NotFound(f"Share type {ref} could not be found.")
-        return st
+            return visible_type(s, caller, ref)
+
+    def check_zone(self, caller: Caller, ref: str | None, zone: str) -> None:
+        """Manila 2.48: a share asked for in a zone its type (``ref``, None:
+        the default type) does not list in ``availability_zones`` is a 400;
+        an unknown zone is a 404 first, an unknown type a 404 too."""
+        name = resolve_zone(self._config, zone)
+        with self._db.read() as s:
+            if ref is None:
+                st = types_db.get_by_name(s, self._config.default_share_type)
+                if st is None:
+                    return  # the share create says what is wrong
+            else:
+                st = visible_type(s, caller, ref)
+            zones = validation.zones_of(st.specs())
+        if zones and name not in zones:
+            raise InvalidInput(f"Share type {ref or st.name} is not supported within the availability zone "
+                               f"chosen {zone}.")
 
     def default(self, caller: Caller) -> ShareType:
         with self._db.read() as s:
@@ -53,7 +84,7 @@ class ShareTypeService:
     def create(self, caller: Caller, *, name, extra_specs, description=None, is_public=True) -> ShareType:
         _require_admin(caller)
         name = validation.share_type_name(name)
-        specs = validation.required_extra_specs(validation.extra_specs(extra_specs))
+        specs = validation.required_extra_specs(validation.extra_specs(extra_specs, numbers=True))
         description = validation.optional_text(description, "Share type description", 255)
         is_public = validation.boolean(is_public, "share_type_access:is_public")
         with self._db.write() as s:
@@ -61,6 +92,73 @@ class ShareTypeService:
                 s, now=self._clock(), name=name, specs=specs, description=description,
                 is_public=is_public, type_id=self._new_id(),
             )
+
+    def update(self, caller: Caller, type_id: str, *, name=None, description=None,
+               is_public=None) -> ShareType:
+        """Manila 2.50's ``PUT /types/{id}``: name, description (``""``
+        clears it) and visibility, any of them; a name another live type has
+        is a 409."""
+        _require_admin(caller)
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidInput("Share type name cannot be empty.")
+            if len(name) > 255:
+                raise InvalidInput("Share type name cannot be greater than 255 characters in length.")
+            name = validation.share_type_name(name)
+        if isinstance(description, str) and len(description) > 255:
+            raise InvalidInput("Share type description cannot be greater than 255 characters in length.")
+        description = validation.optional_text(description, "Share type description", 255)
+        if is_public is not None:
+            try:
+                is_public = validation.boolean(is_public, "share_type_access:is_public")
+            except InvalidInput:
+                raise InvalidInput("share_type_access:is_public has a non-boolean value.") from None
+        if name is None and description is None and is_public is None:
+            raise InvalidInput("Specify share type name, description, share_type_access:is_public "
+                               "or a combination thereof.")
+        with self._db.write() as s:
+            st = types_db.get(s, type_id)
+            if name and types_db.rename_conflicts(s, st, name):
+                raise Conflict(f"Share Type {name} already exists.")
+            if name:
+                st.name = name
+            if description is not None:
+                st.description = description or None
+            if is_public is not None:
+                st.is_public = is_public
+            st.updated_at = self._clock()
+            s.flush()
+            return st
+
+    # --- project access lists of private types ---------------------------------
+
+    def _private(self, session, type_id: str) -> ShareType:
+        st = types_db.get(session, type_id)
+        if st.is_public:
+            raise Conflict(f"Share type {st.name} is public: type access modification is not applicable to "
+                           "public share type.",
+                           user_message="Type access modification is not applicable to public share type.")
+        return st
+
+    def access_list(self, caller: Caller, type_id: str) -> list[str]:
+        """Projects allowed to use a private type; a public type has no list (404)."""
+        _require_admin(caller)
+        with self._db.read() as s:
+            st = types_db.get(s, type_id)
+            if st.is_public:
+                raise NotFound(f"Share type {st.name} is public: access list not available for public share types.",
+                               user_message="Access list not available for public share types.")
+            return types_db.projects(s, st)
+
+    def add_access(self, caller: Caller, type_id: str, project_id: str) -> None:
+        _require_admin(caller)
+        with self._db.write() as s:
+            types_db.add_project(s, self._private(s, type_id), project_id, now=self._clock())
+
+    def remove_access(self, caller: Caller, type_id: str, project_id: str) -> None:
+        _require_admin(caller)
+        with self._db.write() as s:
+            types_db.remove_project(s, self._private(s, type_id), project_id)
 
     def delete(self, caller: Caller, type_id: str) -> None:
         _require_admin(caller)

@@ -33,6 +33,7 @@ from shareflow.flows.delete_share import share_flow_kwargs
 from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
+from shareflow.services.share_types import visible_type
 from shareflow.services.snapshots import new_share_source
 from shareflow.services.quotas import enforce as enforce_quota
 
@@ -130,7 +131,7 @@ class ShareService:
                 # Held to the commit: a delete of the share network waits, then sees this share.
                 if not networks_db.lock_share_network(s, sn.id):
                     raise networks_db.share_network_not_found(share_network_id)
-            stype = self._share_type(s, share_type)
+            stype = self._share_type(s, share_type, caller)
             specs = stype.specs()
             dhss = validation.boolean(specs.get(validation.DHSS, "False"), validation.DHSS)
             if dhss and not share_network_id:
@@ -195,7 +196,7 @@ class ShareService:
                                                                       clock=self._clock))
         return self.get(caller, share.id)
 
-    def _share_type(self, session, ref):
+    def _share_type(self, session, ref, caller: Caller):
         if ref is None:
             stype = types_db.get_by_name(session, self._config.default_share_type)
             if stype is None:
@@ -206,7 +207,8 @@ class ShareService:
             return stype
         if not isinstance(ref, str):
             raise InvalidInput("share_type must be a share type name or id.")
-        return types_db.get_by_name_or_id(session, ref)
+        # A private type the caller's project may not use is not found (Manila).
+        return visible_type(session, caller, ref)
 
     # --- changing -------------------------------------------------------------
 

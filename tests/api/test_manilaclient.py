@@ -212,3 +212,49 @@ def test_openstack_cli_with_a_real_token(tokens_server, tmp_path):
     denied = _openstack_cli("--os-auth-type", "admin_token", "--os-endpoint", f"{server.url}/v2",
                             "--os-token", "wrong", "share", "list", home=tmp_path)
     assert denied.returncode != 0
+
+
+def test_manilaclient_type_update_and_access_lists(tokens_server):
+    """``share_types.update`` (2.50), ``share_type_access`` add/remove/list,
+    and what a member then sees and may use, all unmodified client calls."""
+    env, server = tokens_server
+    admin = manila(server, env.tokens["admin"])
+    alice, bob = manila(server, env.tokens["alice"]), manila(server, env.tokens["bob"])
+    name = f"priv-{uuid.uuid4().hex[:6]}"
+    stype = admin.share_types.create(name, spec_driver_handles_share_servers=False, is_public=False,
+                                     description="first")
+    assert stype.is_public is False
+    assert stype.id in [t.id for t in admin.share_types.list(show_all=True)]
+    assert stype.id not in [t.id for t in admin.share_types.list(show_all=False)]
+    assert stype.id not in [t.id for t in alice.share_types.list()]
+    assert admin.share_type_access.list(stype) == []
+
+    admin.share_type_access.add_project_access(stype, "proj-a")
+    assert [(a.share_type_id, a.project_id) for a in admin.share_type_access.list(stype)] == [
+        (stype.id, "proj-a")]
+    assert stype.id in [t.id for t in alice.share_types.list()]
+    assert alice.share_types.get(stype.id).name == name
+    share = alice.shares.create("NFS", 1, share_type=name)
+    assert share.share_type == stype.id
+    with pytest.raises(manila_exc.NotFound):
+        bob.shares.create("NFS", 1, share_type=name)
+    with pytest.raises(manila_exc.NotFound):
+        bob.share_types.get(stype.id)
+    with pytest.raises(manila_exc.Conflict):
+        admin.share_type_access.add_project_access(stype, "proj-a")
+    with pytest.raises(manila_exc.Forbidden):
+        alice.share_type_access.list(stype)
+
+    renamed = admin.share_types.update(stype, name=f"{name}-2", description="second")
+    assert renamed.name == f"{name}-2" and renamed.description == "second" and renamed.is_public is False
+    admin.share_type_access.remove_project_access(stype, "proj-a")
+    assert admin.share_type_access.list(stype) == []
+    assert stype.id not in [t.id for t in alice.share_types.list()]
+    with pytest.raises(manila_exc.NotFound):
+        admin.share_type_access.remove_project_access(stype, "proj-a")
+    public = admin.share_types.update(stype, is_public=True)
+    assert public.is_public is True and stype.id in [t.id for t in bob.share_types.list()]
+    with pytest.raises(manila_exc.Conflict):
+        admin.share_types.update(stype, name="default")
+    with pytest.raises(manila_exc.NotFound):  # a public type has no access list
+        admin.share_type_access.list(stype)

@@ -217,6 +217,54 @@ def test_a_type_in_use(cfg, capsys):
         assert s.query(ShareTypeExtraSpec).count() == 2
 
 
+def test_update(cfg, capsys):
+    t = ok_json(cfg, capsys, "create", "old", "--dhss", "false", "--description", "first")
+    ok_json(cfg, capsys, "create", "taken", "--dhss", "false")
+    renamed = ok_json(cfg, capsys, "update", "old", "--name", "new", "--private")
+    assert renamed["id"] == t["id"] and renamed["name"] == "new"
+    assert renamed["share_type_access:is_public"] is False and renamed["description"] == "first"
+    cleared = ok_json(cfg, capsys, "update", t["id"], "--description", "", "--public")
+    assert cleared["description"] is None and cleared["share_type_access:is_public"] is True
+    for argv, message in (
+        (["update", "new", "--name", "taken"], "Share Type taken already exists."),
+        (["update", "new"], "Specify share type name, description"),
+        (["update", "new", "--name", "  "], "Share type name cannot be empty."),
+        (["update", "nope", "--name", "x"], "Share type nope could not be found."),
+    ):
+        rc, out, err = run(cfg, capsys, *argv)
+        assert rc == 1 and out == "" and message in err, err
+    assert set(stored(cfg[1])) == {"new", "taken"}
+    with pytest.raises(SystemExit) as exit_:
+        run(cfg, capsys, "update", "new", "--public", "--private")
+    assert exit_.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_access_lists(cfg, capsys):
+    t = ok_json(cfg, capsys, "create", "secret", "--dhss", "false", "--private")
+    ok_json(cfg, capsys, "create", "open", "--dhss", "false")
+    assert ok_json(cfg, capsys, "access", "list", "secret") == []
+    rc, out, err = run(cfg, capsys, "access", "add", "secret", "proj-a")
+    assert rc == 0 and out == f"project proj-a may now use share type secret ({t['id']})\n", err
+    assert run(cfg, capsys, "access", "add", t["id"], "proj-b")[0] == 0
+    assert ok_json(cfg, capsys, "access", "list", "secret") == [
+        {"share_type_id": t["id"], "project_id": "proj-a"}, {"share_type_id": t["id"], "project_id": "proj-b"}]
+    rc, out, _ = run(cfg, capsys, "access", "list", "secret")
+    assert rc == 0 and out.split() == ["PROJECT", "proj-a", "proj-b"]
+    for argv, message in (
+        (["access", "add", "secret", "proj-a"], "already exists"),
+        (["access", "add", "open", "proj-a"], "is public: type access modification is not applicable"),
+        (["access", "list", "open"], "is public: access list not available for public share types."),
+        (["access", "remove", "secret", "proj-z"], "Share type access not found"),
+        (["access", "add", "secret", "bad project"], "Bad project format"),
+        (["access", "add", "nope", "proj-a"], "Share type nope could not be found."),
+    ):
+        rc, out, err = run(cfg, capsys, *argv)
+        assert rc == 1 and out == "" and message in err, (argv, err)
+    rc, out, err = run(cfg, capsys, "access", "remove", "secret", "proj-a")
+    assert rc == 0 and out == f"project proj-a may no longer use share type secret ({t['id']})\n", err
+    assert ok_json(cfg, capsys, "access", "list", "secret") == [{"share_type_id": t["id"], "project_id": "proj-b"}]
+
+
 def test_installed_command(cfg):
     env = {**os.environ, "SHAREFLOW_CONFIG": str(cfg[0])}
 
@@ -306,3 +354,53 @@ def test_the_api_and_manilaclient_see_the_commands_writes(stack):
     with pytest.raises(mexc.NotFound):
         admin.share_types.get(mine["id"])
     assert all(t["id"] != mine["id"] for t in api_get(stack, "/types?is_public=all")["share_types"])
+
+
+def test_private_types_on_the_real_stack(stack):
+    """A private type: created and granted by the command or by
+    python-manilaclient (update, add/remove_project_access, list(show_all),
+    share_type_access.list) against gunicorn; a granted tenant's share of it
+    becomes available on btrfs + Ganesha, another tenant cannot see or use it."""
+    from manilaclient import exceptions as mexc
+
+    admin = stack.manila()
+    granted_token, other_token = stack.token("tenant-granted"), stack.token("tenant-other")
+    granted, other = stack.manila(granted_token), stack.manila(other_token)
+    created = stack_cli(stack, "create", "cli-private", "--dhss", "false", "--private", "--json")
+    assert created.returncode == 0, created.stderr
+    mine = json.loads(created.stdout)
+    assert mine["id"] in [t.id for t in admin.share_types.list(show_all=True)]
+    assert mine["id"] not in [t.id for t in granted.share_types.list()]
+    with pytest.raises(mexc.NotFound):
+        granted.shares.create("NFS", 1, share_type="cli-private")
+
+    added = stack_cli(stack, "access", "add", "cli-private", "tenant-granted")
+    assert added.returncode == 0, added.stderr
+    stype = admin.share_types.get(mine["id"])  # share_type_access.list takes the type itself
+    assert [a.project_id for a in admin.share_type_access.list(stype)] == ["tenant-granted"]
+    admin.share_type_access.add_project_access(mine["id"], "tenant-later")
+    listed = json.loads(stack_cli(stack, "access", "list", "cli-private", "--json").stdout)
+    assert [a["project_id"] for a in listed] == ["tenant-granted", "tenant-later"]
+    admin.share_type_access.remove_project_access(mine["id"], "tenant-later")
+
+    renamed = admin.share_types.update(mine["id"], name="cli-private-2", description="granted only")
+    assert renamed.name == "cli-private-2" and renamed.is_public is False
+    assert mine["id"] in [t.id for t in granted.share_types.list()]
+    assert mine["id"] not in [t.id for t in other.share_types.list()]
+    with pytest.raises(mexc.NotFound):
+        other.shares.create("NFS", 1, share_type="cli-private-2")
+    share = granted.shares.create("NFS", 1, share_type="cli-private-2")
+    try:
+        stack.wait_for_share(granted, share.id, {"available"})
+        assert granted.shares.get(share.id).share_type == mine["id"]
+    finally:
+        services = stack.services()
+        try:
+            stack.delete_all_shares(services, ADMIN)
+        finally:
+            services.close()
+    removed = stack_cli(stack, "access", "remove", "cli-private-2", "tenant-granted")
+    assert removed.returncode == 0, removed.stderr
+    assert admin.share_type_access.list(stype) == []
+    assert mine["id"] not in [t.id for t in granted.share_types.list()]
+    assert stack_cli(stack, "delete", "cli-private-2").returncode == 0

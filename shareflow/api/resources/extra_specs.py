@@ -1,21 +1,35 @@
 """``/types/{id}/extra_specs[/{key}]`` (manila/api/v2/share_types_extra_specs.py).
 
-Reads are for everyone who can see the type; writes are admin-only, checked
-before the body. Deleting a required spec is a 403, as is deleting
-``snapshot_support`` before 2.24 (when it was still required).
+All of it is admin-only (manila/policies/share_types_extra_spec.py: reads
+too), checked before the body: a member reads the specs it may see (Manila's
+tenant-visible ones) in the type itself. Deleting a required spec is a 403,
+as is deleting ``snapshot_support`` before 2.24 (when it was still
+required). Values are strings or JSON booleans (stored as ``True``/``False``);
+numbers are refused here, as Manila's controller refuses them.
 """
 
 from __future__ import annotations
 
+import falcon
+
 from shareflow.api.resources.base import Resource, accepted, body, caller, reply, section, version
-from shareflow.api.resources.share_types import require_admin
+from shareflow.api.resources.share_types import manila_path, require_admin
 from shareflow.domain import validation
 from shareflow.exceptions import Forbidden, InvalidInput, NotFound
 
 
+def _echo(given: dict, stored: dict) -> dict:
+    """What Manila answers a write with: the body as given (a JSON boolean
+    stays one), with the values this service normalised."""
+    return {k: v if isinstance(v, bool) else stored[k] for k, v in given.items()}
+
+
+@falcon.before(manila_path)
 class ExtraSpecs(Resource):
     def on_get(self, req, resp, type_id: str) -> None:
-        specs = self.services.share_types.extra_specs(caller(req), type_id)
+        who = caller(req)
+        require_admin(who, "share_types_extra_spec:show")
+        specs = self.services.share_types.extra_specs(who, type_id)
         reply(resp, {"extra_specs": specs})
 
     def on_post(self, req, resp, type_id: str) -> None:
@@ -24,10 +38,19 @@ class ExtraSpecs(Resource):
         _, specs = section(req, "extra_specs")
         self.services.share_types.set_extra_specs(who, type_id, specs)
         # Manila echoes what was set, not the type's whole set of specs.
-        reply(resp, {"extra_specs": validation.extra_specs(specs)})
+        reply(resp, {"extra_specs": _echo(specs, validation.extra_specs(specs))})
+
+    def _no_such_method(self, req, resp, type_id: str) -> None:
+        """Reached only without a trailing slash (the hook answers those
+        404): the collection has no PUT or DELETE."""
+        raise falcon.HTTPMethodNotAllowed(["GET", "POST"])
+
+    on_put = on_delete = _no_such_method
 
     def on_get_item(self, req, resp, type_id: str, key: str) -> None:
-        specs = self.services.share_types.extra_specs(caller(req), type_id)
+        who = caller(req)
+        require_admin(who, "share_types_extra_spec:index")
+        specs = self.services.share_types.extra_specs(who, type_id)
         if key not in specs:
             raise NotFound(f"Share type extra spec {key} could not be found.")
         reply(resp, {key: specs[key]})
@@ -43,7 +66,7 @@ class ExtraSpecs(Resource):
         if len(data) > 1:
             raise InvalidInput("Request body contains too many items")
         self.services.share_types.set_extra_specs(who, type_id, data)
-        reply(resp, validation.extra_specs(data))
+        reply(resp, _echo(data, validation.extra_specs(data)))
 
     def on_delete_item(self, req, resp, type_id: str, key: str) -> None:
         who = caller(req)

@@ -26,7 +26,7 @@ from shareflow.exceptions import InvalidInput
 
 #: Manila share actions this service does not implement (yet): a clear 400.
 UNSUPPORTED = frozenset({
-    "revert", "reset_task_state", "unmanage", "soft_delete", "restore",
+    "revert", "unmanage", "soft_delete", "restore",
     "migration_start", "migration_complete", "migration_cancel", "migration_get_progress",
 })
 

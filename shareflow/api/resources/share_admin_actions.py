@@ -4,7 +4,9 @@
 * ``extend`` / ``shrink`` ``{"new_size": N}`` - 202 (manila/api/v2/shares.py
   ``_extend``, ``_shrink``); ``force`` on extend from 2.64 (admins);
 * ``reset_status`` ``{"status": S}`` and ``force_delete`` - admins, 202
-  (manila ``AdminActionsMixin``).
+  (manila ``AdminActionsMixin``);
+* ``reset_task_state`` ``{"task_state": S or null}`` - admins, 202, from
+  2.22 and only with the experimental header, as Manila (no ``os-`` name).
 
 Each under its ``os-`` name for microversions 2.0 to 2.6, its plain name from
 2.7, as Manila registers them.
@@ -13,9 +15,9 @@ Each under its ``os-`` name for microversions 2.0 to 2.6, its plain name from
 from __future__ import annotations
 
 
-from shareflow.api.resources.base import Actions, accepted, caller, version
+from shareflow.api.resources.base import NOT_AT_THIS_VERSION, Actions, accepted, caller, version
 from shareflow.domain import validation
-from shareflow.exceptions import InvalidInput
+from shareflow.exceptions import InvalidInput, NotFound
 
 LEGACY = ("2.0", "2.6")
 CURRENT = ("2.7", None)
@@ -60,6 +62,20 @@ def force_delete(resource, req, resp, share_id: str, info) -> None:
     accepted(resp)
 
 
+#: Manila's header asking for experimental APIs; ``reset_task_state`` is one
+#: from 2.22 (``api_version('2.22', experimental=True)``), a 404 without it.
+EXPERIMENTAL_HEADER = "X-OpenStack-Manila-API-Experimental"
+
+
+def reset_task_state(resource, req, resp, share_id: str, info) -> None:
+    flag = req.get_header(EXPERIMENTAL_HEADER) or ""
+    if flag.strip().lower() not in ("true", "t", "yes", "y", "1", "on"):
+        raise NotFound(f"reset_task_state without {EXPERIMENTAL_HEADER}", user_message=NOT_AT_THIS_VERSION)
+    resp.set_header(EXPERIMENTAL_HEADER, "True")
+    resource.services.share_admin.reset_task_state(caller(req), share_id, info)
+    accepted(resp)
+
+
 def actions(resource) -> Actions:
     """action name -> (first version, last version or None, handler), as
     ``ShareActions.actions`` holds them."""
@@ -72,4 +88,6 @@ def actions(resource) -> Actions:
 
         table[f"os-{name}"] = (*LEGACY, bound)
         table[name] = (*CURRENT, bound)
+    table["reset_task_state"] = ("2.22", None, lambda req, resp, share_id, info: reset_task_state(
+        resource, req, resp, share_id, info))
     return table

@@ -1,12 +1,20 @@
-"""``/types``: list, show, default, create and delete (admin), the project
-access list of private types, and ``/types/{id}/action``
-(manila/api/v2/share_types.py).
+"""``/types``: list, show, default, create, update (2.50) and delete
+(admin), the project access list of private types, and
+``/types/{id}/action`` (manila/api/v2/share_types.py).
 
 Writes are checked for the admin role before the body is looked at, as
 Manila's policy decorator does: a member gets 403 whatever they send.
+A member sees (and creates shares with) public types and the private ones
+its project was given access to; anything else is "not found".
+
+Project ids on access lists: Manila requires a Keystone id (UUID-like);
+shareflow's projects are its own (``shareflow token issue``), so a project
+is accepted when it is an id shareflow can hold.
 """
 
 from __future__ import annotations
+
+import falcon
 
 from shareflow.api import params as qp
 from shareflow.api.middleware import MALFORMED_BODY
@@ -16,12 +24,14 @@ from shareflow.api.resources.base import (
     body,
     caller,
     reply,
+    require_version,
     section,
     version,
 )
+from shareflow.auth.tokens import valid_id
 from shareflow.api.views import share_types as view
 from shareflow.domain import validation
-from shareflow.exceptions import Conflict, Forbidden, InvalidInput, NotFound
+from shareflow.exceptions import Forbidden, InvalidInput, NotFound
 from shareflow.services.context import Caller
 
 POLICY_MESSAGE = "Policy doesn't allow {action} to be performed."
@@ -33,6 +43,31 @@ def require_admin(who: Caller, action: str) -> None:
         raise Forbidden(f"{action} needs admin", user_message=POLICY_MESSAGE.format(action=action))
 
 
+def manila_path(req, resp, resource, params) -> None:
+    """A falcon hook: the app strips a trailing slash before routing, so
+    ``/types/`` would be the collection and ``/types/{id}/extra_specs/`` a
+    type's specs; Manila's router matches neither (``get_share_type_extra_spec(
+    id, "")`` is a 404 in its API tests). An empty id (``/types//extra_specs``)
+    reaches the resource as ``""`` and is not found there."""
+    if req.env.get("PATH_INFO", "").endswith("/"):
+        raise NotFound(f"{req.method} {req.env['PATH_INFO']}", user_message="The resource could not be found.")
+
+
+def specs_match(specs: dict[str, str], wanted: dict[str, str]) -> bool:
+    """Manila's type-list filter: each wanted spec equal, except
+    ``availability_zones``: every zone asked for among the type's zones, and
+    a type without zones (any zone) always matches."""
+    for key, value in wanted.items():
+        if key == validation.AVAILABILITY_ZONES:
+            zones = validation.zones_of(specs)
+            if zones and not set(value.split(",")) <= set(zones):
+                return False
+        elif specs.get(key) != value:
+            return False
+    return True
+
+
+@falcon.before(manila_path)
 class ShareTypes(Resource):
     def on_get(self, req, resp) -> None:
         who = caller(req)
@@ -47,8 +82,12 @@ class ShareTypes(Resource):
                     "greater microversion to be able to use filter search by 'extra_specs."
                 )
             wanted = validation.extra_specs(qp.literal_dict(q["extra_specs"], "extra_specs"))
-            types = [t for t in types if all(t.specs().get(k) == v for k, v in wanted.items())]
+            types = [t for t in types if specs_match(t.specs(), wanted)]
         reply(resp, view.list_view(types, self.view_context(req)))
+
+    def on_delete(self, req, resp) -> None:
+        """Only ``DELETE /types/`` reaches it (the hook's 404); ``DELETE /types`` is a 405."""
+        raise falcon.HTTPMethodNotAllowed(["GET", "POST"])
 
     def on_get_default(self, req, resp) -> None:
         stype = self.services.share_types.default(caller(req))
@@ -78,9 +117,22 @@ class ShareTypes(Resource):
         reply(resp, view.detail(stype, self.view_context(req)))
 
 
+@falcon.before(manila_path)
 class ShareType(Resource):
     def on_get(self, req, resp, type_id: str) -> None:
         stype = self.services.share_types.get(caller(req), type_id)
+        reply(resp, view.detail(stype, self.view_context(req)))
+
+    def on_put(self, req, resp, type_id: str) -> None:
+        """2.50: name, description, ``share_type_access:is_public``."""
+        require_version(req, "2.50")
+        who = caller(req)
+        require_admin(who, "share_type:update")
+        _, data = section(req, "share_type", "volume_type")
+        stype = self.services.share_types.update(
+            who, type_id, name=data.get("name"), description=data.get("description"),
+            is_public=data.get("share_type_access:is_public"),
+        )
         reply(resp, view.detail(stype, self.view_context(req)))
 
     def on_delete(self, req, resp, type_id: str) -> None:
@@ -90,19 +142,18 @@ class ShareType(Resource):
         accepted(resp)
 
 
+@falcon.before(manila_path)
 class ShareTypeAccess(Resource):
-    """Projects allowed to use a private type. This service keeps no such
-    lists: private types are for admins, so the list is always empty."""
+    """Projects allowed to use a private type (admins)."""
 
     def on_get(self, req, resp, type_id: str) -> None:
         who = caller(req)
         require_admin(who, "share_type:list_project_access")
-        stype = self.services.share_types.get(who, type_id)
-        if stype.is_public:
-            raise NotFound("public type", user_message="Access list not available for public share types.")
-        reply(resp, {"share_type_access": []})
+        projects = self.services.share_types.access_list(who, type_id)
+        reply(resp, view.access_list(type_id, projects))
 
 
+@falcon.before(manila_path)
 class ShareTypeActions(Resource):
     ACTIONS = ("addProjectAccess", "removeProjectAccess")
 
@@ -115,11 +166,15 @@ class ShareTypeActions(Resource):
         if name not in self.ACTIONS:
             raise InvalidInput(f"There is no such action: {name}")
         require_admin(who, f"share_type:{'add' if name.startswith('add') else 'remove'}_project_access")
-        project = info.get("project") if isinstance(info, dict) else None
-        if not isinstance(project, str) or not project:
-            raise InvalidInput(f"Bad project format: project is not in proper format ({project})")
-        stype = self.services.share_types.get(who, type_id)
-        if stype.is_public:
-            raise Conflict("public type",
-                           user_message="Type access modification is not applicable to public share type.")
-        raise InvalidInput("Project access lists of private share types are not supported by this service.")
+        if not isinstance(info, dict):
+            raise InvalidInput(f"{name} must be an object", user_message=MALFORMED_BODY)
+        project = info.get("project")
+        try:
+            project = valid_id(project, "project")
+        except InvalidInput:
+            raise InvalidInput(f"Bad project format: project is not in proper format ({project})") from None
+        if name == "addProjectAccess":
+            self.services.share_types.add_access(who, type_id, project)
+        else:
+            self.services.share_types.remove_access(who, type_id, project)
+        accepted(resp)

@@ -80,6 +80,12 @@ class Shares(Resource):
                     filters[key] = qp.text(q[key], key)
         if "metadata" in q:
             filters["metadata"] = qp.literal_dict(q["metadata"], "metadata")
+        if "extra_specs" in q:
+            # Manila checks share_types_extra_spec:index (admin) for it, at every microversion.
+            if not who.is_admin:
+                raise Forbidden("extra_specs filter", user_message=(
+                    "Policy doesn't allow share_types_extra_spec:index to be performed."))
+            filters["extra_specs"] = validation.extra_specs(qp.literal_dict(q["extra_specs"], "extra_specs"))
         if "is_public" in q:
             qp.boolean(q["is_public"], "is_public")  # validated; public shares are always listed
         if "host" in q:
@@ -128,6 +134,10 @@ class Shares(Resource):
                         for k in ("description", "display_description")]
         refs = {k: validation.optional_ref(share.get(k), k) for k in (
             "share_type", "volume_type", "availability_zone", "share_network_id", "snapshot_id")}
+        type_ref = refs["share_type"] if "share_type" in share else refs["volume_type"]
+        if version(req).at_least("2.48") and refs["availability_zone"] and not refs["snapshot_id"]:
+            # The type's availability_zones spec (Manila's check from 2.48).
+            self.services.share_types.check_zone(who, type_ref, refs["availability_zone"])
         created = self.services.shares.create(
             who,
             size=share.get("size"),

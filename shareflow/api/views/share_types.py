@@ -59,3 +59,8 @@ def detail(stype: ShareType, ctx: ViewContext) -> dict:
 def list_view(types: list[ShareType], ctx: ViewContext) -> dict:
     views = [brief(t, ctx) for t in types]
     return {"share_types": views, "volume_types": views}
+
+
+def access_list(type_id: str, projects: list[str]) -> dict:
+    """manila/api/views/types.py ``share_type_access``."""
+    return {"share_type_access": [{"share_type_id": type_id, "project_id": p} for p in projects]}
