@@ -24,7 +24,7 @@ def test_openstack_cli_security_services(server, tmp_path):  # noqa: F811
                 "--domain", "corp.example", "--password", "s3cret", "--ou", "OU=x", "-f", "value", "-c", "id").strip()
     assert ss_id in osc("security", "service", "list", "-f", "value", "-c", "ID").split()
     shown = json.loads(osc("security", "service", "show", ss_id, "-f", "json"))
-    assert (shown["server"], shown["ou"], shown["password"]) == ("ldap.corp", "OU=x", None)
+    assert (shown["server"], shown["ou"], shown["password"]) == ("ldap.corp", "OU=x", "s3cret")
     osc("security", "service", "set", ss_id, "--server", "ldap2.corp", "--description", "moved")
     shown = json.loads(osc("security", "service", "show", "osc-ss", "-f", "json"))
     assert (shown["server"], shown["description"]) == ("ldap2.corp", "moved")
