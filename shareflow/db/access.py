@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shareflow.db.models import AccessRule, Share
+from shareflow.db.models import AccessRule, AccessRuleMetadata, Share
 from shareflow.db.transitions import transition
 from shareflow.domain import states
 from shareflow.exceptions import NotFound
@@ -18,10 +18,20 @@ def get(session: Session, rule_id: str) -> AccessRule:
     return rule
 
 
-def for_share(session: Session, share_id: str, states_in: frozenset[str] | None = None) -> list[AccessRule]:
+#: manila.exception.ShareAccessMetadataNotFound
+METADATA_NOT_FOUND = "Share access rule metadata does not exist."
+
+
+def for_share(session: Session, share_id: str, states_in: frozenset[str] | None = None,
+              metadata: dict[str, str] | None = None) -> list[AccessRule]:
+    """The share's live rules; with ``metadata``, those that have every one
+    of its key/value pairs (Manila's list filter)."""
     q = sa.select(AccessRule).where(AccessRule.share_id == share_id, AccessRule.deleted_at.is_(None))
     if states_in is not None:
         q = q.where(AccessRule.state.in_(sorted(states_in)))
+    for key, value in (metadata or {}).items():
+        q = q.where(sa.exists().where(AccessRuleMetadata.access_id == AccessRule.id,
+                                      AccessRuleMetadata.key == key, AccessRuleMetadata.value == value))
     return list(session.scalars(q.order_by(AccessRule.created_at, AccessRule.id)))
 
 
@@ -40,6 +50,29 @@ def create(session: Session, **fields) -> AccessRule:
     session.add(rule)
     session.flush()
     return rule
+
+
+def set_metadata(session: Session, rule_id: str, items: dict[str, str]) -> None:
+    """Set each key to its value, adding the keys that are new (the others stay)."""
+    existing = {m.key: m for m in session.scalars(
+        sa.select(AccessRuleMetadata).where(AccessRuleMetadata.access_id == rule_id,
+                                            AccessRuleMetadata.key.in_(sorted(items))))}
+    for key, value in items.items():
+        if key in existing:
+            existing[key].value = value
+        else:
+            session.add(AccessRuleMetadata(access_id=rule_id, key=key, value=value))
+    session.flush()
+
+
+def delete_metadata_key(session: Session, rule_id: str, key: str) -> None:
+    gone = session.execute(
+        sa.delete(AccessRuleMetadata)
+        .where(AccessRuleMetadata.access_id == rule_id, AccessRuleMetadata.key == key)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not gone:
+        raise NotFound(f"access rule {rule_id} has no metadata key {key!r}", user_message=METADATA_NOT_FOUND)
 
 
 def set_state(session: Session, rule_id: str, target: str, *, now, expected=None) -> bool:

@@ -218,6 +218,27 @@ def ip_access_to(value: Any, *, ipv6: bool = True) -> str:
     return str(net)
 
 
+#: The longest IPv6 prefix the export server (NFS-Ganesha 4.3) can read in a
+#: client list: its lexer takes at most two prefix digits, so /100 to /127
+#: are not addresses to it and the whole export would be refused.
+EXPORTABLE_IPV6_PREFIX_MAX = 99
+
+
+def exportable_ip_access_to(access_to: str) -> str:
+    """A valid (normalised) ip rule that the export server can also take, or
+    400 before anything is stored: a rule it cannot read would otherwise be
+    accepted, fail on the server and end ``error``. Single addresses (/128)
+    and the prefixes /1 to /99 of IPv6, and every IPv4 rule, are taken."""
+    net = ipaddress.ip_network(access_to)
+    if net.version == 6 and EXPORTABLE_IPV6_PREFIX_MAX < net.prefixlen < 128:
+        raise InvalidInput(
+            f"IPv6 network {access_to} cannot be exported: the NFS server takes IPv6 prefixes "
+            f"up to /{EXPORTABLE_IPV6_PREFIX_MAX} and single addresses; allow a shorter prefix "
+            "or the addresses one by one."
+        )
+    return access_to
+
+
 def share_type_name(value: Any) -> str:
     if not isinstance(value, str) or not _SHARE_TYPE_NAME.match(value) or value != value.strip():
         raise InvalidInput(
