@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from shareflow.db.models import AccessRule, AccessRuleMetadata, Share
 from shareflow.db.transitions import transition
-from shareflow.domain import states
+from shareflow.domain import states, validation
 from shareflow.exceptions import NotFound
 
 
@@ -35,14 +35,19 @@ def for_share(session: Session, share_id: str, states_in: frozenset[str] | None 
     return list(session.scalars(q.order_by(AccessRule.created_at, AccessRule.id)))
 
 
-def find(session: Session, share_id: str, access_type: str, access_to: str) -> AccessRule | None:
-    q = sa.select(AccessRule).where(
-        AccessRule.share_id == share_id,
-        AccessRule.access_type == access_type,
-        AccessRule.access_to == access_to,
-        AccessRule.deleted_at.is_(None),
-    )
-    return session.scalars(q).first()
+def find_ip(session: Session, share_id: str, canonical: str) -> AccessRule | None:
+    """The share's live ip rule for the same address or network as
+    ``canonical`` (a normalised spelling), however that rule was spelled
+    (``2001:0DB8::1`` and ``2001:db8::1`` are one client, as in Manila's
+    ``share_access_check_for_existing_access``)."""
+    for rule in session.scalars(sa.select(AccessRule).where(
+            AccessRule.share_id == share_id, AccessRule.access_type == "ip", AccessRule.deleted_at.is_(None))):
+        try:
+            if validation.canonical_ip(rule.access_to) == canonical:
+                return rule
+        except ValueError:
+            continue
+    return None
 
 
 def create(session: Session, **fields) -> AccessRule:

@@ -204,8 +204,10 @@ def ip_access_to(value: Any, *, ipv6: bool = True) -> str:
     message Manila gave before Python knew scopes.
 
     The result is normalised (``192.0.2.7/32`` -> ``192.0.2.7``,
-    ``2001:DB8::/32`` -> ``2001:db8::/32``), so one rule has one spelling:
-    only hex digits, dots, colons and at most one slash."""
+    ``2001:DB8::/32`` -> ``2001:db8::/32``): the one spelling by which rules
+    are compared and written to the export server (only hex digits, dots,
+    colons and at most one slash). The rule itself keeps the spelling it was
+    given, as Manila stores and shows it (see :func:`canonical_ip`)."""
     try:
         text = value if isinstance(value, str) else str(value)
         if ipv6 and "%" in text:
@@ -216,6 +218,16 @@ def ip_access_to(value: Any, *, ipv6: bool = True) -> str:
     if net.num_addresses == 1:
         return str(net.network_address)
     return str(net)
+
+
+def canonical_ip(access_to: str) -> str:
+    """The normalised spelling of a stored ip rule (as :func:`ip_access_to`
+    gives it); ``ValueError`` for text that is no address or network (a rule
+    stored before the API refused it, e.g. with a scope id)."""
+    if "%" in access_to:
+        raise ValueError(f"{access_to!r} has a scope id")
+    net = ipaddress.ip_network(access_to)
+    return str(net.network_address) if net.num_addresses == 1 else str(net)
 
 
 #: The longest IPv6 prefix the export server (NFS-Ganesha 4.3) can read in a

@@ -272,7 +272,10 @@ class ShareService:
     def allow_access(self, caller: Caller, share_id: str, *, access_type, access_to,
                      access_level=None, ipv6: bool = True, metadata=None) -> AccessRule:
         access_type = validation.access_type(access_type)
-        access_to = validation.exportable_ip_access_to(validation.ip_access_to(access_to, ipv6=ipv6))
+        # Compared and exported in its normalised spelling, stored and shown
+        # as given (as Manila does).
+        canonical = validation.exportable_ip_access_to(validation.ip_access_to(access_to, ipv6=ipv6))
+        access_to = str(access_to)
         access_level = validation.access_level(access_level)
         metadata = check_access_metadata(metadata) if metadata is not None else {}
         now = self._clock()
@@ -280,7 +283,7 @@ class ShareService:
             share = shares_db.owned(s, share_id, caller.scope)
             if share.status != states.AVAILABLE:
                 raise InvalidInput(f"Invalid share: Share status must be available, but it is {share.status}.")
-            if access_db.find(s, share_id, access_type, access_to) is not None:
+            if access_db.find_ip(s, share_id, canonical) is not None:
                 raise InvalidInput(f"Share access {access_type}:{access_to} exists.")
             rule = access_db.create(
                 s, id=self._new_id(), share_id=share_id, access_type=access_type,
