@@ -302,6 +302,9 @@ class ShareService:
     def deny_access(self, caller: Caller, share_id: str, access_id) -> None:
         # As Manila: the rule is looked up first, and an id that names no
         # rule of this share - malformed, unknown or another share's - is 404.
+        # One that is not even text is a bad body (400).
+        if not isinstance(access_id, str):
+            validation.uuid_str(access_id, "access id")
         try:
             access_id = validation.uuid_str(access_id, "access id")
         except InvalidInput:

@@ -142,11 +142,14 @@ def test_access_on_a_share_that_is_not_available_is_400(api):
 def test_deny_unknown_rule(api, share):
     assert_fault(action(api, share["id"], {"deny_access": {"access_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12}}), 404)
     # A malformed id names no rule: Manila's 404 (its lookup finds nothing), not a 400.
-    for malformed in ("not-a-uuid", "", "x" * 300, 42, None, ["a"]):
+    for malformed in ("not-a-uuid", "", "x" * 300, "0" * 32 + "g"):
         message = assert_fault(action(api, share["id"], {"deny_access": {"access_id": malformed}}), 404,
                                "itemNotFound")
         assert message == "Resource could not be found."
     assert_fault(action(api, share["id"], {"deny_access": {}}), 400)
+    # Not even text: a bad body.
+    for wrong_type in (42, None, ["a"], {"id": "x"}, True):
+        assert_fault(action(api, share["id"], {"deny_access": {"access_id": wrong_type}}), 400)
 
 
 def test_rules_of_other_projects(api, share):
