@@ -31,7 +31,7 @@ def _tables(db) -> set[str]:
 
 def test_access_rule_metadata_table_up_and_down(database):
     with database.engine.begin() as conn:
-        command.upgrade(migrate._alembic_config(conn), "0010")
+        command.upgrade(migrate._alembic_config(conn), "0011")
     assert TABLE not in _tables(database)
     with database.engine.begin() as conn:
         command.upgrade(migrate._alembic_config(conn), "0012")
@@ -42,5 +42,5 @@ def test_access_rule_metadata_table_up_and_down(database):
     assert [(f["referred_table"], f["options"].get("ondelete")) for f in inspector.get_foreign_keys(TABLE)] \
         == [("access_rules", "CASCADE")]
     with database.engine.begin() as conn:
-        command.downgrade(migrate._alembic_config(conn), "0010")
+        command.downgrade(migrate._alembic_config(conn), "0011")
     assert TABLE not in _tables(database)

@@ -3,7 +3,7 @@ string keys and values per rule, created with the rule or set later through
 ``/share-access-rules/{id}/metadata``; they go with the rule's row.
 
 Revision ID: 0012
-Revises: 0010 (the lead's merge re-chains it)
+Revises: 0011
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
