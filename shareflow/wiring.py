@@ -17,6 +17,7 @@ from shareflow.services.backends import BackendService
 from shareflow.services.instances import InstanceService
 from shareflow.services.jobs import JobService
 from shareflow.services.messages import MessageService
+from shareflow.services.access_metadata import AccessMetadataService
 from shareflow.services.metadata import ShareMetadataService
 from shareflow.services.networks import ProviderNetworkService, ShareNetworkService
 from shareflow.services.quotas import QuotaService
@@ -59,6 +60,7 @@ class Services:
         self.resize = ResizeService(config, self.db, self.poster, clock=clock)
         self.share_admin = ShareAdminService(config, self.db, self.poster, clock=clock)
         self.share_metadata = ShareMetadataService(self.db, clock=clock)
+        self.access_metadata = AccessMetadataService(self.db, clock=clock)
         self.availability_zones = AvailabilityZoneService(config, self.db, clock=clock)
         self.snapshots = SnapshotService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.instances = InstanceService(self.db, self.share_admin, self.snapshots)

@@ -20,7 +20,7 @@ from shareflow.api.middleware import (
     RequestBodyMiddleware,
     RequestIdMiddleware,
 )
-from shareflow.api.resources.access_rules import AccessRules
+from shareflow.api.resources.access_rules import AccessRuleMetadata, AccessRules
 from shareflow.api.resources.availability_zones import AvailabilityZones
 from shareflow.api.resources.scheduler_stats import SchedulerStatsPools
 from shareflow.api.resources.export_locations import ExportLocations
@@ -168,6 +168,9 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     rules = AccessRules(config, services)
     route("/share-access-rules", rules)
     route("/share-access-rules/{access_id}", rules, suffix="item")
+    rule_metadata = AccessRuleMetadata(config, services)
+    route("/share-access-rules/{access_id}/metadata", rule_metadata)
+    route("/share-access-rules/{access_id}/metadata/{key}", rule_metadata, suffix="item")
 
     # Not "{project_id}": that name is the optional path segment checked by the middleware.
     quota_sets = QuotaSets(config, services)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from shareflow.db.models import AccessRule, Share
+from shareflow.db.models import AccessRule, AccessRuleMetadata, Share
 from shareflow.db.transitions import transition
-from shareflow.domain import states
+from shareflow.domain import states, validation
 from shareflow.exceptions import NotFound
 
 
@@ -18,21 +18,36 @@ def get(session: Session, rule_id: str) -> AccessRule:
     return rule
 
 
-def for_share(session: Session, share_id: str, states_in: frozenset[str] | None = None) -> list[AccessRule]:
+#: manila.exception.ShareAccessMetadataNotFound
+METADATA_NOT_FOUND = "Share access rule metadata does not exist."
+
+
+def for_share(session: Session, share_id: str, states_in: frozenset[str] | None = None,
+              metadata: dict[str, str] | None = None) -> list[AccessRule]:
+    """The share's live rules; with ``metadata``, those that have every one
+    of its key/value pairs (Manila's list filter)."""
     q = sa.select(AccessRule).where(AccessRule.share_id == share_id, AccessRule.deleted_at.is_(None))
     if states_in is not None:
         q = q.where(AccessRule.state.in_(sorted(states_in)))
+    for key, value in (metadata or {}).items():
+        q = q.where(sa.exists().where(AccessRuleMetadata.access_id == AccessRule.id,
+                                      AccessRuleMetadata.key == key, AccessRuleMetadata.value == value))
     return list(session.scalars(q.order_by(AccessRule.created_at, AccessRule.id)))
 
 
-def find(session: Session, share_id: str, access_type: str, access_to: str) -> AccessRule | None:
-    q = sa.select(AccessRule).where(
-        AccessRule.share_id == share_id,
-        AccessRule.access_type == access_type,
-        AccessRule.access_to == access_to,
-        AccessRule.deleted_at.is_(None),
-    )
-    return session.scalars(q).first()
+def find_ip(session: Session, share_id: str, canonical: str) -> AccessRule | None:
+    """The share's live ip rule for the same address or network as
+    ``canonical`` (a normalised spelling), however that rule was spelled
+    (``2001:0DB8::1`` and ``2001:db8::1`` are one client, as in Manila's
+    ``share_access_check_for_existing_access``)."""
+    for rule in session.scalars(sa.select(AccessRule).where(
+            AccessRule.share_id == share_id, AccessRule.access_type == "ip", AccessRule.deleted_at.is_(None))):
+        try:
+            if validation.canonical_ip(rule.access_to) == canonical:
+                return rule
+        except ValueError:
+            continue
+    return None
 
 
 def create(session: Session, **fields) -> AccessRule:
@@ -40,6 +55,29 @@ def create(session: Session, **fields) -> AccessRule:
     session.add(rule)
     session.flush()
     return rule
+
+
+def set_metadata(session: Session, rule_id: str, items: dict[str, str]) -> None:
+    """Set each key to its value, adding the keys that are new (the others stay)."""
+    existing = {m.key: m for m in session.scalars(
+        sa.select(AccessRuleMetadata).where(AccessRuleMetadata.access_id == rule_id,
+                                            AccessRuleMetadata.key.in_(sorted(items))))}
+    for key, value in items.items():
+        if key in existing:
+            existing[key].value = value
+        else:
+            session.add(AccessRuleMetadata(access_id=rule_id, key=key, value=value))
+    session.flush()
+
+
+def delete_metadata_key(session: Session, rule_id: str, key: str) -> None:
+    gone = session.execute(
+        sa.delete(AccessRuleMetadata)
+        .where(AccessRuleMetadata.access_id == rule_id, AccessRuleMetadata.key == key)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not gone:
+        raise NotFound(f"access rule {rule_id} has no metadata key {key!r}", user_message=METADATA_NOT_FOUND)
 
 
 def set_state(session: Session, rule_id: str, target: str, *, now, expected=None) -> bool:

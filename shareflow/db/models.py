@@ -404,7 +404,27 @@ class AccessRule(Timestamps, Base):
     state: Mapped[str] = mapped_column(String(32), nullable=False)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
+    metadata_items: Mapped[list[AccessRuleMetadata]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="AccessRuleMetadata.key"
+    )
+
     __table_args__ = (Index("ix_access_rules_share_id", "share_id"),)
+
+    def metadata_dict(self) -> dict[str, str]:
+        return {m.key: m.value for m in self.metadata_items}
+
+
+class AccessRuleMetadata(Base):
+    __tablename__ = "access_rule_metadata"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    access_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("access_rules.id", ondelete="CASCADE"), nullable=False
+    )
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    value: Mapped[str] = mapped_column(String(1023), nullable=False)
+
+    __table_args__ = (UniqueConstraint("access_id", "key", name="uq_access_rule_metadata_key"),)
 
 
 class Job(Timestamps, Base):

@@ -205,8 +205,10 @@ def ip_access_to(value: Any, *, ipv6: bool = True) -> str:
     message Manila gave before Python knew scopes.
 
     The result is normalised (``192.0.2.7/32`` -> ``192.0.2.7``,
-    ``2001:DB8::/32`` -> ``2001:db8::/32``), so one rule has one spelling:
-    only hex digits, dots, colons and at most one slash."""
+    ``2001:DB8::/32`` -> ``2001:db8::/32``): the one spelling by which rules
+    are compared and written to the export server (only hex digits, dots,
+    colons and at most one slash). The rule itself keeps the spelling it was
+    given, as Manila stores and shows it (see :func:`canonical_ip`)."""
     try:
         text = value if isinstance(value, str) else str(value)
         if ipv6 and "%" in text:
@@ -217,6 +219,37 @@ def ip_access_to(value: Any, *, ipv6: bool = True) -> str:
     if net.num_addresses == 1:
         return str(net.network_address)
     return str(net)
+
+
+def canonical_ip(access_to: str) -> str:
+    """The normalised spelling of a stored ip rule (as :func:`ip_access_to`
+    gives it); ``ValueError`` for text that is no address or network (a rule
+    stored before the API refused it, e.g. with a scope id)."""
+    if "%" in access_to:
+        raise ValueError(f"{access_to!r} has a scope id")
+    net = ipaddress.ip_network(access_to)
+    return str(net.network_address) if net.num_addresses == 1 else str(net)
+
+
+#: The longest IPv6 prefix the export server (NFS-Ganesha 4.3) can read in a
+#: client list: its lexer takes at most two prefix digits, so /100 to /127
+#: are not addresses to it and the whole export would be refused.
+EXPORTABLE_IPV6_PREFIX_MAX = 99
+
+
+def exportable_ip_access_to(access_to: str) -> str:
+    """A valid (normalised) ip rule that the export server can also take, or
+    400 before anything is stored: a rule it cannot read would otherwise be
+    accepted, fail on the server and end ``error``. Single addresses (/128)
+    and the prefixes /1 to /99 of IPv6, and every IPv4 rule, are taken."""
+    net = ipaddress.ip_network(access_to)
+    if net.version == 6 and EXPORTABLE_IPV6_PREFIX_MAX < net.prefixlen < 128:
+        raise InvalidInput(
+            f"IPv6 network {access_to} cannot be exported: the NFS server takes IPv6 prefixes "
+            f"up to /{EXPORTABLE_IPV6_PREFIX_MAX} and single addresses; allow a shorter prefix "
+            "or the addresses one by one."
+        )
+    return access_to
 
 
 def share_type_name(value: Any) -> str:

@@ -1,7 +1,10 @@
 """A proxy that injects faults into driver calls, for tests only.
 
 Wraps any driver; before each public method call it reads a JSON plan file
-``{"<method name>": "fail" | "hang"}``. A plan with ``"_calls": PATH`` also
+``{"<method name>": "fail" | "hang" | {"fail_if_args_contain": TEXT}}``
+(the last fails only the calls whose arguments' ``repr`` holds TEXT: an
+export server that refuses one client of a list, and takes the lists
+without it). A plan with ``"_calls": PATH`` also
 appends each method name called to PATH, one a line (a test counts which
 driver calls a job made). "fail" raises
 :class:`InjectedFault`; "hang" blocks until the entry is removed or changed
@@ -25,6 +28,8 @@ from shareflow.exceptions import ConfigError, InjectedFault
 log = logging.getLogger(__name__)
 
 FAIL, HANG = "fail", "hang"
+#: Key of a plan entry that fails a call only for some arguments.
+FAIL_IF_ARGS_CONTAIN = "fail_if_args_contain"
 #: Plan key naming the file each call is logged to.
 CALLS_KEY = "_calls"
 POLL_INTERVAL = 0.02
@@ -64,18 +69,24 @@ class FaultInjectingProxy:
 
         @functools.wraps(attr)
         def call(*args, **kwargs):
-            self._checkpoint(name)
+            self._checkpoint(name, args=(args, kwargs))
             return attr(*args, **kwargs)
 
         return call
 
-    def _checkpoint(self, name: str, *, count: bool = True) -> None:
+    def _checkpoint(self, name: str, *, count: bool = True, args=None) -> None:
         plan = read_plan(self._plan_path)
         calls = plan.get(CALLS_KEY)
         if count and isinstance(calls, str):
             with open(calls, "a", encoding="utf-8") as f:
                 f.write(name + "\n")
         action = plan.get(name)
+        if isinstance(action, dict):
+            text = action.get(FAIL_IF_ARGS_CONTAIN)
+            if isinstance(text, str) and args is not None and text in repr(args):
+                log.info("injecting failure into %s (arguments hold %r)", name, text)
+                raise InjectedFault(name)
+            return
         if action == FAIL:
             log.info("injecting failure into %s", name)
             raise InjectedFault(name)
@@ -89,7 +100,7 @@ class FaultInjectingProxy:
             time.sleep(POLL_INTERVAL)
         # Released: whatever the plan says now applies ("fail" after a hang
         # fails; anything else proceeds).
-        self._checkpoint(name, count=False)
+        self._checkpoint(name, count=False, args=args)
 
     def __repr__(self) -> str:
         return f"FaultInjectingProxy({self._inner!r}, {self._plan_path!r})"

@@ -33,11 +33,16 @@ from shareflow.flows.delete_share import share_flow_kwargs
 from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
+from shareflow.services.metadata import check_properties as check_access_metadata
 from shareflow.services.share_types import visible_type
 from shareflow.services.snapshots import new_share_source
 from shareflow.services.quotas import enforce as enforce_quota
 
 LOG = logging.getLogger(__name__)
+
+#: manila.exception.NotFound's default message: what Manila's deny_access
+#: answers for an access id that names no rule of the share.
+RULE_NOT_FOUND = "Resource could not be found."
 
 #: Manila's "allocate host" action and "no valid host" detail.
 ACTION_ALLOCATE_HOST = "001"
@@ -86,10 +91,10 @@ class ShareService:
         with self._db.read() as s:
             return list(shares_db.get(s, share_id, caller.scope).export_locations)
 
-    def access_rules(self, caller: Caller, share_id: str) -> list[AccessRule]:
+    def access_rules(self, caller: Caller, share_id: str, *, metadata=None) -> list[AccessRule]:
         with self._db.read() as s:
             shares_db.get(s, share_id, caller.scope)
-            return access_db.for_share(s, share_id)
+            return access_db.for_share(s, share_id, metadata=metadata)
 
     def access_rule(self, caller: Caller, rule_id: str) -> AccessRule:
         with self._db.read() as s:
@@ -267,22 +272,28 @@ class ShareService:
                                                                   clock=self._clock))
 
     def allow_access(self, caller: Caller, share_id: str, *, access_type, access_to,
-                     access_level=None, ipv6: bool = True) -> AccessRule:
+                     access_level=None, ipv6: bool = True, metadata=None) -> AccessRule:
         access_type = validation.access_type(access_type)
-        access_to = validation.ip_access_to(access_to, ipv6=ipv6)
+        # Compared and exported in its normalised spelling, stored and shown
+        # as given (as Manila does).
+        canonical = validation.exportable_ip_access_to(validation.ip_access_to(access_to, ipv6=ipv6))
+        access_to = str(access_to)
         access_level = validation.access_level(access_level)
+        metadata = check_access_metadata(metadata) if metadata is not None else {}
         now = self._clock()
         with self._db.write() as s:
             share = shares_db.owned(s, share_id, caller.scope)
             if share.status != states.AVAILABLE:
                 raise InvalidInput(f"Invalid share: Share status must be available, but it is {share.status}.")
-            if access_db.find(s, share_id, access_type, access_to) is not None:
+            if access_db.find_ip(s, share_id, canonical) is not None:
                 raise InvalidInput(f"Share access {access_type}:{access_to} exists.")
             rule = access_db.create(
                 s, id=self._new_id(), share_id=share_id, access_type=access_type,
                 access_to=access_to, access_level=access_level, state=states.QUEUED_TO_APPLY,
                 created_at=now,
             )
+            if metadata:
+                access_db.set_metadata(s, rule.id, metadata)
             access_db.refresh_share_rules_status(s, share_id, now=now)
             spec = self._access_spec("allow_access", share, rule.id, caller)
             job = self._poster.record(s, spec)
@@ -291,15 +302,27 @@ class ShareService:
         return self.access_rule(caller, rule.id)
 
     def deny_access(self, caller: Caller, share_id: str, access_id) -> None:
-        access_id = validation.uuid_str(access_id, "access id")
+        # As Manila: the rule is looked up first, and an id that names no
+        # rule of this share - malformed, unknown or another share's - is 404.
+        # One that is not even text is a bad body (400).
+        if not isinstance(access_id, str):
+            validation.uuid_str(access_id, "access id")
+        try:
+            access_id = validation.uuid_str(access_id, "access id")
+        except InvalidInput:
+            raise NotFound(f"access id {str(access_id)[:64]!r} is malformed",
+                           user_message=RULE_NOT_FOUND) from None
         now = self._clock()
         with self._db.write() as s:
+            try:
+                rule = access_db.get(s, access_id)
+                if rule.share_id != share_id:
+                    raise NotFound(f"access rule {access_id} is not of share {share_id}")
+            except NotFound as e:
+                raise NotFound(str(e), user_message=RULE_NOT_FOUND) from None
             share = shares_db.owned(s, share_id, caller.scope)
             if share.status != states.AVAILABLE:
                 raise InvalidInput(f"Invalid share: Share status must be available, but it is {share.status}.")
-            rule = access_db.get(s, access_id)
-            if rule.share_id != share_id:
-                raise NotFound(f"Access rule {access_id} could not be found.")
             previous = rule.state
             if not access_db.set_state(s, access_id, states.QUEUED_TO_DENY, now=now):
                 raise Conflict(f"Access rule {access_id} is {rule.state} and cannot be denied now.")

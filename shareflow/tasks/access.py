@@ -5,8 +5,20 @@ from __future__ import annotations
 from taskflow import task
 
 from shareflow.db import access as access_db
-from shareflow.domain import states
+from shareflow.domain import states, validation
 from shareflow.drivers.base import ClientRule
+
+
+def client_rule(rule) -> ClientRule:
+    """The export client of a rule, in the normalised spelling the export
+    driver takes (the rule keeps the one it was given). A rule that is no
+    address (stored before the API refused such rules) goes as it is: the
+    driver refuses it with a message, before anything is written."""
+    try:
+        access_to = validation.canonical_ip(rule.access_to)
+    except ValueError:
+        access_to = rule.access_to
+    return ClientRule(access_to, rule.access_level)
 
 
 def _sync(runtime, backend, server, share_id, *, exclude: str | None = None) -> None:
@@ -17,7 +29,7 @@ def _sync(runtime, backend, server, share_id, *, exclude: str | None = None) -> 
     with runtime.locks.hold("share", share_id):
         with runtime.db.read() as s:
             rules = [
-                ClientRule(r.access_to, r.access_level)
+                client_rule(r)
                 for r in access_db.for_share(s, share_id, states.RULES_IN_EFFECT)
                 if r.id != exclude
             ]

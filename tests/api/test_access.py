@@ -84,7 +84,6 @@ def test_legacy_names_and_states(api, share):
     {"allow_access": {"access_type": "bogus", "access_to": "10.0.0.1"}},
     {"allow_access": {"access_type": "ip"}},
     {"allow_access": {"access_to": "10.0.0.1"}},
-    {"allow_access": {"access_type": "ip", "access_to": "10.0.0.1", "metadata": {"k": "v"}}},
     {"allow_access": "10.0.0.1"},
     {"allow_access": None},
     {"allow_access": {"access_type": "ip", "access_to": "10.0.0.1"}, "deny_access": {}},
@@ -136,13 +135,21 @@ def test_access_on_a_share_that_is_not_available_is_400(api):
     creating = api.create_share(token=api.tokens["alice"])
     assert_fault(allow(api, creating["id"]), 400)
     assert api.count(AccessRule, share_id=creating["id"]) == 0
-    assert_fault(action(api, creating["id"], {"deny_access": {"access_id": creating["id"]}}), 400)
+    # As Manila, the rule is looked up first: an id that is no rule is 404 whatever the share's status.
+    assert_fault(action(api, creating["id"], {"deny_access": {"access_id": creating["id"]}}), 404)
 
 
 def test_deny_unknown_rule(api, share):
     assert_fault(action(api, share["id"], {"deny_access": {"access_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12}}), 404)
-    assert_fault(action(api, share["id"], {"deny_access": {"access_id": "not-a-uuid"}}), 400)
+    # A malformed id names no rule: Manila's 404 (its lookup finds nothing), not a 400.
+    for malformed in ("not-a-uuid", "", "x" * 300, "0" * 32 + "g"):
+        message = assert_fault(action(api, share["id"], {"deny_access": {"access_id": malformed}}), 404,
+                               "itemNotFound")
+        assert message == "Resource could not be found."
     assert_fault(action(api, share["id"], {"deny_access": {}}), 400)
+    # Not even text: a bad body.
+    for wrong_type in (42, None, ["a"], {"id": "x"}, True):
+        assert_fault(action(api, share["id"], {"deny_access": {"access_id": wrong_type}}), 400)
 
 
 def test_rules_of_other_projects(api, share):

@@ -133,12 +133,16 @@ def targets(api):
     zone = api.get("/v2/availability-zones", token=admin).json["availability_zones"][0]["name"]
     ss = api.post("/v2/security-services", {"security_service": {"type": "ldap", "name": "fuzz-ss"}}, token=admin)
     assert ss.status_code == 200, ss.text
+    rule_share = share()
+    rule = api.post(f"/v2/shares/{rule_share}/action", {"allow_access": {
+        "access_type": "ip", "access_to": "10.8.8.8"}}, token=admin)
+    assert rule.status_code == 200, rule.text
     return {
         "security_service": ss.json["security_service"]["id"],
         "share": share(), "extend": share(), "shrink": share(size=2), "snap_share": snap_share,
         "revert_share": revert_share, "revert_snapshot": snapshot(revert_share),
         "snapshot": snapshot(snap_share), "type": full["id"], "provider": pn.json["provider_network"],
-        "share_network": sn.json["share_network"]["id"], "zone": zone,
+        "share_network": sn.json["share_network"]["id"], "zone": zone, "rule": rule.json["access"]["id"],
     }
 
 
@@ -172,10 +176,10 @@ def routes(t) -> list[Route]:
         Route("DELETE", "/v2/shares/{share_id}", f"/v2/shares/{s}"),
         Route("POST", "/v2/shares/{share_id}/action", f"/v2/shares/{s}/action", [
             Variant({"allow_access": _d(access_type="ip", access_to="10.9.9.9", access_level="ro",
-                                        metadata={})},
+                                        metadata={"k": "v"})},
                     {("allow_access", "access_type"): TEXT, ("allow_access", "access_to"): TEXT,
                      ("allow_access", "access_level"): TEXT_OR_NULL,
-                     ("allow_access", "metadata"): frozenset({"null", "empty_object"})}),
+                     ("allow_access", "metadata"): OBJECT | {"null"}, ("allow_access", "metadata", "k"): TEXT}),
             Variant({"deny_access": {"access_id": some}}, {("deny_access", "access_id"): TEXT}),
             Variant({"reset_status": {"status": "available"}}, {("reset_status", "status"): TEXT}),
             Variant({"extend": {"new_size": 2, "force": False}},
@@ -193,6 +197,10 @@ def routes(t) -> list[Route]:
         Route("POST", "/v2/shares/{share_id}/metadata/{key}", f"/v2/shares/{s}/metadata/k", [Variant(
             {"meta": {"k": "v"}}, {("meta",): TEXT, ("meta", "k"): TEXT}, section=None)]),
         Route("DELETE", "/v2/shares/{share_id}/metadata/{key}", f"/v2/shares/{s}/metadata/k"),
+        Route("PUT", "/v2/share-access-rules/{access_id}/metadata", f"/v2/share-access-rules/{t['rule']}/metadata",
+              [Variant({"metadata": {"k": "v"}}, {("metadata",): OBJECT, ("metadata", "k"): TEXT}, section=None)]),
+        Route("DELETE", "/v2/share-access-rules/{access_id}/metadata/{key}",
+              f"/v2/share-access-rules/{t['rule']}/metadata/k"),
         Route("POST", "/v2/types", "/v2/types", [Variant(
             {"share_type": {"name": "fuzz-made", "description": "d", "share_type_access:is_public": True,
                             "extra_specs": {"driver_handles_share_servers": "False"}}},

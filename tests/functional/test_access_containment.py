@@ -1,8 +1,10 @@
 """Access rules on the real stack that the export server cannot take, and
 manila-csi's default client.
 
-A rule Manila accepts but NFS-Ganesha 4.3 cannot read (an IPv6 network longer
-than /99), sent at the same moment as other tenants' valid rules, fails alone:
+A rule the export server refuses although it passed validation (injected
+with the fault plan: what Ganesha 4.3 cannot read, such as an IPv6 network
+longer than /99, is refused by the API with 400), sent at the same moment as
+other tenants' valid rules, fails alone:
 it ends ``error`` with a message saying why, the others end ``active`` and
 are served over NFS, and no export but the one it was for is touched (and
 that one keeps its client list). The issue's rule (an IPv6 scope id, which
@@ -24,6 +26,8 @@ from tests.functional.lifecycle_helpers import Tenant, messages_for
 #: change would have waited for a reload mark that never comes, or for a lock
 #: held by such a change.
 STEP_TIMEOUT = 30
+#: The client the export server refuses in the containment test.
+REFUSED = "2001:db8:bad::7"
 
 
 @pytest.fixture
@@ -67,10 +71,19 @@ def test_a_rule_the_export_server_cannot_take_fails_alone(tenants):
     assert "does not appear to be an IPv4 or IPv6 network" in str(e.value)
     assert [r.id for r in bad.m.share_access_rules.access_list(bad_share)] == [kept["id"]]
 
-    # A rule Manila takes and Ganesha 4.3 cannot read, with other tenants'
-    # valid rules, all sent at once.
+    # A network Ganesha 4.3 cannot read (an IPv6 prefix over /99): refused
+    # with 400 before anything is stored, no longer an error on the server.
+    with pytest.raises(mexc.BadRequest) as e:
+        bad.m.shares.allow(bad_share, "ip", "2001:db8::/112", "rw")
+    assert "the NFS server takes IPv6 prefixes up to /99" in str(e.value)
+    assert [r.id for r in bad.m.share_access_rules.access_list(bad_share)] == [kept["id"]]
+
+    # A rule that passes validation and that the export server still
+    # refuses (the fault plan refuses every client list holding it), with
+    # other tenants' valid rules, all sent at once.
+    stack.set_faults({"update_access": {"fail_if_args_contain": f"'{REFUSED}'"}})
     calls = {
-        "bad": lambda: bad.m.shares.allow(bad_share, "ip", "2001:db8::/112", "rw"),
+        "bad": lambda: bad.m.shares.allow(bad_share, "ip", REFUSED, "rw"),
         "good1": lambda: good1.m.shares.allow(share1, "ip", c1.address, "rw"),
         "good2": lambda: good2.m.shares.allow(share2, "ip", c2.address, "ro"),
         "good1-net": lambda: good1.m.shares.allow(share1, "ip", "192.0.2.0/24", "ro"),
@@ -97,8 +110,8 @@ def test_a_rule_the_export_server_cannot_take_fails_alone(tenants):
 
     # The failed rule says why; the share's other rule is still in force.
     assert bad.m.shares.get(bad_share.id).access_rules_status == "error"
-    assert any("allow access: step 'apply_access' failed: the NFS server cannot take the IPv6 network "
-               "2001:db8::/112" in m.user_message for m in messages_for(stack, bad_share.id))
+    assert any("allow access: step 'apply_access' failed: injected fault at update_access"
+               in m.user_message for m in messages_for(stack, bad_share.id))
     assert rule_state(bad, kept["id"]) == "active"
     assert c0.ls(bad_export).returncode == 0
     assert c1.ls(bad_export).returncode != 0

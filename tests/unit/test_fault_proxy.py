@@ -113,3 +113,18 @@ def test_hang_is_bounded(inner, plan):
         proxy.delete_volume("a")
     assert 0.2 <= time.monotonic() - start < 2
     assert inner.calls == []
+
+
+def test_fail_if_args_contain_fails_only_calls_with_those_arguments(plan, inner):
+    proxy = FaultInjectingProxy(inner, plan)
+    write_plan(plan, {"create_volume": {"fail_if_args_contain": "'refused-share'"}})
+    with pytest.raises(InjectedFault):
+        proxy.create_volume("refused-share", 1)
+    with pytest.raises(InjectedFault):
+        proxy.create_volume(share_id="refused-share", size_gb=2)
+    assert proxy.create_volume("other-share", 1) == "/exports/other-share"
+    assert proxy.delete_volume("refused-share") is None  # another method: not in the plan
+    assert inner.calls == [("create_volume", "other-share", 1), ("delete_volume", "refused-share")]
+    # An entry without text to look for fails nothing.
+    write_plan(plan, {"create_volume": {"something": "else"}})
+    assert proxy.create_volume("refused-share", 1) == "/exports/refused-share"

@@ -21,7 +21,6 @@ from shareflow.api.resources.base import (
     version,
 )
 from shareflow.api.views import access as access_view
-from shareflow.domain import validation
 from shareflow.exceptions import InvalidInput
 
 #: Manila share actions this service does not implement (yet): a clear 400.
@@ -57,13 +56,14 @@ class ShareActions(Resource):
         if access_type is None or access_to is None:
             raise InvalidInput("Both access_type and access_to are required.")
         ver = version(req)
-        if ver.at_least("2.45") and validation.optional_object(info.get("metadata"), "metadata"):
-            raise InvalidInput("Access rule metadata is not supported by this service.")
+        # As Manila: metadata came with 2.45; before, the key is ignored.
+        metadata = info.get("metadata") if ver.at_least("2.45") else None
         rule = self.services.shares.allow_access(
             caller(req), share_id, access_type=access_type, access_to=access_to,
             access_level=info.get("access_level"),
             # As Manila: IPv6 rules came with 2.38; before, IPv4 only.
             ipv6=ver.at_least("2.38"),
+            metadata=metadata,
         )
         reply(resp, access_view.detail(rule, self.view_context(req), self._legacy_status(req, share_id)))
 

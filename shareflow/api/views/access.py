@@ -20,7 +20,7 @@ def _versioned(view: dict, rule: AccessRule, ctx: ViewContext, share_rules_statu
         view["created_at"] = timestamp(rule.created_at)
         view["updated_at"] = timestamp(rule.updated_at)
     if ctx.at_least("2.45"):
-        view["metadata"] = {}
+        view["metadata"] = rule.metadata_dict()
     return view
 
 
