@@ -39,21 +39,30 @@ def owned(session: Session, share_id: str, project_id: str | None) -> Share:
     return share
 
 
-def visible(project_id: str | None) -> list[sa.ColumnElement]:
-    """Live shares ``project_id`` may see (None = admin: every project's)."""
+def visible(project_id: str | None, *, public: bool = True) -> list[sa.ColumnElement]:
+    """Live shares ``project_id`` may see (None = admin: every project's);
+    other projects' public shares only when ``public``."""
     conds = [Share.deleted_at.is_(None)]
     if project_id is not None:
-        conds.append(sa.or_(Share.project_id == project_id, Share.is_public.is_(True)))
+        conds.append(_owner(project_id, public))
     return conds
 
 
-def filtered(project_id: str | None, filters: dict | None = None) -> list[sa.ColumnElement]:
+def _owner(project_id: str, public: bool) -> sa.ColumnElement:
+    mine = Share.project_id == project_id
+    return sa.or_(mine, Share.is_public.is_(True)) if public else mine
+
+
+def filtered(project_id: str | None, filters: dict | None = None, *,
+             public: bool = False) -> list[sa.ColumnElement]:
     """The WHERE of a list: visibility, then each filter - exact columns,
     ``name~``/``description~``, ``metadata`` and the type's ``extra_specs``
     (every pair), and an export
     location's ``export_location_id``/``export_location_path`` (one location
-    matching both when both are given)."""
-    conds = visible(project_id)
+    matching both when both are given). As Manila's
+    ``share_get_all_by_project``, other projects' public shares are listed
+    only when ``public`` (the list's ``is_public=true``)."""
+    conds = visible(project_id, public=public)
     filters = dict(filters or {})
     location = {k: filters.pop(k) for k in ("export_location_id", "export_location_path") if k in filters}
     if location:
@@ -86,14 +95,15 @@ def list_(
     offset: int = 0,
     marker: str | None = None,
     summary: bool = False,
+    public: bool = False,
 ) -> list:
     """One page of shares as records (:mod:`shareflow.db.share_records`):
     filtered, ordered and paged in SQL. With a ``marker`` the page starts
     right after that share and ``offset`` is not applied: the marker already
     says where the page starts (a next link carries both, see the API)."""
-    conds = filtered(project_id, filters)
+    conds = filtered(project_id, filters, public=public)
     if marker is not None:
-        owner = [] if project_id is None else [sa.or_(Share.project_id == project_id, Share.is_public.is_(True))]
+        owner = [] if project_id is None else [_owner(project_id, public)]
         conds.append(listing.after_marker(session, Share, marker, sort_key, sort_dir, owner))
         offset = 0
     stmt = sa.select(*share_records.columns(summary)).where(*conds)
@@ -101,10 +111,11 @@ def list_(
     return share_records.load(session, stmt, summary=summary)
 
 
-def count(session: Session, project_id: str | None, *, filters: dict | None = None) -> int:
+def count(session: Session, project_id: str | None, *, filters: dict | None = None,
+          public: bool = False) -> int:
     """How many shares match, whatever the page (``with_count``)."""
     return int(session.scalar(sa.select(sa.func.count()).select_from(Share).where(
-        *filtered(project_id, filters))))
+        *filtered(project_id, filters, public=public))))
 
 
 def record(session: Session, share_id: str, project_id: str | None = None) -> share_records.ShareRecord:

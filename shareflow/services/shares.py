@@ -55,6 +55,16 @@ def allocate_host_message(error: NoValidHost) -> str:
     name, then what the scheduler said (which filter did not succeed)."""
     return f"allocate host: {error.user_message}"
 
+def _writable(session, share_id: str, caller: Caller, action: str) -> Share:
+    """The share ``caller`` may change: another project's public share is
+    visible to it but refused by Manila's owner policy (``share:<action>``), 403."""
+    share = shares_db.get(session, share_id, caller.scope)
+    if caller.scope is not None and share.project_id != caller.scope:
+        raise Forbidden(f"share {share_id} belongs to another project",
+                        user_message=f"Policy doesn't allow share:{action} to be performed.")
+    return share
+
+
 #: Statuses a share may be deleted from (Manila's), and what it says otherwise.
 DELETABLE = frozenset({states.AVAILABLE, states.ERROR, states.ERROR_DELETING})
 
@@ -84,7 +94,8 @@ class ShareService:
         scope = None if (caller.is_admin and all_projects) else caller.project_id
         with self._db.read() as s:
             rows = shares_db.list_(s, scope, **query)
-            total = shares_db.count(s, scope, filters=query.get("filters")) if with_count else None
+            total = (shares_db.count(s, scope, filters=query.get("filters"), public=query.get("public", False))
+                     if with_count else None)
             return rows, total
 
     def export_locations(self, caller: Caller, share_id: str):
@@ -232,14 +243,14 @@ class ShareService:
             else:
                 changes["is_public"] = validation.boolean(value, "is_public")
         with self._db.write() as s:
-            share = shares_db.owned(s, share_id, caller.scope)
+            share = _writable(s, share_id, caller, "update")
             shares_db.update_fields(s, share, now=self._clock(), **changes)
             return shares_db.record(s, share_id)
 
     def delete(self, caller: Caller, share_id: str) -> None:
         now = self._clock()
         with self._db.write() as s:
-            share = shares_db.owned(s, share_id, caller.scope)
+            share = _writable(s, share_id, caller, "delete")
             if share.backend is None:
                 # Never placed on a backend (no valid host): nothing to undo there.
                 shares_db.set_status(s, share_id, states.DELETING, now=now)

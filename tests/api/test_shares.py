@@ -68,9 +68,9 @@ def test_public_shares_are_for_admins(api):
     assert_fault(api.post("/v2/shares", {"share": {"size": 1, "share_proto": "NFS", "is_public": "maybe"}}), 400)
     created = api.post("/v2/shares", body, token=api.tokens["admin"]).json["share"]
     assert created["is_public"] is True
-    # Not writable by other projects even though they can see it.
+    # Not writable by other projects even though they can see it (Manila's owner policy).
     assert api.get(f"/v2/shares/{created['id']}").status_code == 200
-    assert_fault(api.put(f"/v2/shares/{created['id']}", {"share": {"name": "mine"}}), 404)
+    assert_fault(api.put(f"/v2/shares/{created['id']}", {"share": {"name": "mine"}}), 403)
 
 
 def test_list_detail_show_update(api):

@@ -10,7 +10,7 @@ Manila's bare 404, an unknown action a 400 naming it.
 from __future__ import annotations
 
 
-from shareflow.api.resources import share_admin_actions
+from shareflow.api.resources import share_admin_actions, share_migration_actions
 from shareflow.api.resources.base import (
     Actions,
     Resource,
@@ -26,7 +26,6 @@ from shareflow.exceptions import InvalidInput
 #: Manila share actions this service does not implement (yet): a clear 400.
 UNSUPPORTED = frozenset({
     "revert", "unmanage", "soft_delete", "restore",
-    "migration_start", "migration_complete", "migration_cancel", "migration_get_progress",
 })
 
 
@@ -43,6 +42,8 @@ class ShareActions(Resource):
             "access_list": ("2.7", "2.44", self.access_list),
             # extend, shrink, reset_status, force_delete and their os- names
             **share_admin_actions.actions(self),
+            # Manila's answers; this service does not migrate shares
+            **share_migration_actions.actions(self),
             "revert": ("2.27", None, self.revert),
         }
 

@@ -86,8 +86,9 @@ class Shares(Resource):
                 raise Forbidden("extra_specs filter", user_message=(
                     "Policy doesn't allow share_types_extra_spec:index to be performed."))
             filters["extra_specs"] = validation.extra_specs(qp.literal_dict(q["extra_specs"], "extra_specs"))
-        if "is_public" in q:
-            qp.boolean(q["is_public"], "is_public")  # validated; public shares are always listed
+        # As Manila: other projects' public shares only with is_public=true;
+        # a member's all_tenants is ignored (policy share:list_all_projects).
+        public = qp.boolean(q["is_public"], "is_public") if "is_public" in q else False
         if "host" in q:
             if not who.is_admin:
                 raise Forbidden("host filter", user_message="Policy doesn't allow share:list_by_host to be performed.")
@@ -106,6 +107,7 @@ class Shares(Resource):
         rows, count = self.services.shares.list(
             who, all_projects=all_projects, filters=filters, sort_key=sort_key, sort_dir=sort_dir,
             limit=limit, offset=offset, marker=marker, with_count=with_count, summary=not detailed,
+            public=public,
         )
         ctx = self.view_context(req)
         next_href = None
