@@ -96,7 +96,19 @@ UNLIMITED = -1
 #: Largest quota value (Manila's quotas.hard_limit is a 32-bit integer).
 MAX_QUOTA = 0x7FFFFFFF
 
-AUTH_STRATEGIES = ("tokens", "noauth")
+AUTH_STRATEGIES = ("tokens", "noauth", "identity")
+#: The built-in identity ([identity]): Keystone's defaults (token lifetime,
+#: region, active Fernet keys). A user's password is refused without being
+#: checked for ``lockout_duration`` seconds after ``lockout_failure_attempts``
+#: failures in a row, twice as long after each further failure, up to
+#: MAX_LOCKOUT_DURATION.
+DEFAULT_TOKEN_EXPIRATION = 3600
+MAX_TOKEN_EXPIRATION = 7 * 24 * 3600
+DEFAULT_REGION = "RegionOne"
+DEFAULT_MAX_ACTIVE_KEYS = 3
+DEFAULT_LOCKOUT_FAILURE_ATTEMPTS = 5
+DEFAULT_LOCKOUT_DURATION = 30.0
+MAX_LOCKOUT_DURATION = 3600.0
 EXPORT_DRIVERS = ("ganesha",)
 
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -138,6 +150,23 @@ class ApiConfig:
 class AuthConfig:
     strategy: str
     tokens_file: Path
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """The built-in identity (``/identity``, Keystone v3 compatible)."""
+
+    key_repository: Path = Path(DEFAULT_STATE_DIR) / "identity-keys"
+    token_expiration: int = DEFAULT_TOKEN_EXPIRATION
+    region: str = DEFAULT_REGION
+    #: The share API's URLs in the catalog (without ``/v2``); empty means the
+    #: API's own URL (``api.public_url``, else the URL the request came to).
+    public_url: str = ""
+    internal_url: str = ""
+    admin_url: str = ""
+    max_active_keys: int = DEFAULT_MAX_ACTIVE_KEYS
+    lockout_failure_attempts: int = DEFAULT_LOCKOUT_FAILURE_ATTEMPTS
+    lockout_duration: float = DEFAULT_LOCKOUT_DURATION
 
 
 @dataclass(frozen=True)
@@ -308,6 +337,7 @@ class Config:
     backends: tuple[BackendConfig, ...] = field(default_factory=tuple)
     quotas: QuotaConfig = field(default_factory=QuotaConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
 
     def backend(self, name: str) -> BackendConfig:
         for b in self.backends:
@@ -579,6 +609,8 @@ def parse(data: dict, path: Path) -> Config:
     auth = AuthConfig(strategy=strategy, tokens_file=au.path("tokens_file", str(state_dir / "tokens.json")))
     au.done()
 
+    identity = _identity(Section(top.table("identity"), "identity", base), state_dir)
+
     c = Section(top.table("conductor"), "conductor", base)
     conductor = ConductorConfig(
         workers=c.int("workers", DEFAULT_CONDUCTOR_WORKERS, minimum=1, maximum=64),
@@ -627,7 +659,36 @@ def parse(data: dict, path: Path) -> Config:
         backends=backends,
         quotas=quotas,
         scheduler=scheduler,
+        identity=identity,
     )
+
+
+def _identity_url(s: "Section", key: str) -> str:
+    url = s.str(key, "").rstrip("/")
+    if url and not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+        raise ConfigError(f"identity.{key}: {url!r} is not an http(s) URL")
+    return url
+
+
+def _identity(s: "Section", state_dir: Path) -> IdentityConfig:
+    region = s.str("region", DEFAULT_REGION)
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$", region):
+        raise ConfigError(f"identity.region: {region!r} must be 1 to 255 letters, digits, '_', '.' or '-'")
+    config = IdentityConfig(
+        key_repository=s.path("key_repository", str(state_dir / "identity-keys")),
+        token_expiration=s.int("token_expiration", DEFAULT_TOKEN_EXPIRATION, minimum=60,
+                               maximum=MAX_TOKEN_EXPIRATION),
+        region=region,
+        public_url=_identity_url(s, "public_url"),
+        internal_url=_identity_url(s, "internal_url"),
+        admin_url=_identity_url(s, "admin_url"),
+        max_active_keys=s.int("max_active_keys", DEFAULT_MAX_ACTIVE_KEYS, minimum=2, maximum=100),
+        lockout_failure_attempts=s.int("lockout_failure_attempts", DEFAULT_LOCKOUT_FAILURE_ATTEMPTS,
+                                       minimum=1, maximum=1000),
+        lockout_duration=min(s.float("lockout_duration", DEFAULT_LOCKOUT_DURATION), MAX_LOCKOUT_DURATION),
+    )
+    s.done()
+    return config
 
 
 def _scheduler(s: Section) -> SchedulerConfig:

@@ -593,3 +593,94 @@ class Service(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+# --- built-in identity (Keystone v3 compatible; migration 0014) ------------------
+# Keystone's ids are 32 hex digits; one domain, ``default``, exists.
+
+IDENTITY_ID_LEN = 64
+
+
+class IdentityProject(Base):
+    __tablename__ = "identity_projects"
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_identity_projects_domain_id_name"),)
+
+    id: Mapped[str] = mapped_column(String(IDENTITY_ID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    domain_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    description: Mapped[str | None] = mapped_column(String(255))
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class IdentityUser(Base):
+    """A user and its password's argon2 hash; ``failed_attempts`` and
+    ``locked_until`` are the brute-force back-off."""
+
+    __tablename__ = "identity_users"
+    __table_args__ = (UniqueConstraint("domain_id", "name", name="uq_identity_users_domain_id_name"),)
+
+    id: Mapped[str] = mapped_column(String(IDENTITY_ID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    domain_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    enabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    failed_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class IdentityRole(Base):
+    __tablename__ = "identity_roles"
+
+    id: Mapped[str] = mapped_column(String(IDENTITY_ID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class IdentityRoleAssignment(Base):
+    """A user's role on a project."""
+
+    __tablename__ = "identity_role_assignments"
+    __table_args__ = (UniqueConstraint("user_id", "project_id", "role_id",
+                                       name="uq_identity_role_assignments_user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(
+        String(IDENTITY_ID_LEN), ForeignKey("identity_users.id", ondelete="CASCADE"), nullable=False)
+    project_id: Mapped[str] = mapped_column(
+        String(IDENTITY_ID_LEN), ForeignKey("identity_projects.id", ondelete="CASCADE"), nullable=False)
+    role_id: Mapped[str] = mapped_column(
+        String(IDENTITY_ID_LEN), ForeignKey("identity_roles.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class IdentityAppCredential(Base):
+    """An application credential: a user's delegation of some of its roles
+    on one project to a secret (kept as an argon2 hash)."""
+
+    __tablename__ = "identity_app_credentials"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_identity_app_credentials_user_id"),)
+
+    id: Mapped[str] = mapped_column(String(IDENTITY_ID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str | None] = mapped_column(String(255))
+    user_id: Mapped[str] = mapped_column(
+        String(IDENTITY_ID_LEN), ForeignKey("identity_users.id", ondelete="CASCADE"), nullable=False)
+    project_id: Mapped[str] = mapped_column(
+        String(IDENTITY_ID_LEN), ForeignKey("identity_projects.id", ondelete="CASCADE"), nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    #: The role names delegated, comma-separated (a subset of the user's).
+    roles: Mapped[str] = mapped_column(String(255), nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+class IdentityRevocation(Base):
+    """A revoked token, by its audit id; kept until the token would have expired."""
+
+    __tablename__ = "identity_revocations"
+
+    audit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
