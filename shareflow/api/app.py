@@ -74,8 +74,13 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
         from shareflow.wiring import Services
 
         services = Services(config)
+    identity = None
+    if config.auth.strategy == "identity":
+        from shareflow.services.identity import IdentityService
+
+        identity = IdentityService(config.identity, services.db, clock=services.clock)
     if authenticator is None:
-        authenticator = auth.from_config(config.auth)
+        authenticator = auth.from_config(config.auth, identity)
 
     # This node in ``GET /services`` (manila-api), as requests come.
     heartbeat = ApiHeartbeat(lambda: services.db, host=config.host, availability_zone=config.availability_zone)
@@ -99,6 +104,10 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
 
     app.add_route("/", Versions(config, services, root=True))
     app.add_route(V2, Versions(config, services, root=False))
+    if identity is not None:
+        from shareflow.api.resources import identity as identity_resources
+
+        identity_resources.add_routes(app, config, identity, authenticator)
 
     def route(path: str, resource, **kwargs) -> None:
         app.add_route(V2 + path, resource, **kwargs)

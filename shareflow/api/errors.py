@@ -81,9 +81,20 @@ def internal_error(resp: falcon.Response) -> None:
     resp.content_type = falcon.MEDIA_JSON
 
 
-def _answer(resp: falcon.Response, status: int, message: str) -> None:
+def _is_identity(req) -> bool:
+    """The built-in identity's routes answer errors in Keystone's shape,
+    ``{"error": {"code", "message", "title"}}``, which its clients parse."""
+    return req.path == "/identity" or req.path.startswith("/identity/")
+
+
+def _answer(resp: falcon.Response, status: int, message: str, *, keystone: bool = False) -> None:
     try:
-        data = codec.render(fault_body(status, message))
+        if keystone:
+            from shareflow.api.views.identity import error
+
+            data = codec.render(error(status, codec.printable(message)))
+        else:
+            data = codec.render(fault_body(status, message))
     except Exception:  # noqa: BLE001 - e.g. a message whose str() fails: still an answer
         LOG.exception("cannot render a %s fault body", status)
         internal_error(resp)
@@ -101,11 +112,14 @@ def handle_shareflow_error(req, resp, error: ShareflowError, params) -> None:
         # An operator-level failure (configuration, backend detail): log it,
         # tell the client only what Manila would.
         LOG.error("%s %s failed [%s]", req.method, req.path, _request_id(req), exc_info=error)
-        _answer(resp, 500, INTERNAL_ERROR_MESSAGE)
+        _answer(resp, 500, INTERNAL_ERROR_MESSAGE, keystone=_is_identity(req))
         return
     if status >= 500:
         LOG.warning("%s %s: %s [%s]", req.method, req.path, error, _request_id(req))
-    _answer(resp, status, error.user_message)
+    if isinstance(error, NotAuthenticated) and _is_identity(req):
+        # Keystone's answer; the reason (wrong password, locked out) stays in the log.
+        LOG.info("%s %s: 401: %s [%s]", req.method, req.path, error, _request_id(req))
+    _answer(resp, status, error.user_message, keystone=_is_identity(req))
     if isinstance(error, NotAuthenticated):
         resp.set_header("WWW-Authenticate", 'Token realm="shareflow"')
 
@@ -116,7 +130,7 @@ def handle_http_error(req, resp, error: falcon.HTTPError, params) -> None:
         message = f"The method {req.method} is not allowed for this resource."
     else:
         message = error.description or DEFAULT_MESSAGES.get(status) or error.title
-    _answer(resp, status, message)
+    _answer(resp, status, message, keystone=_is_identity(req))
     for name, value in (error.headers or {}).items():
         resp.set_header(name, value)
 

@@ -26,6 +26,9 @@ LOG = logging.getLogger(__name__)
 #: Paths answered without authentication: the versions documents.
 PUBLIC_PATHS = frozenset({"/", "/v2"})
 V2_PREFIX = "/v2"
+#: The built-in identity's routes authenticate their callers themselves
+#: (getting a token needs none).
+IDENTITY_PREFIX = "/identity"
 #: Methods whose body is decoded (and so checked). A DELETE's body is never
 #: used, but one that is sent is held to the same rules as any other.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -33,6 +36,10 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 def is_v2(path: str) -> bool:
     return path == V2_PREFIX or path.startswith(V2_PREFIX + "/")
+
+
+def is_identity(path: str) -> bool:
+    return path == IDENTITY_PREFIX or path.startswith(IDENTITY_PREFIX + "/")
 
 
 class RenderMiddleware:
@@ -104,7 +111,7 @@ class AuthMiddleware:
         self.authenticator = authenticator
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if req.path in PUBLIC_PATHS:
+        if req.path in PUBLIC_PATHS or is_identity(req.path):
             return
         identity = self.authenticator.authenticate(req.get_header("X-Auth-Token"), req.headers)
         req.context.caller = Caller(

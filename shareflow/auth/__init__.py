@@ -4,6 +4,8 @@ Two strategies (``[auth] strategy`` in the configuration):
 
 * ``tokens`` - tokens issued with ``shareflow token issue``, checked against
   the hashes in the tokens file (:mod:`shareflow.auth.tokens`);
+* ``identity`` - tokens of the built-in identity (``/identity``, Keystone v3
+  compatible) and the static tokens beside them (:mod:`shareflow.auth.identity`);
 * ``noauth`` - Manila's noauth middleware, for local development only: the
   token is ``user:project`` or just ``project``, and everyone is an admin.
 """
@@ -72,9 +74,17 @@ class NoAuth:
         return Identity(project_id=project, user_id=user, roles=(ADMIN_ROLE, MEMBER_ROLE))
 
 
-def from_config(config: AuthConfig) -> Authenticator:
+def from_config(config: AuthConfig, identity=None) -> Authenticator:
+    """``identity``: the :class:`~shareflow.services.identity.IdentityService`
+    the ``identity`` strategy validates tokens with."""
     if config.strategy == "tokens":
         return TokenAuth(TokenFile(config.tokens_file))
+    if config.strategy == "identity":
+        from shareflow.auth.identity import IdentityAuth
+
+        if identity is None:
+            raise ConfigError("auth.strategy 'identity' needs the identity service")
+        return IdentityAuth(identity, TokenFile(config.tokens_file))
     if config.strategy == "noauth":
         LOG.warning(
             "auth.strategy is 'noauth': every request is trusted and every caller is an "
