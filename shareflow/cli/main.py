@@ -7,6 +7,7 @@ import sys
 
 from shareflow.cli import backends as backends_cmd
 from shareflow.cli import db as db_cmd
+from shareflow.cli import identity as identity_cmd
 from shareflow.cli import jobs as jobs_cmd
 from shareflow.cli import networks as networks_cmd
 from shareflow.cli import run as run_cmd
@@ -22,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $SHAREFLOW_CONFIG, else etc/shareflow.toml)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in (jobs_cmd, tokens_cmd, db_cmd, run_cmd, networks_cmd, backends_cmd, types_cmd):
+    for module in (jobs_cmd, tokens_cmd, db_cmd, run_cmd, networks_cmd, backends_cmd, types_cmd,
+                   identity_cmd):
         module.register(sub)
     return parser
 

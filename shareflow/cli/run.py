@@ -64,6 +64,7 @@ class Launcher:
         self._pools: list[share_drivers.PreparedPool] = []
         self._children: list[tuple[str, subprocess.Popen]] = []
         self._stop = threading.Event()
+        self.admin_login = None
 
     # --- start ----------------------------------------------------------------
 
@@ -126,10 +127,17 @@ class Launcher:
         self._zk_supervisor = ZooKeeperSupervisor(self._zk)
 
     def _bootstrap_tenancy(self) -> str:
-        """The default share type and an admin token, both made once."""
+        """The default share type and an admin token, both made once; with the
+        built-in identity, its admin user and ``clouds.yaml`` too."""
         cfg = self.config
         services = Services(cfg)
         try:
+            if cfg.auth.strategy == "identity":
+                from shareflow.identity import bootstrap
+                from shareflow.services.identity import IdentityService
+
+                self.admin_login = bootstrap.prepare(
+                    cfg, IdentityService(cfg.identity, services.db, clock=services.clock))
             admin = Caller(project_id=ADMIN_PROJECT, user_id="admin", is_admin=True)
             try:
                 services.share_types.default(admin)
@@ -222,9 +230,26 @@ class Launcher:
             self._zk = self._zk_supervisor = None
 
 
-def banner(config: Config, token: str) -> str:
+def banner(config: Config, token: str, admin_login=None) -> str:
     url = config.api.public_url or f"http://{config.api.host}:{config.api.port}"
     token_file = config.state_dir / "admin.token"
+    if admin_login is not None:
+        if admin_login.password is None:
+            password = (f"(not known: {admin_login.password_file} is gone; "
+                        "set one with `shareflow identity user set-password admin`)")
+        else:
+            password = f"{admin_login.password}\n               (also in {admin_login.password_file})"
+        return f"""
+shareflow is running (Ctrl-C stops it).
+  endpoint:       {url}/v2
+  identity:       {url}/identity/v3 (Keystone v3)
+  admin password: {password}
+  admin token:    {token} (static, for scripts; also in {token_file})
+  try it, from another shell in this directory:
+    export OS_CLIENT_CONFIG_FILE={admin_login.clouds_file}
+    .venv/bin/openstack --os-cloud shareflow share create NFS 1 --name demo
+    .venv/bin/openstack --os-cloud shareflow share list
+"""
     return f"""
 shareflow is running (Ctrl-C stops it).
   endpoint:    {url}/v2
@@ -247,7 +272,7 @@ def run(args) -> int:
         token = launcher.start()
         if launcher._stop.is_set():
             return 130
-        print(banner(config, token), flush=True)
+        print(banner(config, token, launcher.admin_login), flush=True)
         return launcher.wait()
     except ShareflowError as e:
         print(f"shareflow run: {e.message}", file=sys.stderr)
