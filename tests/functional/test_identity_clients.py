@@ -1,0 +1,145 @@
+"""The OpenStack clients, unmodified, against the built-in identity on the real
+stack (gunicorn API, conductors, btrfs, NFS-Ganesha): what ``shareflow run``
+prepares (an admin user, ``var/admin.password``, ``var/clouds.yaml``) is all
+they need. keystoneauth1's Password plugin finds the share service in the
+catalog; ``openstack --os-cloud shareflow`` creates, lists, grants access to
+and deletes a share; an application credential and openstacksdk do too."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+import yaml
+
+from shareflow.identity import bootstrap
+from shareflow.services.identity import IdentityService
+from shareflow.wiring import utcnow
+from tests.fixtures.stack import ServiceStack, wait_until
+
+
+@pytest.fixture(scope="module")
+def identity_stack(zookeeper_server, btrfs_pool, tmp_path_factory) -> Iterator[tuple[ServiceStack, object]]:
+    with ServiceStack(tmp_path_factory.mktemp("identity-stack"), zk_hosts=zookeeper_server.hosts,
+                      btrfs_pool=btrfs_pool, auth_strategy="identity") as stack:
+        identity = IdentityService(stack.config.identity, stack.db, clock=utcnow)
+        login = bootstrap.prepare(stack.config, identity)
+        yield stack, identity, login
+
+
+def _openstack(*argv: str, clouds, home) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["HOME"] = str(home)  # no clouds.yaml of the machine's user
+    env["OS_CLIENT_CONFIG_FILE"] = str(clouds)
+    return subprocess.run([sys.executable, "-m", "openstackclient.shell", *argv],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def _share_status(stack, share_id: str, token: str) -> str | None:
+    from manilaclient import exceptions
+
+    try:
+        return stack.manila(token=token).shares.get(share_id).status
+    except exceptions.NotFound:
+        return None
+
+
+def test_run_prepares_an_admin_password_and_a_clouds_yaml(identity_stack):
+    stack, identity, login = identity_stack
+    assert login.created and login.password
+    assert stat.S_IMODE(login.password_file.stat().st_mode) == 0o600
+    assert login.password_file.read_text().strip() == login.password
+    cloud = yaml.safe_load(login.clouds_file.read_text())["clouds"]["shareflow"]
+    assert cloud["auth"]["auth_url"] == f"http://127.0.0.1:{stack.api_port}/identity/v3"
+    assert cloud["auth"]["password"] == login.password and cloud["region_name"] == "RegionOne"
+    # A second start keeps the user and its password.
+    again = bootstrap.prepare(stack.config, identity)
+    assert not again.created and again.password == login.password
+
+
+def test_keystoneauth_password_finds_the_share_service_in_the_catalog(identity_stack):
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+
+    stack, _identity, login = identity_stack
+    auth = v3.Password(auth_url=f"http://127.0.0.1:{stack.api_port}/identity/v3", username="admin",
+                       password=login.password, project_name="admin", user_domain_name="Default",
+                       project_domain_name="Default")
+    sess = session.Session(auth=auth)
+    for service_type in ("sharev2", "shared-file-system"):
+        assert sess.get_endpoint(service_type=service_type, interface="public",
+                                 region_name="RegionOne") == stack.url
+    token = sess.get_token()
+    listed = sess.get(stack.url + "/shares", headers={"X-OpenStack-Manila-API-Version": "2.65"})
+    assert listed.status_code == 200 and "shares" in listed.json()
+    # The generic plugin (what clouds.yaml's "password" is) discovers the version first.
+    from keystoneauth1.identity.generic import Password
+
+    generic = Password(auth_url=f"http://127.0.0.1:{stack.api_port}/identity", username="admin",
+                       password=login.password, project_name="admin", user_domain_name="Default",
+                       project_domain_name="Default")
+    assert session.Session(auth=generic).get_token() != token
+
+
+def test_openstack_cli_with_the_generated_clouds_yaml(identity_stack, tmp_path):
+    stack, _identity, login = identity_stack
+    cloud = ["--os-cloud", "shareflow"]
+    made = _openstack(*cloud, "share", "create", "NFS", "1", "--name", "osc-identity", "-f", "value", "-c", "id",
+                      clouds=login.clouds_file, home=tmp_path)
+    assert made.returncode == 0, made.stderr
+    share_id = made.stdout.strip()
+    token = stack.tokens.issue("admin-check", "root", admin=True)[0]
+    wait_until(lambda: _share_status(stack, share_id, token) == "available", 60, "the share to be available")
+    listed = _openstack(*cloud, "share", "list", "-f", "json", clouds=login.clouds_file, home=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert share_id in {s["ID"] for s in json.loads(listed.stdout)}
+    granted = _openstack(*cloud, "share", "access", "create", share_id, "ip", stack.network.clients[0].address,
+                         "--wait",
+                         clouds=login.clouds_file, home=tmp_path)
+    assert granted.returncode == 0, granted.stderr
+    deleted = _openstack(*cloud, "share", "delete", share_id, "--wait", clouds=login.clouds_file, home=tmp_path)
+    assert deleted.returncode == 0, deleted.stderr
+    assert _share_status(stack, share_id, token) is None
+
+
+def test_application_credential_with_the_openstack_cli_and_openstacksdk(identity_stack, tmp_path, monkeypatch):
+    stack, identity, login = identity_stack
+    credential, secret = identity.create_app_credential("admin", "admin", "functional", roles=["member"])
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(yaml.safe_dump({"clouds": {
+        "appcred": {"auth_type": "v3applicationcredential", "region_name": "RegionOne",
+                    "auth": {"auth_url": f"http://127.0.0.1:{stack.api_port}/identity/v3",
+                             "application_credential_id": credential.id,
+                             "application_credential_secret": secret}},
+        **yaml.safe_load(login.clouds_file.read_text())["clouds"]}}))
+    made = _openstack("--os-cloud", "appcred", "share", "create", "NFS", "1", "--name", "by-appcred",
+                      "-f", "value", "-c", "id", clouds=clouds, home=tmp_path)
+    assert made.returncode == 0, made.stderr
+    share_id = made.stdout.strip()
+    listed = _openstack("--os-cloud", "appcred", "share", "list", "-f", "value", "-c", "ID",
+                        clouds=clouds, home=tmp_path)
+    assert listed.returncode == 0 and share_id in listed.stdout.split(), listed.stderr
+
+    import openstack
+
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    for cloud in ("shareflow", "appcred"):
+        conn = openstack.connect(cloud=cloud)
+        try:
+            assert share_id in {s.id for s in conn.shared_file_system.shares()}
+        finally:
+            conn.close()
+    token = stack.tokens.issue("admin-check2", "root", admin=True)[0]
+    wait_until(lambda: _share_status(stack, share_id, token) == "available", 60, "the share to be available")
+    deleted = _openstack("--os-cloud", "appcred", "share", "delete", share_id, "--wait",
+                         clouds=clouds, home=tmp_path)
+    assert deleted.returncode == 0, deleted.stderr
+    # A wrong secret is refused by the identity, so by the client.
+    clouds.write_text(clouds.read_text().replace(secret, "wrong-secret"))
+    refused = _openstack("--os-cloud", "appcred", "share", "list", clouds=clouds, home=tmp_path)
+    assert refused.returncode != 0
