@@ -143,3 +143,52 @@ def test_application_credential_with_the_openstack_cli_and_openstacksdk(identity
     clouds.write_text(clouds.read_text().replace(secret, "wrong-secret"))
     refused = _openstack("--os-cloud", "appcred", "share", "list", clouds=clouds, home=tmp_path)
     assert refused.returncode != 0
+
+
+def test_openstack_cli_manages_users_projects_roles_and_application_credentials(identity_stack, tmp_path):
+    stack, identity, login = identity_stack
+
+    def osc(*argv: str) -> str:
+        done = _openstack("--os-cloud", "shareflow", *argv, clouds=login.clouds_file, home=tmp_path)
+        assert done.returncode == 0, f"{argv}: {done.stderr}"
+        return done.stdout
+
+    project = json.loads(osc("project", "create", "osc-demo", "--description", "made by osc", "-f", "json"))
+    assert project["name"] == "osc-demo"
+    user = json.loads(osc("user", "create", "osc-bob", "--password", "bob's password", "-f", "json"))
+    assert user["name"] == "osc-bob"
+    osc("role", "add", "--user", "osc-bob", "--project", "osc-demo", "member")
+    assert "osc-bob" in {u["Name"] for u in json.loads(osc("user", "list", "-f", "json"))}
+    assert "osc-demo" in {p["Name"] for p in json.loads(osc("project", "list", "-f", "json"))}
+    assert {"admin", "member", "reader"} <= {r["Name"] for r in json.loads(osc("role", "list", "-f", "json"))}
+    assigned = json.loads(osc("role", "assignment", "list", "--user", "osc-bob", "--names", "-f", "json"))
+    assert [(a["Role"], a["Project"].split("@")[0]) for a in assigned] == [("member", "osc-demo")]
+    assert json.loads(osc("user", "show", "osc-bob", "-f", "json"))["id"] == user["id"]
+    # bob logs in with his new password and sees his project's (empty) share list.
+    clouds = tmp_path / "bob.yaml"
+    bob = yaml.safe_load(login.clouds_file.read_text())
+    bob["clouds"]["shareflow"]["auth"].update(username="osc-bob", password="bob's password",
+                                              project_name="osc-demo")
+    clouds.write_text(yaml.safe_dump(bob))
+    listed = _openstack("--os-cloud", "shareflow", "share", "list", "-f", "json", clouds=clouds, home=tmp_path)
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+    # ... and is refused the admin routes.
+    refused = _openstack("--os-cloud", "shareflow", "user", "list", clouds=clouds, home=tmp_path)
+    assert refused.returncode != 0 and "403" in refused.stderr
+    # His application credential, made with his own token.
+    made = _openstack("--os-cloud", "shareflow", "application", "credential", "create", "bob-ci", "-f", "json",
+                      clouds=clouds, home=tmp_path)
+    assert made.returncode == 0, made.stderr
+    credential = {k.lower().replace(" ", "_"): v for k, v in json.loads(made.stdout).items()}
+    assert credential["secret"] and credential["project_id"] == project["id"], credential
+    shown = _openstack("--os-cloud", "shareflow", "application", "credential", "list", "-f", "json",
+                       clouds=clouds, home=tmp_path)
+    assert shown.returncode == 0 and [c["Name"] for c in json.loads(shown.stdout)] == ["bob-ci"], shown.stderr
+    gone = _openstack("--os-cloud", "shareflow", "application", "credential", "delete", "bob-ci",
+                      clouds=clouds, home=tmp_path)
+    assert gone.returncode == 0, gone.stderr
+    osc("role", "remove", "--user", "osc-bob", "--project", "osc-demo", "member")
+    assert json.loads(osc("role", "assignment", "list", "--user", "osc-bob", "-f", "json")) == []
+    osc("user", "delete", "osc-bob")
+    osc("project", "delete", "osc-demo")
+    assert "osc-bob" not in {u.name for u in identity.users()}
