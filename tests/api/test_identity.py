@@ -59,7 +59,7 @@ class Env:
         kwargs = {"json": json_body} if json_body is not None else {}
         result = self.client.simulate_request(method, path, headers=hdrs, **kwargs)
         assert result.status_code < 500, result.text
-        if result.status_code >= 400 and path.startswith("/identity"):
+        if result.status_code >= 400 and path.startswith("/identity") and method != "HEAD":
             assert_keystone_error(result, result.status_code)
         return result
 
@@ -385,3 +385,74 @@ def test_static_tokens_work_beside_the_identitys(env):
     assert env.request("GET", "/v2/shares", token=static).status_code == 200
     assert env.request("GET", "/v2/shares", token="not-a-token").status_code == 401
     assert env.request("GET", "/v2/shares").status_code == 401
+
+
+V3 = "/identity/v3"
+
+
+def test_admin_routes_answer_admins_and_refuse_members(env):
+    admin = env.token(env.user("admin", "admin"), "admin")
+    member_name = env.user("proj-a", "member")
+    member = env.token(member_name, "proj-a")
+    made = env.request("POST", V3 + "/users", token=admin, json_body={"user": {"name": "via-api", "password": "p"}})
+    assert made.status_code == 201 and made.json["user"]["domain_id"] == "default"
+    user_id = made.json["user"]["id"]
+    assert_keystone_error(env.request("POST", V3 + "/users", token=admin,
+                                      json_body={"user": {"name": "via-api", "password": "p"}}), 409)
+    assert_keystone_error(env.request("POST", V3 + "/users", token=admin, json_body={"nope": {}}), 400)
+    assert_keystone_error(env.request("POST", V3 + "/users", token=admin,
+                                      json_body={"user": {"name": "x", "domain_id": "other"}}), 400)
+    for method, path in (("GET", "/users"), ("POST", "/users"), ("DELETE", f"/users/{user_id}"),
+                         ("GET", "/projects"), ("GET", "/role_assignments"),
+                         ("PUT", f"/projects/proj-a/users/{member_name}/roles/admin")):
+        assert_keystone_error(env.request(method, V3 + path, token=member, json_body={"user": {"name": "y"}}), 403)
+    assert_keystone_error(env.request("GET", V3 + "/users"), 401)
+    assert_keystone_error(env.request("GET", V3 + "/users/nobody", token=admin), 404)
+    listed = env.request("GET", V3 + "/users", token=admin, headers={}).json["users"]
+    assert "via-api" in {u["name"] for u in listed}
+    assert [u["name"] for u in env.client.simulate_get(V3 + "/users", params={"name": "via-api"},
+                                                       headers={"X-Auth-Token": admin}).json["users"]] == ["via-api"]
+    # Role assignment by the routes, as `openstack role add` makes it.
+    put = env.request("PUT", f"{V3}/projects/proj-b/users/{user_id}/roles/member", token=admin)
+    assert put.status_code == 204
+    assert env.request("HEAD", f"{V3}/projects/proj-b/users/{user_id}/roles/member", token=admin).status_code == 204
+    assert env.login("via-api", "p", project="proj-b").status_code == 201
+    assert env.request("DELETE", f"{V3}/projects/proj-b/users/{user_id}/roles/member", token=admin).status_code == 204
+    assert env.request("HEAD", f"{V3}/projects/proj-b/users/{user_id}/roles/member", token=admin).status_code == 404
+    assert_keystone_error(env.request("DELETE", f"{V3}/projects/proj-b/users/{user_id}/roles/member",
+                                      token=admin), 404)
+    # A member sees itself, not others.
+    me = env.identity.user(member_name).id
+    assert env.request("GET", f"{V3}/users/{me}", token=member).status_code == 200
+    assert_keystone_error(env.request("GET", f"{V3}/users/{user_id}", token=member), 403)
+    assert env.request("DELETE", f"{V3}/users/{user_id}", token=admin).status_code == 204
+    assert_keystone_error(env.request("DELETE", f"{V3}/users/{user_id}", token=admin), 404)
+
+
+def test_application_credentials_by_the_routes_are_their_owners(env):
+    name = env.user("proj-a", "member")
+    user_id = env.identity.user(name).id
+    token = env.token(name, "proj-a")
+    path = f"{V3}/users/{user_id}/application_credentials"
+    made = env.request("POST", path, token=token, json_body={"application_credential": {
+        "name": "mine", "roles": [{"name": "reader"}]}})
+    assert made.status_code == 201, made.text
+    credential = made.json["application_credential"]
+    assert credential["secret"] and [r["name"] for r in credential["roles"]] == ["reader"]
+    # Not more than the token holds.
+    assert_keystone_error(env.request("POST", path, token=token, json_body={"application_credential": {
+        "name": "more", "roles": [{"name": "admin"}]}}), 403)
+    # A token from an application credential cannot make another.
+    restricted = env.request("POST", TOKENS, json_body=_app_credential_auth(
+        id=credential["id"], secret=credential["secret"])).headers["X-Subject-Token"]
+    assert_keystone_error(env.request("POST", path, token=restricted,
+                                      json_body={"application_credential": {"name": "again"}}), 403)
+    # Another member can neither list nor make them for this user.
+    other = env.token(env.user("proj-a", "member"), "proj-a")
+    assert_keystone_error(env.request("GET", path, token=other), 403)
+    assert_keystone_error(env.request("POST", path, token=other,
+                                      json_body={"application_credential": {"name": "x"}}), 403)
+    listed = env.request("GET", path, token=token).json["application_credentials"]
+    assert [c["name"] for c in listed] == ["mine"] and "secret" not in listed[0]
+    assert env.request("DELETE", f"{path}/{credential['id']}", token=token).status_code == 204
+    assert_keystone_error(env.request("GET", f"{path}/{credential['id']}", token=token), 404)
