@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent set-up of what only `make test` needs, after scripts/bootstrap.sh:
-#   1. a real OpenStack Keystone in ./.venv-keystone (tests/keystone-requirements.txt),
+#   1. Go and Debian's gophercloud (golang-go, golang-github-gophercloud-gophercloud-dev):
+#      the library of Kubernetes' manila-csi and Terraform's OpenStack provider, whose
+#      test program (tests/clients/gophercloud) is built offline against it;
+#   2. a real OpenStack Keystone in ./.venv-keystone (tests/keystone-requirements.txt),
 #      for the tests of `[auth] strategy = "keystone"`; reinstalled when that file changes.
 # Prints what it does; prints one "up to date" line when there is nothing to do.
 set -euo pipefail
@@ -18,6 +21,20 @@ exec 9<"$ROOT/scripts/bootstrap-test.sh"
 flock 9
 
 changed=0
+PACKAGES=(golang-go golang-github-gophercloud-gophercloud-dev)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    [ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" = installed ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "bootstrap-test: missing Debian packages (${missing[*]}); run as root" >&2; exit 1; }
+    changed=1
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get -q -o DPkg::Lock::Timeout=300 update
+    apt-get -q -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}"
+fi
+
 want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
 have=$(cat "$STAMP" 2>/dev/null || true)
 if [ "$want" != "$have" ] || ! "$KEYSTONE_VENV/bin/python" -c '' >/dev/null 2>&1; then
