@@ -13,6 +13,7 @@ import re
 import socket
 import sys
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,7 +97,13 @@ UNLIMITED = -1
 #: Largest quota value (Manila's quotas.hard_limit is a 32-bit integer).
 MAX_QUOTA = 0x7FFFFFFF
 
-AUTH_STRATEGIES = ("tokens", "noauth", "identity")
+AUTH_STRATEGIES = ("tokens", "noauth", "keystone", "identity")
+#: keystonemiddleware's ``token_cache_time``: a validated token is trusted this
+#: long (seconds) before Keystone is asked again; 0 asks on every request.
+DEFAULT_KEYSTONE_CACHE_SECONDS = 300.0
+#: Upper bound for one request to Keystone (seconds).
+DEFAULT_KEYSTONE_TIMEOUT = 5.0
+DEFAULT_KEYSTONE_DOMAIN = "Default"
 #: The built-in identity ([identity]): Keystone's defaults (token lifetime,
 #: region, active Fernet keys). A user's password is refused without being
 #: checked for ``lockout_duration`` seconds after ``lockout_failure_attempts``
@@ -147,9 +154,26 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class KeystoneConfig:
+    """An existing OpenStack Keystone that validates users' tokens
+    (``[auth.keystone]``, used when ``[auth] strategy = "keystone"``): the
+    service user's credentials, as keystonemiddleware's ``[keystone_authtoken]``."""
+
+    auth_url: str
+    username: str
+    password: str = field(repr=False)
+    project_name: str
+    user_domain_name: str = DEFAULT_KEYSTONE_DOMAIN
+    project_domain_name: str = DEFAULT_KEYSTONE_DOMAIN
+    cache_seconds: float = DEFAULT_KEYSTONE_CACHE_SECONDS
+    timeout: float = DEFAULT_KEYSTONE_TIMEOUT
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     strategy: str
     tokens_file: Path
+    keystone: KeystoneConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -606,7 +630,9 @@ def parse(data: dict, path: Path) -> Config:
     strategy = au.str("strategy", DEFAULT_AUTH_STRATEGY)
     if strategy not in AUTH_STRATEGIES:
         raise ConfigError(f"auth.strategy: {strategy!r} is not one of {AUTH_STRATEGIES}")
-    auth = AuthConfig(strategy=strategy, tokens_file=au.path("tokens_file", str(state_dir / "tokens.json")))
+    tokens_file = au.path("tokens_file", str(state_dir / "tokens.json"))
+    keystone = _keystone(Section(au.table("keystone"), "auth.keystone", base), strategy)
+    auth = AuthConfig(strategy=strategy, tokens_file=tokens_file, keystone=keystone)
     au.done()
 
     identity = _identity(Section(top.table("identity"), "identity", base), state_dir)
@@ -686,6 +712,46 @@ def _identity(s: "Section", state_dir: Path) -> IdentityConfig:
         lockout_failure_attempts=s.int("lockout_failure_attempts", DEFAULT_LOCKOUT_FAILURE_ATTEMPTS,
                                        minimum=1, maximum=1000),
         lockout_duration=min(s.float("lockout_duration", DEFAULT_LOCKOUT_DURATION), MAX_LOCKOUT_DURATION),
+    )
+    s.done()
+    return config
+
+
+def _keystone(s: Section, strategy: str) -> KeystoneConfig | None:
+    if strategy != "keystone":
+        if s.has("auth_url"):
+            raise ConfigError(f"auth.keystone: applies only with auth.strategy = \"keystone\", not {strategy!r}")
+        s.done()
+        return None
+    auth_url = s.str("auth_url", _REQUIRED).rstrip("/")
+    parsed = urllib.parse.urlsplit(auth_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"auth.keystone.auth_url: {auth_url!r} is not an http(s) URL")
+    if not parsed.path.endswith("/v3"):
+        # Tokens are validated with Keystone's v3 API; a bare host would make
+        # every request fail later with a confusing 404.
+        raise ConfigError(f"auth.keystone.auth_url: {auth_url!r} must be Keystone's v3 endpoint (ending in /v3)")
+    password = s.str("password", None)
+    password_file = s.path("password_file", None)
+    if (password is None) == (password_file is None):
+        raise ConfigError("auth.keystone: set exactly one of password and password_file")
+    if password_file is not None:
+        try:
+            password = password_file.read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"auth.keystone.password_file: cannot read {password_file}: {e.strerror}") from None
+    cache = float(s._get("cache_seconds", (int, float), DEFAULT_KEYSTONE_CACHE_SECONDS, "a number"))
+    if cache < 0:
+        raise ConfigError("auth.keystone.cache_seconds: must not be negative")
+    config = KeystoneConfig(
+        auth_url=auth_url,
+        username=s.str("username", _REQUIRED),
+        password=password,
+        project_name=s.str("project_name", _REQUIRED),
+        user_domain_name=s.str("user_domain_name", DEFAULT_KEYSTONE_DOMAIN),
+        project_domain_name=s.str("project_domain_name", DEFAULT_KEYSTONE_DOMAIN),
+        cache_seconds=cache,
+        timeout=s.float("timeout", DEFAULT_KEYSTONE_TIMEOUT),
     )
     s.done()
     return config

@@ -1,9 +1,11 @@
 """Who is calling: turning an ``X-Auth-Token`` into a project, a user and roles.
 
-Two strategies (``[auth] strategy`` in the configuration):
+Four strategies (``[auth] strategy`` in the configuration):
 
 * ``tokens`` - tokens issued with ``shareflow token issue``, checked against
   the hashes in the tokens file (:mod:`shareflow.auth.tokens`);
+* ``keystone`` - an existing OpenStack Keystone validates each token
+  (:mod:`shareflow.auth.keystone`), as keystonemiddleware does for Manila;
 * ``identity`` - tokens of the built-in identity (``/identity``, Keystone v3
   compatible) and the static tokens beside them (:mod:`shareflow.auth.identity`);
 * ``noauth`` - Manila's noauth middleware, for local development only: the
@@ -79,6 +81,10 @@ def from_config(config: AuthConfig, identity=None) -> Authenticator:
     the ``identity`` strategy validates tokens with."""
     if config.strategy == "tokens":
         return TokenAuth(TokenFile(config.tokens_file))
+    if config.strategy == "keystone":
+        from shareflow.auth.keystone import KeystoneAuth
+
+        return KeystoneAuth(config.keystone)
     if config.strategy == "identity":
         from shareflow.auth.identity import IdentityAuth
 

@@ -26,7 +26,7 @@ from tests.fixtures.stack import ServiceStack, wait_until
 @pytest.fixture(scope="module")
 def identity_stack(zookeeper_server, btrfs_pool, tmp_path_factory) -> Iterator[tuple[ServiceStack, object]]:
     with ServiceStack(tmp_path_factory.mktemp("identity-stack"), zk_hosts=zookeeper_server.hosts,
-                      btrfs_pool=btrfs_pool, auth_strategy="identity") as stack:
+                      btrfs_pool=btrfs_pool, auth={"strategy": "identity"}) as stack:
         identity = IdentityService(stack.config.identity, stack.db, clock=utcnow)
         login = bootstrap.prepare(stack.config, identity)
         yield stack, identity, login
