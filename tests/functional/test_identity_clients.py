@@ -192,3 +192,30 @@ def test_openstack_cli_manages_users_projects_roles_and_application_credentials(
     osc("user", "delete", "osc-bob")
     osc("project", "delete", "osc-demo")
     assert "osc-bob" not in {u.name for u in identity.users()}
+
+
+def test_gophercloud_password_login_and_a_share_lifecycle_with_the_built_in_identity(identity_stack,
+                                                                                    gophercloud_binary):
+    """tests/clients/gophercloud/main.go (Debian's gophercloud 0.12), as against a
+    real Keystone in test_keystone_clients.py, here against ``/identity/v3``."""
+    stack, identity, _login = identity_stack
+    identity.create_project("gopher")
+    identity.create_user("gopher", "gopher's password")
+    identity.add_role("gopher", "gopher", "member")
+    client = stack.network.clients[1]
+    env = {"PATH": os.environ["PATH"], "OS_AUTH_URL": f"http://127.0.0.1:{stack.api_port}/identity/v3",
+           "OS_USERNAME": "gopher", "OS_PASSWORD": "gopher's password", "OS_PROJECT_NAME": "gopher",
+           "OS_DOMAIN_NAME": "Default", "OS_REGION_NAME": "RegionOne", "SHARE_ACCESS_TO": client.address}
+    ran = subprocess.run([str(gophercloud_binary)], env=env, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr + ran.stdout
+    steps = {}
+    for line in ran.stdout.splitlines():
+        record = json.loads(line)
+        steps[record["step"]] = record["value"]
+    assert list(steps) == ["authenticated", "endpoint", "api_version", "created", "available", "granted",
+                           "rule_active", "export_locations", "deleted"]
+    assert steps["endpoint"].rstrip("/") == stack.url
+    share_id = steps["created"]["id"]
+    assert steps["deleted"] == share_id
+    row = stack.share_row(share_id)
+    assert row is None or row.project_id == identity.project("gopher").id

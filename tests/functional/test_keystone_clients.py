@@ -18,21 +18,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from tests.fixtures.keystone import REGION
 from tests.fixtures.stack import ServiceStack, wait_until
-
-GOPHERCLOUD_PROGRAM = Path(__file__).resolve().parents[1] / "clients" / "gophercloud"
-GOPATH = Path("/usr/share/gocode")
-
 
 @pytest.fixture(scope="module")
 def ks_stack(zookeeper_server, btrfs_pool, keystone_server, keystone_users, tmp_path_factory) -> Iterator[ServiceStack]:
@@ -44,21 +38,6 @@ def ks_stack(zookeeper_server, btrfs_pool, keystone_server, keystone_users, tmp_
                       btrfs_pool=btrfs_pool, auth=auth) as stack:
         with keystone_server.share_service(stack.url):
             yield stack
-
-
-@pytest.fixture(scope="module")
-def gophercloud_binary(tmp_path_factory) -> Path:
-    go = shutil.which("go")
-    assert go, "go is missing: scripts/bootstrap-test.sh installs golang-go (make test runs it)"
-    out = tmp_path_factory.mktemp("gophercloud")
-    binary = out / "gophercloud-client"
-    # Offline, against Debian's packaged gophercloud: GOPATH mode, no modules, no network.
-    env = {**os.environ, "GOPATH": str(GOPATH), "GO111MODULE": "off", "GOFLAGS": "",
-           "GOCACHE": str(out / "cache"), "HOME": str(out), "GOPROXY": "off"}
-    built = subprocess.run([go, "build", "-o", str(binary), "."], cwd=GOPHERCLOUD_PROGRAM, env=env,
-                           capture_output=True, text=True, timeout=600)
-    assert built.returncode == 0, built.stderr
-    return binary
 
 
 def test_gophercloud_password_login_and_a_share_lifecycle(ks_stack, keystone_server, keystone_users,
