@@ -456,3 +456,25 @@ def test_application_credentials_by_the_routes_are_their_owners(env):
     assert [c["name"] for c in listed] == ["mine"] and "secret" not in listed[0]
     assert env.request("DELETE", f"{path}/{credential['id']}", token=token).status_code == 204
     assert_keystone_error(env.request("GET", f"{path}/{credential['id']}", token=token), 404)
+
+
+def test_token_method_rescopes_an_unscoped_token_and_static_admins_validate(env):
+    user = env.user("proj-a", "member")
+    unscoped = env.login(user).headers["X-Subject-Token"]
+    rescoped = env.request("POST", TOKENS, json_body={"auth": {
+        "identity": {"methods": ["token"], "token": {"id": unscoped}},
+        "scope": {"project": {"name": "proj-a", "domain": {"id": "default"}}}}})
+    assert rescoped.status_code == 201, rescoped.text
+    assert rescoped.json["token"]["methods"] == ["token"] and rescoped.json["token"]["project"]["name"] == "proj-a"
+    token = rescoped.headers["X-Subject-Token"]
+    assert env.request("GET", "/v2/shares", token=token).status_code == 200
+    # Not onto a project the user has no role on, nor from a token that is not valid.
+    assert_keystone_error(env.request("POST", TOKENS, json_body={"auth": {
+        "identity": {"methods": ["token"], "token": {"id": unscoped}},
+        "scope": {"project": {"name": "proj-b", "domain": {"id": "default"}}}}}), 401)
+    assert_keystone_error(env.request("POST", TOKENS, json_body={"auth": {
+        "identity": {"methods": ["token"], "token": {"id": unscoped + "x"}}}}), 401)
+    # A static admin token (a service's) validates the identity's tokens.
+    static, _ = TokenFile(env.config.auth.tokens_file).issue("services", "validator", admin=True)
+    checked = env.request("GET", TOKENS, token=static, subject=token, headers={})
+    assert checked.status_code == 200 and checked.json["token"]["user"]["name"] == user
