@@ -26,6 +26,7 @@ import logging
 import falcon
 
 from shareflow.api import codec
+from shareflow.api.views import identity as identity_view
 from shareflow.exceptions import NotAuthenticated, ServiceUnavailable, ShareflowError
 
 LOG = logging.getLogger(__name__)
@@ -90,9 +91,7 @@ def _is_identity(req) -> bool:
 def _answer(resp: falcon.Response, status: int, message: str, *, keystone: bool = False) -> None:
     try:
         if keystone:
-            from shareflow.api.views.identity import error
-
-            data = codec.render(error(status, codec.printable(message)))
+            data = codec.render(identity_view.error(status, codec.printable(message)))
         else:
             data = codec.render(fault_body(status, message))
     except Exception:  # noqa: BLE001 - e.g. a message whose str() fails: still an answer

@@ -14,6 +14,7 @@ while a secret is verified.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import uuid
@@ -153,8 +154,8 @@ class IdentityService:
             app_credential_id=app_credential.id if app_credential is not None else None,
         )
         if app_credential is not None and app_credential.expires_at is not None:
-            payload = TokenPayload(**{**payload.__dict__,
-                                      "expires_at": min(payload.expires_at, app_credential.expires_at)})
+            # A token never outlives the credential it came from.
+            payload = dataclasses.replace(payload, expires_at=min(payload.expires_at, app_credential.expires_at))
         # Roles (and so whether the user may act on the project) as validation sees them.
         return self._describe(token_format.encode(self.keys.fernet(), payload), payload)
 
@@ -224,15 +225,15 @@ class IdentityService:
             raise InvalidInput("application_credential.secret must be a string",
                                user_message="Invalid input for field 'application_credential.secret'.")
         credential_id, name = _str(data, "id", "application_credential"), _str(data, "name", "application_credential")
+        if credential_id is None and name is None:
+            raise InvalidInput("application_credential needs an id, or a name and a user",
+                               user_message="Invalid input for field 'application_credential'.")
+        user = None if credential_id else self._find_user(_obj(data.get("user"), "application_credential.user"))
         with self.db.read() as s:
             if credential_id is not None:
                 credential = identity_db.app_credential(s, credential_id)
-            elif name is not None:
-                user = self._find_user(_obj(data.get("user"), "application_credential.user"))
-                credential = identity_db.app_credential_by_name(s, user.id, name) if user else None
             else:
-                raise InvalidInput("application_credential needs an id, or a name and a user",
-                                   user_message="Invalid input for field 'application_credential'.")
+                credential = identity_db.app_credential_by_name(s, user.id, name) if user else None
         ok = hashing.verify(credential.secret_hash if credential is not None else None, secret)
         if credential is None or not ok:
             raise unauthorized("unknown application credential or wrong secret")
