@@ -3,7 +3,10 @@ stack (gunicorn API, conductors, btrfs, NFS-Ganesha): what ``shareflow run``
 prepares (an admin user, ``var/admin.password``, ``var/clouds.yaml``) is all
 they need. keystoneauth1's Password plugin finds the share service in the
 catalog; ``openstack --os-cloud shareflow`` creates, lists, grants access to
-and deletes a share; an application credential and openstacksdk do too."""
+and deletes a share, and manages users, projects, roles and application
+credentials; an application credential and openstacksdk work too; so do
+gophercloud and manila-csi's request sequence (as against a real Keystone in
+test_keystone_clients.py)."""
 
 from __future__ import annotations
 
@@ -13,13 +16,16 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import pytest
+import requests
 import yaml
 
 from shareflow.identity import bootstrap
 from shareflow.services.identity import IdentityService
 from shareflow.wiring import utcnow
+from tests.fixtures.manila_csi import replay_manila_csi
 from tests.fixtures.stack import ServiceStack, wait_until
 
 
@@ -219,3 +225,27 @@ def test_gophercloud_password_login_and_a_share_lifecycle_with_the_built_in_iden
     assert steps["deleted"] == share_id
     row = stack.share_row(share_id)
     assert row is None or row.project_id == identity.project("gopher").id
+
+
+class _BuiltInKeystone:
+    """The built-in identity, logged in to as manila-csi's client does."""
+
+    def __init__(self, stack):
+        self.url = f"http://127.0.0.1:{stack.api_port}/identity/v3"
+
+    def token(self, user: str, password: str, project: str) -> str:
+        r = requests.post(self.url + "/auth/tokens", timeout=10, json={"auth": {
+            "identity": {"methods": ["password"], "password": {"user": {
+                "name": user, "domain": {"id": "default"}, "password": password}}},
+            "scope": {"project": {"name": project, "domain": {"id": "default"}}}}})
+        assert r.status_code == 201, r.text
+        return r.headers["X-Subject-Token"]
+
+
+def test_manila_csi_request_sequence_with_the_built_in_identity(identity_stack):
+    stack, identity, _login = identity_stack
+    identity.create_project("csi")
+    identity.create_user("csi", "csi's password")
+    identity.add_role("csi", "csi", "member")
+    replay_manila_csi(stack, _BuiltInKeystone(stack),
+                      SimpleNamespace(user_name="csi", password="csi's password", project_name="csi"))
