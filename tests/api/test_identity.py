@@ -285,8 +285,10 @@ def test_admin_role_makes_an_admin_caller_and_reader_is_carried(env):
     admin = env.token(env.user("admin", "admin"), "admin")
     body = env.request("GET", TOKENS, token=admin, subject=admin).json["token"]
     assert sorted(r["name"] for r in body["roles"]) == ["admin", "member", "reader"]
-    # Admin-only route of the share API.
+    # Admin-only route of the share API: the admin role is its admin, a member is not.
     assert env.request("GET", "/v2/services", token=admin).status_code == 200
+    member = env.token(env.user("proj-a", "member"), "proj-a")
+    assert env.request("GET", "/v2/services", token=member).status_code == 403
     reader = env.token(env.user("proj-a", "reader"), "proj-a")
     body = env.request("GET", TOKENS, token=reader, subject=reader).json["token"]
     assert [r["name"] for r in body["roles"]] == ["reader"]

@@ -140,6 +140,17 @@ def test_application_credential_with_the_openstack_cli_and_openstacksdk(identity
             assert share_id in {s.id for s in conn.shared_file_system.shares()}
         finally:
             conn.close()
+    # openstacksdk creates and deletes with the password cloud too.
+    conn = openstack.connect(cloud="shareflow")
+    try:
+        sdk_share = conn.shared_file_system.create_share(name="by-sdk", size=1, share_protocol="NFS")
+        wait_until(lambda: conn.shared_file_system.get_share(sdk_share.id).status == "available", 60,
+                   "the sdk's share to be available")
+        conn.shared_file_system.delete_share(sdk_share.id)
+        wait_until(lambda: conn.shared_file_system.find_share(sdk_share.id) is None, 60,
+                   "the sdk's share to be deleted")
+    finally:
+        conn.close()
     token = stack.tokens.issue("admin-check2", "root", admin=True)[0]
     wait_until(lambda: _share_status(stack, share_id, token) == "available", 60, "the share to be available")
     deleted = _openstack("--os-cloud", "appcred", "share", "delete", share_id, "--wait",
