@@ -12,6 +12,10 @@ would see from Manila. Three handlers are registered on the app:
 * ``Exception`` - a bug: logged with its traceback, answered with Manila's
   generic 500 body and nothing else.
 
+The built-in identity's routes (``/identity/...``) answer in Keystone's
+shape instead, ``{"error": {"code": N, "message": "...", "title": "..."}}``,
+which keystoneauth1, openstacksdk and gophercloud read.
+
 Every fault body is rendered to bytes by the handler itself, from a message
 made encodable first (:func:`shareflow.api.codec.printable`), so answering an
 error cannot fail in turn: an error whose message echoed a lone surrogate of

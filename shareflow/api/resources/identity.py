@@ -1,9 +1,13 @@
 """The built-in identity's routes under ``/identity`` (Keystone v3's API):
-version discovery and ``/v3/auth/tokens``. They are public to the app's
-authentication middleware and authenticate their caller themselves, where
-Keystone asks for one (validating or revoking a token)."""
+version discovery, ``/v3/auth/tokens``, and the admin routes the
+``openstack user|project|role|role assignment|application credential``
+commands use. They are public to the app's authentication middleware and
+authenticate their caller themselves, where Keystone asks for one (all but
+discovery and getting a token)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import falcon
 
@@ -128,9 +132,7 @@ def _optional_bool(data: dict, key: str) -> bool | None:
     return value
 
 
-def _expiry(value) -> "datetime | None":
-    from datetime import UTC, datetime
-
+def _expiry(value) -> datetime | None:
     if value is None:
         return None
     try:
