@@ -153,6 +153,9 @@ class Shares(Resource):
             availability_zone=refs["availability_zone"],
             share_network_id=refs["share_network_id"],
             snapshot_id=refs["snapshot_id"],
+            # Manila ignores it below 2.31.
+            **({"share_group_id": share["share_group_id"]}
+               if share.get("share_group_id") is not None and version(req).at_least("2.31") else {}),
         )
         reply(resp, {"share": view.detail(created, self.view_context(req))})
 
