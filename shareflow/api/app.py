@@ -56,6 +56,8 @@ from shareflow.api.resources.share_networks import (
 from shareflow.api.resources.share_groups import (
     ShareGroup,
     ShareGroups,
+    ShareGroupSnapshot,
+    ShareGroupSnapshots,
     ShareGroupType,
     ShareGroupTypes,
     ShareGroupTypeSpecs,
@@ -244,3 +246,10 @@ def _group_routes(route, config: Config, services) -> None:
     group = ShareGroup(config, services)
     route("/share-groups/{group_id}", group)
     route("/share-groups/{group_id}/action", group, suffix="action")
+    group_snapshots = ShareGroupSnapshots(config, services)
+    route("/share-group-snapshots", group_snapshots)
+    route("/share-group-snapshots/detail", group_snapshots, suffix="detail")
+    group_snapshot = ShareGroupSnapshot(config, services)
+    route("/share-group-snapshots/{snapshot_id}", group_snapshot)
+    route("/share-group-snapshots/{snapshot_id}/members", group_snapshot, suffix="members")
+    route("/share-group-snapshots/{snapshot_id}/action", group_snapshot, suffix="action")

@@ -219,13 +219,24 @@ def set_snapshot_status(session: Session, snapshot_id: str, status: str, *, now:
     return moved
 
 
-def mark_snapshot_deleted(session: Session, snapshot_id: str, *, now: datetime) -> None:
-    session.execute(sa.update(ShareGroupSnapshot).where(ShareGroupSnapshot.id == snapshot_id)
-                    .values(status="deleted", deleted_at=now, updated_at=now)
-                    .execution_options(synchronize_session=False))
+def set_member_statuses(session: Session, snapshot_id: str, status: str, *, now: datetime) -> None:
+    """The members follow their group snapshot's status."""
     session.execute(sa.update(ShareGroupSnapshotMember)
                     .where(ShareGroupSnapshotMember.share_group_snapshot_id == snapshot_id)
-                    .values(status="deleted", updated_at=now).execution_options(synchronize_session=False))
+                    .values(status=status, updated_at=now).execution_options(synchronize_session=False))
+
+
+def mark_snapshot_deleted(session: Session, snapshot_id: str, *, now: datetime) -> bool:
+    """Soft delete (from any live status: a job's last step, or an admin's
+    force delete), members with it. Returns whether it moved."""
+    moved = session.execute(
+        sa.update(ShareGroupSnapshot)
+        .where(ShareGroupSnapshot.id == snapshot_id, ShareGroupSnapshot.deleted_at.is_(None))
+        .values(status="deleted", deleted_at=now, updated_at=now)
+        .execution_options(synchronize_session=False)).rowcount == 1
+    if moved:
+        set_member_statuses(session, snapshot_id, "deleted", now=now)
+    return moved
 
 
 def snapshots_of_share(session: Session, share_id: str) -> int:

@@ -22,8 +22,11 @@ from shareflow.db import messages as messages_db
 from shareflow.db import networks as networks_db
 from shareflow.db import share_groups as groups_db
 from shareflow.db import share_types as types_db
+from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
-from shareflow.db.models import ShareGroup, ShareGroupType, ShareType
+from shareflow.db.models import ShareGroup, ShareGroupSnapshot, ShareGroupSnapshotMember, ShareGroupType, ShareType
+from shareflow.engine import operations
+from shareflow.engine.posting import JobPoster
 from shareflow.domain import states, validation
 from shareflow.exceptions import Conflict, Forbidden, InvalidInput, NoValidHost, NotFound
 from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
@@ -42,6 +45,9 @@ GROUP_RESETTABLE = frozenset({states.CREATING, states.AVAILABLE, states.ERROR, s
 #: Share group list filters Manila takes (``group_type_id`` is an alias).
 GROUP_FILTERS = ("name", "description", "status", "share_group_type_id", "share_network_id",
                  "availability_zone", "host", "source_share_group_snapshot_id", "project_id")
+SNAPSHOT_FILTERS = ("name", "description", "status", "share_group_id", "project_id")
+SNAPSHOT_SORT_KEYS = ("created_at", "updated_at", "id", "name", "status", "project_id", "share_group_id")
+SNAPSHOT_RESETTABLE = frozenset(states.TRANSITIONS[states.SHARE_GROUP_SNAPSHOT]) - {states.DELETED}
 GROUP_SORT_KEYS = ("created_at", "updated_at", "id", "name", "status", "project_id", "host",
                    "share_group_type_id", "share_network_id", "availability_zone")
 
@@ -127,6 +133,11 @@ def check_share_in_group(session, caller: Caller, group_id, stype: ShareType, sh
     return group
 
 
+def group_snapshot_members_of(session, share_id: str) -> int:
+    """Live group snapshot members of a share: they keep it from being deleted (Manila)."""
+    return groups_db.snapshots_of_share(session, share_id)
+
+
 def place_in_group(scheduler: Scheduler, session, spec, group: ShareGroup) -> Placement:
     """A share of a group goes to the group's pool, if the filter scheduler
     lets it (room, an enabled service...); NoValidHost otherwise."""
@@ -140,10 +151,11 @@ def place_in_group(scheduler: Scheduler, session, spec, group: ShareGroup) -> Pl
 
 
 class ShareGroupService:
-    def __init__(self, config: Config, db: Database, *, clock: Callable[[], datetime],
+    def __init__(self, config: Config, db: Database, poster: JobPoster, *, clock: Callable[[], datetime],
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
         self._config = config
         self._db = db
+        self._poster = poster
         self._clock = clock
         self._new_id = new_id
         self._scheduler = Scheduler.from_config(config, clock=clock)
@@ -403,3 +415,104 @@ class ShareGroupService:
                 groups_db.mark_snapshot_deleted(s, snap.id, now=now)
             group.status, group.deleted_at, group.updated_at = states.DELETED, now, now
             s.flush()
+
+    # --- group snapshots ----------------------------------------------------------------
+
+    def get_snapshot(self, caller: Caller, snapshot_id: str) -> ShareGroupSnapshot:
+        with self._db.read() as s:
+            return groups_db.get_snapshot(s, snapshot_id, caller.scope)
+
+    def list_snapshots(self, caller: Caller, *, all_projects: bool, filters: dict, sort_key: str,
+                       sort_dir: str) -> list[ShareGroupSnapshot]:
+        scope = None if (caller.is_admin and all_projects) else caller.project_id
+        with self._db.read() as s:
+            return groups_db.list_snapshots(s, scope, filters, sort_key=sort_key, sort_dir=sort_dir)
+
+    def create_snapshot(self, caller: Caller, *, share_group_id: str, name=None,
+                        description=None) -> ShareGroupSnapshot:
+        """One snapshot per member share, taken by one job on the group's
+        backend (Manila's checks: the group and every member available)."""
+        name = validation.optional_text(name, "Share group snapshot name", 255)
+        description = validation.optional_text(description, "Share group snapshot description", 255)
+        now = self._clock()
+        with self._db.write() as s:
+            try:
+                group = groups_db.get_group(s, share_group_id, caller.scope)
+            except NotFound as e:
+                raise InvalidInput(str(e), user_message=f"Share group {share_group_id} could not be found.") from None
+            if group.status != states.AVAILABLE or group.backend is None:
+                raise Conflict(f"Share group status must be {states.AVAILABLE}")
+            shares = groups_db.members(s, group.id)
+            for share in shares:
+                # Each member's row held while available: its delete waits, then sees the member.
+                if share.status != states.AVAILABLE or not snapshots_db.hold_available_share(s, share.id):
+                    raise Conflict(f"Share {share.id} in share group must have status of {states.AVAILABLE} in "
+                                   "order to create a group snapshot")
+            snap = ShareGroupSnapshot(id=self._new_id(), project_id=caller.project_id, user_id=caller.user_id,
+                                      share_group_id=group.id, name=name, description=description,
+                                      status=states.CREATING, created_at=now)
+            snap.members = [ShareGroupSnapshotMember(
+                id=self._new_id(), share_id=share.id, project_id=caller.project_id, size=share.size,
+                share_proto=share.share_proto, status=states.CREATING, created_at=now) for share in shares]
+            s.add(snap)
+            s.flush()
+            spec = self._snapshot_spec("create_share_group_snapshot", group, snap, caller)
+            job = self._poster.record(s, spec)
+            snap_id = snap.id
+        self._poster.post_or_undo(job, spec, undo=operations.undo("create_share_group_snapshot", snap_id, None,
+                                                                  clock=self._clock))
+        return self.get_snapshot(caller, snap_id)
+
+    @staticmethod
+    def _snapshot_spec(operation: str, group: ShareGroup, snap: ShareGroupSnapshot, caller: Caller,
+                       force: bool = False):
+        members = [[m.id, m.share_id] for m in snap.members]
+        return operations.job_spec(
+            operation, backend=group.backend, resource_id=snap.id, caller=caller, project_id=snap.project_id,
+            factory_kwargs={"members": members, **({"force": True} if force else {})},
+            store={"group_snapshot_id": snap.id})
+
+    def update_snapshot(self, caller: Caller, snapshot_id: str, fields: dict) -> ShareGroupSnapshot:
+        invalid = set(fields) - {"name", "description"}
+        if invalid:
+            raise InvalidInput(f"The fields {invalid} are invalid or not allowed to be updated.")
+        with self._db.write() as s:
+            snap = groups_db.get_snapshot(s, snapshot_id, caller.scope)
+            if "name" in fields:
+                snap.name = validation.optional_text(fields["name"], "Share group snapshot name", 255)
+            if "description" in fields:
+                snap.description = validation.optional_text(fields["description"],
+                                                            "Share group snapshot description", 255)
+            snap.updated_at = self._clock()
+            s.flush()
+            return snap
+
+    def delete_snapshot(self, caller: Caller, snapshot_id: str, *, force: bool = False) -> None:
+        """Every member's snapshot deleted by one job. ``force`` (admin):
+        from any status, and the records go even if the backend fails."""
+        if force:
+            _require_admin(caller)
+        now = self._clock()
+        with self._db.write() as s:
+            snap = groups_db.get_snapshot(s, snapshot_id, None if force else caller.scope)
+            previous = snap.status
+            deletable = GROUP_DELETABLE | ({states.CREATING, states.DELETING, states.ERROR_DELETING} if force
+                                           else frozenset())
+            if previous not in deletable:
+                raise Conflict(f"Share group snapshot status must be one of {tuple(sorted(GROUP_DELETABLE))}")
+            if previous != states.DELETING and not groups_db.set_snapshot_status(
+                    s, snap.id, states.DELETING, now=now, expected={previous}):
+                raise Conflict(f"Share group snapshot {snap.id} changed status meanwhile")
+            group = groups_db.get_group(s, snap.share_group_id, None)
+            spec = self._snapshot_spec("delete_share_group_snapshot", group, snap, caller, force=force)
+            job = self._poster.record(s, spec)
+        self._poster.post_or_undo(job, spec, undo=operations.undo("delete_share_group_snapshot", snapshot_id,
+                                                                  previous, clock=self._clock))
+
+    def reset_snapshot_status(self, caller: Caller, snapshot_id: str, status) -> None:
+        _require_admin(caller)
+        if status not in SNAPSHOT_RESETTABLE:
+            raise InvalidInput(f"Invalid status: {status}")
+        with self._db.write() as s:
+            snap = groups_db.get_snapshot(s, snapshot_id, None)
+            groups_db.set_snapshot_status(s, snap.id, status, now=self._clock())

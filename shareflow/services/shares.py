@@ -280,6 +280,11 @@ class ShareService:
                     f"share {share_id} has {dependent} snapshots",
                     user_message=f"Invalid share: Share still has {dependent} dependent snapshots.",
                 )
+            members = share_groups.group_snapshot_members_of(s, share_id)
+            if members:
+                raise Forbidden(f"share {share_id} has {members} group snapshot members",
+                                user_message=f"Invalid share: Share still has {members} dependent share group "
+                                             "snapshot members.")
             previous = share.status
             spec = operations.job_spec(
                 "delete_share", backend=share.backend, resource_id=share_id, caller=caller,

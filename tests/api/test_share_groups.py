@@ -10,7 +10,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from shareflow.db.models import Share, ShareGroup, ShareGroupType
+from shareflow.db.models import Share, ShareGroup, ShareGroupSnapshot, ShareGroupType
 from shareflow.wiring import utcnow
 from tests.api.conftest import MAX, assert_fault, report_pool
 
@@ -325,3 +325,108 @@ def test_group_list_show_update_and_admin_actions(pools):
     assert_fault(api.delete(f"/v2/share-group-types/{gt['id']}", token=admin), 400)
     api.delete(f"/v2/share-groups/{in_use['id']}")
     assert api.delete(f"/v2/share-group-types/{gt['id']}", token=admin).status_code == 204
+
+
+# --- share group snapshots ------------------------------------------------------------------
+
+
+def _group_with_members(api, count: int = 2) -> tuple[dict, list[dict]]:
+    st = new_share_type(api)
+    group = new_group(api, new_group_type(api, [st["id"]]))
+    shares = [api.create_share(token=api.tokens["alice"], share_type=st["id"], share_group_id=group["id"])
+              for _ in range(count)]
+    for share in shares:
+        api.set_share_status(share["id"], "available")
+    return group, shares
+
+
+def _set_group_snapshot_status(api, snapshot_id: str, status: str) -> None:
+    with api.services.db.write() as s:
+        s.execute(sa.update(ShareGroupSnapshot).where(ShareGroupSnapshot.id == snapshot_id).values(status=status))
+
+
+def test_group_snapshot_create_takes_every_member_in_one_job(api):
+    group, shares = _group_with_members(api)
+    path = "/v2/share-group-snapshots"
+    body = {"share_group_snapshot": {"share_group_id": group["id"], "name": "gs", "description": "d"}}
+    assert_fault(api.post(path, body, version="2.30", headers=EXPERIMENTAL), 404)
+    assert_fault(api.post(path, body, version="2.54"), 404)
+    assert api.count(ShareGroupSnapshot, share_group_id=group["id"]) == 0
+    result = api.post(path, body, version="2.31", headers=EXPERIMENTAL)
+    assert result.status_code == 202, result.text
+    snap = result.json["share_group_snapshot"]
+    assert snap["status"] == "creating" and snap["share_group_id"] == group["id"] and snap["name"] == "gs"
+    assert sorted(m["share_id"] for m in snap["members"]) == sorted(s["id"] for s in shares)
+    assert all(m["size"] == 1 for m in snap["members"])
+    # One job, on the group's backend, for all members.
+    jobs = api.get("/v2/jobs", token=api.tokens["admin"], params={"resource_id": snap["id"]}).json["jobs"]
+    assert [j["operation"] for j in jobs] == ["create_share_group_snapshot"]
+    members = api.get(f"{path}/{snap['id']}/members").json["share_group_snapshot_members"]
+    assert {m["share_id"] for m in members} == {s["id"] for s in shares}
+    assert all(m["share_group_snapshot_id"] == snap["id"] and m["share_protocol"] == "NFS" for m in members)
+    # While it exists: its shares and its group are not deleted.
+    message = assert_fault(api.delete(f"/v2/shares/{shares[0]['id']}"), 403)
+    assert "share group snapshot members" in message
+    assert_fault(api.delete(f"/v2/share-groups/{group['id']}"), 409)
+    # Not deleted while creating.
+    assert_fault(api.delete(f"{path}/{snap['id']}"), 409)
+
+
+def test_group_snapshot_create_errors(api):
+    group, shares = _group_with_members(api)
+    path = "/v2/share-group-snapshots"
+    assert_fault(api.post(path, {"share_group_snapshot": {}}), 400)
+    assert_fault(api.post(path, {"share_group_snapshot": {"share_group_id": "nope"}}), 400)
+    assert_fault(api.post(path, {"share_group_snapshot": {"share_group_id": str(uuid.uuid4())}}), 400)
+    assert_fault(api.post(path, {"nope": {}}), 400)
+    # Another project's group: not found (400, as Manila's ShareGroupNotFound here).
+    assert_fault(api.post(path, {"share_group_snapshot": {"share_group_id": group["id"]}},
+                          token=api.tokens["bob"]), 400)
+    api.set_share_status(shares[1]["id"], "extending")
+    message = assert_fault(api.post(path, {"share_group_snapshot": {"share_group_id": group["id"]}}), 409)
+    assert shares[1]["id"] in message
+    api.set_share_status(shares[1]["id"], "available")
+    with api.services.db.write() as s:
+        s.execute(sa.update(ShareGroup).where(ShareGroup.id == group["id"]).values(status="error"))
+    assert_fault(api.post(path, {"share_group_snapshot": {"share_group_id": group["id"]}}), 409)
+    assert api.count(ShareGroupSnapshot, share_group_id=group["id"]) == 0
+
+
+def test_group_snapshot_list_show_update_delete_and_admin_actions(api):
+    admin, alice, bob = api.tokens["admin"], api.tokens["alice"], api.tokens["bob"]
+    group, _shares = _group_with_members(api, count=1)
+    path = "/v2/share-group-snapshots"
+    snap = api.post(path, {"share_group_snapshot": {"share_group_id": group["id"], "name": "one"}}).json[
+        "share_group_snapshot"]
+    item = f"{path}/{snap['id']}"
+    assert {"id": snap["id"], "name": "one", "links": snap["links"]} in api.get(path).json["share_group_snapshots"]
+    detail = api.get(f"{path}/detail", params={"share_group_id": group["id"]}).json["share_group_snapshots"]
+    assert [s["id"] for s in detail] == [snap["id"]] and len(detail[0]["members"]) == 1
+    assert api.get(f"{path}/detail", params={"status": "available", "share_group_id": group["id"]}).json[
+        "share_group_snapshots"] == []
+    assert snap["id"] not in [s["id"] for s in api.get(path, token=bob).json["share_group_snapshots"]]
+    assert snap["id"] in [s["id"] for s in api.get(path, token=admin, params={"all_tenants": ""}).json[
+        "share_group_snapshots"]]
+    assert_fault(api.get(item, token=bob), 404)
+    assert_fault(api.get(f"{path}/{uuid.uuid4()}"), 404)
+    assert_fault(api.get(f"{path}/{uuid.uuid4()}/members"), 404)
+    updated = api.put(item, {"share_group_snapshot": {"name": "two", "description": "x"}}).json
+    assert updated["share_group_snapshot"]["name"] == "two"
+    assert_fault(api.put(item, {"share_group_snapshot": {"status": "x"}}), 400)
+    assert_fault(api.put(item, {"share_group_snapshot": {"name": "x"}}, token=bob), 404)
+    # Admin reset_status; a member may not.
+    assert_fault(api.post(f"{item}/action", {"reset_status": {"status": "available"}}), 403)
+    assert_fault(api.post(f"{item}/action", {"reset_status": {"status": "bogus"}}, token=admin), 400)
+    assert api.post(f"{item}/action", {"reset_status": {"status": "available"}}, token=admin).status_code == 202
+    assert api.get(item).json["share_group_snapshot"]["status"] == "available"
+    # Delete: one job for all members, the snapshot deleting until it runs.
+    assert api.delete(item).status_code == 202
+    assert api.get(item).json["share_group_snapshot"]["status"] == "deleting"
+    jobs = api.get("/v2/jobs", token=admin, params={"resource_id": snap["id"]}).json["jobs"]
+    assert sorted(j["operation"] for j in jobs) == ["create_share_group_snapshot", "delete_share_group_snapshot"]
+    assert_fault(api.delete(item), 409)
+    # force_delete: admins, from any status.
+    assert_fault(api.post(f"{item}/action", {"force_delete": None}), 403)
+    assert api.post(f"{item}/action", {"force_delete": None}, token=admin).status_code == 202
+    jobs = api.get("/v2/jobs", token=admin, params={"resource_id": snap["id"]}).json["jobs"]
+    assert len(jobs) == 3

@@ -28,7 +28,13 @@ from shareflow.api.views import share_groups as view
 from shareflow.auth.tokens import valid_id
 from shareflow.domain import validation
 from shareflow.exceptions import InvalidInput, NotFound
-from shareflow.services.share_groups import GROUP_FILTERS, GROUP_SORT_KEYS, spec_values
+from shareflow.services.share_groups import (
+    GROUP_FILTERS,
+    GROUP_SORT_KEYS,
+    SNAPSHOT_FILTERS,
+    SNAPSHOT_SORT_KEYS,
+    spec_values,
+)
 
 INTRODUCED = "2.31"
 GRADUATED = "2.55"
@@ -312,4 +318,74 @@ class ShareGroup(Resource):
             self.services.share_groups.reset_status(who, group_id, status.lower())
         else:
             self.services.share_groups.force_delete(who, group_id)
+        accepted(resp)
+
+
+# --- share group snapshots ---------------------------------------------------------------
+
+
+@falcon.before(require_groups_api)
+class ShareGroupSnapshots(Resource):
+    def on_get(self, req, resp) -> None:
+        self._list(req, resp, detailed=False)
+
+    def on_get_detail(self, req, resp) -> None:
+        self._list(req, resp, detailed=True)
+
+    def _list(self, req, resp, *, detailed: bool) -> None:
+        who = caller(req)
+        q = qp.flatten(req.params)
+        limit, offset = qp.limit(q.pop("limit", None)), qp.offset(q.pop("offset", None))
+        sort_key, sort_dir = qp.sort(q, {k: k for k in SNAPSHOT_SORT_KEYS})
+        filters = {k: v for k, v in q.items() if k in SNAPSHOT_FILTERS}
+        snaps = self.services.share_groups.list_snapshots(who, all_projects=qp.all_tenants(q), filters=filters,
+                                                          sort_key=sort_key, sort_dir=sort_dir)
+        snaps = snaps[offset:][:limit] if limit is not None else snaps[offset:]
+        reply(resp, view.snapshot_list(snaps, self.view_context(req), detailed=detailed))
+
+    def on_post(self, req, resp) -> None:
+        data = _section(req, "share_group_snapshot")
+        group_id = data.get("share_group_id")
+        if not group_id:
+            raise InvalidInput("Must supply 'share_group_id' attribute.")
+        group_id = _uuid(group_id, "The 'share_group_id' attribute must be a uuid.")
+        snap = self.services.share_groups.create_snapshot(
+            caller(req), share_group_id=group_id, name=data.get("name"), description=data.get("description"))
+        reply(resp, {"share_group_snapshot": view.snapshot_detail(snap, self.view_context(req))}, status=202)
+
+
+@falcon.before(require_groups_api)
+class ShareGroupSnapshot(Resource):
+    def on_get(self, req, resp, snapshot_id: str) -> None:
+        snap = self.services.share_groups.get_snapshot(caller(req), snapshot_id)
+        reply(resp, {"share_group_snapshot": view.snapshot_detail(snap, self.view_context(req))})
+
+    def on_get_members(self, req, resp, snapshot_id: str) -> None:
+        snap = self.services.share_groups.get_snapshot(caller(req), snapshot_id)
+        reply(resp, view.member_list(snap))
+
+    def on_put(self, req, resp, snapshot_id: str) -> None:
+        data = _section(req, "share_group_snapshot")
+        snap = self.services.share_groups.update_snapshot(caller(req), snapshot_id, data)
+        reply(resp, {"share_group_snapshot": view.snapshot_detail(snap, self.view_context(req))})
+
+    def on_delete(self, req, resp, snapshot_id: str) -> None:
+        self.services.share_groups.delete_snapshot(caller(req), snapshot_id)
+        accepted(resp)
+
+    def on_post_action(self, req, resp, snapshot_id: str) -> None:
+        who = caller(req)
+        name, info = _action(req)
+        if name not in ("reset_status", "os-reset_status", "force_delete", "os-force_delete"):
+            raise InvalidInput(f"There is no such action: {name}")
+        action = name.removeprefix("os-")
+        require_admin(who, f"share_group_snapshot:{action}")
+        self.services.share_groups.get_snapshot(who, snapshot_id)
+        if action == "reset_status":
+            status = info.get("status") if isinstance(info, dict) else None
+            if not isinstance(status, str):
+                raise InvalidInput("Must specify 'status'")
+            self.services.share_groups.reset_snapshot_status(who, snapshot_id, status.lower())
+        else:
+            self.services.share_groups.delete_snapshot(who, snapshot_id, force=True)
         accepted(resp)
