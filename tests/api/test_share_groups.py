@@ -231,7 +231,12 @@ def test_group_goes_to_the_one_pool_all_its_types_can_use(pools):
     # A group with members is not deleted; without, it is.
     assert_fault(api.delete(f"/v2/share-groups/{group['id']}"), 409)
     api.set_share_status(member["id"], "available")
-    assert api.delete(f"/v2/shares/{member['id']}").status_code == 202
+    # Manila: a group's share is deleted naming its group.
+    assert "Must provide 'share_group_id'" in assert_fault(api.delete(f"/v2/shares/{member['id']}"), 400)
+    assert "does not match" in assert_fault(api.delete(f"/v2/shares/{member['id']}",
+                                                       params={"share_group_id": only_gold["id"]}), 400)
+    assert api.share_row(member["id"]).status == "available"
+    assert api.delete(f"/v2/shares/{member['id']}", params={"share_group_id": group["id"]}).status_code == 202
     # What the delete job's last step does (no conductor runs here).
     with api.services.db.write() as s:
         s.execute(sa.update(Share).where(Share.id == member["id"]).values(status="deleted", deleted_at=utcnow()))
@@ -365,7 +370,7 @@ def test_group_snapshot_create_takes_every_member_in_one_job(api):
     assert {m["share_id"] for m in members} == {s["id"] for s in shares}
     assert all(m["share_group_snapshot_id"] == snap["id"] and m["share_protocol"] == "NFS" for m in members)
     # While it exists: its shares and its group are not deleted.
-    message = assert_fault(api.delete(f"/v2/shares/{shares[0]['id']}"), 403)
+    message = assert_fault(api.delete(f"/v2/shares/{shares[0]['id']}", params={"share_group_id": group["id"]}), 403)
     assert "share group snapshot members" in message
     assert_fault(api.delete(f"/v2/share-groups/{group['id']}"), 409)
     # Not deleted while creating.

@@ -186,5 +186,14 @@ class Share(Resource):
         reply(resp, {"share": view.detail(share, self.view_context(req))})
 
     def on_delete(self, req, resp, share_id: str) -> None:
+        group_id = self.services.shares.get(caller(req), share_id).share_group_id
+        if group_id is not None:
+            # Manila: a share of a group is deleted naming its group.
+            given = req.params.get("share_group_id")
+            if not given:
+                raise InvalidInput("Must provide 'share_group_id' as a request parameter when deleting a share "
+                                   "in a share group.")
+            if given != group_id:
+                raise InvalidInput("The specified 'share_group_id' does not match the share group id of the share.")
         self.services.shares.delete(caller(req), share_id)
         accepted(resp)
