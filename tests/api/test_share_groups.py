@@ -217,6 +217,10 @@ def test_group_goes_to_the_one_pool_all_its_types_can_use(pools):
     member = api.create_share(token=api.tokens["alice"], share_type=gold["id"], share_group_id=group["id"])
     assert member["share_group_id"] == group["id"]
     assert api.share_row(member["id"]).host == BOTH
+    # The share list's share_group_id filter (2.31; ignored below, as Manila).
+    listed = lambda v: {s["id"] for s in api.get("/v2/shares", params={"share_group_id": group["id"]},
+                                                 version=v).json["shares"]}
+    assert listed("2.31") == {member["id"]} and {member["id"], alone["id"]} <= listed("2.30")
     # Below 2.31 the field is ignored, as Manila does.
     old = api.post("/v2/shares", {"share": {"size": 1, "share_proto": "NFS", "share_type": gold["id"],
                                             "share_group_id": group["id"]}}, version="2.30").json["share"]

@@ -72,6 +72,8 @@ class Shares(Resource):
         for key, column in EQUAL_FILTERS.items():
             if key in q:
                 filters[column] = qp.text(q[key], key)
+        if ver.at_least("2.31") and "share_group_id" in q:
+            filters["share_group_id"] = qp.text(q["share_group_id"], "share_group_id")
         if ver.at_least("2.36"):
             if "description" in q:
                 filters["description"] = qp.text(q["description"], "description")
