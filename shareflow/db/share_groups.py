@@ -152,6 +152,17 @@ def list_groups(session: Session, scope: str | None, filters: dict, *, sort_key:
     return list(session.scalars(q))
 
 
+def hold_available_group(session: Session, group_id: str) -> bool:
+    """Whether the group is available, taking its row's write lock for the
+    rest of the transaction (a no-op update): a share or group snapshot is
+    only added to a group whose delete cannot pass meanwhile (the delete
+    changes the row first, then counts what the group holds)."""
+    stmt = (sa.update(ShareGroup)
+            .where(ShareGroup.id == group_id, ShareGroup.status == "available", ShareGroup.deleted_at.is_(None))
+            .values(status=ShareGroup.status).execution_options(synchronize_session=False))
+    return session.execute(stmt).rowcount == 1
+
+
 def member_count(session: Session, group_id: str) -> int:
     q = sa.select(sa.func.count()).select_from(Share).where(
         Share.share_group_id == group_id, Share.deleted_at.is_(None))
@@ -164,11 +175,11 @@ def members(session: Session, group_id: str) -> list[Share]:
 
 
 def set_group_status(session: Session, group_id: str, status: str, *, now: datetime,
-                     expected: set[str] | frozenset[str] | None = None) -> bool:
+                     expected: set[str] | frozenset[str] | None = None, **values) -> bool:
     stmt = sa.update(ShareGroup).where(ShareGroup.id == group_id, ShareGroup.deleted_at.is_(None))
     if expected is not None:
         stmt = stmt.where(ShareGroup.status.in_(expected))
-    return session.execute(stmt.values(status=status, updated_at=now)
+    return session.execute(stmt.values(status=status, updated_at=now, **values)
                            .execution_options(synchronize_session=False)).rowcount == 1
 
 

@@ -119,7 +119,8 @@ def check_share_in_group(session, caller: Caller, group_id, stype: ShareType, sh
         group = groups_db.get_group(session, group_id, caller.scope)
     except (InvalidInput, NotFound):
         raise InvalidInput(f"Share group {group_id} not found.") from None
-    if group.status != states.AVAILABLE:
+    # Held to the commit: a delete of the group waits, then sees this share.
+    if group.status != states.AVAILABLE or not groups_db.hold_available_group(session, group.id):
         raise InvalidInput(f"Share group status must be {states.AVAILABLE}, but it is {group.status}.")
     if stype.id not in group.share_type_ids():
         raise InvalidInput(f"The specified share type ({stype.id}) is not supported by the specified "
@@ -382,15 +383,19 @@ class ShareGroupService:
         now = self._clock()
         with self._db.write() as s:
             group = groups_db.get_group(s, group_id, caller.scope)
-            if group.host is not None:
-                if group.status not in GROUP_DELETABLE:
-                    raise Conflict(f"Share group status must be one of {tuple(sorted(GROUP_DELETABLE))}")
-                if groups_db.snapshot_count(s, group.id):
-                    raise Conflict("Cannot delete a share group with snapshots")
-                if groups_db.member_count(s, group.id):
-                    raise Conflict("Cannot delete a share group with shares")
-            group.status, group.deleted_at, group.updated_at = states.DELETED, now, now
-            s.flush()
+            expected = GROUP_DELETABLE if group.host is not None else {group.status}
+            if group.status not in expected:
+                raise Conflict(f"Share group status must be one of {tuple(sorted(GROUP_DELETABLE))}")
+            # The row first, then what it holds: a share or group snapshot
+            # added concurrently either waited for this and is refused, or
+            # committed first and is counted (raising rolls this back).
+            if not groups_db.set_group_status(s, group.id, states.DELETED, now=now, expected=expected,
+                                              deleted_at=now):
+                raise Conflict(f"Share group {group.id} changed status meanwhile")
+            if groups_db.snapshot_count(s, group.id):
+                raise Conflict("Cannot delete a share group with snapshots")
+            if groups_db.member_count(s, group.id):
+                raise Conflict("Cannot delete a share group with shares")
 
     def reset_status(self, caller: Caller, group_id: str, status) -> None:
         _require_admin(caller)
@@ -440,7 +445,8 @@ class ShareGroupService:
                 group = groups_db.get_group(s, share_group_id, caller.scope)
             except NotFound as e:
                 raise InvalidInput(str(e), user_message=f"Share group {share_group_id} could not be found.") from None
-            if group.status != states.AVAILABLE or group.backend is None:
+            if (group.status != states.AVAILABLE or group.backend is None
+                    or not groups_db.hold_available_group(s, group.id)):
                 raise Conflict(f"Share group status must be {states.AVAILABLE}")
             shares = groups_db.members(s, group.id)
             for share in shares:

@@ -4,7 +4,8 @@ member a group of it with two shares on the group's one pool, writes to them
 over NFS, snapshots the group (one read-only btrfs snapshot per member,
 holding what was written), and deletes everything. A member whose snapshot
 fails takes the others' back with it: the group snapshot ends ``error`` with
-a user message and no snapshot left on the backend."""
+a user message and no snapshot left on the backend. On PostgreSQL, a share
+created into a group and the group's delete cannot both win."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from manilaclient import exceptions as mexc
 
 from tests.fixtures.stack import wait_until
-from tests.functional.lifecycle_helpers import Tenant
+from tests.functional.lifecycle_helpers import Tenant, race
 
 
 @pytest.fixture
@@ -157,3 +158,35 @@ def test_failed_member_snapshot_reverts_the_others(tenant, group_type, tmp_path)
         wait_gone(m.shares.get, share.id)
     m.share_groups.delete(group)
     wait_gone(m.share_groups.get, group.id)
+
+
+def test_share_into_a_group_races_its_delete_on_postgresql(pg_stack):
+    """PostgreSQL's row locks (not SQLite's single writer) decide: either the
+    share is created in the group and the group's delete is refused (409), or
+    the group is deleted and the share refused (400) - never both accepted."""
+    stack = pg_stack
+    admin = stack.manila()
+    m = stack.manila(stack.token(f"pggroups-{uuid.uuid4().hex[:6]}"))
+    stype = admin.share_types.create(f"pgg-{uuid.uuid4().hex[:6]}", spec_driver_handles_share_servers=False,
+                                     spec_snapshot_support=True)
+    gtype = admin.share_group_types.create(f"pggt-{uuid.uuid4().hex[:6]}", [stype.id], is_public=True)
+    for attempt in range(5):
+        group = m.share_groups.create(share_group_type=gtype.id, share_types=[stype.id])
+        created: list = []
+        outcomes = race(stack, {
+            "share": lambda g=group: created.append(m.shares.create("NFS", 1, share_type=stype.id,
+                                                                    share_group_id=g.id)),
+            "delete": lambda g=group: m.share_groups.delete(g)}, hold=("create_volume",))
+        assert sorted(outcomes.items()) in ([("delete", "Conflict"), ("share", "accepted")],
+                                            [("delete", "accepted"), ("share", "BadRequest")]), outcomes
+        if outcomes["share"] == "accepted":
+            share = stack.wait_for_share(m, created[0].id, {"available", "error"})
+            assert share.status == "available" and m.share_groups.get(group.id).status == "available"
+            m.shares.delete(share, share_group_id=group.id)
+            wait_gone(m.shares.get, share.id)
+            m.share_groups.delete(group)
+        else:
+            assert m.shares.list(search_opts={"share_group_id": group.id}) == []
+        wait_gone(m.share_groups.get, group.id)
+    admin.share_group_types.delete(gtype)
+    admin.share_types.delete(stype)
