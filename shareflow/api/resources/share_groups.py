@@ -272,10 +272,10 @@ class ShareGroups(Resource):
         group_type = None
         if "share_group_type_id" in data:
             group_type = _uuid(data["share_group_type_id"], "The 'share_group_type_id' attribute must be a uuid.")
+        zone = validation.optional_ref(data.get("availability_zone"), "availability_zone")
         group = self.services.share_groups.create(
             who, name=data.get("name"), description=data.get("description"), share_types=share_types or None,
-            share_group_type_id=group_type, share_network_id=network,
-            availability_zone=data.get("availability_zone") or None)
+            share_group_type_id=group_type, share_network_id=network, availability_zone=zone or None)
         reply(resp, {"share_group": view.group_detail(group, self.view_context(req))}, status=202)
 
 
