@@ -4,7 +4,8 @@ member a group of it with two shares on the group's one pool, writes to them
 over NFS, snapshots the group (one read-only btrfs snapshot per member,
 holding what was written), and deletes everything. A member whose snapshot
 fails takes the others' back with it: the group snapshot ends ``error`` with
-a user message and no snapshot left on the backend. On PostgreSQL, a share
+a user message and no snapshot left on the backend, and an operator's retry of
+its job takes them all. On PostgreSQL, a share
 created into a group and the group's delete cannot both win."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import uuid
 import pytest
 from manilaclient import exceptions as mexc
 
+from shareflow.services.context import Caller
 from tests.fixtures.stack import wait_until
 from tests.functional.lifecycle_helpers import Tenant, race
 
@@ -142,14 +144,21 @@ def test_failed_member_snapshot_reverts_the_others(tenant, group_type, tmp_path)
     gsnap = wait_group_snapshot(m, gsnap.id, {"available", "error"})
     assert gsnap.status == "error"
     # The first member's snapshot was taken, then deleted when the second failed.
-    stack.finished_job(gsnap.id, "create_share_group_snapshot")
+    job = stack.finished_job(gsnap.id, "create_share_group_snapshot")
     made = calls.read_text().split()
     assert made.count("create_snapshot") == 2 and "delete_snapshot" in made[made.index("create_snapshot") + 1:]
     assert not set(members.values()) & set(stack.backend().share.list_snapshots())
     messages = m.messages.list(search_opts={"resource_id": gsnap.id})
     assert messages and "create" in messages[0].user_message
     stack.clear_faults()
-    # An errored group snapshot is deleted like any other; then its shares and group.
+    # An operator retries the reverted job: the same members are taken this time.
+    services = stack.services()
+    try:
+        services.jobs.retry(job.id, Caller(project_id="admin", user_id="operator", is_admin=True))
+    finally:
+        services.close()
+    assert wait_group_snapshot(m, gsnap.id, {"available", "error"}).status == "available"
+    assert set(members.values()) <= set(stack.backend().share.list_snapshots())
     m.share_group_snapshots.delete(gsnap)
     wait_gone(m.share_group_snapshots.get, gsnap.id)
     for share in shares:
