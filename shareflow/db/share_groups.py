@@ -93,6 +93,14 @@ def unset_spec(session: Session, gt: ShareGroupType, key: str, *, now: datetime)
                    user_message=f"Share group type {gt.id} has no group specs with key {key}.")
 
 
+def types_with_share_type(session: Session, share_type_id: str) -> int:
+    """Live share group types that admit the share type."""
+    q = (sa.select(sa.func.count()).select_from(ShareGroupTypeShareType)
+         .join(ShareGroupType, ShareGroupType.id == ShareGroupTypeShareType.share_group_type_id)
+         .where(ShareGroupTypeShareType.share_type_id == share_type_id, ShareGroupType.deleted_at.is_(None)))
+    return session.scalar(q)
+
+
 def type_in_use(session: Session, type_id: str) -> bool:
     q = sa.select(sa.func.count()).select_from(ShareGroup).where(
         ShareGroup.share_group_type_id == type_id, ShareGroup.deleted_at.is_(None))

@@ -107,11 +107,15 @@ def test_group_type_create_show_list_delete(api):
                           token=admin), 409)
     assert_fault(api.post("/v2/share-group-types", {"nothing": {}}, token=admin), 400)
     assert api.count(ShareGroupType, name=base["name"]) == 0
+    # A share type a live group type admits is not deleted (Manila's share_type_destroy).
+    assert "share group types" in assert_fault(api.delete(f"/v2/types/{st1['id']}", token=admin), 400)
     # Delete: members 403, unknown 404, then 204 and gone.
     assert_fault(api.delete(f"/v2/share-group-types/{gt['id']}", token=alice), 403)
     assert_fault(api.delete(f"/v2/share-group-types/{uuid.uuid4()}", token=admin), 404)
     assert api.delete(f"/v2/share-group-types/{gt['id']}", token=admin).status_code == 204
     assert_fault(api.get(f"/v2/share-group-types/{gt['id']}", token=admin), 404)
+    # Then the share type goes.
+    assert api.delete(f"/v2/types/{st1['id']}", token=admin).status_code == 202
 
 
 def test_default_group_type_is_404_unless_configured(api):
