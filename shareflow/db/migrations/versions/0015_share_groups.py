@@ -111,8 +111,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("shares") as batch:
-        batch.drop_column("share_group_id")
+    if op.get_bind().dialect.name == "sqlite":
+        # In place (SQLite >= 3.35): a batch rebuild would drop ``shares``,
+        # and under foreign keys that drop cascades to its children's rows.
+        op.execute("ALTER TABLE shares DROP COLUMN share_group_id")
+    else:
+        op.drop_column("shares", "share_group_id")
     for table in ("share_group_snapshot_members", "share_group_snapshots", "share_group_share_types",
                   "share_groups", "share_group_type_projects", "share_group_type_share_types",
                   "share_group_type_specs", "share_group_types"):
