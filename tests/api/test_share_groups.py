@@ -58,7 +58,9 @@ def new_group(api, group_type: dict, *, token=None, **extra) -> dict:
 # --- microversions ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/v2/share-group-types", "/v2/share-groups", "/v2/share-groups/detail"])
+@pytest.mark.parametrize("path", ["/v2/share-group-types", "/v2/share-group-types/detail", "/v2/share-groups",
+                                  "/v2/share-groups/detail", "/v2/share-group-snapshots",
+                                  "/v2/share-group-snapshots/detail"])
 def test_groups_api_exists_from_2_31_experimental_and_from_2_55(api, path):
     admin = api.tokens["admin"]
     # 2.30: not there, header or not.
@@ -74,6 +76,29 @@ def test_groups_api_exists_from_2_31_experimental_and_from_2_55(api, path):
     # 2.55: GA.
     result = api.get(path, token=admin, version="2.55")
     assert result.status_code == 200 and "X-OpenStack-Manila-API-Experimental" not in result.headers
+
+
+def test_every_item_route_is_at_2_31_experimental_and_2_55(api):
+    admin = api.tokens["admin"]
+    gt = new_group_type(api, [new_share_type(api)["id"]], group_specs={"k": "v"}, is_public=False)
+    group = new_group(api, gt, token=admin)
+    gsnap = api.post("/v2/share-group-snapshots", {"share_group_snapshot": {"share_group_id": group["id"]}},
+                     token=admin).json["share_group_snapshot"]
+    for path in (f"/v2/share-group-types/{gt['id']}", f"/v2/share-group-types/{gt['id']}/group-specs",
+                 f"/v2/share-group-types/{gt['id']}/group-specs/k", f"/v2/share-group-types/{gt['id']}/access",
+                 f"/v2/share-groups/{group['id']}", f"/v2/share-group-snapshots/{gsnap['id']}",
+                 f"/v2/share-group-snapshots/{gsnap['id']}/members"):
+        for version, headers in (("2.30", EXPERIMENTAL), ("2.31", None), ("2.54", None)):
+            message = assert_fault(api.get(path, token=admin, version=version, headers=headers), 404)
+            assert message == "The resource could not be found.", (path, version)
+        for version, headers in (("2.31", EXPERIMENTAL), ("2.54", EXPERIMENTAL), ("2.55", None), (MAX, None)):
+            assert api.get(path, token=admin, version=version, headers=headers).status_code == 200, (path, version)
+    # Writes too: a rename below 2.55 without the header changes nothing.
+    path = f"/v2/share-groups/{group['id']}"
+    assert_fault(api.put(path, {"share_group": {"name": "x"}}, token=admin, version="2.54"), 404)
+    assert api.get(path, token=admin).json["share_group"]["name"] is None
+    assert api.put(path, {"share_group": {"name": "x"}}, token=admin, version="2.31",
+                   headers=EXPERIMENTAL).json["share_group"]["name"] == "x"
 
 
 # --- share group types -------------------------------------------------------------------
