@@ -5,19 +5,21 @@ over NFS, snapshots the group (one read-only btrfs snapshot per member,
 holding what was written), and deletes everything. A member whose snapshot
 fails takes the others' back with it: the group snapshot ends ``error`` with
 a user message and no snapshot left on the backend, and an operator's retry of
-its job takes them all. On PostgreSQL, a share
+its job takes them all. A conductor killed inside the job leaves it to
+another, which finishes it. On PostgreSQL, a share
 created into a group and the group's delete cannot both win."""
 
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 
 import pytest
 from manilaclient import exceptions as mexc
 
 from shareflow.services.context import Caller
-from tests.fixtures.stack import wait_until
+from tests.fixtures.stack import owner_pid, wait_until
 from tests.functional.lifecycle_helpers import Tenant, race
 
 
@@ -167,6 +169,38 @@ def test_failed_member_snapshot_reverts_the_others(tenant, group_type, tmp_path)
         wait_gone(m.shares.get, share.id)
     m.share_groups.delete(group)
     wait_gone(m.share_groups.get, group.id)
+
+
+def test_killed_conductor_group_snapshot_is_finished_by_another(tenant, group_type):
+    """SIGKILL inside the first member's snapshot: another conductor resumes
+    the job, and every member has its one snapshot."""
+    stack, m = tenant.stack, tenant.m
+    stype, gtype = group_type
+    group = m.share_groups.create(share_group_type=gtype.id, share_types=[stype.id])
+    shares = [tenant.create(share_type=stype.id, share_group_id=group.id) for _ in range(2)]
+    stack.set_faults({"create_snapshot": "hang"})
+    gsnap = m.share_group_snapshots.create(group)
+    job = stack.job_inside(gsnap.id, "create_share_group_snapshot", "create_member_snapshot_0")
+    first_owner, victim = job.owner, owner_pid(job)
+    assert victim in stack.worker_pids()
+    os.kill(victim, signal.SIGKILL)
+    stack.clear_faults()
+
+    gsnap = wait_group_snapshot(m, gsnap.id, {"available", "error"}, timeout=60)
+    assert gsnap.status == "available", stack.log("pool")[-4000:]
+    job = stack.finished_job(gsnap.id, "create_share_group_snapshot")
+    assert job.state == "succeeded" and job.owner != first_owner
+    on_backend = stack.backend().share.list_snapshots()
+    assert all(on_backend.count(mem["id"]) == 1 for mem in gsnap.members) and len(gsnap.members) == 2
+    wait_until(lambda: len(stack.worker_pids()) == 2 and victim not in stack.worker_pids(), 30,
+               "the pool to restart the killed worker")
+    m.share_group_snapshots.delete(gsnap)
+    wait_gone(m.share_group_snapshots.get, gsnap.id)
+    for share in shares:
+        m.shares.delete(share, share_group_id=group.id)
+    for share in shares:
+        wait_gone(m.shares.get, share.id)
+    m.share_groups.delete(group)
 
 
 def test_share_into_a_group_races_its_delete_on_postgresql(pg_stack):
