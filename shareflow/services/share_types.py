@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shareflow.config import Config
+from shareflow.db import share_groups as groups_db
 from shareflow.db import share_types as types_db
 from shareflow.db.engine import Database
 from shareflow.db.models import ShareType
@@ -166,6 +167,9 @@ class ShareTypeService:
             st = types_db.get(s, type_id)
             if types_db.in_use(s, st.id):
                 raise InvalidInput(f"Share Type {type_id} deletion is not allowed with shares present with the type.")
+            if groups_db.types_with_share_type(s, st.id):
+                # Manila's share_type_destroy: live share group types hold it too.
+                raise InvalidInput(f"Target share type with id {type_id} is still in use by share group types.")
             types_db.delete(s, st, now=self._clock())
 
     def extra_specs(self, caller: Caller, type_id: str) -> dict[str, str]:

@@ -72,6 +72,8 @@ class Shares(Resource):
         for key, column in EQUAL_FILTERS.items():
             if key in q:
                 filters[column] = qp.text(q[key], key)
+        if ver.at_least("2.31") and "share_group_id" in q:
+            filters["share_group_id"] = qp.text(q["share_group_id"], "share_group_id")
         if ver.at_least("2.36"):
             if "description" in q:
                 filters["description"] = qp.text(q["description"], "description")
@@ -153,6 +155,9 @@ class Shares(Resource):
             availability_zone=refs["availability_zone"],
             share_network_id=refs["share_network_id"],
             snapshot_id=refs["snapshot_id"],
+            # Manila ignores it below 2.31.
+            **({"share_group_id": share["share_group_id"]}
+               if share.get("share_group_id") is not None and version(req).at_least("2.31") else {}),
         )
         reply(resp, {"share": view.detail(created, self.view_context(req))})
 
@@ -183,5 +188,14 @@ class Share(Resource):
         reply(resp, {"share": view.detail(share, self.view_context(req))})
 
     def on_delete(self, req, resp, share_id: str) -> None:
+        group_id = self.services.shares.get(caller(req), share_id).share_group_id
+        if group_id is not None:
+            # Manila: a share of a group is deleted naming its group.
+            given = req.params.get("share_group_id")
+            if not given:
+                raise InvalidInput("Must provide 'share_group_id' as a request parameter when deleting a share "
+                                   "in a share group.")
+            if given != group_id:
+                raise InvalidInput("The specified 'share_group_id' does not match the share group id of the share.")
         self.services.shares.delete(caller(req), share_id)
         accepted(resp)
