@@ -14,7 +14,7 @@ takes ``{"resume": null}``, ``{"retry": null}`` or ``{"cancel": null}``
 from __future__ import annotations
 
 from shareflow.api import params as qp
-from shareflow.api.resources.base import Resource, caller, dispatch_action, reply
+from shareflow.api.resources.base import PER_ACTION, Action, Resource, caller, dispatch_action, reply
 from shareflow.api.views import jobs as view
 from shareflow.domain import states
 from shareflow.exceptions import InvalidInput
@@ -39,6 +39,8 @@ def _states(raw) -> list[str] | None:
 
 
 class Jobs(Resource):
+    POLICY = {"on_get": "job:index"}
+
     def on_get(self, req, resp) -> None:
         q = qp.flatten(req.params)
         text = {k: qp.text(q[k], k) for k in ("operation", "resource_id", "project_id") if k in q}
@@ -52,6 +54,8 @@ class Jobs(Resource):
 
 
 class Job(Resource):
+    POLICY = {"on_get": "job:show"}
+
     def on_get(self, req, resp, job_id: str) -> None:
         shown = self.services.jobs.show(job_id, caller=caller(req), live=True)
         reply(resp, {"job": view.detail(shown, self.view_context(req))})
@@ -61,11 +65,13 @@ class JobActions(Resource):
     """Each action is a conditional transition in the service: of two
     operators acting on one job, one gets the 202 and the other a 409."""
 
+    POLICY = {"on_post": PER_ACTION}
+
     def on_post(self, req, resp, job_id: str) -> None:
         dispatch_action(req, resp, job_id, {
-            "resume": ("2.0", None, self._resume),
-            "retry": ("2.0", None, self._retry),
-            "cancel": ("2.0", None, self._cancel),
+            "resume": Action("2.0", None, self._resume, "job:resume"),
+            "retry": Action("2.0", None, self._retry, "job:retry"),
+            "cancel": Action("2.0", None, self._cancel, "job:cancel"),
         }, kind="Job")
 
     def _resume(self, req, resp, job_id, info) -> None:

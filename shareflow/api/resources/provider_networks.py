@@ -14,6 +14,8 @@ FIELDS = ("name", "bridge", "cidr", "gateway", "mtu", "allocation_ranges")
 
 
 class ProviderNetworks(Resource):
+    POLICY = {"on_get": "provider_network:index", "on_post": "provider_network:create"}
+
     def on_get(self, req, resp) -> None:
         reply(resp, view.list_view(self.services.provider_networks.list(caller(req)),
                                    self.view_context(req)))
@@ -33,6 +35,8 @@ class ProviderNetworks(Resource):
 
 
 class ProviderNetwork(Resource):
+    POLICY = {"on_get": "provider_network:show", "on_delete": "provider_network:delete"}
+
     def on_get(self, req, resp, network_id: str) -> None:
         usage = self.services.provider_networks.get(caller(req), network_id)
         reply(resp, {"provider_network": view.detail(usage, self.view_context(req))})

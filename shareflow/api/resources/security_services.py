@@ -37,6 +37,15 @@ def _values(req) -> dict:
 
 
 class SecurityServices(Resource):
+    POLICY = {
+        "on_get": "security_service:index",
+        "on_get_detail": "security_service:detail",
+        "on_post": "security_service:create",
+        "on_get_item": "security_service:show",
+        "on_put_item": "security_service:update",
+        "on_delete_item": "security_service:delete",
+    }
+
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 

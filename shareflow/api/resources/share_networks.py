@@ -27,6 +27,8 @@ from datetime import datetime
 from shareflow.api import params as qp
 from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.resources.base import (
+    PER_ACTION,
+    Action,
     Resource,
     accepted,
     body,
@@ -80,6 +82,12 @@ def _matches(own: dict, subnets: list[dict], key: str, value, *, fuzzy: bool) ->
 
 
 class ShareNetworks(Resource):
+    POLICY = {
+        "on_get": "share_network:index",
+        "on_get_detail": "share_network:detail",
+        "on_post": "share_network:create",
+    }
+
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 
@@ -143,6 +151,12 @@ class ShareNetworks(Resource):
 
 
 class ShareNetwork(Resource):
+    POLICY = {
+        "on_get": "share_network:show",
+        "on_put": "share_network:update",
+        "on_delete": "share_network:delete",
+    }
+
     def on_get(self, req, resp, share_network_id: str) -> None:
         sn = self.services.share_networks.get(caller(req), share_network_id)
         reply(resp, {RESOURCE: view.detail(sn, self.view_context(req))})
@@ -158,14 +172,20 @@ class ShareNetwork(Resource):
 
 
 class ShareNetworkActions(Resource):
+    POLICY = {"on_post": PER_ACTION}
+
     def __init__(self, config, services):
         super().__init__(config, services)
         self._actions = {
-            "add_security_service": ("2.0", None, self._add),
-            "remove_security_service": ("2.0", None, self._remove),
-            "update_security_service": ("2.63", None, self._update),
-            "update_security_service_check": ("2.63", None, self._update_check),
-            "add_security_service_check": ("2.63", None, self._add_check),
+            "add_security_service": Action("2.0", None, self._add, "share_network:add_security_service"),
+            "remove_security_service": Action("2.0", None, self._remove,
+                                              "share_network:remove_security_service"),
+            "update_security_service": Action("2.63", None, self._update,
+                                              "share_network:update_security_service"),
+            "update_security_service_check": Action("2.63", None, self._update_check,
+                                                    "share_network:update_security_service_check"),
+            "add_security_service_check": Action("2.63", None, self._add_check,
+                                                 "share_network:add_security_service_check"),
         }
 
     def on_post(self, req, resp, share_network_id: str) -> None:
@@ -210,6 +230,13 @@ class ShareNetworkActions(Resource):
 class ShareNetworkSubnets(Resource):
     """Manila 2.51+: a share network's subnets: list, create (one per
     availability zone, the zone-less default included), show, delete."""
+
+    POLICY = {
+        "on_get": "share_network_subnet:index",
+        "on_post": "share_network_subnet:create",
+        "on_get_item": "share_network_subnet:show",
+        "on_delete_item": "share_network_subnet:delete",
+    }
 
     def on_get(self, req, resp, share_network_id: str) -> None:
         require_version(req, "2.51")
