@@ -33,29 +33,41 @@ class MissingPolicy(TypeError):
 
 
 def _guarded(responder: Callable, rule: str) -> Callable:
-    """``responder``, enforcing ``rule`` first for the caller's own project
-    (Manila's target when none is given). A rule about a particular resource
-    of another project (another project's public share) is the service's
-    to enforce again with that resource as the target."""
+    """``responder`` under ``rule``, checked for the caller's own project
+    (Manila's target when none is given) when the responder first asks who
+    is calling or reads the body (:func:`caller`, :func:`body`): after its
+    microversion check (404) and before the body's (400), Manila's order.
+    Nothing is changed before then (every service takes the caller), and a
+    responder that never asks is checked before its answer leaves. A rule
+    about one resource of another project (another project's public share)
+    is the service's to enforce again with that resource as the target."""
     if rule == PER_ACTION or policy.check_of(rule).anyone:
         # Also the versions documents, answered without a token (no caller).
         guarded = responder
     else:
-        policy.check_of(rule)  # an unknown rule is a bug: fail at import
 
         @functools.wraps(responder)
         def guarded(self, req, resp, *args, **kwargs):
-            policy.enforce(req.context.caller, rule)
-            return responder(self, req, resp, *args, **kwargs)
+            req.context.policy_rule = rule
+            result = responder(self, req, resp, *args, **kwargs)
+            _enforce_pending(req)
+            return result
     guarded.__policy_rule__ = rule
     return guarded
+
+
+def _enforce_pending(req: falcon.Request) -> None:
+    rule = getattr(req.context, "policy_rule", None)
+    if rule is not None:
+        req.context.policy_rule = None
+        policy.enforce(req.context.caller, rule)
 
 
 class Resource:
     """Every responder (``on_<method>[_<suffix>]``) a subclass defines must
     name its policy rule in ``POLICY`` (responder name -> rule in
     :data:`shareflow.policy.RULES`, or :data:`PER_ACTION`); the rule is
-    enforced before the responder runs. A responder without one is an error
+    enforced before the responder acts (see :func:`_guarded`). A responder without one is an error
     when the class is defined, so no route can go unpoliced."""
 
     POLICY: ClassVar[dict[str, str]] = {}
@@ -75,6 +87,7 @@ class Resource:
         self.services = services
 
     def view_context(self, req: falcon.Request) -> ViewContext:
+        _enforce_pending(req)
         caller = req.context.caller
         return ViewContext(
             version=req.context.api_version,
@@ -86,6 +99,8 @@ class Resource:
 
 
 def caller(req: falcon.Request) -> Caller:
+    """Who is calling; first checks the responder's policy rule (see :func:`_guarded`)."""
+    _enforce_pending(req)
     return req.context.caller
 
 
@@ -99,6 +114,8 @@ def require_version(req: falcon.Request, low: str, high: str | None = None) -> N
 
 
 def body(req: falcon.Request) -> Any:
+    """The decoded body; first checks the responder's policy rule (see :func:`_guarded`)."""
+    _enforce_pending(req)
     return req.context.body
 
 
