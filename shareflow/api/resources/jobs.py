@@ -14,7 +14,7 @@ takes ``{"resume": null}``, ``{"retry": null}`` or ``{"cancel": null}``
 from __future__ import annotations
 
 from shareflow.api import params as qp
-from shareflow.api.resources.base import PER_ACTION, Action, Resource, caller, dispatch_action, reply
+from shareflow.api.resources.base import PER_ACTION, Action, Actions, Resource, caller, dispatch_action, reply
 from shareflow.api.views import jobs as view
 from shareflow.domain import states
 from shareflow.exceptions import InvalidInput
@@ -66,12 +66,16 @@ class JobActions(Resource):
 
     POLICY = {"on_post": PER_ACTION}
 
-    def on_post(self, req, resp, job_id: str) -> None:
-        dispatch_action(req, resp, job_id, {
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        self.actions: Actions = {
             "resume": Action("2.0", None, self._resume, "job:resume"),
             "retry": Action("2.0", None, self._retry, "job:retry"),
             "cancel": Action("2.0", None, self._cancel, "job:cancel"),
-        }, kind="Job")
+        }
+
+    def on_post(self, req, resp, job_id: str) -> None:
+        dispatch_action(req, resp, job_id, self.actions, kind="Job")
 
     def _resume(self, req, resp, job_id, info) -> None:
         self._steer(req, resp, job_id, "resume", info)

@@ -29,6 +29,7 @@ from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.resources.base import (
     PER_ACTION,
     Action,
+    Actions,
     Resource,
     accepted,
     body,
@@ -176,7 +177,7 @@ class ShareNetworkActions(Resource):
 
     def __init__(self, config, services):
         super().__init__(config, services)
-        self._actions = {
+        self.actions: Actions = {
             "add_security_service": Action("2.0", None, self._add, "share_network:add_security_service"),
             "remove_security_service": Action("2.0", None, self._remove,
                                               "share_network:remove_security_service"),
@@ -194,7 +195,7 @@ class ShareNetworkActions(Resource):
             raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
         # The share network must exist for the caller first (404 otherwise).
         self.services.share_networks.get(caller(req), share_network_id)
-        dispatch_action(req, resp, share_network_id, self._actions, kind="Share network",
+        dispatch_action(req, resp, share_network_id, self.actions, kind="Share network",
                         unsupported=UNSUPPORTED_ACTIONS)
 
     def _network(self, req, resp, share_network_id: str, status: int = 200) -> None:

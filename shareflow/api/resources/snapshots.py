@@ -150,7 +150,6 @@ class SnapshotActions(Resource):
 
     def __init__(self, config, services):
         super().__init__(config, services)
-        # action -> (first version, last version or None, handler)
         self.actions: Actions = {
             "os-reset_status": Action("2.0", "2.6", self.reset_status, "share_snapshot:reset_status"),
             "reset_status": Action("2.7", None, self.reset_status, "share_snapshot:reset_status"),
