@@ -4,6 +4,7 @@ and the guard every API responder is defined under."""
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 
@@ -159,3 +160,18 @@ def test_every_resource_module_names_known_rules_for_every_responder():
                 assert rule == base.PER_ACTION or rule in policy.RULES, (cls, name)
                 seen += 1
     assert seen > 80
+
+
+READ_ACTION = re.compile(r"^(get|get_all|index|show|detail|default|access_get|access_get_all"
+                         r"|get_share_metadata|get_snapshot|get_all_snapshots)$")
+
+
+def test_only_reads_are_open_to_readers():
+    """What a reader may do is named as a read (Manila's get/index/show...);
+    a rule naming a change is never reader-level, whatever the table says."""
+    for name, check in policy.RULES.items():
+        action = name.rsplit(":", 1)[1]
+        if check in (policy.ADMIN_OR_PROJECT_READER, policy.ANYONE):
+            assert READ_ACTION.match(action), name
+        else:
+            assert check in (policy.ADMIN, policy.ADMIN_OR_PROJECT_MEMBER), name
