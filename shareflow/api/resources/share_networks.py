@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shareflow import policy
 from shareflow.api import params as qp
 from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.resources.base import (
@@ -98,13 +99,14 @@ class ShareNetworks(Resource):
     def _list(self, req, resp, *, detailed: bool) -> None:
         who, ver = caller(req), version(req)
         q = qp.flatten(req.params)
-        project_id = qp.text(q["project_id"], "project_id") if "project_id" in q and who.is_admin else None
-        all_projects = who.is_admin and qp.all_tenants(q)
+        everyone = policy.authorize(who, "share_network:get_all_share_networks")
+        project_id = qp.text(q["project_id"], "project_id") if "project_id" in q and everyone else None
+        all_projects = everyone and qp.all_tenants(q)
         since = _date(q["created_since"]) if "created_since" in q else None
         before = _date(q["created_before"]) if "created_before" in q else None
         limit, offset = qp.limit(q.get("limit")), qp.offset(q.get("offset"))
         filters = {k: v for k, v in q.items() if k not in NOT_FILTERS}
-        if not who.is_admin:
+        if not everyone:
             for key in ADMIN_FILTERS:
                 filters.pop(key, None)
         for key in INT_FILTERS:
@@ -129,7 +131,7 @@ class ShareNetworks(Resource):
             # Manila lists every share network the security service is added to.
             wanted = set(self.services.security_services.share_networks([q["security_service_id"]])
                          [q["security_service_id"]])
-            if who.is_admin and project_id is None and not all_projects:
+            if everyone and project_id is None and not all_projects:
                 rows = self.services.share_networks.list(who, all_projects=True)
             rows = [sn for sn in rows if sn.id in wanted]
         if filters:

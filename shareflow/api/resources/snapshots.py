@@ -11,6 +11,7 @@ plain names from 2.7.
 from __future__ import annotations
 
 
+from shareflow import policy
 from shareflow.api import params as qp
 from shareflow.api.resources.base import (
     PER_ACTION,
@@ -91,8 +92,9 @@ class Snapshots(Resource):
             for key in ("name~", "description~"):
                 if key in q:
                     filters[key] = qp.text(q[key], key)
-        all_projects = qp.all_tenants(q) and who.is_admin
-        if "project_id" in q and who.is_admin:
+        everyone = policy.authorize(who, "share_snapshot:list_all_projects")
+        all_projects = qp.all_tenants(q) and everyone
+        if "project_id" in q and everyone:
             filters["project_id"] = qp.text(q["project_id"], "project_id")
         sort_key, sort_dir = qp.sort(q, SORT_KEYS)
         limit = qp.limit(q.get("limit"))
