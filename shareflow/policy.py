@@ -106,7 +106,6 @@ RULES: Mapping[str, Check] = {
     "share:force_delete": _A,
     "share:list_by_host": _A,
     "share:list_all_projects": _A,
-    "share:access_get": _R,
     "share:access_get_all": _R,
     "share:extend": _M,
     "share:force_extend": _A,

@@ -162,7 +162,7 @@ def test_every_resource_module_names_known_rules_for_every_responder():
     assert seen > 80
 
 
-READ_ACTION = re.compile(r"^(get|get_all|index|show|detail|default|access_get|access_get_all"
+READ_ACTION = re.compile(r"^(get|get_all|index|show|detail|default|access_get_all"
                          r"|get_share_metadata|get_snapshot|get_all_snapshots)$")
 
 

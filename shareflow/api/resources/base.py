@@ -24,8 +24,6 @@ NOT_AT_THIS_VERSION = "The resource could not be found."
 #: A responder whose rule depends on the body: ``POST .../action``, each
 #: action naming its own (:class:`Action`), enforced by :func:`dispatch_action`.
 PER_ACTION = "per-action"
-#: Methods that change state: a reader never reaches their responders.
-WRITE_METHODS = ("post", "put", "delete", "patch")
 
 
 class MissingPolicy(TypeError):
@@ -67,8 +65,8 @@ class Resource:
     """Every responder (``on_<method>[_<suffix>]``) a subclass defines must
     name its policy rule in ``POLICY`` (responder name -> rule in
     :data:`shareflow.policy.RULES`, or :data:`PER_ACTION`); the rule is
-    enforced before the responder acts (see :func:`_guarded`). A responder without one is an error
-    when the class is defined, so no route can go unpoliced."""
+    enforced before the responder acts (see :func:`_guarded`). A responder
+    without one is an error when the class is defined: no route goes unpoliced."""
 
     POLICY: ClassVar[dict[str, str]] = {}
 
