@@ -21,7 +21,9 @@ class Caller:
     roles: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        given = self.roles if self.roles is not None else ((policy.ADMIN_ROLE,) if self.is_admin else (policy.MEMBER_ROLE,))
+        given = self.roles
+        if given is None:
+            given = (policy.ADMIN_ROLE,) if self.is_admin else (policy.MEMBER_ROLE,)
         roles = policy.effective_roles(given)
         object.__setattr__(self, "roles", roles)
         object.__setattr__(self, "is_admin", policy.ADMIN_ROLE in roles)
