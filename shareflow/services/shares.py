@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import access as access_db
 from shareflow.db import messages as messages_db
@@ -60,9 +61,7 @@ def _writable(session, share_id: str, caller: Caller, action: str) -> Share:
     """The share ``caller`` may change: another project's public share is
     visible to it but refused by Manila's owner policy (``share:<action>``), 403."""
     share = shares_db.get(session, share_id, caller.scope)
-    if caller.scope is not None and share.project_id != caller.scope:
-        raise Forbidden(f"share {share_id} belongs to another project",
-                        user_message=f"Policy doesn't allow share:{action} to be performed.")
+    policy.enforce(caller, f"share:{action}", target=share)
     return share
 
 
@@ -92,7 +91,8 @@ class ShareService:
              **query) -> tuple[list, int | None]:
         """One page of records (see :func:`shareflow.db.shares.list_`), and how
         many shares match in all when ``with_count``; one read transaction."""
-        scope = None if (caller.is_admin and all_projects) else caller.project_id
+        everyone = all_projects and policy.authorize(caller, "share:list_all_projects")
+        scope = None if everyone else caller.project_id
         with self._db.read() as s:
             rows = shares_db.list_(s, scope, **query)
             total = (shares_db.count(s, scope, filters=query.get("filters"), public=query.get("public", False))
