@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import messages as messages_db
 from shareflow.db import networks as networks_db
@@ -28,7 +29,7 @@ from shareflow.db.models import ShareGroup, ShareGroupSnapshot, ShareGroupSnapsh
 from shareflow.engine import operations
 from shareflow.engine.posting import JobPoster
 from shareflow.domain import states, validation
-from shareflow.exceptions import Conflict, Forbidden, InvalidInput, NoValidHost, NotFound
+from shareflow.exceptions import Conflict, InvalidInput, NoValidHost, NotFound
 from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
@@ -50,11 +51,6 @@ SNAPSHOT_SORT_KEYS = ("created_at", "updated_at", "id", "name", "status", "proje
 SNAPSHOT_RESETTABLE = frozenset(states.TRANSITIONS[states.SHARE_GROUP_SNAPSHOT]) - {states.DELETED}
 GROUP_SORT_KEYS = ("created_at", "updated_at", "id", "name", "status", "project_id", "host",
                    "share_group_type_id", "share_network_id", "availability_zone")
-
-
-def _require_admin(caller: Caller) -> None:
-    if not caller.is_admin:
-        raise Forbidden("Policy doesn't allow this operation to be performed.")
 
 
 def _specs(value) -> dict[str, str]:
@@ -200,7 +196,7 @@ class ShareGroupService:
         return gt
 
     def create_type(self, caller: Caller, *, name, share_types, group_specs=None, is_public=True) -> ShareGroupType:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group_type:create")
         if not share_types:
             raise InvalidInput("Supported share types must be provided.")
         if not isinstance(name, str) or not name or len(name) > 255:
@@ -223,7 +219,7 @@ class ShareGroupService:
                                          share_type_ids=ids, specs=specs, is_public=is_public)
 
     def delete_type(self, caller: Caller, type_id: str) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group_type:delete")
         with self._db.write() as s:
             gt = groups_db.get_type(s, type_id)
             if groups_db.type_in_use(s, gt.id):
@@ -232,16 +228,16 @@ class ShareGroupService:
             s.flush()
 
     def type_specs(self, caller: Caller, type_id: str) -> dict[str, str]:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group_types_spec:index")
         return self.get_type(caller, type_id).specs()
 
     def set_type_specs(self, caller: Caller, type_id: str, specs: dict[str, str]) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group_types_spec:update")
         with self._db.write() as s:
             groups_db.set_specs(s, groups_db.get_type(s, type_id), specs, now=self._clock())
 
     def unset_type_spec(self, caller: Caller, type_id: str, key: str) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group_types_spec:delete")
         with self._db.write() as s:
             groups_db.unset_spec(s, groups_db.get_type(s, type_id), key, now=self._clock())
 
@@ -253,7 +249,7 @@ class ShareGroupService:
         return gt
 
     def type_access(self, caller: Caller, type_id: str) -> list[str]:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group_type:list_project_access")
         with self._db.read() as s:
             gt = groups_db.get_type(s, type_id)
             if gt.is_public:
@@ -262,12 +258,12 @@ class ShareGroupService:
             return groups_db.type_projects(s, gt)
 
     def add_type_access(self, caller: Caller, type_id: str, project_id: str) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group_type:add_project_access")
         with self._db.write() as s:
             groups_db.add_type_project(s, self._private_type(s, type_id), project_id, now=self._clock())
 
     def remove_type_access(self, caller: Caller, type_id: str, project_id: str) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group_type:remove_project_access")
         with self._db.write() as s:
             groups_db.remove_type_project(s, self._private_type(s, type_id), project_id)
 
@@ -398,7 +394,7 @@ class ShareGroupService:
                 raise Conflict("Cannot delete a share group with shares")
 
     def reset_status(self, caller: Caller, group_id: str, status) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group:reset_status")
         if status not in GROUP_RESETTABLE:
             raise InvalidInput(f"Invalid status: {status}")
         with self._db.write() as s:
@@ -410,7 +406,7 @@ class ShareGroupService:
         """Manila's admin force_delete of a group: its records go (its
         snapshots, and the group from its member shares), not its shares'
         storage, which stays theirs to delete."""
-        _require_admin(caller)
+        policy.enforce(caller, "share_group:force_delete")
         now = self._clock()
         with self._db.write() as s:
             group = groups_db.get_group(s, group_id, None)
@@ -497,7 +493,7 @@ class ShareGroupService:
         """Every member's snapshot deleted by one job. ``force`` (admin):
         from any status, and the records go even if the backend fails."""
         if force:
-            _require_admin(caller)
+            policy.enforce(caller, "share_group_snapshot:force_delete")
         now = self._clock()
         with self._db.write() as s:
             snap = groups_db.get_snapshot(s, snapshot_id, None if force else caller.scope)
@@ -516,7 +512,7 @@ class ShareGroupService:
                                                                   previous, clock=self._clock))
 
     def reset_snapshot_status(self, caller: Caller, snapshot_id: str, status) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_group_snapshot:reset_status")
         if status not in SNAPSHOT_RESETTABLE:
             raise InvalidInput(f"Invalid status: {status}")
         with self._db.write() as s:

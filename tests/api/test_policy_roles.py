@@ -117,6 +117,14 @@ def world(api) -> dict[str, str]:
     ids["type_id"] = stype.json["share_type"]["id"]
     assert api.post(f"/v2/types/{ids['type_id']}/action", {"addProjectAccess": {"project": "proj-a"}},
                     token=admin).status_code == 202
+    gtype = api.post("/v2/share-group-types", {"share_group_type": {
+        "name": f"pol-{uuid.uuid4().hex[:6]}", "share_types": [ids["type_id"]]}}, token=admin)
+    assert gtype.status_code == 200, gtype.text
+    group = api.post("/v2/share-groups", {"share_group": {
+        "share_group_type_id": gtype.json["share_group_type"]["id"], "share_types": [ids["type_id"]]}},
+        token=alice)
+    assert group.status_code == 202, group.text
+    ids["group_id"] = group.json["share_group"]["id"]
     net = api.post("/v2/share-networks", {"share_network": {"name": "pol-net"}}, token=alice)
     assert net.status_code == 200, net.text
     ids["share_network_id"] = net.json["share_network"]["id"]

@@ -14,16 +14,18 @@ from __future__ import annotations
 import falcon
 
 from shareflow.api import params as qp
-from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.resources.base import (
     NOT_AT_THIS_VERSION,
+    PER_ACTION,
+    Action,
+    Actions,
     Resource,
     body,
     caller,
+    dispatch_action,
     reply,
     version,
 )
-from shareflow.api.resources.share_types import require_admin
 from shareflow.api.views import share_groups as view
 from shareflow.auth.tokens import valid_id
 from shareflow.domain import validation
@@ -80,12 +82,11 @@ def accepted(resp) -> None:
     resp.data = b""
 
 
-def _action(req) -> tuple[str, object]:
-    data = body(req)
-    if not isinstance(data, dict) or len(data) != 1:
-        raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
-    (name, info), = data.items()
-    return name, info
+def _status(info) -> str:
+    status = info.get("status") if isinstance(info, dict) else None
+    if not isinstance(status, str):
+        raise InvalidInput("Must specify 'status'")
+    return status.lower()
 
 
 # --- share group types ---------------------------------------------------------------
@@ -93,6 +94,8 @@ def _action(req) -> tuple[str, object]:
 
 @falcon.before(require_groups_api)
 class ShareGroupTypes(Resource):
+    POLICY = {"on_get": "share_group_type:index", "on_get_detail": "share_group_type:index",
+              "on_get_default": "share_group_type:default", "on_post": "share_group_type:create"}
     def _default_name(self):
         return self.config.default_share_group_type
 
@@ -116,7 +119,6 @@ class ShareGroupTypes(Resource):
 
     def on_post(self, req, resp) -> None:
         who = caller(req)
-        require_admin(who, "share_group_type:create")
         data = body(req)
         if not isinstance(data, dict) or not isinstance(data.get("share_group_type"), dict):
             raise InvalidInput("Malformed request body: expected a 'share_group_type' object.")
@@ -129,6 +131,8 @@ class ShareGroupTypes(Resource):
 
 @falcon.before(require_groups_api)
 class ShareGroupType(Resource):
+    POLICY = {"on_get": "share_group_type:show", "on_delete": "share_group_type:delete",
+              "on_get_access": "share_group_type:list_project_access", "on_post_action": PER_ACTION}
     def on_get(self, req, resp, type_id: str) -> None:
         gt = self.services.share_groups.get_type(caller(req), type_id)
         reply(resp, {"share_group_type": view.group_type(gt, self.view_context(req),
@@ -136,22 +140,27 @@ class ShareGroupType(Resource):
 
     def on_delete(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        require_admin(who, "share_group_type:delete")
         self.services.share_groups.delete_type(who, type_id)
         no_content(resp)
 
     def on_get_access(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        require_admin(who, "share_group_type:list_project_access")
         projects = self.services.share_groups.type_access(who, type_id)
         reply(resp, view.group_type_access(type_id, projects))
 
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        self.actions: Actions = {
+            "addProjectAccess": Action(INTRODUCED, None, self._access, "share_group_type:add_project_access"),
+            "removeProjectAccess": Action(INTRODUCED, None, self._access, "share_group_type:remove_project_access"),
+        }
+
     def on_post_action(self, req, resp, type_id: str) -> None:
+        dispatch_action(req, resp, type_id, self.actions, kind="Share group type")
+
+    def _access(self, req, resp, type_id: str, info) -> None:
+        (name,) = body(req)
         who = caller(req)
-        name, info = _action(req)
-        if name not in ("addProjectAccess", "removeProjectAccess"):
-            raise InvalidInput(f"There is no such action: {name}")
-        require_admin(who, f"share_group_type:{'add' if name.startswith('add') else 'remove'}_project_access")
         project = info.get("project") if isinstance(info, dict) else None
         try:
             project = valid_id(project, "project")
@@ -166,14 +175,15 @@ class ShareGroupType(Resource):
 
 @falcon.before(require_groups_api)
 class ShareGroupTypeSpecs(Resource):
+    POLICY = {"on_get": "share_group_types_spec:index", "on_post": "share_group_types_spec:create",
+              "on_get_item": "share_group_types_spec:show", "on_put_item": "share_group_types_spec:update",
+              "on_delete_item": "share_group_types_spec:delete"}
     def on_get(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        require_admin(who, "share_group_types_spec:index")
         reply(resp, {"group_specs": self.services.share_groups.type_specs(who, type_id)})
 
     def on_post(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        require_admin(who, "share_group_types_spec:create")
         data = body(req)
         if not isinstance(data, dict) or not isinstance(data.get("group_specs"), dict):
             raise InvalidInput("Malformed request body: expected a 'group_specs' object.")
@@ -184,7 +194,6 @@ class ShareGroupTypeSpecs(Resource):
 
     def on_get_item(self, req, resp, type_id: str, key: str) -> None:
         who = caller(req)
-        require_admin(who, "share_group_types_spec:show")
         specs = self.services.share_groups.type_specs(who, type_id)
         if key not in specs:
             raise NotFound(f"Share group type {type_id} has no group spec {key}.")
@@ -192,7 +201,6 @@ class ShareGroupTypeSpecs(Resource):
 
     def on_put_item(self, req, resp, type_id: str, key: str) -> None:
         who = caller(req)
-        require_admin(who, "share_group_types_spec:update")
         data = body(req)
         if not data:
             raise InvalidInput("Request body empty.")
@@ -206,7 +214,6 @@ class ShareGroupTypeSpecs(Resource):
 
     def on_delete_item(self, req, resp, type_id: str, key: str) -> None:
         who = caller(req)
-        require_admin(who, "share_group_types_spec:delete")
         self.services.share_groups.unset_type_spec(who, type_id, key)
         no_content(resp)
 
@@ -226,6 +233,8 @@ def _uuid(value, message: str) -> str:
 
 @falcon.before(require_groups_api)
 class ShareGroups(Resource):
+    POLICY = {"on_get": "share_group:get_all", "on_get_detail": "share_group:get_all",
+              "on_post": "share_group:create"}
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 
@@ -289,6 +298,8 @@ def _is_uuid(value: str) -> bool:
 
 @falcon.before(require_groups_api)
 class ShareGroup(Resource):
+    POLICY = {"on_get": "share_group:get", "on_put": "share_group:update", "on_delete": "share_group:delete",
+              "on_post_action": PER_ACTION}
     def on_get(self, req, resp, group_id: str) -> None:
         group = self.services.share_groups.get(caller(req), group_id)
         reply(resp, {"share_group": view.group_detail(group, self.view_context(req))})
@@ -302,22 +313,27 @@ class ShareGroup(Resource):
         self.services.share_groups.delete(caller(req), group_id)
         accepted(resp)
 
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        reset = Action(INTRODUCED, None, self._reset_status, "share_group:reset_status")
+        force = Action(INTRODUCED, None, self._force_delete, "share_group:force_delete")
+        self.actions: Actions = {"reset_status": reset, "os-reset_status": reset,
+                                 "force_delete": force, "os-force_delete": force}
+
     def on_post_action(self, req, resp, group_id: str) -> None:
+        dispatch_action(req, resp, group_id, self.actions, kind="Share group")
+
+    def _reset_status(self, req, resp, group_id: str, info) -> None:
         who = caller(req)
-        name, info = _action(req)
-        if name not in ("reset_status", "os-reset_status", "force_delete", "os-force_delete"):
-            raise InvalidInput(f"There is no such action: {name}")
-        action = name.removeprefix("os-")
-        require_admin(who, f"share_group:{action}")
         # The group must exist (404) before its body is judged, as Manila's mixin does.
         self.services.share_groups.get(who, group_id)
-        if action == "reset_status":
-            status = info.get("status") if isinstance(info, dict) else None
-            if not isinstance(status, str):
-                raise InvalidInput("Must specify 'status'")
-            self.services.share_groups.reset_status(who, group_id, status.lower())
-        else:
-            self.services.share_groups.force_delete(who, group_id)
+        self.services.share_groups.reset_status(who, group_id, _status(info))
+        accepted(resp)
+
+    def _force_delete(self, req, resp, group_id: str, info) -> None:
+        who = caller(req)
+        self.services.share_groups.get(who, group_id)
+        self.services.share_groups.force_delete(who, group_id)
         accepted(resp)
 
 
@@ -326,6 +342,8 @@ class ShareGroup(Resource):
 
 @falcon.before(require_groups_api)
 class ShareGroupSnapshots(Resource):
+    POLICY = {"on_get": "share_group_snapshot:get_all", "on_get_detail": "share_group_snapshot:get_all",
+              "on_post": "share_group_snapshot:create"}
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 
@@ -356,6 +374,9 @@ class ShareGroupSnapshots(Resource):
 
 @falcon.before(require_groups_api)
 class ShareGroupSnapshot(Resource):
+    POLICY = {"on_get": "share_group_snapshot:get", "on_get_members": "share_group_snapshot:get",
+              "on_put": "share_group_snapshot:update", "on_delete": "share_group_snapshot:delete",
+              "on_post_action": PER_ACTION}
     def on_get(self, req, resp, snapshot_id: str) -> None:
         snap = self.services.share_groups.get_snapshot(caller(req), snapshot_id)
         reply(resp, {"share_group_snapshot": view.snapshot_detail(snap, self.view_context(req))})
@@ -373,19 +394,24 @@ class ShareGroupSnapshot(Resource):
         self.services.share_groups.delete_snapshot(caller(req), snapshot_id)
         accepted(resp)
 
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        reset = Action(INTRODUCED, None, self._reset_status, "share_group_snapshot:reset_status")
+        force = Action(INTRODUCED, None, self._force_delete, "share_group_snapshot:force_delete")
+        self.actions: Actions = {"reset_status": reset, "os-reset_status": reset,
+                                 "force_delete": force, "os-force_delete": force}
+
     def on_post_action(self, req, resp, snapshot_id: str) -> None:
+        dispatch_action(req, resp, snapshot_id, self.actions, kind="Share group snapshot")
+
+    def _reset_status(self, req, resp, snapshot_id: str, info) -> None:
         who = caller(req)
-        name, info = _action(req)
-        if name not in ("reset_status", "os-reset_status", "force_delete", "os-force_delete"):
-            raise InvalidInput(f"There is no such action: {name}")
-        action = name.removeprefix("os-")
-        require_admin(who, f"share_group_snapshot:{action}")
         self.services.share_groups.get_snapshot(who, snapshot_id)
-        if action == "reset_status":
-            status = info.get("status") if isinstance(info, dict) else None
-            if not isinstance(status, str):
-                raise InvalidInput("Must specify 'status'")
-            self.services.share_groups.reset_snapshot_status(who, snapshot_id, status.lower())
-        else:
-            self.services.share_groups.delete_snapshot(who, snapshot_id, force=True)
+        self.services.share_groups.reset_snapshot_status(who, snapshot_id, _status(info))
+        accepted(resp)
+
+    def _force_delete(self, req, resp, snapshot_id: str, info) -> None:
+        who = caller(req)
+        self.services.share_groups.get_snapshot(who, snapshot_id)
+        self.services.share_groups.delete_snapshot(who, snapshot_id, force=True)
         accepted(resp)
