@@ -65,6 +65,8 @@ DEFAULT_SHARE_DRIVER = "btrfs"
 DEFAULT_MAX_OVER_SUBSCRIPTION_RATIO = 1.0
 DEFAULT_RESERVED_PERCENTAGE = 0
 DEFAULT_SHARE_TYPE = "default"
+#: Manila's ``default_share_group_type``: none unless configured.
+DEFAULT_SHARE_GROUP_TYPE: str | None = None
 #: Share servers (DHSS=true backends), with Manila's option names and defaults
 #: (manila/share/manager.py): unused servers are deleted by the conductors'
 #: housekeeping once unused this many minutes, unless automatic cleanup is off;
@@ -357,6 +359,7 @@ class Config:
     auth: AuthConfig
     conductor: ConductorConfig
     default_share_type: str = DEFAULT_SHARE_TYPE
+    default_share_group_type: str | None = DEFAULT_SHARE_GROUP_TYPE
     availability_zone: str = DEFAULT_AVAILABILITY_ZONE
     backends: tuple[BackendConfig, ...] = field(default_factory=tuple)
     quotas: QuotaConfig = field(default_factory=QuotaConfig)
@@ -585,6 +588,7 @@ def parse(data: dict, path: Path) -> Config:
     state_dir = top.path("state_dir", DEFAULT_STATE_DIR)
     host = top.str("host", socket.gethostname().split(".")[0] or "localhost")
     default_share_type = top.str("default_share_type", DEFAULT_SHARE_TYPE)
+    default_share_group_type = top.str("default_share_group_type", DEFAULT_SHARE_GROUP_TYPE) or None
     availability_zone = top.str("availability_zone", DEFAULT_AVAILABILITY_ZONE)
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$", availability_zone):
         raise ConfigError(f"config.availability_zone: {availability_zone!r} must be 1 to 255 letters, "
@@ -681,6 +685,7 @@ def parse(data: dict, path: Path) -> Config:
         auth=auth,
         conductor=conductor,
         default_share_type=default_share_type,
+        default_share_group_type=default_share_group_type,
         availability_zone=availability_zone,
         backends=backends,
         quotas=quotas,

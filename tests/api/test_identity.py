@@ -480,3 +480,15 @@ def test_token_method_rescopes_an_unscoped_token_and_static_admins_validate(env)
     static, _ = TokenFile(env.config.auth.tokens_file).issue("services", "validator", admin=True)
     checked = env.request("GET", TOKENS, token=static, subject=token, headers={})
     assert checked.status_code == 200 and checked.json["token"]["user"]["name"] == user
+
+
+def test_a_readers_identity_token_reads_and_is_refused_writes(env):
+    """The reader role of a built-in identity token reaches the share API's policy."""
+    reader = env.token(env.user("proj-a", "reader"), "proj-a")
+    assert env.request("GET", "/v2/shares", token=reader).status_code == 200
+    refused = env.request("POST", "/v2/shares", token=reader,
+                          json_body={"share": {"size": 1, "share_proto": "NFS", "name": "by-reader"}})
+    assert refused.status_code == 403, refused.text
+    member = env.token(env.user("proj-a", "member"), "proj-a")
+    names = {s["name"] for s in env.request("GET", "/v2/shares", token=member).json["shares"]}
+    assert "by-reader" not in names

@@ -91,6 +91,17 @@ def test_keystones_admin_role_is_admin_and_member_is_not(api, keystone_server, k
     assert_fault(api.get("/v2/services", token=token_of(keystone_server, keystone_users.alice)), 403)
 
 
+def test_keystones_reader_reads_and_never_writes(api, keystone_server, keystone_users):
+    """Manila's reader persona through a real Keystone role assignment."""
+    share = api.create_share(token=token_of(keystone_server, keystone_users.alice))
+    rita = token_of(keystone_server, keystone_users.rita)
+    assert api.get(f"/v2/shares/{share['id']}", token=rita).status_code == 200
+    refused = api.post("/v2/shares", {"share": {"size": 1, "share_proto": "NFS"}}, token=rita)
+    assert "share:create" in assert_fault(refused, 403)
+    assert_fault(api.delete(f"/v2/shares/{share['id']}", token=rita), 403)
+    assert api.share_row(share["id"]).status == "creating"
+
+
 def test_roles_reach_the_caller_lowercased(keystone_server, keystone_users):
     auth = KeystoneAuth(keystone_config(keystone_server, keystone_users))
     rita = auth.authenticate(token_of(keystone_server, keystone_users.rita), {})
