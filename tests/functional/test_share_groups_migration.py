@@ -13,7 +13,8 @@ from alembic import command
 from shareflow.db import migrate
 from shareflow.db.engine import Database
 
-BEFORE = "0013"
+#: The revision 0015 follows (0014: the built-in identity).
+BEFORE = "0014"
 TABLES = {"share_group_types", "share_group_type_specs", "share_group_type_share_types",
           "share_group_type_projects", "share_groups", "share_group_share_types", "share_group_snapshots",
           "share_group_snapshot_members"}
