@@ -67,7 +67,7 @@ def _serve(zookeeper_server, tmp_path_factory, strategy: str) -> Iterator[tuple[
             yield env, server
         finally:
             server.close()
-            env.services.close()
+            env.close()
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ def env(zookeeper_server, tmp_path_factory) -> Iterator[ApiEnv]:
         try:
             yield e
         finally:
-            e.services.close()
+            e.close()
 
 
 @pytest.fixture

@@ -163,7 +163,7 @@ def noauth_api(zookeeper_server, tmp_path_factory):
         try:
             yield env
         finally:
-            env.services.close()
+            env.close()
 
 
 def test_noauth_mode_follows_manila(noauth_api, caplog):
@@ -205,7 +205,7 @@ def test_zookeeper_down_is_503_and_changes_nothing(tmp_path):
         listed = env.client.simulate_get("/v2/shares", headers={"X-Auth-Token": env.tokens["alice"]})
         assert listed.status_code == 200 and listed.json == {"shares": []}
     finally:
-        env.services.close()
+        env.close()
 
 
 @pytest.mark.parametrize("path", ["/shares", "/shares/detail", "/types", "/types/default"])
