@@ -21,6 +21,7 @@ Every response goes through :func:`check_response`: no 5xx, ever, and every
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -189,17 +190,18 @@ class ApiEnv:
             self.schedule()
         return result.json["share"]
 
-    def schedule(self) -> int:
+    def schedule(self, config: Config | None = None) -> int:
         """Run every scheduling job on the scheduler's board, as a conductor
         of any host would (``shareflow.tasks.scheduling``), with the API's
-        configuration; returns how many ran."""
+        configuration or ``config`` (the conductor's own ``[scheduler]``);
+        returns how many ran."""
         from shareflow.engine.boards import every_job
 
         board = self._scheduler_board()
         pending = len(every_job(board))
         if not pending:
             return 0
-        conductor = self._scheduler_conductor(board)
+        conductor = self._scheduler_conductor(board, config)
         finished = threading.Semaphore(0)
         for event in ("job_consumed", "job_trashed"):
             conductor.notifier.register(event, lambda *_args, **_kw: finished.release())
@@ -232,10 +234,12 @@ class ApiEnv:
             self._scheduler = (client, boards, runtime)
         return self._scheduler[1].get(SCHEDULER_KEY)
 
-    def _scheduler_conductor(self, board):
+    def _scheduler_conductor(self, board, config: Config | None):
         from shareflow.engine.conductor import ShareflowConductor
 
         client, _boards, runtime = self._scheduler
+        if config is not None:
+            runtime = dataclasses.replace(runtime, config=config)
         return ShareflowConductor(f"{SERVICE_HOST}.{os.getpid()}.api-test.scheduler", board,
                                   self.services.persistence, runtime, poll_interval=0.05, client=client)
 
