@@ -61,7 +61,8 @@ def _snapshot_host(session, share: Share) -> str | None:
     from it must be: CreateFromSnapshotFilter)."""
     snapshot = snapshots_db.get_any(session, share.snapshot_id)
     parent = shares_db.get_any(session, snapshot.share_id) if snapshot is not None else None
-    return Placement.of_share(parent).host if parent is not None and Placement.of_share(parent) else None
+    where = Placement.of_share(parent) if parent is not None else None
+    return where.host if where is not None else None
 
 
 class PlaceShare(task.Task):

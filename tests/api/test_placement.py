@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from shareflow.config import Config, SchedulerConfig
-from shareflow.db.models import Job, Pool, Share
+from shareflow.db.models import Job, Message, Pool, Share
 from shareflow.drivers.share import registry as share_drivers
 from shareflow.services.context import Caller
 from shareflow.services.shares import ShareService
@@ -193,3 +193,35 @@ def test_first_fit_follows_the_configured_order(env, pools):
         s.execute(sa.update(Pool).where(Pool.host == BTRFS).values(config_order=0))
         s.execute(sa.update(Pool).where(Pool.host == IMAGE).values(config_order=1))
     assert place_many(env, scheduler_with(env, default_weighers=("first_fit",)), 4) == [BTRFS, BTRFS, BTRFS, IMAGE]
+
+
+def test_a_placement_whose_create_cannot_be_posted_is_undone_and_the_share_error(env, pools, tmp_path):
+    """The scheduling job's last step cannot post the create job (ZooKeeper
+    away, injected at checkpoint ``conductor.placed``): the create job is
+    withdrawn, the share unplaced (its pool's allocation given back) and
+    ``error`` with a message naming the step; its quota is given back too."""
+    import json
+
+    from shareflow.db import pools as pools_db
+    from shareflow.db import quotas as quotas_db
+
+    report_btrfs(env, total_gb=100)
+    plan = tmp_path / "scheduler-faults.json"
+    plan.write_text(json.dumps({"conductor.placed": "unavailable"}))
+    config = dataclasses.replace(env.config, scheduler=dataclasses.replace(env.config.scheduler, fault_plan=plan))
+    share = env.services.shares.create(ALICE, size=7, share_proto="NFS")
+    with env.services.db.read() as s:
+        assert quotas_db.usage(s, ALICE.project_id)["gigabytes"] == 7  # taken by the request
+    assert env.schedule(config) == 1
+    row = env.share_row(share.id)
+    assert (row.status, row.host, row.backend) == ("error", None, None)
+    with env.services.db.read() as s:
+        jobs = list(s.scalars(sa.select(Job).where(Job.resource_id == share.id)))
+        assert [(j.operation, j.state, j.failed_step) for j in jobs] == [
+            ("schedule_share", "reverted", "post_create")]
+        assert pools_db.allocated_gb(s, BTRFS) == 0
+        assert quotas_db.usage(s, ALICE.project_id)["gigabytes"] == 0
+    with env.services.db.read() as s:
+        (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
+    assert (msg.project_id, msg.action_id) == (ALICE.project_id, "001")
+    assert msg.user_message.startswith("allocate host: step 'post_create' failed: ")
