@@ -170,8 +170,11 @@ class ShareService:
                        **({"snapshot_id": source.snapshot_id} if source else {})},
             )
             job = self._poster.record(s, spec)
+            # The share as created (Manila answers so): a conductor may place
+            # it, or fail it, before this request has answered.
+            created = shares_db.record(s, share.id, caller.scope)
         self._poster.post_or_undo(job, spec, undo=operations.undo(SCHEDULE, share.id, None, clock=self._clock))
-        return self.get(caller, share.id)
+        return created
 
     def _share_type(self, session, ref, caller: Caller):
         if ref is None:
