@@ -32,6 +32,7 @@ run: bootstrap
 
 # pytest exit 5 means "no tests collected": that is a failure here, not a pass.
 test: bootstrap
+	@bash scripts/bootstrap-test.sh
 	@rc=0; $(PYTHON) -m pytest $(PYTEST_FLAGS) $(PYTEST_ARGS) $(TESTS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then \
 		echo "make test: FAILED: pytest collected no tests (exit 5) from $(TESTS)" >&2; exit 1; \

@@ -13,6 +13,7 @@ import re
 import socket
 import sys
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,8 @@ DEFAULT_SHARE_DRIVER = "btrfs"
 DEFAULT_MAX_OVER_SUBSCRIPTION_RATIO = 1.0
 DEFAULT_RESERVED_PERCENTAGE = 0
 DEFAULT_SHARE_TYPE = "default"
+#: Manila's ``default_share_group_type``: none unless configured.
+DEFAULT_SHARE_GROUP_TYPE: str | None = None
 #: Share servers (DHSS=true backends), with Manila's option names and defaults
 #: (manila/share/manager.py): unused servers are deleted by the conductors'
 #: housekeeping once unused this many minutes, unless automatic cleanup is off;
@@ -99,7 +102,13 @@ UNLIMITED = -1
 #: Largest quota value (Manila's quotas.hard_limit is a 32-bit integer).
 MAX_QUOTA = 0x7FFFFFFF
 
-AUTH_STRATEGIES = ("tokens", "noauth")
+AUTH_STRATEGIES = ("tokens", "noauth", "keystone")
+#: keystonemiddleware's ``token_cache_time``: a validated token is trusted this
+#: long (seconds) before Keystone is asked again; 0 asks on every request.
+DEFAULT_KEYSTONE_CACHE_SECONDS = 300.0
+#: Upper bound for one request to Keystone (seconds).
+DEFAULT_KEYSTONE_TIMEOUT = 5.0
+DEFAULT_KEYSTONE_DOMAIN = "Default"
 EXPORT_DRIVERS = ("ganesha",)
 
 _BACKEND_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
@@ -138,9 +147,26 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class KeystoneConfig:
+    """An existing OpenStack Keystone that validates users' tokens
+    (``[auth.keystone]``, used when ``[auth] strategy = "keystone"``): the
+    service user's credentials, as keystonemiddleware's ``[keystone_authtoken]``."""
+
+    auth_url: str
+    username: str
+    password: str = field(repr=False)
+    project_name: str
+    user_domain_name: str = DEFAULT_KEYSTONE_DOMAIN
+    project_domain_name: str = DEFAULT_KEYSTONE_DOMAIN
+    cache_seconds: float = DEFAULT_KEYSTONE_CACHE_SECONDS
+    timeout: float = DEFAULT_KEYSTONE_TIMEOUT
+
+
+@dataclass(frozen=True)
 class AuthConfig:
     strategy: str
     tokens_file: Path
+    keystone: KeystoneConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +337,7 @@ class Config:
     auth: AuthConfig
     conductor: ConductorConfig
     default_share_type: str = DEFAULT_SHARE_TYPE
+    default_share_group_type: str | None = DEFAULT_SHARE_GROUP_TYPE
     availability_zone: str = DEFAULT_AVAILABILITY_ZONE
     backends: tuple[BackendConfig, ...] = field(default_factory=tuple)
     quotas: QuotaConfig = field(default_factory=QuotaConfig)
@@ -538,6 +565,7 @@ def parse(data: dict, path: Path) -> Config:
     state_dir = top.path("state_dir", DEFAULT_STATE_DIR)
     host = top.str("host", socket.gethostname().split(".")[0] or "localhost")
     default_share_type = top.str("default_share_type", DEFAULT_SHARE_TYPE)
+    default_share_group_type = top.str("default_share_group_type", DEFAULT_SHARE_GROUP_TYPE) or None
     availability_zone = top.str("availability_zone", DEFAULT_AVAILABILITY_ZONE)
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}$", availability_zone):
         raise ConfigError(f"config.availability_zone: {availability_zone!r} must be 1 to 255 letters, "
@@ -583,7 +611,9 @@ def parse(data: dict, path: Path) -> Config:
     strategy = au.str("strategy", DEFAULT_AUTH_STRATEGY)
     if strategy not in AUTH_STRATEGIES:
         raise ConfigError(f"auth.strategy: {strategy!r} is not one of {AUTH_STRATEGIES}")
-    auth = AuthConfig(strategy=strategy, tokens_file=au.path("tokens_file", str(state_dir / "tokens.json")))
+    tokens_file = au.path("tokens_file", str(state_dir / "tokens.json"))
+    keystone = _keystone(Section(au.table("keystone"), "auth.keystone", base), strategy)
+    auth = AuthConfig(strategy=strategy, tokens_file=tokens_file, keystone=keystone)
     au.done()
 
     c = Section(top.table("conductor"), "conductor", base)
@@ -633,11 +663,52 @@ def parse(data: dict, path: Path) -> Config:
         auth=auth,
         conductor=conductor,
         default_share_type=default_share_type,
+        default_share_group_type=default_share_group_type,
         availability_zone=availability_zone,
         backends=backends,
         quotas=quotas,
         scheduler=scheduler,
     )
+
+
+def _keystone(s: Section, strategy: str) -> KeystoneConfig | None:
+    if strategy != "keystone":
+        if s.has("auth_url"):
+            raise ConfigError(f"auth.keystone: applies only with auth.strategy = \"keystone\", not {strategy!r}")
+        s.done()
+        return None
+    auth_url = s.str("auth_url", _REQUIRED).rstrip("/")
+    parsed = urllib.parse.urlsplit(auth_url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError(f"auth.keystone.auth_url: {auth_url!r} is not an http(s) URL")
+    if not parsed.path.endswith("/v3"):
+        # Tokens are validated with Keystone's v3 API; a bare host would make
+        # every request fail later with a confusing 404.
+        raise ConfigError(f"auth.keystone.auth_url: {auth_url!r} must be Keystone's v3 endpoint (ending in /v3)")
+    password = s.str("password", None)
+    password_file = s.path("password_file", None)
+    if (password is None) == (password_file is None):
+        raise ConfigError("auth.keystone: set exactly one of password and password_file")
+    if password_file is not None:
+        try:
+            password = password_file.read_text().strip()
+        except OSError as e:
+            raise ConfigError(f"auth.keystone.password_file: cannot read {password_file}: {e.strerror}") from None
+    cache = float(s._get("cache_seconds", (int, float), DEFAULT_KEYSTONE_CACHE_SECONDS, "a number"))
+    if cache < 0:
+        raise ConfigError("auth.keystone.cache_seconds: must not be negative")
+    config = KeystoneConfig(
+        auth_url=auth_url,
+        username=s.str("username", _REQUIRED),
+        password=password,
+        project_name=s.str("project_name", _REQUIRED),
+        user_domain_name=s.str("user_domain_name", DEFAULT_KEYSTONE_DOMAIN),
+        project_domain_name=s.str("project_domain_name", DEFAULT_KEYSTONE_DOMAIN),
+        cache_seconds=cache,
+        timeout=s.float("timeout", DEFAULT_KEYSTONE_TIMEOUT),
+    )
+    s.done()
+    return config
 
 
 def _scheduler(s: Section) -> SchedulerConfig:

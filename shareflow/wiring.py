@@ -27,6 +27,7 @@ from shareflow.services.resize import ResizeService
 from shareflow.services.security_services import SecurityServiceService
 from shareflow.services.service_list import ServiceListService
 from shareflow.services.share_servers import ShareServerService
+from shareflow.services.share_groups import ShareGroupService
 from shareflow.services.share_types import ShareTypeService
 from shareflow.services.shares import ShareService
 from shareflow.services.snapshots import SnapshotService
@@ -55,6 +56,7 @@ class Services:
         self.poster = JobPoster(self.db, self.persistence, self.boards, clock=clock, new_id=new_id)
         self.shares = ShareService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.share_types = ShareTypeService(config, self.db, clock=clock, new_id=new_id)
+        self.share_groups = ShareGroupService(config, self.db, self.poster, clock=clock, new_id=new_id)
         self.jobs = JobService(self.db, poster=self.poster, zookeeper=config.zookeeper,
                                stall_after=config.conductor.stall_after, clock=clock)
         self.resize = ResizeService(config, self.db, self.poster, clock=clock)

@@ -17,6 +17,7 @@ from shareflow.db.engine import Database
 
 pytest_plugins = [
     "tests.fixtures.coordination",
+    "tests.fixtures.keystone",
     "tests.fixtures.postgres",
     "tests.fixtures.storage",
     "tests.fixtures.stack",

@@ -53,6 +53,15 @@ from shareflow.api.resources.share_networks import (
     ShareNetworks,
     ShareNetworkSubnets,
 )
+from shareflow.api.resources.share_groups import (
+    ShareGroup,
+    ShareGroups,
+    ShareGroupSnapshot,
+    ShareGroupSnapshots,
+    ShareGroupType,
+    ShareGroupTypes,
+    ShareGroupTypeSpecs,
+)
 from shareflow.api.resources.share_types import (
     ShareType,
     ShareTypeAccess,
@@ -214,4 +223,33 @@ def create_app(config: Config, services=None, *, authenticator: auth.Authenticat
     route("/jobs", Jobs(config, services))
     route("/jobs/{job_id}", Job(config, services))
     route("/jobs/{job_id}/action", JobActions(config, services))
+    _group_routes(route, config, services)
     return app
+
+
+def _group_routes(route, config: Config, services) -> None:
+    """Share group types, share groups and share group snapshots (2.31+)."""
+    group_types = ShareGroupTypes(config, services)
+    route("/share-group-types", group_types)
+    route("/share-group-types/detail", group_types, suffix="detail")
+    route("/share-group-types/default", group_types, suffix="default")
+    group_type = ShareGroupType(config, services)
+    route("/share-group-types/{type_id}", group_type)
+    route("/share-group-types/{type_id}/action", group_type, suffix="action")
+    route("/share-group-types/{type_id}/access", group_type, suffix="access")
+    group_specs = ShareGroupTypeSpecs(config, services)
+    route("/share-group-types/{type_id}/group-specs", group_specs)
+    route("/share-group-types/{type_id}/group-specs/{key}", group_specs, suffix="item")
+    groups = ShareGroups(config, services)
+    route("/share-groups", groups)
+    route("/share-groups/detail", groups, suffix="detail")
+    group = ShareGroup(config, services)
+    route("/share-groups/{group_id}", group)
+    route("/share-groups/{group_id}/action", group, suffix="action")
+    group_snapshots = ShareGroupSnapshots(config, services)
+    route("/share-group-snapshots", group_snapshots)
+    route("/share-group-snapshots/detail", group_snapshots, suffix="detail")
+    group_snapshot = ShareGroupSnapshot(config, services)
+    route("/share-group-snapshots/{snapshot_id}", group_snapshot)
+    route("/share-group-snapshots/{snapshot_id}/members", group_snapshot, suffix="members")
+    route("/share-group-snapshots/{snapshot_id}/action", group_snapshot, suffix="action")

@@ -109,7 +109,7 @@ class AuthMiddleware:
         identity = self.authenticator.authenticate(req.get_header("X-Auth-Token"), req.headers)
         req.context.caller = Caller(
             project_id=identity.project_id, user_id=identity.user_id,
-            is_admin=identity.is_admin, request_id=req.context.request_id,
+            roles=tuple(identity.roles), request_id=req.context.request_id,
         )
 
 

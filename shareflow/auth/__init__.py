@@ -1,9 +1,11 @@
 """Who is calling: turning an ``X-Auth-Token`` into a project, a user and roles.
 
-Two strategies (``[auth] strategy`` in the configuration):
+Three strategies (``[auth] strategy`` in the configuration):
 
 * ``tokens`` - tokens issued with ``shareflow token issue``, checked against
   the hashes in the tokens file (:mod:`shareflow.auth.tokens`);
+* ``keystone`` - an existing OpenStack Keystone validates each token
+  (:mod:`shareflow.auth.keystone`), as keystonemiddleware does for Manila;
 * ``noauth`` - Manila's noauth middleware, for local development only: the
   token is ``user:project`` or just ``project``, and everyone is an admin.
 """
@@ -75,6 +77,10 @@ class NoAuth:
 def from_config(config: AuthConfig) -> Authenticator:
     if config.strategy == "tokens":
         return TokenAuth(TokenFile(config.tokens_file))
+    if config.strategy == "keystone":
+        from shareflow.auth.keystone import KeystoneAuth
+
+        return KeystoneAuth(config.keystone)
     if config.strategy == "noauth":
         LOG.warning(
             "auth.strategy is 'noauth': every request is trusted and every caller is an "

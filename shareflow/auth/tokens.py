@@ -40,6 +40,10 @@ LOG = logging.getLogger(__name__)
 
 ADMIN_ROLE = "admin"
 MEMBER_ROLE = "member"
+READER_ROLE = "reader"
+#: What ``issue --role`` stores for each role (see :mod:`shareflow.policy`):
+#: an admin token is also a member's, as it always was; a reader's only reads.
+ROLE_SETS = {ADMIN_ROLE: (ADMIN_ROLE, MEMBER_ROLE), MEMBER_ROLE: (MEMBER_ROLE,), READER_ROLE: (READER_ROLE,)}
 TOKEN_BYTES = 32
 LOCK_TIMEOUT = 10.0
 #: Shortest hash prefix ``revoke`` accepts, so a typo cannot match by accident.
@@ -165,11 +169,18 @@ class TokenFile:
     # --- editing (CLI) -------------------------------------------------------------
 
     def issue(self, project_id: str, user_id: str | None = None, *, admin: bool = False,
-              now: datetime | None = None) -> tuple[str, TokenRecord]:
-        """Create a token; returns it (the only time it exists in clear) and its record."""
+              role: str | None = None, now: datetime | None = None) -> tuple[str, TokenRecord]:
+        """Create a token; returns it (the only time it exists in clear) and its
+        record. ``role``: one of :data:`ROLE_SETS` (``admin=True`` is ``role="admin"``)."""
         project_id = valid_id(project_id, "project")
         user_id = valid_id(user_id, "user") if user_id is not None else project_id
-        roles = (ADMIN_ROLE, MEMBER_ROLE) if admin else (MEMBER_ROLE,)
+        if role is None:
+            role = ADMIN_ROLE if admin else MEMBER_ROLE
+        elif admin and role != ADMIN_ROLE:
+            raise InvalidInput(f"a token cannot be both admin and {role}")
+        if role not in ROLE_SETS:
+            raise InvalidInput(f"role {role!r} must be one of {', '.join(ROLE_SETS)}")
+        roles = ROLE_SETS[role]
         created = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
         token = secrets.token_urlsafe(TOKEN_BYTES)
         record = TokenRecord(hash=hash_token(token), project_id=project_id, user_id=user_id,

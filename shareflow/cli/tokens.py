@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from shareflow import config as config_module
-from shareflow.auth.tokens import TokenFile
+from shareflow.auth.tokens import ADMIN_ROLE, MEMBER_ROLE, ROLE_SETS, TokenFile
 
 HASH_SHOWN = 12
 
@@ -24,7 +24,12 @@ def register(subparsers) -> None:
     issue = commands.add_parser("issue", help="create a token and print it (shown only once)")
     issue.add_argument("--project", required=True, help="project the token acts for")
     issue.add_argument("--user", default=None, help="user id (default: the project id)")
-    issue.add_argument("--admin", action="store_true", help="give the token the admin role")
+    role = issue.add_mutually_exclusive_group()
+    role.add_argument("--role", choices=list(ROLE_SETS), default=None,
+                      help=f"the token's role (default {MEMBER_ROLE}): admin acts on every project, "
+                           "member reads and changes its project's resources, reader only reads them")
+    role.add_argument("--admin", action="store_const", dest="role", const=ADMIN_ROLE,
+                      help="the same as --role admin")
     _config_option(issue)
     issue.set_defaults(func=cmd_issue)
 
@@ -51,7 +56,7 @@ def _tokens(args) -> TokenFile:
 
 def cmd_issue(args) -> int:
     tokens = _tokens(args)
-    token, record = tokens.issue(args.project, args.user, admin=args.admin)
+    token, record = tokens.issue(args.project, args.user, role=args.role)
     print(token)
     sys.stdout.flush()
     roles = ",".join(record.roles)

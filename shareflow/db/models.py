@@ -129,6 +129,8 @@ class Share(Timestamps, Base):
     #: (the larger of size and pending_size) until the job settles it.
     pending_size: Mapped[int | None] = mapped_column(Integer)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    #: The share group it was created in (0015); its pool is the group's.
+    share_group_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
 
     share_type: Mapped[ShareType | None] = relationship(lazy="selectin")
     export_locations: Mapped[list[ExportLocation]] = relationship(
@@ -593,3 +595,140 @@ class Service(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+
+# --- share groups (Manila's share group types, groups and group snapshots; 0015) ---
+
+class ShareGroupType(Timestamps, Base):
+    """A named set of share types a share group may hold, with group specs
+    and Manila's public/private access (``share_group_types``)."""
+
+    __tablename__ = "share_group_types"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    is_public: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    group_specs: Mapped[list[ShareGroupTypeSpec]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ShareGroupTypeSpec.id")
+    share_types: Mapped[list[ShareGroupTypeShareType]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ShareGroupTypeShareType.id")
+
+    __table_args__ = (Index("ix_share_group_types_name", "name"),)
+
+    def specs(self) -> dict[str, str]:
+        return {s.key: s.value for s in self.group_specs}
+
+    def share_type_ids(self) -> list[str]:
+        return [t.share_type_id for t in self.share_types]
+
+
+class ShareGroupTypeSpec(Base):
+    __tablename__ = "share_group_type_specs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    share_group_type_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_group_types.id", ondelete="CASCADE"), nullable=False)
+    key: Mapped[str] = mapped_column(String(255), nullable=False)
+    value: Mapped[str] = mapped_column(String(255), nullable=False)
+
+    __table_args__ = (UniqueConstraint("share_group_type_id", "key", name="uq_share_group_type_specs_key"),)
+
+
+class ShareGroupTypeShareType(Base):
+    """A share type a group type admits (Manila's ``share_group_type_share_type_mappings``)."""
+
+    __tablename__ = "share_group_type_share_types"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    share_group_type_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_group_types.id", ondelete="CASCADE"), nullable=False)
+    share_type_id: Mapped[str] = mapped_column(String(UUID_LEN), ForeignKey("share_types.id"), nullable=False)
+
+
+class ShareGroupTypeProject(Base):
+    """A project allowed to see and use a private share group type."""
+
+    __tablename__ = "share_group_type_projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    share_group_type_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_group_types.id", ondelete="CASCADE"), nullable=False)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+
+    __table_args__ = (UniqueConstraint("share_group_type_id", "project_id",
+                                       name="uq_share_group_type_projects_share_group_type_id"),)
+
+
+class ShareGroup(Timestamps, Base):
+    """Shares kept together on one pool (``host``), of the group's share types."""
+
+    __tablename__ = "share_groups"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(64), nullable=False)
+    share_group_type_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_group_types.id"), nullable=False)
+    share_network_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    availability_zone: Mapped[str | None] = mapped_column(String(255))
+    #: ``host@backend#pool``: where every member share goes.
+    host: Mapped[str | None] = mapped_column(String(255))
+    #: ``host@backend``: the share service of that pool.
+    backend: Mapped[str | None] = mapped_column(String(255))
+    source_share_group_snapshot_id: Mapped[str | None] = mapped_column(String(UUID_LEN))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    share_types: Mapped[list[ShareGroupShareType]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ShareGroupShareType.id")
+
+    __table_args__ = (Index("ix_share_groups_project_id", "project_id"),)
+
+    def share_type_ids(self) -> list[str]:
+        return [t.share_type_id for t in self.share_types]
+
+
+class ShareGroupShareType(Base):
+    __tablename__ = "share_group_share_types"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    share_group_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_groups.id", ondelete="CASCADE"), nullable=False)
+    share_type_id: Mapped[str] = mapped_column(String(UUID_LEN), ForeignKey("share_types.id"), nullable=False)
+
+
+class ShareGroupSnapshot(Timestamps, Base):
+    """A snapshot of every share of a group, taken together by one job."""
+
+    __tablename__ = "share_group_snapshots"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    user_id: Mapped[str | None] = mapped_column(String(255))
+    share_group_id: Mapped[str] = mapped_column(String(UUID_LEN), ForeignKey("share_groups.id"), nullable=False)
+    name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(64), nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    members: Mapped[list[ShareGroupSnapshotMember]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ShareGroupSnapshotMember.created_at")
+
+
+class ShareGroupSnapshotMember(Timestamps, Base):
+    """One member share's snapshot in a group snapshot (not a share snapshot:
+    Manila lists these only under their group snapshot)."""
+
+    __tablename__ = "share_group_snapshot_members"
+
+    id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True)
+    share_group_snapshot_id: Mapped[str] = mapped_column(
+        String(UUID_LEN), ForeignKey("share_group_snapshots.id", ondelete="CASCADE"), nullable=False)
+    share_id: Mapped[str] = mapped_column(String(UUID_LEN), ForeignKey("shares.id"), nullable=False)
+    project_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    size: Mapped[int] = mapped_column(Integer, nullable=False)
+    share_proto: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[str] = mapped_column(String(64), nullable=False)
+    provider_location: Mapped[str | None] = mapped_column(String(255))

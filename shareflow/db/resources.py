@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shareflow.db import access as access_db
+from shareflow.db import share_groups as groups_db
 from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
-from shareflow.db.models import AccessRule, Share, ShareServer, ShareSnapshot
+from shareflow.db.models import AccessRule, Share, ShareGroupSnapshot, ShareServer, ShareSnapshot
 from shareflow.db.transitions import give_back as _give_back
 from shareflow.db.transitions import transition
 from shareflow.domain import states
@@ -32,6 +33,7 @@ MODELS = {
     states.SNAPSHOT: ShareSnapshot,
     states.SHARE_SERVER: ShareServer,
     states.ACCESS_RULE: AccessRule,
+    states.SHARE_GROUP_SNAPSHOT: ShareGroupSnapshot,
 }
 #: Not a stored status: there is no row at all.
 GONE = "gone"
@@ -94,6 +96,8 @@ def _share_values(op: Operation, outputs: dict) -> dict:
 def _after_success(session: Session, op: Operation, resource_id: str, outputs: dict, now: datetime) -> None:
     if op.name == "create_share":
         shares_db.replace_export_locations(session, resource_id, outputs["export_locations"], now=now)
+    elif op.resource_kind == states.SHARE_GROUP_SNAPSHOT:
+        groups_db.set_member_statuses(session, resource_id, op.succeeded, now=now)
     elif op.name == "revert_to_snapshot":
         # Manila's manager makes both available in one go.
         snapshots_db.set_status(session, outputs["snapshot_id"], states.AVAILABLE, now=now,
@@ -117,6 +121,7 @@ _MARK_DELETED: dict[str, Callable[..., bool]] = {
     states.SHARE: shares_db.mark_deleted,
     states.SNAPSHOT: snapshots_db.mark_deleted,
     states.ACCESS_RULE: access_db.mark_deleted,
+    states.SHARE_GROUP_SNAPSHOT: groups_db.mark_snapshot_deleted,
 }
 
 
@@ -158,6 +163,8 @@ def fail(session: Session, op: Operation, resource_id: str, target: str, *, now:
     moved = _move(session, op, resource_id, target, now=now, expected=op.working, values=values)
     if moved and op.name == "revert_to_snapshot":
         snapshots_db.release_restoring(session, resource_id, now=now)
+    if moved and op.resource_kind == states.SHARE_GROUP_SNAPSHOT:
+        groups_db.set_member_statuses(session, resource_id, target, now=now)
     return moved
 
 

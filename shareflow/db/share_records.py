@@ -31,7 +31,7 @@ COLUMNS = (
     "id", "project_id", "user_id", "name", "description", "size", "share_proto", "status",
     "access_rules_status", "share_type_id", "host", "backend", "availability_zone", "is_public",
     "snapshot_id", "share_network_id", "task_state", "share_server_id", "pending_size",
-    "created_at",
+    "created_at", "share_group_id",
 )
 #: What a summary view reads.
 SUMMARY_COLUMNS = ("id", "name")
@@ -67,7 +67,8 @@ class ShareRecord:
         (self.id, self.project_id, self.user_id, self.name, self.description, self.size,
          self.share_proto, self.status, self.access_rules_status, self.share_type_id, self.host,
          self.backend, self.availability_zone, self.is_public, self.snapshot_id, self.share_network_id,
-         self.task_state, self.share_server_id, self.pending_size, self.created_at) = row
+         self.task_state, self.share_server_id, self.pending_size, self.created_at,
+         self.share_group_id) = row
         self.share_type: TypeRecord | None = None
         self.export_locations: list[LocationRecord] = []
         self._metadata: dict[str, str] = {}

@@ -94,6 +94,7 @@ SHARE = "share"
 SNAPSHOT = "snapshot"
 SHARE_SERVER = "share_server"
 ACCESS_RULE = "access_rule"
+SHARE_GROUP_SNAPSHOT = "share_group_snapshot"
 JOB = "job"
 
 #: kind -> {target status: statuses it may be reached from}
@@ -126,6 +127,15 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         DELETED: frozenset({DELETING}),
         # While its share is reverted to it.
         RESTORING: frozenset({AVAILABLE}),
+    },
+    # A snapshot of each share of a group, taken (and deleted) by one job.
+    SHARE_GROUP_SNAPSHOT: {
+        CREATING: frozenset({ERROR}),  # initial; from ERROR: a retried create
+        AVAILABLE: frozenset({CREATING}),
+        ERROR: frozenset({CREATING}),
+        DELETING: frozenset({AVAILABLE, ERROR, ERROR_DELETING}),
+        ERROR_DELETING: frozenset({DELETING}),
+        DELETED: frozenset({DELETING}),
     },
     SHARE_SERVER: {
         CREATING: frozenset(),  # initial
@@ -285,6 +295,7 @@ class Operation:
 _SHARE_KEYS = ("share_id", "resource_id")
 _SNAPSHOT_KEYS = ("share_id", "snapshot_id", "resource_id")
 _RULE_KEYS = ("share_id", "rule_id", "resource_id")
+_GROUP_SNAPSHOT_KEYS = ("group_snapshot_id", "resource_id")
 
 OPERATIONS: dict[str, Operation] = {
     op.name: op
@@ -328,6 +339,13 @@ OPERATIONS: dict[str, Operation] = {
             "delete_snapshot", SNAPSHOT, frozenset({DELETING}), DELETED, ERROR_DELETING, "delete", "007",
             flow="shareflow.flows.snapshots:delete_snapshot", store_keys=_SNAPSHOT_KEYS,
         ),
+        Operation("create_share_group_snapshot", SHARE_GROUP_SNAPSHOT, frozenset({CREATING}), AVAILABLE, ERROR,
+                  "create", "002", flow="shareflow.flows.share_group_snapshots:create_share_group_snapshot",
+                  store_keys=_GROUP_SNAPSHOT_KEYS, creates=True),
+        Operation("delete_share_group_snapshot", SHARE_GROUP_SNAPSHOT, frozenset({DELETING}), DELETED,
+                  ERROR_DELETING, "delete", "007",
+                  flow="shareflow.flows.share_group_snapshots:delete_share_group_snapshot",
+                  store_keys=_GROUP_SNAPSHOT_KEYS),
         Operation(
             "delete_share_server", SHARE_SERVER, frozenset({DELETING}), DELETED, ERROR, "delete", "007",
             flow="shareflow.flows.share_servers:delete_share_server", store_keys=("server_id", "resource_id"),

@@ -30,6 +30,7 @@ LOG = logging.getLogger(__name__)
 DETAIL_UNKNOWN = "001"
 MESSAGE_RESOURCE_SHARE = "SHARE"
 MESSAGE_RESOURCE_SNAPSHOT = "SHARE_SNAPSHOT"
+MESSAGE_RESOURCE_GROUP_SNAPSHOT = "SHARE_GROUP_SNAPSHOT"
 
 #: What a tenant may read about an error whose object did not survive a
 #: reload from persistence (only its type names did). Most specific first.
@@ -101,6 +102,8 @@ def message_subject(session, op: states.Operation, resource_id: str) -> tuple[st
         return None
     if op.resource_kind == states.SNAPSHOT:
         return MESSAGE_RESOURCE_SNAPSHOT, resource_id
+    if op.resource_kind == states.SHARE_GROUP_SNAPSHOT:
+        return MESSAGE_RESOURCE_GROUP_SNAPSHOT, resource_id
     return MESSAGE_RESOURCE_SHARE, resources.share_of(session, op, resource_id)
 
 

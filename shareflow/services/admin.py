@@ -18,29 +18,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import shares as shares_db
 from shareflow.db.engine import Database
 from shareflow.db.models import Share, ShareSnapshot
 from shareflow.domain import states
 from shareflow.engine.posting import JobPoster, JobSpec
-from shareflow.exceptions import Conflict, Forbidden, InvalidInput
+from shareflow.exceptions import Conflict, InvalidInput
 from shareflow.flows.delete_share import delete_share, share_flow_kwargs
 from shareflow.services.context import Caller
 from shareflow.scheduler.scheduler import Placement
 
 LOG = logging.getLogger(__name__)
 
-POLICY_MESSAGE = "Policy doesn't allow share:{action} to be performed."
 #: Statuses in which the share is some job's to finish: ``pending_size`` stays
 #: for that job (set by an extend or shrink) when an admin resets to one of
 #: these; anything else settles it.
 _KEEPS_PENDING_SIZE = frozenset({states.EXTENDING, states.SHRINKING})
-
-
-def require_admin(caller: Caller, action: str) -> None:
-    if not caller.is_admin:
-        raise Forbidden(f"{action} by a non-admin", user_message=POLICY_MESSAGE.format(action=action))
 
 
 def valid_status(body: Any) -> str:
@@ -70,7 +65,7 @@ class ShareAdminService:
         """Set the share's status, as asked. Policy first, then the share, then
         the body (Manila's order). A reset to a status no job owns clears
         ``pending_size``, so quotas count the share's recorded size again."""
-        require_admin(caller, "reset_status")
+        policy.enforce(caller, "share:reset_status")
         now = self._clock()
         with self._db.write() as s:
             share = shares_db.get(s, share_id, None)
@@ -84,7 +79,7 @@ class ShareAdminService:
     def reset_task_state(self, caller: Caller, share_id: str, body: Any) -> None:
         """Manila's share ``reset_task_state``: policy, then the body, then
         the share (a share that is not there is 404 whatever the body)."""
-        require_admin(caller, "reset_task_state")
+        policy.enforce(caller, "share:reset_task_state")
         task_state = valid_task_state(body)
         with self._db.write() as s:
             share = shares_db.get(s, share_id, None)
@@ -98,7 +93,7 @@ class ShareAdminService:
         ``deleting`` and gets a delete job, whose steps all tolerate what they
         remove being absent already. As in Manila, a share with snapshots
         is not deleted even so."""
-        require_admin(caller, "force_delete")
+        policy.enforce(caller, "share:force_delete")
         now = self._clock()
         with self._db.write() as s:
             share = shares_db.get(s, share_id, None)

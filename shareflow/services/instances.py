@@ -16,26 +16,20 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shareflow import policy
 from shareflow.db import shares as shares_db
 from shareflow.db.engine import Database
 from shareflow.db.models import ExportLocation, Share, ShareSnapshot
 from shareflow.domain import instance_ids
-from shareflow.exceptions import Forbidden, InvalidInput, NotFound
+from shareflow.exceptions import InvalidInput, NotFound
 from shareflow.services.admin import ShareAdminService, valid_status
 from shareflow.services.context import Caller
 from shareflow.services.snapshots import RESETTABLE as SNAPSHOT_RESETTABLE
 from shareflow.services.snapshots import SnapshotService
 
-POLICY_MESSAGE = "Policy doesn't allow {rule} to be performed."
 #: The share columns an instance list filters on from 2.35 (manila.db's
 #: ``share_instance_get_all``); other query parameters are ignored, as there.
 INSTANCE_FILTERS = ("export_location_id", "export_location_path", "host", "share_server_id", "status")
-
-
-def authorize(caller: Caller, rule: str) -> None:
-    """Manila's ``rule:admin_api`` default for every instance rule."""
-    if not caller.is_admin:
-        raise Forbidden(f"{rule} by a non-admin", user_message=POLICY_MESSAGE.format(rule=rule))
 
 
 def instance_not_found(instance_id: str) -> NotFound:
@@ -78,7 +72,7 @@ class InstanceService:
         INSTANCE_FILTERS; ``host`` matches ``host@backend`` and its pools.
         No share is ever soft-deleted here (no recycle bin), so asking for
         soft-deleted ones finds none."""
-        authorize(caller, "share_instance:index")
+        policy.enforce(caller, "share_instance:index")
         if soft_deleted:
             return []
         conds = [Share.deleted_at.is_(None)]
@@ -102,7 +96,7 @@ class InstanceService:
             return [ShareInstance.of(share) for share in shares]
 
     def get(self, caller: Caller, instance_id: str, *, rule: str = "share_instance:show") -> ShareInstance:
-        authorize(caller, rule)
+        policy.enforce(caller, rule)
         share_id = instance_ids.share_of_instance(instance_id)
         with self._db.read() as s:
             share = s.get(Share, share_id) if share_id else None
@@ -112,14 +106,14 @@ class InstanceService:
 
     def of_share(self, caller: Caller, share_id: str) -> list[ShareInstance]:
         """``GET /shares/{id}/instances``: policy ``share_instance:index``."""
-        authorize(caller, "share_instance:index")
+        policy.enforce(caller, "share_instance:index")
         with self._db.read() as s:
             return [ShareInstance.of(shares_db.get(s, share_id))]
 
     def export_locations(self, caller: Caller, instance_id: str, *, rule: str) -> list[ExportLocation]:
         """An instance's export locations, admin-only ones included; Manila's
         404 text for an instance it does not find."""
-        authorize(caller, rule)
+        policy.enforce(caller, rule)
         try:
             instance = self.get(caller, instance_id)
         except NotFound:
@@ -129,7 +123,7 @@ class InstanceService:
     def reset_status(self, caller: Caller, instance_id: str, body: Any) -> None:
         """Manila's order: policy, the body, then the instance; then the
         share's own reset (a conditional write, see ShareAdminService)."""
-        authorize(caller, "share_instance:reset_status")
+        policy.enforce(caller, "share_instance:reset_status")
         valid_status(body)
         instance = self.get(caller, instance_id)
         self._share_admin.reset_status(caller, instance.share.id, body)
@@ -137,14 +131,14 @@ class InstanceService:
     def force_delete(self, caller: Caller, instance_id: str) -> None:
         """The only instance of a share is the share: force-deleting it is the
         share's force_delete (its job, its refusal while snapshots exist)."""
-        authorize(caller, "share_instance:force_delete")
+        policy.enforce(caller, "share_instance:force_delete")
         instance = self.get(caller, instance_id)
         self._share_admin.force_delete(caller, instance.share.id)
 
     # --- snapshot instances -----------------------------------------------------
 
     def snapshot_instances(self, caller: Caller, *, snapshot_id: str | None, detailed: bool) -> list[SnapshotInstance]:
-        authorize(caller, "share_snapshot_instance:" + ("detail" if detailed else "index"))
+        policy.enforce(caller, "share_snapshot_instance:" + ("detail" if detailed else "index"))
         q = sa.select(ShareSnapshot).where(ShareSnapshot.deleted_at.is_(None))
         if snapshot_id:
             q = q.where(ShareSnapshot.id == snapshot_id)
@@ -153,7 +147,7 @@ class InstanceService:
                     s.scalars(q.order_by(ShareSnapshot.created_at, ShareSnapshot.id)).all()]
 
     def snapshot_instance(self, caller: Caller, instance_id: str) -> SnapshotInstance:
-        authorize(caller, "share_snapshot_instance:show")
+        policy.enforce(caller, "share_snapshot_instance:show")
         return self._snapshot_instance(instance_id)
 
     def _snapshot_instance(self, instance_id: str) -> SnapshotInstance:
@@ -167,7 +161,7 @@ class InstanceService:
     def reset_snapshot_instance_status(self, caller: Caller, instance_id: str, body: Any) -> None:
         """Policy, the body, the instance (Manila's order), then the
         snapshot's own reset, which knows the statuses a snapshot may have."""
-        authorize(caller, "share_snapshot_instance:reset_status")
+        policy.enforce(caller, "share_snapshot_instance:reset_status")
         status = _status_of(body)
         instance = self._snapshot_instance(instance_id)
         self._snapshots.reset_status(caller, instance.snapshot.id, status)

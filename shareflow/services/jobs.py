@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from taskflow import engines
 from taskflow import states as tf_states
 
+from shareflow import policy
 from shareflow.db import jobs as jobs_db
 from shareflow.db import resources
 from shareflow.db.engine import Database
@@ -61,7 +62,7 @@ from shareflow.engine.persistence import translate_errors as translate_storage_e
 from shareflow.engine.posting import JobPoster, import_factory, spec_of
 from shareflow.engine.boards import every_job
 from shareflow.engine.stalls import ClaimCheck, StallChecker, open_boards
-from shareflow.exceptions import Conflict, Forbidden, NotFound, ServiceUnavailable
+from shareflow.exceptions import Conflict, NotFound, ServiceUnavailable
 from shareflow.services.context import Caller
 
 LOG = logging.getLogger(__name__)
@@ -135,12 +136,6 @@ class Listing:
     total: int
     #: False when ZooKeeper could not be asked: states are the records'.
     claims_known: bool = True
-
-
-def require_admin(caller: Caller, action: str) -> None:
-    if not caller.is_admin:
-        raise Forbidden(f"job {action} by a non-admin",
-                        user_message=f"Policy doesn't allow job:{action} to be performed.")
 
 
 class JobService:
@@ -275,7 +270,7 @@ class JobService:
     # --- steering ---------------------------------------------------------------
 
     def cancel(self, job_id: str, caller: Caller) -> Job:
-        require_admin(caller, CANCEL)
+        policy.enforce(caller, f"job:{CANCEL}")
         now = self._clock()
         with self._db.write() as s:
             job = jobs_db.get(s, job_id)
@@ -291,7 +286,7 @@ class JobService:
         return self._get(job.id)
 
     def resume(self, job_id: str, caller: Caller) -> Job:
-        require_admin(caller, RESUME)
+        policy.enforce(caller, f"job:{RESUME}")
         self._require_poster()
         with self._db.read() as s:
             job = jobs_db.get(s, job_id)
@@ -346,7 +341,7 @@ class JobService:
         return self._get(job.id)
 
     def retry(self, job_id: str, caller: Caller) -> Job:
-        require_admin(caller, RETRY)
+        policy.enforce(caller, f"job:{RETRY}")
         self._require_poster()
         now = self._clock()
         with self._db.write() as s:

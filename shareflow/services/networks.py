@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import networks as networks_db
 from shareflow.db.engine import Database
@@ -37,16 +38,10 @@ from shareflow.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from shareflow.services import availability_zones
 from shareflow.services.context import Caller
 
-POLICY = "Policy doesn't allow {action} to be performed."
 NOVA_NET = "nova networking is not supported starting in Ocata."
 BOTH_IDS = ("When creating a new share network subnet you need to specify both neutron_net_id "
             "and neutron_subnet_id or none of them.")
 NEUTRON_KEYS = ("neutron_net_id", "neutron_subnet_id")
-
-
-def require_admin(caller: Caller, action: str) -> None:
-    if not caller.is_admin:
-        raise Forbidden(POLICY.format(action=action))
 
 
 @dataclass(frozen=True)
@@ -66,7 +61,7 @@ class ProviderNetworkService:
 
     def create(self, caller: Caller, *, name: Any, bridge: Any, cidr: Any, gateway: Any = None,
                mtu: Any = None, allocation_ranges: Any = None) -> ProviderNetworkUsage:
-        require_admin(caller, "provider_network:create")
+        policy.enforce(caller, "provider_network:create")
         name = validation.network_name(name)
         bridge = validation.bridge_name(bridge)
         cidr = validation.ipv4_cidr(cidr)
@@ -90,19 +85,19 @@ class ProviderNetworkService:
             return self._usage(s, net)
 
     def list(self, caller: Caller) -> list[ProviderNetworkUsage]:
-        require_admin(caller, "provider_network:index")
+        policy.enforce(caller, "provider_network:index")
         with self._db.read() as s:
             return [self._usage(s, net) for net in networks_db.list_providers(s)]
 
     def get(self, caller: Caller, ref: Any) -> ProviderNetworkUsage:
-        require_admin(caller, "provider_network:show")
+        policy.enforce(caller, "provider_network:show")
         with self._db.read() as s:
             return self._usage(s, networks_db.get_provider_by_ref(s, ref))
 
     def delete(self, caller: Caller, ref: Any) -> None:
         """Refused (409) while addresses are allocated on it or live share
         networks name it."""
-        require_admin(caller, "provider_network:delete")
+        policy.enforce(caller, "provider_network:delete")
         with self._db.write() as s:
             net = networks_db.get_provider_by_ref(s, ref)
             if not networks_db.lock_provider(s, net.id):
@@ -143,7 +138,7 @@ class ShareNetworkService:
         """The caller's own project's share networks; an admin may ask for
         another project's, or all projects' (Manila's ``all_tenants``);
         oldest first, ``limit``/``offset`` applied in SQL."""
-        if not caller.is_admin:
+        if not policy.authorize(caller, "share_network:get_all_share_networks"):
             scope = caller.project_id
         elif project_id is not None:
             scope = project_id

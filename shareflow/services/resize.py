@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import messages as messages_db
 from shareflow.db import pools as pools_db
@@ -44,7 +45,6 @@ NEW_SIZE_MESSAGE = "New share size must be specified as an integer."
 DB_MAX_INT = 0x7FFFFFFF
 #: manila/share/api.py ``shrink``: a refused shrink may be retried with another size.
 SHRINKABLE = (states.AVAILABLE, states.SHRINKING_POSSIBLE_DATA_LOSS_ERROR)
-FORCE_EXTEND_POLICY = "Policy doesn't allow share:force_extend to be performed."
 #: Manila's message action "extend" and detail "no valid host", and their text.
 ACTION_EXTEND = "008"
 DETAIL_NO_VALID_HOST = "002"
@@ -89,8 +89,8 @@ class ResizeService:
         pool has room; without it, a pool without room leaves the share
         ``available`` with a user message, as Manila's scheduler does."""
         size = new_size(size)
-        if force and not caller.is_admin:
-            raise Forbidden("force extend by a non-admin", user_message=FORCE_EXTEND_POLICY)
+        if force:
+            policy.enforce(caller, "share:force_extend")
         now = self._clock()
         with self._db.write() as s:
             share = shares_db.owned(s, share_id, caller.scope)

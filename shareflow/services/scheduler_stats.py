@@ -21,9 +21,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shareflow import policy
 from shareflow.db import share_types as types_db
 from shareflow.db.engine import Database
-from shareflow.exceptions import Forbidden, InvalidInput, NotFound
+from shareflow.exceptions import InvalidInput, NotFound
 from shareflow.scheduler import capabilities
 from shareflow.scheduler.pool_state import PoolState
 from shareflow.scheduler.scheduler import Scheduler
@@ -31,12 +32,6 @@ from shareflow.services.context import Caller
 
 REGEX_FILTERS = ("host", "backend", "pool")
 MAX_FILTER = 255
-
-
-def _require_admin(caller: Caller, action: str) -> None:
-    if not caller.is_admin:
-        raise Forbidden(f"scheduler_stats:pools:{action} by a non-admin",
-                        user_message=f"Policy doesn't allow scheduler_stats:pools:{action} to be performed.")
 
 
 def pool_dict(pool: PoolState) -> dict:
@@ -63,7 +58,7 @@ class SchedulerStatsService:
         """The pools the scheduler sees, Manila's filters applied.
         ``filters['capabilities']`` is a dict (the API parses it);
         ``share_type_filter``: the microversion knows ``share_type`` (2.23)."""
-        _require_admin(caller, action)
+        policy.enforce(caller, f"scheduler_stats:pools:{action}")
         filters = dict(filters)
         wanted_caps: dict[str, str] = {}
         with self._db.read() as s:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shareflow import policy
 from shareflow.db import networks as networks_db
 from shareflow.db import security_services as ss_db
 from shareflow.db.engine import Database
@@ -33,7 +34,6 @@ FIELDS = ("type", "name", "description", "dns_ip", "ou", "server", "domain", "us
 #: What may change while share servers use a share network the service is added to.
 UPDATABLE_IN_USE = ("name", "description")
 AD_SITE_VERSION = "2.76"
-POLICY = "Policy doesn't allow security_service:{action} to be performed."
 MALFORMED = "Malformed request body"
 #: What a share that needs a share server on such a share network is told.
 NOT_SUPPORTED_BY_SERVERS = (
@@ -90,8 +90,7 @@ class SecurityServiceService:
     @staticmethod
     def _visible(caller: Caller, row: SecurityService, action: str) -> SecurityService:
         # Manila finds any project's by id, then its owner-or-admin policy says 403.
-        if not caller.is_admin and row.project_id != caller.project_id:
-            raise Forbidden(POLICY.format(action=action))
+        policy.enforce(caller, f"security_service:{action}", target=row)
         return row
 
     def get(self, caller: Caller, security_service_id: Any) -> tuple[SecurityService, list[str]]:
@@ -108,7 +107,8 @@ class SecurityServiceService:
             if share_network_id is not None:
                 sn = networks_db.get_share_network(s, share_network_id, caller.scope)
                 return ss_db.of_share_network(s, sn.id)
-            project = None if (caller.is_admin and all_projects) else caller.project_id
+            everyone = all_projects and policy.authorize(caller, "security_service:get_all_security_services")
+            project = None if everyone else caller.project_id
             return ss_db.list_all(s, project)
 
     def share_networks(self, ids: list[str]) -> dict[str, list[str]]:

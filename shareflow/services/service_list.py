@@ -29,9 +29,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shareflow import policy
 from shareflow.db import share_services
 from shareflow.db.engine import Database
-from shareflow.exceptions import Forbidden, InvalidInput, NotFound
+from shareflow.exceptions import InvalidInput, NotFound
 from shareflow.services.backends import BackendService, BackendView, _utcnow
 from shareflow.services.context import Caller
 
@@ -62,12 +63,6 @@ class ServiceView:
 
 def service_id(binary: str, host: str) -> int:
     return zlib.crc32(f"{binary}\x00{host}".encode()) & 0x7FFFFFFF
-
-
-def _require_admin(caller: Caller, action: str) -> None:
-    if not caller.is_admin:
-        raise Forbidden(f"service:{action} by a non-admin",
-                        user_message=f"Policy doesn't allow service:{action} to be performed.")
 
 
 def _view(binary: str, host: str, *, zone, disabled: bool, alive: bool, updated_at,
@@ -101,7 +96,7 @@ class ServiceListService:
 
     def authorize(self, caller: Caller, action: str) -> None:
         """Manila's ``service:index`` / ``service:update``: admins only."""
-        _require_admin(caller, action)
+        policy.enforce(caller, f"service:{action}")
 
     def _all(self) -> list[ServiceView]:
         backends = self._backends.list()
@@ -119,7 +114,7 @@ class ServiceListService:
         """Every service; each of Manila's filters present keeps the services
         whose field equals its value (an unknown value keeps none). Other
         query keys are ignored, as Manila ignores them."""
-        _require_admin(caller, "index")
+        policy.enforce(caller, "service:index")
         wanted = {k: filters[k] for k in FILTERS if k in filters}
         return [v for v in self._all() if all(v.as_filterable()[k] == value for k, value in wanted.items())]
 
@@ -128,7 +123,7 @@ class ServiceListService:
         """Manila's ``PUT /services/disable|enable``: only a share service
         (``manila-share``, ``host@backend``) can be disabled; it then gets no
         new shares (the same as ``shareflow backend disable``)."""
-        _require_admin(caller, "update")
+        policy.enforce(caller, "service:update")
         if not isinstance(host, str) or not isinstance(binary, str):
             raise InvalidInput("host and binary must be strings")
         found = next((v for v in self._all() if v.host == host and v.binary == binary), None)

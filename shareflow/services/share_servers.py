@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import share_servers as servers_db
 from shareflow.db.engine import Database
@@ -55,13 +56,6 @@ ABSENT_FILTERS = frozenset({"identifier", "task_state", "source_share_server_id"
                             "encryption_key_ref", "deleted"})
 
 
-def require_admin(caller: Caller, action: str) -> None:
-    """Every share server API is admin-only (manila/policies/share_server.py)."""
-    if not caller.is_admin:
-        raise Forbidden(f"share_server:{action} by a non-admin",
-                        user_message=f"Policy doesn't allow share_server:{action} to be performed.")
-
-
 @dataclass(frozen=True)
 class ShareServerView:
     """A server with what its views show besides its row."""
@@ -86,7 +80,7 @@ class ShareServerService:
         return ShareServerView(row, servers_db.share_network_name(session, row), _backend_details(session, row))
 
     def list(self, caller: Caller, filters: dict[str, str]) -> list[ShareServerView]:
-        require_admin(caller, "index")
+        policy.enforce(caller, "share_server:index")
         query: dict[str, Any] = {}
         for key, value in filters.items():
             if key in ABSENT_FILTERS:
@@ -106,19 +100,19 @@ class ShareServerService:
             return [self._view(s, row) for row in servers_db.list_(s, query)]
 
     def get(self, caller: Caller, server_id: str) -> ShareServerView:
-        require_admin(caller, "show")
+        policy.enforce(caller, "share_server:show")
         with self._db.read() as s:
             return self._view(s, servers_db.get(s, server_id))
 
     def details(self, caller: Caller, server_id: str) -> dict[str, str]:
-        require_admin(caller, "details")
+        policy.enforce(caller, "share_server:details")
         with self._db.read() as s:
             return _backend_details(s, servers_db.get(s, server_id))
 
     # --- changing -----------------------------------------------------------
 
     def delete(self, caller: Caller, server_id: str) -> None:
-        require_admin(caller, "delete")
+        policy.enforce(caller, "share_server:delete")
         now = self._clock()
         with self._db.write() as s:
             row = servers_db.get(s, server_id)
@@ -151,7 +145,7 @@ class ShareServerService:
     def reset_status(self, caller: Caller, server_id: str, body: Any) -> None:
         """Manila's ``AdminActionsMixin._reset_status`` for share servers: any
         of the statuses a server has, from whatever it is now."""
-        require_admin(caller, "reset_status")
+        policy.enforce(caller, "share_server:reset_status")
         try:
             status = body["status"]
         except (TypeError, KeyError, IndexError):
@@ -173,7 +167,7 @@ class ShareServerService:
         about migrations, which this service does not do: it is always None,
         and None is the one state it can be reset to (the ``openstack share
         server set --status`` command resets it to None every time)."""
-        require_admin(caller, "reset_task_state")
+        policy.enforce(caller, "share_server:share_server_reset_task_state")
         if not isinstance(body, dict) or "task_state" not in body:
             raise InvalidInput("no task_state", user_message="Must specify 'task_state'")
         task_state = body["task_state"]

@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from shareflow import policy
 from shareflow.config import Config
+from shareflow.db import share_groups as groups_db
 from shareflow.db import share_types as types_db
 from shareflow.db.engine import Database
 from shareflow.db.models import ShareType
@@ -14,11 +16,6 @@ from shareflow.domain import validation
 from shareflow.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
-
-
-def _require_admin(caller: Caller) -> None:
-    if not caller.is_admin:
-        raise Forbidden("Policy doesn't allow this operation to be performed.")
 
 
 def visible_type(session, caller: Caller, ref: str) -> ShareType:
@@ -82,7 +79,7 @@ class ShareTypeService:
         return st
 
     def create(self, caller: Caller, *, name, extra_specs, description=None, is_public=True) -> ShareType:
-        _require_admin(caller)
+        policy.enforce(caller, "share_type:create")
         name = validation.share_type_name(name)
         specs = validation.required_extra_specs(validation.extra_specs(extra_specs, numbers=True))
         description = validation.optional_text(description, "Share type description", 255)
@@ -98,7 +95,7 @@ class ShareTypeService:
         """Manila 2.50's ``PUT /types/{id}``: name, description (``""``
         clears it) and visibility, any of them; a name another live type has
         is a 409."""
-        _require_admin(caller)
+        policy.enforce(caller, "share_type:update")
         if name is not None:
             if not isinstance(name, str) or not name.strip():
                 raise InvalidInput("Share type name cannot be empty.")
@@ -142,7 +139,7 @@ class ShareTypeService:
 
     def access_list(self, caller: Caller, type_id: str) -> list[str]:
         """Projects allowed to use a private type; a public type has no list (404)."""
-        _require_admin(caller)
+        policy.enforce(caller, "share_type:list_project_access")
         with self._db.read() as s:
             st = types_db.get(s, type_id)
             if st.is_public:
@@ -151,28 +148,31 @@ class ShareTypeService:
             return types_db.projects(s, st)
 
     def add_access(self, caller: Caller, type_id: str, project_id: str) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_type:add_project_access")
         with self._db.write() as s:
             types_db.add_project(s, self._private(s, type_id), project_id, now=self._clock())
 
     def remove_access(self, caller: Caller, type_id: str, project_id: str) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_type:remove_project_access")
         with self._db.write() as s:
             types_db.remove_project(s, self._private(s, type_id), project_id)
 
     def delete(self, caller: Caller, type_id: str) -> None:
-        _require_admin(caller)
+        policy.enforce(caller, "share_type:delete")
         with self._db.write() as s:
             st = types_db.get(s, type_id)
             if types_db.in_use(s, st.id):
                 raise InvalidInput(f"Share Type {type_id} deletion is not allowed with shares present with the type.")
+            if groups_db.types_with_share_type(s, st.id):
+                # Manila's share_type_destroy: live share group types hold it too.
+                raise InvalidInput(f"Target share type with id {type_id} is still in use by share group types.")
             types_db.delete(s, st, now=self._clock())
 
     def extra_specs(self, caller: Caller, type_id: str) -> dict[str, str]:
         return self.get(caller, type_id).specs()
 
     def set_extra_specs(self, caller: Caller, type_id: str, specs) -> dict[str, str]:
-        _require_admin(caller)
+        policy.enforce(caller, "share_types_extra_spec:update")
         specs = validation.extra_specs(specs)
         if not specs:
             raise InvalidInput("Extra specs must not be empty.")
@@ -189,7 +189,7 @@ class ShareTypeService:
     def unset_extra_specs(self, caller: Caller, type_id: str, keys) -> None:
         """Several keys in one transaction (``shareflow type unset``): a
         required or missing key among them leaves every spec as it was."""
-        _require_admin(caller)
+        policy.enforce(caller, "share_types_extra_spec:delete")
         for key in keys:
             if key == validation.DHSS:
                 raise Forbidden(f"Required extra specification '{key}' cannot be deleted.")

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
+from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import access as access_db
 from shareflow.db import networks as networks_db
@@ -30,6 +31,7 @@ from shareflow.flows.delete_share import share_flow_kwargs
 from shareflow.scheduler.scheduler import Placement
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
+from shareflow.services import share_groups
 from shareflow.services.metadata import check_properties as check_access_metadata
 from shareflow.services.share_types import visible_type
 from shareflow.services.snapshots import new_share_source
@@ -49,9 +51,7 @@ def _writable(session, share_id: str, caller: Caller, action: str) -> Share:
     """The share ``caller`` may change: another project's public share is
     visible to it but refused by Manila's owner policy (``share:<action>``), 403."""
     share = shares_db.get(session, share_id, caller.scope)
-    if caller.scope is not None and share.project_id != caller.scope:
-        raise Forbidden(f"share {share_id} belongs to another project",
-                        user_message=f"Policy doesn't allow share:{action} to be performed.")
+    policy.enforce(caller, f"share:{action}", target=share)
     return share
 
 
@@ -80,7 +80,8 @@ class ShareService:
              **query) -> tuple[list, int | None]:
         """One page of records (see :func:`shareflow.db.shares.list_`), and how
         many shares match in all when ``with_count``; one read transaction."""
-        scope = None if (caller.is_admin and all_projects) else caller.project_id
+        everyone = all_projects and policy.authorize(caller, "share:list_all_projects")
+        scope = None if everyone else caller.project_id
         with self._db.read() as s:
             rows = shares_db.list_(s, scope, **query)
             total = (shares_db.count(s, scope, filters=query.get("filters"), public=query.get("public", False))
@@ -109,7 +110,7 @@ class ShareService:
 
     def create(self, caller: Caller, *, size, share_proto, name=None, description=None,
                share_type=None, metadata=None, is_public=False, availability_zone=None,
-               share_network_id=None, snapshot_id=None) -> ShareRecord:
+               share_network_id=None, snapshot_id=None, share_group_id=None) -> ShareRecord:
         # From a snapshot, no size means the snapshot's (Manila).
         size = None if snapshot_id is not None and size in (None, "", 0) else validation.share_size(size)
         proto = validation.share_protocol(share_proto)
@@ -137,6 +138,11 @@ class ShareService:
                 if not networks_db.lock_share_network(s, sn.id):
                     raise networks_db.share_network_not_found(share_network_id)
             stype = self._share_type(s, share_type, caller)
+            group = None
+            if share_group_id is not None:
+                # Manila 2.31: one of the group's types and its network; its pool.
+                group = share_groups.check_share_in_group(s, caller, share_group_id, stype, share_network_id,
+                                                          availability_zone)
             specs = stype.specs()
             dhss = validation.boolean(specs.get(validation.DHSS, "False"), validation.DHSS)
             if dhss and not share_network_id:
@@ -153,7 +159,8 @@ class ShareService:
             enforce_quota(s, self._config.quotas, caller.project_id, shares=1, gigabytes=size)
             zone = resolve_zone(self._config, availability_zone)
             # Unplaced (Manila: no host until the scheduler chose one); a
-            # conductor's scheduler places it (shareflow.tasks.scheduling).
+            # conductor's scheduler places it (shareflow.tasks.scheduling),
+            # a share of a group on its group's pool.
             share = shares_db.create(
                 s, now=now, id=self._new_id(), project_id=caller.project_id, user_id=caller.user_id,
                 name=name, description=description, size=size, share_proto=proto,
@@ -161,6 +168,7 @@ class ShareService:
                 availability_zone=zone, is_public=is_public,
                 share_network_id=share_network_id, metadata=metadata,
                 snapshot_id=source.snapshot_id if source else None,
+                share_group_id=group.id if group else None,
             )
             spec = operations.job_spec(
                 SCHEDULE, backend=SCHEDULER_BOARD, resource_id=share.id, caller=caller,
@@ -237,6 +245,11 @@ class ShareService:
                     f"share {share_id} has {dependent} snapshots",
                     user_message=f"Invalid share: Share still has {dependent} dependent snapshots.",
                 )
+            members = share_groups.group_snapshot_members_of(s, share_id)
+            if members:
+                raise Forbidden(f"share {share_id} has {members} group snapshot members",
+                                user_message=f"Invalid share: Share still has {members} dependent share group "
+                                             "snapshot members.")
             previous = share.status
             spec = operations.job_spec(
                 "delete_share", backend=share.backend, resource_id=share_id, caller=caller,

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import share_types as types_db
 from shareflow.db import shares as shares_db
@@ -54,7 +55,6 @@ RESETTABLE = tuple(s for s in (
     states.RESTORING,
 ) if s in states.SNAPSHOT_RESETTABLE)
 NAME_MAX = 255
-POLICY_MESSAGE = "Policy doesn't allow {action} to be performed."
 
 
 class Unprocessable(ShareflowError):
@@ -171,7 +171,8 @@ class SnapshotService:
             return snapshots_db.get(s, snapshot_id, caller.scope)
 
     def list(self, caller: Caller, *, all_projects: bool = False, **query) -> list[ShareSnapshot]:
-        scope = None if (caller.is_admin and all_projects) else caller.project_id
+        everyone = all_projects and policy.authorize(caller, "share_snapshot:list_all_projects")
+        scope = None if everyone else caller.project_id
         with self._db.read() as s:
             return snapshots_db.list_(s, scope, **query)
 
@@ -261,7 +262,7 @@ class SnapshotService:
     # --- admin --------------------------------------------------------------------
 
     def reset_status(self, caller: Caller, snapshot_id: str, status) -> None:
-        _require_admin(caller, "share_snapshot:reset_status")
+        policy.enforce(caller, "share_snapshot:reset_status")
         if status is None:
             raise InvalidInput("Must specify 'status'")
         if status not in RESETTABLE:
@@ -273,7 +274,7 @@ class SnapshotService:
     def force_delete(self, caller: Caller, snapshot_id: str) -> None:
         """Delete whatever the snapshot's status; the record goes even if the
         backend fails (Manila's ``delete_snapshot(force=True)``)."""
-        _require_admin(caller, "share_snapshot:force_delete")
+        policy.enforce(caller, "share_snapshot:force_delete")
         now = self._clock()
         with self._db.write() as s:
             snap = snapshots_db.get(s, snapshot_id)
@@ -362,6 +363,3 @@ class SnapshotService:
                                    factory_kwargs=factory_kwargs)
 
 
-def _require_admin(caller: Caller, action: str) -> None:
-    if not caller.is_admin:
-        raise Forbidden(f"{action} needs admin", user_message=POLICY_MESSAGE.format(action=action))

@@ -28,11 +28,12 @@ from shareflow.db import messages as messages_db
 from shareflow.db import resources
 from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
-from shareflow.db.models import Job, Share, ShareType
+from shareflow.db.models import Job, Share, ShareGroup, ShareType
 from shareflow.domain import states
 from shareflow.engine import checkpoints, placement
 from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
 from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
+from shareflow.services.share_groups import place_in_group
 
 LOG = logging.getLogger(__name__)
 
@@ -69,7 +70,8 @@ class PlaceShare(task.Task):
     """Choose the share's pool and hand the share to it, in one transaction:
     the share's ``host``/``backend`` set (only while it is still ``creating``
     and unplaced) and its ``create_share`` job recorded, linked to this job.
-    A share from a snapshot can only go to its snapshot's pool. When no pool
+    A share from a snapshot can only go to its snapshot's pool, a share of a
+    share group to its group's (``place_in_group``). When no pool
     passes the filters the share is ``error`` with Manila's "allocate host"
     user message (the filter's detail id), in the same transaction, and the
     step fails with NoValidHost. Resumed after it had committed, it finds the
@@ -105,7 +107,9 @@ class PlaceShare(task.Task):
             try:
                 if share.snapshot_id and snapshot_host is None:
                     raise exc.NoValidHost(f"the snapshot's share has no pool ({share.snapshot_id})")
-                chosen = Scheduler.from_config(runtime.config, clock=runtime.clock).place(s, spec)
+                scheduler = Scheduler.from_config(runtime.config, clock=runtime.clock)
+                group = s.get(ShareGroup, share.share_group_id) if share.share_group_id else None
+                chosen = place_in_group(scheduler, s, spec, group) if group is not None else scheduler.place(s, spec)
             except exc.NoValidHost as e:
                 LOG.info("share %s of %s GiB, type %s: %s", share.id, share.size, stype.name if stype else None, e)
                 no_valid_host = e

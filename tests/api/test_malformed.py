@@ -133,6 +133,18 @@ def targets(api):
     zone = api.get("/v2/availability-zones", token=admin).json["availability_zones"][0]["name"]
     ss = api.post("/v2/security-services", {"security_service": {"type": "ldap", "name": "fuzz-ss"}}, token=admin)
     assert ss.status_code == 200, ss.text
+    group_stype = api.post("/v2/types", {"share_type": {"name": f"fuzz-g-{uuid.uuid4().hex[:6]}", "extra_specs": {
+        "driver_handles_share_servers": False}}}, token=admin).json["share_type"]["id"]
+    group_type = api.post("/v2/share-group-types", {"share_group_type": {
+        "name": f"fuzz-gt-{uuid.uuid4().hex[:6]}", "share_types": [group_stype]}}, token=admin)
+    assert group_type.status_code == 200, group_type.text
+    group = api.post("/v2/share-groups", {"share_group": {
+        "share_group_type_id": group_type.json["share_group_type"]["id"], "share_types": [group_stype]}},
+        token=admin)
+    assert group.status_code == 202, group.text
+    group_snapshot = api.post("/v2/share-group-snapshots", {"share_group_snapshot": {
+        "share_group_id": group.json["share_group"]["id"]}}, token=admin)
+    assert group_snapshot.status_code == 202, group_snapshot.text
     rule_share = share()
     rule = api.post(f"/v2/shares/{rule_share}/action", {"allow_access": {
         "access_type": "ip", "access_to": "10.8.8.8"}}, token=admin)
@@ -143,6 +155,8 @@ def targets(api):
         "revert_share": revert_share, "revert_snapshot": snapshot(revert_share),
         "snapshot": snapshot(snap_share), "type": full["id"], "provider": pn.json["provider_network"],
         "share_network": sn.json["share_network"]["id"], "zone": zone, "rule": rule.json["access"]["id"],
+        "group_share_type": group_stype, "group_type": group_type.json["share_group_type"]["id"],
+        "group": group.json["share_group"]["id"], "group_snapshot": group_snapshot.json["share_group_snapshot"]["id"],
     }
 
 
@@ -302,10 +316,60 @@ def routes(t) -> list[Route]:
             service_body, {("host",): TEXT, ("binary",): TEXT}, section=None)]),
         Route("PUT", "/v2/os-services/{action}", "/v2/os-services/enable", [Variant(
             service_body, {("host",): TEXT, ("binary",): TEXT}, section=None, version="2.6")], version="2.6"),
+        *group_routes(t),
         # The valid bodies reach the job lookup (a 404 here): steering itself
         # is tested in tests/api/test_jobs_api.py.
         Route("POST", "/v2/jobs/{job_id}/action", f"/v2/jobs/{some}/action", [
             Variant({name: None}, section=ACTION_ARGUMENT) for name in ("resume", "retry", "cancel")]),
+    ]
+
+
+def group_routes(t) -> list[Route]:
+    """Share group types, share groups and share group snapshots (2.31+)."""
+    gt, group, gsnap = t["group_type"], t["group"], t["group_snapshot"]
+    texts = lambda section, *keys: {(section, k): TEXT_OR_NULL for k in keys}  # noqa: E731
+    reset = [Variant({"reset_status": {"status": "available"}}, {("reset_status", "status"): TEXT})]
+    return [
+        Route("POST", "/v2/share-group-types", "/v2/share-group-types", [Variant(
+            {"share_group_type": {"name": "fuzz-gt-made", "share_types": [t["group_share_type"]],
+                                  "group_specs": {"k": "v"}, "is_public": True}},
+            {("share_group_type", "name"): TEXT, ("share_group_type", "share_types"): frozenset({"list"}),
+             ("share_group_type", "share_types", 0): TEXT,
+             ("share_group_type", "group_specs"): OBJECT | {"null"}, ("share_group_type", "group_specs", "k"): TEXT,
+             ("share_group_type", "is_public"): BOOLEAN})]),
+        Route("DELETE", "/v2/share-group-types/{type_id}", f"/v2/share-group-types/{gt}"),
+        Route("POST", "/v2/share-group-types/{type_id}/action", f"/v2/share-group-types/{gt}/action", [Variant(
+            {"addProjectAccess": {"project": "p"}}, {("addProjectAccess", "project"): TEXT})]),
+        Route("POST", "/v2/share-group-types/{type_id}/group-specs", f"/v2/share-group-types/{gt}/group-specs", [
+            Variant({"group_specs": {"fuzz_key": "v"}},
+                    {("group_specs",): OBJECT, ("group_specs", "fuzz_key"): JSON_BOOLEAN}, section=None)]),
+        Route("PUT", "/v2/share-group-types/{type_id}/group-specs/{key}",
+              f"/v2/share-group-types/{gt}/group-specs/fuzz_key", [
+                  Variant({"fuzz_key": "v2"}, {("fuzz_key",): JSON_BOOLEAN}, section=None)]),
+        Route("DELETE", "/v2/share-group-types/{type_id}/group-specs/{key}",
+              f"/v2/share-group-types/{gt}/group-specs/fuzz_key"),
+        Route("POST", "/v2/share-groups", "/v2/share-groups", [Variant(
+            {"share_group": {"name": "n", "description": "d", "share_group_type_id": gt,
+                             "share_types": [t["group_share_type"]], "availability_zone": t["zone"]}},
+            {**texts("share_group", "name", "description", "availability_zone"),
+             ("share_group", "share_group_type_id"): TEXT, ("share_group", "share_types"): frozenset({"list"}),
+             ("share_group", "share_types", 0): TEXT})]),
+        # An empty update is Manila's 200; an unknown field its 400.
+        Route("PUT", "/v2/share-groups/{group_id}", f"/v2/share-groups/{group}", [Variant(
+            {"share_group": {"name": "n2", "description": "d2"}}, texts("share_group", "name", "description"),
+            section=frozenset({"empty_object"}))]),
+        Route("DELETE", "/v2/share-groups/{group_id}", f"/v2/share-groups/{group}"),
+        Route("POST", "/v2/share-groups/{group_id}/action", f"/v2/share-groups/{group}/action", reset),
+        Route("POST", "/v2/share-group-snapshots", "/v2/share-group-snapshots", [Variant(
+            {"share_group_snapshot": {"share_group_id": group, "name": "n", "description": "d"}},
+            {**texts("share_group_snapshot", "name", "description"),
+             ("share_group_snapshot", "share_group_id"): TEXT})]),
+        Route("PUT", "/v2/share-group-snapshots/{snapshot_id}", f"/v2/share-group-snapshots/{gsnap}", [Variant(
+            {"share_group_snapshot": {"name": "n2", "description": "d2"}},
+            texts("share_group_snapshot", "name", "description"), section=frozenset({"empty_object"}))]),
+        Route("DELETE", "/v2/share-group-snapshots/{snapshot_id}", f"/v2/share-group-snapshots/{gsnap}"),
+        Route("POST", "/v2/share-group-snapshots/{snapshot_id}/action",
+              f"/v2/share-group-snapshots/{gsnap}/action", reset),
     ]
 
 

@@ -260,3 +260,37 @@ def test_manilaclient_type_update_and_access_lists(tokens_server):
         admin.share_types.update(stype, name="default")
     with pytest.raises(manila_exc.NotFound):  # a public type has no access list
         admin.share_type_access.list(stype)
+
+
+def test_manilaclient_with_a_reader_token_reads_and_is_refused_every_change(tokens_server):
+    """``shareflow token issue --role reader``: Manila's reader persona, through an unmodified client."""
+    from shareflow.auth.tokens import TokenFile
+
+    env, server = tokens_server
+    alice = manila(server, env.tokens["alice"])
+    share = alice.shares.create("NFS", 1, name="read-me", metadata={"k": "v"})
+    env.set_share_status(share.id, "available")
+    rule = alice.shares.allow(share.id, "ip", "10.0.9.0/24", "ro")
+    reader = manila(server, TokenFile(env.config.auth.tokens_file).issue("proj-a", "rita", role="reader")[0])
+
+    assert reader.shares.get(share.id).name == "read-me"
+    assert share.id in [s.id for s in reader.shares.list()]
+    assert reader.shares.get_metadata(share.id)._info == {"k": "v"}
+    assert [r.id for r in reader.share_access_rules.access_list(share.id)] == [rule["id"]]
+    refusals = {
+        "create": lambda: reader.shares.create("NFS", 1),
+        "update": lambda: reader.shares.update(share.id, display_name="mine"),
+        "delete": lambda: reader.shares.delete(share.id),
+        "allow_access": lambda: reader.shares.allow(share.id, "ip", "10.0.10.1", "rw"),
+        "deny_access": lambda: reader.shares.deny(share.id, rule["id"]),
+        "extend": lambda: reader.shares.extend(share.id, 2),
+        "update_share_metadata": lambda: reader.shares.set_metadata(share.id, {"k": "w"}),
+        "create_snapshot": lambda: reader.share_snapshots.create(share.id),
+    }
+    for rule_name, change in refusals.items():
+        with pytest.raises(manila_exc.Forbidden) as refused:
+            change()
+        assert f"share:{rule_name}" in str(refused.value), rule_name
+    after = alice.shares.get(share.id)
+    assert (after.name, after.size, after.status, after.metadata) == ("read-me", 1, "available", {"k": "v"})
+    assert [r.id for r in alice.share_access_rules.access_list(share.id)] == [rule["id"]]

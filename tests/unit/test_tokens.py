@@ -151,3 +151,32 @@ def test_cli_subcommand_config_option_wins_only_when_given(tmp_path):
     assert args.config == str(tmp_path / "shareflow.toml")
     args = _cli(tmp_path, "token", "list", "--config", "/other.toml")
     assert args.config == "/other.toml"
+
+
+def test_issue_a_reader_token(tokens):
+    token, record = tokens.issue("demo", "auditor", role="reader")
+    assert record.roles == ("reader",) and not record.is_admin
+    identity = TokenAuth(tokens).authenticate(token, {})
+    assert identity.roles == ("reader",) and not identity.is_admin
+    assert tokens.issue("demo", role="admin")[1].roles == ("admin", "member")
+    assert tokens.issue("demo", role="member")[1].roles == ("member",)
+
+
+def test_issue_refuses_unknown_or_contradictory_roles(tokens):
+    with pytest.raises(InvalidInput, match="must be one of admin, member, reader"):
+        tokens.issue("demo", role="owner")
+    with pytest.raises(InvalidInput, match="both admin and reader"):
+        tokens.issue("demo", role="reader", admin=True)
+    assert not tokens.path.exists()  # nothing was written
+
+
+def test_cli_issue_role_reader(tmp_path, capsys):
+    args = _cli(tmp_path, "token", "issue", "--project", "demo", "--user", "carol", "--role", "reader")
+    assert args.func(args) == 0
+    out, err = capsys.readouterr()
+    assert "roles reader;" in err
+    assert TokenFile(tmp_path / "tokens.json").lookup(out.strip()).roles == ("reader",)
+    with pytest.raises(SystemExit):  # argparse: --admin and --role are exclusive
+        _cli(tmp_path, "token", "issue", "--project", "demo", "--admin", "--role", "reader")
+    with pytest.raises(SystemExit):
+        _cli(tmp_path, "token", "issue", "--project", "demo", "--role", "owner")

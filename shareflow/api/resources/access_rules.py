@@ -38,6 +38,8 @@ def metadata_filter(text) -> dict[str, str]:
 
 
 class AccessRules(Resource):
+    POLICY = {"on_get": "share_access_rule:index", "on_get_item": "share_access_rule:get"}
+
     def on_get(self, req, resp) -> None:
         require_version(req, "2.45")
         q = qp.flatten(req.params)
@@ -61,6 +63,8 @@ class AccessRules(Resource):
 
 
 class AccessRuleMetadata(Resource):
+    POLICY = {"on_put": "share_access_metadata:update", "on_delete_item": "share_access_metadata:delete"}
+
     def on_put(self, req, resp, access_id: str) -> None:
         require_version(req, "2.45")
         data = body(req)

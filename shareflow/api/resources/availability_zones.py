@@ -10,6 +10,8 @@ from shareflow.api.views import availability_zones as view
 
 
 class AvailabilityZones(Resource):
+    POLICY = {"on_get": "availability_zone:index"}
+
     def __init__(self, config, services, *, legacy: bool):
         super().__init__(config, services)
         self._versions = ("2.0", "2.6") if legacy else ("2.7", None)

@@ -10,6 +10,8 @@ from shareflow.exceptions import Forbidden, NotFound
 
 
 class ExportLocations(Resource):
+    POLICY = {"on_get": "share_export_location:index", "on_get_item": "share_export_location:show"}
+
     def on_get(self, req, resp, share_id: str) -> None:
         require_version(req, "2.9")
         who = caller(req)

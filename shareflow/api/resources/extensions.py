@@ -37,6 +37,8 @@ def _view(alias: str) -> dict:
 
 
 class Extensions(Resource):
+    POLICY = {"on_get": "extension:index", "on_get_item": "extension:show"}
+
     def on_get(self, req, resp) -> None:
         reply(resp, {"extensions": [_view(alias) for alias in EXTENSIONS]})
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import falcon
 
 from shareflow.api.resources.base import Resource, accepted, body, caller, reply, section, version
-from shareflow.api.resources.share_types import manila_path, require_admin
+from shareflow.api.resources.share_types import manila_path
 from shareflow.domain import validation
 from shareflow.exceptions import Forbidden, InvalidInput, NotFound
 
@@ -26,15 +26,23 @@ def _echo(given: dict, stored: dict) -> dict:
 
 @falcon.before(manila_path)
 class ExtraSpecs(Resource):
+    POLICY = {
+        "on_get": "share_types_extra_spec:index",
+        "on_post": "share_types_extra_spec:create",
+        "on_put": "share_types_extra_spec:update",
+        "on_delete": "share_types_extra_spec:delete",
+        "on_get_item": "share_types_extra_spec:show",
+        "on_put_item": "share_types_extra_spec:update",
+        "on_delete_item": "share_types_extra_spec:delete",
+    }
+
     def on_get(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        require_admin(who, "share_types_extra_spec:show")
         specs = self.services.share_types.extra_specs(who, type_id)
         reply(resp, {"extra_specs": specs})
 
     def on_post(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        require_admin(who, "share_types_extra_spec:create")
         _, specs = section(req, "extra_specs")
         self.services.share_types.set_extra_specs(who, type_id, specs)
         # Manila echoes what was set, not the type's whole set of specs.
@@ -49,7 +57,6 @@ class ExtraSpecs(Resource):
 
     def on_get_item(self, req, resp, type_id: str, key: str) -> None:
         who = caller(req)
-        require_admin(who, "share_types_extra_spec:index")
         specs = self.services.share_types.extra_specs(who, type_id)
         if key not in specs:
             raise NotFound(f"Share type extra spec {key} could not be found.")
@@ -57,7 +64,6 @@ class ExtraSpecs(Resource):
 
     def on_put_item(self, req, resp, type_id: str, key: str) -> None:
         who = caller(req)
-        require_admin(who, "share_types_extra_spec:update")
         data = body(req)
         if not data:
             raise InvalidInput("Request body empty")
@@ -70,7 +76,6 @@ class ExtraSpecs(Resource):
 
     def on_delete_item(self, req, resp, type_id: str, key: str) -> None:
         who = caller(req)
-        require_admin(who, "share_types_extra_spec:delete")
         if key == "snapshot_support" and version(req).before("2.24"):
             raise Forbidden("snapshot_support before 2.24", user_message=f"Extra spec '{key}' can't be deleted.")
         self.services.share_types.unset_extra_spec(who, type_id, key)

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from shareflow.api import params as qp
 from shareflow.api.resources.base import (
+    PER_ACTION,
     NOT_AT_THIS_VERSION,
+    Action,
     Actions,
     Resource,
     accepted,
@@ -44,6 +46,8 @@ EXPERIMENTAL_HEADER = "X-OpenStack-Manila-API-Experimental"
 class ShareInstances(Resource):
     """``GET /share_instances``: every live share's instance."""
 
+    POLICY = {"on_get": "share_instance:index", "on_get_detail": "share_instance:index"}
+
     def on_get(self, req, resp) -> None:
         require_version(req, SHARE_INSTANCES)
         who, ver = caller(req), version(req)
@@ -68,6 +72,8 @@ class ShareInstances(Resource):
 
 
 class ShareInstance(Resource):
+    POLICY = {"on_get": "share_instance:show"}
+
     def on_get(self, req, resp, instance_id: str) -> None:
         require_version(req, SHARE_INSTANCES)
         try:
@@ -81,6 +87,8 @@ class ShareInstance(Resource):
 class ShareInstancesOfShare(Resource):
     """``GET /shares/{id}/instances``: the share's one instance."""
 
+    POLICY = {"on_get": "share_instance:index"}
+
     def on_get(self, req, resp, share_id: str) -> None:
         require_version(req, SHARE_INSTANCES)
         try:
@@ -91,13 +99,15 @@ class ShareInstancesOfShare(Resource):
 
 
 class ShareInstanceActions(Resource):
+    POLICY = {"on_post": PER_ACTION}
+
     def __init__(self, config, services):
         super().__init__(config, services)
         self.actions: Actions = {}
         for name, handler in (("reset_status", self._reset_status), ("force_delete", self._force_delete)):
             # Manila's names: ``os-`` from 2.3 to 2.6, plain from 2.7.
-            self.actions[f"os-{name}"] = (SHARE_INSTANCES, "2.6", handler)
-            self.actions[name] = ("2.7", None, handler)
+            self.actions[f"os-{name}"] = Action(SHARE_INSTANCES, "2.6", handler, f"share_instance:{name}")
+            self.actions[name] = Action("2.7", None, handler, f"share_instance:{name}")
 
     def on_post(self, req, resp, instance_id: str) -> None:
         require_version(req, SHARE_INSTANCES)
@@ -115,6 +125,11 @@ class ShareInstanceActions(Resource):
 class ShareInstanceExportLocations(Resource):
     """``/share_instances/{id}/export_locations[/{el_id}]``: admin-only
     locations included, each with ``share_instance_id`` and ``is_admin_only``."""
+
+    POLICY = {
+        "on_get": "share_instance_export_location:index",
+        "on_get_item": "share_instance_export_location:show",
+    }
 
     def on_get(self, req, resp, instance_id: str) -> None:
         require_version(req, EXPORT_LOCATIONS)
@@ -134,6 +149,8 @@ class ShareInstanceExportLocations(Resource):
 
 
 class SnapshotInstances(Resource):
+    POLICY = {"on_get": "share_snapshot_instance:index", "on_get_detail": "share_snapshot_instance:detail"}
+
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 
@@ -149,6 +166,8 @@ class SnapshotInstances(Resource):
 
 
 class SnapshotInstance(Resource):
+    POLICY = {"on_get": "share_snapshot_instance:show"}
+
     def on_get(self, req, resp, instance_id: str) -> None:
         require_version(req, SNAPSHOT_INSTANCES)
         instance = self.services.instances.snapshot_instance(caller(req), instance_id)
@@ -156,9 +175,12 @@ class SnapshotInstance(Resource):
 
 
 class SnapshotInstanceActions(Resource):
+    POLICY = {"on_post": PER_ACTION}
+
     def __init__(self, config, services):
         super().__init__(config, services)
-        self.actions: Actions = {"reset_status": (SNAPSHOT_INSTANCES, None, self._reset_status)}
+        self.actions: Actions = {"reset_status": Action(
+            SNAPSHOT_INSTANCES, None, self._reset_status, "share_snapshot_instance:reset_status")}
 
     def on_post(self, req, resp, instance_id: str) -> None:
         require_version(req, SNAPSHOT_INSTANCES)
@@ -173,6 +195,12 @@ class ShareReplicas(Resource):
     """``/share-replicas[/detail]`` (``?share_id=``) and ``/share-replicas/{id}``:
     readable by any project (Manila's ``share_replica:get_all``/``show``);
     nothing is replicated, so the lists are empty and every replica is 404."""
+
+    POLICY = {
+        "on_get": "share_replica:get_all",
+        "on_get_detail": "share_replica:get_all",
+        "on_get_item": "share_replica:show",
+    }
 
     def on_get(self, req, resp) -> None:
         self._list(req, resp)

@@ -14,11 +14,10 @@ takes ``{"resume": null}``, ``{"retry": null}`` or ``{"cancel": null}``
 from __future__ import annotations
 
 from shareflow.api import params as qp
-from shareflow.api.resources.base import Resource, caller, dispatch_action, reply
+from shareflow.api.resources.base import PER_ACTION, Action, Actions, Resource, caller, dispatch_action, reply
 from shareflow.api.views import jobs as view
 from shareflow.domain import states
 from shareflow.exceptions import InvalidInput
-from shareflow.services.jobs import require_admin
 
 #: Every state a job can be shown in (``stalled`` included).
 JOB_STATES = states.JOB_STATES
@@ -39,6 +38,8 @@ def _states(raw) -> list[str] | None:
 
 
 class Jobs(Resource):
+    POLICY = {"on_get": "job:index"}
+
     def on_get(self, req, resp) -> None:
         q = qp.flatten(req.params)
         text = {k: qp.text(q[k], k) for k in ("operation", "resource_id", "project_id") if k in q}
@@ -52,6 +53,8 @@ class Jobs(Resource):
 
 
 class Job(Resource):
+    POLICY = {"on_get": "job:show"}
+
     def on_get(self, req, resp, job_id: str) -> None:
         shown = self.services.jobs.show(job_id, caller=caller(req), live=True)
         reply(resp, {"job": view.detail(shown, self.view_context(req))})
@@ -61,12 +64,18 @@ class JobActions(Resource):
     """Each action is a conditional transition in the service: of two
     operators acting on one job, one gets the 202 and the other a 409."""
 
+    POLICY = {"on_post": PER_ACTION}
+
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        self.actions: Actions = {
+            "resume": Action("2.0", None, self._resume, "job:resume"),
+            "retry": Action("2.0", None, self._retry, "job:retry"),
+            "cancel": Action("2.0", None, self._cancel, "job:cancel"),
+        }
+
     def on_post(self, req, resp, job_id: str) -> None:
-        dispatch_action(req, resp, job_id, {
-            "resume": ("2.0", None, self._resume),
-            "retry": ("2.0", None, self._retry),
-            "cancel": ("2.0", None, self._cancel),
-        }, kind="Job")
+        dispatch_action(req, resp, job_id, self.actions, kind="Job")
 
     def _resume(self, req, resp, job_id, info) -> None:
         self._steer(req, resp, job_id, "resume", info)
@@ -79,8 +88,6 @@ class JobActions(Resource):
 
     def _steer(self, req, resp, job_id: str, action: str, info) -> None:
         who = caller(req)
-        # The policy first (Manila checks it before the action's arguments).
-        require_admin(who, action)
         # Manila's argument-less actions (force_delete) take null; an empty
         # object is what some clients send for "nothing".
         if info is not None and info != {}:

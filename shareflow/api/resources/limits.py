@@ -8,6 +8,8 @@ from shareflow.api.views import quota_sets as view
 
 
 class Limits(Resource):
+    POLICY = {"on_get": "limits:index"}
+
     def on_get(self, req, resp) -> None:
         limits, used = self.services.quotas.usage(caller(req))
         reply(resp, view.limits(limits, used, self.view_context(req)))

@@ -36,6 +36,8 @@ def _isotime(value: str, key: str) -> datetime:
 
 
 class Messages(Resource):
+    POLICY = {"on_get": "message:get_all", "on_get_item": "message:get", "on_delete_item": "message:delete"}
+
     def on_get(self, req, resp) -> None:
         require_version(req, VERSION)
         who = caller(req)

@@ -12,6 +12,15 @@ from shareflow.api.resources.base import Resource, body, caller, reply
 
 
 class ShareMetadata(Resource):
+    POLICY = {
+        "on_get": "share:get_share_metadata",
+        "on_post": "share:update_share_metadata",
+        "on_put": "share:update_share_metadata",
+        "on_get_item": "share:get_share_metadata",
+        "on_post_item": "share:update_share_metadata",
+        "on_delete_item": "share:delete_share_metadata",
+    }
+
     def on_get(self, req, resp, share_id: str) -> None:
         reply(resp, {"metadata": self.services.share_metadata.get_all(caller(req), share_id)})
 

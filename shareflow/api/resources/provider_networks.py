@@ -8,19 +8,19 @@ from __future__ import annotations
 from shareflow.api.resources.base import Resource, accepted, caller, reply, section
 from shareflow.api.views import provider_networks as view
 from shareflow.exceptions import InvalidInput
-from shareflow.services.networks import require_admin
 
 FIELDS = ("name", "bridge", "cidr", "gateway", "mtu", "allocation_ranges")
 
 
 class ProviderNetworks(Resource):
+    POLICY = {"on_get": "provider_network:index", "on_post": "provider_network:create"}
+
     def on_get(self, req, resp) -> None:
         reply(resp, view.list_view(self.services.provider_networks.list(caller(req)),
                                    self.view_context(req)))
 
     def on_post(self, req, resp) -> None:
         who = caller(req)
-        require_admin(who, "provider_network:create")  # before the body is read, as Manila
         _, data = section(req, "provider_network")
         unknown = sorted(set(data) - set(FIELDS))
         if unknown:
@@ -33,6 +33,8 @@ class ProviderNetworks(Resource):
 
 
 class ProviderNetwork(Resource):
+    POLICY = {"on_get": "provider_network:show", "on_delete": "provider_network:delete"}
+
     def on_get(self, req, resp, network_id: str) -> None:
         usage = self.services.provider_networks.get(caller(req), network_id)
         reply(resp, {"provider_network": view.detail(usage, self.view_context(req))})

@@ -25,8 +25,8 @@ from shareflow.api.resources.base import (
 from shareflow.api.views import quota_sets as view
 from shareflow.db.quotas import RESOURCES, UNLIMITED
 from shareflow.domain import validation
-from shareflow.exceptions import Forbidden, InvalidInput
-from shareflow.services.quotas import POLICY_MESSAGE, quota_value
+from shareflow.exceptions import InvalidInput
+from shareflow.services.quotas import quota_value
 
 #: Keys of a quota_set body that are not quotas (Manila's NON_QUOTA_KEYS).
 NON_QUOTA_KEYS = ("tenant_id", "id", "force", "share_type")
@@ -48,6 +48,13 @@ NOT_LIMITED_HERE = "Quota '{key}' is not limited by this service: it can only be
 
 
 class _QuotaSets(Resource):
+    POLICY = {
+        "on_get": "quota_set:show",
+        "on_get_defaults": "quota_set:show",
+        "on_put": "quota_set:update",
+        "on_delete": "quota_set:delete",
+    }
+
     LOW: str = "2.7"
     HIGH: str | None = None
 
@@ -87,9 +94,6 @@ class _QuotaSets(Resource):
     def on_put(self, req, resp, target_id: str) -> None:
         self._version(req)
         who = caller(req)
-        if not who.is_admin:
-            raise Forbidden("quota update needs admin",
-                            user_message=POLICY_MESSAGE.format(action="quota_set:update"))
         data = body(req)
         quota_set = data.get("quota_set", {}) if isinstance(data, dict) else None
         if not isinstance(quota_set, dict):
@@ -130,9 +134,6 @@ class _QuotaSets(Resource):
     def on_delete(self, req, resp, target_id: str) -> None:
         self._version(req)
         who = caller(req)
-        if not who.is_admin:
-            raise Forbidden("quota delete needs admin",
-                            user_message=POLICY_MESSAGE.format(action="quota_set:delete"))
         user_id, share_type = self._sub_quota(req)
         if user_id is None and share_type is None:
             self.services.quotas.delete(who, target_id)
@@ -141,6 +142,8 @@ class _QuotaSets(Resource):
 
 class QuotaSets(_QuotaSets):
     """``/quota-sets/{project}``, with ``/defaults`` and (2.25+) ``/detail``."""
+
+    POLICY = {**_QuotaSets.POLICY, "on_get_detail": "quota_set:show"}
 
     def on_get_detail(self, req, resp, target_id: str) -> None:
         require_version(req, "2.25")

@@ -14,6 +14,8 @@ SHARE_TYPE_FILTER_VERSION = "2.23"
 
 
 class SchedulerStatsPools(Resource):
+    POLICY = {"on_get": "scheduler_stats:pools:index", "on_get_detail": "scheduler_stats:pools:detail"}
+
     def _pools(self, req, action: str) -> list[dict]:
         filters: dict = qp.flatten(req.params)
         if "capabilities" in filters:

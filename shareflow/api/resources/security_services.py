@@ -15,6 +15,7 @@ manila/api/v2/security_service.py answers them.
 
 from __future__ import annotations
 
+from shareflow import policy
 from shareflow.api import params as qp
 from shareflow.api.resources.base import Resource, accepted, body, caller, reply, version
 from shareflow.api.resources.share_networks import UNPROCESSABLE_MESSAGE
@@ -37,6 +38,15 @@ def _values(req) -> dict:
 
 
 class SecurityServices(Resource):
+    POLICY = {
+        "on_get": "security_service:index",
+        "on_get_detail": "security_service:detail",
+        "on_post": "security_service:create",
+        "on_get_item": "security_service:show",
+        "on_put_item": "security_service:update",
+        "on_delete_item": "security_service:delete",
+    }
+
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 
@@ -47,11 +57,12 @@ class SecurityServices(Resource):
         who = caller(req)
         q = qp.flatten(req.params)
         limit, offset = qp.limit(q.get("limit")), qp.offset(q.get("offset"))
-        all_projects = who.is_admin and qp.all_tenants(q)
+        everyone = policy.authorize(who, "security_service:get_all_security_services")
+        all_projects = everyone and qp.all_tenants(q)
         rows = self.services.security_services.list(who, all_projects=all_projects,
                                                     share_network_id=q.get("share_network_id"))
         filters = {k: v for k, v in q.items() if k not in NOT_FILTERS}
-        if not who.is_admin:
+        if not everyone:
             filters = {k: v for k, v in filters.items() if k in MEMBER_FILTERS}
         if filters:
             missing = object()

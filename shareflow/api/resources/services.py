@@ -23,6 +23,8 @@ ACTIONS = {"enable": False, "disable": True}
 
 
 class Services(Resource):
+    POLICY = {"on_get": "service:index", "on_get_action": "service:index", "on_put_action": "service:update"}
+
     def __init__(self, config, services, *, legacy: bool):
         super().__init__(config, services)
         self._versions = ("2.0", "2.6") if legacy else ("2.7", None)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from shareflow.api.resources import share_admin_actions, share_migration_actions
 from shareflow.api.resources.base import (
+    PER_ACTION,
+    Action,
     Actions,
     Resource,
     accepted,
@@ -30,21 +32,22 @@ UNSUPPORTED = frozenset({
 
 
 class ShareActions(Resource):
+    POLICY = {"on_post": PER_ACTION}
+
     def __init__(self, config, services):
         super().__init__(config, services)
-        # action -> (first version, last version or None, handler)
         self.actions: Actions = {
-            "os-allow_access": ("2.0", "2.6", self.allow_access),
-            "allow_access": ("2.7", None, self.allow_access),
-            "os-deny_access": ("2.0", "2.6", self.deny_access),
-            "deny_access": ("2.7", None, self.deny_access),
-            "os-access_list": ("2.0", "2.6", self.access_list),
-            "access_list": ("2.7", "2.44", self.access_list),
+            "os-allow_access": Action("2.0", "2.6", self.allow_access, "share:allow_access"),
+            "allow_access": Action("2.7", None, self.allow_access, "share:allow_access"),
+            "os-deny_access": Action("2.0", "2.6", self.deny_access, "share:deny_access"),
+            "deny_access": Action("2.7", None, self.deny_access, "share:deny_access"),
+            "os-access_list": Action("2.0", "2.6", self.access_list, "share:access_get_all"),
+            "access_list": Action("2.7", "2.44", self.access_list, "share:access_get_all"),
             # extend, shrink, reset_status, force_delete and their os- names
             **share_admin_actions.actions(self),
             # Manila's answers; this service does not migrate shares
             **share_migration_actions.actions(self),
-            "revert": ("2.27", None, self.revert),
+            "revert": Action("2.27", None, self.revert, "share:revert_to_snapshot"),
         }
 
     def on_post(self, req, resp, share_id: str) -> None:

@@ -15,9 +15,9 @@ Each under its ``os-`` name for microversions 2.0 to 2.6, its plain name from
 from __future__ import annotations
 
 
-from shareflow.api.resources.base import NOT_AT_THIS_VERSION, Actions, accepted, caller, version
+from shareflow.api.resources.base import Action, Actions, accepted, caller, version
 from shareflow.domain import validation
-from shareflow.exceptions import InvalidInput, NotFound
+from shareflow.exceptions import InvalidInput
 
 LEGACY = ("2.0", "2.6")
 CURRENT = ("2.7", None)
@@ -62,32 +62,24 @@ def force_delete(resource, req, resp, share_id: str, info) -> None:
     accepted(resp)
 
 
-#: Manila's header asking for experimental APIs; ``reset_task_state`` is one
-#: from 2.22 (``api_version('2.22', experimental=True)``), a 404 without it.
-EXPERIMENTAL_HEADER = "X-OpenStack-Manila-API-Experimental"
-
-
 def reset_task_state(resource, req, resp, share_id: str, info) -> None:
-    flag = req.get_header(EXPERIMENTAL_HEADER) or ""
-    if flag.strip().lower() not in ("true", "t", "yes", "y", "1", "on"):
-        raise NotFound(f"reset_task_state without {EXPERIMENTAL_HEADER}", user_message=NOT_AT_THIS_VERSION)
-    resp.set_header(EXPERIMENTAL_HEADER, "True")
+    """Experimental from 2.22 (``api_version('2.22', experimental=True)``):
+    a 404 without Manila's experimental header (``Action.experimental``)."""
     resource.services.share_admin.reset_task_state(caller(req), share_id, info)
     accepted(resp)
 
 
 def actions(resource) -> Actions:
-    """action name -> (first version, last version or None, handler), as
-    ``ShareActions.actions`` holds them."""
-    table = {}
+    """action name -> :class:`Action`, as ``ShareActions.actions`` holds them."""
+    table: Actions = {}
     for name, handler in (("extend", extend), ("shrink", shrink), ("reset_status", reset_status),
                           ("force_delete", force_delete)):
 
         def bound(req, resp, share_id, info, _handler=handler):
             _handler(resource, req, resp, share_id, info)
 
-        table[f"os-{name}"] = (*LEGACY, bound)
-        table[name] = (*CURRENT, bound)
-    table["reset_task_state"] = ("2.22", None, lambda req, resp, share_id, info: reset_task_state(
-        resource, req, resp, share_id, info))
+        table[f"os-{name}"] = Action(*LEGACY, bound, f"share:{name}")
+        table[name] = Action(*CURRENT, bound, f"share:{name}")
+    table["reset_task_state"] = Action("2.22", None, lambda req, resp, share_id, info: reset_task_state(
+        resource, req, resp, share_id, info), "share:reset_task_state", experimental=True)
     return table

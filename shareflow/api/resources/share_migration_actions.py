@@ -23,28 +23,16 @@ The ``os-migrate_share`` / ``migrate_share`` actions were removed from Manila
 
 from __future__ import annotations
 
-from shareflow.api.resources.base import NOT_AT_THIS_VERSION, Actions, caller
+from shareflow.api.resources.base import Action, Actions, caller
 from shareflow.domain import validation
-from shareflow.exceptions import Forbidden, InvalidInput, NotFound
+from shareflow.exceptions import InvalidInput, NotFound
 
-EXPERIMENTAL_HEADER = "X-OpenStack-Manila-API-Experimental"
 #: Manila's first microversion of each action (``api_version``).
 START_VERSION = "2.29"
 OTHERS_VERSION = "2.22"
 #: migration_start's schema (manila/api/schemas/shares.py): required keys.
 START_REQUIRED = ("host", "nondisruptive", "preserve_metadata", "preserve_snapshots", "writable")
 START_BOOLEANS = ("force_host_assisted_migration", *START_REQUIRED[1:])
-POLICY_MESSAGE = "Policy doesn't allow share:{action} to be performed."
-
-
-def _experimental(req) -> bool:
-    value = req.get_header(EXPERIMENTAL_HEADER)
-    if value is None:
-        return False
-    try:
-        return validation.boolean(value, EXPERIMENTAL_HEADER)
-    except InvalidInput:
-        return False  # oslo's lenient bool_from_string: anything else is False
 
 
 def _check_start_body(info) -> None:
@@ -78,12 +66,7 @@ def _is_boolean(value) -> bool:
 
 def _handler(resource, action: str):
     def handle(req, resp, share_id: str, info) -> None:
-        if not _experimental(req):
-            raise NotFound(f"{action} without {EXPERIMENTAL_HEADER}", user_message=NOT_AT_THIS_VERSION)
-        resp.set_header(EXPERIMENTAL_HEADER, "True")
         who = caller(req)
-        if not who.is_admin:
-            raise Forbidden(f"{action} by a non-admin", user_message=POLICY_MESSAGE.format(action=action))
         if action == "migration_start":
             _check_start_body(info)
         try:
@@ -99,9 +82,9 @@ def _handler(resource, action: str):
 
 
 def actions(resource) -> Actions:
-    """action name -> (first version, last version or None, handler)."""
+    """action name -> :class:`Action` (experimental: a 404 without the header, before policy)."""
     return {
-        "migration_start": (START_VERSION, None, _handler(resource, "migration_start")),
-        **{name: (OTHERS_VERSION, None, _handler(resource, name))
-           for name in ("migration_complete", "migration_cancel", "migration_get_progress")},
+        name: Action(START_VERSION if name == "migration_start" else OTHERS_VERSION, None,
+                     _handler(resource, name), f"share:{name}", experimental=True)
+        for name in ("migration_start", "migration_complete", "migration_cancel", "migration_get_progress")
     }

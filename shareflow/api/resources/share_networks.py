@@ -24,9 +24,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from shareflow import policy
 from shareflow.api import params as qp
 from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.resources.base import (
+    PER_ACTION,
+    Action,
+    Actions,
     Resource,
     accepted,
     body,
@@ -80,6 +84,12 @@ def _matches(own: dict, subnets: list[dict], key: str, value, *, fuzzy: bool) ->
 
 
 class ShareNetworks(Resource):
+    POLICY = {
+        "on_get": "share_network:index",
+        "on_get_detail": "share_network:detail",
+        "on_post": "share_network:create",
+    }
+
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 
@@ -89,13 +99,14 @@ class ShareNetworks(Resource):
     def _list(self, req, resp, *, detailed: bool) -> None:
         who, ver = caller(req), version(req)
         q = qp.flatten(req.params)
-        project_id = qp.text(q["project_id"], "project_id") if "project_id" in q and who.is_admin else None
-        all_projects = who.is_admin and qp.all_tenants(q)
+        everyone = policy.authorize(who, "share_network:get_all_share_networks")
+        project_id = qp.text(q["project_id"], "project_id") if "project_id" in q and everyone else None
+        all_projects = everyone and qp.all_tenants(q)
         since = _date(q["created_since"]) if "created_since" in q else None
         before = _date(q["created_before"]) if "created_before" in q else None
         limit, offset = qp.limit(q.get("limit")), qp.offset(q.get("offset"))
         filters = {k: v for k, v in q.items() if k not in NOT_FILTERS}
-        if not who.is_admin:
+        if not everyone:
             for key in ADMIN_FILTERS:
                 filters.pop(key, None)
         for key in INT_FILTERS:
@@ -120,7 +131,7 @@ class ShareNetworks(Resource):
             # Manila lists every share network the security service is added to.
             wanted = set(self.services.security_services.share_networks([q["security_service_id"]])
                          [q["security_service_id"]])
-            if who.is_admin and project_id is None and not all_projects:
+            if everyone and project_id is None and not all_projects:
                 rows = self.services.share_networks.list(who, all_projects=True)
             rows = [sn for sn in rows if sn.id in wanted]
         if filters:
@@ -143,6 +154,12 @@ class ShareNetworks(Resource):
 
 
 class ShareNetwork(Resource):
+    POLICY = {
+        "on_get": "share_network:show",
+        "on_put": "share_network:update",
+        "on_delete": "share_network:delete",
+    }
+
     def on_get(self, req, resp, share_network_id: str) -> None:
         sn = self.services.share_networks.get(caller(req), share_network_id)
         reply(resp, {RESOURCE: view.detail(sn, self.view_context(req))})
@@ -158,14 +175,20 @@ class ShareNetwork(Resource):
 
 
 class ShareNetworkActions(Resource):
+    POLICY = {"on_post": PER_ACTION}
+
     def __init__(self, config, services):
         super().__init__(config, services)
-        self._actions = {
-            "add_security_service": ("2.0", None, self._add),
-            "remove_security_service": ("2.0", None, self._remove),
-            "update_security_service": ("2.63", None, self._update),
-            "update_security_service_check": ("2.63", None, self._update_check),
-            "add_security_service_check": ("2.63", None, self._add_check),
+        self.actions: Actions = {
+            "add_security_service": Action("2.0", None, self._add, "share_network:add_security_service"),
+            "remove_security_service": Action("2.0", None, self._remove,
+                                              "share_network:remove_security_service"),
+            "update_security_service": Action("2.63", None, self._update,
+                                              "share_network:update_security_service"),
+            "update_security_service_check": Action("2.63", None, self._update_check,
+                                                    "share_network:update_security_service_check"),
+            "add_security_service_check": Action("2.63", None, self._add_check,
+                                                 "share_network:add_security_service_check"),
         }
 
     def on_post(self, req, resp, share_network_id: str) -> None:
@@ -174,7 +197,7 @@ class ShareNetworkActions(Resource):
             raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
         # The share network must exist for the caller first (404 otherwise).
         self.services.share_networks.get(caller(req), share_network_id)
-        dispatch_action(req, resp, share_network_id, self._actions, kind="Share network",
+        dispatch_action(req, resp, share_network_id, self.actions, kind="Share network",
                         unsupported=UNSUPPORTED_ACTIONS)
 
     def _network(self, req, resp, share_network_id: str, status: int = 200) -> None:
@@ -210,6 +233,13 @@ class ShareNetworkActions(Resource):
 class ShareNetworkSubnets(Resource):
     """Manila 2.51+: a share network's subnets: list, create (one per
     availability zone, the zone-less default included), show, delete."""
+
+    POLICY = {
+        "on_get": "share_network_subnet:index",
+        "on_post": "share_network_subnet:create",
+        "on_get_item": "share_network_subnet:show",
+        "on_delete_item": "share_network_subnet:delete",
+    }
 
     def on_get(self, req, resp, share_network_id: str) -> None:
         require_version(req, "2.51")

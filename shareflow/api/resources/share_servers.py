@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from shareflow.api import params as qp
 from shareflow.api.resources.base import (
+    PER_ACTION,
+    Action,
     Actions,
     Resource,
     accepted,
@@ -25,12 +27,20 @@ UNSUPPORTED = frozenset({"unmanage", "migration_check", "migration_start", "migr
 
 
 class ShareServers(Resource):
+    POLICY = {"on_get": "share_server:index"}
+
     def on_get(self, req, resp) -> None:
         servers = self.services.share_servers.list(caller(req), qp.flatten(req.params))
         reply(resp, view.list_view(servers, self.view_context(req)))
 
 
 class ShareServer(Resource):
+    POLICY = {
+        "on_get": "share_server:show",
+        "on_delete": "share_server:delete",
+        "on_get_details": "share_server:details",
+    }
+
     def on_get(self, req, resp, server_id: str) -> None:
         server = self.services.share_servers.get(caller(req), server_id)
         reply(resp, {"share_server": view.detail(server, self.view_context(req))})
@@ -45,11 +55,14 @@ class ShareServer(Resource):
 
 
 class ShareServerActions(Resource):
+    POLICY = {"on_post": PER_ACTION}
+
     def __init__(self, config, services):
         super().__init__(config, services)
         self.actions: Actions = {
-            "reset_status": (RESET_STATUS_VERSION, None, self.reset_status),
-            "reset_task_state": (RESET_TASK_STATE_VERSION, None, self.reset_task_state),
+            "reset_status": Action(RESET_STATUS_VERSION, None, self.reset_status, "share_server:reset_status"),
+            "reset_task_state": Action(RESET_TASK_STATE_VERSION, None, self.reset_task_state,
+                                       "share_server:share_server_reset_task_state"),
         }
 
     def on_post(self, req, resp, server_id: str) -> None:

@@ -19,10 +19,14 @@ import falcon
 from shareflow.api import params as qp
 from shareflow.api.middleware import MALFORMED_BODY
 from shareflow.api.resources.base import (
+    PER_ACTION,
+    Action,
+    Actions,
     Resource,
     accepted,
     body,
     caller,
+    dispatch_action,
     reply,
     require_version,
     section,
@@ -31,16 +35,9 @@ from shareflow.api.resources.base import (
 from shareflow.auth.tokens import valid_id
 from shareflow.api.views import share_types as view
 from shareflow.domain import validation
-from shareflow.exceptions import Forbidden, InvalidInput, NotFound
-from shareflow.services.context import Caller
+from shareflow.exceptions import InvalidInput, NotFound
 
-POLICY_MESSAGE = "Policy doesn't allow {action} to be performed."
 IS_PUBLIC_KEYS = ("share_type_access:is_public", "os-share-type-access:is_public")
-
-
-def require_admin(who: Caller, action: str) -> None:
-    if not who.is_admin:
-        raise Forbidden(f"{action} needs admin", user_message=POLICY_MESSAGE.format(action=action))
 
 
 def manila_path(req, resp, resource, params) -> None:
@@ -69,6 +66,13 @@ def specs_match(specs: dict[str, str], wanted: dict[str, str]) -> bool:
 
 @falcon.before(manila_path)
 class ShareTypes(Resource):
+    POLICY = {
+        "on_get": "share_type:index",
+        "on_delete": "share_type:delete",
+        "on_get_default": "share_type:default",
+        "on_post": "share_type:create",
+    }
+
     def on_get(self, req, resp) -> None:
         who = caller(req)
         q = qp.flatten(req.params)
@@ -95,7 +99,6 @@ class ShareTypes(Resource):
 
     def on_post(self, req, resp) -> None:
         who = caller(req)
-        require_admin(who, "share_type:create")
         _, data = section(req, "share_type", "volume_type")
         description = data.get("description")
         if description and version(req).before("2.41"):
@@ -119,6 +122,8 @@ class ShareTypes(Resource):
 
 @falcon.before(manila_path)
 class ShareType(Resource):
+    POLICY = {"on_get": "share_type:show", "on_put": "share_type:update", "on_delete": "share_type:delete"}
+
     def on_get(self, req, resp, type_id: str) -> None:
         stype = self.services.share_types.get(caller(req), type_id)
         reply(resp, view.detail(stype, self.view_context(req)))
@@ -127,7 +132,6 @@ class ShareType(Resource):
         """2.50: name, description, ``share_type_access:is_public``."""
         require_version(req, "2.50")
         who = caller(req)
-        require_admin(who, "share_type:update")
         _, data = section(req, "share_type", "volume_type")
         stype = self.services.share_types.update(
             who, type_id, name=data.get("name"), description=data.get("description"),
@@ -137,7 +141,6 @@ class ShareType(Resource):
 
     def on_delete(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        require_admin(who, "share_type:delete")
         self.services.share_types.delete(who, type_id)
         accepted(resp)
 
@@ -146,26 +149,30 @@ class ShareType(Resource):
 class ShareTypeAccess(Resource):
     """Projects allowed to use a private type (admins)."""
 
+    POLICY = {"on_get": "share_type:list_project_access"}
+
     def on_get(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        require_admin(who, "share_type:list_project_access")
         projects = self.services.share_types.access_list(who, type_id)
         reply(resp, view.access_list(type_id, projects))
 
 
 @falcon.before(manila_path)
 class ShareTypeActions(Resource):
-    ACTIONS = ("addProjectAccess", "removeProjectAccess")
+    POLICY = {"on_post": PER_ACTION}
+
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        self.actions: Actions = {
+            "addProjectAccess": Action("2.0", None, self._access, "share_type:add_project_access"),
+            "removeProjectAccess": Action("2.0", None, self._access, "share_type:remove_project_access"),
+        }
 
     def on_post(self, req, resp, type_id: str) -> None:
-        who = caller(req)
-        data = body(req)
-        if not isinstance(data, dict) or len(data) != 1:
-            raise InvalidInput("action body must have exactly one key", user_message=MALFORMED_BODY)
-        (name, info), = data.items()
-        if name not in self.ACTIONS:
-            raise InvalidInput(f"There is no such action: {name}")
-        require_admin(who, f"share_type:{'add' if name.startswith('add') else 'remove'}_project_access")
+        dispatch_action(req, resp, type_id, self.actions, kind="Share type")
+
+    def _access(self, req, resp, type_id: str, info) -> None:
+        (name,) = body(req)
         if not isinstance(info, dict):
             raise InvalidInput(f"{name} must be an object", user_message=MALFORMED_BODY)
         project = info.get("project")
@@ -174,7 +181,7 @@ class ShareTypeActions(Resource):
         except InvalidInput:
             raise InvalidInput(f"Bad project format: project is not in proper format ({project})") from None
         if name == "addProjectAccess":
-            self.services.share_types.add_access(who, type_id, project)
+            self.services.share_types.add_access(caller(req), type_id, project)
         else:
-            self.services.share_types.remove_access(who, type_id, project)
+            self.services.share_types.remove_access(caller(req), type_id, project)
         accepted(resp)

@@ -13,11 +13,13 @@ the request's query with ``marker`` = the last id).
 
 from __future__ import annotations
 
+from shareflow import policy
 from shareflow.api import params as qp
 from shareflow.api.resources.base import Resource, accepted, body, caller, reply, section, version
 from shareflow.api.views import shares as view
 from shareflow.domain import validation
-from shareflow.exceptions import Forbidden, InvalidInput, UnprocessableEntity
+from shareflow.exceptions import InvalidInput, UnprocessableEntity
+from shareflow.services.context import Caller
 
 #: Sort keys a client may send (manilaclient's SHARE_SORT_KEY_VALUES) -> columns.
 SORT_KEYS = {
@@ -48,15 +50,18 @@ DISPLAY_FIELD_MAX = 255
 UNPROCESSABLE_MESSAGE = "Unable to process the contained instructions"
 
 
-def public_flag(value, *, is_admin: bool) -> bool:
-    """manila.api.common.validate_public_share_policy."""
+def public_flag(value, who: Caller, rule: str) -> bool:
+    """manila.api.common.validate_public_share_policy: ``rule`` is
+    ``share:create_public_share`` or ``share:set_public_share``."""
     public = validation.boolean(value, "is_public")
-    if public and not is_admin:
-        raise Forbidden("non-admin asked for a public share", user_message=PUBLIC_POLICY_MESSAGE)
+    if public:
+        policy.enforce(who, rule, message=PUBLIC_POLICY_MESSAGE)
     return public
 
 
 class Shares(Resource):
+    POLICY = {"on_get": "share:get_all", "on_get_detail": "share:get_all", "on_post": "share:create"}
+
     # --- listing --------------------------------------------------------------------
 
     def on_get(self, req, resp) -> None:
@@ -72,6 +77,8 @@ class Shares(Resource):
         for key, column in EQUAL_FILTERS.items():
             if key in q:
                 filters[column] = qp.text(q[key], key)
+        if ver.at_least("2.31") and "share_group_id" in q:
+            filters["share_group_id"] = qp.text(q["share_group_id"], "share_group_id")
         if ver.at_least("2.36"):
             if "description" in q:
                 filters["description"] = qp.text(q["description"], "description")
@@ -82,19 +89,16 @@ class Shares(Resource):
             filters["metadata"] = qp.literal_dict(q["metadata"], "metadata")
         if "extra_specs" in q:
             # Manila checks share_types_extra_spec:index (admin) for it, at every microversion.
-            if not who.is_admin:
-                raise Forbidden("extra_specs filter", user_message=(
-                    "Policy doesn't allow share_types_extra_spec:index to be performed."))
+            policy.enforce(who, "share_types_extra_spec:index")
             filters["extra_specs"] = validation.extra_specs(qp.literal_dict(q["extra_specs"], "extra_specs"))
         # As Manila: other projects' public shares only with is_public=true;
         # a member's all_tenants is ignored (policy share:list_all_projects).
         public = qp.boolean(q["is_public"], "is_public") if "is_public" in q else False
         if "host" in q:
-            if not who.is_admin:
-                raise Forbidden("host filter", user_message="Policy doesn't allow share:list_by_host to be performed.")
+            policy.enforce(who, "share:list_by_host")
             filters["host"] = qp.text(q["host"], "host")
-        all_projects = qp.all_tenants(q) and who.is_admin
-        if "project_id" in q and who.is_admin:
+        all_projects = qp.all_tenants(q) and policy.authorize(who, "share:list_all_projects")
+        if "project_id" in q and policy.authorize(who, "share:list_all_projects"):
             filters["project_id"] = qp.text(q["project_id"], "project_id")
         sort_key, sort_dir = qp.sort(q, SORT_KEYS)
         limit, offset = qp.limit(q.get("limit")), qp.offset(q.get("offset"))
@@ -128,7 +132,7 @@ class Shares(Resource):
             raise InvalidInput("Cannot specify both share_type and volume_type")
         is_public = share.get("is_public", False)
         if "is_public" in share:
-            is_public = public_flag(is_public, is_admin=who.is_admin)
+            is_public = public_flag(is_public, who, "share:create_public_share")
         # Each spelling is typed before one is chosen: a wrong type in the one
         # not taken is still a 400, never a value dropped for being falsy.
         names = [validation.share_name(share.get(k)) for k in ("name", "display_name")]
@@ -153,11 +157,16 @@ class Shares(Resource):
             availability_zone=refs["availability_zone"],
             share_network_id=refs["share_network_id"],
             snapshot_id=refs["snapshot_id"],
+            # Manila ignores it below 2.31.
+            **({"share_group_id": share["share_group_id"]}
+               if share.get("share_group_id") is not None and version(req).at_least("2.31") else {}),
         )
         reply(resp, {"share": view.detail(created, self.view_context(req))})
 
 
 class Share(Resource):
+    POLICY = {"on_get": "share:get", "on_put": "share:update", "on_delete": "share:delete"}
+
     def on_get(self, req, resp, share_id: str) -> None:
         share = self.services.shares.get(caller(req), share_id)
         reply(resp, {"share": view.detail(share, self.view_context(req))})
@@ -178,10 +187,19 @@ class Share(Resource):
                 raise InvalidInput(f"{key} too long", user_message=(
                     f"Invalid input received: {manila_name} can only be {DISPLAY_FIELD_MAX} characters long."))
         if "is_public" in fields:
-            fields["is_public"] = public_flag(fields["is_public"], is_admin=who.is_admin)
+            fields["is_public"] = public_flag(fields["is_public"], who, "share:set_public_share")
         share = self.services.shares.update(who, share_id, fields=fields)
         reply(resp, {"share": view.detail(share, self.view_context(req))})
 
     def on_delete(self, req, resp, share_id: str) -> None:
+        group_id = self.services.shares.get(caller(req), share_id).share_group_id
+        if group_id is not None:
+            # Manila: a share of a group is deleted naming its group.
+            given = req.params.get("share_group_id")
+            if not given:
+                raise InvalidInput("Must provide 'share_group_id' as a request parameter when deleting a share "
+                                   "in a share group.")
+            if given != group_id:
+                raise InvalidInput("The specified 'share_group_id' does not match the share group id of the share.")
         self.services.shares.delete(caller(req), share_id)
         accepted(resp)

@@ -11,8 +11,11 @@ plain names from 2.7.
 from __future__ import annotations
 
 
+from shareflow import policy
 from shareflow.api import params as qp
 from shareflow.api.resources.base import (
+    PER_ACTION,
+    Action,
     Actions,
     Resource,
     accepted,
@@ -56,6 +59,12 @@ def _named(data: dict, new: str, old: str):
 
 
 class Snapshots(Resource):
+    POLICY = {
+        "on_get": "share_snapshot:get_all_snapshots",
+        "on_get_detail": "share_snapshot:get_all_snapshots",
+        "on_post": "share:create_snapshot",
+    }
+
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 
@@ -83,8 +92,9 @@ class Snapshots(Resource):
             for key in ("name~", "description~"):
                 if key in q:
                     filters[key] = qp.text(q[key], key)
-        all_projects = qp.all_tenants(q) and who.is_admin
-        if "project_id" in q and who.is_admin:
+        everyone = policy.authorize(who, "share_snapshot:list_all_projects")
+        all_projects = qp.all_tenants(q) and everyone
+        if "project_id" in q and everyone:
             filters["project_id"] = qp.text(q["project_id"], "project_id")
         sort_key, sort_dir = qp.sort(q, SORT_KEYS)
         limit = qp.limit(q.get("limit"))
@@ -116,6 +126,12 @@ class Snapshots(Resource):
 
 
 class Snapshot(Resource):
+    POLICY = {
+        "on_get": "share_snapshot:get_snapshot",
+        "on_put": "share:snapshot_update",
+        "on_delete": "share:delete_snapshot",
+    }
+
     def on_get(self, req, resp, snapshot_id: str) -> None:
         snap = self.services.snapshots.get(caller(req), snapshot_id)
         reply(resp, {"snapshot": view.detail(snap, self.view_context(req))})
@@ -132,14 +148,15 @@ class Snapshot(Resource):
 
 
 class SnapshotActions(Resource):
+    POLICY = {"on_post": PER_ACTION}
+
     def __init__(self, config, services):
         super().__init__(config, services)
-        # action -> (first version, last version or None, handler)
         self.actions: Actions = {
-            "os-reset_status": ("2.0", "2.6", self.reset_status),
-            "reset_status": ("2.7", None, self.reset_status),
-            "os-force_delete": ("2.0", "2.6", self.force_delete),
-            "force_delete": ("2.7", None, self.force_delete),
+            "os-reset_status": Action("2.0", "2.6", self.reset_status, "share_snapshot:reset_status"),
+            "reset_status": Action("2.7", None, self.reset_status, "share_snapshot:reset_status"),
+            "os-force_delete": Action("2.0", "2.6", self.force_delete, "share_snapshot:force_delete"),
+            "force_delete": Action("2.7", None, self.force_delete, "share_snapshot:force_delete"),
         }
 
     def on_post(self, req, resp, snapshot_id: str) -> None:

@@ -9,6 +9,8 @@ from shareflow.api.views.common import root_url
 
 
 class Versions(Resource):
+    POLICY = {"on_get": "versions:index"}
+
     def __init__(self, config, services, *, root: bool):
         super().__init__(config, services)
         self.root = root

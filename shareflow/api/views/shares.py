@@ -142,7 +142,7 @@ def detail(share, ctx: ViewContext, *, _types: dict | None = None, _links=None) 
     if plan.revert:
         view["revert_to_snapshot_support"] = flags.get("revert_to_snapshot_support", False)
     if plan.groups:
-        view["share_group_id"] = None
+        view["share_group_id"] = share.share_group_id
         view["source_share_group_snapshot_member_id"] = None
     if plan.mount_snapshot:
         view["mount_snapshot_support"] = flags.get("mount_snapshot_support", False)
