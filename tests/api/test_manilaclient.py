@@ -269,6 +269,7 @@ def test_manilaclient_with_a_reader_token_reads_and_is_refused_every_change(toke
     env, server = tokens_server
     alice = manila(server, env.tokens["alice"])
     share = alice.shares.create("NFS", 1, name="read-me", metadata={"k": "v"})
+    env.schedule()  # placed by a conductor's scheduler
     env.set_share_status(share.id, "available")
     rule = alice.shares.allow(share.id, "ip", "10.0.9.0/24", "ro")
     reader = manila(server, TokenFile(env.config.auth.tokens_file).issue("proj-a", "rita", role="reader")[0])
