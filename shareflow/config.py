@@ -83,6 +83,9 @@ DEFAULT_AVAILABILITY_ZONE = "nova"
 #: ``capacity_weight_multiplier``, ``scheduler_max_attempts``): see
 #: ``shareflow.scheduler.registry`` for the names and the default lists.
 DEFAULT_SCHEDULER_FILTERS = scheduler_registry.DEFAULT_FILTERS
+#: The key of the scheduler's job board (``shareflow.engine.zk.SCHEDULER_BOARD``):
+#: no backend may have it as its name.
+RESERVED_BACKEND_NAME = "scheduler"
 DEFAULT_SCHEDULER_WEIGHERS = scheduler_registry.DEFAULT_WEIGHERS
 DEFAULT_CAPACITY_WEIGHT_MULTIPLIER = 1.0
 DEFAULT_SCHEDULER_MAX_ATTEMPTS = 3
@@ -246,6 +249,10 @@ class SchedulerConfig:
     max_attempts: int = DEFAULT_SCHEDULER_MAX_ATTEMPTS
     #: Seconds after its last report a pool is no longer chosen.
     pool_stale_after: float = DEFAULT_POOL_STALE_AFTER
+    #: Tests only, like a backend's: the plan file whose ``conductor.<point>``
+    #: entries hold or fail this host's conductors of the scheduler board
+    #: (``shareflow.engine.checkpoints``). None in production.
+    fault_plan: Path | None = None
 
     def weigher_specs(self) -> tuple[tuple[str, float], ...]:
         """(name, multiplier) of each configured weigher."""
@@ -674,6 +681,9 @@ def parse(data: dict, path: Path) -> Config:
     names = [b.name for b in backends]
     if len(set(names)) != len(names):
         raise ConfigError(f"backends: names must be unique, got {names}")
+    if RESERVED_BACKEND_NAME in names:
+        # Its legacy bare-name board would be the scheduler's board.
+        raise ConfigError(f"backends: {RESERVED_BACKEND_NAME!r} is reserved (the scheduler's job board)")
     top.done()
     return Config(
         path=path,
@@ -775,6 +785,7 @@ def _scheduler(s: Section) -> SchedulerConfig:
         max_attempts=s.int("max_attempts", DEFAULT_SCHEDULER_MAX_ATTEMPTS, minimum=1,
                            maximum=MAX_SCHEDULER_MAX_ATTEMPTS),
         pool_stale_after=s.float("pool_stale_after", DEFAULT_POOL_STALE_AFTER),
+        fault_plan=s.path("fault_plan", None),
     )
     s.done()
     return config

@@ -51,6 +51,9 @@ RUNNING = "running"  # flow RUNNING persisted, no atom started yet
 #: Not in the loading sequence: a failed create's next attempt recorded (and
 #: its share moved to the next pool), not yet posted (shareflow.engine.reschedule).
 RESCHEDULED = "rescheduled"
+#: Nor this: a scheduling job's create job recorded (and its share placed),
+#: not yet posted (shareflow.tasks.scheduling).
+PLACED = "placed"
 #: What a conductor passes with a job no conductor has run yet; TaskFlow
 #: ensures the atom details of a fresh flow without any flow state change.
 FRESH_POINTS = (CLAIMED, BOOK_LOADED, IN_STORE_WRITE, STORE_SAVED, ENGINE_LOADED, COMPILED,

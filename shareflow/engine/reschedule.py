@@ -17,6 +17,9 @@ the pool) asks :func:`reschedule` for the next attempt:
   and records the next attempt's job;
 * after the commit the job is posted to the new pool's ``host@backend`` board.
 
+(The same machinery as the first placement's, ``shareflow.engine.placement``;
+only the guard differs: there the share is not placed yet.)
+
 Job identity across attempts: each attempt is a ``create_share`` job row of
 its own (its own board posting, logbook and flow detail, so a conductor of the
 new pool's host runs a fresh flow with nothing of the old one's atom states),
@@ -41,21 +44,18 @@ passes the filters; its user message then names the pools tried.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 
-import sqlalchemy as sa
 from taskflow.types.failure import Failure
 
 from shareflow import exceptions as exc
 from shareflow.db import jobs as jobs_db
 from shareflow.db import shares as shares_db
-from shareflow.db.models import Job, Share, ShareType
+from shareflow.db.models import Job, ShareType
 from shareflow.domain import states
-from shareflow.engine import checkpoints, operations
-from shareflow.engine.posting import spec_of
-from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
+from shareflow.engine import checkpoints, placement
+from shareflow.scheduler.scheduler import Scheduler, request_spec
 
 LOG = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ POOL_FAILURES = (exc.StorageError, exc.InjectedFault, exc.BackendError)
 NOT_POOL_FAILURES = (exc.JobCancelled, exc.ResourceStateChanged, exc.NoValidHost, exc.ExportError,
                      exc.NetworkError)
 #: The store key listing the pools earlier attempts ran on.
-TRIED_POOLS = "tried_pools"
+TRIED_POOLS = placement.TRIED_POOLS
 
 
 def reschedulable(operation: str, step: str | None, failure: Failure | None) -> bool:
@@ -96,25 +96,10 @@ def reschedule(runtime, job_id: str) -> str | None:
     to be tried elsewhere (see the module's docstring); then nothing changed."""
     with runtime.db.write() as s:
         job = jobs_db.get(s, job_id)
-        following = s.scalars(sa.select(Job).where(Job.retry_of == job.id, Job.operation == OPERATION)
-                              .order_by(Job.created_at)).first()
-        if following is None:
-            following = _next_attempt(runtime, s, job)
-            if following is None:
-                return None
-        next_id, posted = following.id, following.board_job_id is not None
-        if not posted and following.state != states.JOB_POSTED:
-            # Recorded, never posted, and given up on (the housekeeping of
-            # unposted jobs trashed it while this revert waited to be
-            # resumed): the create ends here, as a failure.
+        if placement.following(s, job.id) is None and _next_attempt(runtime, s, job) is None:
             return None
-        unposted = None if posted else following
         backend = job.backend
-    # A test holds (and kills) the conductor here: recorded, not yet posted.
-    _checkpoints(runtime, backend).reach(checkpoints.RESCHEDULED, job_id)
-    if unposted is not None:
-        runtime.poster.post(unposted, spec_of(unposted))
-    return next_id
+    return placement.post_following(runtime, job_id, _checkpoints(runtime, backend), checkpoints.RESCHEDULED)
 
 
 def _next_attempt(runtime, session, job: Job) -> Job | None:
@@ -133,28 +118,16 @@ def _next_attempt(runtime, session, job: Job) -> Job | None:
     spec = request_spec(size_gb=share.size, share_proto=share.share_proto, share_type=stype,
                         ignore_hosts=tried)
     try:
-        placement = Scheduler.from_config(runtime.config, clock=runtime.clock).place(session, spec)
+        chosen = Scheduler.from_config(runtime.config, clock=runtime.clock).place(session, spec)
     except exc.NoValidHost as e:
         LOG.info("share %s: no other pool than %s: %s", share.id, ", ".join(tried), e)
         return None
-    now = runtime.clock()
-    moved = session.execute(
-        sa.update(Share).where(Share.id == share.id, Share.status == states.CREATING, Share.host == share.host)
-        .values(host=placement.host, backend=placement.backend_host, updated_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if moved != 1:
-        return None
-    spec = operations.job_spec(
-        OPERATION, backend=placement.backend_host, resource_id=share.id, project_id=job.project_id,
-        factory_kwargs=_flow_kwargs(placement),
-        store={"share_id": share.id, "size": share.size, "share_network_id": share.share_network_id,
-               TRIED_POOLS: tried},
-    )
-    spec = dataclasses.replace(spec, retry_of=job.id, request_id=job.request_id, user_id=job.user_id)
-    LOG.warning("share %s: create failed on %s, rescheduled to %s (attempt %d of %d)", share.id, tried[-1],
-                placement.host, len(tried) + 1, runtime.config.scheduler.max_attempts)
-    return runtime.poster.record(session, spec)
+    following = placement.move_and_record(runtime, session, share, chosen, after=job, from_host=share.host,
+                                          tried=tried)
+    if following is not None:
+        LOG.warning("share %s: create failed on %s, rescheduled to %s (attempt %d of %d)", share.id, tried[-1],
+                    chosen.host, len(tried) + 1, runtime.config.scheduler.max_attempts)
+    return following
 
 
 def _checkpoints(runtime, backend: str) -> checkpoints.Checkpoints:
@@ -163,12 +136,6 @@ def _checkpoints(runtime, backend: str) -> checkpoints.Checkpoints:
     bare = backend.rpartition("@")[2]
     plan = next((b.fault_plan for b in runtime.config.backends if b.name == bare), None)
     return checkpoints.Checkpoints(plan, hang_limit=runtime.config.conductor.step_timeout)
-
-
-def _flow_kwargs(placement: Placement) -> dict:
-    from shareflow.flows.delete_share import share_flow_kwargs
-
-    return share_flow_kwargs(placement)
 
 
 def tried_text(pools: list[str]) -> str:

@@ -3,7 +3,8 @@ backends, until signalled.
 
 A worker serves the board ``{config.host}@{backend}`` of each backend of its
 host (:func:`board_keys`) and no other host's, so a job is run only where
-its storage is. It also drains the *legacy* board of each of its backends
+its storage is; and the scheduler's board, which every host serves (placing
+a share needs only the database: ``shareflow.tasks.scheduling``). It also drains the *legacy* board of each of its backends
 (``jobboards/<backend>``, where jobs were posted before boards were keyed by
 host) when ZooKeeper has it as the worker starts: such a job is claimed and
 run here like any other (its store names the bare backend, which
@@ -45,7 +46,7 @@ from shareflow.engine.posting import JobPoster
 from shareflow.engine.reports import report_pools
 from shareflow.engine.runtime import Runtime
 from shareflow.engine.stalls import StallChecker
-from shareflow.engine.zk import list_boards, start_client, stop_client
+from shareflow.engine.zk import SCHEDULER_BOARD, list_boards, start_client, stop_client
 from shareflow.exceptions import ShareflowError
 from shareflow.logs import setup_logging
 from shareflow.scheduler.pool_state import backend_host
@@ -62,10 +63,27 @@ HOUSEKEEPING_INTERVAL = 30.0
 def board_keys(config: Config, existing=None) -> dict[str, str]:
     """The boards this host's conductors serve -> their backend's name: each
     backend's ``host@backend``, then its legacy bare-name board where
-    ``existing`` (the boards ZooKeeper has; None: all) holds one."""
+    ``existing`` (the boards ZooKeeper has; None: all) holds one, then the
+    scheduler's board (-> ``scheduler``), which every host serves."""
     keys = {backend_host(config.host, b.name): b.name for b in config.backends}
     keys.update({b.name: b.name for b in config.backends if existing is None or b.name in existing})
+    keys[SCHEDULER_BOARD] = SCHEDULER_BOARD
     return keys
+
+
+def board_checkpoints(config: Config, key: str, backend: str) -> Checkpoints:
+    """The test checkpoints of the conductor of board ``key``: its backend's
+    fault plan, the scheduler's for the scheduler's board."""
+    plan = config.scheduler.fault_plan if key == SCHEDULER_BOARD else config.backend(backend).fault_plan
+    return Checkpoints(plan, hang_limit=config.conductor.step_timeout)
+
+
+def conductor_label(key: str, backend: str) -> str:
+    """The last part of a conductor's name: its backend, ``legacy-<backend>``
+    for a legacy board, ``scheduler`` for the scheduler's board."""
+    if key == SCHEDULER_BOARD or "@" in key:
+        return backend
+    return f"legacy-{backend}"
 
 
 def conductor_name(config: Config, index: int, backend: str) -> str:
@@ -117,11 +135,10 @@ class Worker:
             threads = []
             for name, board in boards.items():
                 conductor = ShareflowConductor(
-                    conductor_name(cfg, self.index, keys[name] if "@" in name else f"legacy-{name}"),
+                    conductor_name(cfg, self.index, conductor_label(name, keys[name])),
                     board, persistence, runtime,
                     poll_interval=cfg.conductor.poll_interval, client=client,
-                    checkpoints=Checkpoints(cfg.backend(keys[name]).fault_plan,
-                                            hang_limit=cfg.conductor.step_timeout),
+                    checkpoints=board_checkpoints(cfg, name, keys[name]),
                 )
                 self._conductors.append(conductor)
                 t = threading.Thread(target=conductor.run, name=f"conductor-{name}", daemon=True)

@@ -17,7 +17,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.retry import KazooRetry
 from taskflow import exceptions as tf_exc
 
-from shareflow.config import ZooKeeperConfig
+from shareflow.config import RESERVED_BACKEND_NAME, ZooKeeperConfig
 from shareflow.exceptions import CoordinationError
 
 LOG = logging.getLogger(__name__)
@@ -32,6 +32,14 @@ def translate_errors(action: str) -> Iterator[None]:
             f"{action}: ZooKeeper failed: {e}",
             user_message="the coordination service is unavailable, try again later",
         ) from e
+
+
+#: The board of scheduling jobs (``schedule_share``): served by the
+#: conductors of every host besides their own ``host@backend`` boards, since
+#: placing a share needs only the database. Never a ``host@backend`` key (no
+#: ``@``); a backend may not be named so (``shareflow.config``), so it is
+#: never a legacy bare-name board either.
+SCHEDULER_BOARD = RESERVED_BACKEND_NAME
 
 
 def boards_root(chroot: str) -> str:

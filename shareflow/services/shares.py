@@ -10,7 +10,6 @@ from datetime import datetime
 from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import access as access_db
-from shareflow.db import messages as messages_db
 from shareflow.db import networks as networks_db
 from shareflow.db import share_types as types_db
 from shareflow.db import shares as shares_db
@@ -20,18 +19,16 @@ from shareflow.db.models import AccessRule, Share
 from shareflow.db.share_records import ShareRecord
 from shareflow.engine import operations
 from shareflow.domain import states, validation
-from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
 from shareflow.engine.posting import JobPoster
-from shareflow import exceptions
+from shareflow.engine.zk import SCHEDULER_BOARD
 from shareflow.exceptions import (
-    NoValidHost,
     Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
 )
 from shareflow.flows.delete_share import share_flow_kwargs
-from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
+from shareflow.scheduler.scheduler import Placement
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
 from shareflow.services import share_groups
@@ -46,16 +43,9 @@ LOG = logging.getLogger(__name__)
 #: answers for an access id that names no rule of the share.
 RULE_NOT_FOUND = "Resource could not be found."
 
-#: Manila's "allocate host" action and "no valid host" detail.
-ACTION_ALLOCATE_HOST = "001"
-DETAIL_NO_VALID_HOST = "002"
-NO_VALID_HOST_MESSAGE = f"allocate host: {exceptions.NO_VALID_HOST_MESSAGE}"
+#: The first job of a create: placement, run by a conductor.
+SCHEDULE = "schedule_share"
 
-
-def allocate_host_message(error: NoValidHost) -> str:
-    """Manila's user message for a share no pool could take: the action's
-    name, then what the scheduler said (which filter did not succeed)."""
-    return f"allocate host: {error.user_message}"
 
 def _writable(session, share_id: str, caller: Caller, action: str) -> Share:
     """The share ``caller`` may change: another project's public share is
@@ -77,7 +67,6 @@ class ShareService:
         self._config = config
         self._db = db
         self._poster = poster
-        self._scheduler = Scheduler.from_config(config, clock=clock)
         self._clock = clock
         self._new_id = new_id
 
@@ -168,57 +157,32 @@ class ShareService:
                 )
             # Before anything is written: over quota is 413 and changes nothing.
             enforce_quota(s, self._config.quotas, caller.project_id, shares=1, gigabytes=size)
-            # The filter scheduler over the pools reported now; a share from a
-            # snapshot is pinned to its snapshot's pool (CreateFromSnapshotFilter).
             zone = resolve_zone(self._config, availability_zone)
-            spec = request_spec(
-                size_gb=size, share_proto=proto, share_type=stype,
-                availability_zone=zone if availability_zone is not None else None,
-                snapshot_host=source.placement.host if source and source.placement else None)
-            no_valid_host: NoValidHost | None = None
-            placement: Placement | None = None
-            if source is not None and source.placement is None:
-                no_valid_host = NoValidHost(f"the snapshot's share has no pool ({source.snapshot_id})")
-            else:
-                try:
-                    placement = (share_groups.place_in_group(self._scheduler, s, spec, group) if group
-                                 else self._scheduler.place(s, spec))
-                except NoValidHost as e:
-                    LOG.info("share of %s GiB, type %s: %s", size, stype.name, e)
-                    no_valid_host = e
+            # Unplaced (Manila: no host until the scheduler chose one); a
+            # conductor's scheduler places it (shareflow.tasks.scheduling),
+            # a share of a group on its group's pool.
             share = shares_db.create(
                 s, now=now, id=self._new_id(), project_id=caller.project_id, user_id=caller.user_id,
                 name=name, description=description, size=size, share_proto=proto,
-                status=states.CREATING if placement else states.ERROR,
-                share_type_id=stype.id, host=placement.host if placement else None,
-                backend=placement.backend_host if placement else None,
+                status=states.CREATING, share_type_id=stype.id, host=None, backend=None,
                 availability_zone=zone, is_public=is_public,
                 share_network_id=share_network_id, metadata=metadata,
                 snapshot_id=source.snapshot_id if source else None,
                 share_group_id=group.id if group else None,
             )
-            if no_valid_host is not None:
-                # Manila's behaviour: the share exists, in error, with a message
-                # naming the filter that removed the last pools.
-                messages_db.create(
-                    s, now=now, project_id=caller.project_id, request_id=caller.request_id,
-                    resource_type=MESSAGE_RESOURCE_SHARE, resource_id=share.id,
-                    action_id=ACTION_ALLOCATE_HOST, detail_id=no_valid_host.detail_id,
-                    user_message=allocate_host_message(no_valid_host),
-                )
-            else:
-                spec = operations.job_spec(
-                    "create_share", backend=placement.backend_host, resource_id=share.id, caller=caller,
-                    factory_kwargs={**({"from_snapshot": True} if source else {}),
-                                    **share_flow_kwargs(placement)},
-                    store={"share_id": share.id, "size": size, "share_network_id": share_network_id,
-                           **({"snapshot_id": source.snapshot_id} if source else {})},
-                )
-                job = self._poster.record(s, spec)
-        if placement is not None:
-            self._poster.post_or_undo(job, spec, undo=operations.undo("create_share", share.id, None,
-                                                                      clock=self._clock))
-        return self.get(caller, share.id)
+            spec = operations.job_spec(
+                SCHEDULE, backend=SCHEDULER_BOARD, resource_id=share.id, caller=caller,
+                store={"share_id": share.id, "size": size, "share_network_id": share_network_id,
+                       # The zone the request named (None: any), not the default.
+                       "availability_zone": zone if availability_zone is not None else None,
+                       **({"snapshot_id": source.snapshot_id} if source else {})},
+            )
+            job = self._poster.record(s, spec)
+            # The share as created (Manila answers so): a conductor may place
+            # it, or fail it, before this request has answered.
+            created = shares_db.record(s, share.id, caller.scope)
+        self._poster.post_or_undo(job, spec, undo=operations.undo(SCHEDULE, share.id, None, clock=self._clock))
+        return created
 
     def _share_type(self, session, ref, caller: Caller):
         if ref is None:
@@ -259,8 +223,9 @@ class ShareService:
         now = self._clock()
         with self._db.write() as s:
             share = _writable(s, share_id, caller, "delete")
-            if share.backend is None:
-                # Never placed on a backend (no valid host): nothing to undo there.
+            if share.backend is None and share.status in DELETABLE:
+                # Never placed on a backend (no valid host): nothing to undo
+                # there. (One still being scheduled is creating: refused below.)
                 shares_db.set_status(s, share_id, states.DELETING, now=now)
                 shares_db.mark_deleted(s, share_id, now=now)
                 return

@@ -16,11 +16,13 @@ from shareflow.db import jobs as jobs_db
 from shareflow.db import resources
 from shareflow.db import shares as shares_db
 from shareflow.domain import states
-from shareflow.engine import reschedule
+from shareflow.engine import placement, reschedule
 from shareflow.engine.outcomes import first_failure, user_reason
 from shareflow.exceptions import JobCancelled, ResourceStateChanged
 
 BEGIN = "begin"
+#: The scheduling operation (``shareflow.tasks.scheduling``).
+SCHEDULE = "schedule_share"
 FINISH = "finish"
 
 
@@ -44,7 +46,8 @@ class BeginOperation(task.Task):
     Revert: a create whose volume could not be made on its pool is
     rescheduled to the next pool instead (``shareflow.engine.reschedule``:
     the share moved and the next attempt's job posted there) while
-    ``[scheduler] max_attempts`` allows; otherwise marks the resource failed (its operation's failed status: share
+    ``[scheduler] max_attempts`` allows; a scheduling job whose share was
+    handed to its create job leaves the share to that job; otherwise marks the resource failed (its operation's failed status: share
     ``error``/``error_deleting``/..., snapshot ``error``/``error_deleting``,
     server ``error``, rule ``error``) and leaves a user message naming the
     step that failed and why, or saying an administrator cancelled the job;
@@ -103,6 +106,9 @@ class BeginOperation(task.Task):
         if failed is None:
             return
         step, failure = failed
+        if self._op.name == SCHEDULE and placement.handed_over(runtime, job_id):
+            # The share went to its pool's create job, which finishes it.
+            return
         reason = user_reason(failure)
         if reschedule.reschedulable(self._op.name, step, failure):
             # Everything after this step is undone by now: try the next pool.

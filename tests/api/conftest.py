@@ -4,7 +4,12 @@ One environment per test module (migrating a database and connecting to
 ZooKeeper per test would dominate the run time); tests create their own
 shares and types with unique names, so they do not depend on each other.
 No conductor runs: posted jobs wait on the board, shares stay ``creating``
-unless a test moves them with :meth:`ApiEnv.set_share_status`. The API's
+unless a test moves them with :meth:`ApiEnv.set_share_status`. A create's
+first job, placement (``schedule_share``), is run when a test asks
+(:meth:`ApiEnv.schedule`, which :meth:`ApiEnv.create_share` does): a real
+conductor of the scheduler's board, in this process, dispatches the jobs
+that board holds and returns; the shares' create jobs then wait on their
+pool's board. The API's
 configuration has no backends at all (an API node needs none): it places
 shares on the pool ``testhost@b1#pool0`` that :func:`report_pool` reports as
 a conductor of host ``testhost`` would, and whose heartbeat each request
@@ -16,7 +21,10 @@ Every response goes through :func:`check_response`: no 5xx, ever, and every
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -45,6 +53,8 @@ OMIT = object()
 DEFAULT_TYPE_SPECS = {"driver_handles_share_servers": "False", "snapshot_support": "True"}
 
 
+#: The scheduler's board (``shareflow.engine.zk.SCHEDULER_BOARD``).
+SCHEDULER_KEY = "scheduler"
 #: The pool the API's tests place shares on, as a conductor host reported it.
 SERVICE_HOST, BACKEND, POOL = "testhost", "b1", "pool0"
 POOL_HOST = f"{SERVICE_HOST}@{BACKEND}#{POOL}"
@@ -121,6 +131,8 @@ class ApiEnv:
     client: falcon.testing.TestClient
     tokens: dict[str, str] = field(default_factory=dict)
     token: str | None = None
+    #: (kazoo client, boards, runtime) of the in-process scheduler conductor, once used.
+    _scheduler: tuple | None = None
 
     def request(self, method: str, path: str, *, token=OMIT, version=MAX, json_body=OMIT,
                 body: str | bytes | None = None, headers: dict | None = None, params=None):
@@ -168,11 +180,78 @@ class ApiEnv:
             s.execute(sa.update(Service).where(Service.host == POOL_HOST.partition("#")[0],
                                                Service.updated_at < now - HEARTBEAT).values(updated_at=now))
 
-    def create_share(self, *, token: str, size: int = 1, **extra) -> dict:
+    def create_share(self, *, token: str, size: int = 1, schedule: bool = True, **extra) -> dict:
+        """The create's answer (the share ``creating``, not placed yet); with
+        ``schedule``, its placement then run (:meth:`schedule`)."""
         body = {"share": {"size": size, "share_proto": "NFS", "name": f"s-{uuid.uuid4().hex[:8]}", **extra}}
         result = self.post("/v2/shares", body, token=token)
         assert result.status_code == 200, result.text
+        if schedule:
+            self.schedule()
         return result.json["share"]
+
+    def schedule(self, config: Config | None = None) -> int:
+        """Run every scheduling job on the scheduler's board, as a conductor
+        of any host would (``shareflow.tasks.scheduling``), with the API's
+        configuration or ``config`` (the conductor's own ``[scheduler]``);
+        returns how many ran."""
+        from shareflow.engine.boards import every_job
+
+        board = self._scheduler_board()
+        pending = len(every_job(board))
+        if not pending:
+            return 0
+        conductor = self._scheduler_conductor(board, config)
+        finished = threading.Semaphore(0)
+        for event in ("job_consumed", "job_trashed"):
+            conductor.notifier.register(event, lambda *_args, **_kw: finished.release())
+        runner = threading.Thread(target=conductor.run, name="api-test-scheduler", daemon=True)
+        runner.start()
+        try:
+            for _ in range(pending):
+                assert finished.acquire(timeout=60), "the scheduler's conductor did not finish its jobs"
+        finally:
+            conductor.stop()
+            runner.join(timeout=10)
+        return pending
+
+    def _scheduler_board(self):
+        if self._scheduler is None:
+            from shareflow.engine.boards import Boards
+            from shareflow.engine.locks import ResourceLocks
+            from shareflow.engine.outcomes import OutcomeRecorder
+            from shareflow.engine.runtime import Runtime
+            from shareflow.engine.zk import SCHEDULER_BOARD, start_client
+
+            client = start_client(self.config.zookeeper)
+            boards = Boards(client, self.config.zookeeper.chroot, [SCHEDULER_BOARD], self.services.persistence,
+                            conductor=True, request_timeout=self.config.zookeeper.request_timeout)
+            boards.connect()
+            runtime = Runtime(config=self.config, db=self.services.db, backends={},
+                              locks=ResourceLocks(client, self.config.zookeeper.chroot, timeout=10.0),
+                              recorder=OutcomeRecorder(self.services.db, utcnow), clock=utcnow,
+                              poster=self.services.poster)
+            self._scheduler = (client, boards, runtime)
+        return self._scheduler[1].get(SCHEDULER_KEY)
+
+    def _scheduler_conductor(self, board, config: Config | None):
+        from shareflow.engine.conductor import ShareflowConductor
+
+        client, _boards, runtime = self._scheduler
+        if config is not None:
+            runtime = dataclasses.replace(runtime, config=config)
+        return ShareflowConductor(f"{SERVICE_HOST}.{os.getpid()}.api-test.scheduler", board,
+                                  self.services.persistence, runtime, poll_interval=0.05, client=client)
+
+    def close(self) -> None:
+        if self._scheduler is not None:
+            from shareflow.engine.zk import stop_client
+
+            client, boards, _runtime = self._scheduler
+            boards.close()
+            stop_client(client)
+            self._scheduler = None
+        self.services.close()
 
     def set_share_status(self, share_id: str, status: str) -> None:
         with self.services.db.write() as s:
@@ -229,4 +308,4 @@ def api(zookeeper_server, tmp_path_factory) -> Iterator[ApiEnv]:
         try:
             yield env
         finally:
-            env.services.close()
+            env.close()

@@ -20,8 +20,9 @@ ADMIN = Caller(project_id="admin", user_id="operator", is_admin=True)
 
 
 def _job_of(api, share_id: str) -> Job:
+    """The share's create job (its scheduling job, done, beside it)."""
     with api.services.db.read() as s:
-        return s.scalars(sa.select(Job).where(Job.resource_id == share_id)).one()
+        return s.scalars(sa.select(Job).where(Job.resource_id == share_id, Job.operation == "create_share")).one()
 
 
 def _set(api, job_id: str, state: str) -> None:

@@ -1,9 +1,12 @@
 """``/v2/jobs`` in process: listing with filters and pages, project
 isolation, a job's steps and attempts, and the steering actions' errors.
 
-No conductor runs here (see conftest): a share created through the API
-leaves a ``posted`` job on the board; a test that needs another state writes
-it on the record, as a conductor would have.
+No conductor runs here (see conftest): a share created through the API is
+placed by its ``schedule_share`` job (run in process by ``api.schedule``),
+which leaves the share's ``create_share`` job ``posted`` on its pool's board;
+a test that needs another state writes it on the record, as a conductor
+would have. Listings of a project's jobs ask for ``create_share`` jobs
+(``CREATES``) where the scheduling jobs beside them do not matter.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ from shareflow.wiring import Services, utcnow
 from tests.api.conftest import MAX, assert_fault, check_response
 
 
-def job_of(api, share_id: str) -> Job:
+#: The filter for the create jobs of a listing (each has its scheduling job too).
+CREATES = {"operation": "create_share"}
+
+
+def job_of(api, share_id: str, operation: str = "create_share") -> Job:
     with api.services.db.read() as s:
-        return s.scalars(sa.select(Job).where(Job.resource_id == share_id)).one()
+        return s.scalars(sa.select(Job).where(Job.resource_id == share_id, Job.operation == operation)).one()
 
 
 def set_job(api, job_id: str, **values) -> None:
@@ -59,15 +66,21 @@ def listed(result) -> list[str]:
 def test_a_created_share_has_a_posted_job_its_project_can_read(api):
     share = api.create_share(token=api.tokens["alice"])
     result = api.get("/v2/jobs", params={"resource_id": share["id"]})
-    (job,) = result.json["jobs"]
+    # Newest first: the create job, and the scheduling job that placed the share and recorded it.
+    job, scheduled = result.json["jobs"]
+    assert (scheduled["operation"], scheduled["state"]) == ("schedule_share", "succeeded")
     assert job["operation"] == "create_share" and job["state"] == "posted"
+    assert job["retry_of"] == scheduled["id"]
     assert job["resource_type"] == "share" and job["project_id"] == "proj-a"
     assert "backend" not in job and "owner" not in job  # where it runs: for admins
     assert job["links"][0]["href"].endswith(f"/v2/jobs/{job['id']}")
 
     shown = api.get(f"/v2/jobs/{job['id']}").json["job"]
     assert shown["id"] == job["id"] and shown["state"] == "posted"
-    assert [a["id"] for a in shown["attempts"]] == [job["id"]]
+    # The chain: placement, then the create it handed the share to.
+    assert [a["id"] for a in shown["attempts"]] == [scheduled["id"], job["id"]]
+    assert [a["id"] for a in api.get(f"/v2/jobs/{scheduled['id']}").json["job"]["attempts"]] == [
+        scheduled["id"], job["id"]]
     assert "failure" not in shown
 
     # With the project in the path too, like every /v2 route.
@@ -76,6 +89,7 @@ def test_a_created_share_has_a_posted_job_its_project_can_read(api):
 
     admin_view = api.get(f"/v2/jobs/{job['id']}", token=api.tokens["admin"]).json["job"]
     assert admin_view["backend"] == "testhost@b1" and "failure" in admin_view
+    assert [a["backend"] for a in admin_view["attempts"]] == ["scheduler", "testhost@b1"]
 
 
 def test_members_see_only_their_projects_jobs(api):
@@ -101,21 +115,25 @@ def test_members_see_only_their_projects_jobs(api):
 def test_jobs_are_newest_first_and_paged(api, paged):
     newest_first = list(reversed(paged["ids"]))
     token = paged["token"]
-    assert listed(api.get("/v2/jobs", token=token)) == newest_first
-    assert listed(api.get("/v2/jobs", token=token, params={"limit": "2"})) == newest_first[:2]
-    assert listed(api.get("/v2/jobs", token=token, params={"limit": "2", "offset": "2"})) == newest_first[2:4]
-    assert listed(api.get("/v2/jobs", token=token, params={"offset": "4"})) == newest_first[4:]
-    assert listed(api.get("/v2/jobs", token=token, params={"offset": "5"})) == []
-    admin = api.get("/v2/jobs", token=api.tokens["admin"], params={"project_id": "proj-pages", "limit": "3"})
+    assert listed(api.get("/v2/jobs", token=token, params=CREATES)) == newest_first
+    assert listed(api.get("/v2/jobs", token=token, params={"limit": "2", **CREATES})) == newest_first[:2]
+    assert listed(api.get("/v2/jobs", token=token, params={"limit": "2", "offset": "2", **CREATES})) == \
+        newest_first[2:4]
+    assert listed(api.get("/v2/jobs", token=token, params={"offset": "4", **CREATES})) == newest_first[4:]
+    assert listed(api.get("/v2/jobs", token=token, params={"offset": "5", **CREATES})) == []
+    admin = api.get("/v2/jobs", token=api.tokens["admin"], params={"project_id": "proj-pages", "limit": "3",
+                                                                   **CREATES})
     assert listed(admin) == newest_first[:3]
     assert "count" not in admin.json
 
 
 def test_with_count_says_how_many_match_whatever_the_page(api, paged):
     token = paged["token"]
-    page = api.get("/v2/jobs", token=token, params={"limit": "2", "with_count": "true"}).json
+    page = api.get("/v2/jobs", token=token, params={"limit": "2", "with_count": "true", **CREATES}).json
     assert len(page["jobs"]) == 2 and page["count"] == 5
-    assert api.get("/v2/jobs", token=token, params={"state": "succeeded", "with_count": "1"}).json["count"] == 0
+    assert api.get("/v2/jobs", token=token, params={"with_count": "true"}).json["count"] == 10  # and placements
+    assert api.get("/v2/jobs", token=token, params={"state": "succeeded", "with_count": "1", **CREATES}
+                   ).json["count"] == 0
     everyone = api.get("/v2/jobs", token=api.tokens["admin"], params={"with_count": "true", "limit": "1"}).json
     assert everyone["count"] > 5  # every project's
     assert_fault(api.get("/v2/jobs", params={"with_count": "maybe"}), 400)
@@ -139,12 +157,13 @@ def test_filters_state_operation_and_resource(api, paged):
     set_job(api, first, state="succeeded", finished_at=utcnow())
     set_job(api, second, state="reverted", failed_step="create_volume", finished_at=utcnow())
     try:
-        assert listed(api.get("/v2/jobs", token=token, params={"state": "succeeded"})) == [first]
+        assert listed(api.get("/v2/jobs", token=token, params={"state": "succeeded", **CREATES})) == [first]
         # Repeated or comma-separated: either state.
-        both = {"state": ["reverted", "succeeded"]}
+        both = {"state": ["reverted", "succeeded"], **CREATES}
         assert set(listed(api.get("/v2/jobs", token=token, params=both))) == {first, second}
-        assert set(listed(api.get("/v2/jobs", token=token, params={"state": "reverted,succeeded"}))) == {
-            first, second}
+        assert set(listed(api.get("/v2/jobs", token=token, params={"state": "reverted,succeeded", **CREATES}))) \
+            == {first, second}
+        # (The scheduling jobs are done; the creates they posted wait.)
         assert listed(api.get("/v2/jobs", token=token, params={"state": "posted"})) == list(reversed(rest))
         failed = api.get(f"/v2/jobs/{second}", token=token).json["job"]
         assert failed["state"] == "reverted" and failed["failed_step"] == "create_volume"
@@ -153,7 +172,9 @@ def test_filters_state_operation_and_resource(api, paged):
         assert len(listed(api.get("/v2/jobs", token=token, params={"operation": "create_share"}))) == 5
         assert listed(api.get("/v2/jobs", token=token, params={"operation": "delete_share"})) == []
         job = api.get(f"/v2/jobs/{rest[0]}", token=token).json["job"]
-        assert listed(api.get("/v2/jobs", token=token, params={"resource_id": job["resource_id"]})) == [rest[0]]
+        assert listed(api.get("/v2/jobs", token=token, params={"resource_id": job["resource_id"], **CREATES})) \
+            == [rest[0]]
+        assert len(listed(api.get("/v2/jobs", token=token, params={"operation": "schedule_share"}))) == 5
     finally:
         set_job(api, first, state="posted", finished_at=None)
         set_job(api, second, state="posted", failed_step=None, finished_at=None)
@@ -167,7 +188,7 @@ def test_an_active_job_its_board_lost_is_stalled_filtered_and_counted(api):
     long_ago = utcnow() - timedelta(hours=2)
     set_job(api, lost.id, board_job_id=str(uuid.uuid4()), created_at=long_ago, updated_at=long_ago)
 
-    everything = api.get("/v2/jobs", token=token).json["jobs"]
+    everything = api.get("/v2/jobs", token=token, params=CREATES).json["jobs"]
     assert {j["id"]: j["state"] for j in everything} == {lost.id: "stalled", fresh.id: "posted"}
     assert listed(api.get("/v2/jobs", token=token, params={"state": "stalled"})) == [lost.id]
     assert listed(api.get("/v2/jobs", token=token, params={"state": "posted"})) == [fresh.id]
@@ -276,7 +297,8 @@ def test_without_zookeeper_jobs_are_listed_as_recorded_and_stalled_is_503(api):
     client = falcon.testing.TestClient(create_app(config, services))
     headers = {"X-Auth-Token": api.tokens["admin"], "X-OpenStack-Manila-API-Version": MAX}
     try:
-        result = client.simulate_get("/v2/jobs", params={"resource_id": job.resource_id}, headers=headers)
+        result = client.simulate_get("/v2/jobs", params={"resource_id": job.resource_id, **CREATES},
+                                     headers=headers)
         check_response(result)
         assert [(j["id"], j["state"]) for j in result.json["jobs"]] == [(job.id, "posted")]
         shown = client.simulate_get(f"/v2/jobs/{job.id}", headers=headers)

@@ -166,13 +166,15 @@ def test_unknown_or_impossible_ids_are_404(api, bad):
 
 
 def test_no_pool_for_the_share_leaves_an_allocate_host_message(api):
-    """The one failure the API records itself: the scheduler found no pool."""
+    """The scheduler (a conductor's, run by ``create_share``) found no pool:
+    the share, created ``creating``, is ``error`` with Manila's message."""
     report_pool(api.services.db, total_gb=4)
     try:
         share = api.create_share(token=api.tokens["alice"], size=500)
     finally:
         report_pool(api.services.db)
-    assert share["status"] == "error"
+    assert share["status"] == "creating"  # the API's answer: placement comes after
+    assert api.get(f"/v2/shares/{share['id']}").json["share"]["status"] == "error"
     (msg,) = listed(api, resource_id=share["id"])
     # Manila's detail for the filter that removed the last pool (009: Capacity).
     assert msg["resource_type"] == "SHARE" and msg["action_id"] == "001" and msg["detail_id"] == "009"

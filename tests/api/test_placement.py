@@ -3,8 +3,11 @@
 Own environment (own database): each test reports exactly the pools it
 places on (as conductors of a btrfs and of an image backend would) and
 removes them after, so what passes the filters is what the test says.
-No conductor runs: a placed share stays ``creating`` and holds its pool's
-space (the ``allocated_capacity_gb`` counter), as a share being made does.
+Placement is run by a scheduler conductor in process (``env.schedule``, with
+the API's configuration or the ``[scheduler]`` a test gives it: the API's own
+plays no part); no other conductor runs, so a placed share stays
+``creating`` and holds its pool's space (the ``allocated_capacity_gb``
+counter), as a share being made does.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from shareflow.config import SchedulerConfig
-from shareflow.db.models import Pool, Share
+from shareflow.config import Config, SchedulerConfig
+from shareflow.db.models import Job, Message, Pool, Share
 from shareflow.drivers.share import registry as share_drivers
 from shareflow.services.context import Caller
 from shareflow.services.shares import ShareService
@@ -37,7 +40,7 @@ def env(zookeeper_server, tmp_path_factory) -> Iterator[ApiEnv]:
         try:
             yield e
         finally:
-            e.services.close()
+            e.close()
 
 
 @pytest.fixture
@@ -75,6 +78,11 @@ def host_of(env, share: dict) -> str | None:
     return env.share_row(share["id"]).host
 
 
+def status_of(env, share: dict) -> str:
+    """Once placed (or not): the create's answer is always ``creating``."""
+    return env.share_row(share["id"]).status
+
+
 def messages(env, share_id: str) -> list[dict]:
     result = env.get(f"/v2/messages?resource_id={share_id}", token=env.tokens["alice"])
     assert result.status_code == 200
@@ -97,7 +105,7 @@ def test_fast_and_bulk_land_where_their_specs_say(env, pools):
 
     nothing = share_type(env, {"share_backend_name": "bulkimg", "revert_to_snapshot_support": "True"})
     share = env.create_share(token=env.tokens["alice"], share_type=nothing)
-    assert share["status"] == "error" and host_of(env, share) is None
+    assert status_of(env, share) == "error" and host_of(env, share) is None
     (msg,) = messages(env, share["id"])
     assert msg["action_id"] == "001" and msg["detail_id"] == "008"
     assert msg["user_message"] == ("allocate host: No storage could be allocated for this share "
@@ -117,7 +125,7 @@ def test_thick_pool_that_cannot_hold_the_share_is_skipped(env, pools):
     assert host_of(env, env.create_share(token=env.tokens["alice"], size=20, share_type=thin)) == BTRFS
     assert host_of(env, env.create_share(token=env.tokens["alice"], size=20, share_type=thick)) == IMAGE
     share = env.create_share(token=env.tokens["alice"], size=40, share_type=thick)
-    assert share["status"] == "error"
+    assert status_of(env, share) == "error"
     assert messages(env, share["id"])[0]["detail_id"] == "009"  # Capacity
 
 
@@ -127,27 +135,51 @@ def test_over_subscription_is_used_until_provisioned_exceeds_the_ratio(env, pool
     report_btrfs(env, total_gb=10, max_over_subscription_ratio=2.0)
     placed = [env.create_share(token=env.tokens["alice"], size=4) for _ in range(5)]
     assert [host_of(env, s) for s in placed] == [BTRFS] * 5  # 20 GiB provisioned on 10
-    assert env.create_share(token=env.tokens["alice"], size=1)["status"] == "error"
+    assert status_of(env, env.create_share(token=env.tokens["alice"], size=1)) == "error"
 
 
-def service_with(env, **scheduler) -> ShareService:
-    config = dataclasses.replace(env.config, scheduler=SchedulerConfig(**scheduler))
-    return ShareService(config, env.services.db, env.services.poster, clock=utcnow)
+def scheduler_with(env, **scheduler) -> Config:
+    """A conductor's configuration with this ``[scheduler]``."""
+    return dataclasses.replace(env.config, scheduler=SchedulerConfig(**scheduler))
 
 
-def place_many(service: ShareService, n: int) -> list[str | None]:
-    return [service.create(ALICE, size=10, share_proto="NFS").host for _ in range(n)]
+def place_many(env, config: Config, n: int) -> list[str | None]:
+    """Where the scheduler of a conductor configured so places ``n`` shares
+    created through the API's service, one after the other."""
+    hosts = []
+    for _ in range(n):
+        share = env.services.shares.create(ALICE, size=10, share_proto="NFS")
+        assert share.host is None  # the API places nothing
+        env.schedule(config)
+        hosts.append(env.share_row(share.id).host)
+    return hosts
+
+
+def test_the_api_does_not_schedule_the_conductor_does(env, pools):
+    """The API's ``[scheduler]`` plays no part: an API whose configuration
+    would refuse every pool (its filters see none fresh) still creates the
+    share, unplaced, with a scheduling job; the conductor's scheduler places it."""
+    report_btrfs(env, total_gb=100)
+    blind = dataclasses.replace(env.config, scheduler=SchedulerConfig(pool_stale_after=-1.0))
+    api = ShareService(blind, env.services.db, env.services.poster, clock=utcnow)
+    share = api.create(ALICE, size=1, share_proto="NFS")
+    assert (share.status, share.host) == ("creating", None)
+    with env.services.db.read() as s:
+        (job,) = s.scalars(sa.select(Job).where(Job.resource_id == share.id)).all()
+    assert (job.operation, job.backend, job.state) == ("schedule_share", "scheduler", "posted")
+    assert env.schedule() == 1
+    assert (env.share_row(share.id).status, env.share_row(share.id).host) == ("creating", BTRFS)
 
 
 def test_capacity_weigher_spreads_and_a_negative_multiplier_stacks(env, pools):
     report_btrfs(env, total_gb=100, max_over_subscription_ratio=1.0)
     report_image(env, total_gb=100, max_over_subscription_ratio=1.0)
     # Spread: each share goes to the pool with the most room left.
-    spread = place_many(service_with(env, capacity_weight_multiplier=1.0), 4)
+    spread = place_many(env, scheduler_with(env, capacity_weight_multiplier=1.0), 4)
     assert sorted(spread) == sorted([BTRFS, BTRFS, IMAGE, IMAGE]) and spread[0] != spread[1], spread
     # Stack: the fullest pool that can still hold it (80 GiB left on each:
     # the first share decides), until it is full; then the other one.
-    stacked = place_many(service_with(env, capacity_weight_multiplier=-1.0), 9)
+    stacked = place_many(env, scheduler_with(env, capacity_weight_multiplier=-1.0), 9)
     assert len(set(stacked[:8])) == 1 and stacked[8] not in (None, stacked[0]), stacked
 
 
@@ -160,5 +192,36 @@ def test_first_fit_follows_the_configured_order(env, pools):
     with env.services.db.write() as s:
         s.execute(sa.update(Pool).where(Pool.host == BTRFS).values(config_order=0))
         s.execute(sa.update(Pool).where(Pool.host == IMAGE).values(config_order=1))
-    service = service_with(env, default_weighers=("first_fit",))
-    assert place_many(service, 4) == [BTRFS, BTRFS, BTRFS, IMAGE]
+    assert place_many(env, scheduler_with(env, default_weighers=("first_fit",)), 4) == [BTRFS, BTRFS, BTRFS, IMAGE]
+
+
+def test_a_placement_whose_create_cannot_be_posted_is_undone_and_the_share_error(env, pools, tmp_path):
+    """The scheduling job's last step cannot post the create job (ZooKeeper
+    away, injected at checkpoint ``conductor.placed``): the create job is
+    withdrawn, the share unplaced (its pool's allocation given back) and
+    ``error`` with a message naming the step; its quota is given back too."""
+    import json
+
+    from shareflow.db import pools as pools_db
+    from shareflow.db import quotas as quotas_db
+
+    report_btrfs(env, total_gb=100)
+    plan = tmp_path / "scheduler-faults.json"
+    plan.write_text(json.dumps({"conductor.placed": "unavailable"}))
+    config = dataclasses.replace(env.config, scheduler=dataclasses.replace(env.config.scheduler, fault_plan=plan))
+    share = env.services.shares.create(ALICE, size=7, share_proto="NFS")
+    with env.services.db.read() as s:
+        assert quotas_db.usage(s, ALICE.project_id)["gigabytes"] == 7  # taken by the request
+    assert env.schedule(config) == 1
+    row = env.share_row(share.id)
+    assert (row.status, row.host, row.backend) == ("error", None, None)
+    with env.services.db.read() as s:
+        jobs = list(s.scalars(sa.select(Job).where(Job.resource_id == share.id)))
+        assert [(j.operation, j.state, j.failed_step) for j in jobs] == [
+            ("schedule_share", "reverted", "post_create")]
+        assert pools_db.allocated_gb(s, BTRFS) == 0
+        assert quotas_db.usage(s, ALICE.project_id)["gigabytes"] == 0
+    with env.services.db.read() as s:
+        (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
+    assert (msg.project_id, msg.action_id) == (ALICE.project_id, "001")
+    assert msg.user_message.startswith("allocate host: step 'post_create' failed: ")

@@ -1,5 +1,6 @@
-"""Placement from the pools conductors reported, on an API node with no
-backend configuration, and Manila's ``GET /scheduler-stats/pools`` (admins),
+"""Placement from the pools conductors reported (by a conductor's scheduler,
+run in process by ``api.schedule``), on an API node with no backend
+configuration, and Manila's ``GET /scheduler-stats/pools`` (admins),
 through the API, python-manilaclient and ``openstack share pool list``."""
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from tests.api.test_manilaclient import _openstack_cli, manila, tokens_server  #
 OTHER = "otherhost@b1#pool0"
 
 
-def job_of(api, share_id: str) -> Job:
+def job_of(api, share_id: str, operation: str = "create_share") -> Job:
     with api.services.db.read() as s:
-        return s.scalars(sa.select(Job).where(Job.resource_id == share_id)).one()
+        return s.scalars(sa.select(Job).where(Job.resource_id == share_id, Job.operation == operation)).one()
 
 
 @pytest.fixture
@@ -39,6 +40,7 @@ def test_an_api_without_backends_places_on_the_reported_pool(api):
     share = api.create_share(token=api.tokens["alice"])
     assert share["status"] == "creating"
     row = api.share_row(share["id"])
+    assert row.status == "creating"
     assert (row.host, row.backend) == (POOL_HOST, "testhost@b1")
     admin_view = api.get(f"/v2/shares/{share['id']}", token=api.tokens["admin"]).json["share"]
     assert admin_view["host"] == POOL_HOST
@@ -61,8 +63,12 @@ def test_a_stale_pool_is_not_chosen(api):
             "/v2/shares", json={"share": {"size": 1, "share_proto": "NFS"}},
             headers={"X-Auth-Token": api.tokens["alice"], "X-OpenStack-Manila-API-Version": "2.65"})
         assert result.status_code == 200, result.text
-        assert result.json["share"]["status"] == "error"
-        assert api.share_row(result.json["share"]["id"]).host is None
+        share_id = result.json["share"]["id"]
+        assert result.json["share"]["status"] == "creating"  # the API does not schedule
+        assert api.schedule() == 1  # a conductor's scheduler does: no pool it could choose
+        row = api.share_row(share_id)
+        assert (row.status, row.host) == ("error", None)
+        assert job_of(api, share_id, "schedule_share").failed_step == "place_share"
         listed = api.client.simulate_get(
             "/v2/scheduler-stats/pools", headers={"X-Auth-Token": api.tokens["admin"],
                                                   "X-OpenStack-Manila-API-Version": "2.65"})

@@ -151,7 +151,7 @@ def served(zookeeper_server, tmp_path_factory):
             yield env, server, seen
         finally:
             server.close()
-            env.services.close()
+            env.close()
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ clean NetworkError naming the network, released addresses are handed out again."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -267,25 +268,35 @@ def test_concurrent_provider_creates_with_one_name(db):
     assert len(won) == 1 and len(lost) == 5
 
 
-def test_share_network_delete_races_share_create(db):
+def test_share_network_delete_races_share_create(db, zookeeper_server, request):
     """A share network is deleted, or a share is made on it: never both (the
     create holds the share network's row lock until it commits)."""
     from shareflow.config import parse
     from shareflow.db import share_types as types_db
     from shareflow.db.models import Share
+    from shareflow.engine.boards import PostingBoards
+    from shareflow.engine.persistence import make_persistence
+    from shareflow.engine.posting import JobPoster
     from shareflow.exceptions import Conflict, NotFound
     from shareflow.services.context import Caller
     from shareflow.services.networks import ShareNetworkService
     from shareflow.services.shares import ShareService
+    from tests.fixtures.coordination import chroot
 
-    # No DHSS=true backend: the share is made in error (no valid host) without
-    # a job, which is enough for the race under test and needs no ZooKeeper.
-    config = parse({"database": {"url": "sqlite://"}}, Path("/nonexistent/shareflow.toml"))
+    # No conductor: a share made is creating, its scheduling job waiting on
+    # the scheduler's board (a real ZooKeeper's), which is enough for the race.
+    zk_root = contextlib.ExitStack()
+    request.addfinalizer(zk_root.close)
+    root = zk_root.enter_context(chroot(zookeeper_server.hosts))
+    config = parse({"database": {"url": "sqlite://"}, "zookeeper": {"hosts": zookeeper_server.hosts, "chroot": root}},
+                   Path("/nonexistent/shareflow.toml"))
+    boards = PostingBoards(config.zookeeper)
+    zk_root.callback(boards.close)
     tenant = Caller(project_id="p", user_id="u")
     with db.write() as s:
         types_db.create(s, now=clock(), name="dhss", specs={"driver_handles_share_servers": "True"})
     share_networks = ShareNetworkService(config, db, clock=clock)
-    shares = ShareService(config, db, None, clock=clock)
+    shares = ShareService(config, db, JobPoster(db, make_persistence(db), boards, clock=clock), clock=clock)
 
     def delete(sn_id, barrier, outcome):
         barrier.wait()

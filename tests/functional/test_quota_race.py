@@ -25,7 +25,7 @@ from shareflow.db.models import Job, Share
 from shareflow.exceptions import OverLimit
 from shareflow.services.context import Caller
 from shareflow.wiring import Services
-from tests.api.conftest import DEFAULT_TYPE_SPECS, make_config, report_pool
+from tests.api.conftest import DEFAULT_TYPE_SPECS, POOL_HOST, make_config, report_pool
 from tests.fixtures.coordination import chroot
 
 THREADS = 8
@@ -166,7 +166,9 @@ def test_an_extend_and_a_snapshot_of_one_share_at_once_never_deadlock(pg_service
     for _ in range(15):
         share = services.shares.create(caller, size=1, share_proto="NFS")
         with services.db.write() as s:
-            s.execute(sa.update(Share).where(Share.id == share.id).values(status="available"))
+            # Placed and made, as a conductor's scheduler and create job would have.
+            s.execute(sa.update(Share).where(Share.id == share.id).values(
+                status="available", host=POOL_HOST, backend=POOL_HOST.partition("#")[0]))
         barrier = threading.Barrier(2)
 
         def run(name, call, barrier=barrier):

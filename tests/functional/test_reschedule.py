@@ -55,8 +55,10 @@ def faults(hosts):
 
 
 def jobs_of(a: ServiceStack, share_id: str) -> list[Job]:
+    """The share's create attempts (its scheduling job, which placed it first, aside)."""
     with a.db.read() as s:
-        return list(s.scalars(sa.select(Job).where(Job.resource_id == share_id).order_by(Job.created_at)))
+        return list(s.scalars(sa.select(Job).where(Job.resource_id == share_id, Job.operation == "create_share")
+                              .order_by(Job.created_at)))
 
 
 def job_shown(a: ServiceStack, job_id: str) -> dict:
@@ -90,12 +92,13 @@ def test_a_create_failing_on_its_pool_is_available_on_the_next(hosts, faults):
                                                                "create_volume")
     assert (second.backend, second.state, second.retry_of) == (f"{HOST_B}@{BACKEND}", states.JOB_SUCCEEDED,
                                                                first.id)
+    # The chain: the scheduling job that placed the share first, then each attempt.
+    assert first.retry_of is not None
+    chain = [(first.retry_of, "scheduler"), (first.id, f"{HOST_A}@{BACKEND}"), (second.id, f"{HOST_B}@{BACKEND}")]
     shown = job_shown(a, first.id)
-    assert [(x["id"], x["backend"]) for x in shown["attempts"]] == [
-        (first.id, f"{HOST_A}@{BACKEND}"), (second.id, f"{HOST_B}@{BACKEND}")]
+    assert [(x["id"], x["backend"]) for x in shown["attempts"]] == chain
     # GET /v2/jobs/{id} of either attempt says the same to an admin.
-    assert [(x["id"], x["backend"]) for x in api_get(a, f"/jobs/{second.id}")["job"]["attempts"]] == [
-        (first.id, f"{HOST_A}@{BACKEND}"), (second.id, f"{HOST_B}@{BACKEND}")]
+    assert [(x["id"], x["backend"]) for x in api_get(a, f"/jobs/{second.id}")["job"]["attempts"]] == chain
     assert messages_for(a, share.id) == []  # the user sees a share that worked
     # The pools' allocated counters followed the move (A gave the space back).
     usage = shareflow_cli(a, "db", "check-usage")
@@ -227,7 +230,8 @@ def test_share_types_land_where_their_extra_specs_say(mixed):
             assert admin.shares.get(share.id).host == pool, stype.name
         nothing = m.shares.create("NFS", 1, share_type=none.name)
         made.append(nothing.id)
-        assert nothing.status == "error"
+        assert nothing.status == "creating"  # the API's answer: a conductor's scheduler decides
+        assert a.wait_for_share(m, nothing.id, {"available", "error"}, timeout=60).status == "error"
         (msg,) = m.messages.list(search_opts={"resource_id": nothing.id})
         assert (msg.action_id, msg.detail_id) == ("001", "008")
         assert msg.user_message == ("allocate host: No storage could be allocated for this share request, "

@@ -13,7 +13,7 @@ from shareflow.drivers.registry import build_backend
 from shareflow.drivers.share.btrfs import BtrfsShareDriver
 from shareflow.engine.reports import pool_capabilities
 from shareflow.engine.runtime import Runtime
-from shareflow.engine.worker import board_keys
+from shareflow.engine.worker import board_checkpoints, board_keys, conductor_label
 from shareflow.engine.zk import board_path
 from shareflow.exceptions import ConfigError
 from shareflow.scheduler.scheduler import Placement
@@ -52,11 +52,16 @@ def test_a_driver_with_its_own_capabilities_reports_them(config):
     assert (caps["share_backend_name"], caps["driver_name"]) == ("b1", "Thin")
 
 
-def test_a_conductor_serves_its_hosts_boards_and_the_legacy_ones(config):
-    assert board_keys(config) == {"testhost@b1": "b1", "b1": "b1"}
+def test_a_conductor_serves_its_hosts_boards_the_legacy_ones_and_the_schedulers(config):
+    # Every host's conductors serve the scheduler's board: placing needs only the database.
+    assert board_keys(config) == {"testhost@b1": "b1", "b1": "b1", "scheduler": "scheduler"}
     # A legacy board is served only where ZooKeeper has it (an upgraded host).
-    assert board_keys(config, existing={"testhost@b1", "otherhost@b1"}) == {"testhost@b1": "b1"}
-    assert board_keys(config, existing={"b1"}) == {"testhost@b1": "b1", "b1": "b1"}
+    assert board_keys(config, existing={"testhost@b1", "otherhost@b1"}) == {"testhost@b1": "b1",
+                                                                           "scheduler": "scheduler"}
+    assert board_keys(config, existing={"b1"}) == {"testhost@b1": "b1", "b1": "b1", "scheduler": "scheduler"}
+    assert [conductor_label(k, b) for k, b in board_keys(config).items()] == ["b1", "legacy-b1", "scheduler"]
+    # Its test checkpoints follow [scheduler] fault_plan, a backend's its own.
+    assert not board_checkpoints(config, "scheduler", "scheduler").active
     runtime = Runtime(config=config, db=None, backends={"b1": "drivers of b1"}, locks=None, recorder=None,
                       clock=None)
     assert runtime.backend("testhost@b1") == runtime.backend("b1") == "drivers of b1"

@@ -78,3 +78,17 @@ def test_the_sample_config_documents_the_section():
     assert c.scheduler == config.SchedulerConfig()
     readme = (root / "README.md").read_text()
     assert "| `[scheduler]` |" in readme
+
+
+def test_the_scheduler_boards_fault_plan_is_a_path_for_tests(tmp_path):
+    assert parse(None, tmp_path).scheduler.fault_plan is None
+    assert parse({"fault_plan": "faults-scheduler.json"}, tmp_path).scheduler.fault_plan == \
+        (tmp_path / "faults-scheduler.json").resolve()
+
+
+def test_no_backend_may_be_named_after_the_schedulers_board(tmp_path):
+    """Its legacy bare-name board would be the scheduler's board."""
+    data = {"backends": [{"name": "scheduler", "btrfs": {"mount_point": str(tmp_path / "p"),
+                                                         "exports_dir": str(tmp_path / "e")}}]}
+    with pytest.raises(ConfigError, match="'scheduler' is reserved"):
+        config.parse(data, tmp_path / "shareflow.toml")

@@ -1,0 +1,170 @@
+"""Placing a new share: the steps of a ``schedule_share`` job.
+
+The API creates the share ``creating`` with no ``host`` (as Manila does: the
+host is empty until the scheduler has chosen) and posts a ``schedule_share``
+job to the scheduler's board, which the conductors of every host serve. The
+conductor that claims it runs the filter scheduler with its own
+``[scheduler]`` over the pools reported now, then hands the share to the
+chosen pool's host (``shareflow.engine.placement``).
+
+Job identity: the scheduling job and each create attempt are job rows of
+their own (each on its own board, with its own logbook), chained by
+``retry_of``: the first ``create_share`` job follows the ``schedule_share``
+job, a rescheduled attempt follows the failed one. ``GET /v2/jobs/{id}`` and
+``shareflow jobs show`` of any of them list the whole chain, oldest first,
+with the board each ran on (``scheduler``, then ``host@backend``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import sqlalchemy as sa
+from taskflow import task
+
+from shareflow import exceptions as exc
+from shareflow.db import jobs as jobs_db
+from shareflow.db import messages as messages_db
+from shareflow.db import resources
+from shareflow.db import shares as shares_db
+from shareflow.db import snapshots as snapshots_db
+from shareflow.db.models import Job, Share, ShareGroup, ShareType
+from shareflow.domain import states
+from shareflow.engine import checkpoints, placement
+from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
+from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
+from shareflow.services.share_groups import place_in_group
+
+LOG = logging.getLogger(__name__)
+
+OPERATION = "schedule_share"
+PLACE = "place_share"
+POST = "post_create"
+#: Manila's "allocate host" action.
+ACTION_ALLOCATE_HOST = "001"
+
+
+def allocate_host_message(error: exc.NoValidHost) -> str:
+    """Manila's user message for a share no pool could take: the action's
+    name, then what the scheduler said (which filter did not succeed)."""
+    return f"allocate host: {error.user_message}"
+
+
+def scheduler_checkpoints(runtime) -> checkpoints.Checkpoints:
+    """The test checkpoints of this host's scheduler conductors (none unless
+    ``[scheduler] fault_plan`` is set)."""
+    return checkpoints.Checkpoints(runtime.config.scheduler.fault_plan,
+                                   hang_limit=runtime.config.conductor.step_timeout)
+
+
+def _snapshot_host(session, share: Share) -> str | None:
+    """The pool of the share a snapshot was taken of (where a share made
+    from it must be: CreateFromSnapshotFilter)."""
+    snapshot = snapshots_db.get_any(session, share.snapshot_id)
+    parent = shares_db.get_any(session, snapshot.share_id) if snapshot is not None else None
+    where = Placement.of_share(parent) if parent is not None else None
+    return where.host if where is not None else None
+
+
+class PlaceShare(task.Task):
+    """Choose the share's pool and hand the share to it, in one transaction:
+    the share's ``host``/``backend`` set (only while it is still ``creating``
+    and unplaced) and its ``create_share`` job recorded, linked to this job.
+    A share from a snapshot can only go to its snapshot's pool, a share of a
+    share group to its group's (``place_in_group``). When no pool
+    passes the filters the share is ``error`` with Manila's "allocate host"
+    user message (the filter's detail id), in the same transaction, and the
+    step fails with NoValidHost. Resumed after it had committed, it finds the
+    create job by its link and returns it: a share is never placed twice.
+
+    Revert: a create job recorded here that no conductor has started is
+    withdrawn and the share unplaced again (host cleared, so its pool's
+    allocation is given back) in one transaction; one already running is
+    left to finish the share; nothing when this step recorded nothing.
+    """
+
+    def __init__(self):
+        super().__init__(name=PLACE, provides="create_job_id")
+
+    def execute(self, runtime, job_id, share_id, availability_zone=None):
+        no_valid_host: exc.NoValidHost | None = None
+        with runtime.db.write() as s:
+            recorded = placement.following(s, job_id)
+            if recorded is not None:
+                return recorded.id
+            job = jobs_db.get(s, job_id)
+            share = shares_db.get_any(s, share_id)
+            if share is None or share.deleted_at is not None or share.status != states.CREATING \
+                    or share.host is not None:
+                status = "deleted" if share is None or share.deleted_at is not None else share.status
+                raise exc.ResourceStateChanged(
+                    f"share {share_id} is {status} on {share.host if share else None}, not creating unplaced",
+                    user_message=f"the share changed status to {status} before it was placed")
+            stype = s.get(ShareType, share.share_type_id) if share.share_type_id else None
+            snapshot_host = _snapshot_host(s, share) if share.snapshot_id else None
+            spec = request_spec(size_gb=share.size, share_proto=share.share_proto, share_type=stype,
+                                availability_zone=availability_zone, snapshot_host=snapshot_host)
+            try:
+                if share.snapshot_id and snapshot_host is None:
+                    raise exc.NoValidHost(f"the snapshot's share has no pool ({share.snapshot_id})")
+                scheduler = Scheduler.from_config(runtime.config, clock=runtime.clock)
+                group = s.get(ShareGroup, share.share_group_id) if share.share_group_id else None
+                chosen = place_in_group(scheduler, s, spec, group) if group is not None else scheduler.place(s, spec)
+            except exc.NoValidHost as e:
+                LOG.info("share %s of %s GiB, type %s: %s", share.id, share.size, stype.name if stype else None, e)
+                no_valid_host = e
+                self._no_valid_host(runtime, s, job, share, e)
+            else:
+                created = placement.move_and_record(runtime, s, share, chosen, after=job, from_host=None)
+                # The share's row was read in this transaction and held
+                # (SQLite's writes are serial; elsewhere the update's guard).
+                if created is None:
+                    raise exc.ResourceStateChanged(f"share {share_id} changed while it was placed",
+                                                   user_message="the share changed status before it was placed")
+                LOG.info("share %s placed on %s (job %s)", share.id, chosen.host, created.id)
+                return created.id
+        raise no_valid_host
+
+    @staticmethod
+    def _no_valid_host(runtime, session, job, share: Share, error: exc.NoValidHost) -> None:
+        """Manila's behaviour: the share stays, in error, with a message
+        naming the filter that removed the last pools."""
+        op = states.operation(OPERATION)
+        now = runtime.clock()
+        if resources.fail(session, op, share.id, states.ERROR, now=now):
+            messages_db.create(
+                session, now=now, project_id=job.project_id or share.project_id, request_id=job.request_id,
+                resource_type=MESSAGE_RESOURCE_SHARE, resource_id=share.id, action_id=ACTION_ALLOCATE_HOST,
+                detail_id=error.detail_id, user_message=allocate_host_message(error),
+            )
+
+    def revert(self, runtime, job_id, share_id, result=None, **kwargs):
+        if not isinstance(result, str):
+            return  # failed (or never ran): nothing recorded by this step
+        with runtime.db.write() as s:
+            created = s.get(Job, result)
+            if created is None:
+                return  # withdrawn already (this revert resumed)
+            if created.board_job_id is not None or not jobs_db.withdraw(s, created.id):
+                # Posted, or a conductor runs it already: it finishes the share.
+                return
+            s.execute(sa.update(Share).where(Share.id == share_id, Share.status == states.CREATING,
+                                             Share.backend == created.backend)
+                      .values(host=None, backend=None, updated_at=runtime.clock())
+                      .execution_options(synchronize_session=False))
+
+
+class PostCreate(task.Task):
+    """Post the create job :class:`PlaceShare` recorded to the chosen pool's
+    ``host@backend`` board, unless it was posted already (this step resumed)
+    or given up on unposted by the housekeeping (which failed the share).
+
+    Revert: nothing - a post is not taken back; the create job it posted runs
+    the share's create flow, which reverts itself when it fails.
+    """
+
+    def __init__(self):
+        super().__init__(name=POST)
+
+    def execute(self, runtime, job_id, create_job_id):
+        placement.post_following(runtime, job_id, scheduler_checkpoints(runtime), checkpoints.PLACED)

@@ -1,0 +1,165 @@
+"""Placement runs in the conductors, as the first job of a create, on two
+real storage hosts.
+
+Host A (the stack, with the API) and host B (a ``StorageHost``) each have one
+btrfs pool behind a backend ``b1``; both weigh by ``first_fit``, so host A's
+pool (first by name) is the scheduler's choice whenever it passes. Every
+host's conductors serve the scheduler's board; each host's scheduler
+conductors follow their own ``[scheduler] fault_plan``. The orphan timeout is
+long here: a create job recorded by a conductor killed before posting it is
+the resumed scheduling job's to post, not the housekeeping's to fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from shareflow.db.models import Job
+from shareflow.domain import states
+from shareflow.engine.checkpoints import PLACED, marker_path
+from tests.fixtures.hosts import StorageHost, conductors_down, volumes_of
+from tests.fixtures.stack import ServiceStack, wait_until
+from tests.functional.test_operations import messages_for, shareflow_cli
+from tests.functional.test_share_type_cli import api_get
+
+HOST_A, HOST_B = "hosta", "hostb"
+CONDUCTOR = {"orphan_timeout": 60}
+
+
+def scheduler_settings(base: Path) -> dict:
+    return {"default_weighers": ["first_fit"], "fault_plan": str(base / "scheduler-faults.json")}
+
+
+@pytest.fixture(scope="module")
+def hosts(zookeeper_server, btrfs_pool, tmp_path_factory):
+    base = tmp_path_factory.mktemp("scheduling")
+    with ServiceStack(base / HOST_A, zk_hosts=zookeeper_server.hosts, btrfs_pool=btrfs_pool, host=HOST_A,
+                      conductor=CONDUCTOR, scheduler=scheduler_settings(base / HOST_A)) as a:
+        with StorageHost(a, base / HOST_B, host=HOST_B, conductor=CONDUCTOR,
+                         scheduler=scheduler_settings(base / HOST_B)) as b:
+            yield a, b
+
+
+def plans(hosts) -> list[Path]:
+    return [h.config.scheduler.fault_plan for h in hosts]
+
+
+def set_plan(path: Path, plan: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(plan))
+    tmp.replace(path)
+
+
+@pytest.fixture
+def scheduler_faults(hosts):
+    yield lambda plan: [set_plan(p, plan) for p in plans(hosts)]
+    for p in plans(hosts):
+        p.unlink(missing_ok=True)
+        marker_path(p, PLACED).unlink(missing_ok=True)
+
+
+def jobs_of(a: ServiceStack, share_id: str) -> list[Job]:
+    with a.db.read() as s:
+        return list(s.scalars(sa.select(Job).where(Job.resource_id == share_id).order_by(Job.created_at)))
+
+
+def cleanup(a: ServiceStack, m, share_id: str) -> None:
+    m.shares.delete(share_id)
+    wait_until(lambda: a.share_row(share_id).deleted_at is not None, 60, "the share to be deleted")
+
+
+def test_a_share_is_placed_by_another_hosts_conductor(hosts):
+    """Host A's conductors all dead: host B's scheduler places the share (on
+    A's pool, still fresh and first), and the create waits on A's board
+    until A's conductors are back; the job chain shows both boards."""
+    a, b = hosts
+    m = a.manila(a.token(f"tenant-{uuid.uuid4().hex[:6]}"))
+    pool_a = a.config.backend("b1").host(a.config.host)
+    with conductors_down(a):
+        share = m.shares.create("NFS", 1, name="placed-by-b")
+        assert share.status == "creating"
+
+        def placed():
+            jobs = jobs_of(a, share.id)
+            return jobs if len(jobs) == 2 and jobs[0].finished_at else None
+
+        scheduled, create = wait_until(placed, 60, "host B's scheduler to place the share")
+        assert (scheduled.operation, scheduled.backend, scheduled.state) == ("schedule_share", "scheduler",
+                                                                             states.JOB_SUCCEEDED)
+        assert scheduled.owner.startswith(f"{HOST_B}.") and scheduled.owner.endswith(".scheduler")
+        assert (create.operation, create.backend, create.retry_of) == ("create_share", f"{HOST_A}@b1",
+                                                                       scheduled.id)
+        assert create.state == states.JOB_POSTED and create.board_job_id  # on A's board, waiting
+        row = a.share_row(share.id)
+        assert (row.status, row.host) == ("creating", pool_a)
+    done = a.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
+    assert done.status == "available", messages_for(a, share.id)
+    assert share.id in volumes_of(a.config) and share.id not in b.volumes()
+    create = a.finished_job(share.id, "create_share")
+    assert create.owner.startswith(f"{HOST_A}.")
+    shown = api_get(a, f"/jobs/{create.id}")["job"]
+    assert [(x["id"], x["backend"]) for x in shown["attempts"]] == [
+        (scheduled.id, "scheduler"), (create.id, f"{HOST_A}@b1")]
+    cleanup(a, m, share.id)
+
+
+def test_no_valid_host_in_the_conductor_is_error_with_manilas_message(hosts):
+    a, _b = hosts
+    admin = a.manila()
+    suffix = uuid.uuid4().hex[:6]
+    nowhere = admin.share_types.create(f"nowhere-{suffix}", spec_driver_handles_share_servers=False,
+                                       extra_specs={"share_backend_name": "no-such-backend"})
+    m = a.manila(a.token(f"tenant-{suffix}"))
+    share = m.shares.create("NFS", 1, share_type=nowhere.name)
+    assert share.status == "creating"  # the API does not schedule
+    done = a.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
+    assert done.status == "error" and admin.shares.get(share.id).host is None
+    (msg,) = m.messages.list(search_opts={"resource_id": share.id})
+    assert (msg.action_id, msg.detail_id) == ("001", "008")
+    assert msg.user_message == ("allocate host: No storage could be allocated for this share request, "
+                                "Capabilities filter didn't succeed.")
+    (scheduled,) = wait_until(lambda: (lambda js: js if js and js[0].finished_at else None)(jobs_of(a, share.id)),
+                              30, "the scheduling job to finish")
+    assert (scheduled.operation, scheduled.state, scheduled.failed_step) == (
+        "schedule_share", states.JOB_REVERTED, "place_share")
+    # No pool holds anything for it, and it counts against no quota.
+    usage = shareflow_cli(a, "db", "check-usage")
+    assert usage.returncode == 0, usage.stdout + usage.stderr
+    cleanup(a, m, share.id)
+
+
+def test_a_scheduler_killed_after_recording_the_create_job_posts_it_once(hosts, scheduler_faults):
+    """The scheduling conductor dies right after the share was placed and its
+    create job recorded, before the post (checkpoint ``conductor.placed``):
+    another conductor resumes the scheduling job, finds the create job by
+    its link and posts it - one create job, the share available, one volume."""
+    a, b = hosts
+    scheduler_faults({f"conductor.{PLACED}": "hang"})
+    m = a.manila(a.token(f"tenant-{uuid.uuid4().hex[:6]}"))
+    share = m.shares.create("NFS", 1, name="placed-once")
+    markers = [marker_path(p, PLACED) for p in plans(hosts)]
+    held = wait_until(lambda: next((mk for mk in markers if mk.exists()), None), 60,
+                      "a scheduler to hold after recording the create job")
+    victim = json.loads(held.read_text())["pid"]
+    scheduled, create = jobs_of(a, share.id)
+    assert (scheduled.operation, create.operation, create.retry_of) == ("schedule_share", "create_share",
+                                                                        scheduled.id)
+    assert create.board_job_id is None and a.share_row(share.id).host is not None  # recorded, placed, not posted
+    os.kill(victim, signal.SIGKILL)
+    for p in plans(hosts):
+        p.unlink(missing_ok=True)
+    done = a.wait_for_share(m, share.id, {"available", "error"}, timeout=120)
+    assert done.status == "available", messages_for(a, share.id)
+    jobs = jobs_of(a, share.id)
+    assert [j.id for j in jobs] == [scheduled.id, create.id]
+    resumed = a.finished_job(share.id, "schedule_share")
+    assert resumed.state == states.JOB_SUCCEEDED and f".{victim}." not in resumed.owner
+    assert (share.id in volumes_of(a.config)) + (share.id in b.volumes()) == 1
+    cleanup(a, m, share.id)
