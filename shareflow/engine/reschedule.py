@@ -50,12 +50,14 @@ import logging
 from taskflow.types.failure import Failure
 
 from shareflow import exceptions as exc
+from shareflow.db import metadata as metadata_db
 from shareflow.db import jobs as jobs_db
 from shareflow.db import shares as shares_db
 from shareflow.db.models import Job, ShareType
 from shareflow.domain import states
 from shareflow.engine import checkpoints, placement
 from shareflow.scheduler.scheduler import Scheduler, request_spec
+from shareflow.services import scheduler_hints
 
 LOG = logging.getLogger(__name__)
 
@@ -115,8 +117,11 @@ def _next_attempt(runtime, session, job: Job) -> Job | None:
                  runtime.config.scheduler.max_attempts)
         return None
     stype = session.get(ShareType, share.share_type_id) if share.share_type_id else None
+    # The create's affinity hints hold for every attempt (Manila keeps its
+    # filter properties across a reschedule).
+    same_host, different_host = scheduler_hints.resolve(session, metadata_db.get_all(session, share.id))
     spec = request_spec(size_gb=share.size, share_proto=share.share_proto, share_type=stype,
-                        ignore_hosts=tried)
+                        ignore_hosts=tried, same_host=same_host, different_host=different_host)
     try:
         chosen = Scheduler.from_config(runtime.config, clock=runtime.clock).place(session, spec)
     except exc.NoValidHost as e:

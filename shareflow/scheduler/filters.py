@@ -171,9 +171,42 @@ class CreateFromSnapshotFilter(BaseFilter):
         return spec.snapshot_host is None or pool.host == spec.snapshot_host
 
 
+class AffinityFilter(BaseFilter):
+    """The ``same_host`` scheduler hint (2.65): the pool holds every share
+    the hint names (Manila compares the pool's ``host@backend#pool`` with
+    the named shares' hosts, as here). A named share gone or never placed
+    leaves no pool (Manila stops scheduling then)."""
+
+    name = "AffinityFilter"
+    def passes(self, pool: PoolState, spec: RequestSpec) -> bool:
+        return spec.same_host is None or pool.host in spec.same_host
+
+
+class AntiAffinityFilter(BaseFilter):
+    """The ``different_host`` scheduler hint (2.65): the pool holds none of
+    the shares the hint names."""
+
+    name = "AntiAffinityFilter"
+    def passes(self, pool: PoolState, spec: RequestSpec) -> bool:
+        return pool.host not in spec.different_host
+
+
+class OnlyHostFilter(BaseFilter):
+    """The ``only_host`` scheduler hint (2.67, honoured for admins only: the
+    API drops it for anyone else): the pool is the one named
+    (``host@backend#pool``), or one of the backend named (``host@backend``)."""
+
+    name = "OnlyHostFilter"
+    def passes(self, pool: PoolState, spec: RequestSpec) -> bool:
+        if spec.only_host is None:
+            return True
+        return spec.only_host in (pool.host, pool.backend_host)
+
+
 #: Every filter, by name.
 FILTERS: dict[str, type[BaseFilter]] = {
     cls.name: cls
     for cls in (ServiceEnabledFilter, RetryFilter, AvailabilityZoneFilter, CapacityFilter,
-                CapabilitiesFilter, DriverFilter, CreateFromSnapshotFilter)
+                CapabilitiesFilter, DriverFilter, CreateFromSnapshotFilter, AffinityFilter,
+                AntiAffinityFilter, OnlyHostFilter)
 }

@@ -81,3 +81,12 @@ class RequestSpec:
     snapshot_host: str | None = None
     #: Pools already tried for this share (a reschedule skips them).
     ignore_hosts: frozenset[str] = frozenset()
+    #: The ``same_host`` hint (2.65), resolved: the pools every named share
+    #: is on; None when there is no such hint (AffinityFilter).
+    same_host: frozenset[str] | None = None
+    #: The ``different_host`` hint (2.65), resolved: the pools any named
+    #: share is on (AntiAffinityFilter).
+    different_host: frozenset[str] = frozenset()
+    #: The ``only_host`` hint (2.67, an admin's): ``host@backend#pool`` or
+    #: ``host@backend`` (OnlyHostFilter).
+    only_host: str | None = None

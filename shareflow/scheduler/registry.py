@@ -14,14 +14,17 @@ from shareflow.scheduler.weighers import WEIGHERS, BaseWeigher
 #: already tried (Manila removes disabled services before its filters run).
 MANDATORY_FILTERS = ("ServiceEnabledFilter", "RetryFilter")
 
-#: ``scheduler_default_filters``: Manila's default list, without the filters
-#: for what shareflow lacks (replication, affinity hints, ``only_host``).
+#: ``scheduler_default_filters``: Manila's default list, in its order,
+#: without the filter for what shareflow lacks (replication).
 DEFAULT_FILTERS = (
+    "OnlyHostFilter",
     "AvailabilityZoneFilter",
     "CapacityFilter",
     "CapabilitiesFilter",
     "DriverFilter",
     "CreateFromSnapshotFilter",
+    "AffinityFilter",
+    "AntiAffinityFilter",
 )
 #: ``scheduler_default_weighers``.
 DEFAULT_WEIGHERS = ("CapacityWeigher",)

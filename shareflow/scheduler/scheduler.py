@@ -71,11 +71,13 @@ class Placement:
 
 def request_spec(*, size_gb: int, share_proto: str, share_type=None,
                  availability_zone: str | None = None, snapshot_host: str | None = None,
-                 ignore_hosts: Iterable[str] = ()) -> RequestSpec:
+                 ignore_hosts: Iterable[str] = (), same_host: Iterable[str] | None = None,
+                 different_host: Iterable[str] = (), only_host: str | None = None) -> RequestSpec:
     """What a share asks of its pool: the request's size, protocol and zone,
     its share type's id, name and extra specs (``share_type``: a
     ``ShareType`` row, or None), the pool of its snapshot for a share made
-    from one, and the pools already tried."""
+    from one, the pools already tried, and the create's scheduler hints
+    resolved to pools (``shareflow.services.scheduler_hints.resolve``)."""
     specs: Mapping[str, str] = share_type.specs() if share_type is not None else {}
     return RequestSpec(
         size_gb=int(size_gb), share_proto=share_proto,
@@ -83,6 +85,8 @@ def request_spec(*, size_gb: int, share_proto: str, share_type=None,
         share_type_name=share_type.name if share_type is not None else None,
         extra_specs=dict(specs), availability_zone=availability_zone,
         snapshot_host=snapshot_host, ignore_hosts=frozenset(ignore_hosts),
+        same_host=frozenset(same_host) if same_host is not None else None,
+        different_host=frozenset(different_host), only_host=only_host,
     )
 
 

@@ -31,6 +31,7 @@ from shareflow.flows.delete_share import share_flow_kwargs
 from shareflow.scheduler.scheduler import Placement
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
+from shareflow.services import scheduler_hints as hints_mod
 from shareflow.services import share_groups
 from shareflow.services.metadata import check_properties as check_access_metadata
 from shareflow.services.share_types import visible_type
@@ -110,7 +111,11 @@ class ShareService:
 
     def create(self, caller: Caller, *, size, share_proto, name=None, description=None,
                share_type=None, metadata=None, is_public=False, availability_zone=None,
-               share_network_id=None, snapshot_id=None, share_group_id=None) -> ShareRecord:
+               share_network_id=None, snapshot_id=None, share_group_id=None,
+               scheduler_hints: hints_mod.Hints | None = None) -> ShareRecord:
+        """``scheduler_hints``: parsed already (``scheduler_hints.parse``);
+        the shares they name are checked here, before anything is written."""
+        hints = scheduler_hints or hints_mod.Hints()
         # From a snapshot, no size means the snapshot's (Manila).
         size = None if snapshot_id is not None and size in (None, "", 0) else validation.share_size(size)
         proto = validation.share_protocol(share_proto)
@@ -122,6 +127,7 @@ class ShareService:
             share_network_id = validation.uuid_str(share_network_id, "share network id")
         now = self._clock()
         with self._db.write() as s:
+            hints_mod.check(s, caller, hints)
             source = None
             if snapshot_id is not None:
                 source = new_share_source(
@@ -166,7 +172,7 @@ class ShareService:
                 name=name, description=description, size=size, share_proto=proto,
                 status=states.CREATING, share_type_id=stype.id, host=None, backend=None,
                 availability_zone=zone, is_public=is_public,
-                share_network_id=share_network_id, metadata=metadata,
+                share_network_id=share_network_id, metadata={**metadata, **hints_mod.own_metadata(hints)},
                 snapshot_id=source.snapshot_id if source else None,
                 share_group_id=group.id if group else None,
             )
@@ -175,8 +181,10 @@ class ShareService:
                 store={"share_id": share.id, "size": size, "share_network_id": share_network_id,
                        # The zone the request named (None: any), not the default.
                        "availability_zone": zone if availability_zone is not None else None,
+                       **({"only_host": hints.only_host} if hints.only_host else {}),
                        **({"snapshot_id": source.snapshot_id} if source else {})},
             )
+            hints_mod.link(s, share.id, hints)
             job = self._poster.record(s, spec)
             # The share as created (Manila answers so): a conductor may place
             # it, or fail it, before this request has answered.
@@ -223,6 +231,9 @@ class ShareService:
         now = self._clock()
         with self._db.write() as s:
             share = _writable(s, share_id, caller, "delete")
+            # Manila drops the share from its hints' partners when the delete
+            # is accepted (a refusal below rolls this back with the rest).
+            hints_mod.unlink(s, share_id)
             if share.backend is None and share.status in DELETABLE:
                 # Never placed on a backend (no valid host): nothing to undo
                 # there. (One still being scheduled is creating: refused below.)

@@ -25,6 +25,7 @@ from taskflow import task
 from shareflow import exceptions as exc
 from shareflow.db import jobs as jobs_db
 from shareflow.db import messages as messages_db
+from shareflow.db import metadata as metadata_db
 from shareflow.db import resources
 from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
@@ -33,6 +34,7 @@ from shareflow.domain import states
 from shareflow.engine import checkpoints, placement
 from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
 from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
+from shareflow.services import scheduler_hints
 from shareflow.services.share_groups import place_in_group
 
 LOG = logging.getLogger(__name__)
@@ -86,7 +88,7 @@ class PlaceShare(task.Task):
     def __init__(self):
         super().__init__(name=PLACE, provides="create_job_id")
 
-    def execute(self, runtime, job_id, share_id, availability_zone=None):
+    def execute(self, runtime, job_id, share_id, availability_zone=None, only_host=None):
         no_valid_host: exc.NoValidHost | None = None
         with runtime.db.write() as s:
             recorded = placement.following(s, job_id)
@@ -102,8 +104,12 @@ class PlaceShare(task.Task):
                     user_message=f"the share changed status to {status} before it was placed")
             stype = s.get(ShareType, share.share_type_id) if share.share_type_id else None
             snapshot_host = _snapshot_host(s, share) if share.snapshot_id else None
+            # The create's scheduler_hints: affinity from the share's
+            # metadata (as Manila reads them back), only_host from the job.
+            same_host, different_host = scheduler_hints.resolve(s, metadata_db.get_all(s, share.id))
             spec = request_spec(size_gb=share.size, share_proto=share.share_proto, share_type=stype,
-                                availability_zone=availability_zone, snapshot_host=snapshot_host)
+                                availability_zone=availability_zone, snapshot_host=snapshot_host,
+                                same_host=same_host, different_host=different_host, only_host=only_host)
             try:
                 if share.snapshot_id and snapshot_host is None:
                     raise exc.NoValidHost(f"the snapshot's share has no pool ({share.snapshot_id})")

@@ -19,8 +19,10 @@ def parse(section: dict | None, tmp_path: Path) -> config.Config:
 def test_defaults(tmp_path):
     s = parse(None, tmp_path).scheduler
     assert s == config.SchedulerConfig()
-    assert s.default_filters == ("AvailabilityZoneFilter", "CapacityFilter", "CapabilitiesFilter",
-                                 "DriverFilter", "CreateFromSnapshotFilter")
+    # Manila's default list and order, less ShareReplicationFilter.
+    assert s.default_filters == ("OnlyHostFilter", "AvailabilityZoneFilter", "CapacityFilter",
+                                 "CapabilitiesFilter", "DriverFilter", "CreateFromSnapshotFilter",
+                                 "AffinityFilter", "AntiAffinityFilter")
     assert s.default_weighers == ("CapacityWeigher",)
     assert s.capacity_weight_multiplier == 1.0
     assert s.max_attempts == 3

@@ -9,6 +9,9 @@ import pytest
 from shareflow.scheduler import capabilities as caps
 from shareflow.scheduler.filters import (
     FILTERS,
+    AffinityFilter,
+    AntiAffinityFilter,
+    OnlyHostFilter,
     AvailabilityZoneFilter,
     CapabilitiesFilter,
     CapacityFilter,
@@ -22,7 +25,7 @@ from tests.fixtures.pools import make_pool, make_spec
 
 def test_every_filter_is_registered_under_its_class_name():
     assert {name: cls.__name__ for name, cls in FILTERS.items()} == {n: n for n in FILTERS}
-    assert len(FILTERS) == 7
+    assert len(FILTERS) == 10
 
 
 # --- ServiceEnabledFilter / RetryFilter -------------------------------------
@@ -295,3 +298,34 @@ def test_share_from_snapshot_stays_on_the_snapshots_pool():
     assert not f.passes(other_host, spec)
     # Not from a snapshot: every pool.
     assert f.passes(other_host, make_spec())
+
+
+# --- AffinityFilter / AntiAffinityFilter / OnlyHostFilter (scheduler_hints) --
+
+
+def test_same_host_keeps_only_the_pools_of_the_named_shares():
+    a, b = make_pool("a"), make_pool("b")
+    f = AffinityFilter()
+    assert f.passes(a, make_spec()) and f.passes(b, make_spec())  # no hint: every pool
+    spec = make_spec(same_host=frozenset({a.host}))
+    assert f.passes(a, spec) and not f.passes(b, spec)
+    # The named shares are on no common pool (or gone): no pool at all.
+    assert not f.passes(a, make_spec(same_host=frozenset()))
+
+
+def test_different_host_drops_the_pools_of_the_named_shares():
+    a, b = make_pool("a"), make_pool("b")
+    f = AntiAffinityFilter()
+    assert f.passes(a, make_spec()) and f.passes(b, make_spec())
+    spec = make_spec(different_host=frozenset({a.host}))
+    assert not f.passes(a, spec) and f.passes(b, spec)
+
+
+def test_only_host_names_a_pool_or_a_backend():
+    a0, a1, b = make_pool("a", pool="p0"), make_pool("a", pool="p1"), make_pool("b")
+    f = OnlyHostFilter()
+    assert all(f.passes(p, make_spec()) for p in (a0, a1, b))
+    pool_spec = make_spec(only_host=a1.host)
+    assert [f.passes(p, pool_spec) for p in (a0, a1, b)] == [False, True, False]
+    backend_spec = make_spec(only_host=a0.backend_host)
+    assert [f.passes(p, backend_spec) for p in (a0, a1, b)] == [True, True, False]

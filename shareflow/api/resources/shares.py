@@ -19,6 +19,7 @@ from shareflow.api.resources.base import Resource, accepted, body, caller, reply
 from shareflow.api.views import shares as view
 from shareflow.domain import validation
 from shareflow.exceptions import InvalidInput, UnprocessableEntity
+from shareflow.services import scheduler_hints
 from shareflow.services.context import Caller
 
 #: Sort keys a client may send (manilaclient's SHARE_SORT_KEY_VALUES) -> columns.
@@ -141,6 +142,11 @@ class Shares(Resource):
         refs = {k: validation.optional_ref(share.get(k), k) for k in (
             "share_type", "volume_type", "availability_zone", "share_network_id", "snapshot_id")}
         type_ref = refs["share_type"] if "share_type" in share else refs["volume_type"]
+        # Manila reads scheduler_hints from 2.65 (only_host from 2.67) and
+        # ignores them below; checked for shape before anything else.
+        hints = scheduler_hints.parse(share.get("scheduler_hints"), who,
+                                      only_host_allowed=version(req).at_least("2.67")) \
+            if version(req).at_least("2.65") else None
         if version(req).at_least("2.48") and refs["availability_zone"] and not refs["snapshot_id"]:
             # The type's availability_zones spec (Manila's check from 2.48).
             self.services.share_types.check_zone(who, type_ref, refs["availability_zone"])
@@ -157,6 +163,7 @@ class Shares(Resource):
             availability_zone=refs["availability_zone"],
             share_network_id=refs["share_network_id"],
             snapshot_id=refs["snapshot_id"],
+            scheduler_hints=hints,
             # Manila ignores it below 2.31.
             **({"share_group_id": share["share_group_id"]}
                if share.get("share_group_id") is not None and version(req).at_least("2.31") else {}),
