@@ -1,0 +1,158 @@
+"""A share create's scheduler_hints (Manila 2.65 same_host / different_host,
+2.67 only_host), through the API over two reported pools, placed by the
+conductor's scheduler run in process (``ApiEnv.schedule``).
+
+Own environment (own database): each test reports exactly the two pools.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from shareflow.db.models import Pool, Share
+from tests.api.conftest import ApiEnv, build_env, report_pool
+from tests.api.test_manilaclient import _Server, manila
+from tests.fixtures.coordination import chroot
+
+A = "testhost@b1#pool0"
+B = "otherhost@b2#pool0"
+SAME, DIFFERENT = "__affinity_same_host", "__affinity_different_host"
+
+
+@pytest.fixture(scope="module")
+def env(zookeeper_server, tmp_path_factory) -> Iterator[ApiEnv]:
+    with chroot(zookeeper_server.hosts) as zk_root:
+        e = build_env(tmp_path_factory.mktemp("hints"), zookeeper_server.hosts, zk_root)
+        try:
+            yield e
+        finally:
+            e.close()
+
+
+@pytest.fixture
+def pools(env) -> Iterator[None]:
+    """The two pools, equal: without a hint the weigher spreads shares."""
+    def clear():
+        with env.services.db.write() as s:
+            s.execute(sa.text("DELETE FROM share_metadata"))
+            s.execute(sa.delete(Share))
+            s.execute(sa.text("DELETE FROM pool_allocations"))
+            s.execute(sa.delete(Pool))
+    clear()
+    report_pool(env.services.db, host=A, total_gb=100)
+    report_pool(env.services.db, host=B, total_gb=100)
+    yield
+    clear()
+
+
+def host_of(env, share: dict) -> str | None:
+    return env.share_row(share["id"]).host
+
+
+def metadata(env, share: dict, token=None) -> dict:
+    result = env.get(f"/v2/shares/{share['id']}/metadata", token=token or env.tokens["alice"])
+    assert result.status_code == 200, result.text
+    return result.json["metadata"]
+
+
+def share_count(env) -> int:
+    with env.services.db.read() as s:
+        return s.scalar(sa.select(sa.func.count()).select_from(Share))
+
+
+def test_same_host_follows_and_different_host_avoids_the_named_share(env, pools):
+    alice = env.tokens["alice"]
+    first = env.create_share(token=alice, size=10)
+    where = host_of(env, first)
+    other = B if where == A else A
+    # Without a hint the emptier pool would be chosen: the other one.
+    for _ in range(2):
+        near = env.create_share(token=alice, scheduler_hints={"same_host": first["id"]})
+        assert host_of(env, near) == where
+    far = env.create_share(token=alice, size=1, scheduler_hints={"different_host": first["id"]})
+    assert host_of(env, far) == other
+    # Kept as Manila keeps them, and shown: both ways.
+    assert metadata(env, near) == {SAME: first["id"]}
+    assert metadata(env, far) == {DIFFERENT: first["id"]}
+    shown = metadata(env, first)
+    assert shown[DIFFERENT] == far["id"] and len(shown[SAME].split(",")) == 2
+    assert near["id"] in shown[SAME].split(",")
+    # Deleting a share takes it out of its partners' lists.
+    env.set_share_status(far["id"], "available")
+    assert env.delete(f"/v2/shares/{far['id']}", token=alice).status_code == 202
+    assert DIFFERENT not in metadata(env, first)
+
+
+def test_hints_no_pool_can_satisfy_leave_the_share_in_error(env, pools):
+    alice = env.tokens["alice"]
+    a = env.create_share(token=alice, size=10)
+    b = env.create_share(token=alice)
+    assert {host_of(env, a), host_of(env, b)} == {A, B}
+    share = env.create_share(token=alice, scheduler_hints={"same_host": f"{a['id']},{b['id']}"})
+    assert env.share_row(share["id"]).status == "error" and host_of(env, share) is None
+    share = env.create_share(token=alice, scheduler_hints={"different_host": f"{a['id']},{b['id']}"})
+    assert env.share_row(share["id"]).status == "error" and host_of(env, share) is None
+
+
+@pytest.mark.parametrize("hints, status, message", [
+    ({"same_host": "not-a-uuid"}, 400, "not-a-uuid is not a valid uuid."),
+    ({"different_host": "{known},nope"}, 400, "nope is not a valid uuid."),
+    ({"same_host": "{unknown}"}, 404, "Share {unknown} could not be found."),
+    ({"different_host": "{known},{unknown}"}, 404, "Share {unknown} could not be found."),
+    # Another project's share does not exist for the caller.
+    ({"same_host": "{bobs}"}, 404, "Share {bobs} could not be found."),
+    ("same_host", 400, None),
+])
+def test_bad_hints_are_refused_before_anything_is_created(env, pools, hints, status, message):
+    known = env.create_share(token=env.tokens["alice"])["id"]
+    bobs = env.create_share(token=env.tokens["bob"])["id"]
+    ids = {"known": known, "unknown": str(uuid.uuid4()), "bobs": bobs}
+    if isinstance(hints, dict):
+        hints = {k: v.format(**ids) for k, v in hints.items()}
+    before = share_count(env)
+    result = env.post("/v2/shares", {"share": {"size": 1, "share_proto": "NFS", "scheduler_hints": hints}},
+                      token=env.tokens["alice"])
+    assert result.status_code == status, result.text
+    name = "badRequest" if status == 400 else "itemNotFound"
+    assert result.json[name]["code"] == status
+    if message is not None:
+        assert result.json[name]["message"] == message.format(**ids)
+    assert share_count(env) == before
+    assert metadata(env, {"id": known}) == {}
+
+
+def test_hints_below_2_65_are_ignored(env, pools):
+    alice = env.tokens["alice"]
+    first = env.create_share(token=alice, size=10)
+    body = {"share": {"size": 1, "share_proto": "NFS",
+                      "scheduler_hints": {"same_host": first["id"], "different_host": "not-a-uuid"}}}
+    result = env.post("/v2/shares", body, token=alice, version="2.64")
+    assert result.status_code == 200, result.text
+    env.schedule()
+    share = result.json["share"]
+    # The weigher alone: the emptier pool, not the named share's.
+    assert host_of(env, share) != host_of(env, first)
+    assert metadata(env, share) == {} and metadata(env, first) == {}
+    # At 2.65 the same body is read (and its bad value refused).
+    assert env.post("/v2/shares", body, token=alice, version="2.65").status_code == 400
+
+
+def test_manilaclient_passes_scheduler_hints_unmodified(env, pools):
+    server = _Server(env.client.app)
+    try:
+        alice = manila(server, env.tokens["alice"], "2.65")
+        first = alice.shares.create("NFS", 10, name="first")
+        env.schedule()
+        near = alice.shares.create("NFS", 1, name="near", scheduler_hints={"same_host": first.id})
+        env.schedule()
+        far = alice.shares.create("NFS", 1, name="far", scheduler_hints={"different_host": first.id})
+        env.schedule()
+        assert host_of(env, {"id": near.id}) == host_of(env, {"id": first.id})
+        assert host_of(env, {"id": far.id}) != host_of(env, {"id": first.id})
+        assert alice.shares.get(near.id).metadata == {SAME: first.id}
+    finally:
+        server.close()
