@@ -24,7 +24,7 @@ from shareflow.exceptions import InvalidInput, VersionNotAcceptable
 HEADER = "X-OpenStack-Manila-API-Version"
 MIN_VERSION = "2.0"
 #: The highest microversion whose request and response shapes we implement.
-MAX_VERSION = "2.65"
+MAX_VERSION = "2.67"
 LATEST = "latest"
 MAX_HEADER_LENGTH = 32
 

@@ -48,7 +48,7 @@ from shareflow.services.context import Caller
 from shareflow.wiring import Services, utcnow
 from tests.fixtures.coordination import chroot
 
-MAX = "2.65"
+MAX = "2.67"
 OMIT = object()
 DEFAULT_TYPE_SPECS = {"driver_handles_share_servers": "False", "snapshot_support": "True"}
 

@@ -21,7 +21,7 @@ def test_root_versions_document_needs_no_token(api):
     assert result.status_code == 300  # Manila's "multiple choices"
     (doc,) = result.json["versions"]
     assert doc["id"] == "v2.0" and doc["status"] == "CURRENT"
-    assert doc["version"] == "2.65" and doc["min_version"] == "2.0"
+    assert doc["version"] == "2.67" and doc["min_version"] == "2.0"
     assert {"rel": "self", "href": "http://falconframework.org/v2/"} in doc["links"]
     assert doc["media-types"][0]["base"] == "application/json"
     # Not versioned: no microversion header on "/", even when one was sent.
@@ -32,7 +32,7 @@ def test_root_versions_document_needs_no_token(api):
 def test_v2_versions_document_is_versioned(api, path):
     result = api.get(path, token=None, version="2.7")
     assert result.status_code == 200
-    assert result.json["versions"][0]["version"] == "2.65"
+    assert result.json["versions"][0]["version"] == "2.67"
     assert result.headers[HEADER] == "2.7"
 
 
@@ -53,7 +53,7 @@ def test_microversion_absent_means_2_0_and_is_echoed(api):
     assert result.headers["Vary"] == HEADER
 
 
-@pytest.mark.parametrize("sent, echoed", [("latest", "2.65"), ("2.65", "2.65"), ("2.9", "2.9"),
+@pytest.mark.parametrize("sent, echoed", [("latest", "2.67"), ("2.67", "2.67"), ("2.66", "2.66"), ("2.9", "2.9"),
                                           ("2.0", "2.0")])
 def test_microversion_echo(api, sent, echoed):
     result = api.get("/v2/shares", version=sent)
@@ -66,10 +66,10 @@ def test_malformed_microversion_is_400(api, sent):
     assert message == f"API Version String {sent} is of invalid format. Must be of format MajorNum.MinorNum."
 
 
-@pytest.mark.parametrize("sent", ["2.66", "3.0", "1.9"])
+@pytest.mark.parametrize("sent", ["2.68", "3.0", "1.9"])
 def test_out_of_range_microversion_is_406(api, sent):
     message = assert_fault(api.get("/v2/shares", version=sent), 406, "computeFault")
-    assert message == f"Version {sent} is not supported by the API. Minimum is 2.0 and maximum is 2.65."
+    assert message == f"Version {sent} is not supported by the API. Minimum is 2.0 and maximum is 2.67."
 
 
 def test_request_ids_are_fresh_per_request(api):

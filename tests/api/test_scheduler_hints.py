@@ -156,3 +156,42 @@ def test_manilaclient_passes_scheduler_hints_unmodified(env, pools):
         assert alice.shares.get(near.id).metadata == {SAME: first.id}
     finally:
         server.close()
+
+
+def test_only_host_from_2_67_for_admins(env, pools):
+    admin, alice = env.tokens["admin"], env.tokens["alice"]
+    # Against the weigher: every share goes to A, however full it gets.
+    assert host_of(env, env.create_share(token=admin, size=10, scheduler_hints={"only_host": A})) == A
+    for named in (A, "testhost@b1"):  # the pool, or its backend
+        share = env.create_share(token=admin, scheduler_hints={"only_host": named})
+        assert host_of(env, share) == A
+    # One below, it is not read (the same request spreads to the emptier pool),
+    # and a member's is ignored (Manila's OnlyHostFilter skips non-admins).
+    body = {"share": {"size": 1, "share_proto": "NFS", "scheduler_hints": {"only_host": A}}}
+    result = env.post("/v2/shares", body, token=admin, version="2.66")
+    assert result.status_code == 200, result.text
+    env.schedule()
+    assert host_of(env, result.json["share"]) == B
+    assert host_of(env, env.create_share(token=alice, scheduler_hints={"only_host": A})) == B
+    # A pool nobody reports: no valid host; a malformed one: 400 before anything.
+    share = env.create_share(token=admin, scheduler_hints={"only_host": "nohost@nob#p"})
+    assert env.share_row(share["id"]).status == "error"
+    before = share_count(env)
+    bad = {"share": {"size": 1, "share_proto": "NFS", "scheduler_hints": {"only_host": "nohost"}}}
+    result = env.post("/v2/shares", bad, token=admin, version="2.67")
+    assert result.status_code == 400 and result.json["badRequest"]["code"] == 400
+    assert share_count(env) == before
+
+
+@pytest.mark.parametrize("version, status", [("2.65", 400), ("2.66", 200), ("2.67", 200)])
+def test_group_specs_filter_on_group_type_list_from_2_66(env, version, status):
+    from tests.api.test_share_groups import new_group_type, new_share_type
+
+    marker = uuid.uuid4().hex[:8]
+    wanted = new_group_type(env, [new_share_type(env)["id"]], group_specs={"m": marker})
+    new_group_type(env, [new_share_type(env)["id"]], group_specs={"m": "other"})
+    result = env.get("/v2/share-group-types", params={"group_specs": repr({"m": marker})},
+                     token=env.tokens["admin"], version=version)
+    assert result.status_code == status, result.text
+    if status == 200:
+        assert [t["id"] for t in result.json["share_group_types"]] == [wanted["id"]]

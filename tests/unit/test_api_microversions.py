@@ -15,10 +15,10 @@ def test_absent_header_is_the_minimum():
 @pytest.mark.parametrize("value", ["latest", "LATEST", " Latest "])
 def test_latest_is_the_maximum(value):
     assert mv.from_header(value) == mv.MAX
-    assert str(mv.MAX) == mv.MAX_VERSION == "2.65"
+    assert str(mv.MAX) == mv.MAX_VERSION == "2.67"
 
 
-@pytest.mark.parametrize("value, expected", [("2.0", (2, 0)), ("2.9", (2, 9)), ("2.65", (2, 65)),
+@pytest.mark.parametrize("value, expected", [("2.0", (2, 0)), ("2.9", (2, 9)), ("2.65", (2, 65)), ("2.67", (2, 67)),
                                              (" 2.10 ", (2, 10))])
 def test_valid_versions(value, expected):
     assert mv.from_header(value) == mv.APIVersion(*expected)
@@ -34,13 +34,13 @@ def test_malformed_versions_are_400_with_manilas_message(value):
     assert len(e.value.user_message) < 200
 
 
-@pytest.mark.parametrize("value", ["1.0", "2.66", "2.99", "3.0", "99999999999999999999.0"])
+@pytest.mark.parametrize("value", ["1.0", "2.68", "2.99", "3.0", "99999999999999999999.0"])
 def test_out_of_range_versions_are_406_with_manilas_message(value):
     with pytest.raises(VersionNotAcceptable) as e:
         mv.from_header(value)
     assert e.value.http_status == 406
     assert e.value.user_message == (
-        f"Version {value} is not supported by the API. Minimum is 2.0 and maximum is 2.65."
+        f"Version {value} is not supported by the API. Minimum is 2.0 and maximum is 2.67."
     )
 
 
