@@ -141,7 +141,7 @@ def test_manilaclient_errors_carry_our_messages(tokens_server):
     with pytest.raises(manila_exc.Unauthorized):
         manila(server, "not-a-token").shares.list()
     # Discovery over GET / (what `manila --os-share-api-version` and OSC use).
-    assert alice.services.server_api_version()[0].version == "2.65"
+    assert alice.services.server_api_version()[0].version == "2.67"
 
 
 def test_manilaclient_old_microversion(tokens_server):

@@ -115,7 +115,7 @@ def test_served_by_gunicorn(zookeeper_server, tmp_path):
                     if proc.poll() is not None or time.monotonic() > deadline:
                         pytest.fail(f"shareflow-api did not start: {proc.communicate(timeout=5)[0]}")
                     time.sleep(0.1)
-            assert status == 300 and doc["versions"][0]["version"] == "2.65"
+            assert status == 300 and doc["versions"][0]["version"] == "2.67"
             assert _get(base + "/v2/shares")[0] == 401
             # Issued after the workers started: accepted without a restart.
             token, _ = TokenFile(tmp_path / "tokens.json").issue("demo")

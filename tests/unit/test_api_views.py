@@ -185,7 +185,7 @@ def test_share_type_fields_by_version_and_role():
 
 def test_versions_document():
     doc = versions.versions("http://h:8786")["versions"][0]
-    assert doc["status"] == "CURRENT" and doc["version"] == "2.65" and doc["min_version"] == "2.0"
+    assert doc["status"] == "CURRENT" and doc["version"] == "2.67" and doc["min_version"] == "2.0"
     assert {"rel": "self", "href": "http://h:8786/v2/"} in doc["links"]
 
 
