@@ -27,8 +27,9 @@ from shareflow.domain import states
 from shareflow.engine.posting import JobPoster, JobSpec
 from shareflow.exceptions import Conflict, InvalidInput
 from shareflow.flows.delete_share import delete_share, share_flow_kwargs
-from shareflow.services.context import Caller
 from shareflow.scheduler.scheduler import Placement
+from shareflow.services import scheduler_hints
+from shareflow.services.context import Caller
 
 LOG = logging.getLogger(__name__)
 
@@ -101,6 +102,8 @@ class ShareAdminService:
                 ShareSnapshot.share_id == share_id, ShareSnapshot.deleted_at.is_(None)))
             if snapshots:
                 raise InvalidInput(f"Invalid share: Share still has {snapshots} dependent snapshots.")
+            # As a delete does (Manila's delete(force=True) too): out of its hints' partners' lists.
+            scheduler_hints.unlink(s, share_id)
             previous = share.status
             if not shares_db.override_status(s, share_id, states.DELETING, now=now, expected=previous,
                                              pending_size=None):

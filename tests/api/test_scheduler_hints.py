@@ -85,6 +85,10 @@ def test_same_host_follows_and_different_host_avoids_the_named_share(env, pools)
     env.set_share_status(far["id"], "available")
     assert env.delete(f"/v2/shares/{far['id']}", token=alice).status_code == 202
     assert DIFFERENT not in metadata(env, first)
+    # And so does an admin's force-delete (the share still creating).
+    result = env.post(f"/v2/shares/{near['id']}/action", {"force_delete": None}, token=env.tokens["admin"])
+    assert result.status_code == 202, result.text
+    assert metadata(env, first)[SAME].split(",") == [i for i in shown[SAME].split(",") if i != near["id"]]
 
 
 def test_hints_no_pool_can_satisfy_leave_the_share_in_error(env, pools):
