@@ -96,6 +96,7 @@ def _status(info) -> str:
 class ShareGroupTypes(Resource):
     POLICY = {"on_get": "share_group_type:index", "on_get_detail": "share_group_type:index",
               "on_get_default": "share_group_type:default", "on_post": "share_group_type:create"}
+
     def _default_name(self):
         return self.config.default_share_group_type
 
@@ -133,6 +134,14 @@ class ShareGroupTypes(Resource):
 class ShareGroupType(Resource):
     POLICY = {"on_get": "share_group_type:show", "on_delete": "share_group_type:delete",
               "on_get_access": "share_group_type:list_project_access", "on_post_action": PER_ACTION}
+
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        self.actions: Actions = {
+            "addProjectAccess": Action(INTRODUCED, None, self._access, "share_group_type:add_project_access"),
+            "removeProjectAccess": Action(INTRODUCED, None, self._access, "share_group_type:remove_project_access"),
+        }
+
     def on_get(self, req, resp, type_id: str) -> None:
         gt = self.services.share_groups.get_type(caller(req), type_id)
         reply(resp, {"share_group_type": view.group_type(gt, self.view_context(req),
@@ -147,13 +156,6 @@ class ShareGroupType(Resource):
         who = caller(req)
         projects = self.services.share_groups.type_access(who, type_id)
         reply(resp, view.group_type_access(type_id, projects))
-
-    def __init__(self, config, services):
-        super().__init__(config, services)
-        self.actions: Actions = {
-            "addProjectAccess": Action(INTRODUCED, None, self._access, "share_group_type:add_project_access"),
-            "removeProjectAccess": Action(INTRODUCED, None, self._access, "share_group_type:remove_project_access"),
-        }
 
     def on_post_action(self, req, resp, type_id: str) -> None:
         dispatch_action(req, resp, type_id, self.actions, kind="Share group type")
@@ -178,6 +180,7 @@ class ShareGroupTypeSpecs(Resource):
     POLICY = {"on_get": "share_group_types_spec:index", "on_post": "share_group_types_spec:create",
               "on_get_item": "share_group_types_spec:show", "on_put_item": "share_group_types_spec:update",
               "on_delete_item": "share_group_types_spec:delete"}
+
     def on_get(self, req, resp, type_id: str) -> None:
         who = caller(req)
         reply(resp, {"group_specs": self.services.share_groups.type_specs(who, type_id)})
@@ -235,6 +238,7 @@ def _uuid(value, message: str) -> str:
 class ShareGroups(Resource):
     POLICY = {"on_get": "share_group:get_all", "on_get_detail": "share_group:get_all",
               "on_post": "share_group:create"}
+
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 
@@ -300,6 +304,14 @@ def _is_uuid(value: str) -> bool:
 class ShareGroup(Resource):
     POLICY = {"on_get": "share_group:get", "on_put": "share_group:update", "on_delete": "share_group:delete",
               "on_post_action": PER_ACTION}
+
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        reset = Action(INTRODUCED, None, self._reset_status, "share_group:reset_status")
+        force = Action(INTRODUCED, None, self._force_delete, "share_group:force_delete")
+        self.actions: Actions = {"reset_status": reset, "os-reset_status": reset,
+                                 "force_delete": force, "os-force_delete": force}
+
     def on_get(self, req, resp, group_id: str) -> None:
         group = self.services.share_groups.get(caller(req), group_id)
         reply(resp, {"share_group": view.group_detail(group, self.view_context(req))})
@@ -312,13 +324,6 @@ class ShareGroup(Resource):
     def on_delete(self, req, resp, group_id: str) -> None:
         self.services.share_groups.delete(caller(req), group_id)
         accepted(resp)
-
-    def __init__(self, config, services):
-        super().__init__(config, services)
-        reset = Action(INTRODUCED, None, self._reset_status, "share_group:reset_status")
-        force = Action(INTRODUCED, None, self._force_delete, "share_group:force_delete")
-        self.actions: Actions = {"reset_status": reset, "os-reset_status": reset,
-                                 "force_delete": force, "os-force_delete": force}
 
     def on_post_action(self, req, resp, group_id: str) -> None:
         dispatch_action(req, resp, group_id, self.actions, kind="Share group")
@@ -344,6 +349,7 @@ class ShareGroup(Resource):
 class ShareGroupSnapshots(Resource):
     POLICY = {"on_get": "share_group_snapshot:get_all", "on_get_detail": "share_group_snapshot:get_all",
               "on_post": "share_group_snapshot:create"}
+
     def on_get(self, req, resp) -> None:
         self._list(req, resp, detailed=False)
 
@@ -377,6 +383,14 @@ class ShareGroupSnapshot(Resource):
     POLICY = {"on_get": "share_group_snapshot:get", "on_get_members": "share_group_snapshot:get",
               "on_put": "share_group_snapshot:update", "on_delete": "share_group_snapshot:delete",
               "on_post_action": PER_ACTION}
+
+    def __init__(self, config, services):
+        super().__init__(config, services)
+        reset = Action(INTRODUCED, None, self._reset_status, "share_group_snapshot:reset_status")
+        force = Action(INTRODUCED, None, self._force_delete, "share_group_snapshot:force_delete")
+        self.actions: Actions = {"reset_status": reset, "os-reset_status": reset,
+                                 "force_delete": force, "os-force_delete": force}
+
     def on_get(self, req, resp, snapshot_id: str) -> None:
         snap = self.services.share_groups.get_snapshot(caller(req), snapshot_id)
         reply(resp, {"share_group_snapshot": view.snapshot_detail(snap, self.view_context(req))})
@@ -393,13 +407,6 @@ class ShareGroupSnapshot(Resource):
     def on_delete(self, req, resp, snapshot_id: str) -> None:
         self.services.share_groups.delete_snapshot(caller(req), snapshot_id)
         accepted(resp)
-
-    def __init__(self, config, services):
-        super().__init__(config, services)
-        reset = Action(INTRODUCED, None, self._reset_status, "share_group_snapshot:reset_status")
-        force = Action(INTRODUCED, None, self._force_delete, "share_group_snapshot:force_delete")
-        self.actions: Actions = {"reset_status": reset, "os-reset_status": reset,
-                                 "force_delete": force, "os-force_delete": force}
 
     def on_post_action(self, req, resp, snapshot_id: str) -> None:
         dispatch_action(req, resp, snapshot_id, self.actions, kind="Share group snapshot")
