@@ -52,7 +52,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("shares") as batch:
-        batch.drop_column("pending_size")
+    # A plain DROP COLUMN, in place on SQLite too (>= 3.35), not a batch
+    # rebuild: dropping the old ``shares`` under foreign keys deletes its
+    # rows first, which cascades to their metadata, export locations and
+    # access rules, and fails on their snapshots.
+    op.drop_column("shares", "pending_size")
     op.drop_table("quotas")
     op.drop_table("share_snapshots")

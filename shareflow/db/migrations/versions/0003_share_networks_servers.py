@@ -115,8 +115,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("shares") as batch:
-        batch.drop_column("share_server_id")
+    # In place, as in 0002's downgrade: a batch rebuild of ``shares`` would
+    # take its children's rows with it (the column has no foreign key or
+    # index, so SQLite can drop it in place).
+    op.drop_column("shares", "share_server_id")
     for table in ("share_servers", "share_network_subnets", "share_networks",
                   "network_allocations", "allocation_ranges", "provider_networks"):
         op.drop_table(table)
