@@ -468,3 +468,68 @@ def test_group_snapshot_list_show_update_delete_and_admin_actions(api):
     assert api.post(f"{item}/action", {"force_delete": None}, token=admin).status_code == 202
     jobs = api.get("/v2/jobs", token=admin, params={"resource_id": snap["id"]}).json["jobs"]
     assert len(jobs) == 3
+
+
+def test_group_and_group_snapshot_lists_page_and_order(api):
+    """limit, offset, sort_key and sort_dir on both lists (the page is cut
+    after the filters), and a bad limit or sort key is a 400."""
+    group, _shares = _group_with_members(api, count=1)
+    names = ["b", "c", "a"]
+    snaps = []
+    for name in names:
+        snap = api.post("/v2/share-group-snapshots", {"share_group_snapshot": {
+            "share_group_id": group["id"], "name": name}}).json["share_group_snapshot"]
+        _set_group_snapshot_status(api, snap["id"], "available")
+        snaps.append(snap)
+    path, key = "/v2/share-group-snapshots/detail", "share_group_snapshots"
+    ours = {"share_group_id": group["id"], "sort_key": "name"}
+    assert [s["name"] for s in api.get(path, params=ours).json[key]] == ["c", "b", "a"]
+    page = api.get(path, params={**ours, "sort_dir": "asc", "limit": "2", "offset": "1"}).json[key]
+    assert [s["name"] for s in page] == ["b", "c"]
+    assert [s["name"] for s in api.get(path, params={**ours, "offset": "2"}).json[key]] == ["a"]
+    assert_fault(api.get(path, params={**ours, "limit": "-1"}), 400)
+    assert_fault(api.get(path, params={"sort_key": "size"}), 400)
+
+    gt = new_group_type(api, [new_share_type(api)["id"]])
+    for name in names:
+        new_group(api, gt, name=name)
+    path, key = "/v2/share-groups/detail", "share_groups"
+    ours = {"share_group_type_id": gt["id"], "sort_key": "name", "sort_dir": "asc"}
+    assert [g["name"] for g in api.get(path, params=ours).json[key]] == ["a", "b", "c"]
+    page = api.get(path, params={**ours, "sort_dir": "desc", "limit": "1", "offset": "1"}).json[key]
+    assert [g["name"] for g in page] == ["b"]
+    assert_fault(api.get(path, params={**ours, "offset": "x"}), 400)
+
+
+@pytest.mark.parametrize("kind", ["share-groups", "share-group-snapshots"])
+def test_group_admin_actions_have_os_aliases_and_404_before_the_body(api, kind):
+    admin = api.tokens["admin"]
+    if kind == "share-groups":
+        # No members: a group with shares is not force-deleted (409).
+        group = new_group(api, new_group_type(api, [new_share_type(api)["id"]]))
+        item, key = f"/v2/share-groups/{group['id']}", "share_group"
+    else:
+        group, _shares = _group_with_members(api, count=1)
+        snap = api.post("/v2/share-group-snapshots", {"share_group_snapshot": {
+            "share_group_id": group["id"]}}).json["share_group_snapshot"]
+        item, key = f"/v2/share-group-snapshots/{snap['id']}", "share_group_snapshot"
+    status = "error"
+    missing = f"/v2/{kind}/{uuid.uuid4()}/action"
+    # An unknown id is a 404 even with a body that would be a 400.
+    for name in ("reset_status", "os-reset_status"):
+        assert_fault(api.post(missing, {name: {"status": "bogus"}}, token=admin), 404)
+        assert_fault(api.post(missing, {name: None}, token=admin), 404)
+    assert_fault(api.post(missing, {"os-force_delete": None}, token=admin), 404)
+    assert_fault(api.post(f"{item}/action", {"os-reset_status": None}, token=admin), 400)
+    assert_fault(api.post(f"{item}/action", {"os-reset_status": {"status": status}}), 403)
+    result = api.post(f"{item}/action", {"os-reset_status": {"status": status.upper()}}, token=admin)
+    assert result.status_code == 202
+    assert api.get(item).json[key]["status"] == status
+    assert_fault(api.post(f"{item}/action", {"os-force_delete": None}), 403)
+    assert api.post(f"{item}/action", {"os-force_delete": None}, token=admin).status_code == 202
+    if kind == "share-groups":
+        assert_fault(api.get(item), 404)
+    else:
+        # A forced delete of a group snapshot goes by a job; its records go even if the backend fails.
+        jobs = api.get("/v2/jobs", token=admin, params={"resource_id": snap["id"]}).json["jobs"]
+        assert "delete_share_group_snapshot" in [j["operation"] for j in jobs]
