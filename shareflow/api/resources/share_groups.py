@@ -11,6 +11,10 @@ are admin-only, checked before the body, as Manila's policy does.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
 import falcon
 
 from shareflow.api import params as qp
@@ -87,6 +91,52 @@ def _status(info) -> str:
     if not isinstance(status, str):
         raise InvalidInput("Must specify 'status'")
     return status.lower()
+
+
+class _ListQuery(NamedTuple):
+    """A list request's query: its paging and order taken out, the filters left in ``params``."""
+
+    params: dict[str, str]
+    sort_key: str
+    sort_dir: str
+    limit: int | None
+    offset: int
+
+    def page(self, items: list) -> list:
+        return items[self.offset:][:self.limit] if self.limit is not None else items[self.offset:]
+
+
+def _list_query(req, sort_keys) -> _ListQuery:
+    q = qp.flatten(req.params)
+    limit, offset = qp.limit(q.pop("limit", None)), qp.offset(q.pop("offset", None))
+    sort_key, sort_dir = qp.sort(q, {k: k for k in sort_keys})
+    return _ListQuery(q, sort_key, sort_dir, limit, offset)
+
+
+def _admin_actions(rules: str, get: Callable, set_status: Callable, delete_forced: Callable) -> Actions:
+    """Manila's admin actions of a share group and of a group snapshot,
+    ``reset_status`` and ``force_delete`` (each also as ``os-...``), under
+    the rules ``<rules>:reset_status`` and ``<rules>:force_delete``, on the
+    resource's service calls ``get(who, id)``, ``set_status(who, id,
+    status)`` and ``delete_forced(who, id)``. The resource must exist (404)
+    before the action's body is judged, as Manila's mixin does."""
+
+    def reset(req, resp, resource_id: str, info) -> None:
+        who = caller(req)
+        get(who, resource_id)
+        set_status(who, resource_id, _status(info))
+        accepted(resp)
+
+    def force(req, resp, resource_id: str, info) -> None:
+        who = caller(req)
+        get(who, resource_id)
+        delete_forced(who, resource_id)
+        accepted(resp)
+
+    reset_action = Action(INTRODUCED, None, reset, f"{rules}:reset_status")
+    force_action = Action(INTRODUCED, None, force, f"{rules}:force_delete")
+    return {"reset_status": reset_action, "os-reset_status": reset_action,
+            "force_delete": force_action, "os-force_delete": force_action}
 
 
 # --- share group types ---------------------------------------------------------------
@@ -247,9 +297,8 @@ class ShareGroups(Resource):
 
     def _list(self, req, resp, *, detailed: bool) -> None:
         who = caller(req)
-        q = qp.flatten(req.params)
-        limit, offset = qp.limit(q.pop("limit", None)), qp.offset(q.pop("offset", None))
-        sort_key, sort_dir = qp.sort(q, {k: k for k in GROUP_SORT_KEYS})
+        query = _list_query(req, GROUP_SORT_KEYS)
+        q = query.params
         all_projects = qp.all_tenants(q)
         if "group_type_id" in q:
             q["share_group_type_id"] = q.pop("group_type_id")
@@ -259,9 +308,8 @@ class ShareGroups(Resource):
         if not who.is_admin:
             filters.pop("host", None)
         groups = self.services.share_groups.list(who, all_projects=all_projects, filters=filters,
-                                                 sort_key=sort_key, sort_dir=sort_dir)
-        groups = groups[offset:][:limit] if limit is not None else groups[offset:]
-        reply(resp, view.group_list(groups, self.view_context(req), detailed=detailed))
+                                                 sort_key=query.sort_key, sort_dir=query.sort_dir)
+        reply(resp, view.group_list(query.page(groups), self.view_context(req), detailed=detailed))
 
     def on_post(self, req, resp) -> None:
         who = caller(req)
@@ -307,10 +355,8 @@ class ShareGroup(Resource):
 
     def __init__(self, config, services):
         super().__init__(config, services)
-        reset = Action(INTRODUCED, None, self._reset_status, "share_group:reset_status")
-        force = Action(INTRODUCED, None, self._force_delete, "share_group:force_delete")
-        self.actions: Actions = {"reset_status": reset, "os-reset_status": reset,
-                                 "force_delete": force, "os-force_delete": force}
+        groups = services.share_groups
+        self.actions = _admin_actions("share_group", groups.get, groups.reset_status, groups.force_delete)
 
     def on_get(self, req, resp, group_id: str) -> None:
         group = self.services.share_groups.get(caller(req), group_id)
@@ -327,19 +373,6 @@ class ShareGroup(Resource):
 
     def on_post_action(self, req, resp, group_id: str) -> None:
         dispatch_action(req, resp, group_id, self.actions, kind="Share group")
-
-    def _reset_status(self, req, resp, group_id: str, info) -> None:
-        who = caller(req)
-        # The group must exist (404) before its body is judged, as Manila's mixin does.
-        self.services.share_groups.get(who, group_id)
-        self.services.share_groups.reset_status(who, group_id, _status(info))
-        accepted(resp)
-
-    def _force_delete(self, req, resp, group_id: str, info) -> None:
-        who = caller(req)
-        self.services.share_groups.get(who, group_id)
-        self.services.share_groups.force_delete(who, group_id)
-        accepted(resp)
 
 
 # --- share group snapshots ---------------------------------------------------------------
@@ -358,14 +391,12 @@ class ShareGroupSnapshots(Resource):
 
     def _list(self, req, resp, *, detailed: bool) -> None:
         who = caller(req)
-        q = qp.flatten(req.params)
-        limit, offset = qp.limit(q.pop("limit", None)), qp.offset(q.pop("offset", None))
-        sort_key, sort_dir = qp.sort(q, {k: k for k in SNAPSHOT_SORT_KEYS})
+        query = _list_query(req, SNAPSHOT_SORT_KEYS)
+        q = query.params
         filters = {k: v for k, v in q.items() if k in SNAPSHOT_FILTERS}
         snaps = self.services.share_groups.list_snapshots(who, all_projects=qp.all_tenants(q), filters=filters,
-                                                          sort_key=sort_key, sort_dir=sort_dir)
-        snaps = snaps[offset:][:limit] if limit is not None else snaps[offset:]
-        reply(resp, view.snapshot_list(snaps, self.view_context(req), detailed=detailed))
+                                                          sort_key=query.sort_key, sort_dir=query.sort_dir)
+        reply(resp, view.snapshot_list(query.page(snaps), self.view_context(req), detailed=detailed))
 
     def on_post(self, req, resp) -> None:
         data = _section(req, "share_group_snapshot")
@@ -386,10 +417,9 @@ class ShareGroupSnapshot(Resource):
 
     def __init__(self, config, services):
         super().__init__(config, services)
-        reset = Action(INTRODUCED, None, self._reset_status, "share_group_snapshot:reset_status")
-        force = Action(INTRODUCED, None, self._force_delete, "share_group_snapshot:force_delete")
-        self.actions: Actions = {"reset_status": reset, "os-reset_status": reset,
-                                 "force_delete": force, "os-force_delete": force}
+        groups = services.share_groups
+        self.actions = _admin_actions("share_group_snapshot", groups.get_snapshot, groups.reset_snapshot_status,
+                                      functools.partial(groups.delete_snapshot, force=True))
 
     def on_get(self, req, resp, snapshot_id: str) -> None:
         snap = self.services.share_groups.get_snapshot(caller(req), snapshot_id)
@@ -410,15 +440,3 @@ class ShareGroupSnapshot(Resource):
 
     def on_post_action(self, req, resp, snapshot_id: str) -> None:
         dispatch_action(req, resp, snapshot_id, self.actions, kind="Share group snapshot")
-
-    def _reset_status(self, req, resp, snapshot_id: str, info) -> None:
-        who = caller(req)
-        self.services.share_groups.get_snapshot(who, snapshot_id)
-        self.services.share_groups.reset_snapshot_status(who, snapshot_id, _status(info))
-        accepted(resp)
-
-    def _force_delete(self, req, resp, snapshot_id: str, info) -> None:
-        who = caller(req)
-        self.services.share_groups.get_snapshot(who, snapshot_id)
-        self.services.share_groups.delete_snapshot(who, snapshot_id, force=True)
-        accepted(resp)
