@@ -249,7 +249,7 @@ def _project(value: str) -> str:
 def cmd_access_list(args) -> int:
     def projects(svc, config):
         st = svc.get(OPERATOR, args.type)
-        return st.id, svc.access_list(OPERATOR, st.id)
+        return st.id, svc.access.projects(OPERATOR, st.id)
 
     type_id, projects = _run(args, projects)
     if args.json:
@@ -267,7 +267,7 @@ def _change_access(args, add: bool) -> int:
 
     def change(svc, config):
         st = svc.get(OPERATOR, args.type)
-        (svc.add_access if add else svc.remove_access)(OPERATOR, st.id, project)
+        (svc.access.add if add else svc.access.remove)(OPERATOR, st.id, project)
         return st
 
     st = _run(args, change)

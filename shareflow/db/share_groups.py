@@ -18,7 +18,12 @@ from shareflow.db.models import (
     ShareGroupTypeShareType,
     ShareGroupTypeSpec,
 )
+from shareflow.db.type_common import TypeTables
 from shareflow.exceptions import Conflict, NotFound
+
+#: Visibility, access lists and specs as share types have them (:mod:`shareflow.db.type_common`).
+TYPE_TABLES = TypeTables("share group type", ShareGroupType, ShareGroupTypeProject, "share_group_type_id",
+                         ShareGroupTypeSpec, "group_specs")
 
 # --- group types -------------------------------------------------------------------
 
@@ -36,29 +41,6 @@ def type_by_name(session: Session, name: str) -> ShareGroupType | None:
     return session.scalars(q).first()
 
 
-def type_visible_to(session: Session, gt: ShareGroupType, project_id: str | None) -> bool:
-    """Public, or private with ``project_id`` on its list (None: an admin)."""
-    if project_id is None or gt.is_public:
-        return True
-    return project_id in type_projects(session, gt)
-
-
-def list_types(session: Session, *, public: bool | None, project_id: str | None) -> list[ShareGroupType]:
-    """As ``shareflow.db.share_types.list_``: True: public and the private
-    ones ``project_id`` may use; False: private; None: all."""
-    q = sa.select(ShareGroupType).where(ShareGroupType.deleted_at.is_(None))
-    if public is True:
-        cond = ShareGroupType.is_public.is_(True)
-        if project_id is not None:
-            granted = sa.select(ShareGroupTypeProject.share_group_type_id).where(
-                ShareGroupTypeProject.project_id == project_id)
-            cond = sa.or_(cond, ShareGroupType.id.in_(granted))
-        q = q.where(cond)
-    elif public is False:
-        q = q.where(ShareGroupType.is_public.is_(False))
-    return list(session.scalars(q.order_by(ShareGroupType.name)))
-
-
 def create_type(session: Session, *, now: datetime, type_id: str, name: str, share_type_ids: list[str],
                 specs: dict[str, str], is_public: bool) -> ShareGroupType:
     if type_by_name(session, name) is not None:
@@ -69,28 +51,6 @@ def create_type(session: Session, *, now: datetime, type_id: str, name: str, sha
     session.add(gt)
     session.flush()
     return gt
-
-
-def set_specs(session: Session, gt: ShareGroupType, specs: dict[str, str], *, now: datetime) -> None:
-    current = {s.key: s for s in gt.group_specs}
-    for k, v in specs.items():
-        if k in current:
-            current[k].value = v
-        else:
-            gt.group_specs.append(ShareGroupTypeSpec(key=k, value=v))
-    gt.updated_at = now
-    session.flush()
-
-
-def unset_spec(session: Session, gt: ShareGroupType, key: str, *, now: datetime) -> None:
-    for s in list(gt.group_specs):
-        if s.key == key:
-            gt.group_specs.remove(s)
-            gt.updated_at = now
-            session.flush()
-            return
-    raise NotFound(f"Share group type spec {key} could not be found.",
-                   user_message=f"Share group type {gt.id} has no group specs with key {key}.")
 
 
 def types_with_share_type(session: Session, share_type_id: str) -> int:
@@ -105,25 +65,6 @@ def type_in_use(session: Session, type_id: str) -> bool:
     q = sa.select(sa.func.count()).select_from(ShareGroup).where(
         ShareGroup.share_group_type_id == type_id, ShareGroup.deleted_at.is_(None))
     return session.scalar(q) > 0
-
-
-def type_projects(session: Session, gt: ShareGroupType) -> list[str]:
-    q = sa.select(ShareGroupTypeProject.project_id).where(ShareGroupTypeProject.share_group_type_id == gt.id)
-    return list(session.scalars(q.order_by(ShareGroupTypeProject.id)))
-
-
-def add_type_project(session: Session, gt: ShareGroupType, project_id: str, *, now: datetime) -> None:
-    if project_id in type_projects(session, gt):
-        raise Conflict(f"Share group type access for {gt.id} / {project_id} combination already exists.")
-    session.add(ShareGroupTypeProject(share_group_type_id=gt.id, project_id=project_id, created_at=now))
-    session.flush()
-
-
-def remove_type_project(session: Session, gt: ShareGroupType, project_id: str) -> None:
-    result = session.execute(sa.delete(ShareGroupTypeProject).where(
-        ShareGroupTypeProject.share_group_type_id == gt.id, ShareGroupTypeProject.project_id == project_id))
-    if result.rowcount == 0:
-        raise NotFound(f"Share group type access not found for {gt.id} / {project_id} combination.")
 
 
 # --- groups --------------------------------------------------------------------------

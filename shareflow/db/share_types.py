@@ -1,4 +1,5 @@
-"""Queries on share types and their extra specs."""
+"""Queries on share types and their extra specs (visibility, access lists and
+specs as share group types have them: :mod:`shareflow.db.type_common`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from shareflow.db.models import Share, ShareType, ShareTypeExtraSpec, ShareTypeProject
+from shareflow.db.type_common import TypeTables
 from shareflow.exceptions import Conflict, NotFound
+
+TYPE_TABLES = TypeTables("share type", ShareType, ShareTypeProject, "share_type_id", ShareTypeExtraSpec, "extra_specs")
 
 
 def get(session: Session, type_id: str) -> ShareType:
@@ -33,54 +37,6 @@ def get_by_name_or_id(session: Session, ref: str) -> ShareType:
     return st
 
 
-def _granted(project_id: str):
-    """Types whose access list names ``project_id``."""
-    return sa.select(ShareTypeProject.share_type_id).where(ShareTypeProject.project_id == project_id)
-
-
-def visible_to(st: ShareType, session: Session, project_id: str | None) -> bool:
-    """Manila's ``_share_type_get_query`` for a non-admin: public, or private
-    with the project on its access list (``project_id`` None: an admin)."""
-    if project_id is None or st.is_public:
-        return True
-    return session.scalar(sa.select(sa.func.count()).select_from(ShareTypeProject).where(
-        ShareTypeProject.share_type_id == st.id, ShareTypeProject.project_id == project_id)) > 0
-
-
-def list_(session: Session, *, public: bool | None = None, project_id: str | None = None) -> list[ShareType]:
-    """Live types, by name. ``public`` True: the public ones and the private
-    ones ``project_id`` has access to (Manila's ``is_public`` filter); False:
-    private only; None: all."""
-    q = sa.select(ShareType).where(ShareType.deleted_at.is_(None))
-    if public is True:
-        cond = ShareType.is_public.is_(True)
-        if project_id is not None:
-            cond = sa.or_(cond, ShareType.id.in_(_granted(project_id)))
-        q = q.where(cond)
-    elif public is False:
-        q = q.where(ShareType.is_public.is_(False))
-    return list(session.scalars(q.order_by(ShareType.name)))
-
-
-def projects(session: Session, st: ShareType) -> list[str]:
-    q = sa.select(ShareTypeProject.project_id).where(ShareTypeProject.share_type_id == st.id)
-    return list(session.scalars(q.order_by(ShareTypeProject.id)))
-
-
-def add_project(session: Session, st: ShareType, project_id: str, *, now: datetime) -> None:
-    if project_id in projects(session, st):
-        raise Conflict(f"Share type access for {st.id} / {project_id} combination already exists.")
-    session.add(ShareTypeProject(share_type_id=st.id, project_id=project_id, created_at=now))
-    session.flush()
-
-
-def remove_project(session: Session, st: ShareType, project_id: str) -> None:
-    result = session.execute(sa.delete(ShareTypeProject).where(
-        ShareTypeProject.share_type_id == st.id, ShareTypeProject.project_id == project_id))
-    if result.rowcount == 0:
-        raise NotFound(f"Share type access not found for {st.id} / {project_id} combination.")
-
-
 def rename_conflicts(session: Session, st: ShareType, name: str) -> bool:
     other = get_by_name(session, name)
     return other is not None and other.id != st.id
@@ -100,27 +56,6 @@ def create(
     session.add(st)
     session.flush()
     return st
-
-
-def set_specs(session: Session, st: ShareType, specs: dict[str, str], *, now: datetime) -> None:
-    current = {s.key: s for s in st.extra_specs}
-    for k, v in specs.items():
-        if k in current:
-            current[k].value = v
-        else:
-            st.extra_specs.append(ShareTypeExtraSpec(key=k, value=v))
-    st.updated_at = now
-    session.flush()
-
-
-def unset_spec(session: Session, st: ShareType, key: str, *, now: datetime) -> None:
-    for s in list(st.extra_specs):
-        if s.key == key:
-            st.extra_specs.remove(s)
-            st.updated_at = now
-            session.flush()
-            return
-    raise NotFound(f"Share type extra spec {key} could not be found.")
 
 
 def in_use(session: Session, type_id: str) -> bool:

@@ -24,6 +24,7 @@ from shareflow.db import networks as networks_db
 from shareflow.db import share_groups as groups_db
 from shareflow.db import share_types as types_db
 from shareflow.db import snapshots as snapshots_db
+from shareflow.db import type_common
 from shareflow.db.engine import Database
 from shareflow.db.models import ShareGroup, ShareGroupSnapshot, ShareGroupSnapshotMember, ShareGroupType, ShareType
 from shareflow.engine import operations
@@ -34,6 +35,7 @@ from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
 from shareflow.services.share_types import visible_type
+from shareflow.services.type_access import TypeAccess
 
 LOG = logging.getLogger(__name__)
 
@@ -156,6 +158,9 @@ class ShareGroupService:
         self._clock = clock
         self._new_id = new_id
         self._scheduler = Scheduler.from_config(config, clock=clock)
+        #: The project access lists of private group types.
+        self.type_access = TypeAccess(db, groups_db.TYPE_TABLES, get=groups_db.get_type, rules="share_group_type",
+                                      clock=clock)
 
     # --- group types -----------------------------------------------------------------
 
@@ -170,7 +175,7 @@ class ShareGroupService:
         else:
             public, project = validation.boolean(is_public, "is_public"), caller.project_id
         with self._db.read() as s:
-            types = groups_db.list_types(s, public=public, project_id=project)
+            types = type_common.list_types(s, groups_db.TYPE_TABLES, public=public, project_id=project)
         if group_specs:
             types = [t for t in types if all(t.specs().get(k) == v for k, v in group_specs.items())]
         return types
@@ -182,7 +187,7 @@ class ShareGroupService:
     @staticmethod
     def _visible_type(session, caller: Caller, type_id: str) -> ShareGroupType:
         gt = groups_db.get_type(session, type_id)
-        if not groups_db.type_visible_to(session, gt, caller.scope):
+        if not type_common.visible_to(session, groups_db.TYPE_TABLES, gt, caller.scope):
             raise NotFound(f"share group type {type_id} not visible to {caller.project_id}",
                            user_message=f"Share group type with id {type_id} not found.")
         return gt
@@ -234,38 +239,15 @@ class ShareGroupService:
     def set_type_specs(self, caller: Caller, type_id: str, specs: dict[str, str]) -> None:
         policy.enforce(caller, "share_group_types_spec:update")
         with self._db.write() as s:
-            groups_db.set_specs(s, groups_db.get_type(s, type_id), specs, now=self._clock())
+            type_common.set_specs(s, groups_db.TYPE_TABLES, groups_db.get_type(s, type_id), specs, now=self._clock())
 
     def unset_type_spec(self, caller: Caller, type_id: str, key: str) -> None:
         policy.enforce(caller, "share_group_types_spec:delete")
         with self._db.write() as s:
-            groups_db.unset_spec(s, groups_db.get_type(s, type_id), key, now=self._clock())
-
-    def _private_type(self, session, type_id: str) -> ShareGroupType:
-        gt = groups_db.get_type(session, type_id)
-        if gt.is_public:
-            raise Conflict(f"Share group type {gt.id} is public",
-                           user_message="Type access modification is not applicable to public share group type.")
-        return gt
-
-    def type_access(self, caller: Caller, type_id: str) -> list[str]:
-        policy.enforce(caller, "share_group_type:list_project_access")
-        with self._db.read() as s:
             gt = groups_db.get_type(s, type_id)
-            if gt.is_public:
-                raise NotFound(f"share group type {type_id} is public",
-                               user_message="Access list not available for public share group types.")
-            return groups_db.type_projects(s, gt)
-
-    def add_type_access(self, caller: Caller, type_id: str, project_id: str) -> None:
-        policy.enforce(caller, "share_group_type:add_project_access")
-        with self._db.write() as s:
-            groups_db.add_type_project(s, self._private_type(s, type_id), project_id, now=self._clock())
-
-    def remove_type_access(self, caller: Caller, type_id: str, project_id: str) -> None:
-        policy.enforce(caller, "share_group_type:remove_project_access")
-        with self._db.write() as s:
-            groups_db.remove_type_project(s, self._private_type(s, type_id), project_id)
+            if not type_common.unset_spec(s, groups_db.TYPE_TABLES, gt, key, now=self._clock()):
+                raise NotFound(f"Share group type spec {key} could not be found.",
+                               user_message=f"Share group type {gt.id} has no group specs with key {key}.")
 
     # --- groups ------------------------------------------------------------------------
 

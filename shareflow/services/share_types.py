@@ -10,12 +10,14 @@ from shareflow import policy
 from shareflow.config import Config
 from shareflow.db import share_groups as groups_db
 from shareflow.db import share_types as types_db
+from shareflow.db import type_common
 from shareflow.db.engine import Database
 from shareflow.db.models import ShareType
 from shareflow.domain import validation
 from shareflow.exceptions import Conflict, Forbidden, InvalidInput, NotFound
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
+from shareflow.services.type_access import TypeAccess
 
 
 def visible_type(session, caller: Caller, ref: str) -> ShareType:
@@ -23,7 +25,7 @@ def visible_type(session, caller: Caller, ref: str) -> ShareType:
     type its project has no access to is not found, as an unknown one is
     (Manila's "Share type not found." when a share is created with it)."""
     st = types_db.get_by_name_or_id(session, ref)
-    if not types_db.visible_to(st, session, None if caller.is_admin else caller.project_id):
+    if not type_common.visible_to(session, types_db.TYPE_TABLES, st, None if caller.is_admin else caller.project_id):
         raise NotFound(f"share type {ref!r} not visible to {caller.project_id}",
                        user_message=f"Share type {ref} could not be found.")
     return st
@@ -36,6 +38,8 @@ class ShareTypeService:
         self._db = db
         self._clock = clock
         self._new_id = new_id
+        #: The project access lists of private types.
+        self.access = TypeAccess(db, types_db.TYPE_TABLES, get=types_db.get, rules="share_type", clock=clock)
 
     def list(self, caller: Caller, *, is_public: str | None = None) -> list[ShareType]:
         """Members: public types and the private ones their project may use.
@@ -48,7 +52,7 @@ class ShareTypeService:
         else:
             public, project = validation.boolean(is_public, "is_public"), caller.project_id
         with self._db.read() as s:
-            return types_db.list_(s, public=public, project_id=project)
+            return type_common.list_types(s, types_db.TYPE_TABLES, public=public, project_id=project)
 
     def get(self, caller: Caller, ref: str) -> ShareType:
         with self._db.read() as s:
@@ -127,36 +131,6 @@ class ShareTypeService:
             s.flush()
             return st
 
-    # --- project access lists of private types ---------------------------------
-
-    def _private(self, session, type_id: str) -> ShareType:
-        st = types_db.get(session, type_id)
-        if st.is_public:
-            raise Conflict(f"Share type {st.name} is public: type access modification is not applicable to "
-                           "public share type.",
-                           user_message="Type access modification is not applicable to public share type.")
-        return st
-
-    def access_list(self, caller: Caller, type_id: str) -> list[str]:
-        """Projects allowed to use a private type; a public type has no list (404)."""
-        policy.enforce(caller, "share_type:list_project_access")
-        with self._db.read() as s:
-            st = types_db.get(s, type_id)
-            if st.is_public:
-                raise NotFound(f"Share type {st.name} is public: access list not available for public share types.",
-                               user_message="Access list not available for public share types.")
-            return types_db.projects(s, st)
-
-    def add_access(self, caller: Caller, type_id: str, project_id: str) -> None:
-        policy.enforce(caller, "share_type:add_project_access")
-        with self._db.write() as s:
-            types_db.add_project(s, self._private(s, type_id), project_id, now=self._clock())
-
-    def remove_access(self, caller: Caller, type_id: str, project_id: str) -> None:
-        policy.enforce(caller, "share_type:remove_project_access")
-        with self._db.write() as s:
-            types_db.remove_project(s, self._private(s, type_id), project_id)
-
     def delete(self, caller: Caller, type_id: str) -> None:
         policy.enforce(caller, "share_type:delete")
         with self._db.write() as s:
@@ -180,7 +154,7 @@ class ShareTypeService:
             st = types_db.get(s, type_id)
             if validation.DHSS in specs and types_db.in_use(s, st.id):
                 raise Conflict(f"Cannot change {validation.DHSS} of a share type in use.")
-            types_db.set_specs(s, st, specs, now=self._clock())
+            type_common.set_specs(s, types_db.TYPE_TABLES, st, specs, now=self._clock())
             return st.specs()
 
     def unset_extra_spec(self, caller: Caller, type_id: str, key: str) -> None:
@@ -196,4 +170,5 @@ class ShareTypeService:
         with self._db.write() as s:
             st = types_db.get(s, type_id)
             for key in dict.fromkeys(keys):
-                types_db.unset_spec(s, st, key, now=self._clock())
+                if not type_common.unset_spec(s, types_db.TYPE_TABLES, st, key, now=self._clock()):
+                    raise NotFound(f"Share type extra spec {key} could not be found.")

@@ -204,7 +204,7 @@ class ShareGroupType(Resource):
 
     def on_get_access(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        projects = self.services.share_groups.type_access(who, type_id)
+        projects = self.services.share_groups.type_access.projects(who, type_id)
         reply(resp, view.group_type_access(type_id, projects))
 
     def on_post_action(self, req, resp, type_id: str) -> None:
@@ -219,9 +219,9 @@ class ShareGroupType(Resource):
         except InvalidInput:
             raise InvalidInput(f"Project value ({project}) must be in uuid format.") from None
         if name == "addProjectAccess":
-            self.services.share_groups.add_type_access(who, type_id, project)
+            self.services.share_groups.type_access.add(who, type_id, project)
         else:
-            self.services.share_groups.remove_type_access(who, type_id, project)
+            self.services.share_groups.type_access.remove(who, type_id, project)
         accepted(resp)
 
 

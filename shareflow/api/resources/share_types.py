@@ -153,7 +153,7 @@ class ShareTypeAccess(Resource):
 
     def on_get(self, req, resp, type_id: str) -> None:
         who = caller(req)
-        projects = self.services.share_types.access_list(who, type_id)
+        projects = self.services.share_types.access.projects(who, type_id)
         reply(resp, view.access_list(type_id, projects))
 
 
@@ -181,7 +181,7 @@ class ShareTypeActions(Resource):
         except InvalidInput:
             raise InvalidInput(f"Bad project format: project is not in proper format ({project})") from None
         if name == "addProjectAccess":
-            self.services.share_types.add_access(caller(req), type_id, project)
+            self.services.share_types.access.add(caller(req), type_id, project)
         else:
-            self.services.share_types.remove_access(caller(req), type_id, project)
+            self.services.share_types.access.remove(caller(req), type_id, project)
         accepted(resp)
