@@ -111,3 +111,35 @@ def test_rotate_keys_keeps_the_newest_keys_private(cli):
     assert sorted(int(p.name) for p in repo.iterdir() if p.name.isdigit()) == [3, 4, 5]
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in repo.iterdir())
     assert stat.S_IMODE(repo.stat().st_mode) == 0o700
+
+
+def test_list_show_and_delete_answer_alike_for_users_projects_and_credentials(cli):
+    cli("identity", "project", "create", "demo", "--description", "the demo")
+    cli("identity", "user", "create", "erin", "--password", "pw", "--project", "demo")
+    cli("identity", "app-credential", "create", "ci", "--user", "erin", "--project", "demo")
+    user, project = cli.identity.user("erin"), cli.identity.project("demo")
+    (credential,) = cli.identity.app_credentials("erin")
+    kinds = [("user", "erin", user, ["id", "name", "domain_id", "enabled", "failed_attempts", "locked_until",
+                                      "created_at", "roles"], "user"),
+             ("project", "demo", project, ["id", "name", "domain_id", "description", "enabled", "created_at"],
+              "project"),
+             ("app-credential", credential.id, credential, ["id", "name", "user_id", "project_id", "roles",
+                                                            "expires_at", "description", "created_at"],
+              "application credential")]
+    for kind, ref, row, fields, noun in kinds:
+        code, out, _ = cli("identity", kind, "show", ref, "--json")
+        shown = json.loads(out)
+        assert code == 0 and list(shown) == fields and shown["id"] == row.id and shown["name"] == row.name
+        code, out, _ = cli("identity", kind, "show", ref)
+        assert code == 0 and [line.split()[0] for line in out.splitlines()] == fields
+        assert f"name{' ' * (max(map(len, fields)) - 4)}  {row.name}" in out.splitlines()
+        code, out, _ = cli("identity", kind, "list", "--json")
+        assert code == 0 and [r["id"] for r in json.loads(out)] == [row.id]
+        code, out, _ = cli("identity", kind, "list")
+        assert code == 0 and row.name in out and "NAME" in out
+    assert cli("identity", "project", "show", "demo", "--json")[1].count('"the demo"') == 1
+    for kind, ref, row, _fields, noun in kinds[::-1]:
+        code, out, _ = cli("identity", kind, "delete", ref)
+        assert code == 0 and out == f"deleted {noun} {row.name} ({row.id})\n"
+        code, _out, err = cli("identity", kind, "show", ref)
+        assert code == 1 and err.startswith("shareflow: ")
