@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 import secrets
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from shareflow.cli import output
@@ -41,11 +43,8 @@ def register(subparsers) -> None:
     create.add_argument("--password", default=None, help="its password (default: generated and printed)")
     create.add_argument("--project", default=None, help="give it --role on this project")
     create.add_argument("--role", default="member", help="role on --project (default member)")
-    subcommand(users, "list", cmd_user_list, help="list users")
-    show = subcommand(users, "show", cmd_user_show, help="show a user (by id or name)")
-    show.add_argument("user", metavar="USER")
-    delete = subcommand(users, "delete", cmd_user_delete, help="delete a user (its tokens stop working)")
-    delete.add_argument("user", metavar="USER")
+    _list_show_delete(users, USERS, "list users", "show a user (by id or name)",
+                      "delete a user (its tokens stop working)")
     password = subcommand(users, "set-password", cmd_user_set_password,
                           help="set a user's password (prints a generated one) and lift its lock-out")
     password.add_argument("user", metavar="USER")
@@ -55,11 +54,8 @@ def register(subparsers) -> None:
     create = subcommand(projects, "create", cmd_project_create, help="create a project")
     create.add_argument("name", metavar="NAME")
     create.add_argument("--description", default=None)
-    subcommand(projects, "list", cmd_project_list, help="list projects")
-    show = subcommand(projects, "show", cmd_project_show, help="show a project (by id or name)")
-    show.add_argument("project", metavar="PROJECT")
-    delete = subcommand(projects, "delete", cmd_project_delete, help="delete a project (not its shares)")
-    delete.add_argument("project", metavar="PROJECT")
+    _list_show_delete(projects, PROJECTS, "list projects", "show a project (by id or name)",
+                      "delete a project (not its shares)")
 
     roles = kinds.add_parser("role", help="roles and role assignments").add_subparsers(
         dest="role_command", required=True)
@@ -86,12 +82,9 @@ def register(subparsers) -> None:
     create.add_argument("--expires", default=None, help="expiry, ISO 8601 UTC (default: never)")
     create.add_argument("--secret", default=None, help="its secret (default: generated)")
     create.add_argument("--description", default=None)
-    listing = subcommand(creds, "list", cmd_cred_list, help="list application credentials")
+    listing = _list_show_delete(creds, CREDENTIALS, "list application credentials",
+                                "show an application credential (by id)", "delete an application credential")
     listing.add_argument("--user", default=None)
-    show = subcommand(creds, "show", cmd_cred_show, help="show an application credential (by id)")
-    show.add_argument("credential", metavar="ID")
-    delete = subcommand(creds, "delete", cmd_cred_delete, help="delete an application credential")
-    delete.add_argument("credential", metavar="ID")
 
     subcommand(kinds, "rotate-keys", cmd_rotate_keys,
                help="add a new primary Fernet key; the oldest beyond identity.max_active_keys goes")
@@ -142,6 +135,63 @@ def _cred(c) -> dict:
             "created_at": c.created_at}
 
 
+def _shown_user(svc: IdentityService, ref: str) -> dict:
+    user = svc.user(ref)
+    data = _user(user)
+    data["roles"] = ", ".join(f"{r.name}@{p.name}" for _u, p, r in svc.assignments(user_ref=user.id))
+    return data
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """Users, projects and application credentials are listed, shown and
+    deleted alike: ``rows(svc, args)`` listed in ``columns`` of ``view``,
+    ``show(svc, ref)`` the shown fields, ``delete(svc, ref)`` the deleted
+    row (named in the message with ``noun``); ``ref`` names the argument."""
+
+    noun: str
+    ref: str
+    metavar: str
+    view: Callable[[object], dict]
+    columns: list[str]
+    rows: Callable[[IdentityService, object], list]
+    show: Callable[[IdentityService, str], dict]
+    delete: Callable[[IdentityService, str], object]
+
+
+USERS = _Kind("user", "user", "USER", _user, ["id", "name", "enabled", "failed_attempts", "locked_until"],
+              lambda svc, args: svc.users(), _shown_user, lambda svc, ref: svc.delete_user(ref))
+PROJECTS = _Kind("project", "project", "PROJECT", _project, ["id", "name", "enabled", "description"],
+                 lambda svc, args: svc.projects(), lambda svc, ref: _project(svc.project(ref)),
+                 lambda svc, ref: svc.delete_project(ref))
+CREDENTIALS = _Kind("application credential", "credential", "ID", _cred,
+                    ["id", "name", "user_id", "project_id", "roles", "expires_at"],
+                    lambda svc, args: svc.app_credentials(args.user), lambda svc, ref: _cred(svc.app_credential(ref)),
+                    lambda svc, ref: svc.delete_app_credential(ref))
+
+
+def _list_show_delete(commands, kind: _Kind, list_help: str, show_help: str, delete_help: str):
+    """The kind's ``list``, ``show REF`` and ``delete REF``; returns the list's parser."""
+
+    def list_(args) -> int:
+        _print(args, [kind.view(row) for row in _run(args, lambda svc: kind.rows(svc, args))], kind.columns)
+        return 0
+
+    def show(args) -> int:
+        _print_one(args, _run(args, lambda svc: kind.show(svc, getattr(args, kind.ref))))
+        return 0
+
+    def delete(args) -> int:
+        row = _run(args, lambda svc: kind.delete(svc, getattr(args, kind.ref)))
+        print(f"deleted {kind.noun} {row.name} ({row.id})")
+        return 0
+
+    listing = subcommand(commands, "list", list_, help=list_help)
+    for name, func, help_text in (("show", show, show_help), ("delete", delete, delete_help)):
+        subcommand(commands, name, func, help=help_text).add_argument(kind.ref, metavar=kind.metavar)
+    return listing
+
+
 def cmd_user_create(args) -> int:
     password, generated = _secret(args.password)
 
@@ -165,29 +215,6 @@ def cmd_user_create(args) -> int:
     return 0
 
 
-def cmd_user_list(args) -> int:
-    _print(args, [_user(u) for u in _run(args, lambda svc: svc.users())],
-           ["id", "name", "enabled", "failed_attempts", "locked_until"])
-    return 0
-
-
-def cmd_user_show(args) -> int:
-    def show(svc: IdentityService):
-        user = svc.user(args.user)
-        data = _user(user)
-        data["roles"] = ", ".join(f"{r.name}@{p.name}" for _u, p, r in svc.assignments(user_ref=user.id))
-        return data
-
-    _print_one(args, _run(args, show))
-    return 0
-
-
-def cmd_user_delete(args) -> int:
-    user = _run(args, lambda svc: svc.delete_user(args.user))
-    print(f"deleted user {user.name} ({user.id})")
-    return 0
-
-
 def cmd_user_set_password(args) -> int:
     password, generated = _secret(args.password)
     user = _run(args, lambda svc: svc.update_user(args.user, password=password))
@@ -201,23 +228,6 @@ def cmd_user_set_password(args) -> int:
 def cmd_project_create(args) -> int:
     project = _run(args, lambda svc: svc.create_project(args.name, description=args.description))
     print(f"created project {project.name} ({project.id})")
-    return 0
-
-
-def cmd_project_list(args) -> int:
-    _print(args, [_project(p) for p in _run(args, lambda svc: svc.projects())],
-           ["id", "name", "enabled", "description"])
-    return 0
-
-
-def cmd_project_show(args) -> int:
-    _print_one(args, _project(_run(args, lambda svc: svc.project(args.project))))
-    return 0
-
-
-def cmd_project_delete(args) -> int:
-    project = _run(args, lambda svc: svc.delete_project(args.project))
-    print(f"deleted project {project.name} ({project.id})")
     return 0
 
 
@@ -265,23 +275,6 @@ def cmd_cred_create(args) -> int:
     sys.stdout.flush()
     print(f"created application credential {credential.name}: id {credential.id}, roles {credential.roles} "
           "(the secret is shown only once)", file=sys.stderr)
-    return 0
-
-
-def cmd_cred_list(args) -> int:
-    _print(args, [_cred(c) for c in _run(args, lambda svc: svc.app_credentials(args.user))],
-           ["id", "name", "user_id", "project_id", "roles", "expires_at"])
-    return 0
-
-
-def cmd_cred_show(args) -> int:
-    _print_one(args, _cred(_run(args, lambda svc: svc.app_credential(args.credential))))
-    return 0
-
-
-def cmd_cred_delete(args) -> int:
-    credential = _run(args, lambda svc: svc.delete_app_credential(args.credential))
-    print(f"deleted application credential {credential.name} ({credential.id})")
     return 0
 
 
