@@ -49,6 +49,20 @@ def postgres_db_url(postgres_cluster) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db(request, tmp_path) -> Iterator[Database]:
+    """A :class:`Database` on a fresh database with no tables yet (a
+    migration test brings it to the revision it starts from), once on SQLite
+    and once on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgres_db_url")
+    database = Database(url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path) -> str:
     """The URL of a fresh database migrated to the latest schema, once on
     SQLite and once on the session's PostgreSQL."""

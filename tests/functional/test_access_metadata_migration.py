@@ -9,20 +9,13 @@ import sqlalchemy as sa
 from alembic import command
 
 from shareflow.db import migrate
-from shareflow.db.engine import Database
 
 TABLE = "access_rule_metadata"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_db_url")
-    db = Database(url)
-    yield db
-    db.dispose()
+@pytest.fixture
+def database(empty_db):
+    return empty_db
 
 
 def _tables(db) -> set[str]:

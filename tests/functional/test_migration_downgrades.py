@@ -18,7 +18,6 @@ from alembic import command
 from alembic.script import ScriptDirectory
 
 from shareflow.db import migrate
-from shareflow.db.engine import Database
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 
@@ -72,15 +71,9 @@ ROWS: list[tuple[str, dict]] = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_db_url")
-    db = Database(url)
-    yield db
-    db.dispose()
+@pytest.fixture
+def database(empty_db):
+    return empty_db
 
 
 def _contents(db) -> dict[str, tuple[list[str], list[tuple]]]:

@@ -17,25 +17,18 @@ from shareflow.db import migrate
 from shareflow.db import pools as pools_db
 from shareflow.db import share_services
 from shareflow.db import shares as shares_db
-from shareflow.db.engine import Database
 from shareflow.domain import states
 
 NOW = datetime(2026, 11, 30, 12, 0, 0)
 A_LOCAL, B_LOCAL, A_SOLO = "hosta@local#pool0", "hostb@local#pool0", "hosta@solo#pool0"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def old_db(request, tmp_path):
+@pytest.fixture
+def old_db(empty_db):
     """A database at 0007 (before pools were reported per host)."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_db_url")
-    database = Database(url)
-    with database.engine.begin() as conn:
+    with empty_db.engine.begin() as conn:
         command.upgrade(migrate._alembic_config(conn), "0007")
-    yield database
-    database.dispose()
+    return empty_db
 
 
 def _fill_0007(conn) -> None:

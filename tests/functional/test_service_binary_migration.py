@@ -11,24 +11,17 @@ import sqlalchemy as sa
 from alembic import command
 
 from shareflow.db import migrate
-from shareflow.db.engine import Database
 
 NOW = datetime(2026, 11, 30, 12, 0, 0)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_0008(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_db_url")
-    database = Database(url)
-    with database.engine.begin() as conn:
+@pytest.fixture
+def db_0008(empty_db):
+    with empty_db.engine.begin() as conn:
         command.upgrade(migrate._alembic_config(conn), "0008")
         conn.execute(sa.text('INSERT INTO services (host, "binary", disabled, created_at, updated_at) '
                              "VALUES ('hosta@local', 'shareflow-share', false, :now, :now)"), {"now": NOW})
-    yield database
-    database.dispose()
+    return empty_db
 
 
 def _binaries(database) -> list[str]:

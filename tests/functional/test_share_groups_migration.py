@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from alembic import command
 
 from shareflow.db import migrate
-from shareflow.db.engine import Database
 
 #: The revision 0015 follows (0014: the built-in identity).
 BEFORE = "0014"
@@ -20,15 +19,9 @@ TABLES = {"share_group_types", "share_group_type_specs", "share_group_type_share
           "share_group_snapshot_members"}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'm.sqlite'}"
-    else:
-        url = request.getfixturevalue("postgres_db_url")
-    db = Database(url)
-    yield db
-    db.dispose()
+@pytest.fixture
+def database(empty_db):
+    return empty_db
 
 
 def _tables(db) -> set[str]:
