@@ -60,6 +60,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from shareflow.auth.tokens import TokenFile  # noqa: E402
+from shareflow.db import access as access_db  # noqa: E402
 from shareflow.db import shares as shares_db  # noqa: E402
 from shareflow.db import share_types as types_db  # noqa: E402
 from shareflow.db.engine import Database  # noqa: E402
@@ -147,6 +148,11 @@ def populate(services: Services, n: int) -> list[str]:
                     metadata={"index": str(i)}, snapshot_id=None,
                 )
                 shares_db.replace_export_locations(s, share_id, [f"127.0.0.1:/shares/{share_id}"], now=now)
+                # One client allowed, as after allow_access: what the rules' poll reads.
+                rule_id = str(uuid.uuid4())
+                access_db.create(s, id=rule_id, share_id=share_id, access_type="ip", access_to="10.0.0.1",
+                                 access_level="rw", state=states.ACTIVE, created_at=now)
+                access_db.set_metadata(s, rule_id, {"by": "bench"})
                 ids.append(share_id)
     return ids
 
@@ -177,16 +183,20 @@ class InProcess:
     def cpu() -> float:
         return time.thread_time()
 
-    def get(self, path: str, query: str = "") -> tuple[int, bytes]:
+    def get(self, path: str, query: str = "", *, method: str = "GET", body: bytes = b"",
+            version: str = VERSION) -> tuple[int, bytes]:
         environ = {
-            "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
             "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8786", "SERVER_PROTOCOL": "HTTP/1.1",
             "HTTP_HOST": "127.0.0.1:8786", "HTTP_X_AUTH_TOKEN": self.token,
-            "HTTP_X_OPENSTACK_MANILA_API_VERSION": VERSION, "HTTP_ACCEPT": "application/json",
-            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
+            "HTTP_X_OPENSTACK_MANILA_API_VERSION": version, "HTTP_ACCEPT": "application/json",
+            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
             "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
             "wsgi.version": (1, 0),
         }
+        if body:
+            environ["CONTENT_TYPE"] = "application/json"
+            environ["CONTENT_LENGTH"] = str(len(body))
         status = []
 
         def start_response(s, headers, exc_info=None):
@@ -214,8 +224,12 @@ class OverHttp:
             total += int(fields[11]) + int(fields[12])
         return total / ticks
 
-    def get(self, path: str, query: str = "") -> tuple[int, bytes]:
-        self.conn.request("GET", path + (f"?{query}" if query else ""), headers=self.headers)
+    def get(self, path: str, query: str = "", *, method: str = "GET", body: bytes = b"",
+            version: str = VERSION) -> tuple[int, bytes]:
+        headers = dict(self.headers, **{"X-OpenStack-Manila-API-Version": version})
+        if body:
+            headers["Content-Type"] = "application/json"
+        self.conn.request(method, path + (f"?{query}" if query else ""), body=body or None, headers=headers)
         resp = self.conn.getresponse()
         return resp.status, resp.read()
 
@@ -223,24 +237,38 @@ class OverHttp:
         self.conn.close()
 
 
-def timed(client, path: str, query: str, n: int, *, expect: int = 200) -> list[float]:
+def timed(client, path: str, query: str, n: int, *, expect: int = 200, **request) -> list[float]:
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
-        status, body = client.get(path, query)
+        status, body = client.get(path, query, **request)
         out.append((time.perf_counter() - t0) * 1000)
         if status != expect:
             raise SystemExit(f"GET {path}?{query}: {status} {body[:300]!r}")
     return out
 
 
-def run_suite(client, share_ids: list[str], n: int, *, warmup: int = 5) -> dict[str, dict]:
+def poll_cases(share_ids: list[str]) -> dict[str, tuple]:
+    """What a client waiting on an operation polls (manilaclient every 20 ms
+    in the issue's method): the share, its access rules (2.45+, and the
+    ``access_list`` action below 2.45) and its export locations."""
+    one = share_ids[len(share_ids) // 2]
+    return {
+        "GET /shares/{id}": (f"/v2/shares/{one}", ""),
+        "GET /share-access-rules?share_id= (2.45+)": ("/v2/share-access-rules", f"share_id={one}"),
+        "POST access_list (2.44)": (f"/v2/shares/{one}/action", "",
+                                    {"method": "POST", "body": b'{"access_list": null}', "version": "2.44"}),
+        "GET /shares/{id}/export_locations": (f"/v2/shares/{one}/export_locations", ""),
+    }
+
+
+def run_suite(client, share_ids: list[str], n: int, *, warmup: int = 5, suite: str = "all") -> dict[str, dict]:
     """Wall-clock percentiles per request kind, and the server's CPU per
     request (``cpu``: the wall clock lies on a machine shared with others;
     CPU time much less so)."""
     one = share_ids[len(share_ids) // 2]
     total = len(share_ids)
-    cases = {
+    cases = {} if suite == "polls" else {
         f"GET /shares/detail ({total})": ("/v2/shares/detail", ""),
         f"GET /shares ({total})": ("/v2/shares", ""),
         "GET /shares/detail?limit=50": ("/v2/shares/detail", "limit=50"),
@@ -248,25 +276,29 @@ def run_suite(client, share_ids: list[str], n: int, *, warmup: int = 5) -> dict[
             ("/v2/shares/detail", f"limit=50&offset={max(0, total - 100)}"),
         "GET /shares/detail?name=<one>": ("/v2/shares/detail", f"name=share-{total // 2:05d}"),
         "GET /shares/detail?limit=50&with_count=true": ("/v2/shares/detail", "limit=50&with_count=true"),
-        "GET /shares/{id}": (f"/v2/shares/{one}", ""),
     }
+    # Whole-list requests are the slow ones: fewer of them keep the run short.
+    counts = {label: max(20, n // 5) if query == "" and "{id}" not in label else n
+              for label, (_, query) in cases.items()}
+    if suite != "lists":
+        cases.update(poll_cases(share_ids))
     results = {}
-    for label, (path, query) in cases.items():
-        timed(client, path, query, warmup)
-        # Whole-list requests are the slow ones: fewer of them keep the run short.
-        count = max(20, n // 5) if query == "" and "{id}" not in label else n
+    for label, (path, query, *extra) in cases.items():
+        request = extra[0] if extra else {}
+        timed(client, path, query, warmup, **request)
+        count = counts.get(label, n)
         cpu0 = client.cpu()
-        samples = timed(client, path, query, count)
+        samples = timed(client, path, query, count, **request)
         stats = percentiles(samples)
         stats["cpu"] = (client.cpu() - cpu0) * 1000 / count
         results[label] = stats
     return results
 
 
-def profile_in_process(client, n: int) -> str:
+def profile_in_process(client, n: int, path: str = "/v2/shares/detail", query: str = "", **request) -> str:
     prof = cProfile.Profile()
     prof.enable()
-    timed(client, "/v2/shares/detail", "", n)
+    timed(client, path, query, n, **request)
     prof.disable()
     stats = pstats.Stats(prof)
     total = sum(tt for (_, _, tt, _, _) in stats.stats.values())
@@ -278,7 +310,7 @@ def profile_in_process(client, n: int) -> str:
                 name = bucket
                 break
         buckets[name] = buckets.get(name, 0.0) + tt
-    out = [f"  cProfile of {n} x GET /shares/detail, own time by area (cProfile inflates calls):"]
+    out = [f"  cProfile of {n} x {request.get('method', 'GET')} {path}, own time by area (cProfile inflates calls):"]
     for name, tt in sorted(buckets.items(), key=lambda kv: -kv[1]):
         out.append(f"    {name:<30} {100 * tt / total:5.1f} %  ({1000 * tt / n:6.2f} ms/request)")
     text = io.StringIO()
@@ -322,7 +354,8 @@ def worker_pids(master: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def py_spy_profile(master: int, client, n: int, tmp: Path) -> str:
+def py_spy_profile(master: int, client, n: int, tmp: Path, path: str = "/v2/shares/detail", query: str = "",
+                   **request) -> str:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = []
     for pid in worker_pids(master):
@@ -331,7 +364,7 @@ def py_spy_profile(master: int, client, n: int, tmp: Path) -> str:
                                 "--output", str(raw), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
-        timed(client, "/v2/shares/detail", "", n)
+        timed(client, path, query, n, **request)
         spy.send_signal(signal.SIGINT)
         _, err = spy.communicate(timeout=60)
         if not raw.exists():
@@ -357,6 +390,8 @@ def main() -> int:
     parser.add_argument("--no-gunicorn", action="store_true")
     parser.add_argument("--profile", choices=("cprofile", "py-spy", "none"), default="cprofile")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--suite", choices=("all", "lists", "polls"), default="all",
+                        help="lists (GET /shares[/detail] variants), polls (what waiting clients GET), or both")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sf-bench-api-"))
@@ -384,10 +419,13 @@ def main() -> int:
         app = create_app(config, services)
         local = InProcess(app, token)
         print("in-process (WSGI callable, no HTTP):")
-        for label, stats in run_suite(local, ids, args.requests).items():
+        for label, stats in run_suite(local, ids, args.requests, suite=args.suite).items():
             print(line(label, stats))
+        # The profile of what the suite is about: the detail list, or a share's GET.
+        target = (("/v2/shares/detail", "") if args.suite != "polls"
+                  else poll_cases(ids)["GET /shares/{id}"])
         if args.profile == "cprofile":
-            print(profile_in_process(local, 20))
+            print(profile_in_process(local, 20 if args.suite != "polls" else 1000, *target))
         services.close()
 
         if not args.no_gunicorn:
@@ -398,10 +436,11 @@ def main() -> int:
                 remote = OverHttp(port, token, worker_pids(proc.pid))
                 try:
                     print(f"gunicorn (shareflow-api, {config.api.workers} workers x gthread, one keep-alive connection):")
-                    for label, stats in run_suite(remote, ids, args.requests).items():
+                    for label, stats in run_suite(remote, ids, args.requests, suite=args.suite).items():
                         print(line(label, stats))
                     if args.profile == "py-spy":
-                        print(py_spy_profile(proc.pid, remote, 100, tmp))
+                        print(py_spy_profile(proc.pid, remote, 100 if args.suite != "polls" else 3000, tmp,
+                                             *target))
                 finally:
                     remote.close()
     finally:
