@@ -194,7 +194,8 @@ class ShareService:
             job = self._poster.record(s, spec)
             # The share as created (Manila answers so): a conductor may place
             # it, or fail it, before this request has answered.
-            created = shares_db.record(s, share.id, caller.scope)
+            # One statement, in this transaction (its rows are flushed).
+            created = share_polls.share(s.connection(), share.id, caller.scope)
         self._poster.post_or_undo(job, spec, undo=operations.undo(SCHEDULE, share.id, None, clock=self._clock))
         return created
 

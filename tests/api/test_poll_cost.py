@@ -81,3 +81,28 @@ def test_the_export_locations_poll_is_one_statement(api, share, version):
     assert location["path"] == f"127.0.0.1:/shares/{share['id']}"
     assert len(sent) == 1, sent
     assert sent[0][1] is False
+
+
+def test_a_create_reads_its_answer_back_in_one_statement(api):
+    """The share a create answers is read in the create's transaction by the
+    same one statement a GET uses, not four (share, locations, metadata, type)."""
+    sent: list[str] = []
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        sent.append(statement.lstrip())
+
+    api.heartbeat()
+    headers = {"X-Auth-Token": api.tokens["alice"], "X-OpenStack-Manila-API-Version": MAX}
+    engine = api.services.db.engine
+    sa.event.listen(engine, "after_cursor_execute", after)
+    try:
+        result = api.client.simulate_post("/v2/shares", headers=headers, json={
+            "share": {"size": 1, "share_proto": "NFS", "name": "read-back", "metadata": {"k": "v"}}})
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", after)
+    check_response(result)
+    assert result.status_code == 200, result.text
+    assert result.json["share"]["metadata"] == {"k": "v"}
+    reads_of_shares = [st for st in sent if st.startswith("SELECT shares.")]
+    assert len(reads_of_shares) == 1, sent
+    assert not [st for st in sent if st.startswith(("SELECT export_locations", "SELECT share_metadata"))], sent
