@@ -93,13 +93,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(tmp: Path, port: int) -> Path:
+def write_config(tmp: Path, port: int, database_url: str | None = None) -> Path:
+    database_url = database_url or f"sqlite:///{tmp / 'shareflow.db'}"
     text = f"""
 state_dir = "{tmp / 'var'}"
 host = "benchhost"
 
 [database]
-url = "sqlite:///{tmp / 'shareflow.db'}"
+url = "{database_url}"
 
 [zookeeper]
 # Never contacted: nothing here posts a job.
@@ -168,8 +169,30 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def line(label: str, stats: dict[str, float]) -> str:
+    db = f"  PostgreSQL CPU {stats['db_cpu']:5.2f}" if "db_cpu" in stats else ""
     return (f"  {label:<44} p50 {stats['p50']:7.2f} ms  p90 {stats['p90']:7.2f}  p99 {stats['p99']:7.2f}"
-            f"  min {stats['min']:7.2f}  server CPU {stats['cpu']:6.2f} ms/req  (n={stats['n']})")
+            f"  min {stats['min']:7.2f}  server CPU {stats['cpu']:6.2f} ms/req{db}  (n={stats['n']})")
+
+
+def process_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (those gone count 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+#: With --database postgresql: the postmaster's pid; its backends' CPU is reported too.
+POSTMASTER: list[int] = []
+
+
+def database_cpu() -> float | None:
+    return process_cpu(worker_pids(POSTMASTER[0])) if POSTMASTER else None
 
 
 class InProcess:
@@ -217,12 +240,7 @@ class OverHttp:
 
     def cpu(self) -> float:
         """User + system CPU seconds of the gunicorn workers so far."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in self.workers:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / ticks
+        return process_cpu(self.workers)
 
     def get(self, path: str, query: str = "", *, method: str = "GET", body: bytes = b"",
             version: str = VERSION) -> tuple[int, bytes]:
@@ -287,10 +305,12 @@ def run_suite(client, share_ids: list[str], n: int, *, warmup: int = 5, suite: s
         request = extra[0] if extra else {}
         timed(client, path, query, warmup, **request)
         count = counts.get(label, n)
-        cpu0 = client.cpu()
+        cpu0, db0 = client.cpu(), database_cpu()
         samples = timed(client, path, query, count, **request)
         stats = percentiles(samples)
         stats["cpu"] = (client.cpu() - cpu0) * 1000 / count
+        if db0 is not None:
+            stats["db_cpu"] = (database_cpu() - db0) * 1000 / count
         results[label] = stats
     return results
 
@@ -390,14 +410,24 @@ def main() -> int:
     parser.add_argument("--no-gunicorn", action="store_true")
     parser.add_argument("--profile", choices=("cprofile", "py-spy", "none"), default="cprofile")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: a private cluster (the tests' one, loopback only), started and removed here")
     parser.add_argument("--suite", choices=("all", "lists", "polls"), default="all",
                         help="lists (GET /shares[/detail] variants), polls (what waiting clients GET), or both")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sf-bench-api-"))
+    postgres = None
     try:
         port = free_port()
-        config_path = write_config(tmp, port)
+        database_url = None
+        if args.database == "postgresql":
+            from tests.fixtures.infrastructure import PrivatePostgres
+
+            postgres = PrivatePostgres(print)
+            database_url = postgres.start()
+            POSTMASTER.append(postgres.pid())
+        config_path = write_config(tmp, port, database_url)
         from shareflow import config as config_module
         from shareflow.api.app import create_app
 
@@ -413,7 +443,8 @@ def main() -> int:
         import sqlalchemy
         import falcon
         print(f"python {sys.version.split()[0]}, falcon {falcon.__version__}, SQLAlchemy {sqlalchemy.__version__}, "
-              f"sqlite {__import__('sqlite3').sqlite_version}, {os.cpu_count()} cpus, "
+              f"{args.database} ({__import__('sqlite3').sqlite_version if postgres is None else postgres.cluster.version}), "
+              f"{os.cpu_count()} cpus, "
               f"load {os.getloadavg()[0]:.2f}")
 
         app = create_app(config, services)
@@ -444,6 +475,9 @@ def main() -> int:
                 finally:
                     remote.close()
     finally:
+        if postgres is not None:
+            for problem in postgres.stop():
+                print(problem)
         if args.keep:
             print(f"kept {tmp}")
         else:
