@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""API CPU per request: ``GET /shares/detail`` with N shares and ``GET /shares/{id}``.
+"""API CPU per request: ``GET /shares/detail`` with N shares, and what polling clients GET.
 
 Run from the repository root (no root needed, nothing but loopback)::
 
     PYTHONPATH=$PWD .venv/bin/python bench/api_requests.py [--shares 1000] [--requests 200]
-        [--no-gunicorn] [--profile cprofile|py-spy|none]
+        [--no-gunicorn] [--profile cprofile|py-spy|none] [--suite all|lists|polls]
+        [--database sqlite|postgresql]
+
+``--suite polls``: a share's GET, its access rules (``GET
+/share-access-rules?share_id=`` at 2.45+, the ``access_list`` action at
+2.44) and its export locations - what a client waiting on an operation
+polls; the profiles are then of a share's GET. ``--database postgresql``
+runs against a private cluster (the tests' one) and reports its backends'
+CPU per request too.
 
 What it measures is the API's own cost - authentication, the session, the
 microversion, SQL, building the views, JSON - not storage: no conductor runs
