@@ -411,6 +411,55 @@ def py_spy_profile(master: int, client, n: int, tmp: Path, path: str = "/v2/shar
     return "\n".join(out)
 
 
+def pollers(port: int, token: str, share_ids: list[str], workers: list[int], *, clients: int,
+            interval: float, duration: float) -> str:
+    """``clients`` threads, each on its own keep-alive connection polling
+    its own share's GET every ``interval`` s for ``duration`` s (the issue's
+    method: manilaclient polling every 20 ms): the rate served and the
+    gunicorn workers' CPU, as a fraction of one core."""
+    import threading
+
+    done = threading.Event()
+    counts = [0] * clients
+    errors: list[str] = []
+
+    def poll(i: int) -> None:
+        client = OverHttp(port, token, workers)
+        path = f"/v2/shares/{share_ids[(i * 37) % len(share_ids)]}"
+        try:
+            next_at = time.monotonic()
+            while not done.is_set():
+                status, body = client.get(path)
+                if status != 200:
+                    errors.append(f"{status} {body[:200]!r}")
+                    return
+                counts[i] += 1
+                next_at += interval
+                done.wait(max(0.0, next_at - time.monotonic()))
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(clients)]
+    cpu0, db0, t0 = process_cpu(workers), database_cpu(), time.monotonic()
+    for t in threads:
+        t.start()
+    done.wait(duration)
+    done.set()
+    for t in threads:
+        t.join(timeout=30)
+    elapsed = time.monotonic() - t0
+    cpu, db = process_cpu(workers) - cpu0, database_cpu()
+    served = sum(counts)
+    text = (f"  {clients} clients polling GET /shares/{{id}} every {1000 * interval:.0f} ms for {elapsed:.1f} s: "
+            f"{served / elapsed:.0f} GETs/s, API workers {cpu / elapsed:.2f} core(s) "
+            f"({1000 * cpu / max(served, 1):.2f} ms CPU per GET)")
+    if db is not None:
+        text += f", PostgreSQL {(db - db0) / elapsed:.2f} core(s)"
+    if errors:
+        text += f"; errors: {errors[:3]}"
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shares", type=int, default=1000)
@@ -420,6 +469,10 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
                         help="postgresql: a private cluster (the tests' one, loopback only), started and removed here")
+    parser.add_argument("--pollers", type=int, default=0,
+                        help="then this many clients poll a share's GET concurrently (gunicorn): rate and cores used")
+    parser.add_argument("--poll-interval", type=float, default=0.02)
+    parser.add_argument("--poll-duration", type=float, default=20.0)
     parser.add_argument("--suite", choices=("all", "lists", "polls"), default="all",
                         help="lists (GET /shares[/detail] variants), polls (what waiting clients GET), or both")
     args = parser.parse_args()
@@ -480,6 +533,9 @@ def main() -> int:
                     if args.profile == "py-spy":
                         print(py_spy_profile(proc.pid, remote, 100 if args.suite != "polls" else 3000, tmp,
                                              *target))
+                    if args.pollers:
+                        print(pollers(port, token, ids, remote.workers, clients=args.pollers,
+                                      interval=args.poll_interval, duration=args.poll_duration))
                 finally:
                     remote.close()
     finally:
