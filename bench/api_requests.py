@@ -57,6 +57,7 @@ import pstats
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -504,7 +505,7 @@ def main() -> int:
         import sqlalchemy
         import falcon
         print(f"python {sys.version.split()[0]}, falcon {falcon.__version__}, SQLAlchemy {sqlalchemy.__version__}, "
-              f"{args.database} ({__import__('sqlite3').sqlite_version if postgres is None else postgres.cluster.version}), "
+              f"{args.database} ({sqlite3.sqlite_version if postgres is None else postgres.cluster.version}), "
               f"{os.cpu_count()} cpus, "
               f"load {os.getloadavg()[0]:.2f}")
 
