@@ -1,10 +1,18 @@
 #!/usr/bin/env python3
-"""API CPU per request: ``GET /shares/detail`` with N shares and ``GET /shares/{id}``.
+"""API CPU per request: ``GET /shares/detail`` with N shares, and what polling clients GET.
 
 Run from the repository root (no root needed, nothing but loopback)::
 
     PYTHONPATH=$PWD .venv/bin/python bench/api_requests.py [--shares 1000] [--requests 200]
-        [--no-gunicorn] [--profile cprofile|py-spy|none]
+        [--no-gunicorn] [--profile cprofile|py-spy|none] [--suite all|lists|polls]
+        [--database sqlite|postgresql]
+
+``--suite polls``: a share's GET, its access rules (``GET
+/share-access-rules?share_id=`` at 2.45+, the ``access_list`` action at
+2.44) and its export locations - what a client waiting on an operation
+polls; the profiles are then of a share's GET. ``--database postgresql``
+runs against a private cluster (the tests' one) and reports its backends'
+CPU per request too.
 
 What it measures is the API's own cost - authentication, the session, the
 microversion, SQL, building the views, JSON - not storage: no conductor runs
@@ -49,6 +57,7 @@ import pstats
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -60,6 +69,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from shareflow.auth.tokens import TokenFile  # noqa: E402
+from shareflow.db import access as access_db  # noqa: E402
 from shareflow.db import shares as shares_db  # noqa: E402
 from shareflow.db import share_types as types_db  # noqa: E402
 from shareflow.db.engine import Database  # noqa: E402
@@ -92,13 +102,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(tmp: Path, port: int) -> Path:
+def write_config(tmp: Path, port: int, database_url: str | None = None) -> Path:
+    database_url = database_url or f"sqlite:///{tmp / 'shareflow.db'}"
     text = f"""
 state_dir = "{tmp / 'var'}"
 host = "benchhost"
 
 [database]
-url = "sqlite:///{tmp / 'shareflow.db'}"
+url = "{database_url}"
 
 [zookeeper]
 # Never contacted: nothing here posts a job.
@@ -147,6 +158,11 @@ def populate(services: Services, n: int) -> list[str]:
                     metadata={"index": str(i)}, snapshot_id=None,
                 )
                 shares_db.replace_export_locations(s, share_id, [f"127.0.0.1:/shares/{share_id}"], now=now)
+                # One client allowed, as after allow_access: what the rules' poll reads.
+                rule_id = str(uuid.uuid4())
+                access_db.create(s, id=rule_id, share_id=share_id, access_type="ip", access_to="10.0.0.1",
+                                 access_level="rw", state=states.ACTIVE, created_at=now)
+                access_db.set_metadata(s, rule_id, {"by": "bench"})
                 ids.append(share_id)
     return ids
 
@@ -162,8 +178,30 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def line(label: str, stats: dict[str, float]) -> str:
+    db = f"  PostgreSQL CPU {stats['db_cpu']:5.2f}" if "db_cpu" in stats else ""
     return (f"  {label:<44} p50 {stats['p50']:7.2f} ms  p90 {stats['p90']:7.2f}  p99 {stats['p99']:7.2f}"
-            f"  min {stats['min']:7.2f}  server CPU {stats['cpu']:6.2f} ms/req  (n={stats['n']})")
+            f"  min {stats['min']:7.2f}  server CPU {stats['cpu']:6.2f} ms/req{db}  (n={stats['n']})")
+
+
+def process_cpu(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (those gone count 0)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+#: With --database postgresql: the postmaster's pid; its backends' CPU is reported too.
+POSTMASTER: list[int] = []
+
+
+def database_cpu() -> float | None:
+    return process_cpu(worker_pids(POSTMASTER[0])) if POSTMASTER else None
 
 
 class InProcess:
@@ -177,16 +215,20 @@ class InProcess:
     def cpu() -> float:
         return time.thread_time()
 
-    def get(self, path: str, query: str = "") -> tuple[int, bytes]:
+    def get(self, path: str, query: str = "", *, method: str = "GET", body: bytes = b"",
+            version: str = VERSION) -> tuple[int, bytes]:
         environ = {
-            "REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
+            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query, "SCRIPT_NAME": "",
             "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8786", "SERVER_PROTOCOL": "HTTP/1.1",
             "HTTP_HOST": "127.0.0.1:8786", "HTTP_X_AUTH_TOKEN": self.token,
-            "HTTP_X_OPENSTACK_MANILA_API_VERSION": VERSION, "HTTP_ACCEPT": "application/json",
-            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr,
+            "HTTP_X_OPENSTACK_MANILA_API_VERSION": version, "HTTP_ACCEPT": "application/json",
+            "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr,
             "wsgi.multithread": True, "wsgi.multiprocess": True, "wsgi.run_once": False,
             "wsgi.version": (1, 0),
         }
+        if body:
+            environ["CONTENT_TYPE"] = "application/json"
+            environ["CONTENT_LENGTH"] = str(len(body))
         status = []
 
         def start_response(s, headers, exc_info=None):
@@ -207,15 +249,14 @@ class OverHttp:
 
     def cpu(self) -> float:
         """User + system CPU seconds of the gunicorn workers so far."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in self.workers:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / ticks
+        return process_cpu(self.workers)
 
-    def get(self, path: str, query: str = "") -> tuple[int, bytes]:
-        self.conn.request("GET", path + (f"?{query}" if query else ""), headers=self.headers)
+    def get(self, path: str, query: str = "", *, method: str = "GET", body: bytes = b"",
+            version: str = VERSION) -> tuple[int, bytes]:
+        headers = dict(self.headers, **{"X-OpenStack-Manila-API-Version": version})
+        if body:
+            headers["Content-Type"] = "application/json"
+        self.conn.request(method, path + (f"?{query}" if query else ""), body=body or None, headers=headers)
         resp = self.conn.getresponse()
         return resp.status, resp.read()
 
@@ -223,24 +264,38 @@ class OverHttp:
         self.conn.close()
 
 
-def timed(client, path: str, query: str, n: int, *, expect: int = 200) -> list[float]:
+def timed(client, path: str, query: str, n: int, *, expect: int = 200, **request) -> list[float]:
     out = []
     for _ in range(n):
         t0 = time.perf_counter()
-        status, body = client.get(path, query)
+        status, body = client.get(path, query, **request)
         out.append((time.perf_counter() - t0) * 1000)
         if status != expect:
             raise SystemExit(f"GET {path}?{query}: {status} {body[:300]!r}")
     return out
 
 
-def run_suite(client, share_ids: list[str], n: int, *, warmup: int = 5) -> dict[str, dict]:
+def poll_cases(share_ids: list[str]) -> dict[str, tuple]:
+    """What a client waiting on an operation polls (manilaclient every 20 ms
+    in the issue's method): the share, its access rules (2.45+, and the
+    ``access_list`` action below 2.45) and its export locations."""
+    one = share_ids[len(share_ids) // 2]
+    return {
+        "GET /shares/{id}": (f"/v2/shares/{one}", ""),
+        "GET /share-access-rules?share_id= (2.45+)": ("/v2/share-access-rules", f"share_id={one}"),
+        "POST access_list (2.44)": (f"/v2/shares/{one}/action", "",
+                                    {"method": "POST", "body": b'{"access_list": null}', "version": "2.44"}),
+        "GET /shares/{id}/export_locations": (f"/v2/shares/{one}/export_locations", ""),
+    }
+
+
+def run_suite(client, share_ids: list[str], n: int, *, warmup: int = 5, suite: str = "all") -> dict[str, dict]:
     """Wall-clock percentiles per request kind, and the server's CPU per
     request (``cpu``: the wall clock lies on a machine shared with others;
     CPU time much less so)."""
     one = share_ids[len(share_ids) // 2]
     total = len(share_ids)
-    cases = {
+    cases = {} if suite == "polls" else {
         f"GET /shares/detail ({total})": ("/v2/shares/detail", ""),
         f"GET /shares ({total})": ("/v2/shares", ""),
         "GET /shares/detail?limit=50": ("/v2/shares/detail", "limit=50"),
@@ -248,25 +303,31 @@ def run_suite(client, share_ids: list[str], n: int, *, warmup: int = 5) -> dict[
             ("/v2/shares/detail", f"limit=50&offset={max(0, total - 100)}"),
         "GET /shares/detail?name=<one>": ("/v2/shares/detail", f"name=share-{total // 2:05d}"),
         "GET /shares/detail?limit=50&with_count=true": ("/v2/shares/detail", "limit=50&with_count=true"),
-        "GET /shares/{id}": (f"/v2/shares/{one}", ""),
     }
+    # Whole-list requests are the slow ones: fewer of them keep the run short.
+    counts = {label: max(20, n // 5) if query == "" and "{id}" not in label else n
+              for label, (_, query) in cases.items()}
+    if suite != "lists":
+        cases.update(poll_cases(share_ids))
     results = {}
-    for label, (path, query) in cases.items():
-        timed(client, path, query, warmup)
-        # Whole-list requests are the slow ones: fewer of them keep the run short.
-        count = max(20, n // 5) if query == "" and "{id}" not in label else n
-        cpu0 = client.cpu()
-        samples = timed(client, path, query, count)
+    for label, (path, query, *extra) in cases.items():
+        request = extra[0] if extra else {}
+        timed(client, path, query, warmup, **request)
+        count = counts.get(label, n)
+        cpu0, db0 = client.cpu(), database_cpu()
+        samples = timed(client, path, query, count, **request)
         stats = percentiles(samples)
         stats["cpu"] = (client.cpu() - cpu0) * 1000 / count
+        if db0 is not None:
+            stats["db_cpu"] = (database_cpu() - db0) * 1000 / count
         results[label] = stats
     return results
 
 
-def profile_in_process(client, n: int) -> str:
+def profile_in_process(client, n: int, path: str = "/v2/shares/detail", query: str = "", **request) -> str:
     prof = cProfile.Profile()
     prof.enable()
-    timed(client, "/v2/shares/detail", "", n)
+    timed(client, path, query, n, **request)
     prof.disable()
     stats = pstats.Stats(prof)
     total = sum(tt for (_, _, tt, _, _) in stats.stats.values())
@@ -278,7 +339,7 @@ def profile_in_process(client, n: int) -> str:
                 name = bucket
                 break
         buckets[name] = buckets.get(name, 0.0) + tt
-    out = [f"  cProfile of {n} x GET /shares/detail, own time by area (cProfile inflates calls):"]
+    out = [f"  cProfile of {n} x {request.get('method', 'GET')} {path}, own time by area (cProfile inflates calls):"]
     for name, tt in sorted(buckets.items(), key=lambda kv: -kv[1]):
         out.append(f"    {name:<30} {100 * tt / total:5.1f} %  ({1000 * tt / n:6.2f} ms/request)")
     text = io.StringIO()
@@ -322,7 +383,8 @@ def worker_pids(master: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def py_spy_profile(master: int, client, n: int, tmp: Path) -> str:
+def py_spy_profile(master: int, client, n: int, tmp: Path, path: str = "/v2/shares/detail", query: str = "",
+                   **request) -> str:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out = []
     for pid in worker_pids(master):
@@ -331,7 +393,7 @@ def py_spy_profile(master: int, client, n: int, tmp: Path) -> str:
                                 "--output", str(raw), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)
-        timed(client, "/v2/shares/detail", "", n)
+        timed(client, path, query, n, **request)
         spy.send_signal(signal.SIGINT)
         _, err = spy.communicate(timeout=60)
         if not raw.exists():
@@ -350,6 +412,55 @@ def py_spy_profile(master: int, client, n: int, tmp: Path) -> str:
     return "\n".join(out)
 
 
+def pollers(port: int, token: str, share_ids: list[str], workers: list[int], *, clients: int,
+            interval: float, duration: float) -> str:
+    """``clients`` threads, each on its own keep-alive connection polling
+    its own share's GET every ``interval`` s for ``duration`` s (the issue's
+    method: manilaclient polling every 20 ms): the rate served and the
+    gunicorn workers' CPU, as a fraction of one core."""
+    import threading
+
+    done = threading.Event()
+    counts = [0] * clients
+    errors: list[str] = []
+
+    def poll(i: int) -> None:
+        client = OverHttp(port, token, workers)
+        path = f"/v2/shares/{share_ids[(i * 37) % len(share_ids)]}"
+        try:
+            next_at = time.monotonic()
+            while not done.is_set():
+                status, body = client.get(path)
+                if status != 200:
+                    errors.append(f"{status} {body[:200]!r}")
+                    return
+                counts[i] += 1
+                next_at += interval
+                done.wait(max(0.0, next_at - time.monotonic()))
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(clients)]
+    cpu0, db0, t0 = process_cpu(workers), database_cpu(), time.monotonic()
+    for t in threads:
+        t.start()
+    done.wait(duration)
+    done.set()
+    for t in threads:
+        t.join(timeout=30)
+    elapsed = time.monotonic() - t0
+    cpu, db = process_cpu(workers) - cpu0, database_cpu()
+    served = sum(counts)
+    text = (f"  {clients} clients polling GET /shares/{{id}} every {1000 * interval:.0f} ms for {elapsed:.1f} s: "
+            f"{served / elapsed:.0f} GETs/s, API workers {cpu / elapsed:.2f} core(s) "
+            f"({1000 * cpu / max(served, 1):.2f} ms CPU per GET)")
+    if db is not None:
+        text += f", PostgreSQL {(db - db0) / elapsed:.2f} core(s)"
+    if errors:
+        text += f"; errors: {errors[:3]}"
+    return text
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shares", type=int, default=1000)
@@ -357,12 +468,28 @@ def main() -> int:
     parser.add_argument("--no-gunicorn", action="store_true")
     parser.add_argument("--profile", choices=("cprofile", "py-spy", "none"), default="cprofile")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="postgresql: a private cluster (the tests' one, loopback only), started and removed here")
+    parser.add_argument("--pollers", type=int, default=0,
+                        help="then this many clients poll a share's GET concurrently (gunicorn): rate and cores used")
+    parser.add_argument("--poll-interval", type=float, default=0.02)
+    parser.add_argument("--poll-duration", type=float, default=20.0)
+    parser.add_argument("--suite", choices=("all", "lists", "polls"), default="all",
+                        help="lists (GET /shares[/detail] variants), polls (what waiting clients GET), or both")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sf-bench-api-"))
+    postgres = None
     try:
         port = free_port()
-        config_path = write_config(tmp, port)
+        database_url = None
+        if args.database == "postgresql":
+            from tests.fixtures.infrastructure import PrivatePostgres
+
+            postgres = PrivatePostgres(print)
+            database_url = postgres.start()
+            POSTMASTER.append(postgres.pid())
+        config_path = write_config(tmp, port, database_url)
         from shareflow import config as config_module
         from shareflow.api.app import create_app
 
@@ -378,16 +505,20 @@ def main() -> int:
         import sqlalchemy
         import falcon
         print(f"python {sys.version.split()[0]}, falcon {falcon.__version__}, SQLAlchemy {sqlalchemy.__version__}, "
-              f"sqlite {__import__('sqlite3').sqlite_version}, {os.cpu_count()} cpus, "
+              f"{args.database} ({sqlite3.sqlite_version if postgres is None else postgres.cluster.version}), "
+              f"{os.cpu_count()} cpus, "
               f"load {os.getloadavg()[0]:.2f}")
 
         app = create_app(config, services)
         local = InProcess(app, token)
         print("in-process (WSGI callable, no HTTP):")
-        for label, stats in run_suite(local, ids, args.requests).items():
+        for label, stats in run_suite(local, ids, args.requests, suite=args.suite).items():
             print(line(label, stats))
+        # The profile of what the suite is about: the detail list, or a share's GET.
+        target = (("/v2/shares/detail", "") if args.suite != "polls"
+                  else poll_cases(ids)["GET /shares/{id}"])
         if args.profile == "cprofile":
-            print(profile_in_process(local, 20))
+            print(profile_in_process(local, 20 if args.suite != "polls" else 1000, *target))
         services.close()
 
         if not args.no_gunicorn:
@@ -398,13 +529,20 @@ def main() -> int:
                 remote = OverHttp(port, token, worker_pids(proc.pid))
                 try:
                     print(f"gunicorn (shareflow-api, {config.api.workers} workers x gthread, one keep-alive connection):")
-                    for label, stats in run_suite(remote, ids, args.requests).items():
+                    for label, stats in run_suite(remote, ids, args.requests, suite=args.suite).items():
                         print(line(label, stats))
                     if args.profile == "py-spy":
-                        print(py_spy_profile(proc.pid, remote, 100, tmp))
+                        print(py_spy_profile(proc.pid, remote, 100 if args.suite != "polls" else 3000, tmp,
+                                             *target))
+                    if args.pollers:
+                        print(pollers(port, token, ids, remote.workers, clients=args.pollers,
+                                      interval=args.poll_interval, duration=args.poll_duration))
                 finally:
                     remote.close()
     finally:
+        if postgres is not None:
+            for problem in postgres.stop():
+                print(problem)
         if args.keep:
             print(f"kept {tmp}")
         else:

@@ -52,7 +52,10 @@ def make_engine(url: str) -> sa.Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):
-            write = conn.get_execution_options().get("shareflow_write", True)
+            options = conn.get_execution_options()
+            if options.get("shareflow_snapshot"):
+                return  # one statement in SQLite's autocommit mode: see Database.snapshot
+            write = options.get("shareflow_write", True)
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
 
         return engine
@@ -135,6 +138,12 @@ class Database:
         self._read = sessionmaker(
             self.engine.execution_options(shareflow_write=False), expire_on_commit=False
         )
+        # SQLite: no BEGIN is sent (the hook above), pysqlite stays in
+        # autocommit mode and its rollback at release is a no-op. PostgreSQL:
+        # psycopg's autocommit, so no BEGIN and no ROLLBACK round trips.
+        self._snapshot = (self.engine.execution_options(shareflow_snapshot=True)
+                          if self.engine.dialect.name == "sqlite"
+                          else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
@@ -145,6 +154,17 @@ class Database:
     def read(self) -> Iterator[Session]:
         with translate_errors(), self._read.begin() as session:
             yield session
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sa.Connection]:
+        """A connection outside any transaction, for a read that is ONE
+        statement (a statement is its own consistent snapshot on both
+        databases). What polling clients ask for most (a share, its rules,
+        its export locations) is read so: the statement is the only round
+        trip, with no BEGIN/COMMIT around it and no ORM session to set up.
+        Never for writes, nor for two statements that must agree."""
+        with translate_errors(), self._snapshot.connect() as conn:
+            yield conn
 
     @property
     def is_sqlite(self) -> bool:

@@ -16,6 +16,7 @@ from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
 from shareflow.db.engine import Database
 from shareflow.db.models import AccessRule, Share
+from shareflow.db import share_polls
 from shareflow.db.share_records import ShareRecord
 from shareflow.engine import operations
 from shareflow.domain import states, validation
@@ -74,8 +75,9 @@ class ShareService:
     # --- reading ------------------------------------------------------------
 
     def get(self, caller: Caller, share_id: str) -> ShareRecord:
-        with self._db.read() as s:
-            return shares_db.record(s, share_id, caller.scope)
+        # What clients poll: one statement (see shareflow.db.share_polls).
+        with self._db.snapshot() as conn:
+            return share_polls.share(conn, share_id, caller.scope)
 
     def list(self, caller: Caller, *, all_projects: bool = False, with_count: bool = False,
              **query) -> tuple[list, int | None]:
@@ -89,11 +91,15 @@ class ShareService:
                      if with_count else None)
             return rows, total
 
-    def export_locations(self, caller: Caller, share_id: str):
-        with self._db.read() as s:
-            return list(shares_db.get(s, share_id, caller.scope).export_locations)
+    def export_locations(self, caller: Caller, share_id: str) -> list[share_polls.ExportLocationRecord]:
+        with self._db.snapshot() as conn:
+            return share_polls.export_locations(conn, share_id, caller.scope)
 
-    def access_rules(self, caller: Caller, share_id: str, *, metadata=None) -> list[AccessRule]:
+    def access_rules(self, caller: Caller, share_id: str, *, metadata=None) -> list:
+        if not metadata:
+            # What manilaclient polls after allow_access: one statement.
+            with self._db.snapshot() as conn:
+                return share_polls.access_rules(conn, share_id, caller.scope)
         with self._db.read() as s:
             shares_db.get(s, share_id, caller.scope)
             return access_db.for_share(s, share_id, metadata=metadata)
@@ -188,7 +194,8 @@ class ShareService:
             job = self._poster.record(s, spec)
             # The share as created (Manila answers so): a conductor may place
             # it, or fail it, before this request has answered.
-            created = shares_db.record(s, share.id, caller.scope)
+            # One statement, in this transaction (its rows are flushed).
+            created = share_polls.share(s.connection(), share.id, caller.scope)
         self._poster.post_or_undo(job, spec, undo=operations.undo(SCHEDULE, share.id, None, clock=self._clock))
         return created
 
