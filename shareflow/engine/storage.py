@@ -53,14 +53,29 @@ from taskflow.utils import misc
 
 
 class DeferringStorage(tf_storage.Storage):
+    #: Flow states an engine passes through before its first step (prepare:
+    #: RESUMING, the atoms ensured, SUSPENDED; then RUNNING): written with the
+    #: next write.
+    STARTING = frozenset((tf_states.RESUMING, tf_states.SUSPENDED, tf_states.RUNNING))
+
     def __init__(self, flow_detail, backend=None, scope_fetcher=None):
         super().__init__(flow_detail, backend=backend, scope_fetcher=scope_fetcher)
         #: atom uuid -> atom detail (in memory, current) whose write waits.
         self._waiting: dict = {}
+        #: atom uuid -> atom detail new to the flow (ensured), not yet inserted.
+        self._unsaved: dict = {}
+        #: Whether the flow's own row has a change that waits.
+        self._flow_waits = False
+        #: Whether this storage has written anything (the starting flow
+        #: states wait only before its first write).
+        self._written = False
         #: ``(connection, atom_name)``, called in the transaction that
         #: records a step RUNNING (not for a step resumed already RUNNING,
         #: which is not written again).
         self.on_step_start: Callable[[Any, str], None] | None = None
+        #: ``(connection)``, called in the transaction that records the flow
+        #: SUCCESS (the job's own record, written with it).
+        self.on_flow_success: Callable[[Any], None] | None = None
 
     def set_task_progress(self, task_name, progress, details=None):
         if details is None:
@@ -72,24 +87,42 @@ class DeferringStorage(tf_storage.Storage):
     def _can_wait(clone) -> bool:
         return clone.state == tf_states.SUCCESS and clone.intention == tf_states.EXECUTE
 
+    @property
+    def pending(self) -> bool:
+        """Whether anything waits to be written."""
+        return bool(self._waiting or self._unsaved or self._flow_waits)
+
     def _save_atom_detail(self, conn, original_atom_detail, atom_detail):
         # Called by Storage with its write lock held.
         if self._can_wait(atom_detail):
             original_atom_detail.update(atom_detail)
-            self._waiting[original_atom_detail.uuid] = original_atom_detail
+            if original_atom_detail.uuid not in self._unsaved:
+                self._waiting[original_atom_detail.uuid] = original_atom_detail
             return original_atom_detail
         also = None
         if (self.on_step_start is not None and atom_detail.state == tf_states.RUNNING
                 and atom_detail.intention == tf_states.EXECUTE):
             also = functools.partial(self.on_step_start, atom_name=atom_detail.name)
-        if not self._waiting and also is None:
+        if not hasattr(conn, "update_atom_details_many"):
+            # Another backend: TaskFlow's write, after what waits.
+            self._flush_on(conn)
             return super()._save_atom_detail(conn, original_atom_detail, atom_detail)
-        originals = [ad for ad in self._waiting.values() if ad is not original_atom_detail]
-        written = self._write_many(conn, [*originals, atom_detail], also=also)
-        for original, merged in zip([*originals, original_atom_detail], written):
-            original.update(merged)
-        self._waiting.clear()
+        uuid = atom_detail.uuid
+        new = [atom_detail if ad.uuid == uuid else ad for ad in self._unsaved.values()]
+        updates = [ad for u, ad in self._waiting.items() if u != uuid]
+        if uuid not in self._unsaved:
+            updates.append(atom_detail)
+        flow = self._flowdetail if (self._flow_waits or new) else None
+        self._write_many(conn, updates, also=also, flow_detail=flow, new_atoms=new)
+        original_atom_detail.update(atom_detail)
+        self._written_all()
         return original_atom_detail
+
+    def _written_all(self) -> None:
+        self._waiting.clear()
+        self._unsaved.clear()
+        self._flow_waits = False
+        self._written = True
 
     @tenacity.retry(
         retry=tenacity.retry_if_exception_type(exception_types=tf_exc.StorageFailure),
@@ -97,11 +130,9 @@ class DeferringStorage(tf_storage.Storage):
         wait=tenacity.wait_fixed(tf_storage.RETRY_WAIT_TIMEOUT),
         reraise=True,
     )
-    def _write_many(self, conn, atom_details: list, also=None) -> list:
-        if hasattr(conn, "update_atom_details_many"):
-            return conn.update_atom_details_many(atom_details, also=also)
-        # Another backend: one by one, and no read alongside.
-        return [conn.update_atom_details(ad) for ad in atom_details]
+    def _write_many(self, conn, atom_details: list, also=None, flow_detail=None, new_atoms=()) -> list:
+        return conn.update_atom_details_many(atom_details, also=also, flow_detail=flow_detail,
+                                             new_atoms=new_atoms)
 
     def _save_flow_detail(self, conn, original_flow_detail, flow_detail):
         # Called by Storage with its write lock held.
@@ -109,18 +140,31 @@ class DeferringStorage(tf_storage.Storage):
             # TaskFlow's save writes every atom detail the flow detail holds
             # (the same objects as this storage's, waiting ones included).
             result = super()._save_flow_detail(conn, original_flow_detail, flow_detail)
-            self._waiting.clear()
+            self._written_all()
             return result
         # Every change of an atom passes through _save_atom_detail, written
         # or waiting: the atoms to write with the flow are the waiting ones
         # and those new to it (ensure_atoms, a new store).
         known = {ad.uuid for ad in original_flow_detail}
-        atoms = [ad for ad in flow_detail if ad.uuid not in known or ad.uuid in self._waiting]
-        _e_fd, merged = self._write_flow(conn, flow_detail, atoms)
-        for ad, written in zip(atoms, merged):
-            ad.update(written)
+        new = [ad for ad in flow_detail if ad.uuid not in known]
+        if not self._written and (flow_detail.state in self.STARTING
+                                  or (flow_detail.state == original_flow_detail.state
+                                      and flow_detail.meta == original_flow_detail.meta)):
+            # Before the first step (a starting state, or the atoms ensured):
+            # nothing acts on these until the next write, which carries them
+            # (see the module docstring).
+            original_flow_detail.update(flow_detail)
+            self._unsaved.update((ad.uuid, ad) for ad in new)
+            for ad in new:
+                self._waiting.pop(ad.uuid, None)
+            self._flow_waits = True
+            return original_flow_detail
+        new = [*self._unsaved.values(), *(ad for ad in new if ad.uuid not in self._unsaved)]
+        updates = [ad for u, ad in self._waiting.items() if u not in self._unsaved]
+        also = self.on_flow_success if flow_detail.state == tf_states.SUCCESS else None
+        self._write_flow(conn, flow_detail, updates, new, also)
         original_flow_detail.update(flow_detail)
-        self._waiting.clear()
+        self._written_all()
         return original_flow_detail
 
     @tenacity.retry(
@@ -129,19 +173,25 @@ class DeferringStorage(tf_storage.Storage):
         wait=tenacity.wait_fixed(tf_storage.RETRY_WAIT_TIMEOUT),
         reraise=True,
     )
-    def _write_flow(self, conn, flow_detail, atom_details: list):
-        return conn.update_flow_detail_and(flow_detail, atom_details)
+    def _write_flow(self, conn, flow_detail, atom_details: list, new_atoms: list, also=None):
+        return conn.update_flow_detail_and(flow_detail, atom_details, new_atoms=new_atoms, also=also)
+
+    def _flush_on(self, conn) -> None:
+        if not self.pending:
+            return
+        if hasattr(conn, "update_atom_details_many"):
+            flow = self._flowdetail if (self._flow_waits or self._unsaved) else None
+            self._write_many(conn, [ad for u, ad in self._waiting.items() if u not in self._unsaved],
+                             flow_detail=flow, new_atoms=list(self._unsaved.values()))
+        else:
+            conn.update_flow_details(self._flowdetail)
+        self._written_all()
 
     def flush(self) -> None:
         """Write what waits now, in one transaction."""
         with self._lock.write_lock():
-            waiting = list(self._waiting.values())
-            if not waiting:
-                return
-            written = self._with_connection(self._write_many, waiting)
-            for original, merged in zip(waiting, written):
-                original.update(merged)
-            self._waiting.clear()
+            if self.pending:
+                self._with_connection(self._flush_on)
 
 
 class ShareflowEngine(SerialActionEngine):
