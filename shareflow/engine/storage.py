@@ -4,8 +4,9 @@ TaskFlow's storage writes every change of an atom in a transaction of its
 own, at once: per step RUNNING, progress 0.0, SUCCESS with the result,
 progress 1.0 and (at the end) the step's duration - about 40 write
 transactions per create_share job, ~1 ms each on PostgreSQL, on the critical
-path. Resuming a job needs far less, and :class:`DeferringStorage` writes
-only that:
+path; and before the first step, the flow's RESUMING, its atom details,
+SUSPENDED and RUNNING, one transaction each. Resuming a job needs far less,
+and :class:`DeferringStorage` writes only that:
 
 * **No engine-made progress.** The engine's automatic progress marks (0.0
   when a step starts, 1.0 when it ends) are not persisted, nor kept: nothing
@@ -23,15 +24,31 @@ only that:
   still did complete, so a resumed job skips exactly the steps recorded
   done.
 
+* **An engine's start is written with its first step.** Before its first
+  write, an engine passes through flow states that nothing acts on: a
+  resumed flow goes RESUMING, has its atom details ensured, goes SUSPENDED
+  (``prepare``), then RUNNING; a fresh one has its atom details created,
+  then goes RUNNING. TaskFlow writes each in a transaction of its own; here
+  they wait and are written with the next write - the first step's RUNNING,
+  before that step starts (or whatever the engine writes first: a failure,
+  a revert, the flow's end). A conductor that dies before that write leaves
+  the rows exactly as it found them, so the next one loads the same flow
+  (a fresh one, or the same resumed one) and decides the same. A step found
+  RUNNING is not written again, so a resumed flow whose first step to run
+  was RUNNING writes its start with the step after.
+
 * **A step's start carries a read.** :attr:`DeferringStorage.on_step_start`,
   when set, runs inside the transaction that records a step RUNNING (the
   conductor reads there whether an operator cancelled the job, instead of
-  in a transaction of its own right after).
+  in a transaction of its own right after); :attr:`~DeferringStorage.on_flow_success`
+  inside the one that records the flow's SUCCESS (the conductor records the
+  job succeeded there, instead of in one of its own right after).
 
-Everything else (states other than SUCCESS, flow states, intentions, failures,
-revert results) is written as TaskFlow writes it, together with what waits.
-A write that fails leaves what waited waiting (it is written with the next
-one, or the step runs again elsewhere).
+Everything else (states other than SUCCESS, flow states after the start,
+intentions, failures, revert results) is written as TaskFlow writes it,
+together with what waits. A write that fails leaves what waited waiting (it
+is written with the next one, or the step runs again elsewhere). The writes
+themselves are blind (``shareflow.engine.persistence.BatchConnection``).
 
 The engine's storage is the only writer of its flow's atoms while it holds
 the job's claim (a conductor that lost it is suspended at the next atom
