@@ -51,6 +51,24 @@ class BatchConnection(Connection):
     _ATOM_FIELDS = ("failure", "revert_failure", "meta", "name", "results", "revert_results",
                     "state", "version", "intention")
 
+    def get_logbook(self, book_uuid, lazy=False):
+        """TaskFlow's, in a read transaction: its own takes SQLite's write
+        lock (``BEGIN IMMEDIATE``, ``shareflow.db.engine``) to read, so a
+        conductor loading a job waited for, and held up, every writer - the
+        API's request that posted the job among them."""
+        logbooks = self._tables.logbooks
+        try:
+            with self._engine.execution_options(shareflow_write=False).connect() as conn:
+                row = conn.execute(sa.select(logbooks).where(logbooks.c.uuid == book_uuid)).first()
+                if row is None:
+                    raise tf_exc.NotFound(f"No logbook found with uuid '{book_uuid}'")
+                book = self._converter.convert_book(row._mapping)
+                if not lazy:
+                    self._converter.populate_book(conn, book)
+                return book
+        except sa_exc.DBAPIError:
+            tf_exc.raise_with_cause(tf_exc.StorageFailure, f"Failed getting logbook '{book_uuid}'")
+
     @functools.cached_property
     def _atom_update(self):
         table = self._tables.atomdetails

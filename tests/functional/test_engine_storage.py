@@ -370,3 +370,37 @@ def test_the_flows_success_and_what_rides_with_it_commit_together(persistence):
     engine_for(persistence, flow_uuid, ran, seen).run()
     assert ran == ["one", "two", "three", "three"]
     assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_loading_a_jobs_logbook_does_not_take_the_write_lock(tmp_path):
+    """The conductor reads a claimed job's logbook in a read transaction: it
+    is read while another process holds SQLite's write lock (TaskFlow's own
+    read begins IMMEDIATE and would wait for it, holding up the writer
+    behind - e.g. the request that posted the job)."""
+    import sqlite3
+
+    from shareflow.db import migrate
+    from shareflow.db.engine import Database
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    db = Database(url)
+    try:
+        migrate.upgrade(db)
+        persistence = make_persistence(db)
+        flow_uuid = new_flow_detail(persistence)
+        with db.engine.connect() as c:
+            book_uuid = c.execute(sa.text("SELECT parent_uuid FROM flowdetails WHERE uuid = :u"),
+                                  {"u": flow_uuid}).scalar_one()
+        writer = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None, timeout=0)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("UPDATE logbooks SET name = 'being written' WHERE uuid = ?", (book_uuid,))
+            with contextlib.closing(persistence.get_connection()) as conn:
+                book = conn.get_logbook(book_uuid)
+            assert [fd.uuid for fd in book] == [flow_uuid]
+            assert book.name == "b"  # the committed row, not the writer's
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+    finally:
+        db.dispose()
