@@ -96,9 +96,10 @@ class OneLock:
 
 class DeferringStorage(tf_storage.Storage):
     #: Flow states an engine passes through before its first step (prepare:
-    #: RESUMING, the atoms ensured, SUSPENDED; then RUNNING): written with the
-    #: next write.
-    STARTING = frozenset((tf_states.RESUMING, tf_states.SUSPENDED, tf_states.RUNNING))
+    #: RESUMING, the atoms ensured, SUSPENDED; then RUNNING), or on its way
+    #: out if it stops before it (SUSPENDING, SUSPENDED: its claim was lost,
+    #: its conductor stops): written with the next write, if any.
+    STARTING = frozenset((tf_states.RESUMING, tf_states.SUSPENDED, tf_states.RUNNING, tf_states.SUSPENDING))
 
     def __init__(self, flow_detail, backend=None, scope_fetcher=None):
         super().__init__(flow_detail, backend=backend, scope_fetcher=scope_fetcher)
@@ -231,9 +232,14 @@ class DeferringStorage(tf_storage.Storage):
         self._written_all()
 
     def flush(self) -> None:
-        """Write what waits now, in one transaction."""
+        """Write what waits now, in one transaction - if a step's outcome is
+        among it. An engine that stops before its first write (suspended: its
+        claim was lost, its conductor stops) writes nothing: its rows stay as
+        it found them, as if it had been killed. (A conductor that lost its
+        claim and then inserted the atom details it had made up would add a
+        second set to the flow of the conductor that took the job over.)"""
         with self._lock.write_lock():
-            if self.pending:
+            if self._waiting:
                 self._with_connection(self._flush_on)
 
 

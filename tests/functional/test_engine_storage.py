@@ -404,3 +404,24 @@ def test_loading_a_jobs_logbook_does_not_take_the_write_lock(tmp_path):
             writer.close()
     finally:
         db.dispose()
+
+
+def test_an_engine_suspended_before_its_first_step_writes_nothing(persistence):
+    """Suspended as the flow starts (its claim lost, its conductor stopping):
+    neither its atom details nor its flow states are written, not even as
+    its listeners deregister - a conductor that lost the job must not add its
+    own atom details to the flow another one has taken over. The next engine
+    runs every step once."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+    engine.notifier.register(tf_states.RUNNING, lambda state, details: engine.suspend())
+    with DeferredDurationListener(engine):
+        engine.run()
+    assert engine.storage.get_flow_state() == tf_states.SUSPENDED
+    assert ran == [] and persisted(persistence, flow_uuid) == {}
+    assert reload(persistence, flow_uuid).state in (None, tf_states.PENDING)
+
+    engine_for(persistence, flow_uuid, ran, seen).run()
+    assert ran == list(STEPS)
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
