@@ -33,9 +33,10 @@ and :class:`DeferringStorage` writes only that:
   before that step starts (or whatever the engine writes first: a failure,
   a revert, the flow's end). A conductor that dies before that write leaves
   the rows exactly as it found them, so the next one loads the same flow
-  (a fresh one, or the same resumed one) and decides the same. A step found
-  RUNNING is not written again, so a resumed flow whose first step to run
-  was RUNNING writes its start with the step after.
+  (a fresh one, or the same resumed one) and decides the same; an engine
+  suspended before it (claim lost, conductor stopping) writes none of it.
+  A step found RUNNING is not written again, so a resumed flow whose first
+  step to run was RUNNING writes its start with the step after.
 
 * **A step's start carries a read.** :attr:`DeferringStorage.on_step_start`,
   when set, runs inside the transaction that records a step RUNNING (the
