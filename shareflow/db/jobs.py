@@ -127,9 +127,14 @@ def has_action_since(session: Session, job_id: str, action: str, since: datetime
         JobAction.job_id == job_id, JobAction.action == action, JobAction.created_at > since)) > 0
 
 
+#: Built once: the conductors ask it before each step.
+_STATE_OF = sa.select(Job.state).where(Job.id == sa.bindparam("job_id"))
+
+
 def state_of(session: Session, job_id: str) -> str | None:
-    """The job's stored state (one small read: the conductors ask it before each step)."""
-    return session.scalar(sa.select(Job.state).where(Job.id == job_id))
+    """The job's stored state (one small read: the conductors ask it before
+    each step). ``session`` may also be a Connection."""
+    return session.scalar(_STATE_OF, {"job_id": job_id})
 
 
 def steer(session: Session, job: Job, target: str, *, now: datetime, sources: frozenset[str],

@@ -8,10 +8,12 @@ until the entry changes, ``"fail"`` raises :class:`InjectedFault` there and
 at a point the plan names first writes :func:`marker_path` (its pid and the
 job), so a test knows which worker to SIGKILL at exactly that instant. The points
 passed as the engine changes the flow's state (resuming, atoms_ensured,
-running) can only hold: TaskFlow's notifier swallows what its callbacks raise.
+running) or starts its first step (first_step) can only hold: TaskFlow's
+notifier swallows what its callbacks raise.
 
 The points inside a transaction (in_store_write, in_atoms_write) come from
-an SQLAlchemy event on the persistence engine; a conductor held there holds
+an SQLAlchemy event on the persistence engine, while the conductor handles
+the job; a conductor held there holds
 the database's write lock (SQLite) until it is killed. Without a plan
 (production) no event is registered and every point is a single attribute
 test.
@@ -43,11 +45,16 @@ IN_STORE_WRITE = "in_store_write"  # inside the store's transaction: row written
 STORE_SAVED = "store_saved"  # the job's store persisted (one transaction)
 ENGINE_LOADED = "engine_loaded"  # engine built over the persisted flow detail
 COMPILED = "compiled"
-RESUMING = "resuming"  # flow RESUMING persisted, atom details not yet ensured
-IN_ATOMS_WRITE = "in_atoms_write"  # inside the atom details' transaction: one written, not committed
-ATOMS_ENSURED = "atoms_ensured"  # every atom detail persisted, flow SUSPENDED
-PREPARED = "prepared"  # every atom detail persisted, validated, about to run
-RUNNING = "running"  # flow RUNNING persisted, no atom started yet
+# The engine's states before its first step (flow RESUMING, atom details
+# ensured, SUSPENDED, RUNNING) are written with that step's RUNNING, in one
+# transaction (shareflow.engine.storage): at the next three points nothing
+# has been written since the store.
+RESUMING = "resuming"  # flow RESUMING (in memory), atom details not yet ensured
+ATOMS_ENSURED = "atoms_ensured"  # every atom detail ensured (in memory), flow SUSPENDED
+PREPARED = "prepared"  # validated, about to run
+RUNNING = "running"  # flow RUNNING (in memory), no atom started yet
+IN_ATOMS_WRITE = "in_atoms_write"  # inside the first step's transaction: an atom detail inserted, not committed
+FIRST_STEP = "first_step"  # flow RUNNING, every atom detail and the first step RUNNING persisted; not executed
 #: Not in the loading sequence: a failed create's next attempt recorded (and
 #: its share moved to the next pool), not yet posted (shareflow.engine.reschedule).
 RESCHEDULED = "rescheduled"
@@ -57,8 +64,10 @@ PLACED = "placed"
 #: What a conductor passes with a job no conductor has run yet; TaskFlow
 #: ensures the atom details of a fresh flow without any flow state change.
 FRESH_POINTS = (CLAIMED, BOOK_LOADED, IN_STORE_WRITE, STORE_SAVED, ENGINE_LOADED, COMPILED,
-                IN_ATOMS_WRITE, PREPARED, RUNNING)
+                PREPARED, RUNNING, IN_ATOMS_WRITE, FIRST_STEP)
 #: What a conductor passes resuming a flow that had started (flow RUNNING).
+#: (Not first_step: a step found RUNNING is run again without being written
+#: or notified again.)
 RESUME_POINTS = (CLAIMED, BOOK_LOADED, STORE_SAVED, ENGINE_LOADED, COMPILED, RESUMING, ATOMS_ENSURED,
                  PREPARED, RUNNING)
 
@@ -93,7 +102,7 @@ class Checkpoints:
 
     @contextlib.contextmanager
     def loading(self, job_uuid: str) -> Iterator[None]:
-        """While this thread loads ``job_uuid`` (the points inside
+        """While this thread loads and runs ``job_uuid`` (the points inside
         transactions apply to nothing else)."""
         self._local.job = job_uuid
         try:

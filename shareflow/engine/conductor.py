@@ -113,7 +113,10 @@ class ShareflowConductor(BlockingConductor):
         listeners.append(DeferredDurationListener(engine))
         job_id = _job_id(job)
         if job_id:
-            listeners.append(JobRecordListener(engine, job_id, self._runtime.recorder))
+            record = JobRecordListener(engine, job_id, self._runtime.recorder)
+            if isinstance(engine.storage, DeferringStorage):
+                engine.storage.on_flow_success = record.record_success_in
+            listeners.append(record)
         return listeners
 
     def _dispatch_job(self, job):
@@ -149,7 +152,7 @@ class ShareflowConductor(BlockingConductor):
                     return True
             with self._checkpoints.loading(job.uuid):
                 self._loaded[job.uuid] = self._load_engine(job)
-            return super()._dispatch_job(job)
+                return super()._dispatch_job(job)
         except Exception as error:
             if is_transient(error):
                 # Nothing was lost: the next claim (here or elsewhere) loads
@@ -244,6 +247,13 @@ class ShareflowConductor(BlockingConductor):
 
         for state in points:
             engine.notifier.register(state, on_flow_state)
+
+        def on_first_step(state, details):
+            # After the transaction that records it RUNNING, before it runs.
+            engine.atom_notifier.deregister(tf_states.RUNNING, on_first_step)
+            self._checkpoints.reach(checkpoints.FIRST_STEP, job_uuid)
+
+        engine.atom_notifier.register(tf_states.RUNNING, on_first_step)
 
     def _engine_from_job(self, job):
         return self._loaded[job.uuid]

@@ -22,6 +22,7 @@ from shareflow.engine.outcomes import (
     operator_text,
     user_reason,
 )
+from shareflow.engine.storage import DeferringStorage
 from shareflow.exceptions import JobCancelled, ShareflowError
 
 LOG = logging.getLogger(__name__)
@@ -42,11 +43,22 @@ class JobRecordListener(listeners_base.Listener):
         )
         self._job_id = job_id
         self._recorder = recorder
+        #: Whether the flow's SUCCESS was recorded in its own transaction.
+        self._succeeded = False
+
+    def record_success_in(self, connection) -> None:
+        """For the engine's storage (``DeferringStorage.on_flow_success``):
+        record the job succeeded in the transaction that records the flow's
+        SUCCESS - one transaction instead of two, and never a flow recorded
+        done whose job is not."""
+        self._recorder.job_succeeded(self._job_id, connection=connection)
+        self._succeeded = True
 
     def _flow_receiver(self, state, details):
         try:
             if state == tf_states.SUCCESS:
-                self._recorder.job_succeeded(self._job_id)
+                if not self._succeeded:
+                    self._recorder.job_succeeded(self._job_id)
                 return
             storage = self._engine.storage
             failed = first_failure(storage.get_execute_failures(), ignore=None)
@@ -207,20 +219,32 @@ class ClaimWatchListener(listeners_base.Listener):
 class DeferredDurationListener(DurationListener):
     """TaskFlow's DurationListener writes each atom's duration in a
     transaction of its own as the atom finishes - on the critical path,
-    before the next atom starts. This one keeps them and writes them when
-    the flow finishes (or the engine stops); our job records read them
-    afterwards (``JobService.show``)."""
+    before the next atom starts - and the flow's own at its end, in one more.
+
+    Here a step that succeeded hands its duration to the engine's storage,
+    where (like its SUCCESS) it waits for the next write: the next step's
+    RUNNING, or the flow's end (``shareflow.engine.storage``). Other
+    durations (a step that failed or was reverted) are kept and written when
+    the flow ends or the engine stops. The flow's own duration is not
+    recorded: nothing reads it (a job's record has its start and end; our
+    job views read the steps')."""
 
     def __init__(self, engine):
         super().__init__(engine)
         self._pending: list[tuple] = []
 
     def _record_ending(self, timer, item_type, item_name, state):
-        if item_type != tf_compiler.FLOW:
+        if item_type == tf_compiler.FLOW:
+            self._flush()
+        elif state == tf_states.SUCCESS and isinstance(self._engine.storage, DeferringStorage):
+            super()._record_ending(timer, item_type, item_name, state)
+        else:
             self._pending.append((timer, item_type, item_name, state))
-            return
-        self._flush()
-        super()._record_ending(timer, item_type, item_name, state)
+
+    def _flow_receiver(self, state, details):
+        # No timer on the flow (see above); what was kept is written at its end.
+        if state in (tf_states.SUCCESS, tf_states.FAILURE, tf_states.REVERTED):
+            self._flush()
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []

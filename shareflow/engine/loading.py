@@ -12,9 +12,10 @@ Here the store is written by :func:`save_store` before the engine is built,
 as one complete atom detail in one transaction, and a store atom detail left
 half-written by that older path is completed from the job's own store (which
 the job always carries). The engine is then loaded without a store, so
-TaskFlow never writes it in parts. Every later write before the first atom
-(flow RESUMING, all atom details, flow SUSPENDED, RUNNING) is a single
-transaction that leaves a state TaskFlow resumes from.
+TaskFlow never writes it in parts. What the engine changes after that and
+before its first atom (flow RESUMING, all atom details, flow SUSPENDED,
+RUNNING) is written in one transaction with that atom's RUNNING
+(``shareflow.engine.storage``), which leaves a state TaskFlow resumes from.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ def save_store(persistence, flow_detail, store: dict) -> bool:
     a dict); complete a half-written one. Returns whether it wrote anything
     (a resumed job whose store is intact needs no write)."""
     ad = store_atom(flow_detail)
-    if ad is None:
+    new = ad is None
+    if new:
         ad = tf_models.TaskDetail(STORE_ATOM, uuidutils.generate_uuid())
         flow_detail.add(ad)
     elif (isinstance(ad.results, dict) and ad.state == tf_states.SUCCESS
@@ -78,6 +80,14 @@ def save_store(persistence, flow_detail, store: dict) -> bool:
     ad.results = {**results, **store}
     ad.state = tf_states.SUCCESS
     with contextlib.closing(persistence.get_connection()) as conn:
-        # New atom details are inserted in the flow detail's own transaction.
-        conn.update_flow_details(flow_detail)
+        if hasattr(conn, "update_flow_detail_and"):
+            # Only this atom detail's row, without reading the flow's first
+            # (shareflow.engine.persistence).
+            if new:
+                conn.update_flow_detail_and(flow_detail, [], new_atoms=[ad])
+            else:
+                conn.update_atom_details_many([ad])
+        else:
+            # New atom details are inserted in the flow detail's own transaction.
+            conn.update_flow_details(flow_detail)
     return True

@@ -118,7 +118,11 @@ class OutcomeRecorder:
         with self._db.write() as s:
             return jobs_db.set_running(s, job_id, owner, now=self._clock())
 
-    def job_succeeded(self, job_id: str) -> None:
+    def job_succeeded(self, job_id: str, *, connection=None) -> None:
+        """With ``connection``, in that (open) transaction."""
+        if connection is not None:
+            jobs_db.finish(connection, job_id, states.JOB_SUCCEEDED, now=self._clock())
+            return
         with self._db.write() as s:
             jobs_db.finish(s, job_id, states.JOB_SUCCEEDED, now=self._clock())
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 
 import sqlalchemy as sa
 import sqlalchemy.exc as sa_exc
 from taskflow import exceptions as tf_exc
+from taskflow.persistence import models as tf_models
 from taskflow.persistence.backends.impl_sqlalchemy import Connection, SQLAlchemyBackend
 
 from shareflow.db.engine import Database
@@ -31,78 +33,135 @@ class BatchConnection(Connection):
     """TaskFlow's connection, plus writes of several details in one
     transaction for :class:`shareflow.engine.storage.DeferringStorage`, and
     no UPDATE of an atom row that a save leaves unchanged (TaskFlow's flow
-    save rewrites every atom of the flow)."""
+    save rewrites every atom of the flow).
 
-    def update_atom_details_many(self, atom_details: list, *, also=None) -> list:
+    The engine's writes are *blind*: TaskFlow reads each row before writing
+    it (a SELECT, the row converted to a detail, the change merged into it,
+    the whole row written back), to merge in what another writer might have
+    changed. A job's engine is the only writer of its flow while it holds the
+    job's claim (``shareflow.engine.storage``), and ``merge`` takes every
+    field from the detail being saved, so the row read back would be the
+    row written; the write is an UPDATE of the detail's fields by uuid (one
+    statement, prepared once: TaskFlow builds each statement with its values
+    as literals, which SQLAlchemy must then coerce and key for its cache on
+    every call), and a row that is not there is found by the UPDATE's row
+    count instead of by the read."""
+
+    #: The columns an atom detail's ``to_dict`` gives, as TaskFlow writes them.
+    _ATOM_FIELDS = ("failure", "revert_failure", "meta", "name", "results", "revert_results",
+                    "state", "version", "intention")
+
+    def get_logbook(self, book_uuid, lazy=False):
+        """TaskFlow's, in a read transaction: its own takes SQLite's write
+        lock (``BEGIN IMMEDIATE``, ``shareflow.db.engine``) to read, so a
+        conductor loading a job waited for, and held up, every writer - the
+        API's request that posted the job among them."""
+        logbooks = self._tables.logbooks
+        try:
+            with self._engine.execution_options(shareflow_write=False).connect() as conn:
+                row = conn.execute(sa.select(logbooks).where(logbooks.c.uuid == book_uuid)).first()
+                if row is None:
+                    raise tf_exc.NotFound(f"No logbook found with uuid '{book_uuid}'")
+                book = self._converter.convert_book(row._mapping)
+                if not lazy:
+                    self._converter.populate_book(conn, book)
+                return book
+        except sa_exc.DBAPIError:
+            tf_exc.raise_with_cause(tf_exc.StorageFailure, f"Failed getting logbook '{book_uuid}'")
+
+    @functools.cached_property
+    def _atom_update(self):
+        table = self._tables.atomdetails
+        # No values(): the SET clause is the parameters' keys (all but b_uuid).
+        return sa.update(table).where(table.c.uuid == sa.bindparam("b_uuid"))
+
+    @functools.cached_property
+    def _atom_insert(self):
+        return sa.insert(self._tables.atomdetails)
+
+    @functools.cached_property
+    def _flow_update(self):
+        table = self._tables.flowdetails
+        return sa.update(table).where(table.c.uuid == sa.bindparam("b_uuid"))
+
+    def update_atom_details_many(self, atom_details: list, *, also=None, flow_detail=None,
+                                 new_atoms: list = ()) -> list:
         """``update_atom_details`` for each of ``atom_details``, in order, in
-        one transaction: all are written or none. ``also(connection)`` runs
-        in that transaction after the writes (a read that belongs with them).
-        Returns the merged atom details, in order."""
+        one transaction: all are written or none. With ``flow_detail``, its
+        own row is written first and ``new_atoms`` are inserted under it (a
+        flow state and the atoms a prepared engine ensured, which waited).
+        ``also(connection)`` runs in that transaction after the writes (a
+        read or write that belongs with them). Returns ``atom_details``
+        (each is written as it is: nothing of the row is merged in)."""
         try:
             with self._engine.begin() as conn:
-                merged = self._write_atoms(conn, atom_details)
+                if flow_detail is not None:
+                    self._write_flow_row(conn, flow_detail)
+                    for ad in new_atoms:
+                        self._insert_atom_row(conn, ad, flow_detail.uuid)
+                self._write_atoms(conn, atom_details,
+                                  parent_uuid=flow_detail.uuid if flow_detail is not None else None)
                 if also is not None:
                     also(conn)
-            return merged
+            return list(atom_details)
         except sa_exc.SQLAlchemyError:
             tf_exc.raise_with_cause(tf_exc.StorageFailure, "Failed updating atom details")
 
-    def update_flow_detail_and(self, flow_detail, atom_details: list):
+    def update_flow_detail_and(self, flow_detail, atom_details: list, *, new_atoms: list = (),
+                               also=None):
         """Save ``flow_detail``'s own row and, of its atom details, only
-        ``atom_details`` (inserted when new), in one transaction - where
-        TaskFlow's ``update_flow_details`` reads, converts and merges every
-        atom of the flow. For a caller that knows which atoms changed.
-        Returns the merged flow detail (without atoms) and atom details."""
-        table = self._tables.flowdetails
+        ``atom_details`` (updated) and ``new_atoms`` (inserted), in one
+        transaction - where TaskFlow's ``update_flow_details`` reads,
+        converts and merges every atom of the flow. For a caller that knows
+        which atoms changed. ``also(connection)`` runs in the transaction
+        after the writes. Returns the flow detail and the atom details
+        written (``atom_details`` then ``new_atoms``)."""
         try:
             with self._engine.begin() as conn:
-                row = conn.execute(sa.select(table).where(table.c.uuid == flow_detail.uuid)).first()
-                if row is None:
-                    raise tf_exc.NotFound(f"No flow details found with uuid '{flow_detail.uuid}'")
-                e_fd = self._converter.convert_flow_detail(row._mapping)
-                before = e_fd.to_dict()
-                e_fd.merge(flow_detail)
-                if e_fd.to_dict() != before:
-                    conn.execute(sa.update(table).where(table.c.uuid == e_fd.uuid).values(e_fd.to_dict()))
-                merged = self._write_atoms(conn, atom_details, parent_uuid=flow_detail.uuid)
-            return e_fd, merged
+                self._write_flow_row(conn, flow_detail)
+                for ad in new_atoms:
+                    self._insert_atom_row(conn, ad, flow_detail.uuid)
+                self._write_atoms(conn, atom_details, parent_uuid=flow_detail.uuid)
+                if also is not None:
+                    also(conn)
+            return flow_detail, [*atom_details, *new_atoms]
         except sa_exc.SQLAlchemyError:
             tf_exc.raise_with_cause(tf_exc.StorageFailure,
                                     f"Failed updating flow details with uuid '{flow_detail.uuid}'")
 
-    def _write_atoms(self, conn, atom_details: list, parent_uuid: str | None = None) -> list:
-        """Merge each of ``atom_details`` into its row and write what changed;
-        with ``parent_uuid``, a missing row is inserted under that flow."""
-        if not atom_details:
-            return []
-        table = self._tables.atomdetails
-        rows = {
-            row.uuid: row._mapping
-            for row in conn.execute(sa.select(table).where(table.c.uuid.in_([ad.uuid for ad in atom_details])))
-        }
-        merged = []
+    def _write_flow_row(self, conn, flow_detail) -> None:
+        values = flow_detail.to_dict()
+        values["b_uuid"] = values.pop("uuid")
+        if conn.execute(self._flow_update, values).rowcount != 1:
+            raise tf_exc.NotFound(f"No flow details found with uuid '{flow_detail.uuid}'")
+
+    def _write_atoms(self, conn, atom_details: list, parent_uuid: str | None = None) -> None:
+        """Write each of ``atom_details`` over its row; with ``parent_uuid``,
+        a missing row is inserted under that flow."""
         for ad in atom_details:
-            row = rows.get(ad.uuid)
-            if row is None:
-                if parent_uuid is None:
-                    raise tf_exc.NotFound(f"No atom details found with uuid '{ad.uuid}'")
-                self._insert_atom_details(conn, ad, parent_uuid)
-                merged.append(ad)
+            values = ad.to_dict()
+            values["b_uuid"] = values.pop("uuid")
+            if conn.execute(self._atom_update, values).rowcount == 1:
                 continue
-            e_ad = self._converter.convert_atom_detail(row)
-            self._update_atom_details(conn, ad, e_ad)
-            merged.append(e_ad)
-        return merged
+            if parent_uuid is None:
+                raise tf_exc.NotFound(f"No atom details found with uuid '{ad.uuid}'")
+            self._insert_atom_row(conn, ad, parent_uuid)
+
+    def _insert_atom_row(self, conn, ad, parent_uuid: str) -> None:
+        values = ad.to_dict()
+        values["parent_uuid"] = parent_uuid
+        values["atom_type"] = tf_models.atom_detail_type(ad)
+        conn.execute(self._atom_insert, values)
 
     def _update_atom_details(self, conn, ad, e_ad):
+        # TaskFlow's own flow save (a store, a foreign storage): merged into
+        # the row read, and written only if that changed it.
         before = e_ad.to_dict()
         e_ad.merge(ad)
-        if e_ad.to_dict() != before:
-            conn.execute(
-                sa.update(self._tables.atomdetails)
-                .where(self._tables.atomdetails.c.uuid == e_ad.uuid)
-                .values(e_ad.to_dict())
-            )
+        after = e_ad.to_dict()
+        if after != before:
+            after["b_uuid"] = after.pop("uuid")
+            conn.execute(self._atom_update, after)
 
 
 class SharedConnectionBackend(SQLAlchemyBackend):

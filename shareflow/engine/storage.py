@@ -4,8 +4,9 @@ TaskFlow's storage writes every change of an atom in a transaction of its
 own, at once: per step RUNNING, progress 0.0, SUCCESS with the result,
 progress 1.0 and (at the end) the step's duration - about 40 write
 transactions per create_share job, ~1 ms each on PostgreSQL, on the critical
-path. Resuming a job needs far less, and :class:`DeferringStorage` writes
-only that:
+path; and before the first step, the flow's RESUMING, its atom details,
+SUSPENDED and RUNNING, one transaction each. Resuming a job needs far less,
+and :class:`DeferringStorage` writes only that:
 
 * **No engine-made progress.** The engine's automatic progress marks (0.0
   when a step starts, 1.0 when it ends) are not persisted, nor kept: nothing
@@ -23,15 +24,32 @@ only that:
   still did complete, so a resumed job skips exactly the steps recorded
   done.
 
+* **An engine's start is written with its first step.** Before its first
+  write, an engine passes through flow states that nothing acts on: a
+  resumed flow goes RESUMING, has its atom details ensured, goes SUSPENDED
+  (``prepare``), then RUNNING; a fresh one has its atom details created,
+  then goes RUNNING. TaskFlow writes each in a transaction of its own; here
+  they wait and are written with the next write - the first step's RUNNING,
+  before that step starts (or whatever the engine writes first: a failure,
+  a revert, the flow's end). A conductor that dies before that write leaves
+  the rows exactly as it found them, so the next one loads the same flow
+  (a fresh one, or the same resumed one) and decides the same; an engine
+  suspended before it (claim lost, conductor stopping) writes none of it.
+  A step found RUNNING is not written again, so a resumed flow whose first
+  step to run was RUNNING writes its start with the step after.
+
 * **A step's start carries a read.** :attr:`DeferringStorage.on_step_start`,
   when set, runs inside the transaction that records a step RUNNING (the
   conductor reads there whether an operator cancelled the job, instead of
-  in a transaction of its own right after).
+  in a transaction of its own right after); :attr:`~DeferringStorage.on_flow_success`
+  inside the one that records the flow's SUCCESS (the conductor records the
+  job succeeded there, instead of in one of its own right after).
 
-Everything else (states other than SUCCESS, flow states, intentions, failures,
-revert results) is written as TaskFlow writes it, together with what waits.
-A write that fails leaves what waited waiting (it is written with the next
-one, or the step runs again elsewhere).
+Everything else (states other than SUCCESS, flow states after the start,
+intentions, failures, revert results) is written as TaskFlow writes it,
+together with what waits. A write that fails leaves what waited waiting (it
+is written with the next one, or the step runs again elsewhere). The writes
+themselves are blind (``shareflow.engine.persistence.BatchConnection``).
 
 The engine's storage is the only writer of its flow's atoms while it holds
 the job's claim (a conductor that lost it is suspended at the next atom
@@ -41,6 +59,7 @@ boundary, whose write is what TaskFlow would have written then too).
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,15 +71,56 @@ from taskflow.engines.action_engine.engine import SerialActionEngine
 from taskflow.utils import misc
 
 
+class OneLock:
+    """The storage's lock, as TaskFlow uses it (``read_lock()`` and
+    ``write_lock()`` context managers, re-entered by nested calls).
+
+    TaskFlow's storage takes fasteners' reader-writer lock around every
+    read of it - some 260 times per create_share job, the engine's scheduling
+    asking each atom's state and intention again at each step - and that
+    lock is pure-Python bookkeeping (a condition, thread-ownership
+    dictionaries, a generator context manager) costing more than the reads.
+    A job's engine is serial: its steps, listeners and scheduling run in one
+    thread, so readers never wait on each other anyway. This is one
+    re-entrant lock for both: still safe if another thread does read (it
+    then waits instead of sharing), a C-level acquire per call."""
+
+    def __init__(self):
+        self._lock = threading.RLock()
+
+    def read_lock(self):
+        return self._lock
+
+    def write_lock(self):
+        return self._lock
+
+
 class DeferringStorage(tf_storage.Storage):
+    #: Flow states an engine passes through before its first step (prepare:
+    #: RESUMING, the atoms ensured, SUSPENDED; then RUNNING), or on its way
+    #: out if it stops before it (SUSPENDING, SUSPENDED: its claim was lost,
+    #: its conductor stops): written with the next write, if any.
+    STARTING = frozenset((tf_states.RESUMING, tf_states.SUSPENDED, tf_states.RUNNING, tf_states.SUSPENDING))
+
     def __init__(self, flow_detail, backend=None, scope_fetcher=None):
         super().__init__(flow_detail, backend=backend, scope_fetcher=scope_fetcher)
+        self._lock = OneLock()
         #: atom uuid -> atom detail (in memory, current) whose write waits.
         self._waiting: dict = {}
+        #: atom uuid -> atom detail new to the flow (ensured), not yet inserted.
+        self._unsaved: dict = {}
+        #: Whether the flow's own row has a change that waits.
+        self._flow_waits = False
+        #: Whether this storage has written anything (the starting flow
+        #: states wait only before its first write).
+        self._written = False
         #: ``(connection, atom_name)``, called in the transaction that
         #: records a step RUNNING (not for a step resumed already RUNNING,
         #: which is not written again).
         self.on_step_start: Callable[[Any, str], None] | None = None
+        #: ``(connection)``, called in the transaction that records the flow
+        #: SUCCESS (the job's own record, written with it).
+        self.on_flow_success: Callable[[Any], None] | None = None
 
     def set_task_progress(self, task_name, progress, details=None):
         if details is None:
@@ -72,24 +132,42 @@ class DeferringStorage(tf_storage.Storage):
     def _can_wait(clone) -> bool:
         return clone.state == tf_states.SUCCESS and clone.intention == tf_states.EXECUTE
 
+    @property
+    def pending(self) -> bool:
+        """Whether anything waits to be written."""
+        return bool(self._waiting or self._unsaved or self._flow_waits)
+
     def _save_atom_detail(self, conn, original_atom_detail, atom_detail):
         # Called by Storage with its write lock held.
         if self._can_wait(atom_detail):
             original_atom_detail.update(atom_detail)
-            self._waiting[original_atom_detail.uuid] = original_atom_detail
+            if original_atom_detail.uuid not in self._unsaved:
+                self._waiting[original_atom_detail.uuid] = original_atom_detail
             return original_atom_detail
         also = None
         if (self.on_step_start is not None and atom_detail.state == tf_states.RUNNING
                 and atom_detail.intention == tf_states.EXECUTE):
             also = functools.partial(self.on_step_start, atom_name=atom_detail.name)
-        if not self._waiting and also is None:
+        if not hasattr(conn, "update_atom_details_many"):
+            # Another backend: TaskFlow's write, after what waits.
+            self._flush_on(conn)
             return super()._save_atom_detail(conn, original_atom_detail, atom_detail)
-        originals = [ad for ad in self._waiting.values() if ad is not original_atom_detail]
-        written = self._write_many(conn, [*originals, atom_detail], also=also)
-        for original, merged in zip([*originals, original_atom_detail], written):
-            original.update(merged)
-        self._waiting.clear()
+        uuid = atom_detail.uuid
+        new = [atom_detail if ad.uuid == uuid else ad for ad in self._unsaved.values()]
+        updates = [ad for u, ad in self._waiting.items() if u != uuid]
+        if uuid not in self._unsaved:
+            updates.append(atom_detail)
+        flow = self._flowdetail if (self._flow_waits or new) else None
+        self._write_many(conn, updates, also=also, flow_detail=flow, new_atoms=new)
+        original_atom_detail.update(atom_detail)
+        self._written_all()
         return original_atom_detail
+
+    def _written_all(self) -> None:
+        self._waiting.clear()
+        self._unsaved.clear()
+        self._flow_waits = False
+        self._written = True
 
     @tenacity.retry(
         retry=tenacity.retry_if_exception_type(exception_types=tf_exc.StorageFailure),
@@ -97,11 +175,9 @@ class DeferringStorage(tf_storage.Storage):
         wait=tenacity.wait_fixed(tf_storage.RETRY_WAIT_TIMEOUT),
         reraise=True,
     )
-    def _write_many(self, conn, atom_details: list, also=None) -> list:
-        if hasattr(conn, "update_atom_details_many"):
-            return conn.update_atom_details_many(atom_details, also=also)
-        # Another backend: one by one, and no read alongside.
-        return [conn.update_atom_details(ad) for ad in atom_details]
+    def _write_many(self, conn, atom_details: list, also=None, flow_detail=None, new_atoms=()) -> list:
+        return conn.update_atom_details_many(atom_details, also=also, flow_detail=flow_detail,
+                                             new_atoms=new_atoms)
 
     def _save_flow_detail(self, conn, original_flow_detail, flow_detail):
         # Called by Storage with its write lock held.
@@ -109,18 +185,31 @@ class DeferringStorage(tf_storage.Storage):
             # TaskFlow's save writes every atom detail the flow detail holds
             # (the same objects as this storage's, waiting ones included).
             result = super()._save_flow_detail(conn, original_flow_detail, flow_detail)
-            self._waiting.clear()
+            self._written_all()
             return result
         # Every change of an atom passes through _save_atom_detail, written
         # or waiting: the atoms to write with the flow are the waiting ones
         # and those new to it (ensure_atoms, a new store).
         known = {ad.uuid for ad in original_flow_detail}
-        atoms = [ad for ad in flow_detail if ad.uuid not in known or ad.uuid in self._waiting]
-        _e_fd, merged = self._write_flow(conn, flow_detail, atoms)
-        for ad, written in zip(atoms, merged):
-            ad.update(written)
+        new = [ad for ad in flow_detail if ad.uuid not in known]
+        if not self._written and (flow_detail.state in self.STARTING
+                                  or (flow_detail.state == original_flow_detail.state
+                                      and flow_detail.meta == original_flow_detail.meta)):
+            # Before the first step (a starting state, or the atoms ensured):
+            # nothing acts on these until the next write, which carries them
+            # (see the module docstring).
+            original_flow_detail.update(flow_detail)
+            self._unsaved.update((ad.uuid, ad) for ad in new)
+            for ad in new:
+                self._waiting.pop(ad.uuid, None)
+            self._flow_waits = True
+            return original_flow_detail
+        new = [*self._unsaved.values(), *(ad for ad in new if ad.uuid not in self._unsaved)]
+        updates = [ad for u, ad in self._waiting.items() if u not in self._unsaved]
+        also = self.on_flow_success if flow_detail.state == tf_states.SUCCESS else None
+        self._write_flow(conn, flow_detail, updates, new, also)
         original_flow_detail.update(flow_detail)
-        self._waiting.clear()
+        self._written_all()
         return original_flow_detail
 
     @tenacity.retry(
@@ -129,19 +218,30 @@ class DeferringStorage(tf_storage.Storage):
         wait=tenacity.wait_fixed(tf_storage.RETRY_WAIT_TIMEOUT),
         reraise=True,
     )
-    def _write_flow(self, conn, flow_detail, atom_details: list):
-        return conn.update_flow_detail_and(flow_detail, atom_details)
+    def _write_flow(self, conn, flow_detail, atom_details: list, new_atoms: list, also=None):
+        return conn.update_flow_detail_and(flow_detail, atom_details, new_atoms=new_atoms, also=also)
+
+    def _flush_on(self, conn) -> None:
+        if not self.pending:
+            return
+        if hasattr(conn, "update_atom_details_many"):
+            flow = self._flowdetail if (self._flow_waits or self._unsaved) else None
+            self._write_many(conn, [ad for u, ad in self._waiting.items() if u not in self._unsaved],
+                             flow_detail=flow, new_atoms=list(self._unsaved.values()))
+        else:
+            conn.update_flow_details(self._flowdetail)
+        self._written_all()
 
     def flush(self) -> None:
-        """Write what waits now, in one transaction."""
+        """Write what waits now, in one transaction - if a step's outcome is
+        among it. An engine that stops before its first write (suspended: its
+        claim was lost, its conductor stops) writes nothing: its rows stay as
+        it found them, as if it had been killed. (A conductor that lost its
+        claim and then inserted the atom details it had made up would add a
+        second set to the flow of the conductor that took the job over.)"""
         with self._lock.write_lock():
-            waiting = list(self._waiting.values())
-            if not waiting:
-                return
-            written = self._with_connection(self._write_many, waiting)
-            for original, merged in zip(waiting, written):
-                original.update(merged)
-            self._waiting.clear()
+            if self._waiting:
+                self._with_connection(self._flush_on)
 
 
 class ShareflowEngine(SerialActionEngine):

@@ -141,13 +141,14 @@ def test_killed_between_claim_and_first_step_the_job_completes(faults, point):
 @pytest.mark.parametrize("point", checkpoints.RESUME_POINTS)
 def test_killed_again_while_resuming_the_job_completes(faults, point):
     """The conductor that reclaims a job whose flow had started (killed with
-    the flow RUNNING, before its first atom) is killed too, at ``point``."""
+    the flow and its first step RUNNING, before the step ran: the flow's
+    RUNNING is written with its first step's) is killed too, at ``point``."""
     stack = faults
     m = stack.manila(stack.token("tenant-ckpt2"))
 
-    hold_at(stack, checkpoints.RUNNING)
+    hold_at(stack, checkpoints.FIRST_STEP)
     share = m.shares.create("NFS", 1, name=f"ckpt2-{point}")
-    first = kill_held(stack, checkpoints.RUNNING)
+    first = kill_held(stack, checkpoints.FIRST_STEP)
     # Cleared by kill_held; held again for whoever reclaims the job.
     hold_at(stack, point)
     second = kill_held(stack, point)

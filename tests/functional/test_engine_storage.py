@@ -108,10 +108,11 @@ def test_one_write_per_step_and_every_step_recorded_before_the_next_runs(db, per
     assert seen["one"] == {"one": tf_states.RUNNING, "two": tf_states.PENDING, "three": tf_states.PENDING}
     assert seen["two"] == {"one": tf_states.SUCCESS, "two": tf_states.RUNNING, "three": tf_states.PENDING}
     assert seen["three"] == {"one": tf_states.SUCCESS, "two": tf_states.SUCCESS, "three": tf_states.RUNNING}
-    # Flow RUNNING, one per step (its RUNNING, with the step before's SUCCESS),
-    # flow SUCCESS (with the last step's), the durations: 6 transactions
-    # (TaskFlow's storage writes 18 here: 4 per step, the durations one by one).
-    assert len(commits) == 6, len(commits)
+    # One per step (its RUNNING, with the step before's SUCCESS and duration;
+    # the first also with the flow's RUNNING), flow SUCCESS (with the last
+    # step's SUCCESS and duration): 4 transactions (TaskFlow's storage writes
+    # 18 here: 4 per step, the durations one by one, the flow's 2).
+    assert len(commits) == 4, len(commits)
     rows = persisted(persistence, flow_uuid)
     for name in STEPS:
         assert rows[name].state == tf_states.SUCCESS
@@ -197,3 +198,230 @@ def test_a_read_rides_in_the_transaction_that_records_a_step_running(persistence
         "two": {"one": tf_states.SUCCESS, "two": tf_states.RUNNING, "three": tf_states.PENDING},
         "three": {"one": tf_states.SUCCESS, "two": tf_states.SUCCESS, "three": tf_states.RUNNING},
     }
+
+
+@contextlib.contextmanager
+def recording_transactions(engine: sa.Engine):
+    """Each committed transaction on ``engine`` that wrote: its statements
+    (``VERB table``)."""
+    done: list[list[str]] = []
+    current: dict[int, list[str]] = {}
+
+    def on_statement(conn, _cursor, statement, *_args):
+        words = statement.split()
+        # "UPDATE atomdetails", "SELECT ... FROM atomdetails", "INSERT INTO atomdetails"
+        table = words[1] if words[0].upper() == "UPDATE" else words[2] if words[0].upper() == "INSERT" else \
+            next((words[i + 1] for i, w in enumerate(words[:-1]) if w.upper() == "FROM"), "")
+        current.setdefault(id(conn), []).append(f"{words[0].upper()} {table}")
+
+    def on_commit(conn):
+        statements = [st for st in current.pop(id(conn), []) if not st.startswith("BEGIN")]
+        if any(st.split()[0] in ("INSERT", "UPDATE", "DELETE") for st in statements):
+            done.append(statements)
+
+    sa.event.listen(engine, "before_cursor_execute", on_statement)
+    sa.event.listen(engine, "commit", on_commit)
+    try:
+        yield done
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_statement)
+        sa.event.remove(engine, "commit", on_commit)
+
+
+def test_a_fresh_flow_writes_nothing_until_its_first_step_and_never_reads_a_row_to_write_it(db, persistence):
+    """Preparing and starting a fresh engine (its atom details ensured, flow
+    RUNNING) writes nothing: all of it goes in the first step's transaction,
+    before that step runs. Every transaction writes blind (no SELECT of the
+    row it then writes, as TaskFlow's connection does), and the flow's
+    SUCCESS carries what ``on_flow_success`` writes."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+    flow_states = {}
+    engine.storage.inject({"read": lambda: (flow_states.setdefault(len(flow_states), reload(
+        persistence, flow_uuid).state), {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()})[1]},
+        transient=True)
+    engine.storage.on_flow_success = lambda conn: conn.execute(
+        sa.text("UPDATE flowdetails SET name = 'marked' WHERE uuid = :u"), {"u": flow_uuid})
+    with recording_transactions(db.engine) as transactions:
+        engine.compile()
+        engine.prepare()
+        assert transactions == []
+        assert persisted(persistence, flow_uuid) == {}
+        with DeferredDurationListener(engine):
+            engine.run()
+
+    assert ran == list(STEPS)
+    assert seen["one"] == {"one": tf_states.RUNNING, "two": tf_states.PENDING, "three": tf_states.PENDING}
+    assert flow_states[0] == tf_states.RUNNING  # as step one ran
+    assert transactions == [
+        ["UPDATE flowdetails", "INSERT atomdetails", "INSERT atomdetails", "INSERT atomdetails"],
+        ["UPDATE atomdetails", "UPDATE atomdetails"],
+        ["UPDATE atomdetails", "UPDATE atomdetails"],
+        ["UPDATE flowdetails", "UPDATE atomdetails", "UPDATE flowdetails"],
+    ], transactions
+    rows = persisted(persistence, flow_uuid)
+    assert all(rows[n].state == tf_states.SUCCESS and rows[n].meta["duration"] >= 0 for n in STEPS)
+    final = reload(persistence, flow_uuid)
+    assert final.state == tf_states.SUCCESS and final.name == "marked"
+
+
+def crash_at(notifier, state):
+    def crash(_state, details):
+        raise Crash()
+    notifier.register(state, crash)
+
+
+@pytest.mark.parametrize("state", [tf_states.RUNNING])
+def test_a_fresh_flow_killed_before_its_first_step_is_written_starts_over(persistence, state):
+    """Killed with the flow RUNNING in memory (atoms ensured, nothing written):
+    the database has the flow as it was posted, and the next engine runs
+    every step once."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+    crash_at(engine.notifier, state)
+    with pytest.raises(Crash):
+        engine.run()
+    assert ran == []
+    assert persisted(persistence, flow_uuid) == {}
+    assert reload(persistence, flow_uuid).state in (None, tf_states.PENDING)
+
+    engine_for(persistence, flow_uuid, ran, seen).run()
+    assert ran == list(STEPS)
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_killed_inside_the_first_steps_transaction_nothing_is_written(persistence):
+    """The first step's transaction (flow RUNNING, the atom details, its
+    RUNNING) dies before it commits: none of it is there, and the next
+    engine runs every step once."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+
+    def on_step_start(connection, atom_name):
+        raise Crash()
+
+    engine.storage.on_step_start = on_step_start
+    with pytest.raises(Crash):
+        engine.run()
+    assert ran == [] and persisted(persistence, flow_uuid) == {}
+    engine_for(persistence, flow_uuid, ran, seen).run()
+    assert ran == list(STEPS)
+
+
+@pytest.mark.parametrize("state", [tf_states.RESUMING, tf_states.SUSPENDED, tf_states.RUNNING])
+def test_a_resumed_flow_killed_before_its_next_write_resumes_from_the_same_rows(persistence, state):
+    """A flow that had run step one (and died as step two started) is
+    resumed, and the resuming engine dies at ``state`` (RESUMING, SUSPENDED
+    after the atoms are ensured, RUNNING), whose writes wait for the next
+    step's: the rows are exactly as the first engine left them, and a third
+    engine skips step one and runs two and three."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    first = engine_for(persistence, flow_uuid, ran, seen)
+
+    def die_in_two(_state, details):  # recorded RUNNING, not run
+        if details["task_name"] == "two":
+            raise Crash()
+
+    first.atom_notifier.register(tf_states.RUNNING, die_in_two)
+    with pytest.raises(Crash):
+        first.run()
+    before = {n: (ad.state, ad.results) for n, ad in persisted(persistence, flow_uuid).items()}
+    assert before == {"one": (tf_states.SUCCESS, "one-result"), "two": (tf_states.RUNNING, None),
+                      "three": (tf_states.PENDING, None)}
+    assert reload(persistence, flow_uuid).state == tf_states.RUNNING
+
+    second = engine_for(persistence, flow_uuid, ran, seen)
+    crash_at(second.notifier, state)
+    with pytest.raises(Crash):
+        second.run()
+    assert {n: (ad.state, ad.results) for n, ad in persisted(persistence, flow_uuid).items()} == before
+    assert reload(persistence, flow_uuid).state == tf_states.RUNNING
+
+    assert ran == ["one"]
+    engine_for(persistence, flow_uuid, ran, seen).run()
+    assert ran == ["one", "two", "three"]
+    rows = persisted(persistence, flow_uuid)
+    assert all(rows[n].state == tf_states.SUCCESS and rows[n].results == f"{n}-result" for n in STEPS)
+
+
+def test_the_flows_success_and_what_rides_with_it_commit_together(persistence):
+    """``on_flow_success`` (the job's record) runs in the transaction that
+    writes the flow's SUCCESS: if it fails, the flow and its last step are
+    not recorded done either, and the next engine runs that step again."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+
+    def on_flow_success(connection):
+        connection.execute(sa.text("UPDATE flowdetails SET name = 'marked' WHERE uuid = :u"), {"u": flow_uuid})
+        raise Crash()
+
+    engine.storage.on_flow_success = on_flow_success
+    with pytest.raises(Crash):
+        engine.run()
+    flow = reload(persistence, flow_uuid)
+    assert flow.state == tf_states.RUNNING and flow.name != "marked"
+    assert {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()} == {
+        "one": tf_states.SUCCESS, "two": tf_states.SUCCESS, "three": tf_states.RUNNING}
+    engine_for(persistence, flow_uuid, ran, seen).run()
+    assert ran == ["one", "two", "three", "three"]
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_loading_a_jobs_logbook_does_not_take_the_write_lock(tmp_path):
+    """The conductor reads a claimed job's logbook in a read transaction: it
+    is read while another process holds SQLite's write lock (TaskFlow's own
+    read begins IMMEDIATE and would wait for it, holding up the writer
+    behind - e.g. the request that posted the job)."""
+    import sqlite3
+
+    from shareflow.db import migrate
+    from shareflow.db.engine import Database
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    db = Database(url)
+    try:
+        migrate.upgrade(db)
+        persistence = make_persistence(db)
+        flow_uuid = new_flow_detail(persistence)
+        with db.engine.connect() as c:
+            book_uuid = c.execute(sa.text("SELECT parent_uuid FROM flowdetails WHERE uuid = :u"),
+                                  {"u": flow_uuid}).scalar_one()
+        writer = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None, timeout=0)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            writer.execute("UPDATE logbooks SET name = 'being written' WHERE uuid = ?", (book_uuid,))
+            with contextlib.closing(persistence.get_connection()) as conn:
+                book = conn.get_logbook(book_uuid)
+            assert [fd.uuid for fd in book] == [flow_uuid]
+            assert book.name == "b"  # the committed row, not the writer's
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+    finally:
+        db.dispose()
+
+
+def test_an_engine_suspended_before_its_first_step_writes_nothing(persistence):
+    """Suspended as the flow starts (its claim lost, its conductor stopping):
+    neither its atom details nor its flow states are written, not even as
+    its listeners deregister - a conductor that lost the job must not add its
+    own atom details to the flow another one has taken over. The next engine
+    runs every step once."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_for(persistence, flow_uuid, ran, seen)
+    engine.notifier.register(tf_states.RUNNING, lambda state, details: engine.suspend())
+    with DeferredDurationListener(engine):
+        engine.run()
+    assert engine.storage.get_flow_state() == tf_states.SUSPENDED
+    assert ran == [] and persisted(persistence, flow_uuid) == {}
+    assert reload(persistence, flow_uuid).state in (None, tf_states.PENDING)
+
+    engine_for(persistence, flow_uuid, ran, seen).run()
+    assert ran == list(STEPS)
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
