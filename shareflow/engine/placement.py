@@ -109,5 +109,8 @@ def post_following(runtime, job_id: str, points: checkpoints.Checkpoints, point:
     # A test holds (and kills) the conductor here: recorded, not yet posted.
     points.reach(point, job_id)
     if not posted:
-        runtime.poster.post(job, spec_of(job))
+        # Handed to this worker's conductor of the chosen pool when it is
+        # idle: claimed in the post's transaction, it starts without the
+        # board's watch and a claim (ShareflowConductor.idle).
+        runtime.poster.post(job, spec_of(job), hand_off=True)
     return next_id
