@@ -25,7 +25,7 @@ from taskflow import exceptions as tf_exc
 from taskflow.jobs import base as jobs_base
 from taskflow.persistence import models as tf_models
 
-from shareflow.engine.boards import ConductorJobBoard, handed_job_name, post_job
+from shareflow.engine.boards import Boards, ConductorJobBoard, handed_job_name, post_job
 from shareflow.engine.listeners import ClaimWatch
 from shareflow.engine.zk import board_path
 from tests.fixtures.coordination import close_client, start_client
@@ -232,3 +232,29 @@ def test_a_refused_hand_off_leaves_nothing(board, kazoo_client):
         assert not board.holds_handed
     finally:
         kazoo_client.delete(f"{board.path}/{name}")
+
+
+class _Conductor:
+    """What Boards.hand_off asks of this process's conductor of a board."""
+
+    def __init__(self, name: str, idle: bool):
+        self.name, self.idle = name, idle
+
+
+def test_a_job_is_handed_only_to_an_idle_conductor_of_this_process(kazoo_client, zk_chroot):
+    boards = Boards(kazoo_client, zk_chroot, ["h@b"], None, conductor=True, request_timeout=10)
+    boards.connect()
+    try:
+        board = boards.get("h@b")
+        book = tf_models.LogBook("b")
+        # No conductor of that board here, or one that is busy: not handed.
+        assert boards.hand_off("h@b", "job", book=book, details={}) is None
+        boards.serve("h@b", _Conductor("busy", idle=False))
+        assert boards.hand_off("h@b", "job", book=book, details={}) is None
+        assert kazoo_client.get_children(board.path) == [] and not board.holds_handed
+        boards.serve("h@b", _Conductor("idle", idle=True))
+        uuid = boards.hand_off("h@b", "job", book=book, details={})
+        (job,) = [j for j in board.iterjobs() if j.uuid == uuid]
+        assert owner_of(kazoo_client, job) == "idle" and board.holds_handed
+    finally:
+        boards.close()
