@@ -9,6 +9,12 @@ and the answer; past that the caller gets CoordinationError (503) and undoes
 its request. A create that was already on its way may still land on the board
 later: the conductor then finds its job withdrawn and drops it without acting
 (see :mod:`shareflow.engine.posting`).
+
+A conductor worker may also hand a job to one of its own conductors: post
+it already claimed for that conductor, job node and lock in one transaction
+(:meth:`ConductorJobBoard.post_claimed`, :meth:`Boards.hand_off`), which a
+placed share's create job takes when the worker that placed it serves the
+chosen pool and its conductor there is idle.
 """
 
 from __future__ import annotations
