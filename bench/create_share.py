@@ -417,8 +417,21 @@ def job_records(stack, samples: list[Sample], operation: str) -> list[dict]:
             "share_updated": share_updated,
             "api_server": api[3] if api else None,
             "steps": {st.name: st.duration for st in view.steps},
+            "schedule": _schedule_record(jobs, view.job) if operation == "create_share" else None,
         })
     return records
+
+
+def _schedule_record(jobs, create) -> dict | None:
+    """The ``schedule_share`` job a create job follows (``retry_of``): its
+    timestamps and steps, to split the first line of the create's path."""
+    if not create.retry_of:
+        return None
+    view = jobs.show(create.retry_of)
+    if view.job.operation != "schedule_share":
+        return None
+    return {"created": epoch(view.job.created_at), "started": epoch(view.job.started_at),
+            "finished": epoch(view.job.finished_at), "steps": {st.name: st.duration for st in view.steps}}
 
 
 def breakdown(samples: list[Sample], records: list[dict], *, final_step: str = "finish") -> dict:
@@ -437,6 +450,8 @@ def breakdown(samples: list[Sample], records: list[dict], *, final_step: str = "
     comps: dict[str, list[float]] = {}
     steps: dict[str, list[float]] = {}
     after: dict[str, list[float]] = {}
+    #: The first line split by the schedule_share job's record (creates).
+    scheduling: dict[str, list[float]] = {}
     order: list[str] = []
 
     def add(table: dict, key: str, value: float | None) -> None:
@@ -457,6 +472,16 @@ def breakdown(samples: list[Sample], records: list[dict], *, final_step: str = "
         # updated_at = the clock it read at the start of its execute.
         final_start = r["share_updated"]
         add(comps, "API: request sent -> job recorded (jobs.created_at)", r["created"] - s.t_request)
+        sched = r.get("schedule")
+        if sched and sched.get("started") is not None:
+            st = {k: v for k, v in sched["steps"].items() if v is not None}
+            add(scheduling, "request sent -> schedule_share job recorded", sched["created"] - s.t_request)
+            add(scheduling, "its post + wake-up + claim", sched["started"] - sched["created"])
+            add(scheduling, "its steps begin + place_share", st.get("begin", 0) + st.get("place_share", 0))
+            add(scheduling, "its loading and bookkeeping up to the create job recorded",
+                r["created"] - sched["started"] - st.get("begin", 0) - st.get("place_share", 0))
+            if sched.get("finished") is not None:
+                add(after, "create job recorded -> schedule_share job finished", sched["finished"] - r["created"])
         add(comps, "post + wake-up + claim (created_at -> started_at)", r["started"] - r["created"])
         add(comps, "steps before the final one (sum of their durations)", before_final)
         add(comps, "TaskFlow bookkeeping between the steps (the rest)",
@@ -469,7 +494,7 @@ def breakdown(samples: list[Sample], records: list[dict], *, final_step: str = "
             add(after, f"'{final_step}' step duration (status commit + result save)", durations[final_step])
         if r.get("finished") is not None:
             add(after, f"'{final_step}' starts -> job recorded finished", r["finished"] - final_start)
-    return {"components": comps, "steps": steps, "step_order": order, "after": after}
+    return {"components": comps, "steps": steps, "step_order": order, "after": after, "scheduling": scheduling}
 
 
 def _row(label: str, values: list[float], indent: int = 2) -> str:
@@ -482,6 +507,9 @@ def print_breakdown(title: str, total: list[float], bd: dict, final_step: str = 
     print(f"  {'critical path, in order':58s} {'median':>8s} {'mean':>8s} {'p90':>8s}  (ms)")
     for key, values in bd["components"].items():
         print(_row(key, values))
+        if key.startswith("API: request sent") and bd.get("scheduling"):
+            for name, vals in bd["scheduling"].items():
+                print(_row(name, vals, indent=6))
         if key.startswith("steps before"):
             for name in bd["step_order"]:
                 vals = bd["steps"].get(name)

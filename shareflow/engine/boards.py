@@ -9,11 +9,18 @@ and the answer; past that the caller gets CoordinationError (503) and undoes
 its request. A create that was already on its way may still land on the board
 later: the conductor then finds its job withdrawn and drops it without acting
 (see :mod:`shareflow.engine.posting`).
+
+A conductor worker may also hand a job to one of its own conductors: post
+it already claimed for that conductor, job node and lock in one transaction
+(:meth:`ConductorJobBoard.post_claimed`, :meth:`Boards.hand_off`), which a
+placed share's create job takes when the worker that placed it serves the
+chosen pool and its conductor there is idle.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import threading
 import time
@@ -28,7 +35,7 @@ from taskflow import exceptions as tf_exc
 from taskflow.utils import kazoo_utils
 from oslo_serialization import jsonutils
 from oslo_utils import uuidutils
-from taskflow.jobs.backends.impl_zookeeper import ZookeeperJobBoard
+from taskflow.jobs.backends.impl_zookeeper import ZookeeperJob, ZookeeperJobBoard
 from taskflow.jobs import base as jobs_base
 from taskflow.jobs.base import JobBoard, JobPriority, format_posting
 from taskflow.utils import misc
@@ -64,6 +71,16 @@ def post_job(client: KazooClient, path: str, name: str, *, book, details: dict, 
     return job_uuid
 
 
+def handed_job_name(now_ns: int) -> str:
+    """The node name of a job posted and claimed in one transaction. Its
+    lock, ``<name>.lock``, is created in the same transaction, so the name
+    must be known before ZooKeeper answers: it cannot be sequential. It has
+    19 digits where ZooKeeper's sequential names have 10, so it never meets
+    one; two hand-offs to one board in the same nanosecond meet each other
+    and the second falls back to a plain post."""
+    return f"{ZookeeperJobBoard.JOB_PREFIX}{now_ns:019d}"
+
+
 class ConductorJobBoard(ZookeeperJobBoard):
     """TaskFlow's ZooKeeper board, for conductors: ``iterjobs`` offers only
     the jobs that are not claimed, known from the board's own children
@@ -79,6 +96,14 @@ class ConductorJobBoard(ZookeeperJobBoard):
         self._locked: frozenset[str] = frozenset()
         #: job path -> the version of its node when the board read it.
         self._versions: dict[str, int] = {}
+        #: job path -> [job, owner, confirmed] of the jobs posted here
+        #: already claimed for this board's conductor (:meth:`post_claimed`),
+        #: not yet taken up; ``confirmed`` once ZooKeeper said it made them.
+        self._handed: dict[str, list] = {}
+        #: The job nodes of the board's last listing.
+        self._listed: frozenset[str] = frozenset()
+        #: Names the nodes of handed jobs (:func:`handed_job_name`).
+        self.name_clock = time.time_ns
 
     def _process_child(self, path, request, quiet=True):
         super()._process_child(path, request, quiet=quiet)
@@ -92,8 +117,78 @@ class ConductorJobBoard(ZookeeperJobBoard):
             self._versions.setdefault(path, stat.version)
 
     def _remove_job(self, path):
+        if path in self._handed:
+            # Not from a listing: one taken before our transaction landed
+            # would drop the job, then leave it locked for us and unknown.
+            return False
         self._versions.pop(path, None)
         return super()._remove_job(path)
+
+    @property
+    def holds_handed(self) -> bool:
+        """Whether a job handed to this board's conductor waits to be taken up."""
+        return bool(self._handed)
+
+    def post_claimed(self, name: str, *, book, details: dict, owner: str, timeout: float):
+        """Post a job to this board and claim it for ``owner`` (this board's
+        conductor) in one ZooKeeper transaction: the job node and its
+        ephemeral lock, as a claim makes it. The conductor then finds the job
+        first in :meth:`iterjobs` and its :meth:`claim` is already done: no
+        wait for the board's watch, no claim round trip, no race with the
+        conductors of other workers. Should this process die before the job
+        ends, its session's end removes the lock and any conductor of the
+        board claims the job as it would any whose owner died.
+
+        Returns the job's board uuid; None when the transaction was refused
+        (nothing was created: the caller posts plainly). Raises
+        CoordinationError when ZooKeeper did not answer within ``timeout``:
+        the transaction may still land, and the job is then this board's
+        conductor's to take up once a listing shows it (its record withdrawn
+        meanwhile, it is dropped unrun as any withdrawn job)."""
+        job_uuid = uuidutils.generate_uuid()
+        posting = format_posting(job_uuid, name, book=book, details=details, priority=JobPriority.NORMAL)
+        path = k_paths.join(self.path, handed_job_name(self.name_clock()))
+        job = ZookeeperJob(self, name, self._client, path, backend=self._persistence, uuid=job_uuid,
+                           book=book, details=details, book_data=posting.get("book"),
+                           created_on=datetime.datetime.now(datetime.timezone.utc),
+                           priority=JobPriority.NORMAL)
+        if timeout <= 0:
+            raise CoordinationError(f"posting {name}: no time left to reach ZooKeeper", user_message=UNAVAILABLE)
+        txn = self._client.transaction()
+        txn.create(path, misc.binary_encode(jsonutils.dumps(posting)))
+        txn.create(job.lock_path, misc.binary_encode(jsonutils.dumps({"owner": owner})), ephemeral=True)
+        # Known before the answer: a transaction that lands after a timeout
+        # is still taken up here (its lock is ours, no other conductor would).
+        self._adopt(job, owner)
+        try:
+            results = txn.commit_async().get(timeout=timeout)
+        except KazooTimeoutError as e:
+            raise CoordinationError(
+                f"posting {name}: ZooKeeper did not answer within {timeout:.1f}s", user_message=UNAVAILABLE,
+            ) from e
+        except KazooException as e:  # the connection lost: its outcome unknown, as above
+            raise CoordinationError(f"posting {name}: ZooKeeper failed: {e!r}", user_message=UNAVAILABLE) from e
+        if any(isinstance(r, Exception) for r in results):
+            # Rolled back (a name met, the board's node gone): nothing exists.
+            self._forget(path)
+            LOG.info("posting %s claimed on %s was refused (%s); posting it plainly", name, self.path, results)
+            return None
+        entry = self._handed.get(path)
+        if entry is not None:
+            entry[2] = True
+        self._try_emit(jobs_base.POSTED, details={"job": job})
+        return job_uuid
+
+    def _adopt(self, job, owner: str) -> None:
+        with self._job_cond:
+            self._handed[job.path] = [job, owner, False]
+            self._known_jobs[job.path] = job
+            self._job_cond.notify_all()
+
+    def _forget(self, path: str) -> None:
+        with self._job_cond:
+            self._handed.pop(path, None)
+            self._known_jobs.pop(path, None)
 
     @jobs_base.check_who
     def claim(self, job, who):
@@ -104,7 +199,16 @@ class ConductorJobBoard(ZookeeperJobBoard):
         rewritten (posting creates it, consume or trash deletes it) - one
         ZooKeeper round trip less per job. Should the node have changed all
         the same, the check fails and TaskFlow's claim, reading it afresh,
-        decides."""
+        decides.
+
+        A job posted here claimed for ``who`` (:meth:`post_claimed`) is
+        ours already: nothing is asked."""
+        handed = self._handed.pop(job.path, None)
+        if handed is not None and handed[0] is job and handed[1] == who:
+            # One whose transaction's answer never came is ours only if its
+            # lock says so (the session may have ended meanwhile).
+            if handed[2] or self.find_owner(job) == who:
+                return None
         version = self._versions.get(job.path)
         if version is None:
             return super().claim(job, who)
@@ -131,14 +235,21 @@ class ConductorJobBoard(ZookeeperJobBoard):
 
     def _on_job_posting(self, children, delayed=True):
         post = len(self.LOCK_POSTFIX)
+        self._listed = frozenset(k_paths.join(self.path, c) for c in children if not c.endswith(self.LOCK_POSTFIX))
         self._locked = frozenset(
             k_paths.join(self.path, c[:-post]) for c in children if c.endswith(self.LOCK_POSTFIX)
         )
         super()._on_job_posting(children, delayed=delayed)
 
     def iterjobs(self, only_unclaimed=False, ensure_fresh=False):
+        # The jobs handed to this conductor first: they are claimed (so
+        # locked in the listing) for it alone.
+        # (One whose transaction's answer never came: once a listing shows it.)
+        listed = self._listed
+        handed = [job for job, _owner, confirmed in list(self._handed.values()) if confirmed or job.path in listed]
         locked = self._locked
-        return iter([j for j in self._fetch_jobs(ensure_fresh=ensure_fresh) if j.path not in locked])
+        return iter(handed + [j for j in self._fetch_jobs(ensure_fresh=ensure_fresh)
+                              if j.path not in locked and j.path not in self._handed])
 
 
 def every_job(board: JobBoard) -> list:
@@ -164,6 +275,8 @@ class Boards:
         self._request_timeout = request_timeout
         self._connected = False
         self._boards: dict[str, JobBoard] = {}
+        #: key -> this process's conductor of that board, for hand-offs.
+        self._runners: dict = {}
         for key in keys:
             self._boards[key] = self._make(key)
 
@@ -212,6 +325,25 @@ class Boards:
         except ValueError as e:
             raise ConfigError(f"no jobboard for {key!r}: {e}") from None
         return post_job(self._client, path, name, book=book, details=details, timeout=self._request_timeout)
+
+    def serve(self, key: str, conductor) -> None:
+        """``conductor`` (of this process) runs the jobs of board ``key``:
+        :meth:`hand_off` may post a job there already claimed for it."""
+        self._runners[key] = conductor
+
+    def hand_off(self, key: str, name: str, *, book, details: dict) -> str | None:
+        """Post to the board of ``key`` a job claimed, in the same
+        ZooKeeper transaction, for this process's conductor of that board
+        (:meth:`ConductorJobBoard.post_claimed`) - only when that conductor
+        is idle, so a job never waits behind another here while a conductor
+        elsewhere could run it. The job's board uuid; None when not handed
+        (no such conductor, busy, or the transaction refused): the caller
+        posts it plainly. Raises CoordinationError as :meth:`post` does."""
+        conductor = self._runners.get(key)
+        if conductor is None or not conductor.idle:
+            return None
+        return self._boards[key].post_claimed(name, book=book, details=details, owner=conductor.name,
+                                              timeout=self._request_timeout)
 
     def close(self) -> None:
         for board in self._boards.values():

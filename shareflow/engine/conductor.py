@@ -95,11 +95,21 @@ class ShareflowConductor(BlockingConductor):
         self._loaded: dict = {}
         #: board job uuid -> the watch on our claim, started by _dispatch_job.
         self._watches: dict = {}
+        #: Whether a job is being run here (from its dispatch to its end).
+        self._busy = False
         board.notifier.register(jobs_base.POSTED, self._on_posted)
 
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def idle(self) -> bool:
+        """Running nothing and holding no job handed to it: a job handed
+        now (``Boards.hand_off``) starts at once. A moment's answer: the
+        conductor may claim a job from its board right after."""
+        holds = getattr(self._jobboard, "holds_handed", False)
+        return not self._busy and not holds and not self._wait_timeout.is_stopped()
 
     def _on_posted(self, state, details):
         self._timeout.wake()
@@ -124,6 +134,13 @@ class ShareflowConductor(BlockingConductor):
         then let TaskFlow run it. Returns whether the job is done (consumed)
         or goes back to the board (abandoned); raises once the job has been
         set aside, which takes it off the board."""
+        self._busy = True
+        try:
+            return self._dispatch_claimed(job)
+        finally:
+            self._busy = False
+
+    def _dispatch_claimed(self, job):
         job_id = _job_id(job)
         # Its first read travels while the job is recorded and loaded.
         self._watches[job.uuid] = ClaimWatch(self._client, job.lock_path, self._name).start()

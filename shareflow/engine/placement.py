@@ -18,7 +18,9 @@ Both do the same three things, and only the guard on the share differs:
   placing the share again.
 * :func:`post_following` - post that job if it never was (a job given up by
   the housekeeping of unposted jobs meanwhile is left alone: its share was
-  failed with it).
+  failed with it). When this worker's conductor of the chosen pool is idle
+  the job is handed to it: posted already claimed for it, in one ZooKeeper
+  transaction (``shareflow.engine.boards.ConductorJobBoard.post_claimed``).
 """
 
 from __future__ import annotations
@@ -109,5 +111,8 @@ def post_following(runtime, job_id: str, points: checkpoints.Checkpoints, point:
     # A test holds (and kills) the conductor here: recorded, not yet posted.
     points.reach(point, job_id)
     if not posted:
-        runtime.poster.post(job, spec_of(job))
+        # Handed to this worker's conductor of the chosen pool when it is
+        # idle: claimed in the post's transaction, it starts without the
+        # board's watch and a claim (ShareflowConductor.idle).
+        runtime.poster.post(job, spec_of(job), hand_off=True)
     return next_id

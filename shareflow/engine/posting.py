@@ -181,11 +181,16 @@ class JobPoster:
             jobs_db.set_posted(session, job.id, board_job_uuid, now=self._clock())
         return board_job_uuid
 
-    def post(self, job: Job, spec: JobSpec) -> str:
+    def post(self, job: Job, spec: JobSpec, *, hand_off: bool = False) -> str:
         """Make the recorded job runnable. Raises CoordinationError when the
         board did not take it within ``[zookeeper] request_timeout``; the job
         may still reach the board, so its logbook stays until the caller has
-        withdrawn the job (:meth:`post_or_undo`)."""
+        withdrawn the job (:meth:`post_or_undo`).
+
+        ``hand_off``: when this process's conductor of the job's board is
+        idle, the job is posted already claimed for it, in one transaction
+        (``Boards.hand_off``), and it runs there next; otherwise, or on
+        boards that cannot (an API's), posted plainly."""
         book = tf_models.LogBook(f"{spec.operation}-{spec.resource_id}", uuid=job.logbook_id)
         flow_detail = tf_models.FlowDetail(spec.operation, uuid=job.flow_detail_id)
         book.add(flow_detail)
@@ -196,9 +201,12 @@ class JobPoster:
         with translate_storage_errors(f"saving the logbook of a {spec.operation} job"):
             with contextlib.closing(self._persistence.get_connection()) as conn:
                 conn.save_logbook(book)
-        board_job_uuid = self._boards.post(
-            spec.backend, f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec)
-        )
+        name, details = f"{spec.operation}:{spec.resource_id}", job_details(job, spec)
+        board_job_uuid = None
+        if hand_off and hasattr(self._boards, "hand_off"):
+            board_job_uuid = self._boards.hand_off(spec.backend, name, book=book, details=details)
+        if board_job_uuid is None:
+            board_job_uuid = self._boards.post(spec.backend, name, book=book, details=details)
         try:
             with self._db.write() as session:
                 jobs_db.set_posted(session, job.id, board_job_uuid, now=self._clock())

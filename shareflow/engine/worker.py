@@ -141,6 +141,10 @@ class Worker:
                     checkpoints=board_checkpoints(cfg, name, keys[name]),
                 )
                 self._conductors.append(conductor)
+                if "@" in name:
+                    # A share this worker's scheduler places on this pool is
+                    # handed to this conductor (shareflow.engine.placement).
+                    boards.serve(name, conductor)
                 t = threading.Thread(target=conductor.run, name=f"conductor-{name}", daemon=True)
                 t.start()
                 threads.append(t)

@@ -25,9 +25,11 @@ from taskflow import exceptions as tf_exc
 from taskflow.jobs import base as jobs_base
 from taskflow.persistence import models as tf_models
 
-from shareflow.engine.boards import ConductorJobBoard, post_job
+from shareflow.engine.boards import Boards, ConductorJobBoard, handed_job_name, post_job
 from shareflow.engine.listeners import ClaimWatch
 from shareflow.engine.zk import board_path
+from tests.fixtures.coordination import close_client, start_client
+from tests.fixtures.stack import wait_until
 
 
 @contextlib.contextmanager
@@ -148,3 +150,111 @@ def test_claim_watch_hears_of_a_lost_claim(board, kazoo_client):
     kazoo_client.delete(job.lock_path)
     assert watch.lost.wait(10)
     watch.stop()
+
+
+# A job posted claimed (the placing conductor hands a create job to its own
+# worker's conductor of the chosen pool: ConductorJobBoard.post_claimed).
+
+def posted_claimed(board, who: str = "me") -> tuple[str, object]:
+    uuid = board.post_claimed("job", book=tf_models.LogBook("b"), details={"x": 1}, owner=who, timeout=10)
+    assert uuid is not None
+    (job,) = [j for j in board.iterjobs() if j.uuid == uuid]
+    return uuid, job
+
+
+def test_a_job_posted_claimed_is_one_transaction_with_its_lock(board, kazoo_client):
+    with recorded(kazoo_client, this_thread=True) as sent:
+        _uuid, job = posted_claimed(board)
+    assert [type(r) for r in sent] == [ser.Transaction]
+    assert [type(op) for op in sent[0].operations] == [ser.Create, ser.Create]
+    # One transaction: both nodes carry its zxid; the lock is ephemeral, ours.
+    _data, job_stat = kazoo_client.get(job.path)
+    lock_data, lock_stat = kazoo_client.get(job.lock_path)
+    assert job_stat.czxid == lock_stat.czxid
+    assert lock_stat.ephemeralOwner == kazoo_client.client_id[0] and job_stat.ephemeralOwner == 0
+    assert json.loads(lock_data) == {"owner": "me"}
+    assert job.details == {"x": 1}
+
+
+def test_a_job_posted_claimed_is_offered_first_and_its_claim_asks_nothing(board, kazoo_client):
+    other = posted_job(board, kazoo_client)  # unclaimed, posted before
+    _uuid, job = posted_claimed(board)
+    callbacks_done(kazoo_client)  # the listing that shows both (and the lock) has been read
+    assert [j.uuid for j in board.iterjobs()][:2] == [job.uuid, other.uuid]
+    with recorded(kazoo_client, this_thread=True) as sent:
+        board.claim(job, "me")
+    assert sent == []
+    # Taken up: it is not offered again, and it is claimed on the board.
+    callbacks_done(kazoo_client)
+    assert [j.uuid for j in board.iterjobs()] == [other.uuid]
+    assert owner_of(kazoo_client, job) == "me"
+    board.consume(job, "me")
+    assert kazoo_client.exists(job.path) is None and kazoo_client.exists(job.lock_path) is None
+
+
+def test_a_job_posted_claimed_for_another_is_claimed_as_any(board, kazoo_client):
+    _uuid, job = posted_claimed(board, who="placer")
+    with pytest.raises(tf_exc.UnclaimableJob):
+        board.claim(job, "me")
+    assert owner_of(kazoo_client, job) == "placer"
+
+
+def test_a_job_posted_claimed_by_a_process_that_died_is_claimed_by_another(board, kazoo_client, zookeeper_server):
+    """The placing worker dies (its session ends) before the job ran: the
+    lock goes with the session and any conductor claims the job."""
+    dying = start_client(zookeeper_server.hosts)
+    try:
+        theirs = ConductorJobBoard("dying", {"board": "zookeeper", "path": board.path},
+                                   client=dying, persistence=None)
+        theirs.connect()
+        seen = threading.Event()
+        board.notifier.register(jobs_base.POSTED, lambda _state, details: seen.set())
+        uuid, _job = posted_claimed(theirs, who="placer")
+        assert seen.wait(10)
+        callbacks_done(kazoo_client)
+        assert [j.uuid for j in board.iterjobs()] == []  # claimed: not offered
+        theirs.close()
+    finally:
+        close_client(dying)  # the session ends: its ephemeral lock goes
+    wait_until(lambda: [j for j in board.iterjobs() if j.uuid == uuid], 10, "the job to be offered again")
+    (job,) = [j for j in board.iterjobs() if j.uuid == uuid]
+    board.claim(job, "me")
+    assert owner_of(kazoo_client, job) == "me"
+
+
+def test_a_refused_hand_off_leaves_nothing(board, kazoo_client):
+    name = handed_job_name(1234)
+    kazoo_client.create(f"{board.path}/{name}", b"{}")  # the name is taken: the transaction fails
+    board.name_clock = lambda: 1234
+    try:
+        assert board.post_claimed("job", book=tf_models.LogBook("b"), details={}, owner="me", timeout=10) is None
+        assert kazoo_client.exists(f"{board.path}/{name}.lock") is None
+        assert not board.holds_handed
+    finally:
+        kazoo_client.delete(f"{board.path}/{name}")
+
+
+class _Conductor:
+    """What Boards.hand_off asks of this process's conductor of a board."""
+
+    def __init__(self, name: str, idle: bool):
+        self.name, self.idle = name, idle
+
+
+def test_a_job_is_handed_only_to_an_idle_conductor_of_this_process(kazoo_client, zk_chroot):
+    boards = Boards(kazoo_client, zk_chroot, ["h@b"], None, conductor=True, request_timeout=10)
+    boards.connect()
+    try:
+        board = boards.get("h@b")
+        book = tf_models.LogBook("b")
+        # No conductor of that board here, or one that is busy: not handed.
+        assert boards.hand_off("h@b", "job", book=book, details={}) is None
+        boards.serve("h@b", _Conductor("busy", idle=False))
+        assert boards.hand_off("h@b", "job", book=book, details={}) is None
+        assert kazoo_client.get_children(board.path) == [] and not board.holds_handed
+        boards.serve("h@b", _Conductor("idle", idle=True))
+        uuid = boards.hand_off("h@b", "job", book=book, details={})
+        (job,) = [j for j in board.iterjobs() if j.uuid == uuid]
+        assert owner_of(kazoo_client, job) == "idle" and board.holds_handed
+    finally:
+        boards.close()

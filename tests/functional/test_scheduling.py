@@ -23,7 +23,9 @@ import sqlalchemy as sa
 
 from shareflow.db.models import Job
 from shareflow.domain import states
-from shareflow.engine.checkpoints import PLACED, marker_path
+from shareflow.engine.checkpoints import CLAIMED, PLACED, marker_path
+from shareflow.engine.zk import board_path
+from tests.fixtures.coordination import close_client, start_client
 from tests.fixtures.hosts import StorageHost, conductors_down, volumes_of
 from tests.fixtures.stack import ServiceStack, wait_until
 from tests.functional.test_operations import messages_for, shareflow_cli
@@ -162,4 +164,65 @@ def test_a_scheduler_killed_after_recording_the_create_job_posts_it_once(hosts, 
     resumed = a.finished_job(share.id, "schedule_share")
     assert resumed.state == states.JOB_SUCCEEDED and f".{victim}." not in resumed.owner
     assert (share.id in volumes_of(a.config)) + (share.id in b.volumes()) == 1
+    cleanup(a, m, share.id)
+
+
+def board_nodes(a: ServiceStack, key: str) -> dict[str, object]:
+    """The nodes on board ``key`` now -> their stat and data."""
+    client = start_client(a.config.zookeeper.hosts)
+    try:
+        path = board_path(a.config.zookeeper.chroot, key)
+        return {c: client.get(f"{path}/{c}") for c in client.get_children(path)}
+    finally:
+        close_client(client)
+
+
+def test_a_placed_create_is_handed_to_the_placing_worker_and_survives_its_death(hosts):
+    """The worker whose scheduler placed the share serves the chosen pool
+    and its conductor of it is idle: the create job is posted already
+    claimed for that conductor, job node and lock in one ZooKeeper
+    transaction (one zxid), without a claim. The worker is killed right
+    there (held at ``conductor.claimed`` of the create job): its lock goes
+    with its session and the pool's other worker claims the create job and
+    makes the share once."""
+    a, b = hosts
+    key = f"{HOST_A}@b1"
+    m = a.manila(a.token(f"tenant-{uuid.uuid4().hex[:6]}"))
+    marker = marker_path(a.config.backend("b1").fault_plan, CLAIMED)
+    marker.unlink(missing_ok=True)
+    with conductors_down(b):  # only host A's workers place (and they serve A's pool)
+        a.set_faults({f"conductor.{CLAIMED}": "hang"})
+        try:
+            share = m.shares.create("NFS", 1, name="handed")
+            wait_until(marker.exists, 60, "the create job's conductor to hold once it has the job")
+            held = json.loads(marker.read_text())
+            victim = held["pid"]
+            scheduled, create = wait_until(
+                lambda: (lambda js: js if len(js) == 2 and js[1].board_job_id else None)(jobs_of(a, share.id)),
+                30, "the create job to be posted")
+            assert (create.operation, create.backend, create.board_job_id) == ("create_share", key, held["job"])
+            # The placing worker itself holds it: same process as the scheduler.
+            assert scheduled.owner.startswith(f"{HOST_A}.{victim}.") and scheduled.owner.endswith(".scheduler")
+            nodes = board_nodes(a, key)
+            (job_name,) = [n for n, (data, _st) in nodes.items()
+                           if not n.endswith(".lock") and json.loads(data)["uuid"] == held["job"]]
+            (job_data, job_stat), (lock_data, lock_stat) = nodes[job_name], nodes[f"{job_name}.lock"]
+            assert job_stat.czxid == lock_stat.czxid  # posted and claimed in one transaction
+            assert json.loads(lock_data)["owner"].startswith(f"{HOST_A}.{victim}.")
+            assert json.loads(lock_data)["owner"].endswith(".b1") and lock_stat.ephemeralOwner
+            os.kill(victim, signal.SIGKILL)
+        finally:
+            a.clear_faults()
+            marker.unlink(missing_ok=True)
+    done = a.wait_for_share(m, share.id, {"available", "error"}, timeout=120)
+    assert done.status == "available", messages_for(a, share.id)
+    finished = a.finished_job(share.id, "create_share")
+    assert finished.id == create.id and finished.state == states.JOB_SUCCEEDED
+    assert f".{victim}." not in finished.owner
+    # Once: the two jobs of the chain, one volume, on A's pool.
+    assert [j.id for j in jobs_of(a, share.id)] == [scheduled.id, create.id]
+    wait_until(lambda: jobs_of(a, share.id)[0].finished_at, 60, "the scheduling job to finish")
+    assert jobs_of(a, share.id)[0].state == states.JOB_SUCCEEDED
+    assert share.id in volumes_of(a.config) and share.id not in b.volumes()
+    assert volumes_of(a.config).count(share.id) == 1
     cleanup(a, m, share.id)
