@@ -11,7 +11,6 @@ are admin-only, checked before the body, as Manila's policy does.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -113,24 +112,26 @@ def _list_query(req, sort_keys) -> _ListQuery:
     return _ListQuery(q, sort_key, sort_dir, limit, offset)
 
 
-def _admin_actions(rules: str, get: Callable, set_status: Callable, delete_forced: Callable) -> Actions:
+def _admin_actions(rules: str, services, get: str, set_status: str, delete_forced: Callable) -> Actions:
     """Manila's admin actions of a share group and of a group snapshot,
     ``reset_status`` and ``force_delete`` (each also as ``os-...``), under
     the rules ``<rules>:reset_status`` and ``<rules>:force_delete``, on the
-    resource's service calls ``get(who, id)``, ``set_status(who, id,
-    status)`` and ``delete_forced(who, id)``. The resource must exist (404)
-    before the action's body is judged, as Manila's mixin does."""
+    share group service's calls named ``get(who, id)`` and ``set_status(who,
+    id, status)``, and ``delete_forced(service, who, id)``. The service is
+    looked up per request, not when the app is built: building the app
+    touches no service. The resource must exist (404) before the action's
+    body is judged, as Manila's mixin does."""
 
     def reset(req, resp, resource_id: str, info) -> None:
-        who = caller(req)
-        get(who, resource_id)
-        set_status(who, resource_id, _status(info))
+        who, groups = caller(req), services.share_groups
+        getattr(groups, get)(who, resource_id)
+        getattr(groups, set_status)(who, resource_id, _status(info))
         accepted(resp)
 
     def force(req, resp, resource_id: str, info) -> None:
-        who = caller(req)
-        get(who, resource_id)
-        delete_forced(who, resource_id)
+        who, groups = caller(req), services.share_groups
+        getattr(groups, get)(who, resource_id)
+        delete_forced(groups, who, resource_id)
         accepted(resp)
 
     reset_action = Action(INTRODUCED, None, reset, f"{rules}:reset_status")
@@ -355,8 +356,8 @@ class ShareGroup(Resource):
 
     def __init__(self, config, services):
         super().__init__(config, services)
-        groups = services.share_groups
-        self.actions = _admin_actions("share_group", groups.get, groups.reset_status, groups.force_delete)
+        self.actions = _admin_actions("share_group", services, "get", "reset_status",
+                                      lambda groups, who, group_id: groups.force_delete(who, group_id))
 
     def on_get(self, req, resp, group_id: str) -> None:
         group = self.services.share_groups.get(caller(req), group_id)
@@ -417,9 +418,8 @@ class ShareGroupSnapshot(Resource):
 
     def __init__(self, config, services):
         super().__init__(config, services)
-        groups = services.share_groups
-        self.actions = _admin_actions("share_group_snapshot", groups.get_snapshot, groups.reset_snapshot_status,
-                                      functools.partial(groups.delete_snapshot, force=True))
+        self.actions = _admin_actions("share_group_snapshot", services, "get_snapshot", "reset_snapshot_status",
+                                      lambda groups, who, snap_id: groups.delete_snapshot(who, snap_id, force=True))
 
     def on_get(self, req, resp, snapshot_id: str) -> None:
         snap = self.services.share_groups.get_snapshot(caller(req), snapshot_id)
