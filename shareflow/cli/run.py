@@ -56,6 +56,22 @@ def _zk_endpoint(config: Config) -> tuple[str, int]:
     return host, int(port)
 
 
+
+# The type `shareflow run` makes when there is none: what the btrfs backend of
+# etc/shareflow.toml offers, so that a share of it can be created, snapshotted,
+# cloned and reverted (the scheduler's CapabilitiesFilter matches each boolean
+# spec exactly, as Manila's: a type saying snapshot_support=False fits no pool
+# that reports True).
+DEFAULT_TYPE_SPECS = {
+    "driver_handles_share_servers": "False",
+    "snapshot_support": "True",
+    "create_share_from_snapshot_support": "True",
+    "revert_to_snapshot_support": "True",
+}
+# What earlier versions made instead; a stored default type with exactly these
+# specs is brought up to DEFAULT_TYPE_SPECS at start (it could place nothing).
+_EARLIER_DEFAULT_TYPE_SPECS = {"driver_handles_share_servers": "False", "snapshot_support": "False"}
+
 class Launcher:
     def __init__(self, config: Config):
         self.config = config
@@ -140,13 +156,19 @@ class Launcher:
                     cfg, IdentityService(cfg.identity, services.db, clock=services.clock))
             admin = Caller(project_id=ADMIN_PROJECT, user_id="admin", is_admin=True)
             try:
-                services.share_types.default(admin)
+                default = services.share_types.default(admin)
             except ShareflowError:
-                services.share_types.create(
-                    admin, name=cfg.default_share_type,
-                    extra_specs={"driver_handles_share_servers": "False", "snapshot_support": "False"},
-                )
-                LOG.info("created share type %r (driver_handles_share_servers=False)", cfg.default_share_type)
+                services.share_types.create(admin, name=cfg.default_share_type, extra_specs=DEFAULT_TYPE_SPECS)
+                LOG.info("created share type %r (%s)", cfg.default_share_type,
+                         ", ".join(f"{k}={v}" for k, v in DEFAULT_TYPE_SPECS.items()))
+            else:
+                if default.specs() == _EARLIER_DEFAULT_TYPE_SPECS:
+                    # Not driver_handles_share_servers: unchanged, and refused on a type in use.
+                    services.share_types.set_extra_specs(admin, default.id, {
+                        k: v for k, v in DEFAULT_TYPE_SPECS.items() if k != "driver_handles_share_servers"})
+                    LOG.warning("share type %r had the specs an earlier shareflow run gave it (%s), which no "
+                                "btrfs pool matches (its pools report snapshot_support=True); now %s",
+                                default.name, _EARLIER_DEFAULT_TYPE_SPECS, DEFAULT_TYPE_SPECS)
         finally:
             services.close()
         token_file = cfg.state_dir / "admin.token"

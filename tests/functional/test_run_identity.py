@@ -2,7 +2,9 @@
 built-in identity: it prints the admin user's password, writes it to
 ``var/admin.password`` (0600) and ``var/clouds.yaml``, with which
 ``openstack --os-cloud shareflow share list`` works as is; a restart keeps
-the user and its password."""
+the user and its password. The README's first share (``openstack share
+create NFS 1``, the default type) becomes available, also after a restart
+that finds the default type an earlier version made."""
 
 from __future__ import annotations
 
@@ -14,11 +16,25 @@ import sys
 from tests.fixtures.run_service import RunService
 
 
-def _share_list(clouds, home) -> subprocess.CompletedProcess:
+def _openstack(clouds, home, *args) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
     env.update(HOME=str(home), OS_CLIENT_CONFIG_FILE=str(clouds))
-    return subprocess.run([sys.executable, "-m", "openstackclient.shell", "--os-cloud", "shareflow",
-                           "share", "list", "-f", "value"], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run([sys.executable, "-m", "openstackclient.shell", "--os-cloud", "shareflow", *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def _share_list(clouds, home) -> subprocess.CompletedProcess:
+    return _openstack(clouds, home, "share", "list", "-f", "value")
+
+
+def _create_and_wait(clouds, home, name) -> str:
+    """``openstack share create NFS 1 --name NAME --wait``: the client's own
+    wait, which fails on ``error``; returns the share's status."""
+    created = _openstack(clouds, home, "share", "create", "NFS", "1", "--name", name, "--wait")
+    assert created.returncode == 0, created.stdout + created.stderr
+    shown = _openstack(clouds, home, "share", "show", name, "-f", "value", "-c", "status")
+    assert shown.returncode == 0, shown.stderr
+    return shown.stdout.strip()
 
 
 def test_run_creates_the_admin_user_and_a_clouds_yaml_that_openstack_uses(tmp_path):
@@ -36,3 +52,21 @@ def test_run_creates_the_admin_user_and_a_clouds_yaml_that_openstack_uses(tmp_pa
         service.start()
         assert password_file.read_text().strip() == password
         assert _share_list(clouds, tmp_path).returncode == 0
+
+
+def test_the_readmes_first_share_of_the_default_type_becomes_available(tmp_path):
+    service = RunService(tmp_path / "run", pool_gb=4)
+    with service:
+        clouds = service.state_dir / "clouds.yaml"
+        assert _create_and_wait(clouds, tmp_path, "demo") == "available"
+        # What shareflow run made before: snapshot_support=False, which no
+        # btrfs pool (snapshot_support=True) matches; the next start mends it.
+        for args in (("set", "default", "--extra-specs", "snapshot_support=False"),
+                     ("unset", "default", "create_share_from_snapshot_support", "revert_to_snapshot_support")):
+            earlier = _openstack(clouds, tmp_path, "share", "type", *args)
+            assert earlier.returncode == 0, earlier.stderr
+        service.stop()
+        service.start()
+        specs = _openstack(clouds, tmp_path, "share", "type", "show", "default", "-f", "json")
+        assert '"snapshot_support": "True"' in specs.stdout.replace("'", '"'), specs.stdout
+        assert _create_and_wait(clouds, tmp_path, "demo2") == "available"
