@@ -474,6 +474,7 @@ class Job(Timestamps, Base):
         Index("ix_jobs_resource_id", "resource_id"),
         Index("ix_jobs_state", "state"),
         Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_retry_of", "retry_of"),
     )
 
 

@@ -37,8 +37,8 @@ def _create_and_wait(clouds, home, name) -> str:
     return shown.stdout.strip()
 
 
-def test_run_creates_the_admin_user_and_a_clouds_yaml_that_openstack_uses(tmp_path):
-    service = RunService(tmp_path / "run", pool_gb=1)
+def test_run_makes_the_admin_user_and_the_readmes_first_share_with_the_openstack_client(tmp_path):
+    service = RunService(tmp_path / "run", pool_gb=4)
     with service:
         password_file = service.state_dir / "admin.password"
         clouds = service.state_dir / "clouds.yaml"
@@ -46,19 +46,9 @@ def test_run_creates_the_admin_user_and_a_clouds_yaml_that_openstack_uses(tmp_pa
         assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
         assert f"admin password: {password}" in service.output()
         assert f"/identity/v3" in clouds.read_text() and password in clouds.read_text()
-        listed = _share_list(clouds, tmp_path)
-        assert listed.returncode == 0, listed.stderr
-        service.stop()
-        service.start()
-        assert password_file.read_text().strip() == password
-        assert _share_list(clouds, tmp_path).returncode == 0
-
-
-def test_the_readmes_first_share_of_the_default_type_becomes_available(tmp_path):
-    service = RunService(tmp_path / "run", pool_gb=4)
-    with service:
-        clouds = service.state_dir / "clouds.yaml"
         assert _create_and_wait(clouds, tmp_path, "demo") == "available"
+        listed = _share_list(clouds, tmp_path)
+        assert listed.returncode == 0 and " demo " in f" {listed.stdout} ", listed.stdout + listed.stderr
         # What shareflow run made before: snapshot_support=False, which no
         # btrfs pool (snapshot_support=True) matches; the next start mends it.
         for args in (("set", "default", "--extra-specs", "snapshot_support=False"),
@@ -67,6 +57,7 @@ def test_the_readmes_first_share_of_the_default_type_becomes_available(tmp_path)
             assert earlier.returncode == 0, earlier.stderr
         service.stop()
         service.start()
+        assert password_file.read_text().strip() == password
         specs = _openstack(clouds, tmp_path, "share", "type", "show", "default", "-f", "json")
         assert '"snapshot_support": "True"' in specs.stdout.replace("'", '"'), specs.stdout
         assert _create_and_wait(clouds, tmp_path, "demo2") == "available"
