@@ -183,7 +183,9 @@ def test_has_export_answers_for_one_share_without_reading_the_others(export_env,
     shares.delete_volume(other)
 
 
-def test_export_ids_are_smallest_free_from_100(export_env, ganesha_server):
+def test_export_ids_start_at_100_and_a_freed_one_is_not_reused_at_once(export_env, ganesha_server):
+    """Ids are taken after the last one (one symlink each, no listing of
+    every export); a freed id waits for the wrap-around at 65535."""
     driver, server, shares, _ = export_env
     vols = [new_volume(shares) for _ in range(3)]
     for sid, path in vols:
@@ -193,7 +195,8 @@ def test_export_ids_are_smallest_free_from_100(export_env, ganesha_server):
     driver.remove_export(server, vols[0][0])
     sid, path = new_volume(shares)
     driver.add_export(server, sid, path)
-    assert read_export(ganesha_server, sid).export_id == ids[vols[0][0]]
+    assert read_export(ganesha_server, sid).export_id == 103
+    assert sorted(e.export_id for e in state_of(ganesha_server).values()) == [101, 102, 103]
 
 
 def test_new_path_for_an_exported_share(export_env):
