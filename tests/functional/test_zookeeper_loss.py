@@ -463,21 +463,21 @@ class _Boards:
         self.answer_lost = answer_lost
         self.held: list[tuple] = []
 
-    def post(self, backend, name, *, book, details):
+    def post(self, backend, name, *, book, details, once_key=None):
         if not self.answer_lost:
             # Sent as ZooKeeper stopped answering: the request gives up now,
             # the create lands when the test says (kazoo sends it late).
-            self.held.append((backend, name, book, details))
+            self.held.append((backend, name, book, details, once_key))
             raise CoordinationError(f"posting {name}: ZooKeeper did not answer", user_message=UNAVAILABLE)
-        self.real.post(backend, name, book=book, details=details)
+        self.real.post(backend, name, book=book, details=details, once_key=once_key)
         self.details = details
         # ZooKeeper took it and a conductor runs it; only the answer is lost.
         wait_until(lambda: self._state(details) not in (None, "posted"), 30, "a conductor to start the job")
         raise CoordinationError(f"posting {name}: connection lost", user_message=UNAVAILABLE)
 
     def land(self):
-        backend, name, book, details = self.held.pop()
-        return self.real.post(backend, name, book=book, details=details)
+        backend, name, book, details, once_key = self.held.pop()
+        return self.real.post(backend, name, book=book, details=details, once_key=once_key)
 
     def _state(self, details):
         with self.db.read() as s:
