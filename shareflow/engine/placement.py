@@ -123,6 +123,8 @@ def post_following(runtime, job_id: str, points: checkpoints.Checkpoints, point:
         # once: a post of an earlier run of this step whose answer was never
         # recorded is found on the board and recorded now
         # (shareflow.engine.once).
+        # A test holds (and kills) the conductor at the second point too:
+        # the job on the board (this board uuid), its record not saying so.
         runtime.poster.post(job, spec_of(job), hand_off=True, book_saved=saved,
-                            posted=lambda _uuid: points.reach(checkpoints.POSTED_UNRECORDED, job_id))
+                            posted=lambda board_uuid: points.reach(checkpoints.POSTED_UNRECORDED, board_uuid))
     return next_id
