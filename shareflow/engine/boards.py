@@ -158,6 +158,16 @@ class ConductorJobBoard(ZookeeperJobBoard):
         #: Names the nodes of handed jobs (:func:`handed_job_name`).
         self.name_clock = time.time_ns
 
+    def connect(self, timeout=10.0):
+        """TaskFlow's, and the node of the board's posted-once markers made
+        (as TaskFlow makes its trash's): a hand-off, whose transaction cannot
+        make it, then never finds it missing (:mod:`shareflow.engine.once`)."""
+        super().connect(timeout=timeout)
+        try:
+            self._client.ensure_path(once.marker_root(self.path))
+        except (KazooTimeoutError, KazooException) as e:
+            raise tf_exc.JobFailure(f"Failed to make {once.marker_root(self.path)}: {e!r}") from e
+
     def _process_child(self, path, request, quiet=True):
         super()._process_child(path, request, quiet=quiet)
         # The read that made the job known is answered already: keep the
