@@ -314,14 +314,10 @@ class ConductorJobBoard(ZookeeperJobBoard):
             raise tf_exc.UnclaimableJob(f"Job {job.uuid} already claimed")
         raise tf_exc.UnclaimableJob(f"Job {job.uuid} claim failed due to transaction not succeeding")
 
-    def _finishing(self, job, who: str, marker: str | None):
-        """What consuming or trashing ``job`` needs, read at once (TaskFlow
-        reads the lock, then the job): the lock's and the job's data and
-        versions, and the version of ``marker`` when it names this job (one
-        naming another is not this job's to remove)."""
+    def _read_owned(self, job, who: str):
+        """The lock's and the job's versions and the job's posting, read at
+        once (TaskFlow reads one, then the other), when ``who`` holds it."""
         reads = [self._client.get_async(job.lock_path), self._client.get_async(job.path)]
-        if marker is not None:
-            reads.append(self._client.get_async(marker))
         try:
             lock_raw, lock_stat = reads[0].get()
             raw, data_stat = reads[1].get()
@@ -329,15 +325,26 @@ class ConductorJobBoard(ZookeeperJobBoard):
             raise tf_exc.NotFound(f"Can not finish a job {job.uuid} which we can not determine the owner of")
         if misc.decode_json(lock_raw).get("owner") != who:
             raise tf_exc.JobFailure(f"Can not finish a job {job.uuid} which is not owned by {who}")
-        marker_version = None
-        if marker is not None:
-            try:
-                marker_raw, marker_stat = reads[2].get()
-                if misc.decode_json(marker_raw).get("path") == job.path:
-                    marker_version = marker_stat.version
-            except (k_exc.NoNodeError, ValueError, TypeError):
-                pass  # removed already, or not ours: nothing to remove
-        return lock_stat, misc.decode_json(raw), data_stat, marker_version
+        return lock_stat, misc.decode_json(raw), data_stat
+
+    def _commit_with_marker(self, build, marker: str) -> None:
+        """Commit the transaction ``build`` makes, removing ``marker`` in it.
+        The marker is this job's: a job whose posting names one was posted
+        with it, in one transaction, and a marker is replaced only once its
+        job is gone (:mod:`shareflow.engine.once`) - so it is not read first.
+        Should it be missing all the same (removed by hand), the transaction
+        goes again without it."""
+        txn = build()
+        txn.delete(marker)
+        try:
+            kazoo_utils.checked_commit(txn)
+            return
+        except kazoo_utils.KazooTransactionException as e:
+            if not any(getattr(op, "path", None) == marker and isinstance(error, k_exc.NoNodeError)
+                       for op, error in e.failures):
+                raise
+        LOG.warning("the posted-once marker %s was missing; finishing its job without it", marker)
+        kazoo_utils.checked_commit(build())
 
     @jobs_base.check_who
     def consume(self, job, who):
@@ -347,15 +354,16 @@ class ConductorJobBoard(ZookeeperJobBoard):
         key = once.key_of(job.details)
         if key is None:
             return super().consume(job, who)
-        marker = once.marker_path(self.path, key)
         with self._wrap(job.uuid, job.path, fail_msg_tpl="Consumption failure: %s"):
-            lock_stat, _data, data_stat, marker_version = self._finishing(job, who, marker)
-            txn = self._client.transaction()
-            txn.delete(job.lock_path, version=lock_stat.version)
-            txn.delete(job.path, version=data_stat.version)
-            if marker_version is not None:
-                txn.delete(marker, version=marker_version)
-            kazoo_utils.checked_commit(txn)
+            lock_stat, _data, data_stat = self._read_owned(job, who)
+
+            def build():
+                txn = self._client.transaction()
+                txn.delete(job.lock_path, version=lock_stat.version)
+                txn.delete(job.path, version=data_stat.version)
+                return txn
+
+            self._commit_with_marker(build, once.marker_path(self.path, key))
             self._remove_job(job.path)
 
     @jobs_base.check_who
@@ -367,16 +375,18 @@ class ConductorJobBoard(ZookeeperJobBoard):
         key = once.key_of(job.details)
         if key is None:
             return super().trash(job, who)
-        marker = once.marker_path(self.path, key)
         with self._wrap(job.uuid, job.path, fail_msg_tpl="Trash failure: %s"):
-            lock_stat, data, data_stat, marker_version = self._finishing(job, who, marker)
-            txn = self._client.transaction()
-            txn.create(job.path.replace(self.path, self.trash_path), value=misc.binary_encode(jsonutils.dumps(data)))
-            txn.delete(job.lock_path, version=lock_stat.version)
-            txn.delete(job.path, version=data_stat.version)
-            if marker_version is not None:
-                txn.delete(marker, version=marker_version)
-            kazoo_utils.checked_commit(txn)
+            lock_stat, data, data_stat = self._read_owned(job, who)
+
+            def build():
+                txn = self._client.transaction()
+                txn.create(job.path.replace(self.path, self.trash_path),
+                           value=misc.binary_encode(jsonutils.dumps(data)))
+                txn.delete(job.lock_path, version=lock_stat.version)
+                txn.delete(job.path, version=data_stat.version)
+                return txn
+
+            self._commit_with_marker(build, once.marker_path(self.path, key))
 
     def _on_job_posting(self, children, delayed=True):
         post = len(self.LOCK_POSTFIX)

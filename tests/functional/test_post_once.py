@@ -171,13 +171,19 @@ def test_a_finished_jobs_marker_goes_with_it_and_the_job_can_be_posted_again(boa
 
     third = post(kazoo_client, board, key)
     assert third not in (first, second) and [p["uuid"] for p in jobs_on(kazoo_client, board).values()] == [third]
-    # A job of the same key that the marker does not name (posted before
-    # markers) leaves the marker alone when it goes.
-    old = post_job(kazoo_client, board.path, "job", book=BOOK, details={once.DETAILS_KEY: key}, timeout=10)
+    # Its marker removed by hand: the job is consumed all the same.
+    kazoo_client.delete(once.marker_path(board.path, key))
+    job = known(board, third)
+    board.claim(job, "me")
+    board.consume(job, "me")
+    assert jobs_on(kazoo_client, board) == {}
+    # A job posted without a marker (before markers) leaves the markers alone.
+    fourth = post(kazoo_client, board, key)
+    old = post_job(kazoo_client, board.path, "job", book=BOOK, details={}, timeout=10)
     job = known(board, old)
     board.claim(job, "me")
     board.consume(job, "me")
-    assert marker(kazoo_client, board, key)["uuid"] == third
+    assert marker(kazoo_client, board, key)["uuid"] == fourth
 
 
 def test_a_stale_marker_does_not_block_a_post(board, kazoo_client):
