@@ -483,6 +483,18 @@ class Boards:
         return post_job(self._client, path, name, book=book, details=details, timeout=self._request_timeout,
                         key=once_key)
 
+    def posted_as(self, key: str, job_id: str) -> str | None:
+        """The board job on the board of ``key`` that database job ``job_id``
+        was posted as, if it is there (its posted-once marker, read within
+        ``request_timeout``). Raises CoordinationError when ZooKeeper cannot
+        tell."""
+        try:
+            path = board_path(self._chroot, key)
+        except ValueError as e:
+            raise ConfigError(f"no jobboard for {key!r}: {e}") from None
+        return once.on_board(self._client, once.marker_path(path, job_id),
+                             time.monotonic() + self._request_timeout)
+
     def serve(self, key: str, conductor) -> None:
         """``conductor`` (of this process) runs the jobs of board ``key``:
         :meth:`hand_off` may post a job there already claimed for it."""

@@ -111,3 +111,18 @@ def existing(client, marker: str, deadline: float) -> str | None:
     except (k_exc.NoNodeError, k_exc.BadVersionError):
         pass  # removed (or replaced) by another poster meanwhile: it decides
     return None
+
+
+def on_board(client, marker: str, deadline: float) -> str | None:
+    """The uuid of the board job ``marker`` names, if both are there; None
+    otherwise. Reads only (a stale marker is the next post's to remove)."""
+    try:
+        data, _stat = answer(client.get_async(marker), f"reading {marker}", deadline)
+    except k_exc.NoNodeError:
+        return None
+    try:
+        posted = json.loads(data)
+        job_uuid, job_path = posted["uuid"], posted["path"]
+    except (ValueError, TypeError, KeyError):
+        return None
+    return job_uuid if answer(client.exists_async(job_path), f"looking for {job_path}", deadline) else None

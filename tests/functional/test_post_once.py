@@ -9,6 +9,8 @@ in the post's own transaction (``shareflow.engine.once``).
   other way does not block a later post.
 * The record is the fence behind it: a claim runs the job only from the board
   job the record's first claim came from (``jobs_db.set_running``).
+* The housekeeping of unposted jobs records a post its poster never recorded
+  instead of failing the job.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -29,6 +32,8 @@ from shareflow.db.models import Job
 from shareflow.domain import states
 from shareflow.engine import once, operations
 from shareflow.engine.boards import Boards, ConductorJobBoard, post_job
+from shareflow.engine.housekeeping import fail_unposted_jobs
+from shareflow.engine.outcomes import OutcomeRecorder
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster, book_saved
 from shareflow.engine.zk import board_path
@@ -300,3 +305,27 @@ def test_a_claim_runs_the_job_only_from_the_board_job_its_first_claim_came_from(
     assert not running("z", "board-b")
     assert running("z", "board-a")
     assert row() == (states.JOB_CANCELLING, "z", "board-a")
+
+
+def test_the_housekeeping_records_a_post_its_poster_never_recorded(sqlite_db, kazoo_client, zk_chroot):
+    """Of two jobs recorded long ago and never recorded as posted, the one
+    its board has (its poster died after the post) is recorded and left to
+    run; the other is failed as never posted, as before."""
+    persistence = make_persistence(sqlite_db)
+    boards = Boards(kazoo_client, zk_chroot, ["h@b"], persistence, conductor=True, request_timeout=10)
+    boards.connect()
+    try:
+        poster = JobPoster(sqlite_db, persistence, boards, clock=utcnow)
+        (lost, _), (never, _) = recorded_create(sqlite_db, poster), recorded_create(sqlite_db, poster)
+        board_job = boards.post("h@b", "create_share", book=BOOK, details={}, once_key=lost.id)
+        failed = fail_unposted_jobs(sqlite_db, OutcomeRecorder(sqlite_db, utcnow), utcnow() + timedelta(hours=1),
+                                    timedelta(minutes=5), posted_as=boards.posted_as)
+        assert failed == 1
+        with sqlite_db.read() as s:
+            kept, gone = jobs_db.get(s, lost.id), jobs_db.get(s, never.id)
+            assert (kept.state, kept.board_job_id) == (states.JOB_POSTED, board_job)
+            assert (gone.state, gone.board_job_id) == (states.JOB_TRASHED, None)
+            assert shares_db.get_any(s, kept.resource_id).status == states.CREATING
+            assert shares_db.get_any(s, gone.resource_id).status == states.ERROR
+    finally:
+        boards.close()
