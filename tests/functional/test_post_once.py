@@ -272,24 +272,25 @@ def test_a_job_posted_again_by_its_poster_is_recorded_as_the_one_on_the_board(sq
         boards.close()
 
 
-def test_a_claim_runs_the_job_only_from_the_board_job_its_first_claim_came_from(sqlite_db):
-    persistence = make_persistence(sqlite_db)
-    poster = JobPoster(sqlite_db, persistence, boards=None, clock=utcnow)
-    job, _spec = recorded_create(sqlite_db, poster)
+def test_a_claim_runs_the_job_only_from_the_board_job_its_first_claim_came_from(db):
+    """On SQLite and PostgreSQL."""
+    persistence = make_persistence(db)
+    poster = JobPoster(db, persistence, boards=None, clock=utcnow)
+    job, _spec = recorded_create(db, poster)
 
     def running(owner: str, board_job: str) -> bool:
-        with sqlite_db.write() as s:
+        with db.write() as s:
             return jobs_db.set_running(s, job.id, owner, now=utcnow(), board_job_id=board_job)
 
     def row():
-        with sqlite_db.read() as s:
+        with db.read() as s:
             found = jobs_db.get(s, job.id)
             return found.state, found.owner, found.board_job_id
 
     # Claimed before its post was recorded: the claim records the board job.
     assert running("x", "board-a")
     assert row() == (states.JOB_RUNNING, "x", "board-a")
-    with sqlite_db.write() as s:  # the post's late record does not rename it
+    with db.write() as s:  # the post's late record does not rename it
         jobs_db.set_posted(s, job.id, "board-b", now=utcnow())
     assert row() == (states.JOB_RUNNING, "x", "board-a")
     # A second board job of the same record: not run while x may be running.
@@ -299,7 +300,7 @@ def test_a_claim_runs_the_job_only_from_the_board_job_its_first_claim_came_from(
     assert running("y", "board-a")
     assert row() == (states.JOB_RUNNING, "y", "board-a")
     # Cancelled: its reverting claim is fenced the same way.
-    with sqlite_db.write() as s:
+    with db.write() as s:
         assert jobs_db.steer(s, jobs_db.get(s, job.id), states.JOB_CANCELLING, now=utcnow(),
                              sources=states.JOB_CANCELLABLE)
     assert not running("z", "board-b")
