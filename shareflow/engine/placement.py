@@ -21,6 +21,9 @@ Both do the same three things, and only the guard on the share differs:
   failed with it). When this worker's conductor of the chosen pool is idle
   the job is handed to it: posted already claimed for it, in one ZooKeeper
   transaction (``shareflow.engine.boards.ConductorJobBoard.post_claimed``).
+  A worker that dies between the post and its record leaves the job on the
+  board unrecorded; the step resumed elsewhere posts it again, and finds it
+  there instead of posting a second one (``shareflow.engine.once``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from sqlalchemy.orm import Session
 from shareflow.db.models import Job, Share
 from shareflow.domain import states
 from shareflow.engine import checkpoints, operations
-from shareflow.engine.posting import spec_of
+from shareflow.engine.posting import book_saved, spec_of
 from shareflow.scheduler.scheduler import Placement
 
 LOG = logging.getLogger(__name__)
@@ -102,6 +105,9 @@ def post_following(runtime, job_id: str, points: checkpoints.Checkpoints, point:
         if job is None:
             return None
         next_id, posted, state = job.id, job.board_job_id is not None, job.state
+        # Saved: an earlier run of this step posted it (its answer may not
+        # have been recorded), and a conductor may be running its flow.
+        saved = not posted and book_saved(s, job.logbook_id)
         s.expunge(job)
     if not posted and state != states.JOB_POSTED:
         # Recorded, never posted, and given up on (the housekeeping of
@@ -113,6 +119,12 @@ def post_following(runtime, job_id: str, points: checkpoints.Checkpoints, point:
     if not posted:
         # Handed to this worker's conductor of the chosen pool when it is
         # idle: claimed in the post's transaction, it starts without the
-        # board's watch and a claim (ShareflowConductor.idle).
-        runtime.poster.post(job, spec_of(job), hand_off=True)
+        # board's watch and a claim (ShareflowConductor.idle). Posted at most
+        # once: a post of an earlier run of this step whose answer was never
+        # recorded is found on the board and recorded now
+        # (shareflow.engine.once).
+        # A test holds (and kills) the conductor at the second point too:
+        # the job on the board (this board uuid), its record not saying so.
+        runtime.poster.post(job, spec_of(job), hand_off=True, book_saved=saved,
+                            posted=lambda board_uuid: points.reach(checkpoints.POSTED_UNRECORDED, board_uuid))
     return next_id

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from taskflow import engines
 from taskflow.persistence import models as tf_models
@@ -97,6 +98,16 @@ def job_details(job: Job, spec: JobSpec) -> dict:
     }
 
 
+_LOGBOOKS = sa.table("logbooks", sa.column("uuid"))
+
+
+def book_saved(session: Session, logbook_id: str) -> bool:
+    """Whether the job's logbook is saved (TaskFlow's table, in our database):
+    it was posted before, by a step that is now resumed."""
+    return session.scalar(sa.select(sa.literal(1)).select_from(_LOGBOOKS)
+                          .where(_LOGBOOKS.c.uuid == logbook_id)) is not None
+
+
 class JobPoster:
     """Records and posts jobs. ``boards`` is anything with
     ``post(backend, name, *, book, details) -> board job uuid`` that raises
@@ -175,17 +186,29 @@ class JobPoster:
         if book is None:
             return self.post(job, spec)
         board_job_uuid = self._boards.post(
-            spec.backend, f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec)
+            spec.backend, f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec),
+            once_key=job.id,
         )
         with self._db.write() as session:
             jobs_db.set_posted(session, job.id, board_job_uuid, now=self._clock())
         return board_job_uuid
 
-    def post(self, job: Job, spec: JobSpec, *, hand_off: bool = False) -> str:
+    def post(self, job: Job, spec: JobSpec, *, hand_off: bool = False, book_saved: bool = False,
+             posted: Callable[[str], object] | None = None) -> str:
         """Make the recorded job runnable. Raises CoordinationError when the
         board did not take it within ``[zookeeper] request_timeout``; the job
         may still reach the board, so its logbook stays until the caller has
         withdrawn the job (:meth:`post_or_undo`).
+
+        At most one board job per recorded job, whatever dies between the
+        board's post and the record's ``board_job_id``: the post carries the
+        job's id (:mod:`shareflow.engine.once`), and a job posted already and
+        still on the board is not posted again - its board uuid is the
+        answer, and recorded. ``book_saved``: the logbook was saved by an
+        earlier post (a step posting it was resumed): it is left as it is,
+        since a conductor may be running the flow it holds. ``posted`` is
+        called with the board uuid between the post and its record (a test's
+        checkpoint).
 
         ``hand_off``: when this process's conductor of the job's board is
         idle, the job is posted already claimed for it, in one transaction
@@ -198,15 +221,18 @@ class JobPoster:
         # so both are written in one transaction (saving factory details
         # through the backend before the logbook exists would fail).
         engines.save_factory_details(flow_detail, spec.factory, [], spec.factory_kwargs)
-        with translate_storage_errors(f"saving the logbook of a {spec.operation} job"):
-            with contextlib.closing(self._persistence.get_connection()) as conn:
-                conn.save_logbook(book)
+        if not book_saved:
+            with translate_storage_errors(f"saving the logbook of a {spec.operation} job"):
+                with contextlib.closing(self._persistence.get_connection()) as conn:
+                    conn.save_logbook(book)
         name, details = f"{spec.operation}:{spec.resource_id}", job_details(job, spec)
         board_job_uuid = None
         if hand_off and hasattr(self._boards, "hand_off"):
-            board_job_uuid = self._boards.hand_off(spec.backend, name, book=book, details=details)
+            board_job_uuid = self._boards.hand_off(spec.backend, name, book=book, details=details, once_key=job.id)
         if board_job_uuid is None:
-            board_job_uuid = self._boards.post(spec.backend, name, book=book, details=details)
+            board_job_uuid = self._boards.post(spec.backend, name, book=book, details=details, once_key=job.id)
+        if posted is not None:
+            posted(board_job_uuid)
         try:
             with self._db.write() as session:
                 jobs_db.set_posted(session, job.id, board_job_uuid, now=self._clock())
