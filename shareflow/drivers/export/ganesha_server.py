@@ -9,6 +9,9 @@ is signalled through a pidfd, so a recycled pid can never be signalled.
 
 Ganesha is started in a network namespace with ``nsenter --net`` only; see
 ``shareflow.system.netns.exec_argv`` for why ``ip netns exec`` must not be used.
+With ``mount_table = "own"`` it also runs in a mount namespace of its own
+whose ``/etc/mtab`` is a table shareflow writes (``ganesha_mtab``): creating
+an export then costs the same however many mounts the host has.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,8 +32,9 @@ from shareflow.config import GaneshaConfig
 from shareflow.drivers.base import ClientRule
 from shareflow.drivers.export import ganesha_config
 from shareflow.drivers.export.dbus_daemon import ADDRESS_ENV, BusDaemon
+from shareflow.drivers.export.ganesha_mtab import MountTable, visible_to
 from shareflow.exceptions import ExportError
-from shareflow.system import netns
+from shareflow.system import netns, own_mtab
 from shareflow.system.atomic_file import write_atomic
 
 log = logging.getLogger(__name__)
@@ -112,6 +117,8 @@ class GaneshaServer:
         self._child: subprocess.Popen | None = None
         self.bus = BusDaemon(self.state_dir, timeout=timeout)
         self._export_manager = None
+        #: The table a server started with ``mount_table = "own"`` reads.
+        self.own_table = MountTable(self.state_dir, timeout=timeout)
 
     def __repr__(self) -> str:
         where = f" in netns {self.cfg.netns}" if self.cfg.netns else ""
@@ -167,7 +174,11 @@ class GaneshaServer:
         )
         write_atomic(self.config_path, text)
         self._migrate_state_file()
-        self.write_exports_list()
+        texts = self.write_exports_list()
+        if self.cfg.mount_table == "own":
+            # Ganesha creates every export from these at start, each with
+            # a scan of the table: it must list all their filesystems then.
+            self.own_table.prepare(_export_paths(texts))
 
     def _migrate_state_file(self) -> None:
         """Exports kept by an earlier shareflow in one ``exports.json``
@@ -197,7 +208,7 @@ class GaneshaServer:
         """The export files, by name (temporary files start with a dot)."""
         return sorted(p for p in self.exports_dir.glob("*.conf") if not p.name.startswith("."))
 
-    def write_exports_list(self) -> None:
+    def write_exports_list(self) -> list[str]:
         """``exports.conf``: every export file's text, one after another.
         Written before each start (and by the SIGHUP fallback before each
         reload); changes over D-Bus leave it alone, so no change rewrites a
@@ -212,6 +223,7 @@ class GaneshaServer:
             except FileNotFoundError:
                 continue  # removed since the listing: not served either
         write_atomic(self.exports_path, "# Written by shareflow from exports.d/ at each start.\n" + "".join(parts))
+        return parts
 
     def export_manager(self):
         """This server's ``org.ganesha.nfsd.exportmgr`` (one connection, kept)."""
@@ -295,10 +307,12 @@ class GaneshaServer:
         self.write_config()
         self.pid_path.unlink(missing_ok=True)
         offset = _size(self.log_path)
-        argv = netns.exec_argv(
-            self.cfg.netns,
-            [BINARY, "-F", "-f", str(self.config_path), "-L", str(self.log_path), "-p", str(self.pid_path)],
-        )
+        argv = [BINARY, "-F", "-f", str(self.config_path), "-L", str(self.log_path), "-p", str(self.pid_path)]
+        if self.cfg.mount_table == "own":
+            # Becomes Ganesha (exec, same pid) once its namespace is set up;
+            # run as a script in isolated mode: nothing of shareflow's imported.
+            argv = [sys.executable, "-I", "-S", own_mtab.__file__, str(self.own_table.link), "--", *argv]
+        argv = netns.exec_argv(self.cfg.netns, argv)
         log.info("starting %s", " ".join(argv))
         with open(self.state_dir / "ganesha.out", "ab") as out:
             try:
@@ -310,6 +324,13 @@ class GaneshaServer:
                 )
             except OSError as e:
                 raise ExportError(f"cannot start {BINARY}: {e}") from e
+        try:
+            self._wait_started(offset)
+        finally:
+            if self.cfg.mount_table == "own":
+                self.own_table.started()  # every export is created (or it failed)
+
+    def _wait_started(self, offset: int) -> None:
         deadline = time.monotonic() + self.timeout
         delay = 0.005
         while time.monotonic() < deadline:
@@ -322,6 +343,25 @@ class GaneshaServer:
             delay = min(delay * 2, 0.05)
         self.stop()
         raise ExportError(f"{BINARY} did not start within {self.timeout:g} s: {self._tail(offset)}")
+
+    @contextlib.contextmanager
+    def creating_export(self, name: str, path: str):
+        """Around an ``AddExport``/``UpdateExport`` of ``path``: when the
+        running server reads its own mount table (whatever the setting is
+        now: it is how that process was started), checks that it sees the
+        same directory there (the share's mount reached its namespace) and
+        lists that filesystem in its table for the call."""
+        pid = self.pid()
+        if pid is None or not self.own_table.read_by(pid):
+            yield
+            return
+        if not visible_to(pid, path):
+            raise ExportError(
+                f"{self} does not see {path} as this host does: mounts made on the host do not reach its "
+                "mount namespace (the mount holding them must be shared; see ganesha.mount_table)",
+                user_message="the NFS server cannot see the share's storage")
+        with self.own_table.listing(name, path):
+            yield
 
     def stop(self) -> None:
         """SIGTERM the server, wait, then SIGKILL that same process; then its
@@ -462,6 +502,18 @@ class GaneshaServer:
     def _tail(self, offset: int) -> str:
         text = _read_from(self.log_path, offset)
         return text[-2000:].strip() or "(no log output)"
+
+
+def _export_paths(texts: list[str]) -> list[str]:
+    """The ``Path`` of each export file's text (unreadable ones left out:
+    Ganesha refuses those itself)."""
+    paths = []
+    for text in texts:
+        try:
+            paths.append(ganesha_config.parse_export_file(text).path)
+        except ExportError:
+            continue
+    return paths
 
 
 def _blocked_in(pid: int, tid: int) -> str | None:

@@ -1,0 +1,198 @@
+"""The mount table one NFS-Ganesha reads, written by shareflow.
+
+NFS-Ganesha 4.3 (FSAL VFS) finds the filesystem of every export it creates
+by reading the whole mount table, ``/etc/mtab`` (``src/FSAL/localfs.c``,
+``populate_posix_file_systems``, called by ``resolve_posix_filesystem`` at
+start for each export and on each D-Bus ``AddExport``): each export cost
+time in proportion to every mount on the host - at 5,000 shares a start took
+514 s, nearly all of it the kernel rendering the btrfs lines. What the scan
+needs is much less: it only looks at lines whose directory is the export's
+path or one of its ancestors or descendants (``path_is_subset``), and keeps
+every filesystem an export has claimed across later scans (it releases
+only unclaimed ones). So a table listing just the filesystems of the exports
+being created *now* gives the same result in constant time.
+
+A server with ``mount_table = "own"`` runs in a mount namespace whose
+``/etc/mtab`` leads to ``<state_dir>/mtab`` (``shareflow.system.own_mtab``),
+and that file holds the union of the *entries* in ``<state_dir>/mtab.d/``:
+
+* ``.start``: every export's filesystem, while the server starts (it creates
+  each export from its file then);
+* ``<share id>``: that one export's filesystem, while it is added or
+  updated over D-Bus (each change holds the export's own lock, so at most
+  one entry per share).
+
+The table is rebuilt under ``mtab.lock`` (a listing of a few entries, a
+rename), so two exports added at once both find their lines. An entry a
+dead process left behind costs a line per later scan, nothing else (lines of
+other paths are ignored); the next start clears them all. Removing an export
+(``RemoveExport``) and changing its client list in place read no table.
+
+What differs from the host's table: a lookup crossing into a filesystem
+mounted *inside* an export after it was created (Ganesha re-reads the table
+then) finds nothing and gets EXDEV - shares have no such nested mounts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from shareflow.exceptions import ExportError
+from shareflow.system import filelock
+
+TABLE = "mtab"
+LINK = "mtab.link"
+ENTRIES = "mtab.d"
+LOCK = "mtab.lock"
+START_ENTRY = ".start"
+#: Ganesha compares the type only with a list of types it never exports
+#: (nfs, proc, ...) and with "btrfs" (to enumerate subvolumes, which this
+#: build cannot: it only warns): a neutral name keeps both out of the way.
+FSTYPE = "shareflow"
+#: getmntent decodes these octal escapes in a field.
+_ESCAPES = str.maketrans({" ": "\\040", "\t": "\\011", "\n": "\\012", "\\": "\\134"})
+
+
+def mount_root(path: str) -> str:
+    """The topmost directory of ``path``'s filesystem above it (by device
+    number, a ``stat`` per level): a share's own mount is its mount point; a
+    plain directory's is the mount it lives on, as the host's table says."""
+    path = os.path.normpath(path)
+    dev = os.stat(path).st_dev
+    root = path
+    while root != "/":
+        parent = os.path.dirname(root)
+        if os.stat(parent).st_dev != dev:
+            break
+        root = parent
+    return root
+
+
+def line_for(path: str) -> str:
+    return f"shareflow {mount_root(path).translate(_ESCAPES)} {FSTYPE} rw 0 0\n"
+
+
+class MountTable:
+    def __init__(self, state_dir: Path, *, timeout: float):
+        self.state_dir = state_dir
+        self.timeout = timeout
+
+    @property
+    def path(self) -> Path:
+        return self.state_dir / TABLE
+
+    @property
+    def link(self) -> Path:
+        """What is mounted over Ganesha's ``/etc/mtab``: a symlink to :attr:`path`."""
+        return self.state_dir / LINK
+
+    @property
+    def entries_dir(self) -> Path:
+        return self.state_dir / ENTRIES
+
+    def prepare(self, start_paths: Iterable[str]) -> None:
+        """Before a start: the link, and a table of the filesystems of
+        ``start_paths`` (every export), left entries cleared."""
+        self.entries_dir.mkdir(parents=True, exist_ok=True)
+        target = str(self.path)
+        try:
+            ok = os.readlink(self.link) == target
+        except FileNotFoundError:
+            ok = False
+        except OSError:  # not a symlink
+            ok = False
+        if not ok:
+            tmp = self.link.with_name(f".{LINK}.{os.getpid()}.tmp")
+            tmp.unlink(missing_ok=True)
+            os.symlink(target, tmp)
+            os.replace(tmp, self.link)
+        lines = []
+        for p in start_paths:
+            try:
+                lines.append(line_for(p))
+            except OSError:
+                continue  # Ganesha fails that export with its own message
+        with self._locked():
+            for name in os.listdir(self.entries_dir):
+                (self.entries_dir / name).unlink(missing_ok=True)
+            _write(self.entries_dir / START_ENTRY, "".join(dict.fromkeys(lines)))
+            self._rebuild()
+
+    def started(self) -> None:
+        """After a start (or a failed one): the exports' lines go."""
+        self._drop(START_ENTRY)
+
+    @contextlib.contextmanager
+    def listing(self, name: str, path: str) -> Iterator[None]:
+        """The filesystem of ``path`` in the table for the block (an export
+        being created)."""
+        try:
+            line = line_for(path)
+        except OSError as e:
+            raise ExportError(f"cannot export {path}: {e.strerror}") from e
+        entry = self.entries_dir / name
+        with self._locked():
+            _write(entry, line)
+            self._rebuild()
+        try:
+            yield
+        finally:
+            self._drop(name)
+
+    def read_by(self, pid: int) -> bool:
+        """Whether process ``pid``'s ``/etc/mtab`` leads to this table."""
+        try:
+            return os.readlink(f"/proc/{pid}/root/etc/mtab") == str(self.path)
+        except OSError:
+            return False
+
+    def lines(self) -> list[str]:
+        """The table as it is now (tests, diagnostics)."""
+        try:
+            return self.path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def _drop(self, name: str) -> None:
+        with self._locked():
+            (self.entries_dir / name).unlink(missing_ok=True)
+            self._rebuild()
+
+    def _locked(self):
+        self.entries_dir.mkdir(parents=True, exist_ok=True)
+        return filelock.locked(self.state_dir / LOCK, timeout=self.timeout, error=ExportError)
+
+    def _rebuild(self) -> None:
+        parts = []
+        for name in sorted(os.listdir(self.entries_dir)):
+            if name.startswith(".") and name != START_ENTRY:
+                continue  # a temporary file
+            with contextlib.suppress(FileNotFoundError):
+                parts.append((self.entries_dir / name).read_text())
+        _write(self.path, "".join(parts))
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace by rename, so Ganesha never reads a torn table. No fsync: the
+    table is rebuilt at every start, nothing needs it after a crash."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def visible_to(pid: int, path: str) -> bool:
+    """Whether process ``pid`` sees at ``path`` what this process sees there
+    (its mount namespace got the share's mount): ``/proc/PID/root`` walks
+    that process's own mounts."""
+    try:
+        mine, theirs = os.stat(path), os.stat(f"/proc/{pid}/root{os.path.normpath(path)}")
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
