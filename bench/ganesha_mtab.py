@@ -133,6 +133,7 @@ def run_mode(mode: str, base: Path, pool: Path, start_names: list[str], adds: in
             cpus.append(cpu_seconds(pid) - c)
         served = True
         if added:
+            driver.update_access(server, added[0], [ClientRule(ADDRESS, "rw")])
             served &= nfs_ls(port, gc.pseudo_path(added[0]))
         if start_names:
             served &= nfs_ls(port, gc.pseudo_path(start_names[-1]))

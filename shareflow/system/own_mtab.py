@@ -119,7 +119,8 @@ def enter(link: str, keep: list[str] = ()) -> None:
     finally:
         os.close(fd)
     table = os.readlink(link)
-    prune(libc, [*SYSTEM_DIRS, os.path.dirname(table), *keep, *_table_dirs(table)])
+    # ("/", which every table lists, would keep everything.)
+    prune(libc, [*SYSTEM_DIRS, os.path.dirname(table), *keep, *(d for d in _table_dirs(table) if d != "/")])
     if os.readlink(MTAB) != table:
         raise OSError(f"{MTAB} does not lead to {table} after the mount")
 

@@ -13,6 +13,9 @@ from shareflow.drivers.export import ganesha_mtab as gm
 from shareflow.exceptions import ExportError
 from shareflow.system import own_mtab
 
+#: The root filesystem, in every table: the parent of every export's.
+ROOT = "shareflow / shareflow rw 0 0"
+
 
 def test_a_plain_directory_is_listed_as_the_mount_it_lives_on(tmp_path):
     d = tmp_path / "a" / "b"
@@ -37,16 +40,16 @@ def test_the_table_holds_the_start_set_then_only_exports_being_created(tmp_path,
     (tmp_path / gm.ENTRIES / "left-by-a-dead-conductor").write_text("shareflow /old shareflow rw 0 0\n")
     table.prepare(["/e/1", "/e/2", "/e/1"])
     assert os.readlink(table.link) == str(table.path)
-    assert table.lines() == ["shareflow /e/1 shareflow rw 0 0", "shareflow /e/2 shareflow rw 0 0"]
+    assert table.lines() == [ROOT, "shareflow /e/1 shareflow rw 0 0", "shareflow /e/2 shareflow rw 0 0"]
     with table.listing("s3", "/e/3"):  # an add while the server still starts
-        assert table.lines()[-1] == "shareflow /e/3 shareflow rw 0 0" and len(table.lines()) == 3
+        assert table.lines()[-1] == "shareflow /e/3 shareflow rw 0 0" and len(table.lines()) == 4
     table.started()
-    assert table.lines() == []
+    assert table.lines() == [ROOT]
     with table.listing("s4", "/e/4"):
         with table.listing("s5", "/e/5"):  # two at once: both listed
-            assert sorted(table.lines()) == ["shareflow /e/4 shareflow rw 0 0", "shareflow /e/5 shareflow rw 0 0"]
-        assert table.lines() == ["shareflow /e/4 shareflow rw 0 0"]
-    assert table.lines() == []
+            assert table.lines() == [ROOT, "shareflow /e/4 shareflow rw 0 0", "shareflow /e/5 shareflow rw 0 0"]
+        assert table.lines() == [ROOT, "shareflow /e/4 shareflow rw 0 0"]
+    assert table.lines() == [ROOT]
     assert sorted(os.listdir(tmp_path / gm.ENTRIES)) == []
 
 
@@ -70,7 +73,7 @@ def test_concurrent_listings_each_find_their_line(tmp_path, monkeypatch):
         t.start()
     for t in threads:
         t.join()
-    assert missing == [] and table.lines() == []
+    assert missing == [] and table.lines() == [ROOT]
 
 
 def test_a_path_that_is_gone_fails_its_export_clearly(tmp_path):

@@ -20,7 +20,9 @@ and that file holds the union of the *entries* in ``<state_dir>/mtab.d/``:
   each export from its file then);
 * ``<share id>``: that one export's filesystem, while it is added or
   updated over D-Bus (each change holds the export's own lock, so at most
-  one entry per share).
+  one entry per share);
+
+and, first, always, the root filesystem ``/`` (the parent of every export's).
 
 The table is rebuilt under ``mtab.lock`` (a listing of a few entries, a
 rename), so two exports added at once both find their lines. An entry a
@@ -53,6 +55,8 @@ START_ENTRY = ".start"
 #: (nfs, proc, ...) and with "btrfs" (to enumerate subvolumes, which this
 #: build cannot: it only warns): a neutral name keeps both out of the way.
 FSTYPE = "shareflow"
+#: Listed in every table (see MountTable._rebuild).
+ROOT_LINE = f"shareflow / {FSTYPE} rw 0 0\n"
 #: getmntent decodes these octal escapes in a field.
 _ESCAPES = str.maketrans({" ": "\\040", "\t": "\\011", "\n": "\\012", "\\": "\\134"})
 
@@ -167,7 +171,13 @@ class MountTable:
         return filelock.locked(self.state_dir / LOCK, timeout=self.timeout, error=ExportError)
 
     def _rebuild(self) -> None:
-        parts = []
+        # The root first, always: a filesystem whose ancestor is not in the
+        # table is "unattached" (no parent), and Ganesha looks for the parent
+        # of every unattached one on every scan (posix_find_parent), among
+        # all it knows: with only the exports listed, the start with N
+        # exports cost N^3 (3,000 took 419 s instead of 29 s) and each add
+        # N^2. Under "/" each export has its parent once and for all.
+        parts = [ROOT_LINE]
         for name in sorted(os.listdir(self.entries_dir)):
             if name.startswith(".") and name != START_ENTRY:
                 continue  # a temporary file

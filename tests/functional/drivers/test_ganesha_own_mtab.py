@@ -32,6 +32,7 @@ from tests.fixtures.export_env import export_env as make_export_env
 from tests.fixtures.export_env import new_volume, pseudo, rw
 from tests.fixtures.storage import TIMEOUT, ganesha_config_for, pool_view
 
+ROOT = gm.ROOT_LINE.rstrip("\n")
 MS_SHARED = 1 << 20
 MS_PRIVATE = 1 << 18
 
@@ -105,7 +106,7 @@ def test_the_server_reads_its_own_table_and_the_host_keeps_its_own(own_server):
     assert os.readlink(f"/proc/{pid}/root/etc/mtab") == str(own_server.own_table.path)
     assert os.readlink("/etc/mtab") == host_mtab  # nothing leaked out of its namespace
     assert os.stat(f"/proc/{pid}/ns/mnt").st_ino != os.stat("/proc/self/ns/mnt").st_ino
-    assert own_server.own_table.lines() == []  # started: nothing being created
+    assert own_server.own_table.lines() == [ROOT]  # started: nothing being created
 
 
 def test_an_export_added_over_dbus_is_served_at_once_and_its_table_held_only_it(env, own_server, tables_at_calls):
@@ -119,11 +120,11 @@ def test_an_export_added_over_dbus_is_served_at_once_and_its_table_held_only_it(
     driver.update_access(server, sid, [rw(c0)])
     assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
     assert c1.ls(pseudo(sid)).returncode != 0
-    # What Ganesha scanned when it created the export: the export's own
-    # mount, nothing of the host's other mounts.
-    assert tables_at_calls[0] == ("add", sid, [line(path)])
+    # What Ganesha scanned when it created the export: the root and the
+    # export's own mount, nothing of the host's other mounts.
+    assert tables_at_calls[0] == ("add", sid, [ROOT, line(path)])
     assert line(path) == f"shareflow {path} shareflow rw 0 0"  # the share's own mount point
-    assert own_server.own_table.lines() == []
+    assert own_server.own_table.lines() == [ROOT]
 
     driver.remove_export(server, sid)
     assert c0.ls(pseudo(sid)).returncode != 0
@@ -160,7 +161,8 @@ def test_two_exports_added_at_once_are_both_served(env, own_server, tables_at_ca
     # Each call found its own line, whatever the others were doing, and
     # nothing but the lines of exports being added at that moment.
     for sid, lines in adds:
-        assert line(paths[sid]) in lines and set(lines) <= {line(p) for p in paths.values()}
+        assert lines[0] == ROOT and line(paths[sid]) in lines
+        assert set(lines[1:]) <= {line(p) for p in paths.values()}
 
 
 def test_a_restarted_server_serves_every_export_and_read_them_all_at_start(env, own_server, monkeypatch):
@@ -179,8 +181,8 @@ def test_a_restarted_server_serves_every_export_and_read_them_all_at_start(env, 
     monkeypatch.setattr(gm.MountTable, "started", started)
     own_server.stop()
     own_server.start()
-    assert at_start == [sorted(line(p) for _, p in vols)]
-    assert own_server.own_table.lines() == []
+    assert at_start == [sorted([ROOT, *(line(p) for _, p in vols)])]
+    assert own_server.own_table.lines() == [ROOT]
     for i, (sid, _) in enumerate(vols):
         for j, c in enumerate(clients):
             assert (c.ls(pseudo(sid)).returncode == 0) == (i == j), (sid, c)
@@ -205,7 +207,7 @@ def test_a_mount_the_server_cannot_see_fails_its_export_clearly(env, own_server,
                 assert e.value.user_message == "the NFS server cannot see the share's storage"
                 assert not export_file(own_server, "0b7c1f5e-9e3c-4b7a-8d1e-3f1f6f7a9c01").exists()
                 assert set(own_server.export_manager().served()) == set()
-                assert own_server.own_table.lines() == []
+                assert own_server.own_table.lines() == [ROOT]
             finally:
                 mounts.unmount(target, timeout=TIMEOUT)
     finally:
