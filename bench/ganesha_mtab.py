@@ -15,7 +15,9 @@ bind-mounted on ``other/`` (the mounts of shares not on this server, or of
 anything else on the host), N subvolumes mounted on ``exports/`` and
 exported from the start. Then for each mode - ``host``: Ganesha reads the
 host's mount table, as before; ``own``: ``mount_table = "own"``
-(``shareflow/drivers/export/ganesha_mtab.py``) - it starts one Ganesha on
+(``shareflow/drivers/export/ganesha_mtab.py``); ``replay``: a prototype,
+``own`` started with no exports, then every export file added over D-Bus
+the way the driver adds one (its start time is until the last is added) - it starts one Ganesha on
 127.0.0.1 on its private bus through ``GaneshaServer`` and adds ``--adds``
 exports through ``GaneshaExportDriver.add_export``, each a subvolume created
 and mounted *after* Ganesha started (the way a share is created), then
@@ -110,11 +112,23 @@ def run_mode(mode: str, base: Path, pool: Path, start_names: list[str], adds: in
     exports = base / "exports"
     state = base / f"ganesha-{mode}-{tag}"
     port = free_port()
+    replay = mode == "replay"
     gs = GaneshaServer(GaneshaConfig(address=ADDRESS, port=port, state_dir=state, netns="", managed=True,
-                                     mount_table=mode), timeout=TIMEOUT, restart_wait=0.0)
-    write_export_files(gs, exports, start_names)
+                                     mount_table="own" if replay else mode), timeout=TIMEOUT, restart_wait=0.0)
+    if not replay:
+        write_export_files(gs, exports, start_names)
     t0 = time.perf_counter()
     gs.start()
+    if replay:
+        # A prototype of a start that creates every export over D-Bus,
+        # each with a table of its own line: Ganesha starts empty, then
+        # each export file is added as the driver adds one.
+        write_export_files(gs, exports, start_names)
+        mgr = gs.export_manager()
+        for conf in gs.export_files():
+            spec = gc.parse_export_file(conf.read_text())
+            with gs.creating_export(conf.stem, spec.path):
+                mgr.add(str(conf), spec.export_id)
     start_s = time.perf_counter() - t0
     pid = gs.pid()
     start_cpu = cpu_seconds(pid)
