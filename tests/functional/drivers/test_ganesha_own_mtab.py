@@ -13,8 +13,6 @@ stopped and unmounted by its own handle (pid, path).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import threading
 from dataclasses import replace
@@ -30,31 +28,9 @@ from shareflow.exceptions import ExportError
 from shareflow.system import btrfs, mounts
 from tests.fixtures.export_env import export_env as make_export_env
 from tests.fixtures.export_env import new_volume, pseudo, rw
-from tests.fixtures.storage import TIMEOUT, ganesha_config_for, pool_view
+from tests.fixtures.storage import MS_PRIVATE, MS_SHARED, TIMEOUT, ganesha_config_for, own_mount, pool_view
 
 ROOT = gm.ROOT_LINE.rstrip("\n")
-MS_SHARED = 1 << 20
-MS_PRIVATE = 1 << 18
-
-
-def _propagation(path, flag: int) -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    if libc.mount(None, os.fsencode(path), None, flag, None) != 0:
-        raise OSError(ctypes.get_errno(), f"propagation of {path}")
-
-
-@contextlib.contextmanager
-def own_mount(path, flag: int):
-    """``path`` bound on itself with propagation ``flag``; unmounted after."""
-    path.mkdir(parents=True, exist_ok=True)
-    mounts.bind_mount(path, path)
-    try:
-        _propagation(path, flag)
-        yield path
-    finally:
-        mounts.unmount(path, timeout=TIMEOUT)
-
-
 @pytest.fixture
 def shared_shares(btrfs_pool, tmp_path):
     """A btrfs share driver whose pool view and mounts sit below a shared mount."""
