@@ -14,7 +14,7 @@ from shareflow.exceptions import ExportError
 from shareflow.system import own_mtab
 
 #: The root filesystem, in every table: the parent of every export's.
-ROOT = "shareflow / shareflow rw 0 0"
+ROOT = "shareflow / ext4 rw 0 0"
 
 
 def test_a_plain_directory_is_listed_as_the_mount_it_lives_on(tmp_path):
@@ -29,12 +29,20 @@ def test_a_plain_directory_is_listed_as_the_mount_it_lives_on(tmp_path):
 
 def test_lines_escape_what_getmntent_decodes(tmp_path, monkeypatch):
     monkeypatch.setattr(gm, "mount_root", lambda p: "/x y/t\tz\\w")
-    assert gm.line_for("/anything") == "shareflow /x\\040y/t\\011z\\134w shareflow rw 0 0\n"
+    monkeypatch.setattr(gm, "fs_type", lambda p: "btrfs")
+    assert gm.line_for("/anything") == "shareflow /x\\040y/t\\011z\\134w btrfs rw 0 0\n"
+
+
+def test_lines_give_the_type_a_mount_table_would(tmp_path):
+    """Ganesha refuses to export some types (proc, sysfs, devtmpfs...) by name."""
+    assert [gm.fs_type(p) for p in ("/proc", "/sys", "/dev")] == ["proc", "sysfs", "devtmpfs"]
+    assert gm.fs_type(str(tmp_path)) == gm.fs_type(gm.mount_root(str(tmp_path)))
     assert own_mtab._unescape("/x\\040y/t\\011z\\134w") == "/x y/t\tz\\w"
 
 
 def test_the_table_holds_the_start_set_then_only_exports_being_created(tmp_path, monkeypatch):
     monkeypatch.setattr(gm, "mount_root", lambda p: p)
+    monkeypatch.setattr(gm, "fs_type", lambda p: "ext4" if p == "/" else "shareflow")
     table = gm.MountTable(tmp_path, timeout=5)
     (tmp_path / gm.ENTRIES).mkdir()
     (tmp_path / gm.ENTRIES / "left-by-a-dead-conductor").write_text("shareflow /old shareflow rw 0 0\n")
@@ -55,6 +63,7 @@ def test_the_table_holds_the_start_set_then_only_exports_being_created(tmp_path,
 
 def test_concurrent_listings_each_find_their_line(tmp_path, monkeypatch):
     monkeypatch.setattr(gm, "mount_root", lambda p: p)
+    monkeypatch.setattr(gm, "fs_type", lambda p: "ext4" if p == "/" else "shareflow")
     table = gm.MountTable(tmp_path, timeout=5)
     table.prepare([])
     table.started()

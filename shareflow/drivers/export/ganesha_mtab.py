@@ -21,6 +21,9 @@ and that file holds the union of the *entries* in ``<state_dir>/mtab.d/``:
 * ``<share id>``: that one export's filesystem, while it is added or
   updated over D-Bus (each change holds the export's own lock, so at most
   one entry per share);
+* ``reload``: every export's filesystem, during a SIGHUP (which re-creates
+  every export; only a server not on its bus takes changes that way, so
+  this is for completeness);
 
 and, first, always, the root filesystem ``/`` (the parent of every export's).
 
@@ -38,6 +41,7 @@ then) finds nothing and gets EXDEV - shares have no such nested mounts.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -51,12 +55,23 @@ LINK = "mtab.link"
 ENTRIES = "mtab.d"
 LOCK = "mtab.lock"
 START_ENTRY = ".start"
-#: Ganesha compares the type only with a list of types it never exports
-#: (nfs, proc, ...) and with "btrfs" (to enumerate subvolumes, which this
-#: build cannot: it only warns): a neutral name keeps both out of the way.
+#: Every export's filesystem during a SIGHUP reload (not a share id: no dot
+#: would be, and temporary files start with one).
+RELOAD_ENTRY = "reload"
+#: The type a line gives when the filesystem's magic number is not one below.
 FSTYPE = "shareflow"
-#: Listed in every table (see MountTable._rebuild).
-ROOT_LINE = f"shareflow / {FSTYPE} rw 0 0\n"
+#: statfs(2) f_type -> the name a mount table gives. Ganesha compares the type
+#: with a list of types it never exports (nfs, proc, sysfs, devtmpfs, ...:
+#: all of them here, so it refuses them as it does from the host's table)
+#: and with "btrfs" (then it looks for subvolumes; this build only warns).
+MAGIC_TYPES = {
+    0x9123683E: "btrfs", 0x58465342: "xfs", 0xEF53: "ext4", 0x01021994: "tmpfs", 0x794C7630: "overlay",
+    0x6969: "nfs", 0x0187: "autofs", 0x62656572: "sysfs", 0x9FA0: "proc", 0x73636673: "securityfs",
+    0x27E0EB: "cgroup", 0x63677270: "cgroup2", 0xF97CFF8C: "selinuxfs", 0x64626720: "debugfs",
+    0x958458F6: "hugetlbfs", 0x19800202: "mqueue", 0x6165676C: "pstore", 0x1CD1: "devpts",
+    0x62656570: "configfs", 0x42494E4D: "binfmt_misc", 0x67596969: "rpc_pipefs", 0x786F4256: "vboxsf",
+}
+TMPFS_MAGIC = 0x01021994
 #: getmntent decodes these octal escapes in a field.
 _ESCAPES = str.maketrans({" ": "\\040", "\t": "\\011", "\n": "\\012", "\\": "\\134"})
 
@@ -76,8 +91,34 @@ def mount_root(path: str) -> str:
     return root
 
 
+def fs_type(path: str) -> str:
+    """The filesystem type of ``path`` as a mount table names it, from its
+    magic number (devtmpfs has tmpfs's: told apart as the filesystem of
+    ``/dev``)."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs; f_type is its first word
+    if _libc().statfs(os.fsencode(path), buf) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), path)
+    magic = ctypes.c_ulong.from_buffer(buf).value & 0xFFFFFFFF
+    if magic == TMPFS_MAGIC and os.stat(path).st_dev == os.stat("/dev").st_dev:
+        return "devtmpfs"
+    return MAGIC_TYPES.get(magic, FSTYPE)
+
+
 def line_for(path: str) -> str:
-    return f"shareflow {mount_root(path).translate(_ESCAPES)} {FSTYPE} rw 0 0\n"
+    root = mount_root(path)
+    return f"shareflow {root.translate(_ESCAPES)} {fs_type(root)} rw 0 0\n"
+
+
+_LIBC = None
+
+
+def _libc():
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+        _LIBC.statfs.argtypes = (ctypes.c_char_p, ctypes.c_void_p)
+    return _LIBC
 
 
 class MountTable:
@@ -138,9 +179,24 @@ class MountTable:
             line = line_for(path)
         except OSError as e:
             raise ExportError(f"cannot export {path}: {e.strerror}") from e
-        entry = self.entries_dir / name
+        with self._entry(name, line):
+            yield
+
+    @contextlib.contextmanager
+    def listing_all(self, paths: Iterable[str]) -> Iterator[None]:
+        """The filesystems of ``paths`` (every export) in the table for the
+        block: a SIGHUP makes the server create every export again."""
+        lines = []
+        for p in paths:
+            with contextlib.suppress(OSError):
+                lines.append(line_for(p))
+        with self._entry(RELOAD_ENTRY, "".join(dict.fromkeys(lines))):
+            yield
+
+    @contextlib.contextmanager
+    def _entry(self, name: str, text: str) -> Iterator[None]:
         with self._locked():
-            _write(entry, line)
+            _write(self.entries_dir / name, text)
             self._rebuild()
         try:
             yield
@@ -177,7 +233,7 @@ class MountTable:
         # all it knows: with only the exports listed, the start with N
         # exports cost N^3 (3,000 took 419 s instead of 29 s) and each add
         # N^2. Under "/" each export has its parent once and for all.
-        parts = [ROOT_LINE]
+        parts = [line_for("/")]
         for name in sorted(os.listdir(self.entries_dir)):
             if name.startswith(".") and name != START_ENTRY:
                 continue  # a temporary file

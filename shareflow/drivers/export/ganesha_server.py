@@ -70,6 +70,8 @@ SIGWAIT_POLL = 0.0005
 #: would fail a tenant's operation - and possibly the undo of a failed one,
 #: leaving its volume behind - for a restart that is already under way.
 RESTART_WAIT = 10.0
+#: An EXPORT block's Path (shareflow writes paths double-quoted, unescaped).
+_PATH_LINE = re.compile(r'^\s*Path\s*=\s*"([^"]*)"\s*;', re.MULTILINE)
 # "... nfs-ganesha-123[sigmgr] function :COMPONENT :LEVEL :message"
 _LOG_LINE = re.compile(r"\] \S+ :(?P<component>[A-Z0-9 _]+?) :(?P<level>[A-Z_]+) :(?P<message>.*)$")
 
@@ -424,10 +426,12 @@ class GaneshaServer:
         if fd is None:
             raise ExportError(f"{BINARY} in {self.state_dir} is not running")
         try:
-            sigmgr = _sigwait_thread(self.pid())
+            pid = self.pid()
+            sigmgr = _sigwait_thread(pid)
             offset = _size(self.log_path)
-            signal.pidfd_send_signal(fd, signal.SIGHUP)
-            text = self._wait_for((RELOAD_MARK, *REFUSED_MARKS), offset, fd, sigmgr=sigmgr)
+            with self._all_listed(pid):
+                signal.pidfd_send_signal(fd, signal.SIGHUP)
+                text = self._wait_for((RELOAD_MARK, *REFUSED_MARKS), offset, fd, sigmgr=sigmgr)
         finally:
             os.close(fd)
         errors = log_errors(text)
@@ -437,6 +441,18 @@ class GaneshaServer:
         if errors:
             raise ConfigRefused(f"{BINARY} reported errors on reload: " + " | ".join(errors[:5]),
                                 user_message=REFUSED_MESSAGE)
+
+    def _all_listed(self, pid: int | None):
+        """Every export's filesystem in the table of a server that reads its
+        own, for a reload (it creates every export again): each ``Path`` of
+        the exports file it re-reads."""
+        if pid is None or not self.own_table.read_by(pid):
+            return contextlib.nullcontext()
+        try:
+            text = self.exports_path.read_text()
+        except FileNotFoundError:
+            text = ""
+        return self.own_table.listing_all(_PATH_LINE.findall(text))
 
     def _pidfd_when_ready(self) -> int | None:
         """A pidfd for the server once it serves and takes signals, waiting up

@@ -19,6 +19,7 @@ from dataclasses import replace
 
 import pytest
 
+from shareflow.drivers.export import ganesha_config as gc
 from shareflow.drivers.export import ganesha_mtab as gm
 from shareflow.drivers.export.ganesha import export_file, read_export
 from shareflow.drivers.export.ganesha_dbus import ExportManager
@@ -30,7 +31,7 @@ from tests.fixtures.export_env import export_env as make_export_env
 from tests.fixtures.export_env import new_volume, pseudo, rw
 from tests.fixtures.storage import MS_PRIVATE, MS_SHARED, TIMEOUT, ganesha_config_for, own_mount, pool_view
 
-ROOT = gm.ROOT_LINE.rstrip("\n")
+ROOT = gm.line_for("/").rstrip("\n")
 @pytest.fixture
 def shared_shares(btrfs_pool, tmp_path):
     """A btrfs share driver whose pool view and mounts sit below a shared mount."""
@@ -99,7 +100,7 @@ def test_an_export_added_over_dbus_is_served_at_once_and_its_table_held_only_it(
     # What Ganesha scanned when it created the export: the root and the
     # export's own mount, nothing of the host's other mounts.
     assert tables_at_calls[0] == ("add", sid, [ROOT, line(path)])
-    assert line(path) == f"shareflow {path} shareflow rw 0 0"  # the share's own mount point
+    assert line(path) == f"shareflow {path} btrfs rw 0 0"  # the share's own mount point
     assert own_server.own_table.lines() == [ROOT]
 
     driver.remove_export(server, sid)
@@ -205,3 +206,16 @@ def test_the_hosts_private_mounts_are_not_kept_alive_in_its_namespace(own_server
         mounts.unmount(elsewhere, timeout=TIMEOUT)
     assert str(elsewhere) not in theirs
     assert str(tmp_path / "shared") in theirs  # what it needs stays
+
+
+def test_a_sighup_reload_finds_every_export_in_the_table(env, own_server):
+    """A reload creates the exports it has not served yet: the table lists
+    every export of the file it re-reads while it does."""
+    driver, server, shares, (c0, _, _) = env
+    sid, path = new_volume(shares)
+    spec = gc.ExportSpec(export_id=100, path=path, pseudo=gc.pseudo_path(sid), clients=(rw(c0),))
+    export_file(own_server, sid).write_text(gc.render_export_file(spec))  # not told over D-Bus
+    own_server.write_exports_list()
+    own_server.reload()
+    assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
+    assert own_server.own_table.lines() == [ROOT]

@@ -31,6 +31,7 @@ from shareflow.db.engine import Database
 from shareflow.db.models import Share, ShareServer
 from shareflow.domain import states
 from shareflow.drivers.base import ClientRule
+from shareflow.drivers.export import ganesha_mtab as gm
 from shareflow.drivers.export.ganesha import GaneshaExportDriver
 from shareflow.drivers.export.ganesha_server import GaneshaServer
 from shareflow.drivers.base import ServerBusy
@@ -234,7 +235,7 @@ def test_a_share_servers_ganesha_with_its_own_mount_table(own_table_env):
     allowed = env.nets.nfs(env.nets.client(env.bridge, "198.51.100.10"), server["address"])
     assert allowed.put(f"/shares/{s1}/f.txt", b"hi\n").returncode == 0
     assert allowed.cat(f"/shares/{s1}/f.txt").stdout == "hi\n"
-    assert gs.own_table.lines() == ["shareflow / shareflow rw 0 0"]
+    assert gs.own_table.lines() == [gm.line_for("/").rstrip("\n")]
     env.export.remove_export(server, s1)
     env.share.delete_volume(s1)
 
