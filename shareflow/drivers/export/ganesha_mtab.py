@@ -30,7 +30,9 @@ and, first, always, the root filesystem ``/`` (the parent of every export's).
 The table is rebuilt under ``mtab.lock`` (a listing of a few entries, a
 rename), so two exports added at once both find their lines. An entry a
 dead process left behind costs a line per later scan, nothing else (lines of
-other paths are ignored); the next start clears them all. Removing an export
+other paths are ignored); the next start clears them all, and the start's
+own lines, if whoever started the server died before dropping them, go
+with the next change once the server listens. Removing an export
 (``RemoveExport``) and changing its client list in place read no table.
 
 What differs from the host's table: a lookup crossing into a filesystem
@@ -166,6 +168,10 @@ class MountTable:
                 (self.entries_dir / name).unlink(missing_ok=True)
             _write(self.entries_dir / START_ENTRY, "".join(dict.fromkeys(lines)))
             self._rebuild()
+
+    def starting(self) -> bool:
+        """Whether the start's lines are in the table."""
+        return (self.entries_dir / START_ENTRY).exists()
 
     def started(self) -> None:
         """After a start (or a failed one): the exports' lines go."""

@@ -308,7 +308,7 @@ class GaneshaServer:
         self.bus.start()
         self.write_config()
         self.pid_path.unlink(missing_ok=True)
-        offset = _size(self.log_path)
+        offset, out_offset = _size(self.log_path), _size(self.state_dir / "ganesha.out")
         argv = [BINARY, "-F", "-f", str(self.config_path), "-L", str(self.log_path), "-p", str(self.pid_path)]
         if self.cfg.mount_table == "own":
             # Becomes Ganesha (exec, same pid) once its namespace is set up;
@@ -327,17 +327,21 @@ class GaneshaServer:
             except OSError as e:
                 raise ExportError(f"cannot start {BINARY}: {e}") from e
         try:
-            self._wait_started(offset)
+            self._wait_started(offset, out_offset)
         finally:
             if self.cfg.mount_table == "own":
                 self.own_table.started()  # every export is created (or it failed)
 
-    def _wait_started(self, offset: int) -> None:
+    def _wait_started(self, offset: int, out_offset: int) -> None:
         deadline = time.monotonic() + self.timeout
         delay = 0.005
         while time.monotonic() < deadline:
             if self._child.poll() is not None:
-                raise ExportError(f"{BINARY} exited with {self._child.returncode} at start: {self._tail(offset)}")
+                # Before Ganesha logs anything, only its output says why
+                # (the mount table's helper, say).
+                out = _read_from(self.state_dir / "ganesha.out", out_offset).strip()[-1000:]
+                raise ExportError(f"{BINARY} exited with {self._child.returncode} at start: {self._tail(offset)}"
+                                  + (f" | {out}" if out else ""))
             if READY_MARK in _read_from(self.log_path, offset) and _listening(self._child.pid, self.cfg.port):
                 log.info("ganesha on %s:%d is up (pid %d)", self.address, self.port, self._child.pid)
                 return
@@ -357,6 +361,10 @@ class GaneshaServer:
         if pid is None or not self.own_table.read_by(pid):
             yield
             return
+        if self.own_table.starting() and _listening(pid, self.cfg.port):
+            # Its start is over (it listens once every export is created),
+            # but whoever started it did not live to drop the start's lines.
+            self.own_table.started()
         if not visible_to(pid, path):
             raise ExportError(
                 f"{self} does not see {path} as this host does: mounts made on the host do not reach its "

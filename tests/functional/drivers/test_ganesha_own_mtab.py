@@ -219,3 +219,30 @@ def test_a_sighup_reload_finds_every_export_in_the_table(env, own_server):
     own_server.reload()
     assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
     assert own_server.own_table.lines() == [ROOT]
+
+
+def test_the_start_lines_a_dead_starter_left_go_with_the_next_change(env, own_server, tables_at_calls):
+    driver, server, shares, _ = env
+    old, old_path = new_volume(shares)
+    own_server.own_table.prepare([old_path])  # as a starter that died before started()
+    assert own_server.own_table.starting()
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    assert tables_at_calls[0] == ("add", sid, [ROOT, line(path)])
+    assert not own_server.own_table.starting() and own_server.own_table.lines() == [ROOT]
+
+
+def test_a_start_the_helper_refuses_says_why(shared_shares, test_network, tmp_path, monkeypatch):
+    from shareflow.drivers.export import ganesha_server as gs_mod
+
+    helper = tmp_path / "refusing_helper.py"
+    helper.write_text("import sys\nprint('own_mtab: no open_tree here', file=sys.stderr)\nsys.exit(1)\n")
+    monkeypatch.setattr(gs_mod.own_mtab, "__file__", str(helper))
+    server = GaneshaServer(replace(ganesha_config_for(test_network, tmp_path / "refused"), mount_table="own"),
+                           timeout=TIMEOUT)
+    try:
+        with pytest.raises(ExportError, match="exited with 1 at start.*own_mtab: no open_tree here"):
+            server.start()
+        assert not server.own_table.starting()
+    finally:
+        server.stop()
