@@ -165,7 +165,10 @@ def drop_exports(stack, share_ids: list[str]) -> None:
 def backend_show(stack) -> dict:
     from shareflow.services.backends import BackendService
 
-    return BackendService(stack.db).get("b1").__dict__
+    view = BackendService(stack.db).get("b1")
+    # The ensure's fields are the pool's (a backend view lists its pools).
+    pools = getattr(view, "pools", None)
+    return (pools[0] if pools else view).__dict__
 
 
 class Probe:

@@ -51,6 +51,14 @@ DEFAULT_STALL_AFTER = 60.0
 EXPORT_SERVERS_AT_EXIT = ("keep", "stop")
 DEFAULT_EXPORT_SERVERS_AT_EXIT = "keep"
 DEFAULT_GANESHA_PORT = 2049
+#: Which mount table a managed NFS-Ganesha reads: "host" (the host's, every
+#: mount; each export created costs time in proportion to them) or "own" (a
+#: namespace of its own whose /etc/mtab lists only the exports being created:
+#: constant work per export; needs the mounts that hold the exports to be
+#: shared, as systemd makes them, so later share mounts reach it). See
+#: shareflow/drivers/export/ganesha_mtab.py and docs/benchmarks.md.
+DEFAULT_GANESHA_MOUNT_TABLE = "host"
+GANESHA_MOUNT_TABLES = ("host", "own")
 DEFAULT_POOL_NAME = "pool0"
 DEFAULT_POOL_IMAGE_GB = 4
 #: The image share driver's default bound on the loop devices its shares may
@@ -298,6 +306,8 @@ class GaneshaConfig:
     netns: str
     #: Whether shareflow starts and supervises this server process.
     managed: bool
+    #: DEFAULT_GANESHA_MOUNT_TABLE's choice for this server.
+    mount_table: str = DEFAULT_GANESHA_MOUNT_TABLE
 
 
 @dataclass(frozen=True)
@@ -310,6 +320,8 @@ class ShareServersConfig:
     state_dir: Path
     #: Port every share server's Ganesha listens on (on its own address).
     port: int = DEFAULT_GANESHA_PORT
+    #: The mount table every share server's Ganesha reads (as GaneshaConfig's).
+    mount_table: str = DEFAULT_GANESHA_MOUNT_TABLE
     #: ``automatic_share_server_cleanup``: delete servers unused for ``unused_cleanup_interval``.
     automatic_cleanup: bool = DEFAULT_AUTOMATIC_SHARE_SERVER_CLEANUP
     #: ``unused_share_server_cleanup_interval``, in minutes.
@@ -564,7 +576,11 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         netns=netns,
         # A DHSS=true backend has no server of its own to manage.
         managed=False if dhss else gs.bool("managed", True),
+        mount_table=gs.str("mount_table", DEFAULT_GANESHA_MOUNT_TABLE),
     )
+    if ganesha.mount_table not in GANESHA_MOUNT_TABLES:
+        raise ConfigError(f"{where}.ganesha.mount_table: {ganesha.mount_table!r} is not one of "
+                          + ", ".join(repr(t) for t in GANESHA_MOUNT_TABLES))
     gs.done()
     s.done()
     return BackendConfig(
@@ -582,7 +598,8 @@ def _backend(data: Any, index: int, base: Path, state_dir: Path) -> BackendConfi
         thin_provisioning=thin,
         filter_function=filter_function,
         share_servers=ShareServersConfig(
-            state_dir=servers_dir, port=ganesha.port, automatic_cleanup=automatic_cleanup,
+            state_dir=servers_dir, port=ganesha.port, mount_table=ganesha.mount_table,
+            automatic_cleanup=automatic_cleanup,
             unused_cleanup_interval=interval, delete_with_last_share=with_last_share,
         ),
     )

@@ -26,6 +26,7 @@ def test_defaults_and_relative_paths(tmp_path):
     assert b.host(c.host).endswith("@local#pool0")
     assert b.btrfs.mount_point == c.state_dir / "backends" / "local" / "pool"
     assert b.ganesha.port == 2049 and b.ganesha.managed
+    assert b.ganesha.mount_table == config.DEFAULT_GANESHA_MOUNT_TABLE == "host"
     assert c.default_share_type == "default"
     assert c.conductor.export_servers_at_exit == "keep"
     # Capacity policy: the driver's (or the named defaults) unless configured.
@@ -62,6 +63,7 @@ def test_env_var_names_the_file(tmp_path, monkeypatch):
         ("[[backends]]\nname = 'a'\nshare_driver = 'lvm'\n", "share_driver"),
         ("[[backends]]\nname = 'a'\n[backends.ganesha]\naddress = 'example.com'\n", "not an IP"),
         ("[[backends]]\nname = 'a'\n[backends.ganesha]\nnetns = 'a b'\n", "namespace"),
+        ("[[backends]]\nname = 'a'\n[backends.ganesha]\nmount_table = 'mine'\n", "mount_table"),
         ("[[backends]]\nname = 'a'\n[backends.btrfs]\nsize = 3\n", "unknown setting"),
         ("[conductor]\nworkers = true\n", "expected an integer"),
         ("[conductor]\nexport_servers_at_exit = 'restart'\n", "export_servers_at_exit"),
@@ -92,3 +94,12 @@ def test_embedded_config_file_is_valid():
     assert c.zookeeper.request_timeout == 5.0
     assert [b.name for b in c.backends] == ["local"]
     assert not c.backends[0].driver_handles_share_servers
+
+
+def test_ganesha_mount_table_reaches_share_servers(tmp_path):
+    c = config.load(write(tmp_path, "[[backends]]\nname = 'a'\n[backends.ganesha]\nmount_table = 'own'\n"))
+    assert c.backend("a").ganesha.mount_table == "own"
+    assert c.backend("a").share_servers.mount_table == "own"
+    c = config.load(write(tmp_path, "[[backends]]\nname = 'b'\ndriver_handles_share_servers = true\n"
+                                    "[backends.ganesha]\nmount_table = 'own'\n"))
+    assert c.backend("b").share_servers.mount_table == "own"

@@ -244,15 +244,18 @@ class GaneshaExportDriver(ExportDriver):
             mgr = gs.export_manager()
             offset = _size(gs.log_path)
             try:
-                if new:
-                    try:
-                        mgr.add(conf, spec.export_id)
-                    except AlreadyServed:
-                        mgr.update(conf, spec.export_id)  # (a restart read the file already)
-                else:
-                    # Also adds it when it is not served (a previous
-                    # attempt died between the file and the call).
-                    mgr.update(conf, spec.export_id)
+                # Both calls may create the export, which makes Ganesha
+                # scan its mount table for the export's filesystem.
+                with gs.creating_export(share_id, spec.path):
+                    if new:
+                        try:
+                            mgr.add(conf, spec.export_id)
+                        except AlreadyServed:
+                            mgr.update(conf, spec.export_id)  # (a restart read the file already)
+                    else:
+                        # Also adds it when it is not served (a previous
+                        # attempt died between the file and the call).
+                        mgr.update(conf, spec.export_id)
             except ConfigRefused as e:
                 raise self._refused(gs, e, offset, spec) from e
 

@@ -9,6 +9,9 @@ is signalled through a pidfd, so a recycled pid can never be signalled.
 
 Ganesha is started in a network namespace with ``nsenter --net`` only; see
 ``shareflow.system.netns.exec_argv`` for why ``ip netns exec`` must not be used.
+With ``mount_table = "own"`` it also runs in a mount namespace of its own
+whose ``/etc/mtab`` is a table shareflow writes (``ganesha_mtab``): creating
+an export then costs the same however many mounts the host has.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -28,8 +32,9 @@ from shareflow.config import GaneshaConfig
 from shareflow.drivers.base import ClientRule
 from shareflow.drivers.export import ganesha_config
 from shareflow.drivers.export.dbus_daemon import ADDRESS_ENV, BusDaemon
+from shareflow.drivers.export.ganesha_mtab import MountTable, visible_to
 from shareflow.exceptions import ExportError
-from shareflow.system import netns
+from shareflow.system import netns, own_mtab
 from shareflow.system.atomic_file import write_atomic
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,8 @@ SIGWAIT_POLL = 0.0005
 #: would fail a tenant's operation - and possibly the undo of a failed one,
 #: leaving its volume behind - for a restart that is already under way.
 RESTART_WAIT = 10.0
+#: An EXPORT block's Path (shareflow writes paths double-quoted, unescaped).
+_PATH_LINE = re.compile(r'^\s*Path\s*=\s*"([^"]*)"\s*;', re.MULTILINE)
 # "... nfs-ganesha-123[sigmgr] function :COMPONENT :LEVEL :message"
 _LOG_LINE = re.compile(r"\] \S+ :(?P<component>[A-Z0-9 _]+?) :(?P<level>[A-Z_]+) :(?P<message>.*)$")
 
@@ -112,6 +119,8 @@ class GaneshaServer:
         self._child: subprocess.Popen | None = None
         self.bus = BusDaemon(self.state_dir, timeout=timeout)
         self._export_manager = None
+        #: The table a server started with ``mount_table = "own"`` reads.
+        self.own_table = MountTable(self.state_dir, timeout=timeout)
 
     def __repr__(self) -> str:
         where = f" in netns {self.cfg.netns}" if self.cfg.netns else ""
@@ -167,7 +176,11 @@ class GaneshaServer:
         )
         write_atomic(self.config_path, text)
         self._migrate_state_file()
-        self.write_exports_list()
+        texts = self.write_exports_list()
+        if self.cfg.mount_table == "own":
+            # Ganesha creates every export from these at start, each with
+            # a scan of the table: it must list all their filesystems then.
+            self.own_table.prepare(_export_paths(texts))
 
     def _migrate_state_file(self) -> None:
         """Exports kept by an earlier shareflow in one ``exports.json``
@@ -197,7 +210,7 @@ class GaneshaServer:
         """The export files, by name (temporary files start with a dot)."""
         return sorted(p for p in self.exports_dir.glob("*.conf") if not p.name.startswith("."))
 
-    def write_exports_list(self) -> None:
+    def write_exports_list(self) -> list[str]:
         """``exports.conf``: every export file's text, one after another.
         Written before each start (and by the SIGHUP fallback before each
         reload); changes over D-Bus leave it alone, so no change rewrites a
@@ -212,6 +225,7 @@ class GaneshaServer:
             except FileNotFoundError:
                 continue  # removed since the listing: not served either
         write_atomic(self.exports_path, "# Written by shareflow from exports.d/ at each start.\n" + "".join(parts))
+        return parts
 
     def export_manager(self):
         """This server's ``org.ganesha.nfsd.exportmgr`` (one connection, kept)."""
@@ -294,11 +308,13 @@ class GaneshaServer:
         self.bus.start()
         self.write_config()
         self.pid_path.unlink(missing_ok=True)
-        offset = _size(self.log_path)
-        argv = netns.exec_argv(
-            self.cfg.netns,
-            [BINARY, "-F", "-f", str(self.config_path), "-L", str(self.log_path), "-p", str(self.pid_path)],
-        )
+        offset, out_offset = _size(self.log_path), _size(self.state_dir / "ganesha.out")
+        argv = [BINARY, "-F", "-f", str(self.config_path), "-L", str(self.log_path), "-p", str(self.pid_path)]
+        if self.cfg.mount_table == "own":
+            # Becomes Ganesha (exec, same pid) once its namespace is set up;
+            # run as a script in isolated mode: nothing of shareflow's imported.
+            argv = [sys.executable, "-I", "-S", own_mtab.__file__, str(self.own_table.link), "--", *argv]
+        argv = netns.exec_argv(self.cfg.netns, argv)
         log.info("starting %s", " ".join(argv))
         with open(self.state_dir / "ganesha.out", "ab") as out:
             try:
@@ -310,11 +326,22 @@ class GaneshaServer:
                 )
             except OSError as e:
                 raise ExportError(f"cannot start {BINARY}: {e}") from e
+        try:
+            self._wait_started(offset, out_offset)
+        finally:
+            if self.cfg.mount_table == "own":
+                self.own_table.started()  # every export is created (or it failed)
+
+    def _wait_started(self, offset: int, out_offset: int) -> None:
         deadline = time.monotonic() + self.timeout
         delay = 0.005
         while time.monotonic() < deadline:
             if self._child.poll() is not None:
-                raise ExportError(f"{BINARY} exited with {self._child.returncode} at start: {self._tail(offset)}")
+                # Before Ganesha logs anything, only its output says why
+                # (the mount table's helper, say).
+                out = _read_from(self.state_dir / "ganesha.out", out_offset).strip()[-1000:]
+                raise ExportError(f"{BINARY} exited with {self._child.returncode} at start: {self._tail(offset)}"
+                                  + (f" | {out}" if out else ""))
             if READY_MARK in _read_from(self.log_path, offset) and _listening(self._child.pid, self.cfg.port):
                 log.info("ganesha on %s:%d is up (pid %d)", self.address, self.port, self._child.pid)
                 return
@@ -322,6 +349,29 @@ class GaneshaServer:
             delay = min(delay * 2, 0.05)
         self.stop()
         raise ExportError(f"{BINARY} did not start within {self.timeout:g} s: {self._tail(offset)}")
+
+    @contextlib.contextmanager
+    def creating_export(self, name: str, path: str):
+        """Around an ``AddExport``/``UpdateExport`` of ``path``: when the
+        running server reads its own mount table (whatever the setting is
+        now: it is how that process was started), checks that it sees the
+        same directory there (the share's mount reached its namespace) and
+        lists that filesystem in its table for the call."""
+        pid = self.pid()
+        if pid is None or not self.own_table.read_by(pid):
+            yield
+            return
+        if self.own_table.starting() and _listening(pid, self.cfg.port):
+            # Its start is over (it listens once every export is created),
+            # but whoever started it did not live to drop the start's lines.
+            self.own_table.started()
+        if not visible_to(pid, path):
+            raise ExportError(
+                f"{self} does not see {path} as this host does: mounts made on the host do not reach its "
+                "mount namespace (the mount holding them must be shared; see ganesha.mount_table)",
+                user_message="the NFS server cannot see the share's storage")
+        with self.own_table.listing(name, path):
+            yield
 
     def stop(self) -> None:
         """SIGTERM the server, wait, then SIGKILL that same process; then its
@@ -384,10 +434,12 @@ class GaneshaServer:
         if fd is None:
             raise ExportError(f"{BINARY} in {self.state_dir} is not running")
         try:
-            sigmgr = _sigwait_thread(self.pid())
+            pid = self.pid()
+            sigmgr = _sigwait_thread(pid)
             offset = _size(self.log_path)
-            signal.pidfd_send_signal(fd, signal.SIGHUP)
-            text = self._wait_for((RELOAD_MARK, *REFUSED_MARKS), offset, fd, sigmgr=sigmgr)
+            with self._all_listed(pid):
+                signal.pidfd_send_signal(fd, signal.SIGHUP)
+                text = self._wait_for((RELOAD_MARK, *REFUSED_MARKS), offset, fd, sigmgr=sigmgr)
         finally:
             os.close(fd)
         errors = log_errors(text)
@@ -397,6 +449,18 @@ class GaneshaServer:
         if errors:
             raise ConfigRefused(f"{BINARY} reported errors on reload: " + " | ".join(errors[:5]),
                                 user_message=REFUSED_MESSAGE)
+
+    def _all_listed(self, pid: int | None):
+        """Every export's filesystem in the table of a server that reads its
+        own, for a reload (it creates every export again): each ``Path`` of
+        the exports file it re-reads."""
+        if pid is None or not self.own_table.read_by(pid):
+            return contextlib.nullcontext()
+        try:
+            text = self.exports_path.read_text()
+        except FileNotFoundError:
+            text = ""
+        return self.own_table.listing_all(_PATH_LINE.findall(text))
 
     def _pidfd_when_ready(self) -> int | None:
         """A pidfd for the server once it serves and takes signals, waiting up
@@ -462,6 +526,18 @@ class GaneshaServer:
     def _tail(self, offset: int) -> str:
         text = _read_from(self.log_path, offset)
         return text[-2000:].strip() or "(no log output)"
+
+
+def _export_paths(texts: list[str]) -> list[str]:
+    """The ``Path`` of each export file's text (unreadable ones left out:
+    Ganesha refuses those itself)."""
+    paths = []
+    for text in texts:
+        try:
+            paths.append(ganesha_config.parse_export_file(text).path)
+        except ExportError:
+            continue
+    return paths
 
 
 def _blocked_in(pid: int, tid: int) -> str | None:

@@ -142,7 +142,8 @@ class NetnsServerHelper(ShareServerHelper):
                 gs = GaneshaServer(
                     GaneshaConfig(address=address or "0.0.0.0", port=self._cfg.port,
                                   state_dir=self.server_dir(server_id) / GANESHA_DIR,
-                                  netns=netns_name(server_id), managed=True),
+                                  netns=netns_name(server_id), managed=True,
+                                  mount_table=self._cfg.mount_table),
                     timeout=self._timeout,
                 )
                 self._ganeshas[server_id] = gs

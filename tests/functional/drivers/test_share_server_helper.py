@@ -12,6 +12,7 @@ waiting while another makes the share network's server, and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -30,6 +31,7 @@ from shareflow.db.engine import Database
 from shareflow.db.models import Share, ShareServer
 from shareflow.domain import states
 from shareflow.drivers.base import ClientRule
+from shareflow.drivers.export import ganesha_mtab as gm
 from shareflow.drivers.export.ganesha import GaneshaExportDriver
 from shareflow.drivers.export.ganesha_server import GaneshaServer
 from shareflow.drivers.base import ServerBusy
@@ -40,7 +42,7 @@ from shareflow.services.share_server_manager import ShareServerManager, server_i
 from shareflow.system import netns
 from shareflow.system.process import run
 from tests.fixtures.stack import wait_until
-from tests.fixtures.storage import live_pids_with_argument
+from tests.fixtures.storage import MS_SHARED, live_pids_with_argument, own_mount, pool_view
 from tests.fixtures.tenant_networks import TenantNetworks
 
 TIMEOUT = 20.0
@@ -110,6 +112,21 @@ def assert_server_gone(env: Env, server_id: str) -> None:
 
 @pytest.fixture
 def env(btrfs_config, tmp_path):
+    with make_env(btrfs_config, tmp_path) as e:
+        yield e
+
+
+@pytest.fixture
+def own_table_env(btrfs_pool, tmp_path):
+    """Share servers whose Ganesha reads its own mount table, over volumes
+    below a shared mount (see test_ganesha_own_mtab.py)."""
+    with own_mount(tmp_path / "shared", MS_SHARED) as base, pool_view(btrfs_pool, base) as cfg:
+        with make_env(cfg, tmp_path, mount_table="own") as e:
+            yield e
+
+
+@contextlib.contextmanager
+def make_env(btrfs_config, tmp_path, *, mount_table: str = "host"):
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     migrate.upgrade(db)
     nets = TenantNetworks()
@@ -130,7 +147,8 @@ def env(btrfs_config, tmp_path):
             ganesha=GaneshaConfig(address="127.0.0.1", port=2049, state_dir=tmp_path / "unused", netns="",
                                   managed=False),
             fault_plan=None,
-            share_servers=ShareServersConfig(state_dir=tmp_path / "servers", delete_with_last_share=True),
+            share_servers=ShareServersConfig(state_dir=tmp_path / "servers", delete_with_last_share=True,
+                                             mount_table=mount_table),
         )
         helper = NetnsServerHelper(cfg, timeout=TIMEOUT)
         manager = ShareServerManager(db, helper, cfg, service_host="testhost", clock=clock)
@@ -193,6 +211,31 @@ def test_provide_makes_a_server_on_the_bridge_and_reuses_it(env):
     assert a.put(f"/shares/{s1}/f.txt", b"hi\n").returncode == 0
     assert a.cat(f"/shares/{s1}/f.txt").stdout == "hi\n"
     assert o.ls(f"/shares/{s1}").returncode != 0
+    env.export.remove_export(server, s1)
+    env.share.delete_volume(s1)
+
+
+def test_a_share_servers_ganesha_with_its_own_mount_table(own_table_env):
+    env = own_table_env
+    sn = env.share_network()
+    s1 = env.new_share(sn)
+    server = env.manager.provide(s1, env.network.allocate(s1, sn))
+    sid = server["id"]
+    (pid,) = ganesha_pids(sid, env.helper)
+    gs = env.helper.ganesha(server)
+    # In the server's network namespace and in a mount namespace of its own
+    # whose /etc/mtab is the table shareflow writes.
+    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    assert os.readlink(f"/proc/{pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+    assert gs.own_table.read_by(pid)
+    # A volume mounted after the server started reaches it, and is served.
+    path = env.share.create_volume(s1, 1)
+    env.export.add_export(server, s1, path)
+    env.export.update_access(server, s1, [ClientRule("198.51.100.10", "rw")])
+    allowed = env.nets.nfs(env.nets.client(env.bridge, "198.51.100.10"), server["address"])
+    assert allowed.put(f"/shares/{s1}/f.txt", b"hi\n").returncode == 0
+    assert allowed.cat(f"/shares/{s1}/f.txt").stdout == "hi\n"
+    assert gs.own_table.lines() == [gm.line_for("/").rstrip("\n")]
     env.export.remove_export(server, s1)
     env.share.delete_volume(s1)
 
