@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from shareflow import config as config_mod
 from shareflow.auth import tokens as tokens_mod
@@ -30,6 +31,7 @@ from shareflow.exceptions import ConfigError, ShareflowError
 from shareflow.logs import setup_logging
 from shareflow.services.context import Caller
 from shareflow.drivers.share import registry as share_drivers
+from shareflow.system import mounts
 from shareflow.system.ports import port_in_use
 from shareflow.system.zookeeper import ZooKeeperServer, ZooKeeperSupervisor, four_letter_word
 from shareflow.wiring import Services
@@ -78,6 +80,8 @@ class Launcher:
         self._zk: ZooKeeperServer | None = None
         self._zk_supervisor: ZooKeeperSupervisor | None = None
         self._pools: list[share_drivers.PreparedPool] = []
+        #: Exports directories bound on themselves to be shared (_share_exports).
+        self._shared_binds: list[Path] = []
         self._children: list[tuple[str, subprocess.Popen]] = []
         self._stop = threading.Event()
         self.admin_login = None
@@ -103,6 +107,7 @@ class Launcher:
             if pool is not None:
                 LOG.info("%s pool of backend %s mounted on %s", backend.share_driver, backend.name, pool.mount_point)
                 self._pools.append(pool)
+            self._share_exports(backend)
         token = self._bootstrap_tenancy()
         env = {**os.environ, config_mod.ENV_VAR: str(cfg.path)}
         # It owns the host: the pools are unmounted at exit, so the export
@@ -141,6 +146,23 @@ class Launcher:
         self._zk = ZooKeeperServer(zk.data_dir, port, host=host)
         self._zk.start()
         self._zk_supervisor = ZooKeeperSupervisor(self._zk)
+
+    def _share_exports(self, backend) -> None:
+        """With ``ganesha.mount_table = "own"``, NFS-Ganesha runs in a mount
+        namespace of its own, which sees a share mounted after it started
+        only if the mount holding the share mounts is shared; on a host
+        without systemd nothing is, so the backend's exports directory is
+        made a shared mount here (and unmounted at the end)."""
+        tables = {backend.ganesha.mount_table}
+        if backend.share_servers is not None:
+            tables.add(backend.share_servers.mount_table)
+        exports = getattr(backend.share_config, "exports_dir", None)
+        if "own" not in tables or exports is None:
+            return
+        if mounts.make_shared(exports):
+            self._shared_binds.append(Path(exports))
+        LOG.info("exports of backend %s (%s) made a shared mount for NFS-Ganesha's own mount table",
+                 backend.name, exports)
 
     def _bootstrap_tenancy(self) -> str:
         """The default share type and an admin token, both made once; with the
@@ -246,6 +268,12 @@ class Launcher:
             except ShareflowError as e:
                 LOG.error("could not unmount %s: %s", pool.mount_point, e.message)
         self._pools.clear()
+        for path in reversed(self._shared_binds):
+            try:
+                mounts.unmount(path, timeout=POOL_TIMEOUT)
+            except ShareflowError as e:
+                LOG.error("could not unmount %s: %s", path, e.message)
+        self._shared_binds.clear()
         if self._zk is not None:
             LOG.info("stopping ZooKeeper")
             self._zk.stop()

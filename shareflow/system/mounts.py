@@ -16,6 +16,7 @@ import ctypes.util
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import tenacity
 
@@ -28,6 +29,8 @@ MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SHARED = 1 << 20
 MNT_DETACH = 0x2
 _FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV}
 _libc = None
@@ -186,3 +189,29 @@ def bind_mount(source: str | os.PathLike, target: str | os.PathLike, *, flags: s
         err = ctypes.get_errno()
         libc.umount2(dst, MNT_DETACH)
         raise StorageError(f"mount -o remount,bind,{flags} {os.fsdecode(dst)}: {os.strerror(err)}")
+
+
+def make_shared(path: str | os.PathLike) -> bool:
+    """Make ``path`` a mount with shared propagation (what systemd makes
+    every mount; this machine's are private), so that mounts made below it
+    later also appear in mount namespaces copied from the host - NFS-Ganesha's
+    own (``ganesha.mount_table = "own"``). A directory that is not a mount
+    point is first bound on itself, with whatever is mounted below it.
+    True when that bind was made here (the caller unmounts it at the end).
+    Raises :class:`StorageError`."""
+    target = Path(path).resolve()
+    target.mkdir(parents=True, exist_ok=True)
+    libc = _libc_calls()
+    dst = os.fsencode(os.fspath(target))
+    made = False
+    if not is_mountpoint(target):
+        if libc.mount(dst, dst, None, MS_BIND | MS_REC, None) != 0:
+            err = ctypes.get_errno()
+            raise StorageError(f"mount --rbind {target} {target}: {os.strerror(err)}")
+        made = True
+    if libc.mount(None, dst, None, MS_SHARED, None) != 0:
+        err = ctypes.get_errno()
+        if made:
+            libc.umount2(dst, MNT_DETACH)
+        raise StorageError(f"mount --make-shared {target}: {os.strerror(err)}")
+    return made

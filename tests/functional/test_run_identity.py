@@ -27,6 +27,21 @@ def _share_list(clouds, home) -> subprocess.CompletedProcess:
     return _openstack(clouds, home, "share", "list", "-f", "value")
 
 
+def _read_over_nfs(service, clouds, home, name) -> None:
+    """The README's next steps: allow 127.0.0.1, then read the export with
+    libnfs (NFSv4). Its NFS-Ganesha reads its own mount table (etc/'s
+    ``mount_table = "own"``): the share, mounted after Ganesha started,
+    must reach Ganesha's mount namespace through the shared exports mount."""
+    allowed = _openstack(clouds, home, "share", "access", "create", name, "ip", "127.0.0.1", "--wait")
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    path = _openstack(clouds, home, "share", "export", "location", "list", name, "-f", "value", "-c", "Path")
+    assert path.returncode == 0, path.stderr
+    export = path.stdout.strip().split(":", 1)[1]
+    listed = subprocess.run(["nfs-ls", f"nfs://127.0.0.1{export}?version=4&nfsport={service.nfs_port}"],
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+
+
 def _create_and_wait(clouds, home, name) -> str:
     """``openstack share create NFS 1 --name NAME --wait``: the client's own
     wait, which fails on ``error``; returns the share's status."""
@@ -47,6 +62,7 @@ def test_run_makes_the_admin_user_and_the_readmes_first_share_with_the_openstack
         assert f"admin password: {password}" in service.output()
         assert f"/identity/v3" in clouds.read_text() and password in clouds.read_text()
         assert _create_and_wait(clouds, tmp_path, "demo") == "available"
+        _read_over_nfs(service, clouds, tmp_path, "demo")
         listed = _share_list(clouds, tmp_path)
         assert listed.returncode == 0 and " demo " in f" {listed.stdout} ", listed.stdout + listed.stderr
         # What shareflow run made before: snapshot_support=False, which no
