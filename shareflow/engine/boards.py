@@ -129,7 +129,8 @@ class ConductorJobBoard(ZookeeperJobBoard):
         """Whether a job handed to this board's conductor waits to be taken up."""
         return bool(self._handed)
 
-    def post_claimed(self, name: str, *, book, details: dict, owner: str, timeout: float):
+    def post_claimed(self, name: str, *, book, details: dict, owner: str, timeout: float,
+                     before_wake=None):
         """Post a job to this board and claim it for ``owner`` (this board's
         conductor) in one ZooKeeper transaction: the job node and its
         ephemeral lock, as a claim makes it. The conductor then finds the job
@@ -144,7 +145,11 @@ class ConductorJobBoard(ZookeeperJobBoard):
         CoordinationError when ZooKeeper did not answer within ``timeout``:
         the transaction may still land, and the job is then this board's
         conductor's to take up once a listing shows it (its record withdrawn
-        meanwhile, it is dropped unrun as any withdrawn job)."""
+        meanwhile, it is dropped unrun as any withdrawn job).
+
+        ``before_wake(job_uuid)``: called once the transaction has landed,
+        before the conductor is woken (the poster records the job posted
+        there, so the conductor's first write does not queue behind it)."""
         job_uuid = uuidutils.generate_uuid()
         posting = format_posting(job_uuid, name, book=book, details=details, priority=JobPriority.NORMAL)
         path = k_paths.join(self.path, handed_job_name(self.name_clock()))
@@ -176,7 +181,11 @@ class ConductorJobBoard(ZookeeperJobBoard):
         entry = self._handed.get(path)
         if entry is not None:
             entry[2] = True
-        self._try_emit(jobs_base.POSTED, details={"job": job})
+        try:
+            if before_wake is not None:
+                before_wake(job_uuid)
+        finally:
+            self._try_emit(jobs_base.POSTED, details={"job": job})
         return job_uuid
 
     def _adopt(self, job, owner: str) -> None:
@@ -331,19 +340,26 @@ class Boards:
         :meth:`hand_off` may post a job there already claimed for it."""
         self._runners[key] = conductor
 
-    def hand_off(self, key: str, name: str, *, book, details: dict) -> str | None:
+    def hand_off(self, key: str, name: str, *, book, details: dict, before_wake=None) -> str | None:
         """Post to the board of ``key`` a job claimed, in the same
         ZooKeeper transaction, for this process's conductor of that board
         (:meth:`ConductorJobBoard.post_claimed`) - only when that conductor
         is idle, so a job never waits behind another here while a conductor
         elsewhere could run it. The job's board uuid; None when not handed
         (no such conductor, busy, or the transaction refused): the caller
-        posts it plainly. Raises CoordinationError as :meth:`post` does."""
+        posts it plainly. Raises CoordinationError as :meth:`post` does.
+        ``before_wake``: see :meth:`ConductorJobBoard.post_claimed`; the
+        conductor is then woken here, directly (the board's POSTED
+        notification, which also wakes it, passes through the board's
+        notifier thread first)."""
         conductor = self._runners.get(key)
         if conductor is None or not conductor.idle:
             return None
-        return self._boards[key].post_claimed(name, book=book, details=details, owner=conductor.name,
-                                              timeout=self._request_timeout)
+        job_uuid = self._boards[key].post_claimed(name, book=book, details=details, owner=conductor.name,
+                                                  timeout=self._request_timeout, before_wake=before_wake)
+        if job_uuid is not None:
+            conductor.wake()
+        return job_uuid
 
     def close(self) -> None:
         for board in self._boards.values():

@@ -114,6 +114,11 @@ class ShareflowConductor(BlockingConductor):
     def _on_posted(self, state, details):
         self._timeout.wake()
 
+    def wake(self) -> None:
+        """End the idle wait now: a job was handed to this conductor
+        (``Boards.hand_off``), by a thread of this process."""
+        self._timeout.wake()
+
     def _listeners_from_job(self, job, engine):
         listeners = super()._listeners_from_job(job, engine)
         # Stops this engine at the next atom boundary if our claim was lost

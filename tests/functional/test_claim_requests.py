@@ -239,6 +239,10 @@ class _Conductor:
 
     def __init__(self, name: str, idle: bool):
         self.name, self.idle = name, idle
+        self.woken = 0
+
+    def wake(self) -> None:
+        self.woken += 1
 
 
 def test_a_job_is_handed_only_to_an_idle_conductor_of_this_process(kazoo_client, zk_chroot):
@@ -252,9 +256,12 @@ def test_a_job_is_handed_only_to_an_idle_conductor_of_this_process(kazoo_client,
         boards.serve("h@b", _Conductor("busy", idle=False))
         assert boards.hand_off("h@b", "job", book=book, details={}) is None
         assert kazoo_client.get_children(board.path) == [] and not board.holds_handed
-        boards.serve("h@b", _Conductor("idle", idle=True))
+        idle = _Conductor("idle", idle=True)
+        boards.serve("h@b", idle)
         uuid = boards.hand_off("h@b", "job", book=book, details={})
         (job,) = [j for j in board.iterjobs() if j.uuid == uuid]
         assert owner_of(kazoo_client, job) == "idle" and board.holds_handed
+        # Woken by the hand-off itself, not (only) by the board's notifier thread.
+        assert idle.woken == 1
     finally:
         boards.close()
