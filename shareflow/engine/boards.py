@@ -130,7 +130,7 @@ class ConductorJobBoard(ZookeeperJobBoard):
         return bool(self._handed)
 
     def post_claimed(self, name: str, *, book, details: dict, owner: str, timeout: float,
-                     before_wake=None):
+                     notify: bool = True):
         """Post a job to this board and claim it for ``owner`` (this board's
         conductor) in one ZooKeeper transaction: the job node and its
         ephemeral lock, as a claim makes it. The conductor then finds the job
@@ -147,9 +147,9 @@ class ConductorJobBoard(ZookeeperJobBoard):
         conductor's to take up once a listing shows it (its record withdrawn
         meanwhile, it is dropped unrun as any withdrawn job).
 
-        ``before_wake(job_uuid)``: called once the transaction has landed,
-        before the conductor is woken (the poster records the job posted
-        there, so the conductor's first write does not queue behind it)."""
+        ``notify=False``: no POSTED notification once it landed (which wakes
+        the board's conductor from the board's notifier thread): the caller
+        wakes the conductor itself (:meth:`Boards.hand_off`)."""
         job_uuid = uuidutils.generate_uuid()
         posting = format_posting(job_uuid, name, book=book, details=details, priority=JobPriority.NORMAL)
         path = k_paths.join(self.path, handed_job_name(self.name_clock()))
@@ -181,10 +181,7 @@ class ConductorJobBoard(ZookeeperJobBoard):
         entry = self._handed.get(path)
         if entry is not None:
             entry[2] = True
-        try:
-            if before_wake is not None:
-                before_wake(job_uuid)
-        finally:
+        if notify:
             self._try_emit(jobs_base.POSTED, details={"job": job})
         return job_uuid
 
@@ -348,17 +345,23 @@ class Boards:
         elsewhere could run it. The job's board uuid; None when not handed
         (no such conductor, busy, or the transaction refused): the caller
         posts it plainly. Raises CoordinationError as :meth:`post` does.
-        ``before_wake``: see :meth:`ConductorJobBoard.post_claimed`; the
-        conductor is then woken here, directly (the board's POSTED
-        notification, which also wakes it, passes through the board's
-        notifier thread first)."""
+
+        The conductor is woken here, by its ``wake()`` (not by the board's
+        POSTED notification, from the board's notifier thread), after
+        ``before_wake(job_uuid)`` if given: the poster records the job
+        posted there, so the conductor's first write never queues behind
+        that one."""
         conductor = self._runners.get(key)
         if conductor is None or not conductor.idle:
             return None
         job_uuid = self._boards[key].post_claimed(name, book=book, details=details, owner=conductor.name,
-                                                  timeout=self._request_timeout, before_wake=before_wake)
+                                                  timeout=self._request_timeout, notify=False)
         if job_uuid is not None:
-            conductor.wake()
+            try:
+                if before_wake is not None:
+                    before_wake(job_uuid)
+            finally:
+                conductor.wake()
         return job_uuid
 
     def close(self) -> None:

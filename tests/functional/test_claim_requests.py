@@ -261,7 +261,7 @@ def test_a_job_is_handed_only_to_an_idle_conductor_of_this_process(kazoo_client,
         uuid = boards.hand_off("h@b", "job", book=book, details={})
         (job,) = [j for j in board.iterjobs() if j.uuid == uuid]
         assert owner_of(kazoo_client, job) == "idle" and board.holds_handed
-        # Woken by the hand-off itself, not (only) by the board's notifier thread.
+        # Woken by the hand-off itself, not by the board's notifier thread.
         assert idle.woken == 1
     finally:
         boards.close()

@@ -7,7 +7,9 @@ shareflow.engine.logbooks), on our real databases and a real ZooKeeper:
   writes nothing for it;
 * a job recorded by an older version (no logbook yet) gets it at its post;
 * a job handed to this process's conductor is marked posted before that
-  conductor is woken, so the conductor's first write never queues behind it.
+  conductor is woken, so the conductor's first write never queues behind it;
+  handed by a job running in another conductor's thread (the scheduling
+  job), the conductor is woken when that job's run has ended.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from shareflow.db import jobs as jobs_db
 from shareflow.db.models import Job
 from shareflow.engine import operations
 from shareflow.engine.boards import Boards
+from shareflow.engine.conductor import ShareflowConductor, deferring_wakes
 from shareflow.engine.loading import job_store, save_store, store_atom
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster, factory_path, job_details
@@ -187,3 +190,29 @@ def test_a_handed_job_is_marked_posted_before_its_conductor_is_woken(db, persist
     (handed,) = [j for j in boards.get(BOARD).iterjobs() if j.uuid == board_job_id]
     # The conductor runs it from the logbook recorded, without reading it back.
     assert store_atom(handed.book.find(job.flow_detail_id)).results["job_id"] == job.id
+
+
+def test_a_conductor_woken_by_a_running_job_wakes_when_that_run_ends(boards, kazoo_client):
+    board = boards.get(BOARD)
+    handing = ShareflowConductor("scheduler", board, None, None, poll_interval=60, client=kazoo_client)
+    handed = ShareflowConductor("pool", board, None, None, poll_interval=60, client=kazoo_client)
+    woken = handed._timeout._wake
+    seen = []
+
+    def run(job):  # the scheduling job's run, handing the create job over
+        handed.wake()
+        seen.append(woken.is_set())
+        return True
+
+    handing._dispatch_claimed = run
+    assert handing._dispatch_job(object()) is True
+    assert seen == [False] and woken.is_set()
+    # Asked by a thread running no job (or the run failed): at once, or at its end.
+    woken.clear()
+    handed.wake()
+    assert woken.is_set()
+    woken.clear()
+    with pytest.raises(RuntimeError), deferring_wakes():
+        handed.wake()
+        raise RuntimeError("the run failed")
+    assert woken.is_set()
