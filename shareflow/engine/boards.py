@@ -104,9 +104,16 @@ class ConductorJobBoard(ZookeeperJobBoard):
         self._listed: frozenset[str] = frozenset()
         #: Names the nodes of handed jobs (:func:`handed_job_name`).
         self.name_clock = time.time_ns
+        #: Called on kazoo's thread as soon as a listing has made a job
+        #: known: the conductor's wake-up, without the hop through the
+        #: board's notifier thread that its POSTED notification takes.
+        self.on_new_job = None
 
     def _process_child(self, path, request, quiet=True):
+        known = path in self._known_jobs
         super()._process_child(path, request, quiet=quiet)
+        if not known and path in self._known_jobs and self.on_new_job is not None:
+            self.on_new_job()
         # The read that made the job known is answered already: keep the
         # node's version for the claim, which then need not read it again.
         try:

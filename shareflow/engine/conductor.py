@@ -118,6 +118,10 @@ class ShareflowConductor(BlockingConductor):
         #: Whether a job is being run here (from its dispatch to its end).
         self._busy = False
         board.notifier.register(jobs_base.POSTED, self._on_posted)
+        if hasattr(board, "on_new_job"):
+            # Woken by the read that made a new job known (the POSTED
+            # notification, a thread hop later, then finds it awake).
+            board.on_new_job = self._timeout.wake
 
     @property
     def name(self) -> str:

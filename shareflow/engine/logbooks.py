@@ -19,14 +19,12 @@ saved the logbook at its post, has none until it is posted
 
 from __future__ import annotations
 
-import contextlib
-import functools
-
 import sqlalchemy as sa
 from oslo_utils import uuidutils
 from taskflow import engines
 from taskflow import states as tf_states
 from taskflow.persistence import models as tf_models
+from taskflow.persistence.backends.sqlalchemy import tables as tf_tables
 
 from shareflow.engine.loading import STORE_ATOM
 
@@ -47,31 +45,22 @@ def new_book(*, operation: str, resource_id: str, logbook_id: str, flow_detail_i
     return book
 
 
-class _Tables:
-    """TaskFlow's persistence tables and prepared inserts into them."""
-
-    def __init__(self, tables):
-        self.insert_book = sa.insert(tables.logbooks)
-        self.insert_flow = sa.insert(tables.flowdetails)
-        self.insert_atom = sa.insert(tables.atomdetails)
+#: TaskFlow's persistence tables, as its SQLAlchemy backend declares them.
+_TABLES = tf_tables.fetch(sa.MetaData())
+_INSERT_BOOK = sa.insert(_TABLES.logbooks)
+_INSERT_FLOW = sa.insert(_TABLES.flowdetails)
+_INSERT_ATOM = sa.insert(_TABLES.atomdetails)
 
 
-@functools.lru_cache(maxsize=8)
-def _tables(persistence) -> _Tables:
-    with contextlib.closing(persistence.get_connection()) as conn:
-        return _Tables(conn._tables)  # noqa: SLF001 - TaskFlow's own table objects, as its Connection uses them
-
-
-def insert(connection: sa.Connection, persistence, book: tf_models.LogBook) -> None:
+def insert(connection: sa.Connection, book: tf_models.LogBook) -> None:
     """Insert ``book``, its flow details and their atom details, as
     TaskFlow's ``save_logbook`` does for a new book, on ``connection`` (the
     caller's transaction): plain inserts, nothing read first - the book is
     new (its uuid was made with the job's record)."""
-    t = _tables(persistence)
-    connection.execute(t.insert_book, book.to_dict())
+    connection.execute(_INSERT_BOOK, book.to_dict())
     for flow_detail in book:
-        connection.execute(t.insert_flow, {**flow_detail.to_dict(), "parent_uuid": book.uuid})
+        connection.execute(_INSERT_FLOW, {**flow_detail.to_dict(), "parent_uuid": book.uuid})
         for atom in flow_detail:
-            connection.execute(t.insert_atom, {**atom.to_dict(), "parent_uuid": flow_detail.uuid,
+            connection.execute(_INSERT_ATOM, {**atom.to_dict(), "parent_uuid": flow_detail.uuid,
                                                "atom_type": tf_models.atom_detail_type(atom)})
 

@@ -138,7 +138,7 @@ class JobPoster:
             store=json.dumps(spec.store),
         )
         book = self._new_book(job, spec)
-        logbooks.insert(session.connection(), self._persistence, book)
+        logbooks.insert(session.connection(), book)
         with self._books_lock:
             self._books[job.id] = book
             while len(self._books) > RECORDED_BOOKS:
