@@ -85,22 +85,41 @@ def attempts(session: Session, job: Job) -> list[Job]:
 
 
 def set_posted(session: Session, job_id: str, board_job_id: str, *, now: datetime) -> None:
-    session.execute(sa.update(Job).where(Job.id == job_id).values(board_job_id=board_job_id, updated_at=now))
+    """Record the board job posted for it - unless a conductor has claimed
+    the job since it was posted (or resumed): that claim recorded the board
+    job it runs (:func:`set_running`), which this must not rename."""
+    session.execute(sa.update(Job).where(Job.id == job_id, Job.owner.is_(None))
+                    .values(board_job_id=board_job_id, updated_at=now)
+                    .execution_options(synchronize_session=False))
 
 
-def set_running(session: Session, job_id: str, owner: str, *, now: datetime) -> bool:
-    """A conductor claimed the job: whether it is there to run. A job being
-    cancelled stays ``cancelling`` (its new owner runs it to revert it); only
-    its owner is recorded."""
-    if transition(
-        session, Job, job_id, states.JOB, states.JOB_RUNNING, now=now, column="state",
-        values={"owner": owner, "started_at": now},
-    ):
+def set_running(session: Session, job_id: str, owner: str, *, now: datetime,
+                board_job_id: str | None = None) -> bool:
+    """A conductor claimed the job, from board job ``board_job_id``: whether
+    it is there to run. A job being cancelled stays ``cancelling`` (its new
+    owner runs it to revert it); only its owner is recorded.
+
+    One runner at a time. The first claim since the job was posted (or
+    resumed: no owner recorded) records the board job it came from; a later
+    claim runs it only if it comes from that same board job - its owner died,
+    its lock went with its ZooKeeper session, and the board offered it again
+    (running -> running). A claim of another board job for the same record
+    (a second post: :mod:`shareflow.engine.once` prevents them, this is the
+    fence should one exist all the same) is refused. The owner alone cannot
+    tell: the database does not know whether the owner it records is alive,
+    ZooKeeper's lock on one board job does. A record with no board job
+    (claimed before claims recorded it) takes any. Without ``board_job_id``
+    (unknown to the caller) only the state is checked."""
+    values: dict = {"owner": owner, "started_at": now, "updated_at": now}
+    stmt = sa.update(Job).where(Job.id == job_id).execution_options(synchronize_session=False)
+    if board_job_id is not None:
+        stmt = stmt.where(sa.or_(Job.owner.is_(None), Job.board_job_id.is_(None),
+                                 Job.board_job_id == board_job_id))
+        values["board_job_id"] = board_job_id
+    runnable = sorted(states.sources(states.JOB, states.JOB_RUNNING))
+    if session.execute(stmt.where(Job.state.in_(runnable)).values(state=states.JOB_RUNNING, **values)).rowcount:
         return True
-    return session.execute(
-        sa.update(Job).where(Job.id == job_id, Job.state == states.JOB_CANCELLING)
-        .values(owner=owner, started_at=now, updated_at=now).execution_options(synchronize_session=False)
-    ).rowcount == 1
+    return session.execute(stmt.where(Job.state == states.JOB_CANCELLING).values(**values)).rowcount == 1
 
 
 def quiet_active(session: Session, backends, *, quiet_since: datetime) -> list[Job]:

@@ -41,6 +41,7 @@ from taskflow.jobs.base import JobBoard, JobPriority, format_posting
 from taskflow.utils import misc
 
 from shareflow.config import DEFAULT_ZK_REQUEST_TIMEOUT
+from shareflow.engine import once
 from shareflow.engine.zk import board_path, list_boards, make_client, stop_client, translate_errors
 from shareflow.exceptions import ConfigError, CoordinationError
 
@@ -49,15 +50,32 @@ LOG = logging.getLogger(__name__)
 UNAVAILABLE = "the coordination service is unavailable, try again later"
 
 
-def post_job(client: KazooClient, path: str, name: str, *, book, details: dict, timeout: float) -> str:
+#: How many times a post sends its transaction again after ZooKeeper refused
+#: it for a reason the next try settles (a name met, the board's nodes not
+#: made yet, a stale marker removed).
+POST_TRIES = 4
+
+
+def post_job(client: KazooClient, path: str, name: str, *, book, details: dict, timeout: float,
+             key: str | None = None, clock=time.time_ns) -> str:
     """Put a job on the board at ``path`` as TaskFlow's ZooKeeper board does
-    (a sequential node holding its posting), waiting at most ``timeout``
-    seconds for ZooKeeper's answer. Returns the job's board uuid."""
+    (a node holding its posting), waiting at most ``timeout`` seconds for
+    ZooKeeper's answers. Returns the job's board uuid.
+
+    ``key`` (the database job's id): posted at most once (see
+    :mod:`shareflow.engine.once`) - the job node (named by the clock,
+    :func:`handed_job_name`, since the marker must name it before ZooKeeper
+    answers) and its marker in one transaction; when the job was posted
+    already and is still on the board, nothing is posted and that job's uuid
+    is the answer. Without it, a sequential node, as TaskFlow's."""
+    if timeout <= 0:
+        raise CoordinationError(f"posting {name}: no time left to reach ZooKeeper", user_message=UNAVAILABLE)
+    if key is not None:
+        return _post_once(client, path, name, book=book, details=details, key=key,
+                          deadline=time.monotonic() + timeout, clock=clock)
     job_uuid = uuidutils.generate_uuid()
     posting = format_posting(job_uuid, name, book=book, details=details, priority=JobPriority.NORMAL)
     value = misc.binary_encode(jsonutils.dumps(posting))
-    if timeout <= 0:
-        raise CoordinationError(f"posting {name}: no time left to reach ZooKeeper", user_message=UNAVAILABLE)
     result = client.create_async(k_paths.join(path, ZookeeperJobBoard.JOB_PREFIX), value,
                                  sequence=True, makepath=True)
     try:
@@ -71,13 +89,48 @@ def post_job(client: KazooClient, path: str, name: str, *, book, details: dict, 
     return job_uuid
 
 
+def _post_once(client: KazooClient, path: str, name: str, *, book, details: dict, key: str,
+               deadline: float, clock) -> str:
+    marker = once.marker_path(path, key)
+    job_uuid = uuidutils.generate_uuid()
+    posting = format_posting(job_uuid, name, book=book, details={**details, once.DETAILS_KEY: key},
+                             priority=JobPriority.NORMAL)
+    value = misc.binary_encode(jsonutils.dumps(posting))
+    what = f"posting {name}"
+    for _ in range(POST_TRIES):
+        job_path = k_paths.join(path, handed_job_name(clock()))
+        txn = client.transaction()
+        txn.create(job_path, value)
+        txn.create(marker, once.marker_value(job_uuid, job_path))
+        # An answer that never comes (timeout, connection lost) may hide a
+        # transaction that landed: the caller's retry then finds its marker.
+        results = once.answer(txn.commit_async(), what, deadline)
+        if not once.refused(results):
+            return job_uuid
+        if once.failed_on(results, 1, k_exc.NodeExistsError):
+            posted = once.existing(client, marker, deadline)
+            if posted is not None:
+                LOG.info("%s: job %s is on %s already, as %s; not posted again", what, key, path, posted)
+                return posted
+        elif once.failed_on(results, 0, k_exc.NodeExistsError):
+            continue  # another post's name (the same nanosecond): a new one
+        elif any(isinstance(r, k_exc.NoNodeError) for r in results):
+            # The board's first post: its node and its markers' are made once.
+            for needed in (path, once.marker_root(path)):
+                once.answer(client.ensure_path_async(needed), what, deadline)
+        else:
+            raise CoordinationError(f"{what}: ZooKeeper refused it: {results!r}", user_message=UNAVAILABLE)
+    raise CoordinationError(f"{what}: ZooKeeper refused it {POST_TRIES} times", user_message=UNAVAILABLE)
+
+
 def handed_job_name(now_ns: int) -> str:
-    """The node name of a job posted and claimed in one transaction. Its
-    lock, ``<name>.lock``, is created in the same transaction, so the name
-    must be known before ZooKeeper answers: it cannot be sequential. It has
-    19 digits where ZooKeeper's sequential names have 10, so it never meets
-    one; two hand-offs to one board in the same nanosecond meet each other
-    and the second falls back to a plain post."""
+    """The node name of a job posted with its marker, or posted and claimed
+    in one transaction (its lock, ``<name>.lock``, created in the same
+    transaction): the name must be known before ZooKeeper answers, so it
+    cannot be sequential. It has 19 digits where ZooKeeper's sequential names
+    have 10, so it never meets one (and sorts after them: TaskFlow orders
+    jobs by the number); two posts to one board in the same nanosecond meet
+    each other, and the second tries again (a hand-off: posts plainly)."""
     return f"{ZookeeperJobBoard.JOB_PREFIX}{now_ns:019d}"
 
 
@@ -109,6 +162,16 @@ class ConductorJobBoard(ZookeeperJobBoard):
         #: board's notifier thread that its POSTED notification takes.
         self.on_new_job = None
 
+    def connect(self, timeout=10.0):
+        """TaskFlow's, and the node of the board's posted-once markers made
+        (as TaskFlow makes its trash's): a hand-off, whose transaction cannot
+        make it, then never finds it missing (:mod:`shareflow.engine.once`)."""
+        super().connect(timeout=timeout)
+        try:
+            self._client.ensure_path(once.marker_root(self.path))
+        except (KazooTimeoutError, KazooException) as e:
+            raise tf_exc.JobFailure(f"Failed to make {once.marker_root(self.path)}: {e!r}") from e
+
     def _process_child(self, path, request, quiet=True):
         known = path in self._known_jobs
         super()._process_child(path, request, quiet=quiet)
@@ -137,7 +200,7 @@ class ConductorJobBoard(ZookeeperJobBoard):
         return bool(self._handed)
 
     def post_claimed(self, name: str, *, book, details: dict, owner: str, timeout: float,
-                     notify: bool = True):
+                     key: str | None = None, notify: bool = True):
         """Post a job to this board and claim it for ``owner`` (this board's
         conductor) in one ZooKeeper transaction: the job node and its
         ephemeral lock, as a claim makes it. The conductor then finds the job
@@ -154,10 +217,17 @@ class ConductorJobBoard(ZookeeperJobBoard):
         conductor's to take up once a listing shows it (its record withdrawn
         meanwhile, it is dropped unrun as any withdrawn job).
 
+        ``key`` (the database job's id): with its marker, in the same
+        transaction (:mod:`shareflow.engine.once`); a job posted already and
+        still on the board is not posted again, and its uuid is the answer.
+
         ``notify=False``: no POSTED notification once it landed (which wakes
         the board's conductor from the board's notifier thread): the caller
         wakes the conductor itself (:meth:`Boards.hand_off`)."""
+        deadline = time.monotonic() + timeout
         job_uuid = uuidutils.generate_uuid()
+        if key is not None:
+            details = {**details, once.DETAILS_KEY: key}
         posting = format_posting(job_uuid, name, book=book, details=details, priority=JobPriority.NORMAL)
         path = k_paths.join(self.path, handed_job_name(self.name_clock()))
         job = ZookeeperJob(self, name, self._client, path, backend=self._persistence, uuid=job_uuid,
@@ -169,6 +239,9 @@ class ConductorJobBoard(ZookeeperJobBoard):
         txn = self._client.transaction()
         txn.create(path, misc.binary_encode(jsonutils.dumps(posting)))
         txn.create(job.lock_path, misc.binary_encode(jsonutils.dumps({"owner": owner})), ephemeral=True)
+        marker = once.marker_path(self.path, key) if key is not None else None
+        if marker is not None:
+            txn.create(marker, once.marker_value(job_uuid, path))
         # Known before the answer: a transaction that lands after a timeout
         # is still taken up here (its lock is ours, no other conductor would).
         self._adopt(job, owner)
@@ -180,9 +253,16 @@ class ConductorJobBoard(ZookeeperJobBoard):
             ) from e
         except KazooException as e:  # the connection lost: its outcome unknown, as above
             raise CoordinationError(f"posting {name}: ZooKeeper failed: {e!r}", user_message=UNAVAILABLE) from e
-        if any(isinstance(r, Exception) for r in results):
-            # Rolled back (a name met, the board's node gone): nothing exists.
+        if once.refused(results):
+            # Rolled back (a name met, the board's node gone, the job posted
+            # already): nothing of it exists.
             self._forget(path)
+            if marker is not None and once.failed_on(results, 2, k_exc.NodeExistsError):
+                posted = once.existing(self._client, marker, deadline)
+                if posted is not None:
+                    LOG.info("posting %s: job %s is on %s already, as %s; not posted again", name, key,
+                             self.path, posted)
+                    return posted
             LOG.info("posting %s claimed on %s was refused (%s); posting it plainly", name, self.path, results)
             return None
         entry = self._handed.get(path)
@@ -245,6 +325,80 @@ class ConductorJobBoard(ZookeeperJobBoard):
         if any(isinstance(error, k_exc.NodeExistsError) for error in errors):
             raise tf_exc.UnclaimableJob(f"Job {job.uuid} already claimed")
         raise tf_exc.UnclaimableJob(f"Job {job.uuid} claim failed due to transaction not succeeding")
+
+    def _read_owned(self, job, who: str):
+        """The lock's and the job's versions and the job's posting, read at
+        once (TaskFlow reads one, then the other), when ``who`` holds it."""
+        reads = [self._client.get_async(job.lock_path), self._client.get_async(job.path)]
+        try:
+            lock_raw, lock_stat = reads[0].get()
+            raw, data_stat = reads[1].get()
+        except k_exc.NoNodeError:
+            raise tf_exc.NotFound(f"Can not finish a job {job.uuid} which we can not determine the owner of")
+        if misc.decode_json(lock_raw).get("owner") != who:
+            raise tf_exc.JobFailure(f"Can not finish a job {job.uuid} which is not owned by {who}")
+        return lock_stat, misc.decode_json(raw), data_stat
+
+    def _commit_with_marker(self, build, marker: str) -> None:
+        """Commit the transaction ``build`` makes, removing ``marker`` in it.
+        The marker is this job's: a job whose posting names one was posted
+        with it, in one transaction, and a marker is replaced only once its
+        job is gone (:mod:`shareflow.engine.once`) - so it is not read first.
+        Should it be missing all the same (removed by hand), the transaction
+        goes again without it."""
+        txn = build()
+        txn.delete(marker)
+        try:
+            kazoo_utils.checked_commit(txn)
+            return
+        except kazoo_utils.KazooTransactionException as e:
+            if not any(getattr(op, "path", None) == marker and isinstance(error, k_exc.NoNodeError)
+                       for op, error in e.failures):
+                raise
+        LOG.warning("the posted-once marker %s was missing; finishing its job without it", marker)
+        kazoo_utils.checked_commit(build())
+
+    @jobs_base.check_who
+    def consume(self, job, who):
+        """TaskFlow's consume (lock and job node deleted in one transaction),
+        which also removes the job's posted-once marker
+        (:mod:`shareflow.engine.once`) in that transaction."""
+        key = once.key_of(job.details)
+        if key is None:
+            return super().consume(job, who)
+        with self._wrap(job.uuid, job.path, fail_msg_tpl="Consumption failure: %s"):
+            lock_stat, _data, data_stat = self._read_owned(job, who)
+
+            def build():
+                txn = self._client.transaction()
+                txn.delete(job.lock_path, version=lock_stat.version)
+                txn.delete(job.path, version=data_stat.version)
+                return txn
+
+            self._commit_with_marker(build, once.marker_path(self.path, key))
+            self._remove_job(job.path)
+
+    @jobs_base.check_who
+    def trash(self, job, who):
+        """TaskFlow's trash (the job moved to the board's trash, its lock
+        deleted, in one transaction), which also removes the job's
+        posted-once marker in that transaction: resuming a trashed job posts
+        it again (:mod:`shareflow.engine.once`)."""
+        key = once.key_of(job.details)
+        if key is None:
+            return super().trash(job, who)
+        with self._wrap(job.uuid, job.path, fail_msg_tpl="Trash failure: %s"):
+            lock_stat, data, data_stat = self._read_owned(job, who)
+
+            def build():
+                txn = self._client.transaction()
+                txn.create(job.path.replace(self.path, self.trash_path),
+                           value=misc.binary_encode(jsonutils.dumps(data)))
+                txn.delete(job.lock_path, version=lock_stat.version)
+                txn.delete(job.path, version=data_stat.version)
+                return txn
+
+            self._commit_with_marker(build, once.marker_path(self.path, key))
 
     def _on_job_posting(self, children, delayed=True):
         post = len(self.LOCK_POSTFIX)
@@ -329,22 +483,37 @@ class Boards:
         """The keys of every board ZooKeeper has (see :func:`list_boards`)."""
         return list_boards(self._client, self._chroot)
 
-    def post(self, key: str, name: str, *, book, details: dict) -> str:
+    def post(self, key: str, name: str, *, book, details: dict, once_key: str | None = None) -> str:
         """Post within ``request_timeout`` to the board of ``key`` (any
-        ``host@backend``, served here or not); returns the job's board uuid."""
+        ``host@backend``, served here or not); returns the job's board uuid.
+        ``once_key``: see :func:`post_job`."""
         board = self._boards.get(key)
         try:
             path = board.path if board is not None else board_path(self._chroot, key)
         except ValueError as e:
             raise ConfigError(f"no jobboard for {key!r}: {e}") from None
-        return post_job(self._client, path, name, book=book, details=details, timeout=self._request_timeout)
+        return post_job(self._client, path, name, book=book, details=details, timeout=self._request_timeout,
+                        key=once_key)
+
+    def posted_as(self, key: str, job_id: str) -> str | None:
+        """The board job on the board of ``key`` that database job ``job_id``
+        was posted as, if it is there (its posted-once marker, read within
+        ``request_timeout``). Raises CoordinationError when ZooKeeper cannot
+        tell."""
+        try:
+            path = board_path(self._chroot, key)
+        except ValueError as e:
+            raise ConfigError(f"no jobboard for {key!r}: {e}") from None
+        return once.on_board(self._client, once.marker_path(path, job_id),
+                             time.monotonic() + self._request_timeout)
 
     def serve(self, key: str, conductor) -> None:
         """``conductor`` (of this process) runs the jobs of board ``key``:
         :meth:`hand_off` may post a job there already claimed for it."""
         self._runners[key] = conductor
 
-    def hand_off(self, key: str, name: str, *, book, details: dict, before_wake=None) -> str | None:
+    def hand_off(self, key: str, name: str, *, book, details: dict, once_key: str | None = None,
+                 before_wake=None) -> str | None:
         """Post to the board of ``key`` a job claimed, in the same
         ZooKeeper transaction, for this process's conductor of that board
         (:meth:`ConductorJobBoard.post_claimed`) - only when that conductor
@@ -362,7 +531,7 @@ class Boards:
         if conductor is None or not conductor.idle:
             return None
         job_uuid = self._boards[key].post_claimed(name, book=book, details=details, owner=conductor.name,
-                                                  timeout=self._request_timeout, notify=False)
+                                                  timeout=self._request_timeout, key=once_key, notify=False)
         if job_uuid is not None:
             try:
                 if before_wake is not None:
@@ -432,7 +601,7 @@ class PostingBoards:
         """Whether this process has ever needed ZooKeeper (made its client)."""
         return self._client is not None
 
-    def post(self, key: str, name: str, *, book, details: dict) -> str:
+    def post(self, key: str, name: str, *, book, details: dict, once_key: str | None = None) -> str:
         try:
             path = board_path(self._zk_config.chroot, key)
         except ValueError as e:
@@ -448,7 +617,8 @@ class PostingBoards:
                 f"posting {name}: not connected to ZooKeeper at {self._zk_config.hosts}",
                 user_message=UNAVAILABLE,
             )
-        return post_job(client, path, name, book=book, details=details, timeout=deadline - self._clock())
+        return post_job(client, path, name, book=book, details=details, timeout=deadline - self._clock(),
+                        key=once_key)
 
     def close(self) -> None:
         with self._lock:

@@ -61,6 +61,9 @@ RESCHEDULED = "rescheduled"
 #: Nor this: a scheduling job's create job recorded (and its share placed),
 #: not yet posted (shareflow.tasks.scheduling).
 PLACED = "placed"
+#: After either: the create job is on the board (posted or handed off), its
+#: record does not say so yet (``board_job_id`` not written).
+POSTED_UNRECORDED = "posted_unrecorded"
 #: What a conductor passes with a job no conductor has run yet; TaskFlow
 #: ensures the atom details of a fresh flow without any flow state change.
 #: (Not in_store_write: the store is written with the job's record,

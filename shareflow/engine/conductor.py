@@ -192,7 +192,7 @@ class ShareflowConductor(BlockingConductor):
                 # Only a job this marks running (from posted, or running when
                 # resumed) may run: see JobPoster.post_or_undo.
                 try:
-                    runnable = self._runtime.recorder.job_running(job_id, self._name)
+                    runnable = self._runtime.recorder.job_running(job_id, self._name, job.uuid)
                 except ShareflowError:
                     # Unmarked, its request could still withdraw and undo it
                     # while it runs: back to the board, held a moment first.
@@ -202,8 +202,9 @@ class ShareflowConductor(BlockingConductor):
                 if not runnable:
                     # Its request withdrew it (the post timed out, the request
                     # was undone and answered 503, and the create reached
-                    # ZooKeeper anyway) or it finished before its board entry
-                    # was consumed. Nothing may act on it: consumed unrun.
+                    # ZooKeeper anyway), it finished before its board entry
+                    # was consumed, or another board job of the same record
+                    # runs it. Nothing may act on it: consumed unrun.
                     LOG.warning("job %s (%s) was withdrawn by its request or has finished; dropping it "
                                 "from the board without running it", job, job_id)
                     return True

@@ -3,7 +3,10 @@
 A request commits its status change and its job record, then posts the job;
 a process that dies between the two leaves a job that no conductor will ever
 see and a resource in a transitional status. Such jobs are failed here, with
-their resource and a user message, once they are clearly abandoned.
+their resource and a user message, once they are clearly abandoned - unless
+their board has them after all (the process died after the post, before
+recording it: the post's marker says so, ``shareflow.engine.once``), which
+are recorded instead.
 
 A job that reached its board but that no live conductor has claimed for
 ``[conductor] stall_after`` (its board node deleted by hand, its conductors
@@ -23,6 +26,7 @@ Share servers no share has used for their backend's
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -34,6 +38,7 @@ from shareflow.db.models import Job
 from shareflow.domain import states
 from shareflow.engine.outcomes import DETAIL_UNKNOWN, OutcomeRecorder, message_subject
 from shareflow.engine.stalls import ClaimCheck, StallChecker
+from shareflow.exceptions import ConfigError, CoordinationError
 
 LOG = logging.getLogger(__name__)
 
@@ -42,20 +47,40 @@ NEVER_POSTED = "the request was interrupted before its job could be scheduled"
 STALL_REPORTED = "stalled"
 
 
-def fail_unposted_jobs(db: Database, recorder: OutcomeRecorder, now, older_than: timedelta) -> int:
-    """Fail jobs recorded more than ``older_than`` ago that never reached a board."""
+def fail_unposted_jobs(db: Database, recorder: OutcomeRecorder, now, older_than: timedelta, *,
+                       posted_as: Callable[[str, str], str | None] | None = None) -> int:
+    """Fail jobs recorded more than ``older_than`` ago that never reached a
+    board. ``posted_as(backend, job_id)`` (``Boards.posted_as``) tells one
+    that did, its poster having died before recording it
+    (``shareflow.engine.once``): that one is recorded instead, and runs.
+    One ZooKeeper cannot tell about (CoordinationError) waits for the next
+    round: it may be on its board."""
     with db.read() as s:
-        ids = list(s.scalars(
-            sa.select(Job.id).where(
+        found = list(s.execute(
+            sa.select(Job.id, Job.backend).where(
                 Job.state == states.JOB_POSTED, Job.board_job_id.is_(None),
                 Job.created_at < now - older_than,
             )
         ))
-    for job_id in ids:
+    failed = 0
+    for job_id, backend in found:
+        if posted_as is not None:
+            try:
+                board_job = posted_as(backend, job_id)
+            except (CoordinationError, ConfigError) as error:
+                LOG.warning("job %s looks unposted, but its board cannot be asked (%s); next round", job_id, error)
+                continue
+            if board_job is not None:
+                LOG.warning("job %s is on its board as %s though its record did not say so; recorded",
+                            job_id, board_job)
+                with db.write() as s:
+                    jobs_db.set_posted(s, job_id, board_job, now=now)
+                continue
         LOG.warning("job %s was recorded but never posted; failing its resource", job_id)
         recorder.resource_failed(job_id, None, NEVER_POSTED)
         recorder.job_failed(job_id, None, NEVER_POSTED, trashed=True)
-    return len(ids)
+        failed += 1
+    return failed
 
 
 def report_stalled_jobs(db: Database, stalls: StallChecker, backends, *, host: str, now: datetime,

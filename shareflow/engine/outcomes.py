@@ -112,11 +112,12 @@ class OutcomeRecorder:
         self._db = db
         self._clock = clock
 
-    def job_running(self, job_id: str, owner: str) -> bool:
+    def job_running(self, job_id: str, owner: str, board_job_id: str | None = None) -> bool:
         """Mark the job running (again, when resumed). False when there is no
-        job to run: its request withdrew it, or it has already finished."""
+        job to run: its request withdrew it, it has already finished, or
+        another board job of it runs (``jobs_db.set_running``)."""
         with self._db.write() as s:
-            return jobs_db.set_running(s, job_id, owner, now=self._clock())
+            return jobs_db.set_running(s, job_id, owner, now=self._clock(), board_job_id=board_job_id)
 
     def job_succeeded(self, job_id: str, *, connection=None) -> None:
         """With ``connection``, in that (open) transaction."""

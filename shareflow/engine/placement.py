@@ -21,6 +21,9 @@ Both do the same three things, and only the guard on the share differs:
   failed with it). When this worker's conductor of the chosen pool is idle
   the job is handed to it: posted already claimed for it, in one ZooKeeper
   transaction (``shareflow.engine.boards.ConductorJobBoard.post_claimed``).
+  A worker that dies between the post and its record leaves the job on the
+  board unrecorded; the step resumed elsewhere posts it again, and finds it
+  there instead of posting a second one (``shareflow.engine.once``).
 """
 
 from __future__ import annotations
@@ -113,6 +116,15 @@ def post_following(runtime, job_id: str, points: checkpoints.Checkpoints, point:
     if not posted:
         # Handed to this worker's conductor of the chosen pool when it is
         # idle: claimed in the post's transaction, it starts without the
-        # board's watch and a claim (ShareflowConductor.idle).
-        runtime.poster.post(job, spec_of(job), hand_off=True)
+        # board's watch and a claim (ShareflowConductor.idle). Posted at most
+        # once: a post of an earlier run of this step whose answer was never
+        # recorded is found on the board and recorded now
+        # (shareflow.engine.once).
+        # A test holds (and kills) the conductor at the second point too:
+        # the job on the board (this board uuid), its record not saying so.
+        # Its logbook was written with its record and is never written over
+        # by a post (an earlier run of this step may have posted it, and a
+        # conductor may be running its flow).
+        runtime.poster.post(job, spec_of(job), hand_off=True,
+                            posted=lambda board_uuid: points.reach(checkpoints.POSTED_UNRECORDED, board_uuid))
     return next_id

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from taskflow import exceptions as tf_exc
 
@@ -103,6 +104,16 @@ def job_details(job: Job, spec: JobSpec) -> dict:
             "backend": spec.backend,
         },
     }
+
+
+_LOGBOOKS = sa.table("logbooks", sa.column("uuid"))
+
+
+def book_saved(session: Session, logbook_id: str) -> bool:
+    """Whether the job's logbook is saved (TaskFlow's table, in our database):
+    it was posted before, by a step that is now resumed."""
+    return session.scalar(sa.select(sa.literal(1)).select_from(_LOGBOOKS)
+                          .where(_LOGBOOKS.c.uuid == logbook_id)) is not None
 
 
 class JobPoster:
@@ -220,17 +231,31 @@ class JobPoster:
         if book is None:
             return self.post(job, spec)
         board_job_uuid = self._boards.post(
-            spec.backend, f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec)
+            spec.backend, f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec),
+            once_key=job.id,
         )
         with self._db.write() as session:
             jobs_db.set_posted(session, job.id, board_job_uuid, now=self._clock())
         return board_job_uuid
 
-    def post(self, job: Job, spec: JobSpec, *, hand_off: bool = False) -> str:
+    def post(self, job: Job, spec: JobSpec, *, hand_off: bool = False, book_saved: bool = False,
+             posted: Callable[[str], object] | None = None) -> str:
         """Make the recorded job runnable. Raises CoordinationError when the
         board did not take it within ``[zookeeper] request_timeout``; the job
         may still reach the board, so its logbook stays until the caller has
         withdrawn the job (:meth:`post_or_undo`).
+
+        At most one board job per recorded job, whatever dies between the
+        board's post and the record's ``board_job_id``: the post carries the
+        job's id (:mod:`shareflow.engine.once`), and a job posted already and
+        still on the board is not posted again - its board uuid is the
+        answer, and recorded. ``book_saved``: the logbook was saved by an
+        earlier post (a step posting it was resumed): it is left as it is,
+        since a conductor may be running the flow it holds - as is any that
+        exists (a post never writes one over: it was written with the record,
+        ``shareflow.engine.logbooks``). ``posted`` is
+        called with the board uuid between the post and its record (a test's
+        checkpoint).
 
         ``hand_off``: when this process's conductor of the job's board is
         idle, the job is posted already claimed for it, in one transaction
@@ -242,19 +267,21 @@ class JobPoster:
         marked: list[str] = []
 
         def mark(uuid_on_board: str) -> None:
-            # A handed job is marked posted before its conductor is woken:
-            # that conductor's first write (the job running) then does not
-            # wait for this one's lock.
+            if posted is not None:
+                posted(uuid_on_board)
             self._mark_posted(job, uuid_on_board)
             marked.append(uuid_on_board)
 
         if hand_off and hasattr(self._boards, "hand_off"):
+            # A handed job is marked posted before its conductor is woken:
+            # that conductor's first write (the job running) then does not
+            # wait for this one's lock.
             board_job_uuid = self._boards.hand_off(spec.backend, name, book=book, details=details,
-                                                   before_wake=mark)
+                                                   once_key=job.id, before_wake=mark)
         if board_job_uuid is None:
-            board_job_uuid = self._boards.post(spec.backend, name, book=book, details=details)
+            board_job_uuid = self._boards.post(spec.backend, name, book=book, details=details, once_key=job.id)
         if board_job_uuid not in marked:
-            self._mark_posted(job, board_job_uuid)
+            mark(board_job_uuid)
         return board_job_uuid
 
     def _mark_posted(self, job: Job, board_job_uuid: str) -> None:

@@ -158,7 +158,7 @@ class Worker:
                 if not all(t.is_alive() for t in threads):
                     LOG.error("a conductor thread died; exiting so the pool restarts this worker")
                     return 1
-                self._housekeeping(runtime, servers, stalls)
+                self._housekeeping(runtime, servers, stalls, boards)
             for c in self._conductors:
                 c.stop()
             for c, t in zip(self._conductors, threads):
@@ -172,13 +172,14 @@ class Worker:
             stop_client(client)
             db.dispose()
 
-    def _housekeeping(self, runtime: Runtime, servers: ShareServerService, stalls: StallChecker) -> None:
+    def _housekeeping(self, runtime: Runtime, servers: ShareServerService, stalls: StallChecker,
+                      boards: Boards) -> None:
         cfg = self.config
         try:
             report_capacity(runtime)
             fail_unposted_jobs(
                 runtime.db, runtime.recorder, runtime.clock(),
-                timedelta(seconds=cfg.conductor.orphan_timeout),
+                timedelta(seconds=cfg.conductor.orphan_timeout), posted_as=boards.posted_as,
             )
             delete_unused_share_servers(cfg, servers)
         except ShareflowError:

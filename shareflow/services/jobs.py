@@ -320,7 +320,9 @@ class JobService:
                                f"is {status}: it moved on, there is nothing to resume.")
             # The old board job id stays until the new one is known: a record
             # without one is what the housekeeping takes for a job never posted.
-            values = {"finished_at": None, "attempt": job.attempt + 1}
+            # No owner: the attempt's first claim records the board job it
+            # runs, whichever post it comes from (jobs_db.set_running).
+            values = {"finished_at": None, "attempt": job.attempt + 1, "owner": None}
             if not jobs_db.steer(s, job, target, now=now, sources=sources, values=values):
                 raise Conflict(f"Job {job.id} was steered by someone else meanwhile; look at it again.")
             note = (f"still on the board of {job.backend}: it runs once a conductor of {job.backend} claims it"
@@ -430,7 +432,7 @@ class JobService:
             jobs_db.steer(s, current, previous, now=now,
                           sources=frozenset({states.JOB_POSTED, states.JOB_CANCELLING}),
                           values={"board_job_id": job.board_job_id, "finished_at": job.finished_at,
-                                  "attempt": job.attempt})
+                                  "attempt": job.attempt, "owner": job.owner})
             if resource_status is not None:
                 op = states.operation(job.operation)
                 resources.give_back(s, op, job.resource_id, resource_status, now=now, made=False)

@@ -11,6 +11,7 @@ from kazoo.client import KazooClient
 
 from shareflow.db.models import Share
 from shareflow.drivers.base import ClientRule
+from shareflow.engine import once
 from shareflow.engine.zk import board_path
 from tests.fixtures import reconcile as rc
 
@@ -87,6 +88,13 @@ def test_reconcile_finds_each_disagreement(stack):
             assert "job left on the board" in _whats(rc.reconcile(stack, probe_clients=False))
         finally:
             zk.delete(node)
+        # A posted-once marker its job did not take with it.
+        marker = zk.create(once.marker_path(board_path(stack.config.zookeeper.chroot, stack.board_key("b1")),
+                                            "no-such-job"), b"{}", makepath=True)
+        try:
+            assert "posted-once marker left behind" in _whats(rc.reconcile(stack, probe_clients=False))
+        finally:
+            zk.delete(marker)
     finally:
         zk.stop()
         zk.close()

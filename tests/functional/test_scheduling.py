@@ -23,7 +23,8 @@ import sqlalchemy as sa
 
 from shareflow.db.models import Job
 from shareflow.domain import states
-from shareflow.engine.checkpoints import CLAIMED, PLACED, marker_path
+from shareflow.engine import once
+from shareflow.engine.checkpoints import CLAIMED, PLACED, POSTED_UNRECORDED, marker_path
 from shareflow.engine.zk import board_path
 from tests.fixtures.coordination import close_client, start_client
 from tests.fixtures.hosts import StorageHost, conductors_down, volumes_of
@@ -64,7 +65,8 @@ def scheduler_faults(hosts):
     yield lambda plan: [set_plan(p, plan) for p in plans(hosts)]
     for p in plans(hosts):
         p.unlink(missing_ok=True)
-        marker_path(p, PLACED).unlink(missing_ok=True)
+        for point in (PLACED, POSTED_UNRECORDED):
+            marker_path(p, point).unlink(missing_ok=True)
 
 
 def jobs_of(a: ServiceStack, share_id: str) -> list[Job]:
@@ -164,6 +166,58 @@ def test_a_scheduler_killed_after_recording_the_create_job_posts_it_once(hosts, 
     resumed = a.finished_job(share.id, "schedule_share")
     assert resumed.state == states.JOB_SUCCEEDED and f".{victim}." not in resumed.owner
     assert (share.id in volumes_of(a.config)) + (share.id in b.volumes()) == 1
+    cleanup(a, m, share.id)
+
+
+def test_a_scheduler_killed_between_posting_the_create_job_and_recording_it_posts_it_once(hosts,
+                                                                                         scheduler_faults):
+    """The scheduling conductor dies after the create job reached its board
+    and before its record says so (checkpoint ``conductor.posted_unrecorded``).
+    The pool's conductors are down meanwhile, so the job waits on the board
+    unclaimed while another conductor resumes the scheduling job: its post
+    of the create job finds the one on the board (its marker) and records
+    it - one board job, never two. Then the share is made once."""
+    a, b = hosts
+    key = f"{HOST_A}@b1"
+    m = a.manila(a.token(f"tenant-{uuid.uuid4().hex[:6]}"))
+    markers = [marker_path(p, POSTED_UNRECORDED) for p in plans(hosts)]
+    with conductors_down(a):  # host B's scheduler places the share on A's pool
+        scheduler_faults({f"conductor.{POSTED_UNRECORDED}": "hang"})
+        share = m.shares.create("NFS", 1, name="posted-once")
+        held = wait_until(lambda: next((mk for mk in markers if mk.exists()), None), 60,
+                          "a scheduler to hold after posting the create job")
+        victim, posted = json.loads(held.read_text())["pid"], json.loads(held.read_text())["job"]
+        scheduled, create = jobs_of(a, share.id)
+        assert (create.operation, create.backend, create.retry_of) == ("create_share", key, scheduled.id)
+        assert create.board_job_id is None  # on the board, not recorded
+
+        def create_jobs_on_board() -> list[str]:
+            return [json.loads(data)["uuid"] for name, (data, _st) in board_nodes(a, key).items()
+                    if not name.endswith(".lock") and json.loads(data)["details"]["shareflow"]["job_id"] == create.id]
+
+        assert create_jobs_on_board() == [posted]
+        os.kill(victim, signal.SIGKILL)
+        for p in plans(hosts):
+            p.unlink(missing_ok=True)
+        resumed = wait_until(lambda: (lambda j: j if j.finished_at else None)(jobs_of(a, share.id)[0]), 60,
+                             "another conductor to resume the scheduling job")
+        assert resumed.state == states.JOB_SUCCEEDED and f".{victim}." not in resumed.owner
+        # Recorded as the one that was posted, and no other posted.
+        assert jobs_of(a, share.id)[1].board_job_id == posted
+        assert create_jobs_on_board() == [posted]
+    done = a.wait_for_share(m, share.id, {"available", "error"}, timeout=120)
+    assert done.status == "available", messages_for(a, share.id)
+    finished = a.finished_job(share.id, "create_share")
+    assert (finished.id, finished.state, finished.board_job_id) == (create.id, states.JOB_SUCCEEDED, posted)
+    assert [j.id for j in jobs_of(a, share.id)] == [scheduled.id, create.id]
+    assert volumes_of(a.config).count(share.id) == 1 and share.id not in b.volumes()
+    # Consumed, its marker went with it.
+    client = start_client(a.config.zookeeper.hosts)
+    try:
+        path = once.marker_path(board_path(a.config.zookeeper.chroot, key), create.id)
+        wait_until(lambda: client.exists(path) is None, 30, "the create job's marker to go with it")
+    finally:
+        close_client(client)
     cleanup(a, m, share.id)
 
 

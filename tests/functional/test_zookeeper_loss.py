@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from taskflow.jobs.backends.impl_zookeeper import ZookeeperJobBoard
 
 from shareflow.db.models import Job, Share
+from shareflow.engine import once
 from shareflow.engine.boards import UNAVAILABLE
 from shareflow.engine.posting import JobPoster
 from shareflow.engine.zk import board_path
@@ -463,21 +464,21 @@ class _Boards:
         self.answer_lost = answer_lost
         self.held: list[tuple] = []
 
-    def post(self, backend, name, *, book, details):
+    def post(self, backend, name, *, book, details, once_key=None):
         if not self.answer_lost:
             # Sent as ZooKeeper stopped answering: the request gives up now,
             # the create lands when the test says (kazoo sends it late).
-            self.held.append((backend, name, book, details))
+            self.held.append((backend, name, book, details, once_key))
             raise CoordinationError(f"posting {name}: ZooKeeper did not answer", user_message=UNAVAILABLE)
-        self.real.post(backend, name, book=book, details=details)
+        self.real.post(backend, name, book=book, details=details, once_key=once_key)
         self.details = details
         # ZooKeeper took it and a conductor runs it; only the answer is lost.
         wait_until(lambda: self._state(details) not in (None, "posted"), 30, "a conductor to start the job")
         raise CoordinationError(f"posting {name}: connection lost", user_message=UNAVAILABLE)
 
     def land(self):
-        backend, name, book, details = self.held.pop()
-        return self.real.post(backend, name, book=book, details=details)
+        backend, name, book, details, once_key = self.held.pop()
+        return self.real.post(backend, name, book=book, details=details, once_key=once_key)
 
     def _state(self, details):
         with self.db.read() as s:
@@ -499,8 +500,9 @@ def test_a_post_that_lands_after_its_request_was_undone_is_dropped_unrun(stack, 
         with pytest.raises(ServiceUnavailable) as refused:
             shares.create(caller, size=1, share_proto="NFS", name="late-post")
         assert "Nothing was changed" in refused.value.user_message
-        (_, _, _, details), = boards.held
+        (backend, _, _, details, once_key), = boards.held
         job_id, share_id = details["shareflow"]["job_id"], details["shareflow"]["resource_id"]
+        assert once_key == job_id  # posted at most once (shareflow.engine.once)
         with stack.db.read() as s:
             assert s.get(Share, share_id) is None and s.get(Job, job_id) is None
 
@@ -509,6 +511,13 @@ def test_a_post_that_lands_after_its_request_was_undone_is_dropped_unrun(stack, 
         wait_until(lambda: f"({job_id}) was withdrawn" in stack.log("pool"), 30, "a conductor to drop the job")
         wait_until(lambda: not board_jobs(zk.hosts, stack.chroot)[0], 60, "the late job to leave the board")
         assert not board_jobs(zk.hosts, stack.chroot)[1], "the late job was trashed, not dropped"
+        # Its posted-once marker went with it (consumed in one transaction).
+        client = start_client(zk.hosts)
+        try:
+            marker = once.marker_path(board_path(stack.chroot, backend), job_id)
+            wait_until(lambda: client.exists(marker) is None, 30, "the late job's marker to go with it")
+        finally:
+            close_client(client)
         with stack.db.read() as s:
             assert s.get(Share, share_id) is None and s.get(Job, job_id) is None
         assert share_id not in stack.backend().share.list_volumes()
