@@ -157,6 +157,10 @@ class ConductorJobBoard(ZookeeperJobBoard):
         self._listed: frozenset[str] = frozenset()
         #: Names the nodes of handed jobs (:func:`handed_job_name`).
         self.name_clock = time.time_ns
+        #: Called on kazoo's thread as soon as a listing has made a job
+        #: known: the conductor's wake-up, without the hop through the
+        #: board's notifier thread that its POSTED notification takes.
+        self.on_new_job = None
 
     def connect(self, timeout=10.0):
         """TaskFlow's, and the node of the board's posted-once markers made
@@ -169,7 +173,10 @@ class ConductorJobBoard(ZookeeperJobBoard):
             raise tf_exc.JobFailure(f"Failed to make {once.marker_root(self.path)}: {e!r}") from e
 
     def _process_child(self, path, request, quiet=True):
+        known = path in self._known_jobs
         super()._process_child(path, request, quiet=quiet)
+        if not known and path in self._known_jobs and self.on_new_job is not None:
+            self.on_new_job()
         # The read that made the job known is answered already: keep the
         # node's version for the claim, which then need not read it again.
         try:
@@ -193,7 +200,7 @@ class ConductorJobBoard(ZookeeperJobBoard):
         return bool(self._handed)
 
     def post_claimed(self, name: str, *, book, details: dict, owner: str, timeout: float,
-                     key: str | None = None):
+                     key: str | None = None, notify: bool = True):
         """Post a job to this board and claim it for ``owner`` (this board's
         conductor) in one ZooKeeper transaction: the job node and its
         ephemeral lock, as a claim makes it. The conductor then finds the job
@@ -212,7 +219,11 @@ class ConductorJobBoard(ZookeeperJobBoard):
 
         ``key`` (the database job's id): with its marker, in the same
         transaction (:mod:`shareflow.engine.once`); a job posted already and
-        still on the board is not posted again, and its uuid is the answer."""
+        still on the board is not posted again, and its uuid is the answer.
+
+        ``notify=False``: no POSTED notification once it landed (which wakes
+        the board's conductor from the board's notifier thread): the caller
+        wakes the conductor itself (:meth:`Boards.hand_off`)."""
         deadline = time.monotonic() + timeout
         job_uuid = uuidutils.generate_uuid()
         if key is not None:
@@ -257,7 +268,8 @@ class ConductorJobBoard(ZookeeperJobBoard):
         entry = self._handed.get(path)
         if entry is not None:
             entry[2] = True
-        self._try_emit(jobs_base.POSTED, details={"job": job})
+        if notify:
+            self._try_emit(jobs_base.POSTED, details={"job": job})
         return job_uuid
 
     def _adopt(self, job, owner: str) -> None:
@@ -500,19 +512,33 @@ class Boards:
         :meth:`hand_off` may post a job there already claimed for it."""
         self._runners[key] = conductor
 
-    def hand_off(self, key: str, name: str, *, book, details: dict, once_key: str | None = None) -> str | None:
+    def hand_off(self, key: str, name: str, *, book, details: dict, once_key: str | None = None,
+                 before_wake=None) -> str | None:
         """Post to the board of ``key`` a job claimed, in the same
         ZooKeeper transaction, for this process's conductor of that board
         (:meth:`ConductorJobBoard.post_claimed`) - only when that conductor
         is idle, so a job never waits behind another here while a conductor
         elsewhere could run it. The job's board uuid; None when not handed
         (no such conductor, busy, or the transaction refused): the caller
-        posts it plainly. Raises CoordinationError as :meth:`post` does."""
+        posts it plainly. Raises CoordinationError as :meth:`post` does.
+
+        The conductor is woken here, by its ``wake()`` (not by the board's
+        POSTED notification, from the board's notifier thread), after
+        ``before_wake(job_uuid)`` if given: the poster records the job
+        posted there, so the conductor's first write never queues behind
+        that one."""
         conductor = self._runners.get(key)
         if conductor is None or not conductor.idle:
             return None
-        return self._boards[key].post_claimed(name, book=book, details=details, owner=conductor.name,
-                                              timeout=self._request_timeout, key=once_key)
+        job_uuid = self._boards[key].post_claimed(name, book=book, details=details, owner=conductor.name,
+                                                  timeout=self._request_timeout, key=once_key, notify=False)
+        if job_uuid is not None:
+            try:
+                if before_wake is not None:
+                    before_wake(job_uuid)
+            finally:
+                conductor.wake()
+        return job_uuid
 
     def close(self) -> None:
         for board in self._boards.values():

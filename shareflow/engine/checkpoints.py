@@ -66,7 +66,10 @@ PLACED = "placed"
 POSTED_UNRECORDED = "posted_unrecorded"
 #: What a conductor passes with a job no conductor has run yet; TaskFlow
 #: ensures the atom details of a fresh flow without any flow state change.
-FRESH_POINTS = (CLAIMED, BOOK_LOADED, IN_STORE_WRITE, STORE_SAVED, ENGINE_LOADED, COMPILED,
+#: (Not in_store_write: the store is written with the job's record,
+#: ``shareflow.engine.logbooks``; only a job posted by an older version,
+#: whose logbook has no store, is given one by its conductor.)
+FRESH_POINTS = (CLAIMED, BOOK_LOADED, STORE_SAVED, ENGINE_LOADED, COMPILED,
                 PREPARED, RUNNING, IN_ATOMS_WRITE, FIRST_STEP)
 #: What a conductor passes resuming a flow that had started (flow RUNNING).
 #: (Not first_step: a step found RUNNING is run again without being written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
@@ -74,6 +75,25 @@ class WakeableTimeout(timing.Timeout):
         self._wake.clear()
 
 
+#: Per conductor thread: while it runs a job, the wake-ups of other
+#: conductors that job asked for (:meth:`ShareflowConductor.wake`).
+_RUN = threading.local()
+
+
+@contextlib.contextmanager
+def deferring_wakes():
+    """While this thread runs a job: a conductor of this process woken by
+    it (a job handed over) is woken when the run has ended - its flow's end
+    recorded - instead of at once."""
+    _RUN.wakes = []
+    try:
+        yield
+    finally:
+        wakes, _RUN.wakes = _RUN.wakes, None
+        for wake in wakes:
+            wake()
+
+
 def _job_id(job) -> str | None:
     return ((job.details or {}).get("shareflow") or {}).get("job_id")
 
@@ -98,6 +118,10 @@ class ShareflowConductor(BlockingConductor):
         #: Whether a job is being run here (from its dispatch to its end).
         self._busy = False
         board.notifier.register(jobs_base.POSTED, self._on_posted)
+        if hasattr(board, "on_new_job"):
+            # Woken by the read that made a new job known (the POSTED
+            # notification, a thread hop later, then finds it awake).
+            board.on_new_job = self._timeout.wake
 
     @property
     def name(self) -> str:
@@ -113,6 +137,21 @@ class ShareflowConductor(BlockingConductor):
 
     def _on_posted(self, state, details):
         self._timeout.wake()
+
+    def wake(self) -> None:
+        """End the idle wait: a job was handed to this conductor
+        (``Boards.hand_off``) by a thread of this process. Asked by a job
+        running in another conductor's thread (a scheduling job handing
+        over its share's create job), at the end of that job's run, once
+        its last write is committed (:func:`deferring_wakes`): the two jobs'
+        writes then never meet on SQLite's lock (a writer that finds it
+        taken sleeps a millisecond or more), nor share the CPU; the handed
+        job's first write would have queued behind that last one anyway."""
+        pending = getattr(_RUN, "wakes", None)
+        if pending is not None:
+            pending.append(self._timeout.wake)
+        else:
+            self._timeout.wake()
 
     def _listeners_from_job(self, job, engine):
         listeners = super()._listeners_from_job(job, engine)
@@ -136,7 +175,8 @@ class ShareflowConductor(BlockingConductor):
         set aside, which takes it off the board."""
         self._busy = True
         try:
-            return self._dispatch_claimed(job)
+            with deferring_wakes():
+                return self._dispatch_claimed(job)
         finally:
             self._busy = False
 

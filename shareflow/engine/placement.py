@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from shareflow.db.models import Job, Share
 from shareflow.domain import states
 from shareflow.engine import checkpoints, operations
-from shareflow.engine.posting import book_saved, spec_of
+from shareflow.engine.posting import spec_of
 from shareflow.scheduler.scheduler import Placement
 
 LOG = logging.getLogger(__name__)
@@ -105,9 +105,6 @@ def post_following(runtime, job_id: str, points: checkpoints.Checkpoints, point:
         if job is None:
             return None
         next_id, posted, state = job.id, job.board_job_id is not None, job.state
-        # Saved: an earlier run of this step posted it (its answer may not
-        # have been recorded), and a conductor may be running its flow.
-        saved = not posted and book_saved(s, job.logbook_id)
         s.expunge(job)
     if not posted and state != states.JOB_POSTED:
         # Recorded, never posted, and given up on (the housekeeping of
@@ -125,6 +122,9 @@ def post_following(runtime, job_id: str, points: checkpoints.Checkpoints, point:
         # (shareflow.engine.once).
         # A test holds (and kills) the conductor at the second point too:
         # the job on the board (this board uuid), its record not saying so.
-        runtime.poster.post(job, spec_of(job), hand_off=True, book_saved=saved,
+        # Its logbook was written with its record and is never written over
+        # by a post (an earlier run of this step may have posted it, and a
+        # conductor may be running its flow).
+        runtime.poster.post(job, spec_of(job), hand_off=True,
                             posted=lambda board_uuid: points.reach(checkpoints.POSTED_UNRECORDED, board_uuid))
     return next_id

@@ -1,4 +1,5 @@
-"""Posting a job: record it, save its logbook with its factory, then post it.
+"""Posting a job: record it (its logbook, with its factory and store, in the
+same transaction: ``shareflow.engine.logbooks``), then post it.
 
 The logbook and the factory details must be saved before the job is posted:
 a conductor may claim it the moment it appears on the board.
@@ -6,10 +7,12 @@ a conductor may claim it the moment it appears on the board.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,16 +20,21 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from taskflow import engines
-from taskflow.persistence import models as tf_models
+from taskflow import exceptions as tf_exc
 
 from shareflow.db import jobs as jobs_db
 from shareflow.db.engine import Database
 from shareflow.db.models import Job
+from shareflow.engine import logbooks
 from shareflow.engine.persistence import translate_errors as translate_storage_errors
 from shareflow.exceptions import Conflict, DatabaseError, ServiceUnavailable
 
 LOG = logging.getLogger(__name__)
+
+#: Logbooks recorded by this process and not yet posted, kept for the post
+#: (which then reads nothing back); beyond this many, the oldest (whose
+#: record was rolled back, or that another process posts) are dropped.
+RECORDED_BOOKS = 256
 
 
 @dataclass(frozen=True)
@@ -123,11 +131,15 @@ class JobPoster:
         self._boards = boards
         self._clock = clock
         self._new_id = new_id
+        #: job id -> its logbook as :meth:`record` wrote it, until posted.
+        self._books: collections.OrderedDict = collections.OrderedDict()
+        self._books_lock = threading.Lock()
 
     def record(self, session: Session, spec: JobSpec) -> Job:
         """Insert the job row inside the caller's transaction, so the resource's
-        status change and the record of the job that will finish it commit together."""
-        return jobs_db.create(
+        status change and the record of the job that will finish it commit together;
+        its logbook (factory and store) with it (``shareflow.engine.logbooks``)."""
+        job = jobs_db.create(
             session, now=self._clock(), id=self._new_id(), backend=spec.backend,
             operation=spec.operation, resource_type=spec.resource_type,
             resource_id=spec.resource_id, project_id=spec.project_id,
@@ -136,6 +148,39 @@ class JobPoster:
             factory=factory_path(spec.factory), factory_kwargs=json.dumps(spec.factory_kwargs),
             store=json.dumps(spec.store),
         )
+        book = self._new_book(job, spec)
+        logbooks.insert(session.connection(), book)
+        with self._books_lock:
+            self._books[job.id] = book
+            while len(self._books) > RECORDED_BOOKS:
+                self._books.popitem(last=False)
+        return job
+
+    @staticmethod
+    def _new_book(job: Job, spec: JobSpec):
+        return logbooks.new_book(
+            operation=spec.operation, resource_id=spec.resource_id, logbook_id=job.logbook_id,
+            flow_detail_id=job.flow_detail_id, factory=spec.factory, factory_kwargs=spec.factory_kwargs,
+            store=job_details(job, spec)["store"],
+        )
+
+    def _book(self, job: Job, spec: JobSpec):
+        """The recorded job's logbook: as this process recorded it, or read
+        (recorded by another process or before a restart: a resumed
+        scheduling step). A job recorded by an older version has none yet:
+        it is saved here, in a transaction of its own, as it was then."""
+        with self._books_lock:
+            book = self._books.pop(job.id, None)
+        if book is not None:
+            return book
+        with translate_storage_errors(f"saving the logbook of a {spec.operation} job"):
+            with contextlib.closing(self._persistence.get_connection()) as conn:
+                try:
+                    return conn.get_logbook(job.logbook_id)
+                except tf_exc.NotFound:
+                    book = self._new_book(job, spec)
+                    conn.save_logbook(book)
+                    return book
 
     def post_or_undo(self, job: Job, spec: JobSpec, *, undo: Callable[[Session], object]) -> None:
         """Post the recorded job; if the board cannot take it within the bound,
@@ -206,7 +251,9 @@ class JobPoster:
         still on the board is not posted again - its board uuid is the
         answer, and recorded. ``book_saved``: the logbook was saved by an
         earlier post (a step posting it was resumed): it is left as it is,
-        since a conductor may be running the flow it holds. ``posted`` is
+        since a conductor may be running the flow it holds - as is any that
+        exists (a post never writes one over: it was written with the record,
+        ``shareflow.engine.logbooks``). ``posted`` is
         called with the board uuid between the post and its record (a test's
         checkpoint).
 
@@ -214,25 +261,30 @@ class JobPoster:
         idle, the job is posted already claimed for it, in one transaction
         (``Boards.hand_off``), and it runs there next; otherwise, or on
         boards that cannot (an API's), posted plainly."""
-        book = tf_models.LogBook(f"{spec.operation}-{spec.resource_id}", uuid=job.logbook_id)
-        flow_detail = tf_models.FlowDetail(spec.operation, uuid=job.flow_detail_id)
-        book.add(flow_detail)
-        # The factory goes into the flow detail before the logbook is saved,
-        # so both are written in one transaction (saving factory details
-        # through the backend before the logbook exists would fail).
-        engines.save_factory_details(flow_detail, spec.factory, [], spec.factory_kwargs)
-        if not book_saved:
-            with translate_storage_errors(f"saving the logbook of a {spec.operation} job"):
-                with contextlib.closing(self._persistence.get_connection()) as conn:
-                    conn.save_logbook(book)
+        book = self._book(job, spec)
         name, details = f"{spec.operation}:{spec.resource_id}", job_details(job, spec)
         board_job_uuid = None
+        marked: list[str] = []
+
+        def mark(uuid_on_board: str) -> None:
+            if posted is not None:
+                posted(uuid_on_board)
+            self._mark_posted(job, uuid_on_board)
+            marked.append(uuid_on_board)
+
         if hand_off and hasattr(self._boards, "hand_off"):
-            board_job_uuid = self._boards.hand_off(spec.backend, name, book=book, details=details, once_key=job.id)
+            # A handed job is marked posted before its conductor is woken:
+            # that conductor's first write (the job running) then does not
+            # wait for this one's lock.
+            board_job_uuid = self._boards.hand_off(spec.backend, name, book=book, details=details,
+                                                   once_key=job.id, before_wake=mark)
         if board_job_uuid is None:
             board_job_uuid = self._boards.post(spec.backend, name, book=book, details=details, once_key=job.id)
-        if posted is not None:
-            posted(board_job_uuid)
+        if board_job_uuid not in marked:
+            mark(board_job_uuid)
+        return board_job_uuid
+
+    def _mark_posted(self, job: Job, board_job_uuid: str) -> None:
         try:
             with self._db.write() as session:
                 jobs_db.set_posted(session, job.id, board_job_uuid, now=self._clock())
@@ -241,4 +293,3 @@ class JobPoster:
             # the cross-reference for operators is missing.
             LOG.warning("job %s is posted as %s but could not be marked so", job.id, board_job_uuid,
                         exc_info=True)
-        return board_job_uuid

@@ -239,6 +239,10 @@ class _Conductor:
 
     def __init__(self, name: str, idle: bool):
         self.name, self.idle = name, idle
+        self.woken = 0
+
+    def wake(self) -> None:
+        self.woken += 1
 
 
 def test_a_job_is_handed_only_to_an_idle_conductor_of_this_process(kazoo_client, zk_chroot):
@@ -252,9 +256,29 @@ def test_a_job_is_handed_only_to_an_idle_conductor_of_this_process(kazoo_client,
         boards.serve("h@b", _Conductor("busy", idle=False))
         assert boards.hand_off("h@b", "job", book=book, details={}) is None
         assert kazoo_client.get_children(board.path) == [] and not board.holds_handed
-        boards.serve("h@b", _Conductor("idle", idle=True))
+        idle = _Conductor("idle", idle=True)
+        boards.serve("h@b", idle)
         uuid = boards.hand_off("h@b", "job", book=book, details={})
         (job,) = [j for j in board.iterjobs() if j.uuid == uuid]
         assert owner_of(kazoo_client, job) == "idle" and board.holds_handed
+        # Woken by the hand-off itself, not by the board's notifier thread.
+        assert idle.woken == 1
     finally:
         boards.close()
+
+
+def test_a_new_job_wakes_the_conductor_from_the_read_that_made_it_known(board, kazoo_client):
+    """On kazoo's thread, as the job becomes known - not a hop later from
+    the board's notifier thread (its POSTED notification) - and only for a
+    job new to the board (one handed to it is known already)."""
+    woken: list = []
+    board.on_new_job = lambda: woken.append((threading.current_thread().name, len(list(board.iterjobs()))))
+    notified: list = []
+    board.notifier.register(jobs_base.POSTED, lambda _state, details: notified.append(threading.current_thread().name))
+    posted_job(board, kazoo_client)
+    wait_until(lambda: notified, 10, "the POSTED notification")
+    (woken_on, offered) = woken[0]
+    assert woken_on != notified[0] and offered == 1 and len(woken) == 1
+    posted_claimed(board)
+    callbacks_done(kazoo_client)
+    assert len(woken) == 1
