@@ -35,6 +35,20 @@ def for_share(session: Session, share_id: str, states_in: frozenset[str] | None 
     return list(session.scalars(q.order_by(AccessRule.created_at, AccessRule.id)))
 
 
+_RULES = AccessRule.__table__
+#: Built once (the create's access step asks it of every new share).
+_ANY_IN_STATES = sa.select(_RULES.c.id).where(
+    _RULES.c.share_id == sa.bindparam("share_id"), _RULES.c.deleted_at.is_(None),
+    _RULES.c.state.in_(sa.bindparam("states", expanding=True)),
+).limit(1)
+
+
+def any_for_share(conn: Session | sa.Connection, share_id: str, states_in: frozenset[str]) -> bool:
+    """Whether the share has a live rule in one of ``states_in``: one
+    statement on the table, no rule loaded (``conn`` may be a Connection)."""
+    return conn.execute(_ANY_IN_STATES, {"share_id": share_id, "states": sorted(states_in)}).first() is not None
+
+
 def find_ip(session: Session, share_id: str, canonical: str) -> AccessRule | None:
     """The share's live ip rule for the same address or network as
     ``canonical`` (a normalised spelling), however that rule was spelled

@@ -88,8 +88,8 @@ class ApplyInitialAccess(ApplyAccess):
     """
 
     def execute(self, runtime, backend, server, share_id, rule_id=None):
-        with runtime.db.read() as s:
-            has_rules = bool(access_db.for_share(s, share_id, states.RULES_IN_EFFECT))
+        with runtime.db.snapshot() as conn:
+            has_rules = access_db.any_for_share(conn, share_id, states.RULES_IN_EFFECT)
         if has_rules:
             _sync(runtime, backend, server, share_id)
         else:
