@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import threading
 import traceback
 
 from kazoo.client import KazooClient
-from taskflow import engines
 from taskflow import exceptions as tf_exc
 from taskflow import states as tf_states
 from taskflow import task as tf_task
@@ -26,7 +26,7 @@ from shareflow.engine.listeners import (
     DeferredDurationListener,
     JobRecordListener,
 )
-from shareflow.engine.loading import is_transient, job_store, save_store
+from shareflow.engine.loading import BuiltFlows, is_transient, job_store, save_store
 from shareflow.engine.runtime import RUNTIME, Runtime
 from shareflow.engine.storage import DeferringStorage, ShareflowEngine
 from shareflow.exceptions import JobCancelled, ShareflowError
@@ -97,6 +97,9 @@ class ShareflowConductor(BlockingConductor):
         self._watches: dict = {}
         #: Whether a job is being run here (from its dispatch to its end).
         self._busy = False
+        #: The flows of this conductor's jobs, built and compiled once per
+        #: factory call (it runs one job at a time).
+        self._flows = BuiltFlows()
         board.notifier.register(jobs_base.POSTED, self._on_posted)
 
     @property
@@ -167,8 +170,8 @@ class ShareflowConductor(BlockingConductor):
                     LOG.warning("job %s (%s) was withdrawn by its request or has finished; dropping it "
                                 "from the board without running it", job, job_id)
                     return True
-            with self._checkpoints.loading(job.uuid):
-                self._loaded[job.uuid] = self._load_engine(job)
+            with self._checkpoints.loading(job.uuid), contextlib.ExitStack() as lent:
+                self._loaded[job.uuid] = self._load_engine(job, lent)
                 return super()._dispatch_job(job)
         except Exception as error:
             if is_transient(error):
@@ -186,9 +189,10 @@ class ShareflowConductor(BlockingConductor):
             self._loaded.pop(job.uuid, None)
             self._watches.pop(job.uuid).stop()
 
-    def _load_engine(self, job):
+    def _load_engine(self, job, lent: contextlib.ExitStack):
         """Everything between the claim and the first atom, with a test
-        checkpoint between each persisted step."""
+        checkpoint between each persisted step. The job's flow is lent
+        (``BuiltFlows``) until ``lent`` closes: when the job's run ends."""
         reach = functools.partial(self._checkpoints.reach, job_uuid=job.uuid)
         flow_detail = self._flow_detail_from_job(job)
         reach(checkpoints.BOOK_LOADED)
@@ -197,8 +201,9 @@ class ShareflowConductor(BlockingConductor):
         # No store here: it is persisted already (TaskFlow would write it in two parts).
         # TaskFlow's serial engine, over a storage that writes less between
         # the steps (shareflow.engine.storage).
-        engine = ShareflowEngine(engines.flow_from_detail(flow_detail), flow_detail, self._persistence,
-                                 dict(self._engine_options))
+        flow, compiler = lent.enter_context(self._flows.lend(flow_detail))
+        engine = ShareflowEngine(flow, flow_detail, self._persistence, dict(self._engine_options),
+                                 compiler=compiler)
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)
         if self._checkpoints.active:
             self._hold_at_flow_states(engine, job.uuid)

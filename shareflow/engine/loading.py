@@ -21,12 +21,17 @@ RUNNING) is written in one transaction with that atom's RUNNING
 from __future__ import annotations
 
 import contextlib
+import json
+import threading
+from collections import OrderedDict
 
 import sqlalchemy.exc as sa_exc
 from kazoo.exceptions import KazooException
 from oslo_utils import uuidutils
+from taskflow import engines
 from taskflow import exceptions as tf_exc
 from taskflow import states as tf_states
+from taskflow.engines.action_engine import compiler as tf_compiler
 from taskflow.persistence import models as tf_models
 from taskflow.storage import Storage
 
@@ -91,3 +96,77 @@ def save_store(persistence, flow_detail, store: dict) -> bool:
             # New atom details are inserted in the flow detail's own transaction.
             conn.update_flow_details(flow_detail)
     return True
+
+
+class BuiltFlows:
+    """A conductor's flows, each built once per factory call and reused by
+    its later jobs of the same kind.
+
+    Every job rebuilds its flow from the factory its flow detail names (with
+    the arguments saved there), and TaskFlow compiles it into a graph: per
+    job, seven or eight task objects (each inspecting its ``execute`` and
+    ``revert`` signatures) and a few networkx graphs merged and frozen - the
+    same every time for the same factory call. What a job's engine needs of
+    its own (storage, runtime, notifiers, executor) is built per engine
+    anyway; a flow and its compilation carry nothing of a job: the tasks keep
+    only what their constructor was given (``shareflow.tasks``), and the
+    compiled graph is frozen by TaskFlow. So a flow is kept per factory call
+    and lent to one engine at a time.
+
+    A flow is lent to one job at a time (:meth:`lend`; a second job asking
+    for a flow that is out gets a new one, not kept), and comes back as the
+    factory made it: what a conductor set on a task for a job
+    (``pre_execute``, the cancel check) is removed when it is lent again.
+    Nothing of this is persisted: a resumed job is rebuilt here from its
+    flow detail exactly as from a fresh factory call.
+    """
+
+    #: Per-instance overrides a conductor sets on a job's tasks.
+    PER_JOB = ("pre_execute", "post_execute")
+
+    def __init__(self, size: int = 32):
+        self._size = size
+        self._idle: OrderedDict[str, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+        #: How many flows were built (for tests and benchmarks).
+        self.built = 0
+
+    @staticmethod
+    def _key(flow_detail) -> str | None:
+        factory = (flow_detail.meta or {}).get("factory")
+        if not isinstance(factory, dict):
+            return None
+        try:
+            return json.dumps(factory, sort_keys=True)
+        except (TypeError, ValueError):
+            return None
+
+    @contextlib.contextmanager
+    def lend(self, flow_detail):
+        """``(flow, compiler)`` for ``flow_detail``'s factory call, held for
+        the block: the compiler's compilation is the flow's, compiled once.
+        A factory that fails raises as ``engines.flow_from_detail`` does."""
+        key = self._key(flow_detail)
+        entry = None
+        if key is not None:
+            with self._lock:
+                entry = self._idle.pop(key, None)
+        if entry is None:
+            flow = engines.flow_from_detail(flow_detail)
+            entry = (flow, tf_compiler.PatternCompiler(flow))
+            self.built += 1
+        else:
+            self._reset(entry[1])
+        yield entry
+        if key is not None:
+            with self._lock:
+                self._idle[key] = entry
+                self._idle.move_to_end(key)
+                while len(self._idle) > self._size:
+                    self._idle.popitem(last=False)
+
+    def _reset(self, compiler) -> None:
+        for node, data in compiler.compile().execution_graph.nodes(data=True):
+            if data["kind"] in tf_compiler.ATOMS:
+                for name in self.PER_JOB:
+                    node.__dict__.pop(name, None)

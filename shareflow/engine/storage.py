@@ -245,7 +245,19 @@ class DeferringStorage(tf_storage.Storage):
 
 
 class ShareflowEngine(SerialActionEngine):
-    """TaskFlow's serial engine over a :class:`DeferringStorage`."""
+    """TaskFlow's serial engine over a :class:`DeferringStorage`.
+
+    ``compiler``: a TaskFlow ``PatternCompiler`` of this very ``flow``,
+    usually compiled already (``shareflow.engine.loading.BuiltFlows``): its
+    compilation - a frozen graph - is then reused instead of compiled again.
+    """
+
+    def __init__(self, flow, flow_detail, backend, options, *, compiler=None):
+        super().__init__(flow, flow_detail, backend, options)
+        if compiler is not None:
+            if compiler._root is not flow:
+                raise ValueError("the compiler given is not the flow's")
+            self._compiler = compiler
 
     @misc.cachedproperty
     def storage(self):
