@@ -259,6 +259,16 @@ class ShareflowEngine(SerialActionEngine):
                 raise ValueError("the compiler given is not the flow's")
             self._compiler = compiler
 
+    def validate(self):
+        """Once per engine: the conductor validates the job's engine as it
+        loads it (``ShareflowConductor._load_engine``), and TaskFlow's
+        dispatch then validates it again - every atom's arguments looked up
+        among the providers of the flow and the store a second time - with
+        nothing changed in between (the same compiled flow, the same store)."""
+        if self._validated:
+            return
+        super().validate()
+
     @misc.cachedproperty
     def storage(self):
         def _scope_fetcher(atom_name):

@@ -12,6 +12,7 @@ import contextlib
 import pytest
 from oslo_utils import uuidutils
 from taskflow import engines, task
+from taskflow import exceptions as tf_exc
 from taskflow import states as tf_states
 from taskflow.engines.action_engine import compiler as tf_compiler
 from taskflow.patterns import linear_flow
@@ -219,3 +220,34 @@ def test_an_engine_takes_only_its_own_flows_compiler(persistence):
     with flows.lend(reload(persistence, flow_uuid)) as (_flow, compiler):
         with pytest.raises(ValueError, match="not the flow's"):
             ShareflowEngine(counted(), reload(persistence, flow_uuid), persistence, {}, compiler=compiler)
+
+
+def test_an_engine_is_validated_once_though_asked_twice(persistence):
+    """The conductor validates a job's engine as it loads it, then TaskFlow's
+    dispatch asks again: the arguments are looked up once."""
+    flows = BuiltFlows()
+    flow_uuid = posted(persistence)
+    with flows.lend(reload(persistence, flow_uuid)) as (flow, compiler):
+        engine = ShareflowEngine(flow, reload(persistence, flow_uuid), persistence, {}, compiler=compiler)
+        lookups = []
+        fetch = engine.storage.fetch_unsatisfied_args
+
+        def counted_fetch(*args, **kwargs):
+            lookups.append(args[0])
+            return fetch(*args, **kwargs)
+
+        engine.storage.fetch_unsatisfied_args = counted_fetch
+        engine.compile()
+        engine.prepare()
+        # Without its store the flow cannot run: refused, every time.
+        for _ in range(2):
+            with pytest.raises(tf_exc.MissingDependencies):
+                engine.validate()
+        assert len(lookups) == 2 * 2 * len(STEPS)  # execute and revert arguments, twice
+        engine.storage.inject({"ran": []}, transient=True)
+        lookups.clear()
+        engine.validate()
+        engine.validate()
+        assert len(lookups) == 2 * len(STEPS)
+        engine.run()
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
