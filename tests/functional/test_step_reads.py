@@ -66,7 +66,7 @@ def test_begin_reads_one_statement_outside_a_transaction(db, share, operation):
 def test_begin_still_refuses_a_share_that_moved_on(db, share):
     begin = BeginOperation("create_share")
     # Rescheduled to another backend by a later attempt.
-    with pytest.raises(ResourceStateChanged, match="rescheduled to other@vm#pool"):
+    with pytest.raises(ResourceStateChanged, match="rescheduled to host@vm#pool, not other@vm#pool"):
         begin.execute(runtime(db), SHARE, backend="other@vm#pool")
     # A bare backend name (a job posted before per-host boards) is not compared.
     begin.execute(runtime(db), SHARE, backend="vm")
