@@ -26,7 +26,7 @@ from shareflow.engine.listeners import (
     DeferredDurationListener,
     JobRecordListener,
 )
-from shareflow.engine.loading import BuiltFlows, is_transient, job_store, save_store
+from shareflow.engine.loading import BuiltFlows, is_transient, job_store, new_store, save_store
 from shareflow.engine.runtime import RUNTIME, Runtime
 from shareflow.engine.storage import DeferringStorage, ShareflowEngine
 from shareflow.exceptions import JobCancelled, ShareflowError
@@ -196,7 +196,12 @@ class ShareflowConductor(BlockingConductor):
         reach = functools.partial(self._checkpoints.reach, job_uuid=job.uuid)
         flow_detail = self._flow_detail_from_job(job)
         reach(checkpoints.BOOK_LOADED)
-        save_store(self._persistence, flow_detail, job_store(job, flow_detail))
+        store = job_store(job, flow_detail)
+        # A fresh job's store goes in with the engine's first write; a resumed
+        # job's is written now if it needs to be (see shareflow.engine.loading).
+        fresh_store = new_store(flow_detail, store)
+        if fresh_store is None:
+            save_store(self._persistence, flow_detail, store)
         reach(checkpoints.STORE_SAVED)
         # No store here: it is persisted already (TaskFlow would write it in two parts).
         # TaskFlow's serial engine, over a storage that writes less between
@@ -204,6 +209,8 @@ class ShareflowConductor(BlockingConductor):
         flow, compiler = lent.enter_context(self._flows.lend(flow_detail))
         engine = ShareflowEngine(flow, flow_detail, self._persistence, dict(self._engine_options),
                                  compiler=compiler)
+        if fresh_store is not None:
+            engine.storage.insert_with_first_write(fresh_store)
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)
         if self._checkpoints.active:
             self._hold_at_flow_states(engine, job.uuid)

@@ -8,14 +8,18 @@ between the two leaves a flow detail that no conductor can load again
 (``Storage.__init__`` reads ``results.keys()`` of it: ``AttributeError:
 'NoneType' object has no attribute 'keys'``), and the job was trashed.
 
-Here the store is written by :func:`save_store` before the engine is built,
-as one complete atom detail in one transaction, and a store atom detail left
-half-written by that older path is completed from the job's own store (which
-the job always carries). The engine is then loaded without a store, so
-TaskFlow never writes it in parts. What the engine changes after that and
-before its first atom (flow RESUMING, all atom details, flow SUSPENDED,
-RUNNING) is written in one transaction with that atom's RUNNING
-(``shareflow.engine.storage``), which leaves a state TaskFlow resumes from.
+Here a fresh job's store is one complete atom detail (:func:`new_store`),
+inserted by the engine's first write - the transaction that records its
+first step RUNNING, with the other atom details (``shareflow.engine.storage``)
+- so a conductor that dies before it leaves the flow as posted, and the next
+one adds the store from the job again (the job always carries it). A resumed
+job's store is written by :func:`save_store` before the engine is built, in
+one transaction, if it needs writing at all: a store atom detail left
+half-written by that older path is completed from the job's own store. The
+engine is loaded without a store, so TaskFlow never writes it in parts. What
+the engine changes before its first atom (flow RESUMING, all atom details,
+flow SUSPENDED, RUNNING) is written in one transaction with that atom's
+RUNNING, which leaves a state TaskFlow resumes from.
 """
 
 from __future__ import annotations
@@ -66,6 +70,21 @@ def job_store(job, flow_detail) -> dict:
 
 def store_atom(flow_detail) -> tf_models.AtomDetail | None:
     return next((ad for ad in flow_detail if ad.name == STORE_ATOM), None)
+
+
+def new_store(flow_detail, store: dict) -> tf_models.AtomDetail | None:
+    """A fresh job's store (its flow has no store atom detail yet) as the
+    complete atom detail TaskFlow's storage expects (state SUCCESS, results
+    a dict), added to ``flow_detail`` in memory only, for the engine's first
+    write to insert (``DeferringStorage.insert_with_first_write``). None for
+    a flow that has one: :func:`save_store` completes it if need be."""
+    if store_atom(flow_detail) is not None:
+        return None
+    ad = tf_models.TaskDetail(STORE_ATOM, uuidutils.generate_uuid())
+    ad.results = dict(store)
+    ad.state = tf_states.SUCCESS
+    flow_detail.add(ad)
+    return ad
 
 
 def save_store(persistence, flow_detail, store: dict) -> bool:

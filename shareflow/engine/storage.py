@@ -122,6 +122,18 @@ class DeferringStorage(tf_storage.Storage):
         #: SUCCESS (the job's own record, written with it).
         self.on_flow_success: Callable[[Any], None] | None = None
 
+    def insert_with_first_write(self, atom_detail) -> None:
+        """An atom detail the flow detail holds in memory only (a fresh job's
+        store, ``shareflow.engine.loading.new_store``): inserted by this
+        storage's first write, with the atom details ``prepare`` ensures -
+        and never if the engine stops before that write, which leaves the
+        flow as posted (the next conductor adds the store from the job
+        again)."""
+        with self._lock.write_lock():
+            if self._written:
+                raise RuntimeError("the flow's first write is done already")
+            self._unsaved[atom_detail.uuid] = atom_detail
+
     def set_task_progress(self, task_name, progress, details=None):
         if details is None:
             # The engine's own 0.0 / 1.0 around a step: see the module docstring.

@@ -18,6 +18,7 @@ from taskflow.patterns import linear_flow
 from taskflow.persistence import models as tf_models
 
 from shareflow.engine.listeners import DeferredDurationListener
+from shareflow.engine.loading import new_store, store_atom
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.storage import ShareflowEngine
 
@@ -451,3 +452,65 @@ def test_several_atoms_written_at_once_still_find_a_missing_row(persistence):
         conn.update_atom_details_many([there, missing], flow_detail=flow)
     rows = persisted(persistence, flow_uuid)
     assert (rows["one"].state, rows["two"].state) == (tf_states.SUCCESS, tf_states.RUNNING)
+
+
+def engine_with_store(persistence, flow_uuid, ran, seen, store: dict):
+    """As the conductor loads a fresh job: its store added to the flow detail
+    in memory, for the engine's first write to insert."""
+    flow_detail = reload(persistence, flow_uuid)
+    fresh = new_store(flow_detail, store)
+    assert fresh is not None
+    engine = ShareflowEngine(build_flow(), flow_detail, persistence, {})
+    engine.storage.insert_with_first_write(fresh)
+    engine.storage.inject({"ran": ran, "seen": seen,
+                           "read": lambda: {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()}},
+                          transient=True)
+    return engine
+
+
+def stored(persistence, flow_uuid):
+    return store_atom(reload(persistence, flow_uuid))
+
+
+def test_a_fresh_jobs_store_is_inserted_with_its_first_step(db, persistence):
+    """No transaction of its own: the store goes in the first step's, with
+    the other atom details, and the engine reads it as the steps run."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_with_store(persistence, flow_uuid, ran, seen, {"answer": 42})
+    with recording_transactions(db.engine) as transactions:
+        engine.compile()
+        engine.prepare()
+        assert engine.storage.fetch("answer") == 42
+        assert transactions == [] and stored(persistence, flow_uuid) is None
+        engine.run()
+    assert ran == list(STEPS)
+    assert transactions[0] == ["UPDATE flowdetails", "INSERT atomdetails x4"], transactions
+    assert len(transactions) == 4, transactions
+    store = stored(persistence, flow_uuid)
+    assert store.results == {"answer": 42} and store.state == tf_states.SUCCESS
+    # A resumed job finds it there: nothing to add again.
+    assert new_store(reload(persistence, flow_uuid), {"answer": 42}) is None
+
+
+def test_a_fresh_job_stopped_before_its_first_write_leaves_no_store(persistence):
+    """Killed with the flow RUNNING in memory, or suspended before its first
+    step (claim lost): the flow is as posted, store and all; the next engine
+    adds the store from the job again and runs every step once."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_with_store(persistence, flow_uuid, ran, seen, {"answer": 42})
+    crash_at(engine.notifier, tf_states.RUNNING)
+    with pytest.raises(Crash):
+        engine.run()
+    suspended = engine_with_store(persistence, flow_uuid, ran, seen, {"answer": 42})
+    suspended.notifier.register(tf_states.RUNNING, lambda _state, details: suspended.suspend())
+    with DeferredDurationListener(suspended):
+        suspended.run()
+    assert ran == []
+    assert persisted(persistence, flow_uuid) == {} and stored(persistence, flow_uuid) is None
+
+    engine_with_store(persistence, flow_uuid, ran, seen, {"answer": 43}).run()
+    assert ran == list(STEPS)
+    assert stored(persistence, flow_uuid).results == {"answer": 43}
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
