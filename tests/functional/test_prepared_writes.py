@@ -33,20 +33,21 @@ def make_jobs(db, *ids: str) -> None:
 def test_a_transition_is_one_update_built_once_for_its_shape(db):
     make_jobs(db, "j-1", "j-2")
     with db.write() as s:
-        jobs_db.state_of(s, "j-1")  # the pool's first connect runs PRAGMAs
+        for job_id in ("j-1", "j-2"):
+            jobs_db.get(s, job_id).state = states.JOB_RUNNING
     transitions._conditional_update.cache_clear()
     with Statements(db.engine) as seen:
-        for job_id, owner in (("j-1", "c1"), ("j-2", "c2")):
+        for job_id, step in (("j-1", "export"), ("j-2", "finish")):
             with db.write() as s:
-                assert jobs_db.set_running(s, job_id, owner, now=T1) is True
+                assert jobs_db.finish(s, job_id, states.JOB_REVERTED, now=T1, failed_step=step) is True
     updates = [statement for statement, _ in seen.sent if statement.lstrip().upper().startswith("UPDATE")]
     assert len(updates) == 2 and updates[0] == updates[1]
     # Both calls used one statement object: built once, its values bound at execution.
     info = transitions._conditional_update.cache_info()
     assert (info.misses, info.hits) == (1, 1), info
     with db.read() as s:
-        rows = {j.id: (j.state, j.owner, j.started_at, j.updated_at) for j in s.scalars(sa.select(Job))}
-    assert rows == {"j-1": (states.JOB_RUNNING, "c1", T1, T1), "j-2": (states.JOB_RUNNING, "c2", T1, T1)}
+        rows = {j.id: (j.state, j.failed_step, j.finished_at, j.updated_at) for j in s.scalars(sa.select(Job))}
+    assert rows == {"j-1": (states.JOB_REVERTED, "export", T1, T1), "j-2": (states.JOB_REVERTED, "finish", T1, T1)}
 
 
 def test_a_transition_moves_only_from_its_sources_and_never_a_deleted_row(db):
