@@ -43,14 +43,49 @@ def _column(op: Operation) -> str:
     return "state" if op.resource_kind == states.ACCESS_RULE else "status"
 
 
-def status(session: Session, op: Operation, resource_id: str) -> str:
-    """The resource's status; ``deleted`` when soft-deleted, ``gone`` when there is no row."""
-    row = session.get(MODELS[op.resource_kind], resource_id)
+def _status_select(kind: str) -> sa.Select:
+    """The status column, ``deleted_at`` and (a share's) backend of one
+    resource row, on the table: built once per kind, the id bound at
+    execution. Not the ORM entity: loading a share also loads, by its
+    ``selectin`` relationships, its type (and the type's specs), its export
+    locations and its metadata - five statements and their objects where the
+    jobs' first and last steps need one column."""
+    table = MODELS[kind].__table__
+    columns = [table.c.state if kind == states.ACCESS_RULE else table.c.status, table.c.deleted_at]
+    if kind == states.SHARE:
+        columns.append(table.c.backend)
+    return sa.select(*columns).where(table.c.id == sa.bindparam("resource_id"))
+
+
+_STATUS_SELECTS = {kind: _status_select(kind) for kind in MODELS}
+
+
+def _status_row(session, op: Operation, resource_id: str):
+    return session.execute(_STATUS_SELECTS[op.resource_kind], {"resource_id": resource_id}).first()
+
+
+def _status_in(row) -> str:
     if row is None:
         return GONE
-    if row.deleted_at is not None:
+    if row[1] is not None:
         return states.DELETED
-    return getattr(row, _column(op))
+    return row[0]
+
+
+def status(session: Session | sa.Connection, op: Operation, resource_id: str) -> str:
+    """The resource's status; ``deleted`` when soft-deleted, ``gone`` when there
+    is no row. One statement, which reads the database (not the session's
+    identity map): ``session`` may also be a Connection."""
+    return _status_in(_status_row(session, op, resource_id))
+
+
+def status_and_backend(session: Session | sa.Connection, op: Operation,
+                       resource_id: str) -> tuple[str, str | None]:
+    """:func:`status` and, for a share, the backend it is on (None for any
+    other kind, or a share with none yet), in the same one statement."""
+    row = _status_row(session, op, resource_id)
+    backend = row[2] if row is not None and op.resource_kind == states.SHARE else None
+    return _status_in(row), backend
 
 
 def share_of(session: Session, op: Operation, resource_id: str) -> str | None:

@@ -177,15 +177,23 @@ def hard_delete(session: Session, share_id: str) -> None:
     session.execute(sa.delete(Share).where(Share.id == share_id))
 
 
+_LOCATIONS = ExportLocation.__table__
+#: Built once: a create's last step replaces its share's locations.
+_DELETE_LOCATIONS = sa.delete(_LOCATIONS).where(_LOCATIONS.c.share_id == sa.bindparam("share_id"))
+_INSERT_LOCATION = sa.insert(_LOCATIONS)
+
+
 def replace_export_locations(session: Session, share_id: str, paths: list[str], *, now: datetime) -> None:
-    session.execute(sa.delete(ExportLocation).where(ExportLocation.share_id == share_id))
-    for i, path in enumerate(paths):
-        session.add(
-            ExportLocation(
-                id=str(uuid.uuid4()), share_id=share_id, path=path, is_admin_only=False,
-                preferred=(i == 0), created_at=now,
-            )
-        )
+    """On the table, at once (no ORM objects to flush at commit): nothing in
+    the session holds the share's locations when a job's last step writes
+    them."""
+    session.execute(_DELETE_LOCATIONS, {"share_id": share_id})
+    if paths:
+        session.execute(_INSERT_LOCATION, [
+            {"id": str(uuid.uuid4()), "share_id": share_id, "path": path, "is_admin_only": False,
+             "preferred": i == 0, "created_at": now, "updated_at": None}
+            for i, path in enumerate(paths)
+        ])
 
 
 def update_fields(session: Session, share: Share, *, now: datetime, **fields) -> Share:

@@ -7,6 +7,7 @@ the row count whether it did.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -36,16 +37,27 @@ def transition(
         allowed = allowed & frozenset(expected)
     if not allowed:
         return False
-    col = getattr(model, column)
-    stmt = (
-        sa.update(model)
-        .where(model.id == row_id, col.in_(sorted(allowed)))
-        .values({column: target, "updated_at": now, **(values or {})})
-        .execution_options(synchronize_session=False)
-    )
-    if hasattr(model, "deleted_at"):
-        stmt = stmt.where(model.deleted_at.is_(None))
-    return session.execute(stmt).rowcount == 1
+    params = {column: target, "updated_at": now, **(values or {})}
+    stmt = _conditional_update(model, column, tuple(sorted(allowed)), tuple(params))
+    params = {f"v_{k}": v for k, v in params.items()}
+    params["b_row_id"] = row_id
+    return session.execute(stmt, params).rowcount == 1
+
+
+@functools.lru_cache(maxsize=1024)
+def _conditional_update(model: Any, column: str, allowed: tuple[str, ...], keys: tuple[str, ...]) -> sa.Update:
+    """The UPDATE of :func:`transition`, built once per shape (table, status
+    column, sources, columns set) with every value a parameter bound at
+    execution: on the table, not the ORM entity (no ORM bulk-update
+    machinery, nothing in the session to synchronise - as
+    ``synchronize_session=False`` said), and no statement rebuilt, coerced
+    and keyed for SQLAlchemy's cache on every call. The conductors run
+    several per job."""
+    table = model.__table__
+    stmt = sa.update(table).where(table.c.id == sa.bindparam("b_row_id"), table.c[column].in_(allowed))
+    if "deleted_at" in table.c:
+        stmt = stmt.where(table.c.deleted_at.is_(None))
+    return stmt.values({k: sa.bindparam(f"v_{k}", type_=table.c[k].type) for k in keys})
 
 
 def require_transition(session: Session, model: Any, row_id: str, kind: str, target: str, **kw) -> None:

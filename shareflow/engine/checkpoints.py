@@ -41,8 +41,11 @@ LOG = logging.getLogger(__name__)
 #: The points, in the order a conductor passes them.
 CLAIMED = "claimed"  # the claim is ours; nothing written yet
 BOOK_LOADED = "book_loaded"  # logbook and flow detail read
-IN_STORE_WRITE = "in_store_write"  # inside the store's transaction: row written, not committed
-STORE_SAVED = "store_saved"  # the job's store persisted (one transaction)
+#: Inside the transaction that writes a resumed job's store alone (row
+#: written, not committed); a fresh job's store is inserted with its other
+#: atom details, in its first step's transaction (in_atoms_write).
+IN_STORE_WRITE = "in_store_write"
+STORE_SAVED = "store_saved"  # a resumed job's store persisted; a fresh one's ready for the first write
 ENGINE_LOADED = "engine_loaded"  # engine built over the persisted flow detail
 COMPILED = "compiled"
 # The engine's states before its first step (flow RESUMING, atom details
@@ -121,7 +124,7 @@ class Checkpoints:
         if job_uuid is None or not statement.lstrip().upper().startswith("INSERT INTO ATOMDETAILS"):
             return
         names = {p.get("name") for p in context.compiled_parameters}
-        self.reach(IN_STORE_WRITE if STORE_ATOM in names else IN_ATOMS_WRITE, job_uuid)
+        self.reach(IN_STORE_WRITE if names == {STORE_ATOM} else IN_ATOMS_WRITE, job_uuid)
 
     def reach(self, point: str, job_uuid: str) -> None:
         if self._plan_path is None:

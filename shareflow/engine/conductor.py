@@ -9,7 +9,6 @@ import threading
 import traceback
 
 from kazoo.client import KazooClient
-from taskflow import engines
 from taskflow import exceptions as tf_exc
 from taskflow import states as tf_states
 from taskflow import task as tf_task
@@ -27,7 +26,7 @@ from shareflow.engine.listeners import (
     DeferredDurationListener,
     JobRecordListener,
 )
-from shareflow.engine.loading import is_transient, job_store, save_store
+from shareflow.engine.loading import BuiltFlows, is_transient, job_store, new_store, save_store
 from shareflow.engine.runtime import RUNTIME, Runtime
 from shareflow.engine.storage import DeferringStorage, ShareflowEngine
 from shareflow.exceptions import JobCancelled, ShareflowError
@@ -117,6 +116,9 @@ class ShareflowConductor(BlockingConductor):
         self._watches: dict = {}
         #: Whether a job is being run here (from its dispatch to its end).
         self._busy = False
+        #: The flows of this conductor's jobs, built and compiled once per
+        #: factory call (it runs one job at a time).
+        self._flows = BuiltFlows()
         board.notifier.register(jobs_base.POSTED, self._on_posted)
         if hasattr(board, "on_new_job"):
             # Woken by the read that made a new job known (the POSTED
@@ -208,8 +210,8 @@ class ShareflowConductor(BlockingConductor):
                     LOG.warning("job %s (%s) was withdrawn by its request or has finished; dropping it "
                                 "from the board without running it", job, job_id)
                     return True
-            with self._checkpoints.loading(job.uuid):
-                self._loaded[job.uuid] = self._load_engine(job)
+            with self._checkpoints.loading(job.uuid), contextlib.ExitStack() as lent:
+                self._loaded[job.uuid] = self._load_engine(job, lent)
                 return super()._dispatch_job(job)
         except Exception as error:
             if is_transient(error):
@@ -227,19 +229,28 @@ class ShareflowConductor(BlockingConductor):
             self._loaded.pop(job.uuid, None)
             self._watches.pop(job.uuid).stop()
 
-    def _load_engine(self, job):
+    def _load_engine(self, job, lent: contextlib.ExitStack):
         """Everything between the claim and the first atom, with a test
-        checkpoint between each persisted step."""
+        checkpoint between each persisted step. The job's flow is lent
+        (``BuiltFlows``) until ``lent`` closes: when the job's run ends."""
         reach = functools.partial(self._checkpoints.reach, job_uuid=job.uuid)
         flow_detail = self._flow_detail_from_job(job)
         reach(checkpoints.BOOK_LOADED)
-        save_store(self._persistence, flow_detail, job_store(job, flow_detail))
+        store = job_store(job, flow_detail)
+        # A fresh job's store goes in with the engine's first write; a resumed
+        # job's is written now if it needs to be (see shareflow.engine.loading).
+        fresh_store = new_store(flow_detail, store)
+        if fresh_store is None:
+            save_store(self._persistence, flow_detail, store)
         reach(checkpoints.STORE_SAVED)
         # No store here: it is persisted already (TaskFlow would write it in two parts).
         # TaskFlow's serial engine, over a storage that writes less between
         # the steps (shareflow.engine.storage).
-        engine = ShareflowEngine(engines.flow_from_detail(flow_detail), flow_detail, self._persistence,
-                                 dict(self._engine_options))
+        flow, compiler = lent.enter_context(self._flows.lend(flow_detail))
+        engine = ShareflowEngine(flow, flow_detail, self._persistence, dict(self._engine_options),
+                                 compiler=compiler)
+        if fresh_store is not None:
+            engine.storage.insert_with_first_write(fresh_store)
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)
         if self._checkpoints.active:
             self._hold_at_flow_states(engine, job.uuid)

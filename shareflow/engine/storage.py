@@ -122,6 +122,18 @@ class DeferringStorage(tf_storage.Storage):
         #: SUCCESS (the job's own record, written with it).
         self.on_flow_success: Callable[[Any], None] | None = None
 
+    def insert_with_first_write(self, atom_detail) -> None:
+        """An atom detail the flow detail holds in memory only (a fresh job's
+        store, ``shareflow.engine.loading.new_store``): inserted by this
+        storage's first write, with the atom details ``prepare`` ensures -
+        and never if the engine stops before that write, which leaves the
+        flow as posted (the next conductor adds the store from the job
+        again)."""
+        with self._lock.write_lock():
+            if self._written:
+                raise RuntimeError("the flow's first write is done already")
+            self._unsaved[atom_detail.uuid] = atom_detail
+
     def set_task_progress(self, task_name, progress, details=None):
         if details is None:
             # The engine's own 0.0 / 1.0 around a step: see the module docstring.
@@ -245,7 +257,29 @@ class DeferringStorage(tf_storage.Storage):
 
 
 class ShareflowEngine(SerialActionEngine):
-    """TaskFlow's serial engine over a :class:`DeferringStorage`."""
+    """TaskFlow's serial engine over a :class:`DeferringStorage`.
+
+    ``compiler``: a TaskFlow ``PatternCompiler`` of this very ``flow``,
+    usually compiled already (``shareflow.engine.loading.BuiltFlows``): its
+    compilation - a frozen graph - is then reused instead of compiled again.
+    """
+
+    def __init__(self, flow, flow_detail, backend, options, *, compiler=None):
+        super().__init__(flow, flow_detail, backend, options)
+        if compiler is not None:
+            if compiler._root is not flow:
+                raise ValueError("the compiler given is not the flow's")
+            self._compiler = compiler
+
+    def validate(self):
+        """Once per engine: the conductor validates the job's engine as it
+        loads it (``ShareflowConductor._load_engine``), and TaskFlow's
+        dispatch then validates it again - every atom's arguments looked up
+        among the providers of the flow and the store a second time - with
+        nothing changed in between (the same compiled flow, the same store)."""
+        if self._validated:
+            return
+        super().validate()
 
     @misc.cachedproperty
     def storage(self):

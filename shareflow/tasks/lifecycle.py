@@ -14,7 +14,6 @@ from taskflow import task
 from shareflow.db import access as access_db
 from shareflow.db import jobs as jobs_db
 from shareflow.db import resources
-from shareflow.db import shares as shares_db
 from shareflow.domain import states
 from shareflow.engine import placement, reschedule
 from shareflow.engine.outcomes import first_failure, user_reason
@@ -62,9 +61,11 @@ class BeginOperation(task.Task):
     def execute(self, runtime, resource_id, backend=None):
         kind = self._op.resource_kind.replace("_", " ")
         if self._op.resource_kind != states.ACCESS_RULE:
-            with runtime.db.read() as s:
-                status = resources.status(s, self._op, resource_id)
-                moved_to = self._moved(s, resource_id, backend)
+            # One statement (status, and a share's backend) outside any
+            # transaction: it is its own consistent snapshot.
+            with runtime.db.snapshot() as conn:
+                status, on_backend = resources.status_and_backend(conn, self._op, resource_id)
+            moved_to = self._moved(on_backend, backend)
             if status not in self._op.working:
                 raise ResourceStateChanged(
                     f"{kind} {resource_id} is {status}, not {sorted(self._op.working)}",
@@ -87,15 +88,15 @@ class BeginOperation(task.Task):
                 )
             access_db.refresh_share_rules_status(s, rule.share_id, now=now)
 
-    def _moved(self, session, resource_id, backend) -> str | None:
+    def _moved(self, on_backend: str | None, backend) -> str | None:
         """A create's share rescheduled to another backend than this job's
-        (an earlier attempt's flow run forward again): that backend."""
+        (an earlier attempt's flow run forward again): that backend.
+        ``on_backend``: the share's, as read with its status."""
         if self._op.name != reschedule.OPERATION or not backend or "@" not in backend:
             return None
-        share = shares_db.get_any(session, resource_id)
-        if share is None or not share.backend or share.backend == backend:
+        if not on_backend or on_backend == backend:
             return None
-        return share.backend
+        return on_backend
 
     def revert(self, runtime, job_id, flow_failures, **kwargs):
         if cancelled(flow_failures):

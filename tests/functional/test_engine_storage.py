@@ -11,12 +11,14 @@ import contextlib
 import pytest
 import sqlalchemy as sa
 from oslo_utils import uuidutils
+from taskflow import exceptions as tf_exc
 from taskflow import states as tf_states
 from taskflow import task
 from taskflow.patterns import linear_flow
 from taskflow.persistence import models as tf_models
 
 from shareflow.engine.listeners import DeferredDurationListener
+from shareflow.engine.loading import new_store, store_atom
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.storage import ShareflowEngine
 
@@ -203,16 +205,17 @@ def test_a_read_rides_in_the_transaction_that_records_a_step_running(persistence
 @contextlib.contextmanager
 def recording_transactions(engine: sa.Engine):
     """Each committed transaction on ``engine`` that wrote: its statements
-    (``VERB table``)."""
+    (``VERB table``, and `` xN`` for one statement of N rows)."""
     done: list[list[str]] = []
     current: dict[int, list[str]] = {}
 
-    def on_statement(conn, _cursor, statement, *_args):
+    def on_statement(conn, _cursor, statement, _parameters, context, _executemany):
         words = statement.split()
         # "UPDATE atomdetails", "SELECT ... FROM atomdetails", "INSERT INTO atomdetails"
         table = words[1] if words[0].upper() == "UPDATE" else words[2] if words[0].upper() == "INSERT" else \
             next((words[i + 1] for i, w in enumerate(words[:-1]) if w.upper() == "FROM"), "")
-        current.setdefault(id(conn), []).append(f"{words[0].upper()} {table}")
+        rows = len(getattr(context, "compiled_parameters", None) or ())
+        current.setdefault(id(conn), []).append(f"{words[0].upper()} {table}" + (f" x{rows}" if rows > 1 else ""))
 
     def on_commit(conn):
         statements = [st for st in current.pop(id(conn), []) if not st.startswith("BEGIN")]
@@ -254,10 +257,13 @@ def test_a_fresh_flow_writes_nothing_until_its_first_step_and_never_reads_a_row_
     assert ran == list(STEPS)
     assert seen["one"] == {"one": tf_states.RUNNING, "two": tf_states.PENDING, "three": tf_states.PENDING}
     assert flow_states[0] == tf_states.RUNNING  # as step one ran
+    # The atoms a transaction writes go in one statement: the fresh flow's
+    # atom details inserted together, a step's RUNNING with the step
+    # before's SUCCESS (an executemany).
     assert transactions == [
-        ["UPDATE flowdetails", "INSERT atomdetails", "INSERT atomdetails", "INSERT atomdetails"],
-        ["UPDATE atomdetails", "UPDATE atomdetails"],
-        ["UPDATE atomdetails", "UPDATE atomdetails"],
+        ["UPDATE flowdetails", "INSERT atomdetails x3"],
+        ["UPDATE atomdetails x2"],
+        ["UPDATE atomdetails x2"],
         ["UPDATE flowdetails", "UPDATE atomdetails", "UPDATE flowdetails"],
     ], transactions
     rows = persisted(persistence, flow_uuid)
@@ -424,4 +430,87 @@ def test_an_engine_suspended_before_its_first_step_writes_nothing(persistence):
 
     engine_for(persistence, flow_uuid, ran, seen).run()
     assert ran == list(STEPS)
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_several_atoms_written_at_once_still_find_a_missing_row(persistence):
+    """A step's RUNNING and the step before's SUCCESS go in one statement; if
+    one of the rows is not there, it is inserted under the flow written with
+    them, or (no flow) the whole write fails and nothing of it is kept."""
+    flow_uuid = new_flow_detail(persistence)
+    flow = reload(persistence, flow_uuid)
+    there = tf_models.TaskDetail("one", uuid=uuidutils.generate_uuid())
+    there.state = tf_states.RUNNING
+    with contextlib.closing(persistence.get_connection()) as conn:
+        conn.update_flow_detail_and(flow, [], new_atoms=[there])
+        missing = tf_models.TaskDetail("two", uuid=uuidutils.generate_uuid())
+        missing.state = tf_states.RUNNING
+        there.state = tf_states.SUCCESS
+        with pytest.raises(tf_exc.NotFound):
+            conn.update_atom_details_many([there, missing])
+        assert {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()} == {"one": tf_states.RUNNING}
+        conn.update_atom_details_many([there, missing], flow_detail=flow)
+    rows = persisted(persistence, flow_uuid)
+    assert (rows["one"].state, rows["two"].state) == (tf_states.SUCCESS, tf_states.RUNNING)
+
+
+def engine_with_store(persistence, flow_uuid, ran, seen, store: dict):
+    """As the conductor loads a fresh job: its store added to the flow detail
+    in memory, for the engine's first write to insert."""
+    flow_detail = reload(persistence, flow_uuid)
+    fresh = new_store(flow_detail, store)
+    assert fresh is not None
+    engine = ShareflowEngine(build_flow(), flow_detail, persistence, {})
+    engine.storage.insert_with_first_write(fresh)
+    engine.storage.inject({"ran": ran, "seen": seen,
+                           "read": lambda: {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()}},
+                          transient=True)
+    return engine
+
+
+def stored(persistence, flow_uuid):
+    return store_atom(reload(persistence, flow_uuid))
+
+
+def test_a_fresh_jobs_store_is_inserted_with_its_first_step(db, persistence):
+    """No transaction of its own: the store goes in the first step's, with
+    the other atom details, and the engine reads it as the steps run."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_with_store(persistence, flow_uuid, ran, seen, {"answer": 42})
+    with recording_transactions(db.engine) as transactions:
+        engine.compile()
+        engine.prepare()
+        assert engine.storage.fetch("answer") == 42
+        assert transactions == [] and stored(persistence, flow_uuid) is None
+        engine.run()
+    assert ran == list(STEPS)
+    assert transactions[0] == ["UPDATE flowdetails", "INSERT atomdetails x4"], transactions
+    assert len(transactions) == 4, transactions
+    store = stored(persistence, flow_uuid)
+    assert store.results == {"answer": 42} and store.state == tf_states.SUCCESS
+    # A resumed job finds it there: nothing to add again.
+    assert new_store(reload(persistence, flow_uuid), {"answer": 42}) is None
+
+
+def test_a_fresh_job_stopped_before_its_first_write_leaves_no_store(persistence):
+    """Killed with the flow RUNNING in memory, or suspended before its first
+    step (claim lost): the flow is as posted, store and all; the next engine
+    adds the store from the job again and runs every step once."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_with_store(persistence, flow_uuid, ran, seen, {"answer": 42})
+    crash_at(engine.notifier, tf_states.RUNNING)
+    with pytest.raises(Crash):
+        engine.run()
+    suspended = engine_with_store(persistence, flow_uuid, ran, seen, {"answer": 42})
+    suspended.notifier.register(tf_states.RUNNING, lambda _state, details: suspended.suspend())
+    with DeferredDurationListener(suspended):
+        suspended.run()
+    assert ran == []
+    assert persisted(persistence, flow_uuid) == {} and stored(persistence, flow_uuid) is None
+
+    engine_with_store(persistence, flow_uuid, ran, seen, {"answer": 43}).run()
+    assert ran == list(STEPS)
+    assert stored(persistence, flow_uuid).results == {"answer": 43}
     assert reload(persistence, flow_uuid).state == tf_states.SUCCESS

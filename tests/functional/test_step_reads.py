@@ -1,0 +1,119 @@
+"""What the jobs' own steps read around their driver calls, on real SQLite
+and PostgreSQL: ``begin`` reads its resource's status (and a share's
+backend) in one statement outside any transaction - not the ORM entity,
+whose ``selectin`` relationships (type, type specs, export locations,
+metadata) cost four more statements - and decides as before; the create's
+access step asks whether the share has rules in one statement."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from types import SimpleNamespace
+
+import pytest
+
+from shareflow.db import access as access_db
+from shareflow.db import resources
+from shareflow.db import share_types as types_db
+from shareflow.db import shares as shares_db
+from shareflow.db.models import ExportLocation
+from shareflow.domain import states
+from shareflow.exceptions import ResourceStateChanged
+from shareflow.tasks.lifecycle import BeginOperation
+from tests.functional.test_share_polls import Statements
+
+T0 = datetime(2026, 12, 1, 3, 0, 0)
+SHARE = "00000000-0000-4000-8000-0000000000c1"
+BACKEND = "host@vm#pool"
+
+
+@pytest.fixture
+def share(db) -> str:
+    """A share being created, with everything its ORM entity would load."""
+    with db.write() as s:
+        st = types_db.create(s, now=T0, name="t", specs={"snapshot_support": "True", "a": "b"})
+        shares_db.create(s, now=T0, id=SHARE, project_id="p", name="n", size=1, share_proto="NFS",
+                         status=states.CREATING, share_type_id=st.id, user_id="u", backend=BACKEND,
+                         metadata={"k": "v"})
+        s.add(ExportLocation(id="el-1", share_id=SHARE, path="h:/x", is_admin_only=False, preferred=True,
+                             created_at=T0))
+    return SHARE
+
+
+def runtime(db) -> SimpleNamespace:
+    """What ``begin`` uses of the conductor's Runtime for a share."""
+    return SimpleNamespace(db=db, clock=lambda: T0)
+
+
+def warm(db) -> None:
+    with db.snapshot() as conn:  # the pool's first connect runs PRAGMAs
+        resources.status(conn, states.operation("create_share"), SHARE)
+
+
+@pytest.mark.parametrize("operation", ["create_share", "delete_share"])
+def test_begin_reads_one_statement_outside_a_transaction(db, share, operation):
+    with db.write() as s:
+        shares_db.get_any(s, SHARE).status = states.operation(operation).start_status
+    warm(db)
+    with Statements(db.engine) as seen:
+        BeginOperation(operation).execute(runtime(db), SHARE, backend=BACKEND)
+    assert len(seen.sent) == 1, seen.sent
+    ((statement, in_transaction),) = seen.sent
+    assert statement.lstrip().startswith("SELECT")
+    assert not in_transaction
+
+
+def test_begin_still_refuses_a_share_that_moved_on(db, share):
+    begin = BeginOperation("create_share")
+    # Rescheduled to another backend by a later attempt.
+    with pytest.raises(ResourceStateChanged, match="rescheduled to host@vm#pool, not other@vm#pool"):
+        begin.execute(runtime(db), SHARE, backend="other@vm#pool")
+    # A bare backend name (a job posted before per-host boards) is not compared.
+    begin.execute(runtime(db), SHARE, backend="vm")
+    with db.write() as s:
+        shares_db.get_any(s, SHARE).status = states.ERROR
+    with pytest.raises(ResourceStateChanged, match="is error"):
+        begin.execute(runtime(db), SHARE, backend=BACKEND)
+    with db.write() as s:
+        shares_db.get_any(s, SHARE).deleted_at = T0
+    with pytest.raises(ResourceStateChanged, match="is deleted"):
+        begin.execute(runtime(db), SHARE, backend=BACKEND)
+    with pytest.raises(ResourceStateChanged, match="is gone"):
+        begin.execute(runtime(db), "00000000-0000-4000-8000-0000000000ff", backend=BACKEND)
+
+
+def test_status_reads_the_row_whatever_the_kind(db, share):
+    with db.write() as s:
+        access_db.create(s, id="r-1", share_id=SHARE, access_type="ip", access_to="10.0.0.1",
+                         access_level="rw", state=states.QUEUED_TO_APPLY, created_at=T0)
+    with db.read() as s:
+        assert resources.status(s, states.operation("create_share"), SHARE) == states.CREATING
+        assert resources.status(s, states.operation("allow_access"), "r-1") == states.QUEUED_TO_APPLY
+        assert resources.status_and_backend(s, states.operation("create_share"), SHARE) == (
+            states.CREATING, BACKEND)
+        assert resources.status_and_backend(s, states.operation("allow_access"), "r-1") == (
+            states.QUEUED_TO_APPLY, None)
+    # In a write transaction, it sees what that transaction wrote (not a cached entity).
+    with db.write() as s:
+        assert resources.status(s, states.operation("create_share"), SHARE) == states.CREATING
+        assert shares_db.set_status(s, SHARE, states.AVAILABLE, now=T0)
+        assert resources.status(s, states.operation("create_share"), SHARE) == states.AVAILABLE
+
+
+def test_whether_a_share_has_rules_in_effect_is_one_statement(db, share):
+    with db.write() as s:
+        for rule_id, state in (("r-deny", states.QUEUED_TO_DENY), ("r-gone", states.ACTIVE)):
+            access_db.create(s, id=rule_id, share_id=SHARE, access_type="ip", access_to=f"10.0.0.{len(rule_id)}",
+                             access_level="rw", state=state, created_at=T0)
+        s.flush()
+        access_db.get(s, "r-gone").deleted_at = T0
+    warm(db)
+    with Statements(db.engine) as seen, db.snapshot() as conn:
+        assert access_db.any_for_share(conn, SHARE, states.RULES_IN_EFFECT) is False
+    assert len(seen.sent) == 1, seen.sent
+    with db.write() as s:
+        access_db.create(s, id="r-new", share_id=SHARE, access_type="ip", access_to="10.0.0.9",
+                         access_level="ro", state=states.QUEUED_TO_APPLY, created_at=T0)
+    with db.snapshot() as conn:
+        assert access_db.any_for_share(conn, SHARE, states.RULES_IN_EFFECT) is True
+        assert access_db.any_for_share(conn, SHARE, frozenset({states.DENYING})) is False
