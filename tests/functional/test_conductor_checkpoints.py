@@ -263,10 +263,10 @@ def test_job_that_cannot_be_loaded_is_set_aside_with_its_logbook(faults, kazoo_c
             flow = conn.get_flow_details(job.flow_detail_id)
     finally:
         services.close()
-    # Nothing ran, nor was written: a fresh job's store goes in with its
-    # first step's RUNNING, so the flow is as posted; the job keeps its store
-    # (a resumed job's conductor adds it again from there).
-    assert [ad.name for ad in flow] == []
+    # Nothing ran, nor was written: the flow is as posted - its store only,
+    # written with the job's record (shareflow.engine.logbooks) - and the
+    # job keeps its store too.
+    assert [ad.name for ad in flow] == [STORE_ATOM]
     assert json.loads(job.store)["share_id"] == share.id
 
     # The share is not stuck: a new delete (a new job) takes it away.
