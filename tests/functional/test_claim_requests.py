@@ -28,7 +28,7 @@ from taskflow.persistence import models as tf_models
 from shareflow.engine.boards import Boards, ConductorJobBoard, handed_job_name, post_job
 from shareflow.engine.listeners import ClaimWatch
 from shareflow.engine.zk import board_path
-from tests.fixtures.coordination import close_client, start_client
+from tests.fixtures.coordination import conductor_board, close_client, start_client
 from tests.fixtures.stack import wait_until
 
 
@@ -55,13 +55,8 @@ def recorded(client, *, this_thread: bool = False):
 
 @pytest.fixture
 def board(kazoo_client, zk_chroot):
-    b = ConductorJobBoard("test", {"board": "zookeeper", "path": board_path(zk_chroot, "b")},
-                          client=kazoo_client, persistence=None)
-    b.connect()
-    try:
+    with conductor_board(kazoo_client, board_path(zk_chroot, "b")) as b:
         yield b
-    finally:
-        b.close()
 
 
 def posted_job(board, kazoo_client):

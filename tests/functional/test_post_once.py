@@ -38,7 +38,7 @@ from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster, book_saved
 from shareflow.engine.zk import board_path
 from shareflow.wiring import utcnow
-from tests.fixtures.coordination import close_client, start_client
+from tests.fixtures.coordination import conductor_board, close_client, start_client
 from tests.fixtures.stack import wait_until
 
 BOOK = tf_models.LogBook("b")
@@ -46,13 +46,8 @@ BOOK = tf_models.LogBook("b")
 
 @pytest.fixture
 def board(kazoo_client, zk_chroot):
-    b = ConductorJobBoard("test", {"board": "zookeeper", "path": board_path(zk_chroot, "h@b")},
-                          client=kazoo_client, persistence=None)
-    b.connect()
-    try:
+    with conductor_board(kazoo_client, board_path(zk_chroot, "h@b")) as b:
         yield b
-    finally:
-        b.close()
 
 
 def post(client, board, key: str) -> str:
