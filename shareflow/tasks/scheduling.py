@@ -95,7 +95,7 @@ class PlaceShare(task.Task):
             if recorded is not None:
                 return recorded.id
             job = jobs_db.get(s, job_id)
-            share = shares_db.get_any(s, share_id)
+            share = shares_db.for_placement(s, share_id)
             if share is None or share.deleted_at is not None or share.status != states.CREATING \
                     or share.host is not None:
                 status = "deleted" if share is None or share.deleted_at is not None else share.status

@@ -117,3 +117,16 @@ def test_whether_a_share_has_rules_in_effect_is_one_statement(db, share):
     with db.snapshot() as conn:
         assert access_db.any_for_share(conn, SHARE, states.RULES_IN_EFFECT) is True
         assert access_db.any_for_share(conn, SHARE, frozenset({states.DENYING})) is False
+
+
+def test_the_scheduling_job_reads_its_share_with_the_type_only(db, share):
+    """``place_share``'s read: the share, its type and the type's specs; the
+    export locations and metadata are still there when asked for."""
+    warm(db)
+    with db.read() as s, Statements(db.engine) as seen:
+        placed = shares_db.for_placement(s, SHARE)
+        assert placed.status == states.CREATING and placed.share_type.specs()["a"] == "b"
+        selects = [sql for sql, _ in seen.sent if sql.lstrip().upper().startswith("SELECT")]
+        assert len(selects) == 3, selects  # share, type, specs (not export locations, metadata)
+        assert [m.key for m in placed.metadata_items] == ["k"]
+        assert [e.path for e in placed.export_locations] == ["h:/x"]
