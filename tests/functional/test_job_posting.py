@@ -31,6 +31,7 @@ from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster, factory_path, job_details
 from shareflow.flows.delete_share import delete_share
 from shareflow.wiring import utcnow
+from tests.functional.test_engine_storage import counting_writes
 
 BOARD = "h@b1"
 
@@ -43,30 +44,6 @@ def persistence(db):
 def spec(resource_id: str = "s-1"):
     return operations.job_spec("delete_share", backend=BOARD, resource_id=resource_id,
                                store={"share_id": resource_id})
-
-
-@contextlib.contextmanager
-def counting_writes(engine: sa.Engine):
-    """The transactions committed on ``engine`` that wrote something."""
-    commits: list[int] = []
-    writing: set[int] = set()
-
-    def on_statement(conn, _cursor, statement, *_args):
-        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            writing.add(id(conn))
-
-    def on_commit(conn):
-        if id(conn) in writing:
-            writing.discard(id(conn))
-            commits.append(1)
-
-    sa.event.listen(engine, "before_cursor_execute", on_statement)
-    sa.event.listen(engine, "commit", on_commit)
-    try:
-        yield commits
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", on_statement)
-        sa.event.remove(engine, "commit", on_commit)
 
 
 def flow_detail(persistence, job: Job):
