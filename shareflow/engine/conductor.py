@@ -237,8 +237,10 @@ class ShareflowConductor(BlockingConductor):
         flow_detail = self._flow_detail_from_job(job)
         reach(checkpoints.BOOK_LOADED)
         store = job_store(job, flow_detail)
-        # A fresh job's store goes in with the engine's first write; a resumed
-        # job's is written now if it needs to be (see shareflow.engine.loading).
+        # The store was written with the job's record (shareflow.engine.logbooks).
+        # A fresh job recorded by an older version, without one, gets it with
+        # the engine's first write; a half-written one is completed now
+        # (see shareflow.engine.loading).
         fresh_store = new_store(flow_detail, store)
         if fresh_store is None:
             save_store(self._persistence, flow_detail, store)
