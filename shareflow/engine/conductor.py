@@ -281,7 +281,9 @@ class ShareflowConductor(BlockingConductor):
 
         The record is read in the transaction that records the step RUNNING,
         just before (``DeferringStorage.on_step_start``); a step resumed
-        already RUNNING is not recorded again, and reads it on its own."""
+        already RUNNING is not recorded again, nor is one that starts
+        unrecorded (``shareflow.engine.storage.unrecorded_start``): those
+        read it on their own."""
         recorder = self._runtime.recorder
         #: atom name -> the job's state, read as its RUNNING was written.
         read_at_start: dict[str, str | None] = {}
@@ -320,7 +322,11 @@ class ShareflowConductor(BlockingConductor):
             engine.notifier.register(state, on_flow_state)
 
         def on_first_step(state, details):
-            # After the transaction that records it RUNNING, before it runs.
+            # After the transaction that records it RUNNING, before it runs:
+            # the first step whose start is written (one that starts
+            # unrecorded writes nothing, shareflow.engine.storage).
+            if isinstance(engine.storage, DeferringStorage) and not engine.storage.written:
+                return
             engine.atom_notifier.deregister(tf_states.RUNNING, on_first_step)
             self._checkpoints.reach(checkpoints.FIRST_STEP, job_uuid)
 

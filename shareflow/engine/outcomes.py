@@ -153,8 +153,9 @@ class OutcomeRecorder:
             jobs_db.finish(s, job_id, states.JOB_TRASHED, now=self._clock(), failure=failure)
 
     def is_cancelling(self, job_id: str) -> bool:
-        with self._db.read() as s:
-            return jobs_db.state_of(s, job_id) == states.JOB_CANCELLING
+        # One statement: asked before a step whose start is not written.
+        with self._db.snapshot() as conn:
+            return jobs_db.state_of(conn, job_id) == states.JOB_CANCELLING
 
     def resource_failed(self, job_id: str, step: str | None, reason: str,
                         failure: Failure | None = None, *, undo: tuple[str, str] | None = None,

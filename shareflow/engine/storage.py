@@ -38,6 +38,21 @@ and :class:`DeferringStorage` writes only that:
   A step found RUNNING is not written again, so a resumed flow whose first
   step to run was RUNNING writes its start with the step after.
 
+* **A step that changes nothing, or nothing a revert must undo, starts
+  unrecorded.** A step's RUNNING is written before it runs so that, should
+  the flow revert after its conductor died, the next conductor reverts what
+  the step may have done. A step whose task says ``unrecorded_start``
+  (:func:`unrecorded_start`: it only reads, or its side effect needs no
+  revert and is done once however often it runs) has nothing to undo, so
+  its RUNNING waits like a SUCCESS and goes with the next write, together
+  with its SUCCESS: one write transaction less per such step. A conductor
+  that dies meanwhile leaves it (and the step before it, whose SUCCESS
+  waited too) as last written, and the next conductor runs them again, as
+  after a death just before TaskFlow's own write. Every step recorded
+  SUCCESS still did complete, and no step with something to revert starts
+  before every step before it is recorded SUCCESS (its own RUNNING carries
+  them).
+
 * **A step's start carries a read.** :attr:`DeferringStorage.on_step_start`,
   when set, runs inside the transaction that records a step RUNNING (the
   conductor reads there whether an operator cancelled the job, instead of
@@ -95,6 +110,18 @@ class OneLock:
         return self._lock
 
 
+#: The task attribute (a bool, per task instance) saying that the step's
+#: start need not be written before it runs: see the module docstring.
+UNRECORDED_START = "unrecorded_start"
+
+
+def unrecorded_start(atom) -> bool:
+    """Whether ``atom`` (a task) says its start need not be recorded: it
+    reads only, or its side effect needs no revert and happens once however
+    often the step runs (see the module docstring)."""
+    return getattr(atom, UNRECORDED_START, False) is True
+
+
 class DeferringStorage(tf_storage.Storage):
     #: Flow states an engine passes through before its first step (prepare:
     #: RESUMING, the atoms ensured, SUSPENDED; then RUNNING), or on its way
@@ -121,6 +148,9 @@ class DeferringStorage(tf_storage.Storage):
         #: ``(connection)``, called in the transaction that records the flow
         #: SUCCESS (the job's own record, written with it).
         self.on_flow_success: Callable[[Any], None] | None = None
+        #: Names of the steps whose RUNNING waits for the next write
+        #: (:func:`unrecorded_start`; set by :meth:`ShareflowEngine.compile`).
+        self.unrecorded_starts: frozenset[str] = frozenset()
 
     def insert_with_first_write(self, atom_detail) -> None:
         """An atom detail the flow detail holds in memory only (a fresh job's
@@ -140,9 +170,16 @@ class DeferringStorage(tf_storage.Storage):
             return
         super().set_task_progress(task_name, progress, details=details)
 
-    @staticmethod
-    def _can_wait(clone) -> bool:
-        return clone.state == tf_states.SUCCESS and clone.intention == tf_states.EXECUTE
+    def _can_wait(self, clone) -> bool:
+        if clone.intention != tf_states.EXECUTE:
+            return False
+        return clone.state == tf_states.SUCCESS or (
+            clone.state == tf_states.RUNNING and clone.name in self.unrecorded_starts)
+
+    @property
+    def written(self) -> bool:
+        """Whether this storage has written anything yet."""
+        return self._written
 
     @property
     def pending(self) -> bool:
@@ -252,7 +289,9 @@ class DeferringStorage(tf_storage.Storage):
         claim and then inserted the atom details it had made up would add a
         second set to the flow of the conductor that took the job over.)"""
         with self._lock.write_lock():
-            if self._waiting:
+            # Before the first write only steps that started unrecorded can
+            # wait: they changed nothing to revert, and are run again.
+            if self._waiting and self._written:
                 self._with_connection(self._flush_on)
 
 
@@ -270,6 +309,13 @@ class ShareflowEngine(SerialActionEngine):
             if compiler._root is not flow:
                 raise ValueError("the compiler given is not the flow's")
             self._compiler = compiler
+
+    def compile(self):
+        super().compile()
+        storage = self.storage
+        if isinstance(storage, DeferringStorage):
+            storage.unrecorded_starts = frozenset(
+                atom.name for atom in self._compilation.execution_graph.nodes if unrecorded_start(atom))
 
     def validate(self):
         """Once per engine: the conductor validates the job's engine as it

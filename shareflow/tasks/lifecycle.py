@@ -40,7 +40,8 @@ class BeginOperation(task.Task):
     (a reschedule) is no longer this job's either. Anything else means the
     resource moved on without this job -
     it was reset, or this is a reverted flow being run forward again - and
-    the job must not touch it.
+    the job must not touch it. Except for an access rule this only reads, so
+    its start is not written (``shareflow.engine.storage.unrecorded_start``).
 
     Revert: a create whose volume could not be made on its pool is
     rescheduled to the next pool instead (``shareflow.engine.reschedule``:
@@ -57,6 +58,7 @@ class BeginOperation(task.Task):
     def __init__(self, operation: str):
         self._op = states.operation(operation)
         super().__init__(name=BEGIN)
+        self.unrecorded_start = self._op.resource_kind != states.ACCESS_RULE
 
     def execute(self, runtime, resource_id, backend=None):
         kind = self._op.resource_kind.replace("_", " ")

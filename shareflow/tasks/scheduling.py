@@ -164,10 +164,16 @@ class PostCreate(task.Task):
     """Post the create job :class:`PlaceShare` recorded to the chosen pool's
     ``host@backend`` board, unless it was posted already (this step resumed)
     or given up on unposted by the housekeeping (which failed the share).
+    Its start is not written (``shareflow.engine.storage.unrecorded_start``):
+    it has nothing to revert and posts at most once however often it runs,
+    and :class:`PlaceShare` run again before it (its SUCCESS is written with
+    this step's) finds the job it recorded.
 
     Revert: nothing - a post is not taken back; the create job it posted runs
     the share's create flow, which reverts itself when it fails.
     """
+
+    unrecorded_start = True
 
     def __init__(self):
         super().__init__(name=POST)

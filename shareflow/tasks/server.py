@@ -100,9 +100,13 @@ class ProvideShareServer(task.Task):
 class FindShareServer(task.Task):
     """Look up the server a share is exported from, creating nothing (DHSS=true:
     {} for a share that has none, and the steps after it have nothing to do).
+    It only reads: its start is not written
+    (``shareflow.engine.storage.unrecorded_start``).
 
     Revert: nothing to undo (no side effect).
     """
+
+    unrecorded_start = True
 
     def __init__(self):
         super().__init__(name="find_share_server", provides="server")

@@ -514,3 +514,115 @@ def test_a_fresh_job_stopped_before_its_first_write_leaves_no_store(persistence)
     assert ran == list(STEPS)
     assert stored(persistence, flow_uuid).results == {"answer": 43}
     assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def unrecorded_flow(*unrecorded: str):
+    """The three steps, those named here saying their start need not be
+    written (``shareflow.engine.storage.unrecorded_start``)."""
+    steps = []
+    for name in STEPS:
+        step = Step(name)
+        step.unrecorded_start = name in unrecorded
+        steps.append(step)
+    return linear_flow.Flow("f").add(*steps)
+
+
+def engine_over(persistence, flow_uuid, flow, ran, seen):
+    engine = ShareflowEngine(flow, reload(persistence, flow_uuid), persistence, {})
+    engine.storage.inject({"ran": ran, "seen": seen,
+                           "read": lambda: {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()}},
+                          transient=True)
+    return engine
+
+
+def test_a_step_that_starts_unrecorded_is_written_with_the_next_write(db, persistence):
+    """Step one only reads: its RUNNING is not written; its RUNNING and
+    SUCCESS (with its result and duration), the flow's start and the atom
+    details go with step two's RUNNING, before step two runs. One write
+    transaction less than with every start written."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_over(persistence, flow_uuid, unrecorded_flow("one"), ran, seen)
+    engine.compile()
+    engine.prepare()
+    with counting_writes(db.engine) as commits, DeferredDurationListener(engine):
+        engine.run()
+
+    assert ran == list(STEPS)
+    assert seen["one"] == {}  # nothing written yet: a fresh flow has no atom rows
+    assert seen["two"] == {"one": tf_states.SUCCESS, "two": tf_states.RUNNING, "three": tf_states.PENDING}
+    assert seen["three"] == {"one": tf_states.SUCCESS, "two": tf_states.SUCCESS, "three": tf_states.RUNNING}
+    assert len(commits) == 3, len(commits)  # 4 when step one's start is written
+    rows = persisted(persistence, flow_uuid)
+    for name in STEPS:
+        assert rows[name].state == tf_states.SUCCESS and rows[name].results == f"{name}-result"
+        assert rows[name].meta["duration"] >= 0
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_killed_after_an_unrecorded_step_the_next_engine_runs_it_and_the_step_before_again(persistence):
+    """Step two starts unrecorded and finishes; the conductor dies before the
+    next write. The database says one RUNNING (its SUCCESS waited with two's
+    start), two PENDING: the next engine skips nothing that is not recorded
+    done - it runs one and two again, then three - and a step with
+    something to revert (three) never starts before both are recorded."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_over(persistence, flow_uuid, unrecorded_flow("two"), ran, seen)
+
+    def die_after_two(state, details):
+        if details["task_name"] == "two":
+            raise Crash()
+
+    engine.atom_notifier.register(tf_states.SUCCESS, die_after_two)
+    with pytest.raises(Crash):
+        engine.run()
+    assert ran == ["one", "two"]
+    assert {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()} == {
+        "one": tf_states.RUNNING, "two": tf_states.PENDING, "three": tf_states.PENDING}
+
+    engine_over(persistence, flow_uuid, unrecorded_flow("two"), ran, seen).run()
+    assert ran == ["one", "two", "one", "two", "three"]
+    assert seen["three"] == {"one": tf_states.SUCCESS, "two": tf_states.SUCCESS, "three": tf_states.RUNNING}
+    rows = persisted(persistence, flow_uuid)
+    assert all(rows[n].state == tf_states.SUCCESS and rows[n].results == f"{n}-result" for n in STEPS)
+
+
+def test_an_engine_suspended_after_an_unrecorded_first_step_writes_nothing(persistence):
+    """Step one started unrecorded and finished, then the engine is suspended
+    (its claim lost) before any write: its listeners' flush writes nothing
+    either - the flow stays as posted, and the next engine runs every step."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = engine_over(persistence, flow_uuid, unrecorded_flow("one"), ran, seen)
+    engine.atom_notifier.register(
+        tf_states.SUCCESS, lambda state, details: engine.suspend() if details["task_name"] == "one" else None)
+    with DeferredDurationListener(engine):
+        engine.run()
+    assert ran == ["one"] and persisted(persistence, flow_uuid) == {}
+    assert reload(persistence, flow_uuid).state in (None, tf_states.PENDING)
+
+    engine_over(persistence, flow_uuid, unrecorded_flow("one"), ran, seen).run()
+    assert ran == ["one", "one", "two", "three"]
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_the_steps_that_start_unrecorded_are_the_readers_and_the_post():
+    """Which of the real flows' steps start unrecorded: those that only read
+    (a begin that is not an access rule's, find_share_server) and the
+    scheduling job's post; every step with something to revert, or whose
+    side effect is not once-only, is written before it runs."""
+    from shareflow.flows.create_share import create_share
+    from shareflow.flows.delete_share import delete_share
+    from shareflow.flows.schedule_share import schedule_share
+    from shareflow.tasks.lifecycle import BeginOperation
+    from shareflow.engine.storage import unrecorded_start
+
+    def unrecorded(flow):
+        return [atom.name for atom in flow if unrecorded_start(atom)]
+
+    assert unrecorded(schedule_share()) == ["begin", "post_create"]
+    assert unrecorded(create_share()) == ["begin"]
+    assert unrecorded(delete_share()) == ["begin", "find_share_server"]
+    assert unrecorded(delete_share(driver_handles_share_servers=True)) == ["begin", "find_share_server"]
+    assert not unrecorded_start(BeginOperation("allow_access"))
