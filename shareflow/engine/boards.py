@@ -199,6 +199,13 @@ class ConductorJobBoard(ZookeeperJobBoard):
         """Whether a job handed to this board's conductor waits to be taken up."""
         return bool(self._handed)
 
+    def holds(self, job_uuid: str) -> bool:
+        """Whether ``job_uuid`` is a job this process posted claimed for its
+        conductor (:meth:`post_claimed`) that the conductor has not taken up
+        yet - not one found on the board already."""
+        with self._job_cond:
+            return any(entry[0].uuid == job_uuid for entry in self._handed.values())
+
     def post_claimed(self, name: str, *, book, details: dict, owner: str, timeout: float,
                      key: str | None = None, notify: bool = True):
         """Post a job to this board and claim it for ``owner`` (this board's
@@ -524,18 +531,19 @@ class Boards:
 
         The conductor is woken here, by its ``wake()`` (not by the board's
         POSTED notification, from the board's notifier thread), after
-        ``before_wake(job_uuid)`` if given: the poster records the job
-        posted there, so the conductor's first write never queues behind
-        that one."""
+        ``before_wake(job_uuid, handed)`` if given; ``handed`` says whether
+        the job is the one posted claimed here, or one of the same
+        ``once_key`` found on the board already (posted plainly before)."""
         conductor = self._runners.get(key)
         if conductor is None or not conductor.idle:
             return None
-        job_uuid = self._boards[key].post_claimed(name, book=book, details=details, owner=conductor.name,
-                                                  timeout=self._request_timeout, key=once_key, notify=False)
+        board = self._boards[key]
+        job_uuid = board.post_claimed(name, book=book, details=details, owner=conductor.name,
+                                      timeout=self._request_timeout, key=once_key, notify=False)
         if job_uuid is not None:
             try:
                 if before_wake is not None:
-                    before_wake(job_uuid)
+                    before_wake(job_uuid, board.holds(job_uuid))
             finally:
                 conductor.wake()
         return job_uuid

@@ -272,12 +272,25 @@ class JobPoster:
             self._mark_posted(job, uuid_on_board)
             marked.append(uuid_on_board)
 
+        def handed(uuid_on_board: str, held: bool) -> None:
+            # A job handed to our conductor (held for it) is not marked here:
+            # the conductor, woken next, records the board job it runs with
+            # the job running (jobs_db.set_running) - one write transaction
+            # less on the way to the job's first step. A worker that dies
+            # before that leaves the job as one whose poster died between
+            # the post and its record: found on its board by the next post of
+            # it or by the housekeeping of unposted jobs (shareflow.engine.once).
+            # One found on the board already (posted before) is marked.
+            if not held:
+                mark(uuid_on_board)
+                return
+            if posted is not None:
+                posted(uuid_on_board)
+            marked.append(uuid_on_board)
+
         if hand_off and hasattr(self._boards, "hand_off"):
-            # A handed job is marked posted before its conductor is woken:
-            # that conductor's first write (the job running) then does not
-            # wait for this one's lock.
             board_job_uuid = self._boards.hand_off(spec.backend, name, book=book, details=details,
-                                                   once_key=job.id, before_wake=mark)
+                                                   once_key=job.id, before_wake=handed)
         if board_job_uuid is None:
             board_job_uuid = self._boards.post(spec.backend, name, book=book, details=details, once_key=job.id)
         if board_job_uuid not in marked:

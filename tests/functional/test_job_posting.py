@@ -6,9 +6,9 @@ shareflow.engine.logbooks), on our real databases and a real ZooKeeper:
   board id, and the conductor that loads the job finds the store whole and
   writes nothing for it;
 * a job recorded by an older version (no logbook yet) gets it at its post;
-* a job handed to this process's conductor is marked posted before that
-  conductor is woken, so the conductor's first write never queues behind it;
-  handed by a job running in another conductor's thread (the scheduling
+* a job handed to this process's conductor is not marked posted by its
+  poster: the conductor, woken next, records the board job with the job
+  running (one write, where there were two); handed by a job running in another conductor's thread (the scheduling
   job), the conductor is woken when that job's run has ended.
 """
 
@@ -140,8 +140,8 @@ def test_a_job_recorded_without_its_logbook_gets_it_at_its_post(db, persistence,
 
 class Conductor:
     """This process's conductor of the board, as Boards.hand_off sees it:
-    it reads the job's record when it is woken (its first write would be
-    the job running)."""
+    woken, it reads the job's record, then marks the job running from the
+    board job it was handed (its first write)."""
 
     def __init__(self, db):
         self.name, self.idle, self._db = "here", True, db
@@ -153,20 +153,31 @@ class Conductor:
             self.seen.append(s.get(Job, self.job_id).board_job_id)
 
 
-def test_a_handed_job_is_marked_posted_before_its_conductor_is_woken(db, persistence, boards):
+def test_a_handed_job_is_recorded_posted_by_its_conductors_first_write(db, persistence, boards):
+    """The post of a handed job writes nothing: the record says which board
+    job runs it from the conductor's ``set_running`` on (which a second
+    board job of the same record could not pass)."""
     conductor = Conductor(db)
     boards.serve(BOARD, conductor)
     poster = JobPoster(db, persistence, boards, clock=utcnow)
     job_spec = spec()
     job = record(db, poster, job_spec)
     conductor.job_id = job.id
+    seen_by_checkpoint: list[str] = []
     with counting_writes(db.engine) as commits:
-        board_job_id = poster.post(job, job_spec, hand_off=True)
-    assert conductor.seen == [board_job_id]
-    assert len(commits) == 1  # marked once
+        board_job_id = poster.post(job, job_spec, hand_off=True, posted=seen_by_checkpoint.append)
+    assert len(commits) == 0  # was 1: set_posted before the wake
+    assert conductor.seen == [None] and seen_by_checkpoint == [board_job_id]
     (handed,) = [j for j in boards.get(BOARD).iterjobs() if j.uuid == board_job_id]
     # The conductor runs it from the logbook recorded, without reading it back.
     assert store_atom(handed.book.find(job.flow_detail_id)).results["job_id"] == job.id
+    with db.write() as s:
+        assert jobs_db.set_running(s, job.id, conductor.name, now=utcnow(), board_job_id=board_job_id)
+    with db.write() as s:
+        assert not jobs_db.set_running(s, job.id, "another", now=utcnow(), board_job_id="job-other")
+    with db.read() as s:
+        row = s.get(Job, job.id)
+        assert (row.board_job_id, row.owner) == (board_job_id, conductor.name)
 
 
 def test_a_conductor_woken_by_a_running_job_wakes_when_that_run_ends(boards, kazoo_client):
