@@ -252,9 +252,11 @@ def test_a_placed_create_is_handed_to_the_placing_worker_and_survives_its_death(
             held = json.loads(marker.read_text())
             victim = held["pid"]
             scheduled, create = wait_until(
-                lambda: (lambda js: js if len(js) == 2 and js[1].board_job_id else None)(jobs_of(a, share.id)),
-                30, "the create job to be posted")
-            assert (create.operation, create.backend, create.board_job_id) == ("create_share", key, held["job"])
+                lambda: (lambda js: js if len(js) == 2 else None)(jobs_of(a, share.id)),
+                30, "the create job to be recorded")
+            # Handed: its record names its board job once its conductor marks
+            # it running (after this point), not at the post.
+            assert (create.operation, create.backend, create.board_job_id) == ("create_share", key, None)
             # The placing worker itself holds it: same process as the scheduler.
             assert scheduled.owner.startswith(f"{HOST_A}.{victim}.") and scheduled.owner.endswith(".scheduler")
             nodes = board_nodes(a, key)
@@ -272,7 +274,7 @@ def test_a_placed_create_is_handed_to_the_placing_worker_and_survives_its_death(
     assert done.status == "available", messages_for(a, share.id)
     finished = a.finished_job(share.id, "create_share")
     assert finished.id == create.id and finished.state == states.JOB_SUCCEEDED
-    assert f".{victim}." not in finished.owner
+    assert f".{victim}." not in finished.owner and finished.board_job_id == held["job"]
     # Once: the two jobs of the chain, one volume, on A's pool.
     assert [j.id for j in jobs_of(a, share.id)] == [scheduled.id, create.id]
     wait_until(lambda: jobs_of(a, share.id)[0].finished_at, 60, "the scheduling job to finish")
