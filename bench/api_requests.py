@@ -5,7 +5,7 @@ Run from the repository root (no root needed, nothing but loopback)::
 
     PYTHONPATH=$PWD .venv/bin/python bench/api_requests.py [--shares 1000] [--requests 200]
         [--no-gunicorn] [--profile cprofile|py-spy|none] [--suite all|lists|polls]
-        [--database sqlite|postgresql]
+        [--database sqlite|postgresql] [--auth tokens|identity|noauth]
 
 ``--suite polls``: a share's GET, its access rules (``GET
 /share-access-rules?share_id=`` at 2.45+, the ``access_list`` action at
@@ -33,9 +33,12 @@ Two servers answer the same requests, one after the other:
   its gthread workers) on a free loopback port, asked over one keep-alive HTTP
   connection (``http.client``): what a client sees, with HTTP on top.
 
-Every request carries a real token from a tokens file (``[auth] strategy =
-tokens``, the default) and the microversion header 2.65 - what manilaclient
-sends. Reported per request kind: p50/p90/p99/min of the wall clock
+Every request carries a real token and the microversion header 2.65 - what
+manilaclient sends. ``--auth tokens`` (default): a static token of a tokens
+file; ``--auth identity`` (``make run``'s strategy): a Fernet token of the
+built-in identity, got with a password as keystoneauth gets one from
+``clouds.yaml`` (a member of the shares' project); ``--auth noauth``: no
+token check at all (``user:project``). Reported per request kind: p50/p90/p99/min of the wall clock
 (nearest-rank) and the server's CPU per request - the thread's CPU time
 in-process, the workers' user+system time (/proc) under gunicorn - which a
 machine shared with other work disturbs far less than the wall clock. With
@@ -102,7 +105,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(tmp: Path, port: int, database_url: str | None = None) -> Path:
+def write_config(tmp: Path, port: int, database_url: str | None = None, auth: str = "tokens") -> Path:
     database_url = database_url or f"sqlite:///{tmp / 'shareflow.db'}"
     text = f"""
 state_dir = "{tmp / 'var'}"
@@ -119,8 +122,11 @@ hosts = "127.0.0.1:1"
 bind = "127.0.0.1:{port}"
 
 [auth]
-strategy = "tokens"
+strategy = "{auth}"
 tokens_file = "{tmp / 'tokens.json'}"
+
+[identity]
+key_repository = "{tmp / 'identity-keys'}"
 
 [[backends]]
 name = "b1"
@@ -167,6 +173,28 @@ def populate(services: Services, n: int) -> list[str]:
     return ids
 
 
+def bench_token(config, services: Services, auth: str) -> str:
+    """A token of a member of PROJECT (with ``identity``, PROJECT becomes
+    the identity's project id, which the shares are then created in)."""
+    global PROJECT
+    if auth == "noauth":
+        return f"bench:{PROJECT}"
+    if auth == "tokens":
+        return TokenFile(config.auth.tokens_file).issue(PROJECT, "bench")[0]
+    from shareflow.services.identity import IdentityService
+
+    identity = IdentityService(config.identity, services.db, clock=services.clock)
+    project = identity.create_project(PROJECT)
+    identity.create_user("bench", "bench-password")
+    identity.add_role("bench", project.id, "member")
+    PROJECT = project.id
+    info = identity.authenticate({
+        "identity": {"methods": ["password"], "password": {"user": {
+            "name": "bench", "domain": {"id": "default"}, "password": "bench-password"}}},
+        "scope": {"project": {"id": project.id}}})
+    return info.token
+
+
 def percentiles(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
 
@@ -184,7 +212,24 @@ def line(label: str, stats: dict[str, float]) -> str:
 
 
 def process_cpu(pids: list[int]) -> float:
-    """User + system CPU seconds of these processes so far (those gone count 0)."""
+    """CPU seconds of these processes so far (those gone count 0): the sum of
+    their threads' run time from ``/proc/PID/task/*/schedstat`` (nanoseconds;
+    gunicorn's threads live as long as their worker), else user + system time
+    from ``/proc/PID/stat`` (10 ms ticks)."""
+    total_ns, found = 0, False
+    for pid in pids:
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total_ns += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+                found = True
+            except (OSError, ValueError, IndexError):
+                continue
+    if found:
+        return total_ns / 1e9
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
@@ -474,6 +519,8 @@ def main() -> int:
                         help="then this many clients poll a share's GET concurrently (gunicorn): rate and cores used")
     parser.add_argument("--poll-interval", type=float, default=0.02)
     parser.add_argument("--poll-duration", type=float, default=20.0)
+    parser.add_argument("--auth", choices=("tokens", "identity", "noauth"), default="tokens",
+                        help="identity: make run's strategy (a Fernet token of the built-in identity)")
     parser.add_argument("--suite", choices=("all", "lists", "polls"), default="all",
                         help="lists (GET /shares[/detail] variants), polls (what waiting clients GET), or both")
     args = parser.parse_args()
@@ -489,7 +536,7 @@ def main() -> int:
             postgres = PrivatePostgres(print)
             database_url = postgres.start()
             POSTMASTER.append(postgres.pid())
-        config_path = write_config(tmp, port, database_url)
+        config_path = write_config(tmp, port, database_url, args.auth)
         from shareflow import config as config_module
         from shareflow.api.app import create_app
 
@@ -498,10 +545,10 @@ def main() -> int:
         upgrade(db)
         db.dispose()
         services = Services(config)
+        token = bench_token(config, services, args.auth)
         t0 = time.perf_counter()
         ids = populate(services, args.shares)
         print(f"populated {args.shares} shares through the database layer in {time.perf_counter() - t0:.1f} s")
-        token, _ = TokenFile(config.auth.tokens_file).issue(PROJECT, "bench")
         import sqlalchemy
         import falcon
         print(f"python {sys.version.split()[0]}, falcon {falcon.__version__}, SQLAlchemy {sqlalchemy.__version__}, "

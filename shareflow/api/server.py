@@ -49,6 +49,8 @@ def gunicorn_options(config: Config) -> dict:
         "accesslog": "-",
         "errorlog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
+        # The same lines, built from the atoms the format reads only.
+        "logger_class": "shareflow.api.access_log.AccessLogger",
         "proc_name": "shareflow-api",
         # Build the app in each worker, after the fork (no shared connections).
         "preload_app": False,

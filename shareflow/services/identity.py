@@ -278,30 +278,34 @@ class IdentityService:
         return self._describe(token, payload)
 
     def _describe(self, token: str, payload: TokenPayload) -> TokenInfo:
-        with self.db.read() as s:
-            if identity_db.is_revoked(s, payload.audit_id):
-                raise unauthorized(f"token {payload.audit_id} was revoked")
-            user = identity_db.user(s, payload.user_id)
-            if user is None or not user.enabled:
-                raise unauthorized(f"user {payload.user_id} is gone or disabled")
-            if not payload.project_id:
-                return TokenInfo(token=token, payload=payload, user=Ref(user.id, user.name), project=None, roles=())
-            project = identity_db.project(s, payload.project_id)
-            if project is None or not project.enabled:
-                raise unauthorized(f"project {payload.project_id} is gone or disabled")
-            names = implied({r.name for r in identity_db.roles_on(s, user.id, project.id)})
-            credential_ref = None
-            if payload.app_credential_id:
-                credential = identity_db.app_credential(s, payload.app_credential_id)
-                if credential is None or credential.user_id != user.id:
-                    raise unauthorized(f"application credential {payload.app_credential_id} is gone")
-                names &= implied(set(filter(None, credential.roles.split(","))))
-                credential_ref = Ref(credential.id, credential.name)
-            if not names:
-                raise unauthorized(f"user {user.id} has no role on project {project.id}")
-            roles = tuple(Ref(r.id, r.name) for r in identity_db.roles(s) if r.name in names)
-        return TokenInfo(token=token, payload=payload, user=Ref(user.id, user.name),
-                         project=Ref(project.id, project.name), roles=roles, app_credential=credential_ref)
+        # One statement, outside a transaction (every API request with one of
+        # our tokens comes here; see shareflow.db.identity.token_subject).
+        with self.db.snapshot() as conn:
+            found = identity_db.token_subject(
+                conn, audit_id=payload.audit_id, user_id=payload.user_id,
+                project_id=payload.project_id or None, credential_id=payload.app_credential_id)
+        if found.revoked:
+            raise unauthorized(f"token {payload.audit_id} was revoked")
+        if found.user_name is None or not found.user_enabled:
+            raise unauthorized(f"user {payload.user_id} is gone or disabled")
+        user = Ref(payload.user_id, found.user_name)
+        if not payload.project_id:
+            return TokenInfo(token=token, payload=payload, user=user, project=None, roles=())
+        if found.project_name is None or not found.project_enabled:
+            raise unauthorized(f"project {payload.project_id} is gone or disabled")
+        names = implied(found.assigned)
+        credential_ref = None
+        if payload.app_credential_id:
+            if found.credential_user_id is None or found.credential_user_id != payload.user_id:
+                raise unauthorized(f"application credential {payload.app_credential_id} is gone")
+            names &= implied(set(filter(None, found.credential_roles.split(","))))
+            credential_ref = Ref(payload.app_credential_id, found.credential_name)
+        if not names:
+            raise unauthorized(f"user {payload.user_id} has no role on project {payload.project_id}")
+        roles = tuple(Ref(role_id, name) for role_id, name in found.roles if name in names)
+        return TokenInfo(token=token, payload=payload, user=user,
+                         project=Ref(payload.project_id, found.project_name), roles=roles,
+                         app_credential=credential_ref)
 
     def revoke(self, info: TokenInfo) -> None:
         with self.db.write() as s:

@@ -87,6 +87,23 @@ def _malformed_over_http(port: int, token: str) -> None:
         assert status in (200, 400, 404), (path, answer)
 
 
+def _kept_alive(port: int, token: str) -> None:
+    """Polling clients (manilaclient, keystoneauth, Terraform) reuse one
+    connection: every answer keeps it open, no new TCP connection per poll."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        first = None
+        for _ in range(5):
+            connection.request("GET", "/v2/shares", headers={"X-Auth-Token": token})
+            response = connection.getresponse()
+            assert response.status == 200 and response.read() == b'{"shares": []}'
+            assert (response.getheader("Connection") or "").lower() != "close"
+            first = first or connection.sock
+            assert connection.sock is first  # http.client reconnects when the server closed
+    finally:
+        connection.close()
+
+
 def test_served_by_gunicorn(zookeeper_server, tmp_path):
     port = free_port()
     with chroot(zookeeper_server.hosts) as zk_root:
@@ -123,6 +140,7 @@ def test_served_by_gunicorn(zookeeper_server, tmp_path):
                 status, body = _get(base + "/v2/shares", token)
                 assert status == 200 and body == {"shares": []}
             _malformed_over_http(port, token)
+            _kept_alive(port, token)
             assert _get(base + "/v2/shares", token) == (200, {"shares": []})
         finally:
             proc.send_signal(signal.SIGTERM)

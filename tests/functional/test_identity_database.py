@@ -9,7 +9,12 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from shareflow.db.models import IdentityAppCredential, IdentityRevocation, IdentityRoleAssignment
+from shareflow.db.models import (
+    IdentityAppCredential,
+    IdentityProject,
+    IdentityRevocation,
+    IdentityRoleAssignment,
+)
 from shareflow.exceptions import Conflict, NotAuthenticated
 from shareflow.services.identity import IdentityService
 from shareflow.wiring import utcnow
@@ -56,3 +61,63 @@ def test_revocations_are_recorded_once_and_pruned(db, tmp_path):
     identity.revoke(second)
     with db.read() as s:
         assert list(s.scalars(sa.select(IdentityRevocation.audit_id))) == [second.payload.audit_id]
+
+
+def test_a_tokens_validation_is_one_statement_and_sees_every_change_at_once(db, tmp_path):
+    """Each API request with an identity token is validated afresh, in ONE
+    statement outside any transaction (was five in a read transaction); what
+    ends a token - revocation, its user or project disabled or gone, its role
+    removed, its application credential deleted - ends it at the next request."""
+    identity = IdentityService(IdentityConfig(key_repository=tmp_path / "keys"), db, clock=utcnow)
+    identity.bootstrap_admin("pw")
+    project = identity.create_project("p1")
+    identity.create_user("u1", "pw")
+    identity.add_role("u1", "p1", "member")
+    token = identity.authenticate(_password_auth("u1", "pw", "p1")).token
+
+    sent: list[tuple[str, bool]] = []
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, conn.connection.dbapi_connection.autocommit
+                     if db.engine.dialect.name == "postgresql"
+                     else not conn.connection.dbapi_connection.in_transaction))
+
+    sa.event.listen(db.engine, "after_cursor_execute", after)
+    try:
+        info = identity.validate(token)
+    finally:
+        sa.event.remove(db.engine, "after_cursor_execute", after)
+    assert len(sent) == 1 and sent[0][1] is True, sent
+    assert (info.user.name, info.project.id, info.project.name) == ("u1", project.id, "p1")
+    assert info.role_names == ("member", "reader")  # implied, in the roles' order
+
+    def refused(token: str) -> str:
+        with pytest.raises(NotAuthenticated) as caught:
+            identity.validate(token)
+        return str(caught.value)
+
+    identity.remove_role("u1", "p1", "member")
+    assert "no role" in refused(token)
+    identity.add_role("u1", "p1", "admin")
+    assert identity.validate(token).role_names == ("admin", "member", "reader")
+    identity.update_user("u1", enabled=False)
+    assert "disabled" in refused(token)
+    identity.update_user("u1", enabled=True)
+    with db.write() as s:
+        s.execute(sa.update(IdentityProject).values(enabled=False))
+    assert "project" in refused(token)
+    with db.write() as s:
+        s.execute(sa.update(IdentityProject).values(enabled=True))
+    credential, secret = identity.create_app_credential("u1", "p1", "c", roles=["reader"])
+    delegated = identity.authenticate({"identity": {"methods": ["application_credential"],
+                                                    "application_credential": {"id": credential.id,
+                                                                               "secret": secret}}})
+    assert delegated.role_names == ("reader",) and delegated.app_credential.name == "c"
+    identity.delete_app_credential(credential.id)
+    assert "application credential" in refused(delegated.token)
+    fresh = identity.authenticate(_password_auth("u1", "pw", "p1")).token
+    identity.revoke(identity.validate(token))
+    assert "revoked" in refused(token)
+    assert identity.validate(fresh).user.name == "u1"
+    identity.delete_user("u1")
+    assert "gone" in refused(fresh)
