@@ -472,7 +472,10 @@ def unserved(svc: RunService, share_ids: list[str]) -> set[str]:
     return {path[len(PREFIX):] for path in bad}
 
 
-def restart(svc: RunService) -> dict:
+def restart(svc: RunService, profile: Path | None = None) -> dict:
+    """``profile``: py-spy on ``shareflow run``'s whole tree from its start
+    until every export is served, written there as collapsed stacks
+    (``--format raw``: one line per stack and its sample count)."""
     expected = sorted(s["id"] for s in live_shares(svc))
     missing = unserved(svc, expected)
     if missing:
@@ -485,6 +488,12 @@ def restart(svc: RunService) -> dict:
     t1 = time.monotonic()
     log_before = len(svc.output())
     svc.start_process()
+    spy = None
+    if profile is not None:
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        spy = subprocess.Popen([exe, "record", "--pid", str(svc.proc.pid), "--subprocesses", "--rate", "100",
+                                "--nonblocking", "--format", "raw", "--output", str(profile)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def sweep(share_ids: list[str]) -> list[str]:
         if svc.proc.poll() is not None:
@@ -507,6 +516,10 @@ def restart(svc: RunService) -> dict:
         if pending:
             time.sleep(0.05)
     t_served_wall, t2 = time.time(), time.monotonic()
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=120)
+        log(f"restart profile (py-spy, collapsed stacks) -> {profile}")
     svc.wait_ready()
     pool_started = svc.child_started_wall("conductor pool", after=log_before)
     # Every export was served at some instant of the last sweep: between its
@@ -546,7 +559,8 @@ def measure(svc: RunService, postgres, n: int, args, out: Path, result: dict) ->
     if args.restart_only:
         result["restarts"] = []
         for _ in range(args.restarts):
-            result["restarts"].append(phase("restart", lambda: restart(svc)))
+            profile = out / f"profile-restart-n{n}-{len(result['restarts'])}.txt" if args.profile else None
+            result["restarts"].append(phase("restart", lambda: restart(svc, profile)))
             log(f"[N={n}] restart: {result['restarts'][-1]}")
         result["restart"] = min(result["restarts"], key=lambda r: r["start_to_served_s"])
         return
