@@ -207,6 +207,11 @@ def test_the_start_exports_file_sets_the_shared_options_once():
     # (the export file's block: 27).
     assert len(_ganesha_tokens("EXPORT {" + blocks[0])) == 15
     assert len(_ganesha_tokens(gc.render_export(one))) == 27
+    # The blocks are cut from the files' text: the same as rendered without them.
+    many = export(("192.0.2.0/24", "rw"), ("192.0.2.10", "ro"), ("0.0.0.0/0", "ro"), ("2001:db8::/64", "rw"))
+    for spec in (one, two, many, export()):
+        text = gc.render_start_exports([gc.render_export_file(spec)])
+        assert text.partition("}\n")[2] == gc.render_export(spec, shared_options=False)
 
 
 def test_includes_quote_each_path_and_refuse_bad_ones():
