@@ -31,10 +31,11 @@ clients -; no database shortcut), then it measures:
   same state (the conductor pool is its child: it cannot be restarted alone
   under ``shareflow run``); the time from the new start, and from the new
   conductor pool process's start (its line in ``shareflow run``'s log), until
-  every export is served: ``nfs-ls`` (libnfs) into every live share from
-  127.0.0.1 succeeds (each share has a rule for it; 16 at a time; first 16
-  shares polled until served, then all, the ones that failed again until none
-  is left; the last sweep's duration bounds the figure's resolution);
+  every export is served: a listing of every live share's export from
+  127.0.0.1 succeeds (libnfs in-process, ``bench/nfs_probe.py``; each share
+  has a rule for it; first 16 shares polled until served, then all, the ones
+  that failed again until none is left; the last sweep's duration bounds the
+  figure's resolution, its start is reported too);
 * CPU seconds per process kind (API workers, conductor workers, the pool
   supervisor, ZooKeeper, Ganesha, dbus-daemon, PostgreSQL, the launcher) per
   phase, from ``/proc/<pid>/stat`` deltas (utime+stime plus reaped children).
@@ -61,13 +62,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench import nfs_probe  # noqa: E402
 from bench.create_share import log, percentile, remove_base, signals_as_interrupt, signals_ignored  # noqa: E402
 from tests.fixtures.infrastructure import PrivatePostgres  # noqa: E402
 from tests.fixtures.run_service import RunService  # noqa: E402
@@ -458,23 +459,23 @@ def lists(svc: RunService, requests: int) -> dict:
     return out
 
 
-def nfs_ls(svc: RunService, path: str) -> subprocess.CompletedProcess:
-    url = f"nfs://127.0.0.1{path}?version=4&nfsport={svc.nfs_port}"
-    return subprocess.run(["nfs-ls", url], capture_output=True, text=True, timeout=30)
-
-
-def unserved(svc: RunService, share_ids: list[str], workers: int = 16) -> set[str]:
+def unserved(svc: RunService, share_ids: list[str]) -> set[str]:
     """The shares whose export this host cannot list over NFS (each has a rule
-    for 127.0.0.1). One ``nfs-ls`` per share, ``workers`` at a time: libnfs
-    4.0's ``nfs-ls`` of the pseudo directory ``/shares`` itself fails (exit 10)
-    once its entries do not fit one READDIR reply (about 50 here), so it
-    cannot list them all at once."""
-    with ThreadPoolExecutor(workers) as pool:
-        ok = list(pool.map(lambda share_id: nfs_ls(svc, PREFIX + share_id).returncode == 0, share_ids))
-    return {share_id for share_id, good in zip(share_ids, ok) if not good}
+    for 127.0.0.1): a LOOKUP of ``/shares/<id>`` and a READDIR of its root,
+    as ``nfs-ls nfs://127.0.0.1/shares/<id>`` does, through libnfs in this
+    process on one connection (``bench/nfs_probe.py``: about 0.3 ms an
+    export, where an ``nfs-ls`` process each made one sweep over 5,000
+    take 7.7 s, as long as the restart it measured). libnfs 4.0 cannot list
+    the pseudo directory ``/shares`` itself once its entries do not fit one
+    READDIR reply (about 50 here), so each export is looked up."""
+    bad = nfs_probe.unlisted("127.0.0.1", svc.nfs_port, [PREFIX + share_id for share_id in share_ids])
+    return {path[len(PREFIX):] for path in bad}
 
 
-def restart(svc: RunService) -> dict:
+def restart(svc: RunService, profile: Path | None = None) -> dict:
+    """``profile``: py-spy on ``shareflow run``'s whole tree from its start
+    until every export is served, written there as collapsed stacks
+    (``--format raw``: one line per stack and its sample count)."""
     expected = sorted(s["id"] for s in live_shares(svc))
     missing = unserved(svc, expected)
     if missing:
@@ -487,6 +488,12 @@ def restart(svc: RunService) -> dict:
     t1 = time.monotonic()
     log_before = len(svc.output())
     svc.start_process()
+    spy = None
+    if profile is not None:
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        spy = subprocess.Popen([exe, "record", "--pid", str(svc.proc.pid), "--subprocesses", "--rate", "100",
+                                "--nonblocking", "--format", "raw", "--output", str(profile)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def sweep(share_ids: list[str]) -> list[str]:
         if svc.proc.poll() is not None:
@@ -503,17 +510,25 @@ def restart(svc: RunService) -> dict:
     t_first = time.monotonic()
     pending, sweeps, last_sweep = expected, 0, 0.0
     while pending:
-        ts = time.monotonic()
+        ts, ts_wall = time.monotonic(), time.time()
         pending = sweep(pending)
         last_sweep, sweeps = time.monotonic() - ts, sweeps + 1
         if pending:
             time.sleep(0.05)
     t_served_wall, t2 = time.time(), time.monotonic()
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=120)
+        log(f"restart profile (py-spy, collapsed stacks) -> {profile}")
     svc.wait_ready()
     pool_started = svc.child_started_wall("conductor pool", after=log_before)
+    # Every export was served at some instant of the last sweep: between its
+    # start (a lower bound) and its end (the figure).
     return {"exports": len(expected), "sweeps": sweeps, "last_sweep_s": round(last_sweep, 2),
             "stop_s": round(t1 - t0, 2), "start_to_first_served_s": round(t_first - t1, 2),
+            "start_to_last_sweep_start_s": round(ts - t1, 2),
             "start_to_served_s": round(t2 - t1, 2),
+            "pool_start_to_last_sweep_start_s": round(ts_wall - pool_started, 2) if pool_started else None,
             "pool_start_to_served_s": round(t_served_wall - pool_started, 2) if pool_started else None}
 
 
@@ -541,6 +556,14 @@ def measure(svc: RunService, postgres, n: int, args, out: Path, result: dict) ->
 
     result["prepopulate"] = phase("prepopulate", lambda: prepopulate(svc, n, args.prepopulate_clients))
     result["live_shares"] = len(live_shares(svc))
+    if args.restart_only:
+        result["restarts"] = []
+        for _ in range(args.restarts):
+            profile = out / f"profile-restart-n{n}-{len(result['restarts'])}.txt" if args.profile else None
+            result["restarts"].append(phase("restart", lambda: restart(svc, profile)))
+            log(f"[N={n}] restart: {result['restarts'][-1]}")
+        result["restart"] = min(result["restarts"], key=lambda r: r["start_to_served_s"])
+        return
     result["sequential"] = phase("sequential", lambda: sequential(svc, args.ops, args.seq_poll, tag))
     result["throughput"] = []
     for index, (clients, poll) in enumerate(args.throughput):
@@ -637,6 +660,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="concurrent clients filling the pool (default 16)")
     p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--no-restart", dest="restart", action="store_false", help="skip the restart phase")
+    p.add_argument("--restart-only", action="store_true",
+                   help="pre-populate, then measure only the restart (--restarts times): no other phase")
+    p.add_argument("--restarts", type=int, default=1, help="restarts measured per population (default 1)")
+    p.add_argument("--state", type=Path, default=None,
+                   help="keep the service's directory (state, pool image, configuration) here and reuse "
+                        "what an earlier run left there: a population made once is measured again "
+                        "without its pre-population (default: a new temp dir, removed at the end)")
     p.add_argument("--profile", action="store_true",
                    help="py-spy speedscope profiles of API and conductors in the first throughput phase")
     p.add_argument("--baseline", type=Path, default=None,
@@ -662,10 +692,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = args.out or Path(tempfile.mkdtemp(prefix="shareflow-scale-out-"))
     out.mkdir(parents=True, exist_ok=True)
-    base = Path(tempfile.mkdtemp(prefix="shareflow-scale-"))
     most = max(args.populations)
     clients = max([k for k, _ in args.throughput] + [1])
     pool_gb = (most + args.ops + clients + 10) * SHARE_GB + POOL_SPARE_GB
+    if args.state is not None:
+        # A kept directory keeps its pool image: its size was fixed by the
+        # run that made it (the image is created only when absent).
+        base = args.state.resolve()
+        base.mkdir(parents=True, exist_ok=True)
+        kept = base / "scale-state.json"
+        if kept.exists():
+            pool_gb = max(pool_gb, json.loads(kept.read_text())["pool_gb"])
+        kept.write_text(json.dumps({"pool_gb": pool_gb}))
+    else:
+        base = Path(tempfile.mkdtemp(prefix="shareflow-scale-"))
     postgres = svc = None
     results: list[dict] = []
     rc = 0
@@ -699,7 +739,7 @@ def main(argv: list[str] | None = None) -> int:
                         log(f"teardown: {problems}")
                 if postgres is not None:
                     postgres.stop()
-                left = remove_base(base)
+                left = remove_base(base) if args.state is None else None
                 if left:
                     log(left)
     results = [r for r in results if r.get("shares_on_pool") is not None]

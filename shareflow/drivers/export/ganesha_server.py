@@ -211,21 +211,23 @@ class GaneshaServer:
         return sorted(p for p in self.exports_dir.glob("*.conf") if not p.name.startswith("."))
 
     def write_exports_list(self) -> list[str]:
-        """``exports.conf``: every export file's text, one after another.
-        Written before each start (and by the SIGHUP fallback before each
-        reload); changes over D-Bus leave it alone, so no change rewrites a
-        file that grows with the number of exports. (Not one ``%include``
-        per file: Ganesha 4.3 compares each included file's name with every
-        one included before, which made a start with 1,000 exports take
-        twice as long as with the same blocks in one file.)"""
-        parts = []
+        """``exports.conf``: every export file's export, one after another,
+        the options they share once (``render_start_exports``: the start's
+        configuration parse is quadratic in its tokens). Written before each
+        start (and by the SIGHUP fallback before each reload); changes over
+        D-Bus leave it alone, so no change rewrites a file that grows with
+        the number of exports. (Not one ``%include`` per file: Ganesha 4.3
+        compares each included file's name with every one included before,
+        which made a start with 1,000 exports take twice as long as with the
+        same blocks in one file.) Returns the export files' texts."""
+        texts = []
         for path in self.export_files():
             try:
-                parts.append(path.read_text())
+                texts.append(path.read_text())
             except FileNotFoundError:
                 continue  # removed since the listing: not served either
-        write_atomic(self.exports_path, "# Written by shareflow from exports.d/ at each start.\n" + "".join(parts))
-        return parts
+        write_atomic(self.exports_path, ganesha_config.render_start_exports(texts))
+        return texts
 
     def export_manager(self):
         """This server's ``org.ganesha.nfsd.exportmgr`` (one connection, kept)."""

@@ -68,11 +68,15 @@ def test_changes_over_dbus_are_served_at_once_without_a_reload(env, ganesha_serv
 
 
 def test_a_restarted_server_serves_every_export_from_the_files(env, ganesha_server):
+    """The start reads the exports from one file that sets their common
+    options once (EXPORT_DEFAULTS): each is served as its own file says -
+    root not squashed, read-only clients refused writes, content changed
+    under the server seen at once (no attribute caching)."""
     driver, server, shares, clients = env
     vols = [new_volume(shares) for _ in range(3)]
     for i, (sid, path) in enumerate(vols):
         driver.add_export(server, sid, path)
-        driver.update_access(server, sid, [rw(clients[i])])
+        driver.update_access(server, sid, [(ro if i == 1 else rw)(clients[i])])
     gone, gone_path = new_volume(shares)
     driver.add_export(server, gone, gone_path)
     driver.update_access(server, gone, [rw(clients[0])])
@@ -82,11 +86,22 @@ def test_a_restarted_server_serves_every_export_from_the_files(env, ganesha_serv
     assert not ganesha_server.is_running() and not ganesha_server.bus.is_running()
     ganesha_server.start()
     assert ganesha_server.on_bus()
+    assert "EXPORT_DEFAULTS" in ganesha_server.exports_path.read_text()
     for i, (sid, _) in enumerate(vols):
         for j, c in enumerate(clients):
             assert (c.ls(pseudo(sid)).returncode == 0) == (i == j), (sid, c)
     assert clients[0].ls(pseudo(gone)).returncode != 0
     assert served_ids(ganesha_server) == {read_export(ganesha_server, s).export_id for s, _ in vols}
+
+    (sid, path), (ro_sid, ro_path) = vols[0], vols[1]
+    assert clients[0].put(pseudo(sid, "by-root"), b"x").returncode == 0
+    assert os.stat(Path(path, "by-root")).st_uid == 0  # No_Root_Squash
+    denied = clients[1].put(pseudo(ro_sid, "nope"), b"no")
+    assert denied.returncode != 0 and "NFS4ERR_ROFS" in denied.stdout + denied.stderr
+    assert not Path(ro_path, "nope").exists()
+    assert clients[0].cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
+    Path(path, "hello").write_text("changed under the server, and longer than before\n")
+    assert clients[0].cat(pseudo(sid, "hello")).stdout == "changed under the server, and longer than before\n"
 
 
 def test_a_dead_bus_takes_its_server_down_and_both_come_back(env, ganesha_server):
