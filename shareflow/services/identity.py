@@ -40,6 +40,8 @@ IMPLIES = {"admin": ("member",), "member": ("reader",)}
 METHODS = ("password", "application_credential", "token")
 UNAUTHORIZED = "The request you have made requires authentication."
 APP_CREDENTIAL_SECRET_BYTES = 48
+#: Tokens whose decrypted payload a process keeps (~1 KB each).
+PAYLOAD_CACHE_SIZE = 4096
 
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 
@@ -109,6 +111,9 @@ class IdentityService:
         self.db = db
         self.clock = clock
         self.keys = keys or KeyRepository(config.key_repository, config.max_active_keys)
+        #: Decrypted payloads by token, for the keys ``_payloads_of`` (see _payload).
+        self._payloads: dict[str, TokenPayload] = {}
+        self._payloads_of = None
 
     # --- issuing tokens ---------------------------------------------------------------
 
@@ -270,12 +275,30 @@ class IdentityService:
     def validate(self, token: str) -> TokenInfo:
         """The token's current meaning, or 401 (not ours, tampered, expired, revoked,
         or its user, project, roles or application credential gone)."""
-        payload = token_format.decode(self.keys.fernet(), token) if token else None
+        payload = self._payload(token) if token else None
         if payload is None:
             raise unauthorized("not a valid token")
         if self.clock() >= payload.expires_at:
             raise unauthorized(f"token {payload.audit_id} expired at {payload.expires_at}")
         return self._describe(token, payload)
+
+    def _payload(self, token: str) -> TokenPayload | None:
+        """The token's payload, decrypted once per set of keys: a payload is a
+        pure function of the token and the keys (its expiry and everything it
+        stands for are checked at each validation), and a client sends the same
+        token with every request. Tokens that do not decrypt are not kept."""
+        fernet = self.keys.fernet()
+        if fernet is not self._payloads_of:  # keys rotated: a removed key must end its tokens
+            self._payloads, self._payloads_of = {}, fernet
+        payloads = self._payloads
+        payload = payloads.get(token)
+        if payload is None:
+            payload = token_format.decode(fernet, token)
+            if payload is not None:
+                if len(payloads) >= PAYLOAD_CACHE_SIZE:
+                    payloads.clear()  # simpler than LRU; refilled by the clients still active
+                payloads[token] = payload
+        return payload
 
     def _describe(self, token: str, payload: TokenPayload) -> TokenInfo:
         # One statement, outside a transaction (every API request with one of

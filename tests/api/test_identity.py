@@ -492,3 +492,38 @@ def test_a_readers_identity_token_reads_and_is_refused_writes(env):
     member = env.token(env.user("proj-a", "member"), "proj-a")
     names = {s["name"] for s in env.request("GET", "/v2/shares", token=member).json["shares"]}
     assert "by-reader" not in names
+
+
+def test_a_tokens_payload_is_decrypted_once_and_still_checked_each_time(env, monkeypatch):
+    """The payload of a token a client sends with every request is decrypted
+    once per set of keys; its expiry and revocation are still checked at each
+    request, and a rotation that removes its key ends it."""
+    from shareflow.identity import tokens as token_format
+
+    decoded = []
+    real = token_format.decode
+    monkeypatch.setattr(token_format, "decode", lambda fernet, token: decoded.append(token) or real(fernet, token))
+    identity = IdentityService(env.config.identity, env.services.db, clock=env.clock)
+    token = env.token(env.user("proj-a", "member"), "proj-a")
+    for _ in range(3):
+        assert identity.validate(token).project.name == "proj-a"
+    assert decoded == [token]
+    with pytest.raises(Exception, match="not a valid token"):
+        identity.validate(token[:-4] + "AAAA")
+    with pytest.raises(Exception, match="not a valid token"):
+        identity.validate(token[:-4] + "AAAA")
+    assert len(decoded) == 3  # a token that does not decrypt is tried each time, never kept
+    env.clock.advance(env.config.identity.token_expiration + 1)
+    with pytest.raises(Exception, match="expired"):
+        identity.validate(token)
+    fresh = env.token(env.user("proj-a", "member"), "proj-a")
+    assert identity.validate(fresh).project.name == "proj-a"
+    identity.revoke(identity.validate(fresh))
+    with pytest.raises(Exception, match="revoked"):
+        identity.validate(fresh)
+    newer = env.token(env.user("proj-a", "member"), "proj-a")
+    assert identity.validate(newer).project.name == "proj-a"
+    for _ in range(env.config.identity.max_active_keys):
+        identity.keys.rotate()
+    with pytest.raises(Exception, match="not a valid token"):
+        identity.validate(newer)
