@@ -57,7 +57,10 @@ ATOMS_ENSURED = "atoms_ensured"  # every atom detail ensured (in memory), flow S
 PREPARED = "prepared"  # validated, about to run
 RUNNING = "running"  # flow RUNNING (in memory), no atom started yet
 IN_ATOMS_WRITE = "in_atoms_write"  # inside the first step's transaction: an atom detail inserted, not committed
-FIRST_STEP = "first_step"  # flow RUNNING, every atom detail and the first step RUNNING persisted; not executed
+#: Flow RUNNING, every atom detail and the first step whose start is written
+#: persisted RUNNING (with any step before it that started unrecorded,
+#: shareflow.engine.storage, recorded done); that step not executed.
+FIRST_STEP = "first_step"
 #: Not in the loading sequence: a failed create's next attempt recorded (and
 #: its share moved to the next pool), not yet posted (shareflow.engine.reschedule).
 RESCHEDULED = "rescheduled"
