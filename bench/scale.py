@@ -477,6 +477,10 @@ def restart(svc: RunService, profile: Path | None = None) -> dict:
     until every export is served, written there as collapsed stacks
     (``--format raw``: one line per stack and its sample count)."""
     expected = sorted(s["id"] for s in live_shares(svc))
+    # The service answers before its NFS server has every export (a start
+    # of thousands takes a while): wait for the first before checking all.
+    wait_for(lambda: svc.proc.poll() is not None or not unserved(svc, expected[:16]), 0.5,
+             "the exports before the restart", timeout=900)
     missing = unserved(svc, expected)
     if missing:
         raise Aborted(f"before the restart, {len(missing)} of {len(expected)} exports were not served, "
@@ -516,6 +520,7 @@ def restart(svc: RunService, profile: Path | None = None) -> dict:
         if pending:
             time.sleep(0.05)
     t_served_wall, t2 = time.time(), time.monotonic()
+    ganesha_cpu = _ganesha_cpu(svc)
     if spy is not None:
         spy.send_signal(signal.SIGINT)
         spy.wait(timeout=120)
@@ -529,7 +534,19 @@ def restart(svc: RunService, profile: Path | None = None) -> dict:
             "start_to_last_sweep_start_s": round(ts - t1, 2),
             "start_to_served_s": round(t2 - t1, 2),
             "pool_start_to_last_sweep_start_s": round(ts_wall - pool_started, 2) if pool_started else None,
-            "pool_start_to_served_s": round(t_served_wall - pool_started, 2) if pool_started else None}
+            "pool_start_to_served_s": round(t_served_wall - pool_started, 2) if pool_started else None,
+            "ganesha_start_cpu_s": ganesha_cpu}
+
+
+def _ganesha_cpu(svc: RunService) -> float | None:
+    """CPU seconds of the running NFS-Ganesha so far (right after a start
+    that is all its start: it serves nothing else yet)."""
+    try:
+        pid = int((svc.state_dir / "backends" / "local" / "ganesha" / "ganesha.pid").read_text())
+        stat = _stat(pid)
+    except (OSError, ValueError):
+        return None
+    return round(stat[1] / os.sysconf("SC_CLK_TCK"), 2) if stat else None
 
 
 def stats_ms(values: list[float]) -> dict:
