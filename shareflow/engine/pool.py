@@ -163,8 +163,10 @@ class ConductorPool:
             if not server.is_running():
                 LOG.info("starting NFS-Ganesha for backend %s on %s:%d", backend.name,
                          backend.ganesha.address, backend.ganesha.port)
-                server.start()
+                # Listed first: a stop that comes while it starts (seconds
+                # with thousands of exports) stops it with the others.
                 self._started_servers.append(server)
+                server.start(abort=self._stopping)
 
     def _check_share_servers(self, workers: int = 1) -> None:
         for helper in self._share_servers:
@@ -207,10 +209,21 @@ class ConductorPool:
             self._spawn(slot)
 
     def run(self) -> int:
-        self._ensure()
-        for slot in self._slots:
-            self._spawn(slot)
+        """Ensure, then run and supervise the workers until stopped. A stop
+        (or a failure) during the ensure starts no worker and still stops
+        what the ensure started."""
         try:
+            try:
+                self._ensure()
+            except ShareflowError:
+                if self._stopping.is_set():
+                    LOG.info("stopped during the start-up ensure")
+                    return 0
+                raise
+            if self._stopping.is_set():
+                return 0
+            for slot in self._slots:
+                self._spawn(slot)
             while not self._stopping.wait(SUPERVISE_INTERVAL):
                 self._check_workers()
                 self._check_export_servers()

@@ -11,6 +11,7 @@ The stack has a pool of its own, a sparse image large enough for 50 live
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -170,3 +171,32 @@ def test_a_pool_restart_keeps_every_export_served(zookeeper_server, tmp_path_fac
 def _small_pool(tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("keep-pool")
     return base / "mnt", base / "pool.img"
+
+
+def test_a_pool_stopped_during_its_ensure_leaves_nothing_running(startup_stack, caplog):
+    """A stop that comes while the ensure starts NFS-Ganesha (seconds with
+    thousands of exports): the start is abandoned and that Ganesha stopped,
+    no conductor worker is started, and the pool ends cleanly (before, the
+    pool went on to start its workers, and a pool killed meanwhile left a
+    Ganesha holding its port)."""
+    from shareflow.drivers.export.ganesha_server import GaneshaServer
+    from shareflow.engine.pool import ConductorPool
+    from tests.fixtures.storage import live_pids_with_argument
+
+    stack = startup_stack
+    stack._terminate(stack.pool)  # its Ganesha goes with it (the stack's default)
+    ganesha_config = GaneshaServer(stack.config.backends[0].ganesha).config_path
+    assert live_pids_with_argument(ganesha_config) == []
+    pool = ConductorPool(stack.config, 1)
+    pool.stop()  # as SIGTERM would, before the ensure reaches the server's start
+    caplog.set_level(logging.INFO)
+    try:
+        assert pool.run() == 0
+        assert pool.worker_pids == []
+        assert live_pids_with_argument(ganesha_config) == []
+        said = [r.getMessage() for r in caplog.records]
+        assert any(m.startswith("starting ") and str(ganesha_config) in m for m in said), said  # it was spawned
+        assert "stopped during the start-up ensure" in said
+    finally:
+        stack.restart_pool()
+        wait_until(lambda: live_pids_with_argument(ganesha_config) != [], TIMEOUT, "the pool's Ganesha again")

@@ -25,6 +25,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -298,10 +299,15 @@ class GaneshaServer:
             return None
         return fd
 
-    def start(self) -> None:
+    def start(self, abort: threading.Event | None = None) -> None:
         """Start the server and its bus (whichever is not running) and wait
         until it listens. A Ganesha whose bus died is on its way out (it
-        exits on disconnect): it is stopped first, then both start."""
+        exits on disconnect): it is stopped first, then both start.
+
+        ``abort`` set while it starts (its caller is stopping: a start with
+        thousands of exports takes seconds) stops what this started and
+        raises :class:`ExportError`: nothing is left serving behind a
+        caller that is gone."""
         if self.is_running():
             return
         if self.pid() is not None:
@@ -329,15 +335,18 @@ class GaneshaServer:
             except OSError as e:
                 raise ExportError(f"cannot start {BINARY}: {e}") from e
         try:
-            self._wait_started(offset, out_offset)
+            self._wait_started(offset, out_offset, abort)
         finally:
             if self.cfg.mount_table == "own":
                 self.own_table.started()  # every export is created (or it failed)
 
-    def _wait_started(self, offset: int, out_offset: int) -> None:
+    def _wait_started(self, offset: int, out_offset: int, abort: threading.Event | None) -> None:
         deadline = time.monotonic() + self.timeout
         delay = 0.005
         while time.monotonic() < deadline:
+            if abort is not None and abort.is_set():
+                self._stop_started()
+                raise ExportError(f"{BINARY} in {self.state_dir}: its start was abandoned (stopping)")
             if self._child.poll() is not None:
                 # Before Ganesha logs anything, only its output says why
                 # (the mount table's helper, say).
@@ -349,7 +358,7 @@ class GaneshaServer:
                 return
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
-        self.stop()
+        self._stop_started()
         raise ExportError(f"{BINARY} did not start within {self.timeout:g} s: {self._tail(offset)}")
 
     @contextlib.contextmanager
@@ -421,6 +430,19 @@ class GaneshaServer:
         it whenever it ends, so a killed one does not linger as a zombie."""
         self._child = None
         self.bus.let_go()
+
+    def _stop_started(self) -> None:
+        """Stop the server this start spawned, however far it got: before it
+        writes its pid file (or, with its own mount table, before its helper
+        becomes Ganesha) only our child handle knows it."""
+        try:
+            self.stop()
+        finally:
+            child = self._child
+            if child is not None and child.poll() is None:
+                child.kill()
+                child.wait(timeout=self.timeout)
+            self._reap()
 
     def _reap(self) -> None:
         if self._child is not None and self._child.poll() is not None:
