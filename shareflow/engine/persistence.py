@@ -51,14 +51,30 @@ class BatchConnection(Connection):
     _ATOM_FIELDS = ("failure", "revert_failure", "meta", "name", "results", "revert_results",
                     "state", "version", "intention")
 
+    @functools.cached_property
+    def _reader(self):
+        """Where a logbook is read. SQLite: a read transaction (one
+        consistent snapshot for the logbook's three statements), not
+        TaskFlow's write transaction. PostgreSQL: autocommit. At READ
+        COMMITTED each statement sees what was committed when it started,
+        inside a transaction or not, so one adds nothing there but its
+        BEGIN and its end - and that end was a ROLLBACK (the connection
+        closed uncommitted), after which psycopg deallocates every prepared
+        statement of the connection (``DEALLOCATE ALL``: one more round
+        trip, and each hot statement prepared again on its next uses)."""
+        if self._engine.dialect.name == "sqlite":
+            return self._engine.execution_options(shareflow_write=False)
+        return self._engine.execution_options(isolation_level="AUTOCOMMIT")
+
     def get_logbook(self, book_uuid, lazy=False):
-        """TaskFlow's, in a read transaction: its own takes SQLite's write
-        lock (``BEGIN IMMEDIATE``, ``shareflow.db.engine``) to read, so a
-        conductor loading a job waited for, and held up, every writer - the
-        API's request that posted the job among them."""
+        """TaskFlow's, in a read transaction (see :attr:`_reader`): its own
+        takes SQLite's write lock (``BEGIN IMMEDIATE``,
+        ``shareflow.db.engine``) to read, so a conductor loading a job
+        waited for, and held up, every writer - the API's request that
+        posted the job among them."""
         logbooks = self._tables.logbooks
         try:
-            with self._engine.execution_options(shareflow_write=False).connect() as conn:
+            with self._reader.connect() as conn:
                 row = conn.execute(sa.select(logbooks).where(logbooks.c.uuid == book_uuid)).first()
                 if row is None:
                     raise tf_exc.NotFound(f"No logbook found with uuid '{book_uuid}'")
