@@ -72,6 +72,13 @@ def written_by(statement: str) -> str:
     return cte.group(1) if cte else statement
 
 
+def given_rows(statement: str) -> int:
+    """Rows of a statement that writes several at once (``WITH given AS
+    (VALUES (...), (...)), written AS (UPDATE ...)``), else 0."""
+    given = re.search(r"AS \(VALUES (.*?)\), written AS", statement, re.S)
+    return given.group(1).count("), (") + 1 if given else 0
+
+
 def autocommit(conn: sa.Connection) -> bool:
     return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
 
@@ -125,9 +132,7 @@ def recording_round_trips(engine: sa.Engine):
         table = words[1] if verb == "UPDATE" else words[2] if verb in ("INSERT", "DELETE") else \
             next((words[i + 1] for i, w in enumerate(words[:-1]) if w.upper() == "FROM"), "")
         rows = len(getattr(context, "compiled_parameters", None) or ())
-        given = re.search(r"FROM \(VALUES (.*)\) AS", statement)
-        if given:
-            rows = given.group(1).count("), (") + 1
+        rows = given_rows(statement) or rows
         if not autocommit(conn) and id(conn) not in begun and conn.dialect.name != "sqlite":
             begun.add(id(conn))
             trips.append("BEGIN")
@@ -189,14 +194,13 @@ def test_one_write_per_step_and_every_step_recorded_before_the_next_runs(db, per
 
 
 def test_what_a_run_sends(db, persistence):
-    """Each write of a run is one transaction on both databases: BEGIN, the
-    rows, the conductor's read that goes with a step's start
-    (``on_step_start``), COMMIT. (On PostgreSQL one statement per write -
-    data-modifying CTEs over ``UPDATE ... FROM (VALUES ...)`` - saves three
-    round trips of four but was measured to cost ~3 ms more CPU per write
-    in the conductor: SQLAlchemy cannot cache a VALUES list, nor
-    TaskFlow's JSON type, so it builds and compiles each anew;
-    docs/benchmarks.md.)"""
+    """What a run sends: its first write and its last are a transaction each
+    (BEGIN, the rows, the conductor's read that goes with a step's start -
+    ``on_step_start`` - COMMIT). A step's write - the step before's SUCCESS
+    with its RUNNING - is that too on SQLite; on PostgreSQL it is ONE
+    statement of its own, all or none (``BatchConnection._update_atoms_at_once``),
+    and the read follows it: two round trips where the transaction takes
+    four."""
     flow_uuid = new_flow_detail(persistence)
     ran, seen = [], {}
     engine = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {})
@@ -212,7 +216,9 @@ def test_what_a_run_sends(db, persistence):
     assert ran == list(STEPS)
     assert started == [(name, tf_states.RUNNING) for name in STEPS]
     first = ["BEGIN", "UPDATE flowdetails", "INSERT atomdetails x3", "SELECT flowdetails", "COMMIT"]
-    step = ["BEGIN", "UPDATE atomdetails x2", "SELECT flowdetails", "COMMIT"]
+    # A step's write on PostgreSQL: one statement, its own transaction.
+    step = ["BEGIN", "UPDATE atomdetails x2", "SELECT flowdetails", "COMMIT"] if db.is_sqlite else \
+        ["UPDATE atomdetails x2", "SELECT flowdetails"]
     last = ["BEGIN", "UPDATE flowdetails", "UPDATE atomdetails", "COMMIT"]
     assert trips == [*first, *step, *step, *last], trips
 
@@ -308,9 +314,7 @@ def recording_transactions(engine: sa.Engine):
         table = words[1] if words[0].upper() == "UPDATE" else words[2] if words[0].upper() == "INSERT" else \
             next((words[i + 1] for i, w in enumerate(words[:-1]) if w.upper() == "FROM"), "")
         rows = len(getattr(context, "compiled_parameters", None) or ())
-        given = re.search(r"FROM \(VALUES (.*)\) AS", statement)
-        if given:  # rows in one statement: UPDATE ... FROM (VALUES (...), (...))
-            rows = given.group(1).count("), (") + 1
+        rows = given_rows(statement) or rows
         entry = f"{words[0].upper()} {table}" + (f" x{rows}" if rows > 1 else "")
         if autocommit(conn):  # a statement that is its own transaction
             if words[0].upper() in ("INSERT", "UPDATE", "DELETE"):
