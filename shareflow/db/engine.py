@@ -144,6 +144,12 @@ class Database:
         self._snapshot = (self.engine.execution_options(shareflow_snapshot=True)
                           if self.engine.dialect.name == "sqlite"
                           else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        self._read_one = sessionmaker(self._snapshot, expire_on_commit=False)
+        # SQLite keeps its write transaction (BEGIN IMMEDIATE waits its turn
+        # for the lock; a statement in autocommit mode can fail "database is
+        # locked" at once) and has no round trips to save.
+        self._write_each = (self._write if self.engine.dialect.name == "sqlite"
+                            else sessionmaker(self._snapshot, expire_on_commit=False))
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
@@ -165,6 +171,28 @@ class Database:
         Never for writes, nor for two statements that must agree."""
         with translate_errors(), self._snapshot.connect() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def read_one(self) -> Iterator[Session]:
+        """:meth:`snapshot` as an ORM session: for a read that is ONE
+        statement (a job's row, its state), with no BEGIN and COMMIT around
+        it - on PostgreSQL two round trips of three."""
+        with translate_errors(), self._read_one.begin() as session:
+            yield session
+
+    @contextlib.contextmanager
+    def write_each(self) -> Iterator[Session]:
+        """A session whose every statement is its own transaction on
+        PostgreSQL (autocommit: each commits as it completes, with no BEGIN
+        and COMMIT round trips around it); on SQLite, :meth:`write`. Only for
+        a write that is ONE statement (a conditional ``UPDATE ... WHERE``
+        decides on its own), or statements each of which stands alone: at
+        READ COMMITTED every statement sees what was committed when it
+        started whether or not a transaction holds it, so only what a
+        transaction adds - all or none, locks held to its end - is given
+        up, and nothing else may rely on it."""
+        with translate_errors(), self._write_each.begin() as session:
+            yield session
 
     @property
     def is_sqlite(self) -> bool:

@@ -57,7 +57,7 @@ def handed_over(runtime, job_id: str) -> bool:
     """Whether the scheduling job ``job_id`` left a create job that runs (or
     will): then the share is that job's, and a failure of the scheduling job
     must not fail the share."""
-    with runtime.db.read() as s:
+    with runtime.db.read_one() as s:
         return following(s, job_id) is not None
 
 
@@ -100,7 +100,7 @@ def post_following(runtime, job_id: str, points: checkpoints.Checkpoints, point:
     already; its id, or None when there is none to run (never recorded, or
     given up on unposted). ``point`` is the test checkpoint passed between
     finding it and posting it."""
-    with runtime.db.read() as s:
+    with runtime.db.read_one() as s:  # one statement
         job = following(s, job_id)
         if job is None:
             return None

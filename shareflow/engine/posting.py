@@ -234,7 +234,7 @@ class JobPoster:
             spec.backend, f"{spec.operation}:{spec.resource_id}", book=book, details=job_details(job, spec),
             once_key=job.id,
         )
-        with self._db.write() as session:
+        with self._db.write_each() as session:
             jobs_db.set_posted(session, job.id, board_job_uuid, now=self._clock())
         return board_job_uuid
 
@@ -298,8 +298,10 @@ class JobPoster:
         return board_job_uuid
 
     def _mark_posted(self, job: Job, board_job_uuid: str) -> None:
+        # One conditional UPDATE (Database.write_each): on PostgreSQL no
+        # BEGIN and COMMIT round trips between the post and the answer.
         try:
-            with self._db.write() as session:
+            with self._db.write_each() as session:
                 jobs_db.set_posted(session, job.id, board_job_uuid, now=self._clock())
         except DatabaseError:
             # The job is on the board and will run: the request succeeded. Only

@@ -7,6 +7,7 @@ skips exactly the steps recorded done."""
 from __future__ import annotations
 
 import contextlib
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -64,15 +65,37 @@ def persisted(persistence, flow_uuid) -> dict:
     return {ad.name: ad for ad in reload(persistence, flow_uuid) if ad.name in STEPS}
 
 
+def written_by(statement: str) -> str:
+    """The statement proper of a write in a CTE (``WITH x AS (UPDATE ...)
+    SELECT ...``), else the statement."""
+    cte = re.match(r"\s*WITH .*? AS\s*\(((?:INSERT|UPDATE|DELETE)\b.*)", statement, re.S)
+    return cte.group(1) if cte else statement
+
+
+def given_rows(statement: str) -> int:
+    """Rows of a statement that writes several at once (``WITH given AS
+    (VALUES (...), (...)), written AS (UPDATE ...)``), else 0."""
+    given = re.search(r"AS \(VALUES (.*?)\), written AS", statement, re.S)
+    return given.group(1).count("), (") + 1 if given else 0
+
+
+def autocommit(conn: sa.Connection) -> bool:
+    return conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+
+
 @contextlib.contextmanager
 def counting_writes(engine: sa.Engine):
-    """The transactions committed on ``engine`` that wrote something."""
+    """The transactions committed on ``engine`` that wrote something (a
+    writing statement in autocommit mode is one)."""
     commits: list[int] = []
     writing: set[int] = set()
 
     def on_statement(conn, _cursor, statement, *_args):
-        if statement.lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
-            writing.add(id(conn))
+        if written_by(statement).lstrip().split(None, 1)[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            if autocommit(conn):
+                commits.append(1)
+            else:
+                writing.add(id(conn))
 
     def on_commit(conn):
         if id(conn) in writing:
@@ -86,6 +109,52 @@ def counting_writes(engine: sa.Engine):
     finally:
         sa.event.remove(engine, "before_cursor_execute", on_statement)
         sa.event.remove(engine, "commit", on_commit)
+
+
+@contextlib.contextmanager
+def recording_round_trips(engine: sa.Engine):
+    """What the connections of ``engine`` send and wait for, in order: each
+    statement (``VERB table``, `` xN`` for N rows in one: an executemany is
+    one pipelined round trip), the ``BEGIN`` psycopg sends before a
+    transaction's first statement, its ``COMMIT``/``ROLLBACK``. A statement
+    in autocommit mode is its own round trip and nothing else. (On SQLite
+    nothing travels, but the same is counted: ``BEGIN`` as SQLite's own.)"""
+    trips: list[str] = []
+    begun: set[int] = set()
+
+    def on_statement(conn, _cursor, statement, _parameters, context, _executemany):
+        words = written_by(statement).split()
+        verb = words[0].upper()
+        if verb == "BEGIN":  # SQLite's, from shareflow.db.engine's begin hook
+            begun.add(id(conn))
+            trips.append("BEGIN")
+            return
+        table = words[1] if verb == "UPDATE" else words[2] if verb in ("INSERT", "DELETE") else \
+            next((words[i + 1] for i, w in enumerate(words[:-1]) if w.upper() == "FROM"), "")
+        rows = len(getattr(context, "compiled_parameters", None) or ())
+        rows = given_rows(statement) or rows
+        if not autocommit(conn) and id(conn) not in begun and conn.dialect.name != "sqlite":
+            begun.add(id(conn))
+            trips.append("BEGIN")
+        trips.append(f"{verb} {table}" + (f" x{rows}" if rows > 1 else ""))
+
+    def on_end(word):
+        def end(conn):
+            if id(conn) in begun:
+                begun.discard(id(conn))
+                trips.append(word)
+        return end
+
+    on_commit, on_rollback = on_end("COMMIT"), on_end("ROLLBACK")
+    sa.event.listen(engine, "before_cursor_execute", on_statement)
+    sa.event.listen(engine, "commit", on_commit)
+    sa.event.listen(engine, "rollback", on_rollback)
+    try:
+        yield trips
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_statement)
+        sa.event.remove(engine, "commit", on_commit)
+        sa.event.remove(engine, "rollback", on_rollback)
 
 
 def engine_for(persistence, flow_uuid, ran, seen):
@@ -122,6 +191,36 @@ def test_one_write_per_step_and_every_step_recorded_before_the_next_runs(db, per
         assert "progress" not in rows[name].meta  # the engine's own 0.0/1.0 are not written
         assert rows[name].meta["duration"] >= 0
     assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_what_a_run_sends(db, persistence):
+    """What a run sends: its first write and its last are a transaction each
+    (BEGIN, the rows, the conductor's read that goes with a step's start -
+    ``on_step_start`` - COMMIT). A step's write - the step before's SUCCESS
+    with its RUNNING - is that too on SQLite; on PostgreSQL it is ONE
+    statement of its own, all or none (``BatchConnection._update_atoms_at_once``),
+    and the read follows it: two round trips where the transaction takes
+    four."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    engine = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {})
+    engine.storage.inject({"ran": ran, "seen": seen, "read": lambda: None}, transient=True)
+    started = []
+    engine.storage.on_step_start = lambda conn, atom_name: started.append(
+        (atom_name, conn.scalar(sa.text("SELECT state FROM flowdetails WHERE uuid = :u"), {"u": flow_uuid})))
+    engine.compile()
+    engine.prepare()
+    with recording_round_trips(db.engine) as trips, DeferredDurationListener(engine):
+        engine.run()
+
+    assert ran == list(STEPS)
+    assert started == [(name, tf_states.RUNNING) for name in STEPS]
+    first = ["BEGIN", "UPDATE flowdetails", "INSERT atomdetails x3", "SELECT flowdetails", "COMMIT"]
+    # A step's write on PostgreSQL: one statement, its own transaction.
+    step = ["BEGIN", "UPDATE atomdetails x2", "SELECT flowdetails", "COMMIT"] if db.is_sqlite else \
+        ["UPDATE atomdetails x2", "SELECT flowdetails"]
+    last = ["BEGIN", "UPDATE flowdetails", "UPDATE atomdetails", "COMMIT"]
+    assert trips == [*first, *step, *step, *last], trips
 
 
 def test_a_step_done_but_not_recorded_runs_again_and_only_it(persistence):
@@ -210,12 +309,18 @@ def recording_transactions(engine: sa.Engine):
     current: dict[int, list[str]] = {}
 
     def on_statement(conn, _cursor, statement, _parameters, context, _executemany):
-        words = statement.split()
+        words = written_by(statement).split()
         # "UPDATE atomdetails", "SELECT ... FROM atomdetails", "INSERT INTO atomdetails"
         table = words[1] if words[0].upper() == "UPDATE" else words[2] if words[0].upper() == "INSERT" else \
             next((words[i + 1] for i, w in enumerate(words[:-1]) if w.upper() == "FROM"), "")
         rows = len(getattr(context, "compiled_parameters", None) or ())
-        current.setdefault(id(conn), []).append(f"{words[0].upper()} {table}" + (f" x{rows}" if rows > 1 else ""))
+        rows = given_rows(statement) or rows
+        entry = f"{words[0].upper()} {table}" + (f" x{rows}" if rows > 1 else "")
+        if autocommit(conn):  # a statement that is its own transaction
+            if words[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+                done.append([entry])
+            return
+        current.setdefault(id(conn), []).append(entry)
 
     def on_commit(conn):
         statements = [st for st in current.pop(id(conn), []) if not st.startswith("BEGIN")]

@@ -31,7 +31,8 @@ from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster, factory_path, job_details
 from shareflow.flows.delete_share import delete_share
 from shareflow.wiring import utcnow
-from tests.functional.test_engine_storage import counting_writes
+from shareflow.engine.outcomes import OutcomeRecorder
+from tests.functional.test_engine_storage import counting_writes, recording_round_trips
 
 BOARD = "h@b1"
 
@@ -112,11 +113,23 @@ def test_posting_a_recorded_job_writes_only_its_board_id(db, persistence, boards
     poster = recorder if where == "here" else JobPoster(db, persistence, boards, clock=utcnow)
     job_spec = spec()
     job = record(db, recorder, job_spec)
-    with counting_writes(db.engine) as commits:
+    with counting_writes(db.engine) as commits, recording_round_trips(db.engine) as trips:
         board_job_id = poster.post(job, job_spec)
     assert len(commits) == 1
+    # Each a statement of its own: on PostgreSQL no BEGIN and COMMIT around
+    # the one write, nor around the logbook's read (nor a ROLLBACK after it).
+    read = [] if where == "here" else ["SELECT logbooks", "SELECT flowdetails", "SELECT atomdetails"]
+    expected = [*read, "UPDATE jobs"] if not db.is_sqlite else \
+        [*(["BEGIN", *read, "ROLLBACK"] if read else []), "BEGIN", "UPDATE jobs", "COMMIT"]
+    assert trips == expected, trips
     with db.read() as s:
         assert s.get(Job, job.id).board_job_id == board_job_id
+    # A conductor's claim: one statement too.
+    with recording_round_trips(db.engine) as trips:
+        assert OutcomeRecorder(db, utcnow).job_running(job.id, "a-conductor", board_job_id)
+    assert trips == (["UPDATE jobs"] if not db.is_sqlite else ["BEGIN", "UPDATE jobs", "COMMIT"]), trips
+    with db.read() as s:
+        assert (s.get(Job, job.id).state, s.get(Job, job.id).owner) == ("running", "a-conductor")
     board = boards.get(BOARD)
     (posted,) = [j for j in board.iterjobs(ensure_fresh=True) if j.uuid == board_job_id]
     assert posted.book.uuid == job.logbook_id
