@@ -34,6 +34,7 @@ import logging
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow.db import jobs as jobs_db
 from shareflow.db.models import Job, Share
 from shareflow.domain import states
 from shareflow.engine import checkpoints, operations
@@ -51,6 +52,20 @@ def following(session: Session, job_id: str) -> Job | None:
     """The ``create_share`` job recorded after ``job_id`` (by its ``retry_of``), if any."""
     return session.scalars(sa.select(Job).where(Job.retry_of == job_id, Job.operation == CREATE)
                            .order_by(Job.created_at)).first()
+
+
+def with_following(session: Session, job_id: str) -> tuple[Job, Job | None]:
+    """The job ``job_id`` and the create job recorded after it (as
+    :func:`following`, None if none), in one statement: ``place_share``
+    reads both first, and each is a round trip on PostgreSQL. The job found
+    by the jobboard's id instead (as ``jobs.get`` also accepts) costs the
+    second statement it always did."""
+    rows = session.scalars(sa.select(Job).where(
+        sa.or_(Job.id == job_id, sa.and_(Job.retry_of == job_id, Job.operation == CREATE))
+    ).order_by(Job.created_at)).all()
+    own = next((j for j in rows if j.id == job_id), None)
+    after = next((j for j in rows if j.id != job_id), None)
+    return (own if own is not None else jobs_db.get(session, job_id)), after
 
 
 def handed_over(runtime, job_id: str) -> bool:

@@ -25,7 +25,6 @@ from taskflow import task
 from shareflow import exceptions as exc
 from shareflow.db import jobs as jobs_db
 from shareflow.db import messages as messages_db
-from shareflow.db import metadata as metadata_db
 from shareflow.db import resources
 from shareflow.db import shares as shares_db
 from shareflow.db import snapshots as snapshots_db
@@ -91,10 +90,9 @@ class PlaceShare(task.Task):
     def execute(self, runtime, job_id, share_id, availability_zone=None, only_host=None):
         no_valid_host: exc.NoValidHost | None = None
         with runtime.db.write() as s:
-            recorded = placement.following(s, job_id)
+            job, recorded = placement.with_following(s, job_id)  # one statement
             if recorded is not None:
                 return recorded.id
-            job = jobs_db.get(s, job_id)
             share = shares_db.for_placement(s, share_id)
             if share is None or share.deleted_at is not None or share.status != states.CREATING \
                     or share.host is not None:
@@ -105,8 +103,9 @@ class PlaceShare(task.Task):
             stype = s.get(ShareType, share.share_type_id) if share.share_type_id else None
             snapshot_host = _snapshot_host(s, share) if share.snapshot_id else None
             # The create's scheduler_hints: affinity from the share's
-            # metadata (as Manila reads them back), only_host from the job.
-            same_host, different_host = scheduler_hints.resolve(s, metadata_db.get_all(s, share.id))
+            # metadata (as Manila reads them back; loaded with the share),
+            # only_host from the job.
+            same_host, different_host = scheduler_hints.resolve(s, share.metadata_dict())
             spec = request_spec(size_gb=share.size, share_proto=share.share_proto, share_type=stype,
                                 availability_zone=availability_zone, snapshot_host=snapshot_host,
                                 same_host=same_host, different_host=different_host, only_host=only_host)

@@ -16,8 +16,9 @@ from shareflow.db import access as access_db
 from shareflow.db import resources
 from shareflow.db import share_types as types_db
 from shareflow.db import shares as shares_db
-from shareflow.db.models import ExportLocation
+from shareflow.db.models import ExportLocation, Job
 from shareflow.domain import states
+from shareflow.engine import placement
 from shareflow.exceptions import ResourceStateChanged
 from shareflow.tasks.lifecycle import BeginOperation
 from tests.functional.test_share_polls import Statements
@@ -119,14 +120,43 @@ def test_whether_a_share_has_rules_in_effect_is_one_statement(db, share):
         assert access_db.any_for_share(conn, SHARE, frozenset({states.DENYING})) is False
 
 
-def test_the_scheduling_job_reads_its_share_with_the_type_only(db, share):
-    """``place_share``'s read: the share, its type and the type's specs; the
-    export locations and metadata are still there when asked for."""
+def test_the_scheduling_job_reads_its_share_in_one_statement(db, share):
+    """``place_share``'s read: the share, its type, the type's specs and its
+    metadata (the scheduler hints') in one statement - four with selectin,
+    a round trip each on PostgreSQL; the export locations are still there
+    when asked for."""
     warm(db)
     with db.read() as s, Statements(db.engine) as seen:
         placed = shares_db.for_placement(s, SHARE)
-        assert placed.status == states.CREATING and placed.share_type.specs()["a"] == "b"
+        assert placed.status == states.CREATING and placed.share_type.specs() == {
+            "snapshot_support": "True", "a": "b"}
+        assert placed.metadata_dict() == {"k": "v"}
         selects = [sql for sql, _ in seen.sent if sql.lstrip().upper().startswith("SELECT")]
-        assert len(selects) == 3, selects  # share, type, specs (not export locations, metadata)
-        assert [m.key for m in placed.metadata_items] == ["k"]
+        assert len(selects) == 1, selects
         assert [e.path for e in placed.export_locations] == ["h:/x"]
+
+
+def job_row(job_id: str, operation: str, at: datetime, retry_of: str | None) -> Job:
+    return Job(id=job_id, operation=operation, state=states.JOB_POSTED, retry_of=retry_of, backend=BACKEND,
+               resource_type="share", resource_id=SHARE, logbook_id=f"lb-{job_id}", flow_detail_id=f"fd-{job_id}",
+               created_at=at)
+
+
+def test_the_scheduling_job_reads_itself_and_its_create_job_in_one_statement(db):
+    """``place_share`` reads its own job and the create job recorded after it
+    (a resumed step finds it) in one statement."""
+    with db.write() as s:
+        for job_id, retry_of, op, at in (("j-sched", None, "schedule_share", T0),
+                                         ("j-other", "j-sched", "delete_share", T0),
+                                         ("j-create", "j-sched", "create_share", T0.replace(minute=1)),
+                                         ("j-later", "j-sched", "create_share", T0.replace(minute=2))):
+            s.add(job_row(job_id, op, at, retry_of))
+        s.add(job_row("j-alone", "schedule_share", T0, None))
+    warm(db)
+    with db.read() as s, Statements(db.engine) as seen:
+        own, after = placement.with_following(s, "j-sched")
+        alone, nothing = placement.with_following(s, "j-alone")
+    assert (own.id, after.id) == ("j-sched", "j-create")
+    assert (alone.id, nothing) == ("j-alone", None)
+    selects = [sql for sql, _ in seen.sent if sql.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 2, selects
