@@ -13,10 +13,12 @@ from types import SimpleNamespace
 import pytest
 
 from shareflow.db import access as access_db
+from shareflow.db import pools as pools_db
 from shareflow.db import resources
+from shareflow.db import share_services
 from shareflow.db import share_types as types_db
 from shareflow.db import shares as shares_db
-from shareflow.db.models import ExportLocation, Job
+from shareflow.db.models import ExportLocation, Job, Pool, Service
 from shareflow.domain import states
 from shareflow.engine import placement
 from shareflow.exceptions import ResourceStateChanged
@@ -160,3 +162,24 @@ def test_the_scheduling_job_reads_itself_and_its_create_job_in_one_statement(db)
     assert (alone.id, nothing) == ("j-alone", None)
     selects = [sql for sql, _ in seen.sent if sql.lstrip().upper().startswith("SELECT")]
     assert len(selects) == 2, selects
+
+
+def test_the_scheduler_reads_the_pools_and_their_services_flags_in_one_statement(db):
+    """The pools ``place_share`` chooses from, each with whether its share
+    service is disabled, in one statement; a disabled ``host@vm`` disables
+    only its own pools (not ``host@vm2``'s, whose key it prefixes)."""
+    with db.write() as s:
+        for host in ("host@vm#pool", "host@vm#other", "host@vm2#pool", "other@vm#pool"):
+            s.add(Pool(host=host, backend=host.split("@")[1].split("#")[0], pool=host.split("#")[1],
+                       driver_handles_share_servers=False, total_capacity_gb=10, free_capacity_gb=10,
+                       updated_at=T0))
+        for host, disabled in (("host@vm", True), ("host@vm2", False), ("other@vm", False)):
+            s.add(Service(host=host, binary=share_services.SHARE_BINARY, disabled=disabled, created_at=T0,
+                          updated_at=T0))
+        s.add(Service(host="other@vm#pool", binary="manila-data", disabled=True, created_at=T0, updated_at=T0))
+    warm(db)
+    with db.read() as s, Statements(db.engine) as seen:
+        enabled = {p.host: p.enabled for p in pools_db.pool_states(s, now=T0, stale_after=None)}
+    assert enabled == {"host@vm#pool": False, "host@vm#other": False, "host@vm2#pool": True,
+                       "other@vm#pool": True}
+    assert len([sql for sql, _ in seen.sent if sql.lstrip().upper().startswith("SELECT")]) == 1, seen.sent
