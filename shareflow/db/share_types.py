@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.orm import Session
 
 from shareflow.db.models import Share, ShareType, ShareTypeExtraSpec, ShareTypeProject
@@ -24,8 +25,13 @@ def get(session: Session, type_id: str) -> ShareType:
 
 
 def get_by_name(session: Session, name: str) -> ShareType | None:
-    q = sa.select(ShareType).where(ShareType.name == name, ShareType.deleted_at.is_(None))
-    return session.scalars(q).first()
+    """The live type named ``name``, with its specs in the same statement
+    (joined: their ``selectin`` sent a second one, a round trip on
+    PostgreSQL in the API's create, which reads the specs)."""
+    q = sa.select(ShareType).options(orm.joinedload(ShareType.extra_specs)).where(
+        ShareType.name == name, ShareType.deleted_at.is_(None))
+    found = session.scalars(q).unique().all()  # all the rows: a joined collection spans several
+    return found[0] if found else None
 
 
 def get_by_name_or_id(session: Session, ref: str) -> ShareType:

@@ -183,3 +183,12 @@ def test_the_scheduler_reads_the_pools_and_their_services_flags_in_one_statement
     assert enabled == {"host@vm#pool": False, "host@vm#other": False, "host@vm2#pool": True,
                        "other@vm#pool": True}
     assert len([sql for sql, _ in seen.sent if sql.lstrip().upper().startswith("SELECT")]) == 1, seen.sent
+
+
+def test_the_apis_create_reads_its_type_by_name_with_its_specs_in_one_statement(db, share):
+    warm(db)
+    with db.read() as s, Statements(db.engine) as seen:
+        st = types_db.get_by_name(s, "t")
+        assert st.specs() == {"snapshot_support": "True", "a": "b"}
+        assert types_db.get_by_name(s, "no such type") is None
+    assert len([sql for sql, _ in seen.sent if sql.lstrip().upper().startswith("SELECT")]) == 2, seen.sent
