@@ -434,15 +434,17 @@ class GaneshaServer:
     def _stop_started(self) -> None:
         """Stop the server this start spawned, however far it got: before it
         writes its pid file (or, with its own mount table, before its helper
-        becomes Ganesha) only our child handle knows it."""
+        becomes Ganesha) only our child handle knows it. SIGKILL at once: a
+        Ganesha still starting serves no one yet, and it does not take
+        SIGTERM until its start is over (seconds to minutes with thousands of
+        exports) - a stop waiting for that outlived the pool that asked."""
+        child = self._child
         try:
-            self.stop()
-        finally:
-            child = self._child
             if child is not None and child.poll() is None:
                 child.kill()
                 child.wait(timeout=self.timeout)
-            self._reap()
+        finally:
+            self.stop()  # its bus; a server it found running is not ours to kill
 
     def _reap(self) -> None:
         if self._child is not None and self._child.poll() is not None:
