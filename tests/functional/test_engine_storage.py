@@ -31,6 +31,16 @@ class Crash(BaseException):
     (TaskFlow's notifier swallows an Exception, not this)."""
 
 
+def crash_at(notifier, state: str, step: str | None = None) -> None:
+    """The conductor dies when ``notifier`` (an engine's flow ``notifier``,
+    or its ``atom_notifier`` with ``step``) reaches ``state``."""
+    def crash(_state, details):
+        if step is None or details["task_name"] == step:
+            raise Crash()
+
+    notifier.register(state, crash)
+
+
 class Step(task.Task):
     def execute(self, ran, seen, read):
         ran.append(self.name)
@@ -231,11 +241,7 @@ def test_a_step_done_but_not_recorded_runs_again_and_only_it(persistence):
     ran, seen = [], {}
     engine = engine_for(persistence, flow_uuid, ran, seen)
 
-    def die_after_two(state, details):
-        if details["task_name"] == "two":
-            raise Crash()
-
-    engine.atom_notifier.register(tf_states.SUCCESS, die_after_two)
+    crash_at(engine.atom_notifier, tf_states.SUCCESS, "two")
     with pytest.raises(Crash):
         engine.run()
     assert ran == ["one", "two"]
@@ -377,12 +383,6 @@ def test_a_fresh_flow_writes_nothing_until_its_first_step_and_never_reads_a_row_
     assert final.state == tf_states.SUCCESS and final.name == "marked"
 
 
-def crash_at(notifier, state):
-    def crash(_state, details):
-        raise Crash()
-    notifier.register(state, crash)
-
-
 @pytest.mark.parametrize("state", [tf_states.RUNNING])
 def test_a_fresh_flow_killed_before_its_first_step_is_written_starts_over(persistence, state):
     """Killed with the flow RUNNING in memory (atoms ensured, nothing written):
@@ -433,11 +433,7 @@ def test_a_resumed_flow_killed_before_its_next_write_resumes_from_the_same_rows(
     ran, seen = [], {}
     first = engine_for(persistence, flow_uuid, ran, seen)
 
-    def die_in_two(_state, details):  # recorded RUNNING, not run
-        if details["task_name"] == "two":
-            raise Crash()
-
-    first.atom_notifier.register(tf_states.RUNNING, die_in_two)
+    crash_at(first.atom_notifier, tf_states.RUNNING, "two")  # recorded RUNNING, not run
     with pytest.raises(Crash):
         first.run()
     before = {n: (ad.state, ad.results) for n, ad in persisted(persistence, flow_uuid).items()}
@@ -675,11 +671,7 @@ def test_killed_after_an_unrecorded_step_the_next_engine_runs_it_and_the_step_be
     ran, seen = [], {}
     engine = engine_over(persistence, flow_uuid, unrecorded_flow("two"), ran, seen)
 
-    def die_after_two(state, details):
-        if details["task_name"] == "two":
-            raise Crash()
-
-    engine.atom_notifier.register(tf_states.SUCCESS, die_after_two)
+    crash_at(engine.atom_notifier, tf_states.SUCCESS, "two")
     with pytest.raises(Crash):
         engine.run()
     assert ran == ["one", "two"]
