@@ -3,12 +3,12 @@ assignments, application credentials, revoked tokens)."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from shareflow.db import json_rows
 from shareflow.db.models import (
     IdentityAppCredential,
     IdentityProject,
@@ -164,20 +164,18 @@ def _one(column, *where) -> sa.ScalarSelect:
 
 
 def _subject_statement(dialect: str) -> sa.Select:
-    from shareflow.db.share_polls import _rows
-
     stmt = _subject_statements.get(dialect)
     if stmt is not None:
         return stmt
     user = _USER.c.id == sa.bindparam(USER_ID)
     project = _PROJECT.c.id == sa.bindparam(PROJECT_ID)
     credential = _CREDENTIAL.c.id == sa.bindparam(CREDENTIAL_ID)
-    assigned = (sa.select(_rows(dialect, [], [_ROLE.c.name]))
+    assigned = (sa.select(json_rows.aggregate(dialect, [], [_ROLE.c.name]))
                 .select_from(_ASSIGNMENT.join(_ROLE, _ROLE.c.id == _ASSIGNMENT.c.role_id))
                 .where(_ASSIGNMENT.c.user_id == sa.bindparam(USER_ID),
                        _ASSIGNMENT.c.project_id == sa.bindparam(PROJECT_ID))
                 .scalar_subquery())
-    roles = sa.select(_rows(dialect, [_ROLE.c.id], [_ROLE.c.name])).scalar_subquery()
+    roles = sa.select(json_rows.aggregate(dialect, [_ROLE.c.id], [_ROLE.c.name])).scalar_subquery()
     stmt = _subject_statements[dialect] = sa.select(
         sa.exists().where(_REVOCATION.c.audit_id == sa.bindparam(AUDIT_ID)),
         _one(_USER.c.name, user), _one(_USER.c.enabled, user),
@@ -202,21 +200,8 @@ def token_subject(conn: sa.Connection, *, audit_id: str, user_id: str, project_i
      credential_user, credential_name, credential_roles, roles) = row
     return TokenSubject(
         revoked, user_name, user_enabled, project_name, project_enabled,
-        {name for name, *_ in _json_rows(assigned)} if project_id else set(),
+        {name for name, in json_rows.decode(assigned, dialect, keys=1, keep_keys=True)} if project_id else set(),
         credential_user, credential_name, credential_roles,
-        [(role_id, name) for name, role_id in _json_rows(roles, sort=dialect != "postgresql")]
+        [(role_id, name) for name, role_id in json_rows.decode(roles, dialect, keys=1, keep_keys=True)]
         if project_id else [],
     )
-
-
-def _json_rows(value, *, sort: bool = False) -> list[list]:
-    """Rows of a JSON array column: SQLite answers text (``[]`` for none) and
-    cannot order inside the aggregate (3.40), so ``sort`` sorts them by their
-    first value here (its binary collation is Python's order); psycopg answers
-    decoded JSON, in order, or None for none."""
-    if value is None:
-        return []
-    rows = json.loads(value) if isinstance(value, str) else value
-    if sort:
-        rows.sort(key=lambda row: row[0])
-    return rows

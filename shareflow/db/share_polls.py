@@ -25,12 +25,9 @@ What comes back are the read-only records of :mod:`shareflow.db.share_records`
 
 from __future__ import annotations
 
-import json
-
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 
-from shareflow.db import share_records
+from shareflow.db import json_rows, share_records
 from shareflow.db.models import (
     AccessRule,
     AccessRuleMetadata,
@@ -81,28 +78,6 @@ class RuleRecord:
         return self._metadata
 
 
-def _rows(dialect: str, values: list, order: list) -> sa.ColumnElement:
-    """A JSON array of ``[*order, *values]`` per row of a correlated subquery.
-    PostgreSQL orders inside the aggregate; SQLite 3.40 cannot (ORDER BY in
-    an aggregate is 3.44), so its rows are sorted by the leading ``order``
-    keys in Python (:func:`_decode`): its binary collation is Python's order."""
-    if dialect == "postgresql":
-        return sa.func.json_agg(aggregate_order_by(sa.func.json_build_array(*order, *values), *order))
-    return sa.func.json_group_array(sa.func.json_array(*order, *values))
-
-
-def _decode(value, keys: int, dialect: str) -> list[list]:
-    """The rows of a :func:`_rows` column without their ``keys`` order keys.
-    SQLite answers text (``[]`` for no rows), psycopg decoded JSON (None for
-    no rows)."""
-    if value is None:
-        return []
-    rows = json.loads(value) if isinstance(value, str) else value
-    if dialect != "postgresql":
-        rows.sort(key=lambda row: row[:keys])
-    return [row[keys:] for row in rows]
-
-
 def _visible(scoped: bool) -> list[sa.ColumnElement]:
     """:func:`shareflow.db.shares.visible` with the project as a parameter."""
     conds = [_SHARE.c.id == sa.bindparam(SHARE_ID), _SHARE.c.deleted_at.is_(None)]
@@ -126,10 +101,10 @@ def _share_statement(dialect: str, scoped: bool) -> sa.Select:
     """The share's columns, its type's id and name, and three JSON columns:
     export locations (oldest first, as lists show them), metadata (in
     insertion order) and the type's extra specs (likewise)."""
-    locations = _rows(dialect, [_LOCATION.c.id, _LOCATION.c.path, _LOCATION.c.is_admin_only, _LOCATION.c.preferred],
+    locations = json_rows.aggregate(dialect, [_LOCATION.c.id, _LOCATION.c.path, _LOCATION.c.is_admin_only, _LOCATION.c.preferred],
                       [_LOCATION.c.created_at, _LOCATION.c.id])
-    metadata = _rows(dialect, [_METADATA.c.key, _METADATA.c.value], [_METADATA.c.id])
-    specs = _rows(dialect, [_SPECS.c.key, _SPECS.c.value], [_SPECS.c.id])
+    metadata = json_rows.aggregate(dialect, [_METADATA.c.key, _METADATA.c.value], [_METADATA.c.id])
+    specs = json_rows.aggregate(dialect, [_SPECS.c.key, _SPECS.c.value], [_SPECS.c.id])
     return (
         sa.select(
             *share_records.columns(), _TYPE.c.id, _TYPE.c.name,
@@ -145,7 +120,7 @@ def _share_statement(dialect: str, scoped: bool) -> sa.Select:
 def _rules_statement(dialect: str, scoped: bool) -> sa.Select:
     """The share's id, then each live rule (oldest first) with its metadata
     (by key); one row of NULL rule columns when the share has none."""
-    metadata = _rows(dialect, [_RULE_METADATA.c.key, _RULE_METADATA.c.value], [_RULE_METADATA.c.key])
+    metadata = json_rows.aggregate(dialect, [_RULE_METADATA.c.key, _RULE_METADATA.c.value], [_RULE_METADATA.c.key])
     return (
         sa.select(
             _SHARE.c.id, _RULE.c.id, _RULE.c.share_id, _RULE.c.access_type, _RULE.c.access_to,
@@ -195,17 +170,17 @@ def share(conn: sa.Connection, share_id: str, project_id: str | None) -> ShareRe
     record = ShareRecord(row[:width])
     type_id, type_name, locations, metadata, specs = row[width:]
     record.export_locations = [LocationRecord(el_id, record.id, path, bool(admin_only), bool(preferred))
-                               for el_id, path, admin_only, preferred in _decode(locations, 2, dialect)]
-    record._metadata = dict(_decode(metadata, 1, dialect))
+                               for el_id, path, admin_only, preferred in json_rows.decode(locations, dialect, keys=2)]
+    record._metadata = dict(json_rows.decode(metadata, dialect, keys=1))
     if type_id is not None:
-        record.share_type = TypeRecord(type_id, type_name, dict(_decode(specs, 1, dialect)))
+        record.share_type = TypeRecord(type_id, type_name, dict(json_rows.decode(specs, dialect, keys=1)))
     return record
 
 
 def access_rules(conn: sa.Connection, share_id: str, project_id: str | None) -> list[RuleRecord]:
     """The live rules of a share ``project_id`` may see, oldest first; NotFound otherwise."""
     rows, dialect = _run(conn, "rules", share_id, project_id)
-    return [RuleRecord(*row[1:9], dict(_decode(row[9], 1, dialect))) for row in rows if row[1] is not None]
+    return [RuleRecord(*row[1:9], dict(json_rows.decode(row[9], dialect, keys=1))) for row in rows if row[1] is not None]
 
 
 def export_locations(conn: sa.Connection, share_id: str, project_id: str | None) -> list[ExportLocationRecord]:
