@@ -30,6 +30,7 @@ MS_NODEV = 0x4
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
 MS_SHARED = 1 << 20
 MNT_DETACH = 0x2
 _FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV}
@@ -209,9 +210,18 @@ def make_shared(path: str | os.PathLike) -> bool:
             err = ctypes.get_errno()
             raise StorageError(f"mount --rbind {target} {target}: {os.strerror(err)}")
         made = True
-    if libc.mount(None, dst, None, MS_SHARED, None) != 0:
-        err = ctypes.get_errno()
+    try:
+        set_propagation(target, MS_SHARED)
+    except StorageError:
         if made:
             libc.umount2(dst, MNT_DETACH)
-        raise StorageError(f"mount --make-shared {target}: {os.strerror(err)}")
+        raise
     return made
+
+
+def set_propagation(path: str | os.PathLike, flag: int) -> None:
+    """Set the propagation of the mount at ``path`` (``MS_SHARED``,
+    ``MS_PRIVATE``, ...). Raises :class:`StorageError`."""
+    if _libc_calls().mount(None, os.fsencode(os.fspath(path)), None, flag, None) != 0:
+        err = ctypes.get_errno()
+        raise StorageError(f"mount propagation {flag:#x} of {path}: {os.strerror(err)}")
