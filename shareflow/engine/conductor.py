@@ -74,6 +74,21 @@ class WakeableTimeout(timing.Timeout):
         self._wake.clear()
 
 
+class _TakenOverFilter(logging.Filter):
+    """TaskFlow logs an engine that stopped on :class:`FlowTakenOver` as a
+    failure, with its traceback, twice (the engine: "something bad must
+    have happened"; the conductor: "Job execution failed"). Nothing went
+    wrong - another conductor runs the job - and the conductor says so
+    once itself (``ShareflowConductor._left_to_another``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], FlowTakenOver))
+
+
+for _name in ("taskflow.engines.action_engine.engine", "taskflow.conductors.backends.impl_executor"):
+    logging.getLogger(_name).addFilter(_TakenOverFilter())
+
+
 #: Per conductor thread: while it runs a job, the wake-ups of other
 #: conductors that job asked for (:meth:`ShareflowConductor.wake`).
 _RUN = threading.local()
@@ -247,8 +262,8 @@ class ShareflowConductor(BlockingConductor):
         having written nothing. Not set aside, nothing recorded of the job
         or its resource (the other conductor runs it); what becomes of the
         board's job is decided by _try_finish_job."""
-        LOG.warning("job %s (%s): its flow was recorded by another conductor meanwhile; stopped here, "
-                    "nothing written: %s", job, _job_id(job), error)
+        LOG.warning("board job %s (job %s): its flow was recorded by another conductor meanwhile; stopped "
+                    "here, nothing written: %s", job.uuid, _job_id(job), error)
         self._taken_over.add(job.uuid)
         return False
 
@@ -279,6 +294,8 @@ class ShareflowConductor(BlockingConductor):
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)
         if self._checkpoints.active:
             self._hold_at_flow_states(engine, job.uuid)
+            if isinstance(engine.storage, DeferringStorage):
+                engine.storage.before_first_write = functools.partial(reach, checkpoints.FIRST_WRITE)
         reach(checkpoints.ENGINE_LOADED)
         # Done here, not left to TaskFlow's dispatch: there a failure to
         # compile or prepare consumes the job without a word, leaving its

@@ -170,6 +170,9 @@ class DeferringStorage(tf_storage.Storage):
         #: Names of the steps whose RUNNING waits for the next write
         #: (:func:`unrecorded_start`; set by :meth:`ShareflowEngine.compile`).
         self.unrecorded_starts: frozenset[str] = frozenset()
+        #: ``()``, called before the first write begins, outside any
+        #: transaction (a test checkpoint, ``shareflow.engine.checkpoints``).
+        self.before_first_write: Callable[[], None] | None = None
         #: Set when a write found the flow's atom details recorded by
         #: another engine: from then on nothing is written (module docstring).
         self.taken_over: FlowTakenOver | None = None
@@ -215,10 +218,14 @@ class DeferringStorage(tf_storage.Storage):
         try:
             yield
         except FlowTakenOver as error:
-            LOG.warning("flow %s was recorded by another engine: this one writes nothing more (%s)",
-                        self._flowdetail.uuid, error)
+            LOG.info("flow %s was recorded by another engine: this one writes nothing more (%s)",
+                     self._flowdetail.uuid, error)
             self.taken_over = error
             raise
+
+    def _before_write(self) -> None:
+        if not self._written and self.before_first_write is not None:
+            self.before_first_write()
 
     def _dropped(self, original, detail, what: str):
         LOG.debug("flow %s taken over: %s %s not written", self._flowdetail.uuid, what, detail.name)
@@ -248,6 +255,7 @@ class DeferringStorage(tf_storage.Storage):
         if uuid not in self._unsaved:
             updates.append(atom_detail)
         flow = self._flowdetail if (self._flow_waits or new) else None
+        self._before_write()
         with self._unless_taken_over():
             self._write_many(conn, updates, also=also, flow_detail=flow, new_atoms=new)
         original_atom_detail.update(atom_detail)
@@ -300,6 +308,7 @@ class DeferringStorage(tf_storage.Storage):
         new = [*self._unsaved.values(), *(ad for ad in new if ad.uuid not in self._unsaved)]
         updates = [ad for u, ad in self._waiting.items() if u not in self._unsaved]
         also = self.on_flow_success if flow_detail.state == tf_states.SUCCESS else None
+        self._before_write()
         with self._unless_taken_over():
             self._write_flow(conn, flow_detail, updates, new, also)
         original_flow_detail.update(flow_detail)
