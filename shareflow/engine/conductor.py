@@ -391,6 +391,8 @@ class ShareflowConductor(BlockingConductor):
             # Ours, but its flow was written by an engine that had lost the
             # claim (and, unknowing, wrote before this one): back to the
             # board, to be loaded again with what was written.
+            LOG.info("board job %s: back to the board, to be loaded again with what the other engine wrote",
+                     job.uuid)
         if consume:
             action, event = self._jobboard.consume, "job_consumed"
         elif trash:

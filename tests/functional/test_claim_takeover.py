@@ -114,3 +114,59 @@ def test_a_conductor_that_lost_the_claim_and_writes_late_leaves_the_job_to_the_o
 
     m.shares.delete(share)
     wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
+
+
+def test_a_conductor_whose_flow_was_written_first_by_the_one_that_lost_it_reloads_the_job(any_stack, kazoo_client):
+    """The other order: A (its claim lost, unknowing) writes first, after B
+    loaded the flow (held before its engine runs) and before B's first
+    write. B's write fails whole and B stops, sets nothing aside, fails
+    nothing; it still holds the claim, so it gives the job back to the board,
+    and the conductor that claims it next loads what A wrote and resumes it
+    exactly: one set of atom rows, the share available."""
+    stack = any_stack
+    m = stack.manila(stack.token("tenant-takeover"))
+    plan = stack.config.backend("b1").fault_plan
+    first_write, prepared = (checkpoints.marker_path(plan, p) for p in (POINT, checkpoints.PREPARED))
+    first_write.unlink(missing_ok=True)
+    prepared.unlink(missing_ok=True)
+    stack.set_faults({checkpoints.PREFIX + POINT: checkpoints.HANG_FIRST})
+    try:
+        share = m.shares.create("NFS", 1, name="taken-over-first")
+        wait_until(first_write.exists, 30, "conductor A to be held before its first write")
+        a_pid = json.loads(first_write.read_text())["pid"]
+        job = create_job(stack, share.id)
+        # B, once it has loaded the flow (no atom rows), is held too.
+        stack.set_faults({checkpoints.PREFIX + POINT: checkpoints.HANG_FIRST,
+                          checkpoints.PREFIX + checkpoints.PREPARED: "hang"})
+        kazoo_client.delete(board_job(stack, job.board_job_id).lock_path)
+        wait_until(prepared.exists, 30, "conductor B to be held with the flow loaded")
+        b_pid = json.loads(prepared.read_text())["pid"]
+        assert b_pid != a_pid
+        # A writes (its first step's start, with the atom rows), runs that
+        # step and, at its next claim check, stops; B is still held.
+        stack.set_faults({checkpoints.PREFIX + checkpoints.PREPARED: "hang"})
+        wait_until(lambda: step_rows(stack, job.flow_detail_id), 30, "conductor A's first write")
+    finally:
+        stack.clear_faults()  # B writes now
+        first_write.unlink(missing_ok=True)
+        prepared.unlink(missing_ok=True)
+
+    share = stack.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
+    assert share.status == "available", stack.log("pool")[-4000:]
+    finished = stack.finished_job(share.id, "create_share")
+    assert finished.id == job.id and finished.state == states.JOB_SUCCEEDED
+    with stack.db.engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT name FROM atomdetails WHERE parent_uuid = :p GROUP BY name HAVING count(*) > 1"),
+            {"p": job.flow_detail_id}).all() == []
+    log = stack.log("pool")
+    assert f"board job {job.board_job_id} (job {job.id}): its flow was recorded by another conductor" in log
+    assert f"board job {job.board_job_id}: back to the board, to be loaded again" in log
+    assert all(state == "SUCCESS" for _, state in step_rows(stack, job.flow_detail_id))
+    with stack.db.read() as s:
+        assert not s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
+    assert job.board_job_id not in trashed_job_ids(stack, kazoo_client)
+    assert {a_pid, b_pid} <= set(stack.worker_pids())
+
+    m.shares.delete(share)
+    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
