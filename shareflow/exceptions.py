@@ -121,6 +121,20 @@ class JobCancelled(ShareflowError):
         super().__init__(f"job {job_id} was cancelled", user_message=CANCELLED_MESSAGE)
 
 
+class FlowTakenOver(Conflict):
+    """A job's engine found, writing its flow's atom details for the first
+    time, that another conductor had already recorded them (the logbook
+    holds one atom detail per flow and name: ``shareflow.db.models``): the
+    job was taken over - this engine's claim was lost - or another engine
+    wrote first. Nothing of this engine's was written; it must stop and
+    touch nothing more of the job (``shareflow.engine.storage``)."""
+
+    def __init__(self, flow_uuid: str | None, detail: str = ""):
+        self.flow_uuid = flow_uuid
+        super().__init__(f"the atom details of flow {flow_uuid} were recorded by another engine"
+                         + (f": {detail}" if detail else ""))
+
+
 # --- infrastructure errors: translated at their boundary -------------------
 
 

@@ -11,6 +11,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from shareflow.db.engine import Database, translate_errors
+from shareflow.db.models import ATOMDETAILS_UNIQUE_NAME
 
 #: TaskFlow's migrations use Alembic's default version table in the same database.
 VERSION_TABLE = "shareflow_alembic_version"
@@ -53,7 +54,12 @@ def upgrade(db: Database) -> None:
 #: job's load scans every atom row of every job ever run (a fifth of the
 #: conductors' CPU at 5,000 shares). Made after TaskFlow's migrations, which
 #: create the tables, and idempotent, so each upgrade makes sure of them.
+#: The unique index (one atom detail per flow and name, models.ATOMDETAILS_UNIQUE_NAME)
+#: is made by migration 0017 on a database that had the table already (it
+#: renames the duplicates an older version could leave first); a new
+#: database gets it here, its table just made and empty.
 TASKFLOW_INDEXES = (
     "CREATE INDEX IF NOT EXISTS ix_flowdetails_parent_uuid ON flowdetails (parent_uuid)",
     "CREATE INDEX IF NOT EXISTS ix_atomdetails_parent_uuid ON atomdetails (parent_uuid)",
+    f"CREATE UNIQUE INDEX IF NOT EXISTS {ATOMDETAILS_UNIQUE_NAME} ON atomdetails (parent_uuid, name)",
 )

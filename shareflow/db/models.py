@@ -1,7 +1,9 @@
 """SQLAlchemy models of the domain tables.
 
 TaskFlow's persistence tables (logbooks, flowdetails, atomdetails) live in the
-same database but belong to TaskFlow and are created by its own migrations.
+same database but belong to TaskFlow and are created by its own migrations;
+what shareflow adds to them is named here (:data:`ATOMDETAILS_UNIQUE_NAME`)
+and made by migration 0017 and ``shareflow.db.migrate``.
 Deleted rows are kept with ``deleted_at`` set (Manila's soft delete), so that a
 job finishing after a delete can still find what it worked on.
 """
@@ -32,6 +34,17 @@ NAMING = {
 }
 
 UUID_LEN = 36
+
+#: The unique index on TaskFlow's ``atomdetails (parent_uuid, name)``: one
+#: atom detail per flow and atom name. TaskFlow's schema allows a second
+#: (only ``uuid`` is a key), and a conductor that lost a job's claim but
+#: did not know it yet could insert its own set of atom details into the
+#: flow the conductor that took the job over had recorded - after which
+#: which steps were done was ambiguous. With this index the later of the
+#: two first writes fails as a whole (``shareflow.exceptions.FlowTakenOver``,
+#: ``shareflow.engine.persistence``). TaskFlow never gives two atoms of one
+#: flow the same name (its compiler refuses duplicate names).
+ATOMDETAILS_UNIQUE_NAME = "uq_atomdetails_parent_uuid_name"
 
 
 #: A share service ``host@backend`` where a bare backend name used to be

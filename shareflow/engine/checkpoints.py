@@ -56,6 +56,11 @@ RESUMING = "resuming"  # flow RESUMING (in memory), atom details not yet ensured
 ATOMS_ENSURED = "atoms_ensured"  # every atom detail ensured (in memory), flow SUSPENDED
 PREPARED = "prepared"  # validated, about to run
 RUNNING = "running"  # flow RUNNING (in memory), no atom started yet
+#: The engine's first write about to begin (no transaction yet): every claim
+#: check before it has passed, nothing written since the store. Reached by
+#: fresh and resumed jobs alike; a conductor whose claim is lost while it is
+#: held here writes as one that lost it unknowing (shareflow.engine.storage).
+FIRST_WRITE = "first_write"
 IN_ATOMS_WRITE = "in_atoms_write"  # inside the first step's transaction: an atom detail inserted, not committed
 #: Flow RUNNING, every atom detail and the first step whose start is written
 #: persisted RUNNING (with any step before it that started unrecorded,
@@ -87,6 +92,10 @@ PREFIX = "conductor."
 #: Beside the proxy's "fail" and "hang": a passing outage (ZooKeeper or the
 #: database unreachable), which sends the job back to the board.
 UNAVAILABLE = "unavailable"
+#: "hang" for the first conductor to reach the point only (the one whose
+#: marker is written); the others pass while its marker is there - two
+#: conductors on one job, one held, the other running it.
+HANG_FIRST = "hang_first"
 
 
 def marker_path(plan_path: str | os.PathLike, point: str) -> Path:
@@ -134,9 +143,11 @@ class Checkpoints:
             return
         key = PREFIX + point
         action = read_plan(self._plan_path).get(key)
-        if action not in (FAIL, UNAVAILABLE, HANG):
+        if action not in (FAIL, UNAVAILABLE, HANG, HANG_FIRST):
             return
         marker = marker_path(self._plan_path, point)
+        if action == HANG_FIRST and marker.exists():
+            return
         tmp = marker.with_name(marker.name + ".tmp")
         tmp.write_text(json.dumps({"pid": os.getpid(), "job": job_uuid}))
         tmp.replace(marker)
@@ -148,7 +159,7 @@ class Checkpoints:
             raise CoordinationError(f"injected outage at {key}")
         LOG.info("holding job %s at %s until the plan changes", job_uuid, key)
         deadline = time.monotonic() + self._hang_limit
-        while read_plan(self._plan_path).get(key) == HANG and time.monotonic() < deadline:
+        while read_plan(self._plan_path).get(key) == action and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL)
         # Released (or held too long): whatever the plan says now applies.
         if read_plan(self._plan_path).get(key) == FAIL:

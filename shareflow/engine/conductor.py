@@ -29,7 +29,7 @@ from shareflow.engine.listeners import (
 from shareflow.engine.loading import BuiltFlows, is_transient, job_store, new_store, save_store
 from shareflow.engine.runtime import RUNTIME, Runtime
 from shareflow.engine.storage import DeferringStorage, ShareflowEngine
-from shareflow.exceptions import JobCancelled, ShareflowError
+from shareflow.exceptions import FlowTakenOver, JobCancelled, ShareflowError
 
 LOG = logging.getLogger(__name__)
 
@@ -74,6 +74,21 @@ class WakeableTimeout(timing.Timeout):
         self._wake.clear()
 
 
+class _TakenOverFilter(logging.Filter):
+    """TaskFlow logs an engine that stopped on :class:`FlowTakenOver` as a
+    failure, with its traceback, twice (the engine: "something bad must
+    have happened"; the conductor: "Job execution failed"). Nothing went
+    wrong - another conductor runs the job - and the conductor says so
+    once itself (``ShareflowConductor._left_to_another``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], FlowTakenOver))
+
+
+for _name in ("taskflow.engines.action_engine.engine", "taskflow.conductors.backends.impl_executor"):
+    logging.getLogger(_name).addFilter(_TakenOverFilter())
+
+
 #: Per conductor thread: while it runs a job, the wake-ups of other
 #: conductors that job asked for (:meth:`ShareflowConductor.wake`).
 _RUN = threading.local()
@@ -98,6 +113,10 @@ def _job_id(job) -> str | None:
 
 
 class ShareflowConductor(BlockingConductor):
+    #: TaskFlow's, plus a flow another conductor recorded first
+    #: (``shareflow.engine.storage``): whatever the run did is not consumed.
+    NO_CONSUME_EXCEPTIONS = (*BlockingConductor.NO_CONSUME_EXCEPTIONS, FlowTakenOver)
+
     def __init__(self, name: str, board, persistence, runtime: Runtime, *, poll_interval: float,
                  client: KazooClient, checkpoints: Checkpoints | None = None):
         self._timeout = WakeableTimeout(poll_interval)
@@ -116,6 +135,9 @@ class ShareflowConductor(BlockingConductor):
         self._watches: dict = {}
         #: Whether a job is being run here (from its dispatch to its end).
         self._busy = False
+        #: Board job uuids whose flow another conductor recorded first
+        #: (FlowTakenOver), between their dispatch and _try_finish_job.
+        self._taken_over: set[str] = set()
         #: The flows of this conductor's jobs, built and compiled once per
         #: factory call (it runs one job at a time).
         self._flows = BuiltFlows()
@@ -211,8 +233,14 @@ class ShareflowConductor(BlockingConductor):
                                 "from the board without running it", job, job_id)
                     return True
             with self._checkpoints.loading(job.uuid), contextlib.ExitStack() as lent:
-                self._loaded[job.uuid] = self._load_engine(job, lent)
-                return super()._dispatch_job(job)
+                engine = self._loaded[job.uuid] = self._load_engine(job, lent)
+                consume = super()._dispatch_job(job)
+            taken_over = getattr(engine.storage, "taken_over", None)
+            if taken_over is None:
+                return consume
+            return self._left_to_another(job, taken_over)
+        except FlowTakenOver as error:  # a resumed job's store (save_store)
+            return self._left_to_another(job, error)
         except Exception as error:
             if is_transient(error):
                 # Nothing was lost: the next claim (here or elsewhere) loads
@@ -228,6 +256,16 @@ class ShareflowConductor(BlockingConductor):
         finally:
             self._loaded.pop(job.uuid, None)
             self._watches.pop(job.uuid).stop()
+
+    def _left_to_another(self, job, error: FlowTakenOver) -> bool:
+        """Another engine recorded the job's flow first: this run stops
+        having written nothing. Not set aside, nothing recorded of the job
+        or its resource (the other conductor runs it); what becomes of the
+        board's job is decided by _try_finish_job."""
+        LOG.warning("board job %s (job %s): its flow was recorded by another conductor meanwhile; stopped "
+                    "here, nothing written: %s", job.uuid, _job_id(job), error)
+        self._taken_over.add(job.uuid)
+        return False
 
     def _load_engine(self, job, lent: contextlib.ExitStack):
         """Everything between the claim and the first atom, with a test
@@ -256,6 +294,8 @@ class ShareflowConductor(BlockingConductor):
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)
         if self._checkpoints.active:
             self._hold_at_flow_states(engine, job.uuid)
+            if isinstance(engine.storage, DeferringStorage):
+                engine.storage.before_first_write = functools.partial(reach, checkpoints.FIRST_WRITE)
         reach(checkpoints.ENGINE_LOADED)
         # Done here, not left to TaskFlow's dispatch: there a failure to
         # compile or prepare consumes the job without a word, leaving its
@@ -342,6 +382,17 @@ class ShareflowConductor(BlockingConductor):
         keeps it) the job would stay claimed by this conductor, which never
         returns to it, and no other could take it. Here it is finished again
         once ZooKeeper answers, if it is still ours."""
+        if job.uuid in self._taken_over:
+            self._taken_over.discard(job.uuid)
+            if not self._still_ours(job):
+                # The usual case: our claim was lost and the job taken over.
+                LOG.info("job %s is another conductor's now; left to it", job)
+                return
+            # Ours, but its flow was written by an engine that had lost the
+            # claim (and, unknowing, wrote before this one): back to the
+            # board, to be loaded again with what was written.
+            LOG.info("board job %s: back to the board, to be loaded again with what the other engine wrote",
+                     job.uuid)
         if consume:
             action, event = self._jobboard.consume, "job_consumed"
         elif trash:

@@ -55,6 +55,12 @@ class JobRecordListener(listeners_base.Listener):
         self._succeeded = True
 
     def _flow_receiver(self, state, details):
+        if getattr(self._engine.storage, "taken_over", None) is not None:
+            # Another conductor runs the job (``DeferringStorage.taken_over``):
+            # this engine's end is none of the job's, nor of its resource's.
+            LOG.info("job %s: flow %s ended here after another conductor took it over; not recorded",
+                     self._job_id, state)
+            return
         try:
             if state == tf_states.SUCCESS:
                 if not self._succeeded:

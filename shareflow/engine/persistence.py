@@ -16,7 +16,8 @@ from taskflow.persistence import models as tf_models
 from taskflow.persistence.backends.impl_sqlalchemy import Connection, SQLAlchemyBackend
 
 from shareflow.db.engine import Database
-from shareflow.exceptions import DatabaseError
+from shareflow.db.models import ATOMDETAILS_UNIQUE_NAME
+from shareflow.exceptions import DatabaseError, FlowTakenOver
 
 
 @contextlib.contextmanager
@@ -29,6 +30,28 @@ def translate_errors(action: str) -> Iterator[None]:
         raise DatabaseError(
             f"{action}: {e}", user_message="the database is unavailable, try again later"
         ) from e
+
+
+#: How each database names the unique index's violation: PostgreSQL by the
+#: index, SQLite by its columns.
+_TAKEN_OVER_MARKS = (ATOMDETAILS_UNIQUE_NAME, "atomdetails.parent_uuid, atomdetails.name")
+
+
+@contextlib.contextmanager
+def _writing(action: str, flow_uuid: str | None) -> Iterator[None]:
+    """SQLAlchemy's errors of a write, as TaskFlow's storage expects them
+    (``StorageFailure``, which it retries) - except an atom detail whose
+    flow already has one of that name: no retry can succeed (another engine
+    recorded the flow first), so ours (:class:`FlowTakenOver`) at once."""
+    try:
+        yield
+    except sa_exc.IntegrityError as error:
+        text = str(error.orig)
+        if any(mark in text for mark in _TAKEN_OVER_MARKS):
+            raise FlowTakenOver(flow_uuid, text.splitlines()[0]) from error
+        tf_exc.raise_with_cause(tf_exc.StorageFailure, action)
+    except sa_exc.SQLAlchemyError:
+        tf_exc.raise_with_cause(tf_exc.StorageFailure, action)
 
 
 class BatchConnection(Connection):
@@ -122,7 +145,7 @@ class BatchConnection(Connection):
                 return list(atom_details)
             except sa_exc.SQLAlchemyError:
                 tf_exc.raise_with_cause(tf_exc.StorageFailure, "Failed updating atom details")
-        try:
+        with _writing("Failed updating atom details", flow_detail.uuid if flow_detail is not None else None):
             with self._engine.begin() as conn:
                 if flow_detail is not None:
                     self._write_flow_row(conn, flow_detail)
@@ -132,8 +155,6 @@ class BatchConnection(Connection):
                 if also is not None:
                     also(conn)
             return list(atom_details)
-        except sa_exc.SQLAlchemyError:
-            tf_exc.raise_with_cause(tf_exc.StorageFailure, "Failed updating atom details")
 
     def update_flow_detail_and(self, flow_detail, atom_details: list, *, new_atoms: list = (),
                                also=None):
@@ -144,7 +165,7 @@ class BatchConnection(Connection):
         which atoms changed. ``also(connection)`` runs in the transaction
         after the writes. Returns the flow detail and the atom details
         written (``atom_details`` then ``new_atoms``)."""
-        try:
+        with _writing(f"Failed updating flow details with uuid '{flow_detail.uuid}'", flow_detail.uuid):
             with self._engine.begin() as conn:
                 self._write_flow_row(conn, flow_detail)
                 self._insert_atom_rows(conn, new_atoms, flow_detail.uuid)
@@ -152,9 +173,6 @@ class BatchConnection(Connection):
                 if also is not None:
                     also(conn)
             return flow_detail, [*atom_details, *new_atoms]
-        except sa_exc.SQLAlchemyError:
-            tf_exc.raise_with_cause(tf_exc.StorageFailure,
-                                    f"Failed updating flow details with uuid '{flow_detail.uuid}'")
 
     @functools.cached_property
     def _is_sqlite(self) -> bool:

@@ -69,11 +69,26 @@ themselves are blind (``shareflow.engine.persistence.BatchConnection``).
 The engine's storage is the only writer of its flow's atoms while it holds
 the job's claim (a conductor that lost it is suspended at the next atom
 boundary, whose write is what TaskFlow would have written then too).
+
+* **A flow recorded by another engine is left to it.** A conductor can
+  lose its claim without knowing yet (its ZooKeeper session expired while
+  it was cut off) and make its first write after the conductor that took
+  the job over loaded the flow - or wrote it. The database holds one atom
+  detail per flow and name (``shareflow.db.models.ATOMDETAILS_UNIQUE_NAME``),
+  so the later of the two first writes fails whole
+  (:class:`~shareflow.exceptions.FlowTakenOver`, not retried): nothing of
+  it is written, its step does not start (TaskFlow schedules a step after
+  its RUNNING is saved), and this storage writes nothing more -
+  :attr:`DeferringStorage.taken_over` is set, every later write (the
+  flow's FAILURE, durations) is dropped, and the conductor stops the job
+  without recording anything of it (``shareflow.engine.conductor``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +99,10 @@ from taskflow import states as tf_states
 from taskflow import storage as tf_storage
 from taskflow.engines.action_engine.engine import SerialActionEngine
 from taskflow.utils import misc
+
+from shareflow.exceptions import FlowTakenOver
+
+LOG = logging.getLogger(__name__)
 
 
 class OneLock:
@@ -151,6 +170,12 @@ class DeferringStorage(tf_storage.Storage):
         #: Names of the steps whose RUNNING waits for the next write
         #: (:func:`unrecorded_start`; set by :meth:`ShareflowEngine.compile`).
         self.unrecorded_starts: frozenset[str] = frozenset()
+        #: ``()``, called before the first write begins, outside any
+        #: transaction (a test checkpoint, ``shareflow.engine.checkpoints``).
+        self.before_first_write: Callable[[], None] | None = None
+        #: Set when a write found the flow's atom details recorded by
+        #: another engine: from then on nothing is written (module docstring).
+        self.taken_over: FlowTakenOver | None = None
 
     def insert_with_first_write(self, atom_detail) -> None:
         """An atom detail the flow detail holds in memory only (a fresh job's
@@ -186,8 +211,31 @@ class DeferringStorage(tf_storage.Storage):
         """Whether anything waits to be written."""
         return bool(self._waiting or self._unsaved or self._flow_waits)
 
+    @contextlib.contextmanager
+    def _unless_taken_over(self):
+        """Around a write: a conflict with another engine's atom details
+        marks this storage taken over (and is raised, once)."""
+        try:
+            yield
+        except FlowTakenOver as error:
+            LOG.info("flow %s was recorded by another engine: this one writes nothing more (%s)",
+                     self._flowdetail.uuid, error)
+            self.taken_over = error
+            raise
+
+    def _before_write(self) -> None:
+        if not self._written and self.before_first_write is not None:
+            self.before_first_write()
+
+    def _dropped(self, original, detail, what: str):
+        LOG.debug("flow %s taken over: %s %s not written", self._flowdetail.uuid, what, detail.name)
+        original.update(detail)
+        return original
+
     def _save_atom_detail(self, conn, original_atom_detail, atom_detail):
         # Called by Storage with its write lock held.
+        if self.taken_over is not None:
+            return self._dropped(original_atom_detail, atom_detail, "atom")
         if self._can_wait(atom_detail):
             original_atom_detail.update(atom_detail)
             if original_atom_detail.uuid not in self._unsaved:
@@ -207,7 +255,9 @@ class DeferringStorage(tf_storage.Storage):
         if uuid not in self._unsaved:
             updates.append(atom_detail)
         flow = self._flowdetail if (self._flow_waits or new) else None
-        self._write_many(conn, updates, also=also, flow_detail=flow, new_atoms=new)
+        self._before_write()
+        with self._unless_taken_over():
+            self._write_many(conn, updates, also=also, flow_detail=flow, new_atoms=new)
         original_atom_detail.update(atom_detail)
         self._written_all()
         return original_atom_detail
@@ -230,6 +280,8 @@ class DeferringStorage(tf_storage.Storage):
 
     def _save_flow_detail(self, conn, original_flow_detail, flow_detail):
         # Called by Storage with its write lock held.
+        if self.taken_over is not None:
+            return self._dropped(original_flow_detail, flow_detail, "flow")
         if not hasattr(conn, "update_flow_detail_and"):
             # TaskFlow's save writes every atom detail the flow detail holds
             # (the same objects as this storage's, waiting ones included).
@@ -256,7 +308,9 @@ class DeferringStorage(tf_storage.Storage):
         new = [*self._unsaved.values(), *(ad for ad in new if ad.uuid not in self._unsaved)]
         updates = [ad for u, ad in self._waiting.items() if u not in self._unsaved]
         also = self.on_flow_success if flow_detail.state == tf_states.SUCCESS else None
-        self._write_flow(conn, flow_detail, updates, new, also)
+        self._before_write()
+        with self._unless_taken_over():
+            self._write_flow(conn, flow_detail, updates, new, also)
         original_flow_detail.update(flow_detail)
         self._written_all()
         return original_flow_detail
@@ -271,12 +325,13 @@ class DeferringStorage(tf_storage.Storage):
         return conn.update_flow_detail_and(flow_detail, atom_details, new_atoms=new_atoms, also=also)
 
     def _flush_on(self, conn) -> None:
-        if not self.pending:
+        if not self.pending or self.taken_over is not None:
             return
         if hasattr(conn, "update_atom_details_many"):
             flow = self._flowdetail if (self._flow_waits or self._unsaved) else None
-            self._write_many(conn, [ad for u, ad in self._waiting.items() if u not in self._unsaved],
-                             flow_detail=flow, new_atoms=list(self._unsaved.values()))
+            with self._unless_taken_over():
+                self._write_many(conn, [ad for u, ad in self._waiting.items() if u not in self._unsaved],
+                                 flow_detail=flow, new_atoms=list(self._unsaved.values()))
         else:
             conn.update_flow_details(self._flowdetail)
         self._written_all()

@@ -22,6 +22,7 @@ from shareflow.engine.listeners import DeferredDurationListener
 from shareflow.engine.loading import new_store, store_atom
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.storage import ShareflowEngine
+from shareflow.exceptions import FlowTakenOver
 
 STEPS = ("one", "two", "three")
 
@@ -723,3 +724,75 @@ def test_the_steps_that_start_unrecorded_are_the_readers_and_the_post():
     assert unrecorded(delete_share()) == ["begin", "find_share_server"]
     assert unrecorded(delete_share(driver_handles_share_servers=True)) == ["begin", "find_share_server"]
     assert not unrecorded_start(BeginOperation("allow_access"))
+
+
+def atom_rows(db, flow_uuid) -> list[tuple[str, str]]:
+    """Every atom row of the flow: (name, state), by name."""
+    with db.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(
+            sa.text("SELECT name, state FROM atomdetails WHERE parent_uuid = :p"), {"p": flow_uuid}))
+
+
+def test_a_late_first_write_of_an_engine_that_lost_the_job_writes_nothing(db, persistence):
+    """Two engines loaded the same fresh flow: A, whose conductor lost the
+    job's claim without knowing it yet, and B, whose conductor took it over.
+    B writes first and runs; A's first write lands while B is inside its
+    second step. It fails whole (FlowTakenOver, at once: not retried): no
+    second set of atom details, A's step does not run, nothing of A is
+    written after it (not its flow's FAILURE nor its durations), and B's run
+    goes on to its end over its own rows."""
+    flow_uuid = new_flow_detail(persistence)
+    ran_a, ran_b, seen = [], [], {}
+    a = engine_for(persistence, flow_uuid, ran_a, seen)
+    a.compile()
+    a.prepare()
+    late: dict = {}
+
+    def a_runs_late():
+        with DeferredDurationListener(a), counting_writes(db.engine) as commits:
+            with pytest.raises(FlowTakenOver) as raised:
+                a.run()
+        late.update(error=raised.value, commits=len(commits), rows=atom_rows(db, flow_uuid))
+
+    b = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {})
+    b.storage.inject({"ran": ran_b, "seen": seen,
+                      "read": lambda: a_runs_late() if ran_b == ["one", "two"] else None}, transient=True)
+    with DeferredDurationListener(b):
+        b.run()
+
+    assert ran_a == [] and ran_b == list(STEPS)
+    assert late["error"].flow_uuid == flow_uuid and a.storage.taken_over is late["error"]
+    assert late["commits"] == 0
+    assert late["rows"] == [("one", tf_states.SUCCESS), ("three", tf_states.PENDING),
+                            ("two", tf_states.RUNNING)]
+    assert atom_rows(db, flow_uuid) == [(n, tf_states.SUCCESS) for n in sorted(STEPS)]
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+    assert {n: ad.results for n, ad in persisted(persistence, flow_uuid).items()} == {
+        n: f"{n}-result" for n in STEPS}
+
+
+def test_an_engine_whose_flow_was_written_after_it_loaded_it_stops_and_a_reload_resumes(db, persistence):
+    """The other order: A (its claim lost, unknowing) writes its first step's
+    start after B loaded the flow and before B's first write. B's first
+    write fails whole and its first step does not run; the flow is A's, as
+    A wrote it, and an engine loading it again (the job back on the board)
+    resumes it exactly: step one again (recorded RUNNING, not done), then
+    the others."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    b = engine_for(persistence, flow_uuid, ran, seen)
+    b.compile()
+    b.prepare()
+    a = engine_for(persistence, flow_uuid, ran, seen)
+    crash_at(a.atom_notifier, tf_states.RUNNING, "one")  # A wrote its start, then stopped (suspended)
+    with pytest.raises(Crash):
+        a.run()
+    with DeferredDurationListener(b), pytest.raises(FlowTakenOver):
+        b.run()
+    assert ran == []
+    assert atom_rows(db, flow_uuid) == [("one", tf_states.RUNNING), ("three", tf_states.PENDING),
+                                        ("two", tf_states.PENDING)]
+
+    engine_for(persistence, flow_uuid, ran, seen).run()
+    assert ran == list(STEPS)
+    assert atom_rows(db, flow_uuid) == [(n, tf_states.SUCCESS) for n in sorted(STEPS)]

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from shareflow.engine.checkpoints import PREFIX, Checkpoints, marker_path
+from shareflow.engine.checkpoints import HANG_FIRST, PREFIX, Checkpoints, marker_path
 from shareflow.exceptions import CoordinationError, InjectedFault
 
 
@@ -90,3 +90,28 @@ def test_unavailable_is_a_passing_outage_and_names_the_conductor(plan):
     with pytest.raises(CoordinationError):
         Checkpoints(plan).reach("book_loaded", "job-2")
     assert json.loads(marker_path(plan, "book_loaded").read_text())["job"] == "job-2"
+
+
+def test_hang_first_holds_the_first_conductor_only(plan):
+    """Two conductors on one job: the first to reach the point holds (and
+    names itself), a second one passes while the first's marker is there."""
+    write_plan(plan, {PREFIX + "first_write": HANG_FIRST})
+    done = threading.Event()
+
+    def held():
+        Checkpoints(plan, hang_limit=30).reach("first_write", "job-a")
+        done.set()
+
+    t = threading.Thread(target=held, daemon=True)
+    t.start()
+    marker = marker_path(plan, "first_write")
+    for _ in range(500):
+        if marker.exists():
+            break
+        done.wait(0.01)
+    assert json.loads(marker.read_text())["job"] == "job-a"
+    Checkpoints(plan, hang_limit=30).reach("first_write", "job-a")  # the second: passes at once
+    assert not done.is_set() and json.loads(marker.read_text())["job"] == "job-a"
+    write_plan(plan, {})
+    t.join(5)
+    assert done.is_set()

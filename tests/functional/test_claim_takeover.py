@@ -1,0 +1,172 @@
+"""Two conductors on one job, on the real stack: conductor A loses its claim
+while its engine is between its last claim check and its first write (its
+ZooKeeper session expired while it was cut off: the lock node is gone, A
+has not heard yet), conductor B claims the job, loads it and runs it, and
+A's first write lands after B's. The logbook keeps one atom detail per
+step (B's), B's run completes and the share ends available; A stops the
+job quietly - it neither sets it aside nor fails the share, nor records
+anything of the job (``shareflow.engine.storage``, ``FlowTakenOver``).
+
+A is held at the ``first_write`` checkpoint (``hang_first``: B, reaching it
+second, passes); the test deletes the job's lock node, as ZooKeeper does
+when a session expires.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from shareflow.db.models import Job, Message
+from shareflow.domain import states
+from shareflow.engine import checkpoints
+from shareflow.engine.loading import STORE_ATOM
+from tests.fixtures.stack import wait_until
+
+POINT = checkpoints.FIRST_WRITE
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_stack(request):
+    stack = request.getfixturevalue("stack" if request.param == "sqlite" else "pg_stack")
+    stack.clear_faults()
+    try:
+        yield stack
+    finally:
+        stack.clear_faults()
+
+
+def create_job(stack, share_id: str) -> Job:
+    with stack.db.read() as s:
+        return s.scalars(sa.select(Job).where(Job.resource_id == share_id, Job.operation == "create_share")).one()
+
+
+def step_rows(stack, flow_uuid: str) -> list[tuple[str, str]]:
+    """The flow's atom rows but its store: (name, state), by name."""
+    with stack.db.engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(
+            sa.text("SELECT name, state FROM atomdetails WHERE parent_uuid = :p AND name != :store"),
+            {"p": flow_uuid, "store": STORE_ATOM}))
+
+
+def board_job(stack, job_uuid: str):
+    with stack.board() as board:
+        return next(j for j in board.iterjobs(ensure_fresh=True) if j.uuid == job_uuid)
+
+
+def trashed_job_ids(stack, client) -> set[str]:
+    with stack.board() as board:
+        trash = board.trash_path
+    if not client.exists(trash):
+        return set()
+    return {json.loads(client.get(f"{trash}/{name}")[0])["uuid"] for name in client.get_children(trash)}
+
+
+def test_a_conductor_that_lost_the_claim_and_writes_late_leaves_the_job_to_the_other(any_stack, kazoo_client):
+    stack = any_stack
+    m = stack.manila(stack.token("tenant-takeover"))
+    marker = checkpoints.marker_path(stack.config.backend("b1").fault_plan, POINT)
+    marker.unlink(missing_ok=True)
+    stack.set_faults({checkpoints.PREFIX + POINT: checkpoints.HANG_FIRST})
+    try:
+        share = m.shares.create("NFS", 1, name="taken-over")
+        wait_until(marker.exists, 30, "conductor A to be held before its first write")
+        held = json.loads(marker.read_text())
+        a_pid = held["pid"]
+        job = create_job(stack, share.id)
+        assert job.board_job_id == held["job"] and f".{a_pid}." in job.owner
+
+        # A's claim goes (its session expired: ZooKeeper deletes the lock);
+        # A, held past its last claim check, does not look again.
+        kazoo_client.delete(board_job(stack, job.board_job_id).lock_path)
+        # B (the other worker) claims the job, loads it - with no atom rows:
+        # A wrote none - passes the checkpoint A holds and writes first.
+        wait_until(lambda: step_rows(stack, job.flow_detail_id), 30, "conductor B's first write")
+    finally:
+        stack.clear_faults()  # A writes now, while B runs the job (or once it has)
+        marker.unlink(missing_ok=True)
+
+    def duplicates():
+        with stack.db.engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT name FROM atomdetails WHERE parent_uuid = :p GROUP BY name HAVING count(*) > 1"),
+                {"p": job.flow_detail_id}).all()
+
+    stopped = f"board job {job.board_job_id} (job {job.id}): its flow was recorded by another conductor meanwhile"
+    wait_until(lambda: stopped in stack.log("pool") or duplicates(), 30, "conductor A's first write")
+    assert duplicates() == []
+    assert stopped in stack.log("pool")
+
+    share = stack.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
+    assert share.status == "available", stack.log("pool")[-4000:]
+    finished = stack.finished_job(share.id, "create_share")
+    assert finished.id == job.id and finished.state == states.JOB_SUCCEEDED
+    assert f".{a_pid}." not in finished.owner
+    assert all(state == "SUCCESS" for _, state in step_rows(stack, job.flow_detail_id))
+    # A set nothing aside and failed nothing: no message, no trashed job.
+    with stack.db.read() as s:
+        assert not s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
+    assert job.board_job_id not in trashed_job_ids(stack, kazoo_client)
+    # A's worker lives on and serves on.
+    assert a_pid in stack.worker_pids()
+
+    m.shares.delete(share)
+    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
+
+
+def test_a_conductor_whose_flow_was_written_first_by_the_one_that_lost_it_reloads_the_job(any_stack, kazoo_client):
+    """The other order: A (its claim lost, unknowing) writes first, after B
+    loaded the flow (held before its engine runs) and before B's first
+    write. B's write fails whole and B stops, sets nothing aside, fails
+    nothing; it still holds the claim, so it gives the job back to the board,
+    and the conductor that claims it next loads what A wrote and resumes it
+    exactly: one set of atom rows, the share available."""
+    stack = any_stack
+    m = stack.manila(stack.token("tenant-takeover"))
+    plan = stack.config.backend("b1").fault_plan
+    first_write, prepared = (checkpoints.marker_path(plan, p) for p in (POINT, checkpoints.PREPARED))
+    first_write.unlink(missing_ok=True)
+    prepared.unlink(missing_ok=True)
+    stack.set_faults({checkpoints.PREFIX + POINT: checkpoints.HANG_FIRST})
+    try:
+        share = m.shares.create("NFS", 1, name="taken-over-first")
+        wait_until(first_write.exists, 30, "conductor A to be held before its first write")
+        a_pid = json.loads(first_write.read_text())["pid"]
+        job = create_job(stack, share.id)
+        # B, once it has loaded the flow (no atom rows), is held too.
+        stack.set_faults({checkpoints.PREFIX + POINT: checkpoints.HANG_FIRST,
+                          checkpoints.PREFIX + checkpoints.PREPARED: "hang"})
+        kazoo_client.delete(board_job(stack, job.board_job_id).lock_path)
+        wait_until(prepared.exists, 30, "conductor B to be held with the flow loaded")
+        b_pid = json.loads(prepared.read_text())["pid"]
+        assert b_pid != a_pid
+        # A writes (its first step's start, with the atom rows), runs that
+        # step and, at its next claim check, stops; B is still held.
+        stack.set_faults({checkpoints.PREFIX + checkpoints.PREPARED: "hang"})
+        wait_until(lambda: step_rows(stack, job.flow_detail_id), 30, "conductor A's first write")
+    finally:
+        stack.clear_faults()  # B writes now
+        first_write.unlink(missing_ok=True)
+        prepared.unlink(missing_ok=True)
+
+    share = stack.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
+    assert share.status == "available", stack.log("pool")[-4000:]
+    finished = stack.finished_job(share.id, "create_share")
+    assert finished.id == job.id and finished.state == states.JOB_SUCCEEDED
+    with stack.db.engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT name FROM atomdetails WHERE parent_uuid = :p GROUP BY name HAVING count(*) > 1"),
+            {"p": job.flow_detail_id}).all() == []
+    log = stack.log("pool")
+    assert f"board job {job.board_job_id} (job {job.id}): its flow was recorded by another conductor" in log
+    assert f"board job {job.board_job_id}: back to the board, to be loaded again" in log
+    assert all(state == "SUCCESS" for _, state in step_rows(stack, job.flow_detail_id))
+    with stack.db.read() as s:
+        assert not s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
+    assert job.board_job_id not in trashed_job_ids(stack, kazoo_client)
+    assert {a_pid, b_pid} <= set(stack.worker_pids())
+
+    m.shares.delete(share)
+    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
