@@ -149,10 +149,16 @@ class ConductorJobBoard(ZookeeperJobBoard):
         self._locked: frozenset[str] = frozenset()
         #: job path -> the version of its node when the board read it.
         self._versions: dict[str, int] = {}
-        #: job path -> [job, owner, confirmed] of the jobs posted here
-        #: already claimed for this board's conductor (:meth:`post_claimed`),
-        #: not yet taken up; ``confirmed`` once ZooKeeper said it made them.
+        #: job path -> [job, owner, confirmed, marked] of the jobs posted
+        #: here already claimed for this board's conductor
+        #: (:meth:`post_claimed`), not yet taken up; ``confirmed`` once
+        #: ZooKeeper said it made them; ``marked`` once the job's record was
+        #: marked running for that conductor by the job that handed it
+        #: (:meth:`mark_handed_running`: whether it may run), None until then.
         self._handed: dict[str, list] = {}
+        #: job path -> whether it may run, for a handed job taken up (claimed)
+        #: after its record was marked running (:meth:`marked_running`).
+        self._marked: dict[str, bool] = {}
         #: The job nodes of the board's last listing.
         self._listed: frozenset[str] = frozenset()
         #: Names the nodes of handed jobs (:func:`handed_job_name`).
@@ -281,9 +287,30 @@ class ConductorJobBoard(ZookeeperJobBoard):
 
     def _adopt(self, job, owner: str) -> None:
         with self._job_cond:
-            self._handed[job.path] = [job, owner, False]
+            self._handed[job.path] = [job, owner, False, None]
             self._known_jobs[job.path] = job
             self._job_cond.notify_all()
+
+    def mark_handed_running(self, job_uuid: str, runnable: bool) -> bool:
+        """The record of handed job ``job_uuid`` (:meth:`post_claimed`) was
+        marked running for its conductor (``jobs_db.set_running``, committed;
+        ``runnable``: what that answered) by the job that handed it, in that
+        job's last write: the conductor, taking it up, need not mark it
+        again. False when the conductor has taken it up already (it marks
+        the record itself, as from the same board job it may again)."""
+        with self._job_cond:
+            for entry in self._handed.values():
+                if entry[0].uuid == job_uuid and entry[2]:
+                    entry[3] = runnable
+                    return True
+        return False
+
+    def marked_running(self, job) -> bool | None:
+        """For ``job``, claimed: whether it may run, when its record was
+        marked running for its conductor before it was taken up
+        (:meth:`mark_handed_running`); None otherwise (the conductor marks it)."""
+        with self._job_cond:
+            return self._marked.pop(job.path, None)
 
     def _forget(self, path: str) -> None:
         with self._job_cond:
@@ -303,11 +330,16 @@ class ConductorJobBoard(ZookeeperJobBoard):
 
         A job posted here claimed for ``who`` (:meth:`post_claimed`) is
         ours already: nothing is asked."""
-        handed = self._handed.pop(job.path, None)
+        with self._job_cond:
+            handed = self._handed.pop(job.path, None)
+            self._marked.pop(job.path, None)
         if handed is not None and handed[0] is job and handed[1] == who:
             # One whose transaction's answer never came is ours only if its
             # lock says so (the session may have ended meanwhile).
             if handed[2] or self.find_owner(job) == who:
+                if handed[3] is not None:
+                    with self._job_cond:
+                        self._marked[job.path] = handed[3]
                 return None
         version = self._versions.get(job.path)
         if version is None:
@@ -420,7 +452,8 @@ class ConductorJobBoard(ZookeeperJobBoard):
         # locked in the listing) for it alone.
         # (One whose transaction's answer never came: once a listing shows it.)
         listed = self._listed
-        handed = [job for job, _owner, confirmed in list(self._handed.values()) if confirmed or job.path in listed]
+        handed = [job for job, _owner, confirmed, _marked in list(self._handed.values())
+                  if confirmed or job.path in listed]
         locked = self._locked
         return iter(handed + [j for j in self._fetch_jobs(ensure_fresh=ensure_fresh)
                               if j.path not in locked and j.path not in self._handed])
@@ -533,7 +566,11 @@ class Boards:
         POSTED notification, from the board's notifier thread), after
         ``before_wake(job_uuid, handed)`` if given; ``handed`` says whether
         the job is the one posted claimed here, or one of the same
-        ``once_key`` found on the board already (posted plainly before)."""
+        ``once_key`` found on the board already (posted plainly before).
+        A job handed with its ``once_key`` (the database job's id) is told
+        to the conductor by ``handed(job_uuid, once_key)`` instead of
+        ``wake()``: the job running in this thread may mark its record
+        running for the conductor in its own last write."""
         conductor = self._runners.get(key)
         if conductor is None or not conductor.idle:
             return None
@@ -541,11 +578,19 @@ class Boards:
         job_uuid = board.post_claimed(name, book=book, details=details, owner=conductor.name,
                                       timeout=self._request_timeout, key=once_key, notify=False)
         if job_uuid is not None:
+            held = False
             try:
+                held = board.holds(job_uuid)
                 if before_wake is not None:
-                    before_wake(job_uuid, board.holds(job_uuid))
+                    before_wake(job_uuid, held)
             finally:
-                conductor.wake()
+                if held and once_key is not None:
+                    # Its record marked running for the conductor by the
+                    # handing job's last write, when there is one (then the
+                    # conductor is woken after it): see ShareflowConductor.handed.
+                    conductor.handed(job_uuid, once_key)
+                else:
+                    conductor.wake()
         return job_uuid
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import threading
@@ -90,8 +91,23 @@ for _name in ("taskflow.engines.action_engine.engine", "taskflow.conductors.back
 
 
 #: Per conductor thread: while it runs a job, the wake-ups of other
-#: conductors that job asked for (:meth:`ShareflowConductor.wake`).
+#: conductors that job asked for (:meth:`ShareflowConductor.wake`), and the
+#: jobs it handed to them (:meth:`ShareflowConductor.handed`).
 _RUN = threading.local()
+
+
+@dataclasses.dataclass
+class _Handed:
+    """A job handed by the job running in this thread to a conductor of
+    this process (``Boards.hand_off``), to be marked running for it in the
+    running job's last write."""
+
+    board: object
+    owner: str
+    job_uuid: str
+    job_id: str
+    #: What ``set_running`` answered in that write (its last try).
+    runnable: bool | None = None
 
 
 @contextlib.contextmanager
@@ -100,12 +116,17 @@ def deferring_wakes():
     it (a job handed over) is woken when the run has ended - its flow's end
     recorded - instead of at once."""
     _RUN.wakes = []
+    _RUN.handed = []
     try:
         yield
     finally:
-        wakes, _RUN.wakes = _RUN.wakes, None
+        wakes, _RUN.wakes, _RUN.handed = _RUN.wakes, None, None
         for wake in wakes:
             wake()
+
+
+def _handed_in_run() -> list[_Handed]:
+    return getattr(_RUN, "handed", None) or []
 
 
 def _job_id(job) -> str | None:
@@ -177,6 +198,45 @@ class ShareflowConductor(BlockingConductor):
         else:
             self._timeout.wake()
 
+    def handed(self, job_uuid: str, job_id: str) -> None:
+        """A job (database job ``job_id``, board job ``job_uuid``) was handed
+        to this conductor (``Boards.hand_off``): posted claimed for it, the
+        claim confirmed. Asked by a job running in another conductor's
+        thread (the scheduling job handing over its share's create job), the
+        handed job's record is marked running for this conductor in that
+        job's last write - the transaction that records its flow's SUCCESS
+        (:meth:`_on_flow_success`) - instead of in a write of its own when
+        this conductor takes the job up (``job_running``): one write
+        transaction less between the two jobs. As if this conductor had
+        marked it at once: the claim is its own already, and one whose
+        worker dies after the mark is claimed by another conductor and
+        marked again from the same board job, as any job whose owner died
+        (``jobs_db.set_running``). Should that write not happen (the
+        running job fails, its write fails), this conductor marks it itself.
+        Woken as :meth:`wake` says."""
+        pending = getattr(_RUN, "handed", None)
+        if pending is not None:
+            pending.append(_Handed(self._jobboard, self._name, job_uuid, job_id))
+        self.wake()
+
+    def _on_flow_success(self, record, connection) -> None:
+        """In the transaction that records the running job's flow SUCCESS:
+        the job's own record, and the jobs it handed marked running
+        (:meth:`handed`)."""
+        if record is not None:
+            record.record_success_in(connection)
+        for handed in _handed_in_run():
+            handed.runnable = self._runtime.recorder.job_running(
+                handed.job_id, handed.owner, handed.job_uuid, connection=connection)
+
+    def _after_flow_success(self) -> None:
+        """That transaction committed: each handed job's conductor is told
+        its record is marked (unless it took the job up meanwhile: then it
+        marks it itself, again from the same board job)."""
+        for handed in _handed_in_run():
+            if handed.runnable is not None and hasattr(handed.board, "mark_handed_running"):
+                handed.board.mark_handed_running(handed.job_uuid, handed.runnable)
+
     def _listeners_from_job(self, job, engine):
         listeners = super()._listeners_from_job(job, engine)
         # Stops this engine at the next atom boundary if our claim was lost
@@ -185,11 +245,13 @@ class ShareflowConductor(BlockingConductor):
                                             self._watches.get(job.uuid)))
         listeners.append(DeferredDurationListener(engine))
         job_id = _job_id(job)
+        record = None
         if job_id:
             record = JobRecordListener(engine, job_id, self._runtime.recorder)
-            if isinstance(engine.storage, DeferringStorage):
-                engine.storage.on_flow_success = record.record_success_in
             listeners.append(record)
+        if isinstance(engine.storage, DeferringStorage):
+            engine.storage.on_flow_success = functools.partial(self._on_flow_success, record)
+            engine.storage.after_flow_success = self._after_flow_success
         return listeners
 
     def _dispatch_job(self, job):
@@ -215,8 +277,12 @@ class ShareflowConductor(BlockingConductor):
                 # resumed flow is already RUNNING and would not notify again.
                 # Only a job this marks running (from posted, or running when
                 # resumed) may run: see JobPoster.post_or_undo.
+                # Marked already by the job that handed it here, in its last
+                # write (see handed): None when not.
+                runnable = self._marked_running(job)
                 try:
-                    runnable = self._runtime.recorder.job_running(job_id, self._name, job.uuid)
+                    if runnable is None:
+                        runnable = self._runtime.recorder.job_running(job_id, self._name, job.uuid)
                 except ShareflowError:
                     # Unmarked, its request could still withdraw and undo it
                     # while it runs: back to the board, held a moment first.
@@ -266,6 +332,10 @@ class ShareflowConductor(BlockingConductor):
                     "here, nothing written: %s", job.uuid, _job_id(job), error)
         self._taken_over.add(job.uuid)
         return False
+
+    def _marked_running(self, job) -> bool | None:
+        marked = getattr(self._jobboard, "marked_running", None)
+        return marked(job) if marked is not None else None
 
     def _load_engine(self, job, lent: contextlib.ExitStack):
         """Everything between the claim and the first atom, with a test

@@ -112,13 +112,16 @@ class OutcomeRecorder:
         self._db = db
         self._clock = clock
 
-    def job_running(self, job_id: str, owner: str, board_job_id: str | None = None) -> bool:
+    def job_running(self, job_id: str, owner: str, board_job_id: str | None = None, *,
+                    connection=None) -> bool:
         """Mark the job running (again, when resumed). False when there is no
         job to run: its request withdrew it, it has already finished, or
         another board job of it runs (``jobs_db.set_running``). Its
         statements each stand alone (``Database.write_each``): on
         PostgreSQL no BEGIN and COMMIT round trips on a job's way to its
-        first step."""
+        first step. With ``connection``, in that (open) transaction."""
+        if connection is not None:
+            return jobs_db.set_running(connection, job_id, owner, now=self._clock(), board_job_id=board_job_id)
         with self._db.write_each() as s:
             return jobs_db.set_running(s, job_id, owner, now=self._clock(), board_job_id=board_job_id)
 

@@ -58,7 +58,10 @@ and :class:`DeferringStorage` writes only that:
   conductor reads there whether an operator cancelled the job, instead of
   in a transaction of its own right after); :attr:`~DeferringStorage.on_flow_success`
   inside the one that records the flow's SUCCESS (the conductor records the
-  job succeeded there, instead of in one of its own right after).
+  job succeeded there, instead of in one of its own right after; and a job
+  the flow handed to another conductor of its worker is recorded running
+  there, ``shareflow.engine.conductor``), and
+  :attr:`~DeferringStorage.after_flow_success` once that has committed.
 
 Everything else (states other than SUCCESS, flow states after the start,
 intentions, failures, revert results) is written as TaskFlow writes it,
@@ -167,6 +170,8 @@ class DeferringStorage(tf_storage.Storage):
         #: ``(connection)``, called in the transaction that records the flow
         #: SUCCESS (the job's own record, written with it).
         self.on_flow_success: Callable[[Any], None] | None = None
+        #: ``()``, called once that transaction has committed.
+        self.after_flow_success: Callable[[], None] | None = None
         #: Names of the steps whose RUNNING waits for the next write
         #: (:func:`unrecorded_start`; set by :meth:`ShareflowEngine.compile`).
         self.unrecorded_starts: frozenset[str] = frozenset()
@@ -313,6 +318,8 @@ class DeferringStorage(tf_storage.Storage):
             self._write_flow(conn, flow_detail, updates, new, also)
         original_flow_detail.update(flow_detail)
         self._written_all()
+        if also is not None and self.after_flow_success is not None:
+            self.after_flow_success()
         return original_flow_detail
 
     @tenacity.retry(

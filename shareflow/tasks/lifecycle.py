@@ -41,7 +41,9 @@ class BeginOperation(task.Task):
     resource moved on without this job -
     it was reset, or this is a reverted flow being run forward again - and
     the job must not touch it. Except for an access rule this only reads, so
-    its start is not written (``shareflow.engine.storage.unrecorded_start``).
+    its start is not written (``shareflow.engine.storage.unrecorded_start``)
+    and it does not wait for the claim watch's first answer
+    (``shareflow.engine.listeners.reads_only``).
 
     Revert: a create whose volume could not be made on its pool is
     rescheduled to the next pool instead (``shareflow.engine.reschedule``:
@@ -59,6 +61,9 @@ class BeginOperation(task.Task):
         self._op = states.operation(operation)
         super().__init__(name=BEGIN)
         self.unrecorded_start = self._op.resource_kind != states.ACCESS_RULE
+        # (shareflow.engine.listeners.ClaimWatchListener: may start before
+        # the claim watch's first answer.)
+        self.reads_only = self.unrecorded_start
 
     def execute(self, runtime, resource_id, backend=None):
         kind = self._op.resource_kind.replace("_", " ")

@@ -101,12 +101,14 @@ class FindShareServer(task.Task):
     """Look up the server a share is exported from, creating nothing (DHSS=true:
     {} for a share that has none, and the steps after it have nothing to do).
     It only reads: its start is not written
-    (``shareflow.engine.storage.unrecorded_start``).
+    (``shareflow.engine.storage.unrecorded_start``), nor does it wait for
+    the claim watch's first answer (``shareflow.engine.listeners.reads_only``).
 
     Revert: nothing to undo (no side effect).
     """
 
     unrecorded_start = True
+    reads_only = True
 
     def __init__(self):
         super().__init__(name="find_share_server", provides="server")

@@ -251,12 +251,18 @@ def test_a_placed_create_is_handed_to_the_placing_worker_and_survives_its_death(
             wait_until(marker.exists, 60, "the create job's conductor to hold once it has the job")
             held = json.loads(marker.read_text())
             victim = held["pid"]
+            # (Marked running: by the scheduling job's last write - its
+            # conductor, held before it marks the job, cannot have.)
             scheduled, create = wait_until(
-                lambda: (lambda js: js if len(js) == 2 else None)(jobs_of(a, share.id)),
-                30, "the create job to be recorded")
-            # Handed: its record names its board job once its conductor marks
-            # it running (after this point), not at the post.
-            assert (create.operation, create.backend, create.board_job_id) == ("create_share", key, None)
+                lambda: (lambda js: js if len(js) == 2 and js[1].state == states.JOB_RUNNING else None)(
+                    jobs_of(a, share.id)),
+                30, "the create job to be recorded and marked running")
+            # Handed: its record is marked running for its conductor, from
+            # the board job handed, in the scheduling job's last write (so
+            # already at this point), not at the post.
+            assert (create.operation, create.backend, create.state) == ("create_share", key, states.JOB_RUNNING)
+            assert create.board_job_id == held["job"]
+            assert create.owner.startswith(f"{HOST_A}.{victim}.") and create.owner.endswith(".b1")
             # The placing worker itself holds it: same process as the scheduler.
             assert scheduled.owner.startswith(f"{HOST_A}.{victim}.") and scheduled.owner.endswith(".scheduler")
             nodes = board_nodes(a, key)
