@@ -11,10 +11,12 @@ A is held at the ``first_write`` checkpoint (``hang_first``: B, reaching it
 second, passes); the test deletes the job's lock node, as ZooKeeper does
 when a session expires.
 
-The same for a job A *resumed* (its atom rows there, so A's late write is
-UPDATEs of rows B loaded and moved on, which no index refuses): the job's
-record names B by then, and A's write, fenced on the record naming A, is
-refused whole (``shareflow.engine.persistence.JobFence``).
+B records its claim in the job's record before it loads the flow, and
+every write of A's engine is fenced on the record naming A
+(``shareflow.engine.persistence.JobFence``): A's late write is refused
+whole whether it lands while B runs, after B's end, or before B's first
+write - and for a job A *resumed* too (its atom rows there, so A's late
+write is UPDATEs of rows B loaded and moved on, which no index refuses).
 """
 
 from __future__ import annotations
@@ -123,13 +125,15 @@ def test_a_conductor_that_lost_the_claim_and_writes_late_leaves_the_job_to_the_o
     wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
 
 
-def test_a_conductor_whose_flow_was_written_first_by_the_one_that_lost_it_reloads_the_job(any_stack, kazoo_client):
-    """The other order: A (its claim lost, unknowing) writes first, after B
-    loaded the flow (held before its engine runs) and before B's first
-    write. B's write fails whole and B stops, sets nothing aside, fails
-    nothing; it still holds the claim, so it gives the job back to the board,
-    and the conductor that claims it next loads what A wrote and resumes it
-    exactly: one set of atom rows, the share available."""
+def test_a_conductor_that_lost_the_claim_cannot_write_once_the_other_recorded_its_claim(any_stack, kazoo_client):
+    """The other order: A (its claim lost, unknowing) writes after B
+    claimed the job and loaded the flow (held before its engine runs) and
+    before B's first write. B recorded its claim in the job's record before
+    loading, so A's write - though first to the flow - is refused by its
+    fence (``JobFence``) and A stops: nothing written, nothing set aside or
+    failed. B, released, writes and runs the job: one set of atom rows, the
+    share available, and B never finds its flow written by another (the
+    unique atom name's refusal, its fallback, is not needed)."""
     stack = any_stack
     m = stack.manila(stack.token("tenant-takeover"))
     plan = stack.config.backend("b1").fault_plan
@@ -149,10 +153,15 @@ def test_a_conductor_whose_flow_was_written_first_by_the_one_that_lost_it_reload
         wait_until(prepared.exists, 30, "conductor B to be held with the flow loaded")
         b_pid = json.loads(prepared.read_text())["pid"]
         assert b_pid != a_pid
-        # A writes (its first step's start, with the atom rows), runs that
-        # step and, at its next claim check, stops; B is still held.
+        assert f".{b_pid}." in create_job(stack, share.id).owner  # B recorded its claim
+        # A writes (its first step's start, with the atom rows): refused; B is still held.
         stack.set_faults({checkpoints.PREFIX + checkpoints.PREPARED: "hang"})
-        wait_until(lambda: step_rows(stack, job.flow_detail_id), 30, "conductor A's first write")
+        refused = (f"board job {job.board_job_id} (job {job.id}): its flow was recorded by another conductor "
+                   f"meanwhile")
+        wait_until(lambda: refused in stack.log("pool") or step_rows(stack, job.flow_detail_id), 30,
+                   "conductor A's first write")
+        assert step_rows(stack, job.flow_detail_id) == []
+        assert f"job {job.id} is no longer recorded as run by" in stack.log("pool")
     finally:
         stack.clear_faults()  # B writes now
         first_write.unlink(missing_ok=True)
@@ -162,13 +171,12 @@ def test_a_conductor_whose_flow_was_written_first_by_the_one_that_lost_it_reload
     assert share.status == "available", stack.log("pool")[-4000:]
     finished = stack.finished_job(share.id, "create_share")
     assert finished.id == job.id and finished.state == states.JOB_SUCCEEDED
+    assert f".{b_pid}." in finished.owner
     with stack.db.engine.connect() as conn:
         assert conn.execute(sa.text(
             "SELECT name FROM atomdetails WHERE parent_uuid = :p GROUP BY name HAVING count(*) > 1"),
             {"p": job.flow_detail_id}).all() == []
-    log = stack.log("pool")
-    assert f"board job {job.board_job_id} (job {job.id}): its flow was recorded by another conductor" in log
-    assert f"board job {job.board_job_id}: back to the board, to be loaded again" in log
+    assert f"board job {job.board_job_id}: back to the board" not in stack.log("pool")
     assert all(state == "SUCCESS" for _, state in step_rows(stack, job.flow_detail_id))
     with stack.db.read() as s:
         assert not s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
