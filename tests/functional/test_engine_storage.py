@@ -24,7 +24,7 @@ from shareflow.db import jobs as jobs_db
 from shareflow.db.models import Job
 from shareflow.domain import states as job_states
 from shareflow.engine.listeners import DeferredDurationListener
-from shareflow.engine.loading import new_store, store_atom
+from shareflow.engine.loading import new_store, save_store, store_atom
 from shareflow.engine.persistence import JobFence, make_persistence
 from shareflow.engine.storage import ShareflowEngine
 from shareflow.exceptions import FlowTakenOver
@@ -926,3 +926,24 @@ def test_the_fence_holds_the_jobs_row_until_the_write_commits(db, persistence):
                                  ("two", tf_states.PENDING)]
     assert ran == ["one"]
     assert atom_rows(db, flow_uuid) == b_claimed["rows"]
+
+
+def test_a_resumed_jobs_store_is_written_under_the_fence_too(db, persistence):
+    """A resumed job's store completed by the conductor as it loads the job
+    (``save_store``, before the engine) is fenced like the engine's writes:
+    once the job's record names another conductor, nothing is written."""
+    flow_uuid = new_flow_detail(persistence)
+    flow = reload(persistence, flow_uuid)
+    new_store(flow, {"k": "v"})
+    with contextlib.closing(persistence.get_connection()) as conn:
+        conn.update_flow_details(flow)  # a store, as posted
+    fence = job_record(db, flow_uuid, owner="conductor-a")
+    assert claims(db, fence.job_id, "conductor-b", fence.board_job_id)
+    with pytest.raises(FlowTakenOver) as raised:
+        save_store(persistence, reload(persistence, flow_uuid), {"k": "changed"}, fence=fence)
+    assert raised.value.flow_uuid == flow_uuid
+    assert store_atom(reload(persistence, flow_uuid)).results == {"k": "v"}
+    # The conductor whose claim the record names writes it.
+    theirs = dataclasses.replace(fence, owner="conductor-b")
+    assert save_store(persistence, reload(persistence, flow_uuid), {"k": "changed"}, fence=theirs) is True
+    assert store_atom(reload(persistence, flow_uuid)).results == {"k": "changed"}
