@@ -237,7 +237,8 @@ def test_what_a_run_sends(db, persistence):
     the step before's SUCCESS with its RUNNING - is that too on SQLite; on
     PostgreSQL it is ONE statement of its own, fence included, all or none
     (``BatchConnection._update_atoms_at_once``): one round trip where the
-    transaction takes five."""
+    transaction takes four (and, before the fence, the read of the job's
+    state for ``on_step_start`` followed it: two)."""
     flow_uuid = new_flow_detail(persistence)
     fence = job_record(db, flow_uuid)
     ran, seen = [], {}
