@@ -83,7 +83,7 @@ once the conductor that took the job over recorded itself:
   says so: on SQLite a read in the write transaction, which holds the
   database's write lock from its ``BEGIN IMMEDIATE``; on PostgreSQL a read
   ``FOR SHARE`` - in the one statement of a step's write, no round trip of
-  its own. A conductor taking the job over records itself by updating
+  its own; first in the transaction of the others. A conductor taking the job over records itself by updating
   that row, so either its record commits first and this engine's write
   is refused, or the write commits first (the other conductor's
   ``set_running`` waits for it) and the other conductor loads the flow
@@ -172,7 +172,9 @@ class DeferringStorage(tf_storage.Storage):
         super().__init__(flow_detail, backend=backend, scope_fetcher=scope_fetcher)
         #: The job record every write checks, with the write, is still its
         #: conductor's (module docstring); None: writes unfenced (a flow
-        #: without a job record).
+        #: without a job record). Only shareflow's persistence fences
+        #: (``BatchConnection``): over another backend, TaskFlow's own
+        #: writes are made, unfenced.
         self.fence = fence
         self._lock = OneLock()
         #: atom uuid -> atom detail (in memory, current) whose write waits.
