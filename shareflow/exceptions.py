@@ -122,17 +122,20 @@ class JobCancelled(ShareflowError):
 
 
 class FlowTakenOver(Conflict):
-    """A job's engine found, writing its flow's atom details for the first
-    time, that another conductor had already recorded them (the logbook
-    holds one atom detail per flow and name: ``shareflow.db.models``): the
-    job was taken over - this engine's claim was lost - or another engine
-    wrote first. Nothing of this engine's was written; it must stop and
-    touch nothing more of the job (``shareflow.engine.storage``)."""
+    """A job's engine found, writing its flow, that the job is another
+    conductor's: its record names another conductor now (the write's fence,
+    ``shareflow.engine.persistence.JobFence``), or - writing the flow's atom
+    details for the first time - another engine had already recorded them
+    (the logbook holds one atom detail per flow and name:
+    ``shareflow.db.models``). The job was taken over - this engine's claim
+    was lost - or another engine wrote first. Nothing of this engine's
+    write was written; it must stop and touch nothing more of the job
+    (``shareflow.engine.storage``)."""
 
     def __init__(self, flow_uuid: str | None, detail: str = ""):
         self.flow_uuid = flow_uuid
-        super().__init__(f"the atom details of flow {flow_uuid} were recorded by another engine"
-                         + (f": {detail}" if detail else ""))
+        self.detail = detail
+        super().__init__(f"flow {flow_uuid} was taken over by another engine" + (f": {detail}" if detail else ""))
 
 
 # --- infrastructure errors: translated at their boundary -------------------

@@ -17,7 +17,6 @@ from taskflow.conductors.backends.impl_blocking import BlockingConductor
 from taskflow.jobs import base as jobs_base
 from taskflow.types import timing
 
-from shareflow.db import jobs as jobs_db
 from shareflow.domain import states as job_states
 from shareflow.engine import checkpoints
 from shareflow.engine.checkpoints import Checkpoints
@@ -28,6 +27,7 @@ from shareflow.engine.listeners import (
     JobRecordListener,
 )
 from shareflow.engine.loading import BuiltFlows, is_transient, job_store, new_store, save_store
+from shareflow.engine.persistence import JobFence
 from shareflow.engine.runtime import RUNTIME, Runtime
 from shareflow.engine.storage import DeferringStorage, ShareflowEngine
 from shareflow.exceptions import FlowTakenOver, JobCancelled, ShareflowError
@@ -345,20 +345,24 @@ class ShareflowConductor(BlockingConductor):
         flow_detail = self._flow_detail_from_job(job)
         reach(checkpoints.BOOK_LOADED)
         store = job_store(job, flow_detail)
+        job_id = _job_id(job)
+        # Every write for the job is checked, with the write, against what
+        # _dispatch_claimed recorded of this claim (shareflow.engine.storage).
+        fence = JobFence(job_id, self._name, job.uuid, flow_detail.uuid) if job_id else None
         # The store was written with the job's record (shareflow.engine.logbooks).
         # A fresh job recorded by an older version, without one, gets it with
         # the engine's first write; a half-written one is completed now
         # (see shareflow.engine.loading).
         fresh_store = new_store(flow_detail, store)
         if fresh_store is None:
-            save_store(self._persistence, flow_detail, store)
+            save_store(self._persistence, flow_detail, store, fence=fence)
         reach(checkpoints.STORE_SAVED)
         # No store here: it is persisted already (TaskFlow would write it in two parts).
         # TaskFlow's serial engine, over a storage that writes less between
         # the steps (shareflow.engine.storage).
         flow, compiler = lent.enter_context(self._flows.lend(flow_detail))
         engine = ShareflowEngine(flow, flow_detail, self._persistence, dict(self._engine_options),
-                                 compiler=compiler)
+                                 compiler=compiler, fence=fence)
         if fresh_store is not None:
             engine.storage.insert_with_first_write(fresh_store)
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)
@@ -372,7 +376,6 @@ class ShareflowConductor(BlockingConductor):
         # resource in its working status. TaskFlow's own calls are then no-ops
         # (validate only checks again).
         engine.compile()
-        job_id = _job_id(job)
         if job_id:
             self._stop_when_cancelled(engine, job_id)
         reach(checkpoints.COMPILED)
@@ -390,16 +393,16 @@ class ShareflowConductor(BlockingConductor):
         execution, so what it raises becomes that atom's failure.)
 
         The record is read in the transaction that records the step RUNNING,
-        just before (``DeferringStorage.on_step_start``); a step resumed
-        already RUNNING is not recorded again, nor is one that starts
-        unrecorded (``shareflow.engine.storage.unrecorded_start``): those
-        read it on their own."""
+        just before, by that write's fence (``DeferringStorage.on_step_start``);
+        a step resumed already RUNNING is not recorded again, nor is one that
+        starts unrecorded (``shareflow.engine.storage.unrecorded_start``):
+        those read it on their own."""
         recorder = self._runtime.recorder
         #: atom name -> the job's state, read as its RUNNING was written.
         read_at_start: dict[str, str | None] = {}
 
-        def on_step_start(connection, atom_name: str) -> None:
-            read_at_start[atom_name] = jobs_db.state_of(connection, job_id)
+        def on_step_start(job_state: str | None, atom_name: str) -> None:
+            read_at_start[atom_name] = job_state
 
         def check(atom_name: str) -> None:
             if atom_name in read_at_start:

@@ -87,11 +87,14 @@ def new_store(flow_detail, store: dict) -> tf_models.AtomDetail | None:
     return ad
 
 
-def save_store(persistence, flow_detail, store: dict) -> bool:
+def save_store(persistence, flow_detail, store: dict, *, fence=None) -> bool:
     """Persist ``store`` into ``flow_detail`` in one transaction, as the
     complete atom detail TaskFlow's storage expects (state SUCCESS, results
     a dict); complete a half-written one. Returns whether it wrote anything
-    (a resumed job whose store is intact needs no write)."""
+    (a resumed job whose store is intact needs no write). ``fence``: the
+    job record the write is fenced on, as the engine's
+    (``shareflow.engine.persistence.JobFence``; ``FlowTakenOver`` if it is
+    no longer the fence's)."""
     ad = store_atom(flow_detail)
     new = ad is None
     if new:
@@ -108,9 +111,9 @@ def save_store(persistence, flow_detail, store: dict) -> bool:
             # Only this atom detail's row, without reading the flow's first
             # (shareflow.engine.persistence).
             if new:
-                conn.update_flow_detail_and(flow_detail, [], new_atoms=[ad])
+                conn.update_flow_detail_and(flow_detail, [], new_atoms=[ad], fence=fence)
             else:
-                conn.update_atom_details_many([ad])
+                conn.update_atom_details_many([ad], fence=fence)
         else:
             # New atom details are inserted in the flow detail's own transaction.
             conn.update_flow_details(flow_detail)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import threading
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from taskflow.persistence import models as tf_models
 from taskflow.persistence.backends.impl_sqlalchemy import Connection, SQLAlchemyBackend
 
 from shareflow.db.engine import Database
-from shareflow.db.models import ATOMDETAILS_UNIQUE_NAME
+from shareflow.db.models import ATOMDETAILS_UNIQUE_NAME, Job
 from shareflow.exceptions import DatabaseError, FlowTakenOver
 
 
@@ -54,6 +55,39 @@ def _writing(action: str, flow_uuid: str | None) -> Iterator[None]:
         tf_exc.raise_with_cause(tf_exc.StorageFailure, action)
 
 
+@dataclasses.dataclass(frozen=True)
+class JobFence:
+    """The job record an engine's writes are fenced on: each write
+    transaction of the engine's storage also checks, holding the job's row
+    (``FOR SHARE`` on PostgreSQL; SQLite's write lock, taken by ``BEGIN
+    IMMEDIATE``, on SQLite), that the record still names ``owner`` - and
+    ``board_job_id``, when given - as the conductor that claimed it recorded
+    them (``shareflow.db.jobs.set_running``, right after each claim and
+    before the flow is loaded). A conductor that took the job over records
+    itself the same way, so of the two, either its record comes first (and
+    this engine's write is refused: :class:`FlowTakenOver`) or this
+    engine's write does (and the other conductor's ``set_running`` waits
+    for it to commit, then loads the flow with it)."""
+
+    job_id: str
+    owner: str
+    board_job_id: str | None = None
+    #: The job's flow (named by a refusal: a write of atoms alone does not
+    #: know it).
+    flow_uuid: str | None = None
+
+    def params(self) -> dict:
+        values = {"f_job": self.job_id, "f_owner": self.owner}
+        if self.board_job_id is not None:
+            values["f_board"] = self.board_job_id
+        return values
+
+    def refused(self) -> FlowTakenOver:
+        board = f", board job {self.board_job_id}" if self.board_job_id is not None else ""
+        return FlowTakenOver(self.flow_uuid,
+                             f"job {self.job_id} is no longer recorded as run by {self.owner}{board}")
+
+
 class BatchConnection(Connection):
     """TaskFlow's connection, plus writes of several details in one
     transaction for :class:`shareflow.engine.storage.DeferringStorage`, and
@@ -70,7 +104,14 @@ class BatchConnection(Connection):
     statement, prepared once: TaskFlow builds each statement with its values
     as literals, which SQLAlchemy must then coerce and key for its cache on
     every call), and a row that is not there is found by the UPDATE's row
-    count instead of by the read."""
+    count instead of by the read.
+
+    The writes for the engine's storage take a :class:`JobFence`: each then
+    reads the job's record as part of the write (in its transaction, or in
+    its one statement) and writes nothing - :class:`FlowTakenOver` - if the
+    job is no longer this engine's conductor's. The job's state read there
+    is given to ``also`` (the conductor asks it before each step whether an
+    operator cancelled the job: no read of its own)."""
 
     #: The columns an atom detail's ``to_dict`` gives, as TaskFlow writes them.
     _ATOM_FIELDS = ("failure", "revert_failure", "meta", "name", "results", "revert_results",
@@ -126,53 +167,87 @@ class BatchConnection(Connection):
         return sa.update(table).where(table.c.uuid == sa.bindparam("b_uuid"))
 
     def update_atom_details_many(self, atom_details: list, *, also=None, flow_detail=None,
-                                 new_atoms: list = ()) -> list:
+                                 new_atoms: list = (), fence: JobFence | None = None) -> list:
         """``update_atom_details`` for each of ``atom_details``, in order, in
         one transaction: all are written or none. With ``flow_detail``, its
         own row is written first and ``new_atoms`` are inserted under it (a
         flow state and the atoms a prepared engine ensured, which waited).
-        ``also(connection)`` runs in that transaction after the writes (a
-        read or write that belongs with them). Returns ``atom_details``
-        (each is written as it is: nothing of the row is merged in)."""
-        if flow_detail is None and not new_atoms and len(atom_details) > 1 and not self._is_sqlite:
-            # PostgreSQL: the atoms in one statement of their own (see
-            # _update_atoms_at_once); ``also`` then on the same connection.
+        With ``fence``, nothing is written unless the job's record is still
+        the fence's (:class:`JobFence`; else :class:`FlowTakenOver`).
+        ``also(connection, job_state)`` runs in that transaction after the
+        writes (a read or write that belongs with them), with the job's
+        state as the fence read it (None without one). Returns
+        ``atom_details`` (each is written as it is: nothing of the row is
+        merged in)."""
+        if (flow_detail is None and not new_atoms and not self._is_sqlite
+                and len(atom_details) > (0 if fence is not None else 1)):
+            # PostgreSQL: the atoms in one statement of their own, with the
+            # fence (see _update_atoms_at_once); ``also`` then on the same
+            # connection.
             try:
                 with self._autocommit.connect() as conn:
-                    self._update_atoms_at_once(conn, atom_details)
+                    job_state = self._update_atoms_at_once(conn, atom_details, fence)
                     if also is not None:
-                        also(conn)
+                        also(conn, job_state)
                 return list(atom_details)
             except sa_exc.SQLAlchemyError:
                 tf_exc.raise_with_cause(tf_exc.StorageFailure, "Failed updating atom details")
-        with _writing("Failed updating atom details", flow_detail.uuid if flow_detail is not None else None):
+        flow_uuid = flow_detail.uuid if flow_detail is not None else None
+        with _writing("Failed updating atom details", flow_uuid):
             with self._engine.begin() as conn:
+                job_state = self._check_fence(conn, fence)
                 if flow_detail is not None:
                     self._write_flow_row(conn, flow_detail)
                     self._insert_atom_rows(conn, new_atoms, flow_detail.uuid)
-                self._write_atoms(conn, atom_details,
-                                  parent_uuid=flow_detail.uuid if flow_detail is not None else None)
+                self._write_atoms(conn, atom_details, parent_uuid=flow_uuid)
                 if also is not None:
-                    also(conn)
+                    also(conn, job_state)
             return list(atom_details)
 
     def update_flow_detail_and(self, flow_detail, atom_details: list, *, new_atoms: list = (),
-                               also=None):
+                               also=None, fence: JobFence | None = None):
         """Save ``flow_detail``'s own row and, of its atom details, only
         ``atom_details`` (updated) and ``new_atoms`` (inserted), in one
         transaction - where TaskFlow's ``update_flow_details`` reads,
         converts and merges every atom of the flow. For a caller that knows
-        which atoms changed. ``also(connection)`` runs in the transaction
-        after the writes. Returns the flow detail and the atom details
-        written (``atom_details`` then ``new_atoms``)."""
+        which atoms changed. ``fence`` and ``also(connection, job_state)``
+        as for :meth:`update_atom_details_many`. Returns the flow detail and
+        the atom details written (``atom_details`` then ``new_atoms``)."""
         with _writing(f"Failed updating flow details with uuid '{flow_detail.uuid}'", flow_detail.uuid):
             with self._engine.begin() as conn:
+                job_state = self._check_fence(conn, fence)
                 self._write_flow_row(conn, flow_detail)
                 self._insert_atom_rows(conn, new_atoms, flow_detail.uuid)
                 self._write_atoms(conn, atom_details, parent_uuid=flow_detail.uuid)
                 if also is not None:
-                    also(conn)
+                    also(conn, job_state)
             return flow_detail, [*atom_details, *new_atoms]
+
+    @functools.lru_cache(maxsize=2)  # noqa: B019 - two statements, for the process's life
+    def _fence_select(self, with_board: bool):
+        """The fence's read of the job's record, holding its row to the end
+        of the transaction: ``FOR SHARE`` on PostgreSQL (a conductor's
+        ``set_running``, an UPDATE of the row, waits for it; two fences do
+        not wait for each other); nothing on SQLite, whose write transaction
+        holds the database's write lock from its ``BEGIN IMMEDIATE``
+        (``shareflow.db.engine``), before this read."""
+        jobs = Job.__table__
+        stmt = sa.select(jobs.c.state).where(jobs.c.id == sa.bindparam("f_job"),
+                                             jobs.c.owner == sa.bindparam("f_owner"))
+        if with_board:
+            stmt = stmt.where(jobs.c.board_job_id == sa.bindparam("f_board"))
+        return stmt.with_for_update(read=True)
+
+    def _check_fence(self, conn, fence: JobFence | None) -> str | None:
+        """In a write transaction, first: the job's state if its record is
+        still ``fence``'s, held so until the transaction ends; else
+        :class:`FlowTakenOver` (the transaction is rolled back)."""
+        if fence is None:
+            return None
+        state = conn.execute(self._fence_select(fence.board_job_id is not None), fence.params()).scalar()
+        if state is None:
+            raise fence.refused()
+        return state
 
     @functools.cached_property
     def _is_sqlite(self) -> bool:
@@ -186,31 +261,48 @@ class BatchConnection(Connection):
     #: with when one of its rows is missing.
     _MISSING = "shareflow: atom rows missing, written "
 
-    @functools.lru_cache(maxsize=16)  # noqa: B019 - one per row count, for the process's life
-    def _atoms_at_once_sql(self, rows: int) -> str:
+    @functools.lru_cache(maxsize=32)  # noqa: B019 - one per row count and fence shape, for the process's life
+    def _atoms_at_once_sql(self, rows: int, fence: str = "") -> str:
         """PostgreSQL's text of :meth:`_update_atoms_at_once` for ``rows``
         rows, written once: SQLAlchemy neither caches a statement with a
         VALUES list nor builds one cheaply (3 ms of CPU a write, measured),
         where this text is formatted once and psycopg prepares it on the
         server after a few uses. ``intention_type`` is the column's type as
-        TaskFlow's migrations create it (``14b227d79a87``)."""
+        TaskFlow's migrations create it (``14b227d79a87``).
+
+        ``fence`` ("", "owner" or "board": what :class:`JobFence` checks):
+        the statement also reads the job's record ``FOR SHARE`` (a CTE read
+        once, before any row is updated: the UPDATE joins it), updates the
+        rows only if the record is the fence's, and gives the job's state -
+        NULL when the record is not the fence's (nothing was written)."""
         values = ", ".join(
             f"(%(u{i})s::varchar, %(failure{i})s::json, %(revert_failure{i})s::json, %(meta{i})s::json, "
             f"%(name{i})s::varchar, %(results{i})s::json, %(revert_results{i})s::json, %(state{i})s::varchar, "
             f"%(version{i})s::varchar, %(intention{i})s::text)" for i in range(rows))
+        missing = f"CAST('{self._MISSING}' || count(*) AS integer)"
+        if fence:
+            board = " AND board_job_id = %(f_board)s" if fence == "board" else ""
+            fenced = ("fence AS MATERIALIZED (SELECT state FROM jobs WHERE id = %(f_job)s "
+                      f"AND owner = %(f_owner)s{board} FOR SHARE), ")
+            joined = ", fence"
+            result = (f"CASE WHEN NOT EXISTS (SELECT 1 FROM fence) THEN NULL "
+                      f"WHEN count(*) = {rows} THEN (SELECT state FROM fence) "
+                      f"ELSE CAST({missing} AS varchar) END")
+        else:
+            fenced = joined = ""
+            result = f"CASE WHEN count(*) = {rows} THEN 1 ELSE {missing} END"
         return (
-            "WITH given (uuid, failure, revert_failure, meta, name, results, revert_results, state, "
+            f"WITH {fenced}given (uuid, failure, revert_failure, meta, name, results, revert_results, state, "
             f"version, intention) AS (VALUES {values}), "
             "written AS (UPDATE atomdetails SET updated_at = %(now)s, failure = given.failure, "
             "revert_failure = given.revert_failure, meta = given.meta, name = given.name, "
             "results = given.results, revert_results = given.revert_results, state = given.state, "
             "version = given.version, intention = given.intention::intention_type "
-            "FROM given WHERE atomdetails.uuid = given.uuid RETURNING atomdetails.uuid) "
-            f"SELECT CASE WHEN count(*) = {rows} THEN 1 "
-            f"ELSE CAST('{self._MISSING}' || count(*) AS integer) END FROM written"
+            f"FROM given{joined} WHERE atomdetails.uuid = given.uuid RETURNING atomdetails.uuid) "
+            f"SELECT {result} FROM written"
         )
 
-    def _update_atoms_at_once(self, conn, atom_details: list) -> None:
+    def _update_atoms_at_once(self, conn, atom_details: list, fence: JobFence | None = None) -> str | None:
         """Several atom details written over their rows in ONE statement, its
         own transaction (autocommit): one round trip where a transaction
         takes three (BEGIN, the rows in one executemany, COMMIT) - a step's
@@ -218,7 +310,9 @@ class BatchConnection(Connection):
         or none as the transaction was: its SELECT counts the rows written
         and, if one is missing, fails the statement (a cast of a text that
         is no number, evaluated only then), so nothing of it is kept:
-        TaskFlow's NotFound."""
+        TaskFlow's NotFound. With ``fence``, the fence's read is in the
+        statement too (no round trip of its own): returns the job's state,
+        or raises :class:`FlowTakenOver` with nothing written."""
         params: dict = {"now": timeutils.utcnow()}
         for i, ad in enumerate(atom_details):
             row = ad.to_dict()
@@ -227,13 +321,22 @@ class BatchConnection(Connection):
                 params[f"{name}{i}"] = None if row[name] is None else Json(row[name])
             for name in ("name", "state", "version", "intention"):
                 params[f"{name}{i}"] = row[name]
+        shape = ""
+        if fence is not None:
+            params.update(fence.params())
+            shape = "board" if fence.board_job_id is not None else "owner"
         try:
-            conn.exec_driver_sql(self._atoms_at_once_sql(len(atom_details)), params)
+            result = conn.exec_driver_sql(self._atoms_at_once_sql(len(atom_details), shape), params).scalar()
         except sa_exc.DataError as error:
             if self._MISSING not in str(error.orig):
                 raise
             raise tf_exc.NotFound(f"No atom details found for some of {[ad.uuid for ad in atom_details]} "
                                   f"({str(error.orig).splitlines()[0]}): nothing written") from error
+        if fence is None:
+            return None
+        if result is None:
+            raise fence.refused()
+        return result
 
     def _write_flow_row(self, conn, flow_detail) -> None:
         values = flow_detail.to_dict()

@@ -54,13 +54,14 @@ and :class:`DeferringStorage` writes only that:
   them).
 
 * **A step's start carries a read.** :attr:`DeferringStorage.on_step_start`,
-  when set, runs inside the transaction that records a step RUNNING (the
-  conductor reads there whether an operator cancelled the job, instead of
-  in a transaction of its own right after); :attr:`~DeferringStorage.on_flow_success`
-  inside the one that records the flow's SUCCESS (the conductor records the
-  job succeeded there, instead of in one of its own right after; and a job
-  the flow handed to another conductor of its worker is recorded running
-  there, ``shareflow.engine.conductor``), and
+  when set, runs inside the transaction that records a step RUNNING, given
+  the job's state as that write's fence read it (see below: the conductor
+  learns there whether an operator cancelled the job, with no read of its
+  own); :attr:`~DeferringStorage.on_flow_success` inside the one that
+  records the flow's SUCCESS (the conductor records the job succeeded
+  there, instead of in one of its own right after; and a job the flow
+  handed to another conductor of its worker is recorded running there,
+  ``shareflow.engine.conductor``), and
   :attr:`~DeferringStorage.after_flow_success` once that has committed.
 
 Everything else (states other than SUCCESS, flow states after the start,
@@ -71,14 +72,32 @@ themselves are blind (``shareflow.engine.persistence.BatchConnection``).
 
 The engine's storage is the only writer of its flow's atoms while it holds
 the job's claim (a conductor that lost it is suspended at the next atom
-boundary, whose write is what TaskFlow would have written then too).
+boundary, whose write is what TaskFlow would have written then too) - and
+the database refuses the writes of an engine whose conductor lost it
+without knowing yet (its ZooKeeper session expired while it was cut off),
+once the conductor that took the job over recorded itself:
 
-* **A flow recorded by another engine is left to it.** A conductor can
-  lose its claim without knowing yet (its ZooKeeper session expired while
-  it was cut off) and make its first write after the conductor that took
-  the job over loaded the flow - or wrote it. The database holds one atom
-  detail per flow and name (``shareflow.db.models.ATOMDETAILS_UNIQUE_NAME``),
-  so the later of the two first writes fails whole
+* **Every write is fenced on the job's record.** The conductor passes the
+  engine a :class:`~shareflow.engine.persistence.JobFence` - the job, the
+  conductor's name and the board job it claimed, as it recorded them in
+  the job's record right after its claim, before loading the flow
+  (``shareflow.db.jobs.set_running``). Every write of this storage checks,
+  in its own transaction and holding the job's row, that the record still
+  says so: on SQLite a read in the write transaction, which holds the
+  database's write lock from its ``BEGIN IMMEDIATE``; on PostgreSQL a read
+  ``FOR SHARE`` - in the one statement of a step's write, no round trip of
+  its own; first in the transaction of the others. A conductor taking the job over records itself by updating
+  that row, so either its record commits first and this engine's write
+  is refused, or the write commits first (the other conductor's
+  ``set_running`` waits for it) and the other conductor loads the flow
+  with it. The late write of a resumed flow - an UPDATE of rows the other
+  engine loaded, which no index refuses - is refused so too.
+
+* **A flow recorded by another engine is left to it.** The database also
+  holds one atom detail per flow and name
+  (``shareflow.db.models.ATOMDETAILS_UNIQUE_NAME``), so of two first writes
+  of a fresh flow (each inserting its atom details) the later fails too,
+  fenced or not. Either way the write fails whole
   (:class:`~shareflow.exceptions.FlowTakenOver`, not retried): nothing of
   it is written, its step does not start (TaskFlow schedules a step after
   its RUNNING is saved), and this storage writes nothing more -
@@ -103,6 +122,7 @@ from taskflow import storage as tf_storage
 from taskflow.engines.action_engine.engine import SerialActionEngine
 from taskflow.utils import misc
 
+from shareflow.engine.persistence import JobFence
 from shareflow.exceptions import FlowTakenOver
 
 LOG = logging.getLogger(__name__)
@@ -151,8 +171,14 @@ class DeferringStorage(tf_storage.Storage):
     #: its conductor stops): written with the next write, if any.
     STARTING = frozenset((tf_states.RESUMING, tf_states.SUSPENDED, tf_states.RUNNING, tf_states.SUSPENDING))
 
-    def __init__(self, flow_detail, backend=None, scope_fetcher=None):
+    def __init__(self, flow_detail, backend=None, scope_fetcher=None, *, fence: JobFence | None = None):
         super().__init__(flow_detail, backend=backend, scope_fetcher=scope_fetcher)
+        #: The job record every write checks, with the write, is still its
+        #: conductor's (module docstring); None: writes unfenced (a flow
+        #: without a job record). Only shareflow's persistence fences
+        #: (``BatchConnection``): over another backend, TaskFlow's own
+        #: writes are made, unfenced.
+        self.fence = fence
         self._lock = OneLock()
         #: atom uuid -> atom detail (in memory, current) whose write waits.
         self._waiting: dict = {}
@@ -163,10 +189,11 @@ class DeferringStorage(tf_storage.Storage):
         #: Whether this storage has written anything (the starting flow
         #: states wait only before its first write).
         self._written = False
-        #: ``(connection, atom_name)``, called in the transaction that
+        #: ``(job_state, atom_name)``, called in the transaction that
         #: records a step RUNNING (not for a step resumed already RUNNING,
-        #: which is not written again).
-        self.on_step_start: Callable[[Any, str], None] | None = None
+        #: which is not written again), with the job's state as the fence
+        #: read it there (None without a fence).
+        self.on_step_start: Callable[[str | None, str], None] | None = None
         #: ``(connection)``, called in the transaction that records the flow
         #: SUCCESS (the job's own record, written with it).
         self.on_flow_success: Callable[[Any], None] | None = None
@@ -179,7 +206,8 @@ class DeferringStorage(tf_storage.Storage):
         #: transaction (a test checkpoint, ``shareflow.engine.checkpoints``).
         self.before_first_write: Callable[[], None] | None = None
         #: Set when a write found the flow's atom details recorded by
-        #: another engine: from then on nothing is written (module docstring).
+        #: another engine, or the job's record another conductor's: from
+        #: then on nothing is written (module docstring).
         self.taken_over: FlowTakenOver | None = None
 
     def insert_with_first_write(self, atom_detail) -> None:
@@ -218,12 +246,13 @@ class DeferringStorage(tf_storage.Storage):
 
     @contextlib.contextmanager
     def _unless_taken_over(self):
-        """Around a write: a conflict with another engine's atom details
-        marks this storage taken over (and is raised, once)."""
+        """Around a write: a conflict with another engine's atom details,
+        or a job record that is no longer the fence's, marks this storage
+        taken over (and is raised, once)."""
         try:
             yield
         except FlowTakenOver as error:
-            LOG.info("flow %s was recorded by another engine: this one writes nothing more (%s)",
+            LOG.info("flow %s was taken over by another engine: this one writes nothing more (%s)",
                      self._flowdetail.uuid, error)
             self.taken_over = error
             raise
@@ -249,7 +278,7 @@ class DeferringStorage(tf_storage.Storage):
         also = None
         if (self.on_step_start is not None and atom_detail.state == tf_states.RUNNING
                 and atom_detail.intention == tf_states.EXECUTE):
-            also = functools.partial(self.on_step_start, atom_name=atom_detail.name)
+            also = functools.partial(_step_started, self.on_step_start, atom_detail.name)
         if not hasattr(conn, "update_atom_details_many"):
             # Another backend: TaskFlow's write, after what waits.
             self._flush_on(conn)
@@ -281,7 +310,7 @@ class DeferringStorage(tf_storage.Storage):
     )
     def _write_many(self, conn, atom_details: list, also=None, flow_detail=None, new_atoms=()) -> list:
         return conn.update_atom_details_many(atom_details, also=also, flow_detail=flow_detail,
-                                             new_atoms=new_atoms)
+                                             new_atoms=new_atoms, fence=self.fence)
 
     def _save_flow_detail(self, conn, original_flow_detail, flow_detail):
         # Called by Storage with its write lock held.
@@ -312,7 +341,9 @@ class DeferringStorage(tf_storage.Storage):
             return original_flow_detail
         new = [*self._unsaved.values(), *(ad for ad in new if ad.uuid not in self._unsaved)]
         updates = [ad for u, ad in self._waiting.items() if u not in self._unsaved]
-        also = self.on_flow_success if flow_detail.state == tf_states.SUCCESS else None
+        also = None
+        if self.on_flow_success is not None and flow_detail.state == tf_states.SUCCESS:
+            also = functools.partial(_flow_succeeded, self.on_flow_success)
         self._before_write()
         with self._unless_taken_over():
             self._write_flow(conn, flow_detail, updates, new, also)
@@ -329,7 +360,8 @@ class DeferringStorage(tf_storage.Storage):
         reraise=True,
     )
     def _write_flow(self, conn, flow_detail, atom_details: list, new_atoms: list, also=None):
-        return conn.update_flow_detail_and(flow_detail, atom_details, new_atoms=new_atoms, also=also)
+        return conn.update_flow_detail_and(flow_detail, atom_details, new_atoms=new_atoms, also=also,
+                                           fence=self.fence)
 
     def _flush_on(self, conn) -> None:
         if not self.pending or self.taken_over is not None:
@@ -357,15 +389,26 @@ class DeferringStorage(tf_storage.Storage):
                 self._with_connection(self._flush_on)
 
 
+def _step_started(on_step_start, atom_name: str, _connection, job_state: str | None) -> None:
+    on_step_start(job_state, atom_name)
+
+
+def _flow_succeeded(on_flow_success, connection, _job_state: str | None) -> None:
+    on_flow_success(connection)
+
+
 class ShareflowEngine(SerialActionEngine):
     """TaskFlow's serial engine over a :class:`DeferringStorage`.
 
     ``compiler``: a TaskFlow ``PatternCompiler`` of this very ``flow``,
     usually compiled already (``shareflow.engine.loading.BuiltFlows``): its
     compilation - a frozen graph - is then reused instead of compiled again.
+    ``fence``: the job record its storage's writes are fenced on
+    (:class:`DeferringStorage`; the conductor that claimed the job).
     """
 
-    def __init__(self, flow, flow_detail, backend, options, *, compiler=None):
+    def __init__(self, flow, flow_detail, backend, options, *, compiler=None, fence: JobFence | None = None):
+        self._fence = fence
         super().__init__(flow, flow_detail, backend, options)
         if compiler is not None:
             if compiler._root is not flow:
@@ -396,4 +439,5 @@ class ShareflowEngine(SerialActionEngine):
                 return self._runtime.fetch_scopes_for(atom_name)
             return None
 
-        return DeferringStorage(self._flow_detail, backend=self._backend, scope_fetcher=_scope_fetcher)
+        return DeferringStorage(self._flow_detail, backend=self._backend, scope_fetcher=_scope_fetcher,
+                                fence=self._fence)

@@ -7,22 +7,28 @@ skips exactly the steps recorded done."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
+import threading
 
 import pytest
 import sqlalchemy as sa
-from oslo_utils import uuidutils
+from oslo_utils import timeutils, uuidutils
 from taskflow import exceptions as tf_exc
 from taskflow import states as tf_states
 from taskflow import task
 from taskflow.patterns import linear_flow
 from taskflow.persistence import models as tf_models
 
+from shareflow.db import jobs as jobs_db
+from shareflow.db.models import Job
+from shareflow.domain import states as job_states
 from shareflow.engine.listeners import DeferredDurationListener
-from shareflow.engine.loading import new_store, store_atom
-from shareflow.engine.persistence import make_persistence
+from shareflow.engine.loading import new_store, save_store, store_atom
+from shareflow.engine.persistence import JobFence, make_persistence
 from shareflow.engine.storage import ShareflowEngine
 from shareflow.exceptions import FlowTakenOver
+from tests.fixtures.stack import wait_until
 
 STEPS = ("one", "two", "three")
 
@@ -168,8 +174,28 @@ def recording_round_trips(engine: sa.Engine):
         sa.event.remove(engine, "rollback", on_rollback)
 
 
-def engine_for(persistence, flow_uuid, ran, seen):
-    engine = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {})
+def job_record(db, flow_uuid: str, owner: str = "conductor-a", board_job_id: str = "board-job-1") -> JobFence:
+    """A job record for the flow, running, as ``owner``'s claim of
+    ``board_job_id`` recorded it (``jobs_db.set_running``); the fence of
+    that conductor's engine."""
+    job_id = uuidutils.generate_uuid()
+    with db.write() as s:
+        jobs_db.create(s, now=timeutils.utcnow(), id=job_id, backend="h@b", operation="create_share",
+                       resource_type="share", resource_id=uuidutils.generate_uuid(),
+                       logbook_id=uuidutils.generate_uuid(), flow_detail_id=flow_uuid)
+    assert claims(db, job_id, owner, board_job_id)
+    return JobFence(job_id, owner, board_job_id, flow_uuid)
+
+
+def claims(db, job_id: str, owner: str, board_job_id: str) -> bool:
+    """``owner`` records its claim of the job, as a conductor does before
+    loading it."""
+    with db.write_each() as s:
+        return jobs_db.set_running(s, job_id, owner, now=timeutils.utcnow(), board_job_id=board_job_id)
+
+
+def engine_for(persistence, flow_uuid, ran, seen, fence: JobFence | None = None):
+    engine = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {}, fence=fence)
     engine.storage.inject({"ran": ran, "seen": seen,
                            "read": lambda: {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()}},
                           transient=True)
@@ -205,32 +231,33 @@ def test_one_write_per_step_and_every_step_recorded_before_the_next_runs(db, per
 
 
 def test_what_a_run_sends(db, persistence):
-    """What a run sends: its first write and its last are a transaction each
-    (BEGIN, the rows, the conductor's read that goes with a step's start -
-    ``on_step_start`` - COMMIT). A step's write - the step before's SUCCESS
-    with its RUNNING - is that too on SQLite; on PostgreSQL it is ONE
-    statement of its own, all or none (``BatchConnection._update_atoms_at_once``),
-    and the read follows it: two round trips where the transaction takes
-    four."""
+    """What a run of a job's engine sends: its first write and its last are
+    a transaction each (BEGIN, the fence's read of the job's record - whose
+    state goes to ``on_step_start`` -, the rows, COMMIT). A step's write -
+    the step before's SUCCESS with its RUNNING - is that too on SQLite; on
+    PostgreSQL it is ONE statement of its own, fence included, all or none
+    (``BatchConnection._update_atoms_at_once``): one round trip where the
+    transaction takes four (and, before the fence, the read of the job's
+    state for ``on_step_start`` followed it: two)."""
     flow_uuid = new_flow_detail(persistence)
+    fence = job_record(db, flow_uuid)
     ran, seen = [], {}
-    engine = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {})
+    engine = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {}, fence=fence)
     engine.storage.inject({"ran": ran, "seen": seen, "read": lambda: None}, transient=True)
     started = []
-    engine.storage.on_step_start = lambda conn, atom_name: started.append(
-        (atom_name, conn.scalar(sa.text("SELECT state FROM flowdetails WHERE uuid = :u"), {"u": flow_uuid})))
+    engine.storage.on_step_start = lambda job_state, atom_name: started.append((atom_name, job_state))
     engine.compile()
     engine.prepare()
     with recording_round_trips(db.engine) as trips, DeferredDurationListener(engine):
         engine.run()
 
     assert ran == list(STEPS)
-    assert started == [(name, tf_states.RUNNING) for name in STEPS]
-    first = ["BEGIN", "UPDATE flowdetails", "INSERT atomdetails x3", "SELECT flowdetails", "COMMIT"]
+    assert started == [(name, job_states.JOB_RUNNING) for name in STEPS]
+    first = ["BEGIN", "SELECT jobs", "UPDATE flowdetails", "INSERT atomdetails x3", "COMMIT"]
     # A step's write on PostgreSQL: one statement, its own transaction.
-    step = ["BEGIN", "UPDATE atomdetails x2", "SELECT flowdetails", "COMMIT"] if db.is_sqlite else \
-        ["UPDATE atomdetails x2", "SELECT flowdetails"]
-    last = ["BEGIN", "UPDATE flowdetails", "UPDATE atomdetails", "COMMIT"]
+    step = ["BEGIN", "SELECT jobs", "UPDATE atomdetails x2", "COMMIT"] if db.is_sqlite else \
+        ["UPDATE atomdetails x2"]
+    last = ["BEGIN", "SELECT jobs", "UPDATE flowdetails", "UPDATE atomdetails", "COMMIT"]
     assert trips == [*first, *step, *step, *last], trips
 
 
@@ -285,27 +312,27 @@ def test_a_failure_is_written_at_once_with_what_waited(persistence):
     assert reload(persistence, flow_uuid).state == tf_states.REVERTED
 
 
-def test_a_read_rides_in_the_transaction_that_records_a_step_running(persistence):
-    """``on_step_start`` runs once per step, inside the transaction that
-    writes the step's RUNNING: that transaction already sees the row RUNNING
-    (and the step before SUCCESS); nobody else does yet."""
+def test_a_steps_start_carries_the_jobs_state_read_by_its_fence(db, persistence):
+    """``on_step_start`` runs once per step written RUNNING, given the job's
+    state as the write's fence read it: an operator's cancel committed while
+    a step runs is what the next step's start sees (the conductor's
+    question before each step, with no read of its own)."""
     flow_uuid = new_flow_detail(persistence)
-    ran, seen, inside = [], {}, {}
-    engine = engine_for(persistence, flow_uuid, ran, seen)
+    fence = job_record(db, flow_uuid)
+    ran, seen, started = [], {}, []
+    engine = engine_for(persistence, flow_uuid, ran, seen, fence=fence)
 
-    def on_step_start(connection, atom_name):
-        rows = connection.execute(sa.text("SELECT name, state FROM atomdetails WHERE parent_uuid = :p"),
-                                  {"p": flow_uuid}).all()
-        inside[atom_name] = {name: state for name, state in rows if name in STEPS}
+    def cancel_during_two():
+        if ran[-1] == "two":
+            with db.write() as s:
+                s.execute(sa.update(Job).where(Job.id == fence.job_id).values(state=job_states.JOB_CANCELLING))
 
-    engine.storage.on_step_start = on_step_start
+    engine.storage.inject({"read": cancel_during_two}, transient=True)
+    engine.storage.on_step_start = lambda job_state, atom_name: started.append((atom_name, job_state))
     engine.run()
     assert ran == list(STEPS)
-    assert inside == {
-        "one": {"one": tf_states.RUNNING, "two": tf_states.PENDING, "three": tf_states.PENDING},
-        "two": {"one": tf_states.SUCCESS, "two": tf_states.RUNNING, "three": tf_states.PENDING},
-        "three": {"one": tf_states.SUCCESS, "two": tf_states.SUCCESS, "three": tf_states.RUNNING},
-    }
+    assert started == [("one", job_states.JOB_RUNNING), ("two", job_states.JOB_RUNNING),
+                       ("three", job_states.JOB_CANCELLING)]
 
 
 @contextlib.contextmanager
@@ -412,7 +439,7 @@ def test_killed_inside_the_first_steps_transaction_nothing_is_written(persistenc
     ran, seen = [], {}
     engine = engine_for(persistence, flow_uuid, ran, seen)
 
-    def on_step_start(connection, atom_name):
+    def on_step_start(job_state, atom_name):
         raise Crash()
 
     engine.storage.on_step_start = on_step_start
@@ -796,3 +823,128 @@ def test_an_engine_whose_flow_was_written_after_it_loaded_it_stops_and_a_reload_
     engine_for(persistence, flow_uuid, ran, seen).run()
     assert ran == list(STEPS)
     assert atom_rows(db, flow_uuid) == [(n, tf_states.SUCCESS) for n in sorted(STEPS)]
+
+
+def test_a_late_write_of_a_resumed_flow_is_refused_once_the_job_is_another_conductors(db, persistence):
+    """A resumed flow (its atom rows there): A's conductor claimed the job and
+    loaded it, then lost the claim without knowing; B's conductor claimed it,
+    recorded itself in the job's record, loaded it and ran it to its end.
+    A's first write - UPDATEs of rows B loaded and moved on, which no index
+    refuses - is refused by its fence (FlowTakenOver, at once): nothing of
+    it is written, the step it starts does not run, A writes nothing after
+    it, and the rows are B's."""
+    flow_uuid = new_flow_detail(persistence)
+    ran, seen = [], {}
+    first = engine_for(persistence, flow_uuid, ran, seen)
+    crash_at(first.atom_notifier, tf_states.RUNNING, "two")  # its conductor died: a job to resume
+    with pytest.raises(Crash):
+        first.run()
+    fence_a = job_record(db, flow_uuid, owner="conductor-a")
+    ran_a = []
+    a = engine_for(persistence, flow_uuid, ran_a, seen, fence=fence_a)
+    a.compile()
+    a.prepare()
+
+    assert claims(db, fence_a.job_id, "conductor-b", fence_a.board_job_id)
+    ran_b = []
+    with DeferredDurationListener(b := engine_for(persistence, flow_uuid, ran_b, seen, fence=dataclasses.replace(
+            fence_a, owner="conductor-b"))):
+        b.run()
+    assert ran_b == ["two", "three"]
+    done = atom_rows(db, flow_uuid)
+    assert done == [(n, tf_states.SUCCESS) for n in sorted(STEPS)]
+
+    with counting_writes(db.engine) as commits, DeferredDurationListener(a), pytest.raises(FlowTakenOver) as raised:
+        a.run()
+    # Step two, found RUNNING, runs again before any write (a resumed
+    # engine's first write is the step after's start): three does not run.
+    assert ran_a == ["two"] and commits == []
+    assert raised.value.flow_uuid == flow_uuid and a.storage.taken_over is raised.value
+    assert f"job {fence_a.job_id} is no longer recorded as run by conductor-a" in str(raised.value)
+    assert atom_rows(db, flow_uuid) == done
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
+
+
+def test_a_steps_write_after_the_job_was_taken_over_is_refused(db, persistence):
+    """Between two of A's steps the job becomes B's (B's conductor recorded
+    its claim): A's next write - the step's SUCCESS with the next one's
+    RUNNING, on PostgreSQL the one statement of a step's write - is refused
+    whole, the next step does not run, and the rows stay as A last wrote
+    them, for B to load."""
+    flow_uuid = new_flow_detail(persistence)
+    fence = job_record(db, flow_uuid, owner="conductor-a")
+    ran, seen = [], {}
+    a = engine_for(persistence, flow_uuid, ran, seen, fence=fence)
+
+    def taken_over_during_one():
+        if ran == ["one"]:
+            assert claims(db, fence.job_id, "conductor-b", fence.board_job_id)
+
+    a.storage.inject({"read": taken_over_during_one}, transient=True)
+    with DeferredDurationListener(a), pytest.raises(FlowTakenOver):
+        a.run()
+    assert ran == ["one"] and a.storage.taken_over is not None
+    assert atom_rows(db, flow_uuid) == [("one", tf_states.RUNNING), ("three", tf_states.PENDING),
+                                        ("two", tf_states.PENDING)]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_the_fence_holds_the_jobs_row_until_the_write_commits(db, persistence):
+    """PostgreSQL, at READ COMMITTED: A's write holds the job's row (``FOR
+    SHARE``) until it commits, so B's conductor, recording its claim
+    meanwhile, waits for that commit - and then loads the flow with A's
+    write in it; A's next write is refused."""
+    flow_uuid = new_flow_detail(persistence)
+    fence = job_record(db, flow_uuid, owner="conductor-a")
+    ran, seen = [], {}
+    a = engine_for(persistence, flow_uuid, ran, seen, fence=fence)
+    b_claimed: dict = {}
+
+    def waiting_on_a_lock() -> bool:
+        with db.engine.connect() as conn:
+            return conn.scalar(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE 'UPDATE jobs%'")) == 1
+
+    def b_claims_while_a_writes(job_state, atom_name):
+        if atom_name != "one":
+            return
+        # Inside A's first write, after its rows, before its COMMIT.
+        thread = threading.Thread(target=lambda: b_claimed.update(
+            ok=claims(db, fence.job_id, "conductor-b", fence.board_job_id),
+            rows=atom_rows(db, flow_uuid)))
+        thread.start()
+        b_claimed["thread"] = thread
+        wait_until(waiting_on_a_lock, 10, "conductor B's claim to wait for A's write")
+
+    a.storage.on_step_start = b_claims_while_a_writes
+    with DeferredDurationListener(a), pytest.raises(FlowTakenOver):
+        a.run()
+    b_claimed["thread"].join(10)
+    assert b_claimed["ok"]
+    # B's load, after its claim was recorded, sees A's write: step one started.
+    assert b_claimed["rows"] == [("one", tf_states.RUNNING), ("three", tf_states.PENDING),
+                                 ("two", tf_states.PENDING)]
+    assert ran == ["one"]
+    assert atom_rows(db, flow_uuid) == b_claimed["rows"]
+
+
+def test_a_resumed_jobs_store_is_written_under_the_fence_too(db, persistence):
+    """A resumed job's store completed by the conductor as it loads the job
+    (``save_store``, before the engine) is fenced like the engine's writes:
+    once the job's record names another conductor, nothing is written."""
+    flow_uuid = new_flow_detail(persistence)
+    flow = reload(persistence, flow_uuid)
+    new_store(flow, {"k": "v"})
+    with contextlib.closing(persistence.get_connection()) as conn:
+        conn.update_flow_details(flow)  # a store, as posted
+    fence = job_record(db, flow_uuid, owner="conductor-a")
+    assert claims(db, fence.job_id, "conductor-b", fence.board_job_id)
+    with pytest.raises(FlowTakenOver) as raised:
+        save_store(persistence, reload(persistence, flow_uuid), {"k": "changed"}, fence=fence)
+    assert raised.value.flow_uuid == flow_uuid
+    assert store_atom(reload(persistence, flow_uuid)).results == {"k": "v"}
+    # The conductor whose claim the record names writes it.
+    theirs = dataclasses.replace(fence, owner="conductor-b")
+    assert save_store(persistence, reload(persistence, flow_uuid), {"k": "changed"}, fence=theirs) is True
+    assert store_atom(reload(persistence, flow_uuid)).results == {"k": "changed"}
