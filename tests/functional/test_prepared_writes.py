@@ -89,3 +89,32 @@ def test_a_creates_export_locations_are_replaced_on_the_table(db):
         rows = sorted((el.path, el.preferred, el.is_admin_only, el.created_at)
                       for el in s.scalars(sa.select(ExportLocation).where(ExportLocation.share_id == "s-1")))
     assert rows == [("h:/a", True, False, T1), ("h:/b", False, False, T1)]
+
+
+def test_set_running_is_built_once_and_binds_its_values(db):
+    """A claim's mark (one or two UPDATEs) reuses one statement per shape;
+    the values bound at execution land exactly, and its fences hold: another
+    board job of the record is refused, a cancelling job stays cancelling."""
+    make_jobs(db, "j-1", "j-2", "j-3")
+    jobs_db._SET_RUNNING.clear()
+    with Statements(db.engine) as seen:
+        with db.write() as s:
+            assert jobs_db.set_running(s, "j-1", "c1", now=T1, board_job_id="b-1") is True
+            assert jobs_db.set_running(s, "j-2", "c2", now=T1, board_job_id="b-2") is True
+    updates = [statement for statement, _ in seen.sent if statement.lstrip().upper().startswith("UPDATE")]
+    assert len(updates) == 2 and updates[0] == updates[1]
+    assert set(jobs_db._SET_RUNNING) == {(True, False)}
+    with db.write() as s:
+        # The same record claimed from another board job: refused, unchanged.
+        assert jobs_db.set_running(s, "j-1", "c9", now=T0, board_job_id="b-other") is False
+        jobs_db.get(s, "j-3").state = states.JOB_CANCELLING
+    with db.write() as s:
+        assert jobs_db.set_running(s, "j-3", "c3", now=T1) is True
+    with db.read() as s:
+        rows = {j.id: (j.state, j.owner, j.board_job_id, j.started_at, j.updated_at)
+                for j in s.scalars(sa.select(Job))}
+    assert rows == {
+        "j-1": (states.JOB_RUNNING, "c1", "b-1", T1, T1),
+        "j-2": (states.JOB_RUNNING, "c2", "b-2", T1, T1),
+        "j-3": (states.JOB_CANCELLING, "c3", None, T1, T1),
+    }
