@@ -33,17 +33,19 @@ def stack(one_worker):
         one_worker.clear_faults()
 
 
-@pytest.mark.parametrize("point", [checkpoints.PREPARED, checkpoints.FIRST_WRITE])
-def test_job_loaded_then_sent_back_is_loaded_afresh_by_the_same_conductor(stack, point):
-    """An outage after the engine is loaded (prepared, or at its first
-    write) sends the job back to the board with nothing written; the same
-    conductor claims it again and runs it through once the outage passes."""
+def test_job_loaded_then_sent_back_is_loaded_afresh_by_the_same_conductor(stack):
+    """An outage once the engine is loaded and prepared (its atom details
+    ensured in memory, none written) sends the job back to the board; the
+    same conductor claims it again and runs it through once the outage
+    passes. Before the fix the second load took those atom details for
+    written and the first step's write failed (NotFound): share ``error``."""
+    point = checkpoints.PREPARED
     assert len(stack.worker_pids()) == 1
     m = stack.manila(stack.token("tenant-book"))
     path = marker(stack, point)
     path.unlink(missing_ok=True)
     stack.set_faults({checkpoints.PREFIX + point: "unavailable"})
-    share = m.shares.create("NFS", 1, name=f"book-{point}")
+    share = m.shares.create("NFS", 1, name="book")
     wait_until(path.exists, 30, f"an attempt to load the job past {point}")
     path.unlink()
     wait_until(path.exists, 30, f"another attempt to load the job past {point}")
