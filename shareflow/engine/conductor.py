@@ -129,6 +129,20 @@ def _handed_in_run() -> list[_Handed]:
     return getattr(_RUN, "handed", None) or []
 
 
+def _forget_book(job) -> None:
+    """Have ``job``'s logbook read afresh from the database by its next
+    claim. TaskFlow's job keeps the logbook it read (``Job.book`` caches it
+    in ``_book``), the ZooKeeper board keeps the same job object across
+    claims, and a handed job carries its book in memory from the start;
+    loading an engine changes that flow detail in memory (the atom details
+    ``prepare`` adds, which only the engine's first write inserts). A job
+    that goes back to the board with those unwritten would be loaded over
+    them again by this conductor, which would take them for written: the
+    next step's write fails on a missing row (NotFound)."""
+    if getattr(job, "_book", None) is not None:
+        job._book = None
+
+
 def _job_id(job) -> str | None:
     return ((job.details or {}).get("shareflow") or {}).get("job_id")
 
@@ -262,7 +276,16 @@ class ShareflowConductor(BlockingConductor):
         self._busy = True
         try:
             with deferring_wakes():
-                return self._dispatch_claimed(job)
+                consumed = None
+                try:
+                    consumed = self._dispatch_claimed(job)
+                    return consumed
+                finally:
+                    # Back to the board (or set aside): its next claim reads
+                    # the logbook again. A consumed job keeps it (a handed
+                    # job's book, never read: one read saved).
+                    if consumed is not True:
+                        _forget_book(job)
         finally:
             self._busy = False
 
