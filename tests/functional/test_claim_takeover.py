@@ -60,6 +60,14 @@ def step_rows(stack, flow_uuid: str) -> list[tuple[str, str]]:
             {"p": flow_uuid, "store": STORE_ATOM}))
 
 
+def duplicate_step_names(stack, flow_uuid: str) -> list:
+    """Names of the flow's atoms that have more than one row."""
+    with stack.db.engine.connect() as conn:
+        return conn.execute(sa.text(
+            "SELECT name FROM atomdetails WHERE parent_uuid = :p GROUP BY name HAVING count(*) > 1"),
+            {"p": flow_uuid}).all()
+
+
 def board_job(stack, job_uuid: str):
     with stack.board() as board:
         return next(j for j in board.iterjobs(ensure_fresh=True) if j.uuid == job_uuid)
@@ -71,6 +79,18 @@ def trashed_job_ids(stack, client) -> set[str]:
     if not client.exists(trash):
         return set()
     return {json.loads(client.get(f"{trash}/{name}")[0])["uuid"] for name in client.get_children(trash)}
+
+
+def assert_left_alone_then_delete(stack, m, share, job, kazoo_client, *live_pids: int) -> None:
+    """The conductor that lost the claim set nothing aside and failed
+    nothing (no message, no trashed job), its worker lives on; then the
+    share is deleted."""
+    with stack.db.read() as s:
+        assert not s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
+    assert job.board_job_id not in trashed_job_ids(stack, kazoo_client)
+    assert set(live_pids) <= set(stack.worker_pids())
+    m.shares.delete(share)
+    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
 
 
 def test_a_conductor_that_lost_the_claim_and_writes_late_leaves_the_job_to_the_other(any_stack, kazoo_client):
@@ -98,10 +118,7 @@ def test_a_conductor_that_lost_the_claim_and_writes_late_leaves_the_job_to_the_o
         marker.unlink(missing_ok=True)
 
     def duplicates():
-        with stack.db.engine.connect() as conn:
-            return conn.execute(sa.text(
-                "SELECT name FROM atomdetails WHERE parent_uuid = :p GROUP BY name HAVING count(*) > 1"),
-                {"p": job.flow_detail_id}).all()
+        return duplicate_step_names(stack, job.flow_detail_id)
 
     stopped = f"board job {job.board_job_id} (job {job.id}): its flow was recorded by another conductor meanwhile"
     wait_until(lambda: stopped in stack.log("pool") or duplicates(), 30, "conductor A's first write")
@@ -114,15 +131,7 @@ def test_a_conductor_that_lost_the_claim_and_writes_late_leaves_the_job_to_the_o
     assert finished.id == job.id and finished.state == states.JOB_SUCCEEDED
     assert f".{a_pid}." not in finished.owner
     assert all(state == "SUCCESS" for _, state in step_rows(stack, job.flow_detail_id))
-    # A set nothing aside and failed nothing: no message, no trashed job.
-    with stack.db.read() as s:
-        assert not s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
-    assert job.board_job_id not in trashed_job_ids(stack, kazoo_client)
-    # A's worker lives on and serves on.
-    assert a_pid in stack.worker_pids()
-
-    m.shares.delete(share)
-    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
+    assert_left_alone_then_delete(stack, m, share, job, kazoo_client, a_pid)
 
 
 def test_a_conductor_that_lost_the_claim_cannot_write_once_the_other_recorded_its_claim(any_stack, kazoo_client):
@@ -172,19 +181,10 @@ def test_a_conductor_that_lost_the_claim_cannot_write_once_the_other_recorded_it
     finished = stack.finished_job(share.id, "create_share")
     assert finished.id == job.id and finished.state == states.JOB_SUCCEEDED
     assert f".{b_pid}." in finished.owner
-    with stack.db.engine.connect() as conn:
-        assert conn.execute(sa.text(
-            "SELECT name FROM atomdetails WHERE parent_uuid = :p GROUP BY name HAVING count(*) > 1"),
-            {"p": job.flow_detail_id}).all() == []
+    assert duplicate_step_names(stack, job.flow_detail_id) == []
     assert f"board job {job.board_job_id}: back to the board" not in stack.log("pool")
     assert all(state == "SUCCESS" for _, state in step_rows(stack, job.flow_detail_id))
-    with stack.db.read() as s:
-        assert not s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
-    assert job.board_job_id not in trashed_job_ids(stack, kazoo_client)
-    assert {a_pid, b_pid} <= set(stack.worker_pids())
-
-    m.shares.delete(share)
-    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
+    assert_left_alone_then_delete(stack, m, share, job, kazoo_client, a_pid, b_pid)
 
 
 def flow_state(stack, flow_uuid: str) -> str | None:
@@ -246,10 +246,4 @@ def test_a_late_write_of_a_resumed_job_by_a_conductor_that_lost_it_is_refused(an
     assert flow_state(stack, job.flow_detail_id) == "SUCCESS"
     assert stack.finished_job(share.id, "create_share").state == states.JOB_SUCCEEDED
     assert m.shares.get(share.id).status == "available"
-    with stack.db.read() as s:
-        assert not s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
-    assert job.board_job_id not in trashed_job_ids(stack, kazoo_client)
-    assert a_pid in stack.worker_pids()
-
-    m.shares.delete(share)
-    wait_until(lambda: stack.share_row(share.id).deleted_at is not None, 30, "the share to be deleted")
+    assert_left_alone_then_delete(stack, m, share, job, kazoo_client, a_pid)
