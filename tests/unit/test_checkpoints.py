@@ -22,6 +22,29 @@ def plan(tmp_path):
     return tmp_path / "faults.json"
 
 
+def reach_in_thread(plan, point: str, job: str) -> tuple[threading.Thread, dict]:
+    """``reach(point)`` in a thread of its own, returned once the point's
+    marker is written (or after 5 s); the dict gets ``done`` when the reach
+    returns, ``error`` when it raises an injected fault."""
+    box: dict = {}
+
+    def held():
+        try:
+            Checkpoints(plan, hang_limit=30).reach(point, job)
+            box["done"] = True
+        except InjectedFault as e:
+            box["error"] = e
+
+    t = threading.Thread(target=held, daemon=True)
+    t.start()
+    marker = marker_path(plan, point)
+    for _ in range(500):
+        if marker.exists():
+            break
+        t.join(0.01)
+    return t, box
+
+
 def test_without_a_plan_checkpoints_are_inert(plan):
     write_plan(plan, {PREFIX + "claimed": "fail"})  # not this conductor's plan
     points = Checkpoints()
@@ -43,43 +66,18 @@ def test_fail(plan):
 
 def test_hold_names_the_holder_until_released(plan):
     write_plan(plan, {PREFIX + "store_saved": "hang"})
-    done = threading.Event()
-
-    def held():
-        Checkpoints(plan, hang_limit=30).reach("store_saved", "job-7")
-        done.set()
-
-    t = threading.Thread(target=held, daemon=True)
-    t.start()
-    marker = marker_path(plan, "store_saved")
-    for _ in range(500):
-        if marker.exists():
-            break
-        done.wait(0.01)
-    assert json.loads(marker.read_text()) == {"pid": os.getpid(), "job": "job-7"}
-    assert not done.is_set()
+    t, box = reach_in_thread(plan, "store_saved", "job-7")
+    assert json.loads(marker_path(plan, "store_saved").read_text()) == {"pid": os.getpid(), "job": "job-7"}
+    assert "done" not in box
     write_plan(plan, {})
     t.join(5)
-    assert done.is_set()
+    assert box == {"done": True}
 
 
 def test_hold_changed_to_fail_fails(plan):
     write_plan(plan, {PREFIX + "compiled": "hang"})
-    box = {}
-
-    def held():
-        try:
-            Checkpoints(plan, hang_limit=30).reach("compiled", "job-1")
-        except InjectedFault as e:
-            box["error"] = e
-
-    t = threading.Thread(target=held, daemon=True)
-    t.start()
-    marker = marker_path(plan, "compiled")
-    for _ in range(500):
-        if marker.exists():
-            break
-        t.join(0.01)
+    t, box = reach_in_thread(plan, "compiled", "job-1")
+    assert marker_path(plan, "compiled").exists() and not box
     write_plan(plan, {PREFIX + "compiled": "fail"})
     t.join(5)
     assert isinstance(box.get("error"), InjectedFault)
@@ -96,22 +94,11 @@ def test_hang_first_holds_the_first_conductor_only(plan):
     """Two conductors on one job: the first to reach the point holds (and
     names itself), a second one passes while the first's marker is there."""
     write_plan(plan, {PREFIX + "first_write": HANG_FIRST})
-    done = threading.Event()
-
-    def held():
-        Checkpoints(plan, hang_limit=30).reach("first_write", "job-a")
-        done.set()
-
-    t = threading.Thread(target=held, daemon=True)
-    t.start()
+    t, box = reach_in_thread(plan, "first_write", "job-a")
     marker = marker_path(plan, "first_write")
-    for _ in range(500):
-        if marker.exists():
-            break
-        done.wait(0.01)
     assert json.loads(marker.read_text())["job"] == "job-a"
     Checkpoints(plan, hang_limit=30).reach("first_write", "job-a")  # the second: passes at once
-    assert not done.is_set() and json.loads(marker.read_text())["job"] == "job-a"
+    assert "done" not in box and json.loads(marker.read_text())["job"] == "job-a"
     write_plan(plan, {})
     t.join(5)
-    assert done.is_set()
+    assert box == {"done": True}
