@@ -86,8 +86,9 @@ once the conductor that took the job over recorded itself:
   says so: on SQLite a read in the write transaction, which holds the
   database's write lock from its ``BEGIN IMMEDIATE``; on PostgreSQL a read
   ``FOR SHARE`` - in the one statement of a step's write, no round trip of
-  its own; first in the transaction of the others. A conductor taking the job over records itself by updating
-  that row, so either its record commits first and this engine's write
+  its own; first in the transaction of the others. A conductor taking the
+  job over records itself by updating that row, so either its record
+  commits first and this engine's write
   is refused, or the write commits first (the other conductor's
   ``set_running`` waits for it) and the other conductor loads the flow
   with it. The late write of a resumed flow - an UPDATE of rows the other
