@@ -3,17 +3,21 @@
 Tests only, like the fault-injecting driver proxy, and steered by the same
 plan file (a backend's ``fault_plan``): an entry ``"conductor.<point>":
 "hang"`` holds every conductor of that backend that reaches ``<point>``
-until the entry changes, ``"fail"`` raises :class:`InjectedFault` there and
-``"unavailable"`` a passing outage (:class:`CoordinationError`). A conductor
+until the entry changes, ``"fail"`` raises :class:`InjectedFault` there,
+``"unavailable"`` a passing outage (:class:`CoordinationError`) and
+``"database_outage"`` a passing outage of the database: SQLAlchemy's
+``OperationalError``, as a lost connection raises it, at the first
+:data:`OUTAGE_HITS` reaches of the point (counted in its marker, by every
+conductor), then nothing - the database is back. A conductor
 at a point the plan names first writes :func:`marker_path` (its pid and the
 job), so a test knows which worker to SIGKILL at exactly that instant. The points
 passed as the engine changes the flow's state (resuming, atoms_ensured,
 running) or starts its first step (first_step) can only hold: TaskFlow's
 notifier swallows what its callbacks raise.
 
-The points inside a transaction (in_store_write, in_atoms_write) come from
-an SQLAlchemy event on the persistence engine, while the conductor handles
-the job; a conductor held there holds
+The points inside a transaction (in_store_write, in_atoms_write,
+in_start_write:<step>) come from SQLAlchemy events on the persistence
+engine, while the conductor handles the job; a conductor held there holds
 the database's write lock (SQLite) until it is killed. Without a plan
 (production) no event is registered and every point is a single attribute
 test.
@@ -31,6 +35,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import sqlalchemy as sa
+import sqlalchemy.exc as sa_exc
+from taskflow import states as tf_states
+from taskflow import storage as tf_storage
 
 from shareflow.drivers.fault import FAIL, HANG, POLL_INTERVAL, read_plan
 from shareflow.engine.loading import STORE_ATOM
@@ -62,6 +69,12 @@ RUNNING = "running"  # flow RUNNING (in memory), no atom started yet
 #: held here writes as one that lost it unknowing (shareflow.engine.storage).
 FIRST_WRITE = "first_write"
 IN_ATOMS_WRITE = "in_atoms_write"  # inside the first step's transaction: an atom detail inserted, not committed
+#: ``in_start_write:<step>`` (:func:`in_start_write`): inside a transaction
+#: that records step ``<step>`` RUNNING by an UPDATE of its row, as the
+#: statement is sent (nothing of it executed): every write of a step's start
+#: but a fresh flow's first (which inserts the rows). On PostgreSQL most are
+#: one statement in a transaction of its own, the fence's read in it.
+IN_START_WRITE = "in_start_write"
 #: Flow RUNNING, every atom detail and the first step whose start is written
 #: persisted RUNNING (with any step before it that started unrecorded,
 #: shareflow.engine.storage, recorded done); that step not executed.
@@ -92,10 +105,20 @@ PREFIX = "conductor."
 #: Beside the proxy's "fail" and "hang": a passing outage (ZooKeeper or the
 #: database unreachable), which sends the job back to the board.
 UNAVAILABLE = "unavailable"
+#: The database unreachable, for :data:`OUTAGE_HITS` reaches of the point:
+#: as many as TaskFlow's storage makes attempts at a write, so one write
+#: fails after its retries and the next reach passes.
+DATABASE_OUTAGE = "database_outage"
+OUTAGE_HITS = tf_storage.RETRY_ATTEMPTS
 #: "hang" for the first conductor to reach the point only (the one whose
 #: marker is written); the others pass while its marker is there - two
 #: conductors on one job, one held, the other running it.
 HANG_FIRST = "hang_first"
+
+
+def in_start_write(step: str) -> str:
+    """The point inside the write that records ``step`` RUNNING (:data:`IN_START_WRITE`)."""
+    return f"{IN_START_WRITE}:{step}"
 
 
 def marker_path(plan_path: str | os.PathLike, point: str) -> Path:
@@ -120,6 +143,7 @@ class Checkpoints:
         the row is written: a conductor killed there never commits it."""
         if self.active:
             sa.event.listen(engine, "after_cursor_execute", self._on_statement)
+            sa.event.listen(engine, "before_cursor_execute", self._before_statement)
 
     @contextlib.contextmanager
     def loading(self, job_uuid: str) -> Iterator[None]:
@@ -138,19 +162,37 @@ class Checkpoints:
         names = {p.get("name") for p in context.compiled_parameters}
         self.reach(IN_STORE_WRITE if names == {STORE_ATOM} else IN_ATOMS_WRITE, job_uuid)
 
+    def _before_statement(self, _conn, _cursor, statement, params, context, _executemany) -> None:
+        # Before the statement is sent: a step's start written in a
+        # transaction of its own (PostgreSQL, autocommit) is not committed.
+        job_uuid = getattr(self._local, "job", None)
+        if job_uuid is None or "UPDATE ATOMDETAILS" not in statement.upper():
+            return
+        for name in _steps_started(params, context):
+            self.reach(in_start_write(name), job_uuid)
+
     def reach(self, point: str, job_uuid: str) -> None:
         if self._plan_path is None:
             return
         key = PREFIX + point
         action = read_plan(self._plan_path).get(key)
-        if action not in (FAIL, UNAVAILABLE, HANG, HANG_FIRST):
+        if action not in (FAIL, UNAVAILABLE, HANG, HANG_FIRST, DATABASE_OUTAGE):
             return
         marker = marker_path(self._plan_path, point)
         if action == HANG_FIRST and marker.exists():
             return
+        hits = _hits(marker) + 1 if action == DATABASE_OUTAGE else None
         tmp = marker.with_name(marker.name + ".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "job": job_uuid}))
+        tmp.write_text(json.dumps({"pid": os.getpid(), "job": job_uuid,
+                                   **({"hits": hits} if hits is not None else {})}))
         tmp.replace(marker)
+        if action == DATABASE_OUTAGE:
+            if hits > OUTAGE_HITS:
+                return  # the database is back
+            LOG.info("injecting a database outage at %s for job %s (%d of %d)", key, job_uuid, hits,
+                     OUTAGE_HITS)
+            raise sa_exc.OperationalError(f"-- at {key}", None,
+                                          ConnectionError(f"injected database outage at {key}"))
         if action == FAIL:
             LOG.info("injecting a failure at %s for job %s", key, job_uuid)
             raise InjectedFault(key)
@@ -164,3 +206,27 @@ class Checkpoints:
         # Released (or held too long): whatever the plan says now applies.
         if read_plan(self._plan_path).get(key) == FAIL:
             raise InjectedFault(key)
+
+
+def _hits(marker: Path) -> int:
+    """How often the point was reached under a database outage so far."""
+    try:
+        return int(json.loads(marker.read_text()).get("hits", 0))
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _steps_started(params, context) -> list[str]:
+    """The steps an UPDATE of atom details records RUNNING (to execute):
+    from SQLAlchemy's parameters of a compiled statement (one dict a row),
+    or from the named ones of shareflow's own PostgreSQL statement
+    (``name0``, ``state0``, ``intention0``, ...: ``BatchConnection``)."""
+    if context is not None and getattr(context, "compiled", None) is not None:
+        rows = [(p.get("name"), p.get("state"), p.get("intention")) for p in context.compiled_parameters]
+    elif isinstance(params, dict):
+        rows = [(params.get(f"name{i}"), params.get(f"state{i}"), params.get(f"intention{i}"))
+                for i in range(len(params)) if f"name{i}" in params]
+    else:
+        return []
+    return [name for name, state, intention in rows
+            if name and state == tf_states.RUNNING and intention == tf_states.EXECUTE]

@@ -6,8 +6,17 @@ import os
 import threading
 
 import pytest
+import sqlalchemy.exc as sa_exc
 
-from shareflow.engine.checkpoints import HANG_FIRST, PREFIX, Checkpoints, marker_path
+from shareflow.engine.checkpoints import (
+    DATABASE_OUTAGE,
+    HANG_FIRST,
+    OUTAGE_HITS,
+    PREFIX,
+    Checkpoints,
+    in_start_write,
+    marker_path,
+)
 from shareflow.exceptions import CoordinationError, InjectedFault
 
 
@@ -88,6 +97,21 @@ def test_unavailable_is_a_passing_outage_and_names_the_conductor(plan):
     with pytest.raises(CoordinationError):
         Checkpoints(plan).reach("book_loaded", "job-2")
     assert json.loads(marker_path(plan, "book_loaded").read_text())["job"] == "job-2"
+
+
+def test_database_outage_fails_the_first_reaches_then_passes(plan):
+    """As many reaches as TaskFlow's storage makes attempts at a write fail
+    as a lost connection does, counted in the marker across conductors
+    (each reach reads it); then the database is back."""
+    point = in_start_write("export")
+    write_plan(plan, {PREFIX + point: DATABASE_OUTAGE})
+    for hit in range(1, OUTAGE_HITS + 1):
+        with pytest.raises(sa_exc.OperationalError):
+            Checkpoints(plan).reach(point, "job-3")
+        assert json.loads(marker_path(plan, point).read_text()) == {"pid": os.getpid(), "job": "job-3",
+                                                                     "hits": hit}
+    Checkpoints(plan).reach(point, "job-3")
+    assert json.loads(marker_path(plan, point).read_text())["hits"] == OUTAGE_HITS + 1
 
 
 def test_hang_first_holds_the_first_conductor_only(plan):
