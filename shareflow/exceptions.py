@@ -149,6 +149,22 @@ class DatabaseError(ServiceUnavailable):
     """SQLAlchemy failed for a reason other than a constraint."""
 
 
+class FlowUnwritable(DatabaseError):
+    """A job's engine could not write its flow: the database failed a write
+    even after the storage's retries (an outage longer than they wait).
+    Nothing of that write was written - the step it would have started does
+    not start - and the engine writes nothing more: it stops as if its
+    conductor had died there, and its job goes back to the board, to be
+    resumed from what was written (``shareflow.engine.storage``). Not a
+    failure of the job, nor of its resource."""
+
+    def __init__(self, flow_uuid: str | None, detail: str = ""):
+        self.flow_uuid = flow_uuid
+        self.detail = detail
+        super().__init__(f"flow {flow_uuid} could not be written" + (f": {detail}" if detail else ""),
+                         user_message="the database is unavailable, try again later")
+
+
 class CoordinationError(ServiceUnavailable):
     """ZooKeeper (kazoo or the TaskFlow jobboard) failed."""
 

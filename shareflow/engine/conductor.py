@@ -30,7 +30,7 @@ from shareflow.engine.loading import BuiltFlows, is_transient, job_store, new_st
 from shareflow.engine.persistence import JobFence
 from shareflow.engine.runtime import RUNTIME, Runtime
 from shareflow.engine.storage import DeferringStorage, ShareflowEngine
-from shareflow.exceptions import FlowTakenOver, JobCancelled, ShareflowError
+from shareflow.exceptions import FlowTakenOver, FlowUnwritable, JobCancelled, ShareflowError
 
 LOG = logging.getLogger(__name__)
 
@@ -75,19 +75,21 @@ class WakeableTimeout(timing.Timeout):
         self._wake.clear()
 
 
-class _TakenOverFilter(logging.Filter):
-    """TaskFlow logs an engine that stopped on :class:`FlowTakenOver` as a
-    failure, with its traceback, twice (the engine: "something bad must
-    have happened"; the conductor: "Job execution failed"). Nothing went
-    wrong - another conductor runs the job - and the conductor says so
-    once itself (``ShareflowConductor._left_to_another``)."""
+class _StoppedEngineFilter(logging.Filter):
+    """TaskFlow logs an engine that stopped on :class:`FlowTakenOver` or
+    :class:`FlowUnwritable` as a failure, with its traceback, twice (the
+    engine: "something bad must have happened"; the conductor: "Job
+    execution failed"). The job did not fail - another conductor runs it,
+    or it goes back to the board to be resumed - and the conductor says so
+    once itself (``ShareflowConductor._left_to_another``,
+    ``ShareflowConductor._back_after_outage``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], FlowTakenOver))
+        return not (record.exc_info and isinstance(record.exc_info[1], (FlowTakenOver, FlowUnwritable)))
 
 
 for _name in ("taskflow.engines.action_engine.engine", "taskflow.conductors.backends.impl_executor"):
-    logging.getLogger(_name).addFilter(_TakenOverFilter())
+    logging.getLogger(_name).addFilter(_StoppedEngineFilter())
 
 
 #: Per conductor thread: while it runs a job, the wake-ups of other
@@ -148,9 +150,10 @@ def _job_id(job) -> str | None:
 
 
 class ShareflowConductor(BlockingConductor):
-    #: TaskFlow's, plus a flow another conductor recorded first
-    #: (``shareflow.engine.storage``): whatever the run did is not consumed.
-    NO_CONSUME_EXCEPTIONS = (*BlockingConductor.NO_CONSUME_EXCEPTIONS, FlowTakenOver)
+    #: TaskFlow's, plus a flow another conductor recorded first and one the
+    #: database failed to write (``shareflow.engine.storage``): whatever the
+    #: run did is not consumed.
+    NO_CONSUME_EXCEPTIONS = (*BlockingConductor.NO_CONSUME_EXCEPTIONS, FlowTakenOver, FlowUnwritable)
 
     def __init__(self, name: str, board, persistence, runtime: Runtime, *, poll_interval: float,
                  client: KazooClient, checkpoints: Checkpoints | None = None):
@@ -325,9 +328,12 @@ class ShareflowConductor(BlockingConductor):
                 engine = self._loaded[job.uuid] = self._load_engine(job, lent)
                 consume = super()._dispatch_job(job)
             taken_over = getattr(engine.storage, "taken_over", None)
-            if taken_over is None:
-                return consume
-            return self._left_to_another(job, taken_over)
+            if taken_over is not None:
+                return self._left_to_another(job, taken_over)
+            unwritable = getattr(engine.storage, "unwritable", None)
+            if unwritable is not None:
+                return self._back_after_outage(job, unwritable)
+            return consume
         except FlowTakenOver as error:  # a resumed job's store (save_store)
             return self._left_to_another(job, error)
         except Exception as error:
@@ -354,6 +360,19 @@ class ShareflowConductor(BlockingConductor):
         LOG.warning("board job %s (job %s): its flow was recorded by another conductor meanwhile; stopped "
                     "here, nothing written: %s", job.uuid, _job_id(job), error)
         self._taken_over.add(job.uuid)
+        return False
+
+    def _back_after_outage(self, job, error: FlowUnwritable) -> bool:
+        """The database failed one of the engine's writes even after its
+        retries: the engine stopped there, as if this conductor had died,
+        having written nothing more - neither the flow's FAILURE nor
+        anything of the job or its resource. Back to the board: the next
+        claim (here or elsewhere) resumes the flow from what was written,
+        once the database answers (a claim meanwhile cannot load it, and
+        sends it back again)."""
+        LOG.warning("board job %s (job %s): its engine stopped on a database outage (a write failed after its "
+                    "retries), nothing more written; back to the board, to be resumed: %s",
+                    job.uuid, _job_id(job), error)
         return False
 
     def _marked_running(self, job) -> bool | None:

@@ -23,7 +23,7 @@ from shareflow.engine.outcomes import (
     user_reason,
 )
 from shareflow.engine.storage import DeferringStorage
-from shareflow.exceptions import JobCancelled, ShareflowError
+from shareflow.exceptions import FlowUnwritable, JobCancelled, ShareflowError
 
 LOG = logging.getLogger(__name__)
 
@@ -55,11 +55,14 @@ class JobRecordListener(listeners_base.Listener):
         self._succeeded = True
 
     def _flow_receiver(self, state, details):
-        if getattr(self._engine.storage, "taken_over", None) is not None:
-            # Another conductor runs the job (``DeferringStorage.taken_over``):
-            # this engine's end is none of the job's, nor of its resource's.
-            LOG.info("job %s: flow %s ended here after another conductor took it over; not recorded",
-                     self._job_id, state)
+        stopped = getattr(self._engine.storage, "stopped", None)
+        if stopped is not None:
+            # Another conductor runs the job (``DeferringStorage.taken_over``),
+            # or the database failed a write and the job goes back to the
+            # board (``DeferringStorage.unwritable``): this engine's end is
+            # none of the job's, nor of its resource's.
+            LOG.info("job %s: flow %s ended here after its engine stopped writing (%s); not recorded",
+                     self._job_id, state, stopped)
             return
         try:
             if state == tf_states.SUCCESS:
@@ -334,6 +337,6 @@ class DeferredDurationListener(DurationListener):
         if flush is not None:
             try:
                 flush()
-            except tf_exc.StorageFailure:
+            except (tf_exc.StorageFailure, FlowUnwritable):
                 LOG.warning("could not write the step durations", exc_info=True)
         super().deregister()

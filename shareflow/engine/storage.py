@@ -66,9 +66,29 @@ and :class:`DeferringStorage` writes only that:
 
 Everything else (states other than SUCCESS, flow states after the start,
 intentions, failures, revert results) is written as TaskFlow writes it,
-together with what waits. A write that fails leaves what waited waiting (it
-is written with the next one, or the step runs again elsewhere). The writes
-themselves are blind (``shareflow.engine.persistence.BatchConnection``).
+together with what waits. The writes themselves are blind
+(``shareflow.engine.persistence.BatchConnection``).
+
+* **A write the database fails stops the engine's writes.** TaskFlow's
+  storage tries a write again on ``StorageFailure`` (the database
+  unreachable, ``RETRY_ATTEMPTS`` tries ``RETRY_WAIT_TIMEOUT`` apart). Should
+  every try fail, nothing of the write was written - what waited with it
+  still waits, in memory only - and its step does not start (TaskFlow
+  schedules a step after its RUNNING is saved). TaskFlow's engine then
+  fails and writes the flow's FAILURE, which a database back by then would
+  take: the job recorded failed and its resource failed, for an outage.
+  Instead the storage is :attr:`DeferringStorage.unwritable` from that
+  write on (:class:`~shareflow.exceptions.FlowUnwritable` is raised, from
+  the failure): every later write of the engine (its FAILURE, durations)
+  is dropped, as after a take-over (below), nothing of the job or its
+  resource is recorded, and the conductor sends the job back to the board
+  (``shareflow.engine.conductor``). The rows stay as the last write that
+  passed left them - as if the conductor had died at the failed write - and
+  the next claim, here or elsewhere, resumes the flow from them: the step
+  whose start failed runs once, a step whose SUCCESS waited runs again.
+  A step's start (RUNNING, REVERTING) is never dropped: it raises, so that
+  no step runs unrecorded after a stop. A write failing once the flow's
+  end is written (a duration) stops nothing: the job's outcome is recorded.
 
 The engine's storage is the only writer of its flow's atoms while it holds
 the job's claim (a conductor that lost it is suspended at the next atom
@@ -124,7 +144,7 @@ from taskflow.engines.action_engine.engine import SerialActionEngine
 from taskflow.utils import misc
 
 from shareflow.engine.persistence import JobFence
-from shareflow.exceptions import FlowTakenOver
+from shareflow.exceptions import FlowTakenOver, FlowUnwritable
 
 LOG = logging.getLogger(__name__)
 
@@ -171,6 +191,8 @@ class DeferringStorage(tf_storage.Storage):
     #: out if it stops before it (SUSPENDING, SUSPENDED: its claim was lost,
     #: its conductor stops): written with the next write, if any.
     STARTING = frozenset((tf_states.RESUMING, tf_states.SUSPENDED, tf_states.RUNNING, tf_states.SUSPENDING))
+    #: A flow's ends: once one is written, the job's outcome is.
+    ENDS = frozenset((tf_states.SUCCESS, tf_states.REVERTED, tf_states.FAILURE))
 
     def __init__(self, flow_detail, backend=None, scope_fetcher=None, *, fence: JobFence | None = None):
         super().__init__(flow_detail, backend=backend, scope_fetcher=scope_fetcher)
@@ -210,6 +232,12 @@ class DeferringStorage(tf_storage.Storage):
         #: another engine, or the job's record another conductor's: from
         #: then on nothing is written (module docstring).
         self.taken_over: FlowTakenOver | None = None
+        #: Set when the database failed a write even after its retries (an
+        #: outage): from then on nothing is written either (module docstring).
+        self.unwritable: FlowUnwritable | None = None
+        #: Whether the flow's end (SUCCESS, REVERTED, FAILURE) is written:
+        #: a write failing after it (durations) stops nothing.
+        self._ended = False
 
     def insert_with_first_write(self, atom_detail) -> None:
         """An atom detail the flow detail holds in memory only (a fresh job's
@@ -245,11 +273,19 @@ class DeferringStorage(tf_storage.Storage):
         """Whether anything waits to be written."""
         return bool(self._waiting or self._unsaved or self._flow_waits)
 
+    @property
+    def stopped(self) -> FlowTakenOver | FlowUnwritable | None:
+        """Why this storage writes nothing more (:attr:`taken_over`,
+        :attr:`unwritable`), or None while it writes."""
+        return self.taken_over or self.unwritable
+
     @contextlib.contextmanager
-    def _unless_taken_over(self):
+    def _stopping_on_failure(self):
         """Around a write: a conflict with another engine's atom details,
         or a job record that is no longer the fence's, marks this storage
-        taken over (and is raised, once)."""
+        taken over (and is raised, once); a write the database failed even
+        after its retries (``StorageFailure``) marks it unwritable
+        (:class:`FlowUnwritable` raised, once, from that failure)."""
         try:
             yield
         except FlowTakenOver as error:
@@ -257,19 +293,38 @@ class DeferringStorage(tf_storage.Storage):
                      self._flowdetail.uuid, error)
             self.taken_over = error
             raise
+        except tf_exc.StorageFailure as error:
+            if self._ended:
+                # The job's outcome is written: only what follows it failed.
+                raise
+            LOG.info("flow %s: the database failed a write after its retries: this engine writes nothing "
+                     "more (%s)", self._flowdetail.uuid, error)
+            self.unwritable = FlowUnwritable(self._flowdetail.uuid, str(error))
+            raise self.unwritable from error
 
     def _before_write(self) -> None:
         if not self._written and self.before_first_write is not None:
             self.before_first_write()
 
+    #: An atom detail entering one of these starts its atom (a step runs or
+    #: reverts once it is saved so): never dropped.
+    STARTS = frozenset((tf_states.RUNNING, tf_states.REVERTING))
+
     def _dropped(self, original, detail, what: str):
-        LOG.debug("flow %s taken over: %s %s not written", self._flowdetail.uuid, what, detail.name)
+        stopped = self.stopped
+        if what == "atom" and detail.state in self.STARTS and original.state != detail.state:
+            # Nothing reaches here after a stop but the engine's end (its
+            # FAILURE, durations); should a step start anyway (a write that
+            # failed where TaskFlow swallows it, in a listener), it must not
+            # run unrecorded.
+            raise stopped
+        LOG.debug("flow %s: %s %s not written (%s)", self._flowdetail.uuid, what, detail.name, stopped)
         original.update(detail)
         return original
 
     def _save_atom_detail(self, conn, original_atom_detail, atom_detail):
         # Called by Storage with its write lock held.
-        if self.taken_over is not None:
+        if self.stopped is not None:
             return self._dropped(original_atom_detail, atom_detail, "atom")
         if self._can_wait(atom_detail):
             original_atom_detail.update(atom_detail)
@@ -291,7 +346,7 @@ class DeferringStorage(tf_storage.Storage):
             updates.append(atom_detail)
         flow = self._flowdetail if (self._flow_waits or new) else None
         self._before_write()
-        with self._unless_taken_over():
+        with self._stopping_on_failure():
             self._write_many(conn, updates, also=also, flow_detail=flow, new_atoms=new)
         original_atom_detail.update(atom_detail)
         self._written_all()
@@ -315,7 +370,7 @@ class DeferringStorage(tf_storage.Storage):
 
     def _save_flow_detail(self, conn, original_flow_detail, flow_detail):
         # Called by Storage with its write lock held.
-        if self.taken_over is not None:
+        if self.stopped is not None:
             return self._dropped(original_flow_detail, flow_detail, "flow")
         if not hasattr(conn, "update_flow_detail_and"):
             # TaskFlow's save writes every atom detail the flow detail holds
@@ -346,10 +401,12 @@ class DeferringStorage(tf_storage.Storage):
         if self.on_flow_success is not None and flow_detail.state == tf_states.SUCCESS:
             also = functools.partial(_flow_succeeded, self.on_flow_success)
         self._before_write()
-        with self._unless_taken_over():
+        with self._stopping_on_failure():
             self._write_flow(conn, flow_detail, updates, new, also)
         original_flow_detail.update(flow_detail)
         self._written_all()
+        if flow_detail.state in self.ENDS:
+            self._ended = True
         if also is not None and self.after_flow_success is not None:
             self.after_flow_success()
         return original_flow_detail
@@ -365,11 +422,11 @@ class DeferringStorage(tf_storage.Storage):
                                            fence=self.fence)
 
     def _flush_on(self, conn) -> None:
-        if not self.pending or self.taken_over is not None:
+        if not self.pending or self.stopped is not None:
             return
         if hasattr(conn, "update_atom_details_many"):
             flow = self._flowdetail if (self._flow_waits or self._unsaved) else None
-            with self._unless_taken_over():
+            with self._stopping_on_failure():
                 self._write_many(conn, [ad for u, ad in self._waiting.items() if u not in self._unsaved],
                                  flow_detail=flow, new_atoms=list(self._unsaved.values()))
         else:

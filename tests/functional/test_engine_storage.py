@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import re
 import threading
 
@@ -23,11 +24,12 @@ from taskflow.persistence import models as tf_models
 from shareflow.db import jobs as jobs_db
 from shareflow.db.models import Job
 from shareflow.domain import states as job_states
+from shareflow.engine import checkpoints
 from shareflow.engine.listeners import DeferredDurationListener
 from shareflow.engine.loading import new_store, save_store, store_atom
 from shareflow.engine.persistence import JobFence, make_persistence
 from shareflow.engine.storage import ShareflowEngine
-from shareflow.exceptions import FlowTakenOver
+from shareflow.exceptions import FlowTakenOver, FlowUnwritable
 from tests.fixtures.stack import wait_until
 
 STEPS = ("one", "two", "three")
@@ -886,6 +888,48 @@ def test_a_steps_write_after_the_job_was_taken_over_is_refused(db, persistence):
     assert ran == ["one"] and a.storage.taken_over is not None
     assert atom_rows(db, flow_uuid) == [("one", tf_states.RUNNING), ("three", tf_states.PENDING),
                                         ("two", tf_states.PENDING)]
+
+
+def test_a_steps_start_the_database_failed_stops_the_engine_writing_nothing_more(db, persistence, tmp_path):
+    """The database fails step two's start - the write of its RUNNING with
+    one's SUCCESS, on PostgreSQL the one statement of a step's write - at
+    every attempt TaskFlow's storage makes, and is back right after
+    (checkpoint ``in_start_write:two``, a real ``OperationalError``). Two
+    does not run; the engine stops (:class:`FlowUnwritable`) and writes
+    nothing more: not its flow's FAILURE, which the database would now
+    take, nor its durations - the rows stay as they were written before
+    the outage, as if its conductor had died there. The next engine
+    resumes from them and runs the flow through (one again: its SUCCESS
+    was not written)."""
+    flow_uuid = new_flow_detail(persistence)
+    fence = job_record(db, flow_uuid, owner="conductor-a")
+    plan = tmp_path / "plan.json"
+    point = checkpoints.in_start_write("two")
+    plan.write_text(f'{{"{checkpoints.PREFIX}{point}": "{checkpoints.DATABASE_OUTAGE}"}}')
+    points = checkpoints.Checkpoints(plan)
+    points.watch(db.engine)
+    ran, seen = [], {}
+    a = engine_for(persistence, flow_uuid, ran, seen, fence=fence)
+    with points.loading("board-job-1"), DeferredDurationListener(a), pytest.raises(FlowUnwritable) as raised:
+        a.run()
+    marker = checkpoints.marker_path(plan, point)
+    assert json.loads(marker.read_text())["hits"] == checkpoints.OUTAGE_HITS
+    assert ran == ["one"]
+    assert a.storage.unwritable is raised.value and raised.value.flow_uuid == flow_uuid
+    assert isinstance(raised.value.__cause__, tf_exc.StorageFailure)
+    assert atom_rows(db, flow_uuid) == [("one", tf_states.RUNNING), ("three", tf_states.PENDING),
+                                        ("two", tf_states.PENDING)]
+    assert reload(persistence, flow_uuid).state == tf_states.RUNNING
+    assert a.storage.get_flow_state() == tf_states.FAILURE  # TaskFlow's end, in memory only
+
+    ran_b = []
+    b = engine_for(persistence, flow_uuid, ran_b, seen, fence=fence)
+    with points.loading("board-job-1"), DeferredDurationListener(b):
+        b.run()
+    assert json.loads(marker.read_text())["hits"] == checkpoints.OUTAGE_HITS + 1  # the database was back
+    assert ran_b == ["one", "two", "three"]
+    assert atom_rows(db, flow_uuid) == [(n, tf_states.SUCCESS) for n in sorted(STEPS)]
+    assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
