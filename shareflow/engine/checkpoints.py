@@ -139,8 +139,10 @@ class Checkpoints:
 
     def watch(self, engine: sa.Engine) -> None:
         """Also stop inside the transactions that write atom details on
-        ``engine`` (TaskFlow's own, on its persistence engine), right after
-        the row is written: a conductor killed there never commits it."""
+        ``engine`` (TaskFlow's own, on its persistence engine): right after
+        an inserted row is written (a conductor killed there never commits
+        it), and just before an UPDATE that records a step's start is sent
+        (``in_start_write:<step>``)."""
         if self.active:
             sa.event.listen(engine, "after_cursor_execute", self._on_statement)
             sa.event.listen(engine, "before_cursor_execute", self._before_statement)
