@@ -14,6 +14,7 @@ import pytest
 from shareflow.engine import checkpoints
 from tests.fixtures.stack import ServiceStack
 from tests.functional.test_conductor_checkpoints import create_through_an_outage
+from tests.functional.test_step_start_outage import create_through_a_step_start_outage
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +41,13 @@ def test_job_loaded_then_sent_back_is_loaded_afresh_by_the_same_conductor(stack)
     written and the first step's write failed (NotFound): share ``error``."""
     assert len(stack.worker_pids()) == 1
     create_through_an_outage(stack, checkpoints.PREPARED, "book")
+
+
+def test_job_sent_back_by_a_database_outage_at_a_steps_start_is_resumed_by_the_same_conductor(stack):
+    """The database fails every try of a later step's start (its engine
+    stops writing, ``shareflow.engine.storage``): the engine's flow detail
+    in memory then says more than was written - the flow FAILURE (TaskFlow's
+    end, not written), the step before SUCCESS (its write failed) - and the
+    same conductor, claiming the job again, resumes it from the database."""
+    assert len(stack.worker_pids()) == 1
+    create_through_a_step_start_outage(stack)

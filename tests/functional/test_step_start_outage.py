@@ -51,7 +51,13 @@ def any_stack(request):
 
 
 def test_an_outage_at_a_steps_start_sends_the_job_back_to_be_resumed(any_stack):
-    stack = any_stack
+    create_through_a_step_start_outage(any_stack)
+
+
+def create_through_a_step_start_outage(stack) -> None:
+    """A share created while the database fails every try of its ``export``
+    step's start, then is back: the share ends available, its job
+    succeeded, ``export`` ran once, nothing undone nor left behind."""
     path = marker(stack, POINT)
     path.unlink(missing_ok=True)
     calls = stack.base / f"calls-{uuid.uuid4().hex[:6]}.log"
