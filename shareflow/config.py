@@ -48,6 +48,8 @@ DEFAULT_STEP_TIMEOUT = 60.0
 DEFAULT_ORPHAN_TIMEOUT = 300.0
 #: A posted or running job no live conductor has claimed for this long is stalled (seconds).
 DEFAULT_STALL_AFTER = 60.0
+#: Seconds between the tries of an engine write the database failed (TaskFlow's own).
+DEFAULT_WRITE_RETRY_WAIT = 5.0
 EXPORT_SERVERS_AT_EXIT = ("keep", "stop")
 DEFAULT_EXPORT_SERVERS_AT_EXIT = "keep"
 DEFAULT_GANESHA_PORT = 2049
@@ -218,6 +220,11 @@ class ConductorConfig:
     #: A posted or running job that no live conductor has claimed in
     #: ZooKeeper for this long is shown ``stalled`` (seconds).
     stall_after: float = DEFAULT_STALL_AFTER
+    #: Seconds between the tries of a flow's write the database failed
+    #: (unreachable); after the last try the engine stops and its job goes
+    #: back to the board (``shareflow.engine.storage``): the tries bridge a
+    #: database restart or failover without sending jobs round the board.
+    write_retry_wait: float = DEFAULT_WRITE_RETRY_WAIT
     #: What the pool does with the NFS-Ganesha servers (and share servers) it
     #: runs when it stops: ``"keep"`` leaves them serving, so restarting or
     #: upgrading the conductors never interrupts NFS clients (the next pool
@@ -672,6 +679,7 @@ def parse(data: dict, path: Path) -> Config:
         step_timeout=c.float("step_timeout", DEFAULT_STEP_TIMEOUT),
         orphan_timeout=c.float("orphan_timeout", DEFAULT_ORPHAN_TIMEOUT),
         stall_after=c.float("stall_after", DEFAULT_STALL_AFTER),
+        write_retry_wait=c.float("write_retry_wait", DEFAULT_WRITE_RETRY_WAIT),
         export_servers_at_exit=_export_servers_at_exit(c),
     )
     c.done()

@@ -404,7 +404,8 @@ class ShareflowConductor(BlockingConductor):
         # the steps (shareflow.engine.storage).
         flow, compiler = lent.enter_context(self._flows.lend(flow_detail))
         engine = ShareflowEngine(flow, flow_detail, self._persistence, dict(self._engine_options),
-                                 compiler=compiler, fence=fence)
+                                 compiler=compiler, fence=fence,
+                                 retry_wait=self._runtime.config.conductor.write_retry_wait)
         if fresh_store is not None:
             engine.storage.insert_with_first_write(fresh_store)
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)

@@ -71,7 +71,8 @@ together with what waits. The writes themselves are blind
 
 * **A write the database fails stops the engine's writes.** TaskFlow's
   storage tries a write again on ``StorageFailure`` (the database
-  unreachable, ``RETRY_ATTEMPTS`` tries ``RETRY_WAIT_TIMEOUT`` apart). Should
+  unreachable; ``RETRY_ATTEMPTS`` tries, ``[conductor] write_retry_wait``
+  apart). Should
   every try fail, nothing of the write was written - what waited with it
   still waits, in memory only - and its step does not start (TaskFlow
   schedules a step after its RUNNING is saved). TaskFlow's engine then
@@ -185,6 +186,12 @@ def unrecorded_start(atom) -> bool:
     return getattr(atom, UNRECORDED_START, False) is True
 
 
+def _retry_wait(retry_state: tenacity.RetryCallState) -> float:
+    """The wait before a failed write's next try: its storage's (the
+    decorated method's ``self``)."""
+    return retry_state.args[0].retry_wait
+
+
 class DeferringStorage(tf_storage.Storage):
     #: Flow states an engine passes through before its first step (prepare:
     #: RESUMING, the atoms ensured, SUSPENDED; then RUNNING), or on its way
@@ -194,8 +201,12 @@ class DeferringStorage(tf_storage.Storage):
     #: A flow's ends: once one is written, the job's outcome is.
     ENDS = frozenset((tf_states.SUCCESS, tf_states.REVERTED, tf_states.FAILURE))
 
-    def __init__(self, flow_detail, backend=None, scope_fetcher=None, *, fence: JobFence | None = None):
+    def __init__(self, flow_detail, backend=None, scope_fetcher=None, *, fence: JobFence | None = None,
+                 retry_wait: float = tf_storage.RETRY_WAIT_TIMEOUT):
         super().__init__(flow_detail, backend=backend, scope_fetcher=scope_fetcher)
+        #: Seconds between the tries of a write the database failed
+        #: (``[conductor] write_retry_wait``).
+        self.retry_wait = retry_wait
         #: The job record every write checks, with the write, is still its
         #: conductor's (module docstring); None: writes unfenced (a flow
         #: without a job record). Only shareflow's persistence fences
@@ -361,7 +372,7 @@ class DeferringStorage(tf_storage.Storage):
     @tenacity.retry(
         retry=tenacity.retry_if_exception_type(exception_types=tf_exc.StorageFailure),
         stop=tenacity.stop_after_attempt(tf_storage.RETRY_ATTEMPTS),
-        wait=tenacity.wait_fixed(tf_storage.RETRY_WAIT_TIMEOUT),
+        wait=_retry_wait,
         reraise=True,
     )
     def _write_many(self, conn, atom_details: list, also=None, flow_detail=None, new_atoms=()) -> list:
@@ -414,7 +425,7 @@ class DeferringStorage(tf_storage.Storage):
     @tenacity.retry(
         retry=tenacity.retry_if_exception_type(exception_types=tf_exc.StorageFailure),
         stop=tenacity.stop_after_attempt(tf_storage.RETRY_ATTEMPTS),
-        wait=tenacity.wait_fixed(tf_storage.RETRY_WAIT_TIMEOUT),
+        wait=_retry_wait,
         reraise=True,
     )
     def _write_flow(self, conn, flow_detail, atom_details: list, new_atoms: list, also=None):
@@ -463,10 +474,14 @@ class ShareflowEngine(SerialActionEngine):
     compilation - a frozen graph - is then reused instead of compiled again.
     ``fence``: the job record its storage's writes are fenced on
     (:class:`DeferringStorage`; the conductor that claimed the job).
+    ``retry_wait``: seconds between the tries of a write the database
+    failed (``[conductor] write_retry_wait``).
     """
 
-    def __init__(self, flow, flow_detail, backend, options, *, compiler=None, fence: JobFence | None = None):
+    def __init__(self, flow, flow_detail, backend, options, *, compiler=None, fence: JobFence | None = None,
+                 retry_wait: float = tf_storage.RETRY_WAIT_TIMEOUT):
         self._fence = fence
+        self._retry_wait = retry_wait
         super().__init__(flow, flow_detail, backend, options)
         if compiler is not None:
             if compiler._root is not flow:
@@ -498,4 +513,4 @@ class ShareflowEngine(SerialActionEngine):
             return None
 
         return DeferringStorage(self._flow_detail, backend=self._backend, scope_fetcher=_scope_fetcher,
-                                fence=self._fence)
+                                fence=self._fence, retry_wait=self._retry_wait)

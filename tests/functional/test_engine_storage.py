@@ -196,8 +196,13 @@ def claims(db, job_id: str, owner: str, board_job_id: str) -> bool:
         return jobs_db.set_running(s, job_id, owner, now=timeutils.utcnow(), board_job_id=board_job_id)
 
 
+#: Seconds between the tries of a failed write: short, the outages here are made.
+RETRY_WAIT = 0.1
+
+
 def engine_for(persistence, flow_uuid, ran, seen, fence: JobFence | None = None):
-    engine = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {}, fence=fence)
+    engine = ShareflowEngine(build_flow(), reload(persistence, flow_uuid), persistence, {}, fence=fence,
+                             retry_wait=RETRY_WAIT)
     engine.storage.inject({"ran": ran, "seen": seen,
                            "read": lambda: {n: ad.state for n, ad in persisted(persistence, flow_uuid).items()}},
                           transient=True)

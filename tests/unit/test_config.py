@@ -29,6 +29,7 @@ def test_defaults_and_relative_paths(tmp_path):
     assert b.ganesha.mount_table == config.DEFAULT_GANESHA_MOUNT_TABLE == "host"
     assert c.default_share_type == "default"
     assert c.conductor.export_servers_at_exit == "keep"
+    assert c.conductor.write_retry_wait == config.DEFAULT_WRITE_RETRY_WAIT == 5.0  # TaskFlow's own
     # Capacity policy: the driver's (or the named defaults) unless configured.
     assert (b.max_over_subscription_ratio, b.reserved_percentage, b.thin_provisioning) == (None, None, None)
 
@@ -67,6 +68,7 @@ def test_env_var_names_the_file(tmp_path, monkeypatch):
         ("[[backends]]\nname = 'a'\n[backends.btrfs]\nsize = 3\n", "unknown setting"),
         ("[conductor]\nworkers = true\n", "expected an integer"),
         ("[conductor]\nexport_servers_at_exit = 'restart'\n", "export_servers_at_exit"),
+        ("[conductor]\nwrite_retry_wait = 0\n", "write_retry_wait: must be greater than 0"),
         ("[[backends]]\n", "name: required"),
         ("[[backends]]\nname = 'a'\nmax_over_subscription_ratio = 0.5\n", "less than 1.0"),
         ("[[backends]]\nname = 'a'\nreserved_percentage = 101\n", "outside"),
