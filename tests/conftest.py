@@ -43,9 +43,13 @@ def _manilaclient_without_completion_cache(tmp_path_factory) -> Iterator[None]:
 
 
 @pytest.fixture
-def postgres_db_url(postgres_cluster) -> str:
-    """A fresh, empty database in the session's private PostgreSQL."""
-    return postgres_cluster.create_database(f"t_{uuid.uuid4().hex[:12]}")
+def postgres_db_url(postgres_cluster) -> Iterator[str]:
+    """A fresh, empty database in the session's private PostgreSQL, dropped
+    after the test (what still holds a connection to it is closed)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = postgres_cluster.create_database(name)
+    yield url
+    postgres_cluster.drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
