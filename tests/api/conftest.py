@@ -201,7 +201,7 @@ class ApiEnv:
         """Run every scheduling job on the scheduler's board, as a conductor
         of any host would (``shareflow.tasks.scheduling``), with the API's
         configuration or ``config`` (the conductor's own ``[scheduler]``);
-        returns how many ran."""
+        returns how many ran (none when the API placed the shares itself)."""
         from shareflow.engine.boards import every_job
 
         board = self._scheduler_board()
