@@ -1,6 +1,7 @@
 """Placement from the pools conductors reported (by the API's scheduler, in
-the create's transaction), on an API node with no backend configuration, and Manila's ``GET /scheduler-stats/pools`` (admins),
-through the API, python-manilaclient and ``openstack share pool list``."""
+the create's transaction), on an API node with no backend configuration, and
+Manila's ``GET /scheduler-stats/pools`` (admins), through the API,
+python-manilaclient and ``openstack share pool list``."""
 
 from __future__ import annotations
 
