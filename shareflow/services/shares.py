@@ -234,8 +234,9 @@ class ShareService:
         """The API's placement (``[scheduler] placement = "api"``), in the
         create's transaction: the share moved to the pool the scheduler
         chooses and its one ``create_share`` job recorded (the job and its
-        spec, to post after the commit); or, when no pool passes, the share ``error`` with
-        Manila's "allocate host" message and no job (None, None)."""
+        spec, to post after the commit); or, when no pool passes, the share
+        ``error`` with Manila's "allocate host" message and no job (None,
+        None)."""
         try:
             chosen = placement.choose(session, share, self._scheduler, availability_zone=availability_zone,
                                       only_host=only_host)
