@@ -99,6 +99,13 @@ RESERVED_BACKEND_NAME = "scheduler"
 DEFAULT_SCHEDULER_WEIGHERS = scheduler_registry.DEFAULT_WEIGHERS
 DEFAULT_CAPACITY_WEIGHT_MULTIPLIER = 1.0
 DEFAULT_SCHEDULER_MAX_ATTEMPTS = 3
+#: Who places a new share: the API, in the create's own transaction (one job
+#: per create: ``shareflow.services.shares``), or a conductor running a
+#: ``schedule_share`` job first (``shareflow.tasks.scheduling``).
+PLACEMENT_API = "api"
+PLACEMENT_CONDUCTOR = "conductor"
+PLACEMENTS = (PLACEMENT_API, PLACEMENT_CONDUCTOR)
+DEFAULT_PLACEMENT = PLACEMENT_API
 MAX_SCHEDULER_MAX_ATTEMPTS = 100
 #: A pool its conductors have not reported for this long is not chosen
 #: (seconds): three missed reports, conductors report every 30 s.
@@ -264,6 +271,13 @@ class SchedulerConfig:
     max_attempts: int = DEFAULT_SCHEDULER_MAX_ATTEMPTS
     #: Seconds after its last report a pool is no longer chosen.
     pool_stale_after: float = DEFAULT_POOL_STALE_AFTER
+    #: Where a create's share is placed: ``"api"`` - by the API node, in the
+    #: POST's transaction, which records and posts the one ``create_share``
+    #: job to the chosen pool; ``"conductor"`` - by a conductor of any host,
+    #: running the ``schedule_share`` job the API posts to the scheduler's
+    #: board (two jobs per create). Conductors run ``schedule_share`` jobs
+    #: whatever this says (those posted before a change of it).
+    placement: str = DEFAULT_PLACEMENT
     #: Tests only, like a backend's: the plan file whose ``conductor.<point>``
     #: entries hold or fail this host's conductors of the scheduler board
     #: (``shareflow.engine.checkpoints``). None in production.
@@ -810,8 +824,11 @@ def _scheduler(s: Section) -> SchedulerConfig:
         max_attempts=s.int("max_attempts", DEFAULT_SCHEDULER_MAX_ATTEMPTS, minimum=1,
                            maximum=MAX_SCHEDULER_MAX_ATTEMPTS),
         pool_stale_after=s.float("pool_stale_after", DEFAULT_POOL_STALE_AFTER),
+        placement=s.str("placement", DEFAULT_PLACEMENT),
         fault_plan=s.path("fault_plan", None),
     )
+    if config.placement not in PLACEMENTS:
+        raise ConfigError(f"scheduler.placement: {config.placement!r} is not one of {PLACEMENTS}")
     s.done()
     return config
 

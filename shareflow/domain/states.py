@@ -303,10 +303,13 @@ OPERATIONS: dict[str, Operation] = {
         Operation("create_share", SHARE, frozenset({CREATING}), AVAILABLE, ERROR, "create", "002",
                   flow="shareflow.flows.create_share:create_share",
                   store_keys=(*_SHARE_KEYS, "size", "share_network_id"), creates=True),
-        # Placement, the first step of a create (Manila's scheduler): run by
-        # any host's conductor from the scheduler board; on success the
-        # share is still creating, placed, and its create_share job posted
-        # to the chosen pool's board (shareflow.tasks.scheduling).
+        # Placement, the first step of a create (Manila's scheduler) with
+        # [scheduler] placement = "conductor" (the API's placement needs no
+        # job): run by any host's conductor from the scheduler board; on
+        # success the share is still creating, placed, and its create_share
+        # job posted to the chosen pool's board (shareflow.tasks.scheduling).
+        # Its statuses and "allocate host" action are also what the API's
+        # placement fails an unplaceable share with.
         Operation("schedule_share", SHARE, frozenset({CREATING}), CREATING, ERROR, "allocate host", "001",
                   flow="shareflow.flows.schedule_share:schedule_share",
                   store_keys=(*_SHARE_KEYS, "size", "share_network_id"), creates=True),

@@ -17,8 +17,9 @@ the pool) asks :func:`reschedule` for the next attempt:
   and records the next attempt's job;
 * after the commit the job is posted to the new pool's ``host@backend`` board.
 
-(The same machinery as the first placement's, ``shareflow.engine.placement``;
-only the guard differs: there the share is not placed yet.)
+(The same machinery as the first placement's, the API's or a scheduling
+job's, ``shareflow.engine.placement``; only the guard differs: there the
+share is not placed yet.)
 
 Job identity across attempts: each attempt is a ``create_share`` job row of
 its own (its own board posting, logbook and flow detail, so a conductor of the
@@ -127,8 +128,8 @@ def _next_attempt(runtime, session, job: Job) -> Job | None:
     except exc.NoValidHost as e:
         LOG.info("share %s: no other pool than %s: %s", share.id, ", ".join(tried), e)
         return None
-    following = placement.move_and_record(runtime, session, share, chosen, after=job, from_host=share.host,
-                                          tried=tried)
+    following = placement.move_and_record(session, share, chosen, poster=runtime.poster, now=runtime.clock(),
+                                          from_host=share.host, requested_by=job, retry_of=job.id, tried=tried)
     if following is not None:
         LOG.warning("share %s: create failed on %s, rescheduled to %s (attempt %d of %d)", share.id, tried[-1],
                     chosen.host, len(tried) + 1, runtime.config.scheduler.max_attempts)

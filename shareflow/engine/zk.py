@@ -34,7 +34,8 @@ def translate_errors(action: str) -> Iterator[None]:
         ) from e
 
 
-#: The board of scheduling jobs (``schedule_share``): served by the
+#: The board of scheduling jobs (``schedule_share``: ``[scheduler] placement
+#: = "conductor"``, or posted before the API placed shares): served by the
 #: conductors of every host besides their own ``host@backend`` boards, since
 #: placing a share needs only the database. Never a ``host@backend`` key (no
 #: ``@``); a backend may not be named so (``shareflow.config``), so it is

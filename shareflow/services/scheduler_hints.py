@@ -6,9 +6,11 @@ Manila keeps the affinity hints as share metadata, shown to clients: the new
 share's ``__affinity_same_host`` / ``__affinity_different_host`` list the
 shares it named (comma-separated ids), and each named share lists the new
 one under the same key; deleting a share takes its id out of the others'
-lists again. The conductor's scheduler reads them back from the new share's
-metadata (Manila's ``populate_filter_properties_scheduler_hints``).
-``only_host`` is not metadata in Manila either: it travels in the
+lists again. The scheduler (the API's in the create, or a conductor's
+scheduling job: ``shareflow.engine.placement.choose``) reads them back from
+the new share's metadata (Manila's
+``populate_filter_properties_scheduler_hints``). ``only_host`` is not
+metadata in Manila either: the API passes it to its scheduler, or in the
 ``schedule_share`` job's store.
 """
 

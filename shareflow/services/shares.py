@@ -1,4 +1,20 @@
-"""Shares and their access rules: validate, change status conditionally, post jobs."""
+"""Shares and their access rules: validate, change status conditionally, post jobs.
+
+A create is one job (``[scheduler] placement = "api"``, the default): in the
+POST's one write transaction the share's row is made (``creating``), the
+filter scheduler chooses its pool over the pools conductors report (an API
+node needs no backend configuration), and the share is moved there with its
+``create_share`` job recorded (``shareflow.engine.placement``, the same code
+a scheduling job runs); after the commit the job is posted to the pool's
+``host@backend`` board, and a post that fails removes the share again (503,
+nothing changed: its pool allocation and quota usage go with its row). When
+no pool passes the filters the share is ``error`` with Manila's "allocate
+host" message in that transaction, no job is recorded, and the request is
+still accepted (Manila's behaviour). With ``placement = "conductor"`` the
+share is recorded unplaced and a ``schedule_share`` job is posted to the
+scheduler's board instead (``shareflow.tasks.scheduling``): two jobs per
+create.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +24,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shareflow import policy
-from shareflow.config import Config
+from shareflow.config import PLACEMENT_API, Config
 from shareflow.db import access as access_db
 from shareflow.db import networks as networks_db
 from shareflow.db import share_types as types_db
@@ -18,7 +34,7 @@ from shareflow.db.engine import Database
 from shareflow.db.models import AccessRule, Share
 from shareflow.db import share_polls
 from shareflow.db.share_records import ShareRecord
-from shareflow.engine import operations
+from shareflow.engine import operations, placement
 from shareflow.domain import states, validation
 from shareflow.engine.posting import JobPoster
 from shareflow.engine.zk import SCHEDULER_BOARD
@@ -26,10 +42,11 @@ from shareflow.exceptions import (
     Conflict,
     Forbidden,
     InvalidInput,
+    NoValidHost,
     NotFound,
 )
 from shareflow.flows.delete_share import share_flow_kwargs
-from shareflow.scheduler.scheduler import Placement
+from shareflow.scheduler.scheduler import Placement, Scheduler
 from shareflow.services.availability_zones import resolve as resolve_zone
 from shareflow.services.context import Caller
 from shareflow.services import scheduler_hints as hints_mod
@@ -45,7 +62,7 @@ LOG = logging.getLogger(__name__)
 #: answers for an access id that names no rule of the share.
 RULE_NOT_FOUND = "Resource could not be found."
 
-#: The first job of a create: placement, run by a conductor.
+#: The first job of a create with conductor placement: placement, run by a conductor.
 SCHEDULE = "schedule_share"
 
 
@@ -71,6 +88,9 @@ class ShareService:
         self._poster = poster
         self._clock = clock
         self._new_id = new_id
+        #: The API's placement (``[scheduler] placement = "api"``): the
+        #: pools conductors report, this node's ``[scheduler]``.
+        self._scheduler = Scheduler.from_config(config, clock=clock)
 
     # --- reading ------------------------------------------------------------
 
@@ -170,9 +190,9 @@ class ShareService:
             # Before anything is written: over quota is 413 and changes nothing.
             enforce_quota(s, self._config.quotas, caller.project_id, shares=1, gigabytes=size)
             zone = resolve_zone(self._config, availability_zone)
-            # Unplaced (Manila: no host until the scheduler chose one); a
-            # conductor's scheduler places it (shareflow.tasks.scheduling),
-            # a share of a group on its group's pool.
+            # Unplaced (Manila: no host until the scheduler chose one), then
+            # placed here or by a conductor's scheduling job (see the module's
+            # docstring), a share of a group on its group's pool.
             share = shares_db.create(
                 s, now=now, id=self._new_id(), project_id=caller.project_id, user_id=caller.user_id,
                 name=name, description=description, size=size, share_proto=proto,
@@ -182,22 +202,66 @@ class ShareService:
                 snapshot_id=source.snapshot_id if source else None,
                 share_group_id=group.id if group else None,
             )
-            spec = operations.job_spec(
-                SCHEDULE, backend=SCHEDULER_BOARD, resource_id=share.id, caller=caller,
-                store={"share_id": share.id, "size": size, "share_network_id": share_network_id,
-                       # The zone the request named (None: any), not the default.
-                       "availability_zone": zone if availability_zone is not None else None,
-                       **({"only_host": hints.only_host} if hints.only_host else {}),
-                       **({"snapshot_id": source.snapshot_id} if source else {})},
-            )
             hints_mod.link(s, share.id, hints)
-            job = self._poster.record(s, spec)
-            # The share as created (Manila answers so): a conductor may place
-            # it, or fail it, before this request has answered.
-            # One statement, in this transaction (its rows are flushed).
+            # The zone the request named (None: any), not the default.
+            asked_zone = zone if availability_zone is not None else None
+            if self._config.scheduler.placement == PLACEMENT_API:
+                job, spec = self._place(s, caller, share, now=now, availability_zone=asked_zone,
+                                        only_host=hints.only_host)
+                operation = placement.CREATE
+            else:
+                spec = operations.job_spec(
+                    SCHEDULE, backend=SCHEDULER_BOARD, resource_id=share.id, caller=caller,
+                    store={"share_id": share.id, "size": size, "share_network_id": share_network_id,
+                           "availability_zone": asked_zone,
+                           **({"only_host": hints.only_host} if hints.only_host else {}),
+                           **({"snapshot_id": source.snapshot_id} if source else {})},
+                )
+                job = self._poster.record(s, spec)
+                operation = SCHEDULE
+            # The share as created (Manila answers so): placed, or failed for
+            # want of a pool, here; with a scheduling job, not yet placed (a
+            # conductor may place it, or fail it, before this request has
+            # answered). One statement, in this transaction (its rows are
+            # flushed, the placement's update executed).
             created = share_polls.share(s.connection(), share.id, caller.scope)
-        self._poster.post_or_undo(job, spec, undo=operations.undo(SCHEDULE, share.id, None, clock=self._clock))
+        if job is not None:
+            self._poster.post_or_undo(job, spec, undo=self._undo_create(operation, share.id))
         return created
+
+    def _place(self, session, caller: Caller, share: Share, *, now: datetime, availability_zone: str | None,
+               only_host: str | None):
+        """The API's placement (``[scheduler] placement = "api"``), in the
+        create's transaction: the share moved to the pool the scheduler
+        chooses and its one ``create_share`` job recorded (the job and its
+        spec, to post after the commit); or, when no pool passes, the share
+        ``error`` with Manila's "allocate host" message and no job (None,
+        None)."""
+        try:
+            chosen = placement.choose(session, share, self._scheduler, availability_zone=availability_zone,
+                                      only_host=only_host)
+        except NoValidHost as e:
+            placement.fail_unplaced(session, share.id, e, now=now, project_id=caller.project_id,
+                                    request_id=caller.request_id)
+            return None, None
+        recorded = placement.move_and_record_spec(session, share, chosen, poster=self._poster, now=now,
+                                                  from_host=None, requested_by=caller, retry_of=None)
+        # Made in this transaction, so nothing can have moved it meanwhile.
+        assert recorded is not None, f"share {share.id} left creating unplaced in its own create"
+        return recorded
+
+    def _undo_create(self, operation: str, share_id: str):
+        """A create whose job could not be posted: the share's row removed
+        (its pool allocation and quota usage given back with it, by the
+        database's triggers) and its id taken out of the lists of the shares
+        its scheduler hints named, as if it had never been asked for."""
+        give_back = operations.undo(operation, share_id, None, clock=self._clock)
+
+        def run(session) -> None:
+            hints_mod.unlink(session, share_id)
+            give_back(session)
+
+        return run
 
     def _share_type(self, session, ref, caller: Caller):
         if ref is None:

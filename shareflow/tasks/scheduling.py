@@ -1,11 +1,16 @@
-"""Placing a new share: the steps of a ``schedule_share`` job.
+"""Placing a new share in a job of its own: the steps of a ``schedule_share`` job.
 
-The API creates the share ``creating`` with no ``host`` (as Manila does: the
-host is empty until the scheduler has chosen) and posts a ``schedule_share``
-job to the scheduler's board, which the conductors of every host serve. The
-conductor that claims it runs the filter scheduler with its own
-``[scheduler]`` over the pools reported now, then hands the share to the
-chosen pool's host (``shareflow.engine.placement``).
+Run when ``[scheduler] placement = "conductor"``: the API creates the share
+``creating`` with no ``host`` (as Manila does: the host is empty until the
+scheduler has chosen) and posts a ``schedule_share`` job to the scheduler's
+board, which the conductors of every host serve. The conductor that claims it
+runs the filter scheduler with its own ``[scheduler]`` over the pools
+reported now, then hands the share to the chosen pool's host
+(``shareflow.engine.placement``). With ``placement = "api"`` (the default)
+the API does the same choice and hand-over itself, in the create's
+transaction, and posts no scheduling job (``shareflow.services.shares``);
+conductors still run the ``schedule_share`` jobs posted before (an upgrade,
+or a change of the setting), whatever their own setting says.
 
 Job identity: the scheduling job and each create attempt are job rows of
 their own (each on its own board, with its own logbook), chained by
@@ -24,31 +29,17 @@ from taskflow import task
 
 from shareflow import exceptions as exc
 from shareflow.db import jobs as jobs_db
-from shareflow.db import messages as messages_db
-from shareflow.db import resources
 from shareflow.db import shares as shares_db
-from shareflow.db import snapshots as snapshots_db
-from shareflow.db.models import Job, Share, ShareGroup, ShareType
+from shareflow.db.models import Job, Share
 from shareflow.domain import states
 from shareflow.engine import checkpoints, placement
-from shareflow.engine.outcomes import MESSAGE_RESOURCE_SHARE
-from shareflow.scheduler.scheduler import Placement, Scheduler, request_spec
-from shareflow.services import scheduler_hints
-from shareflow.services.share_groups import place_in_group
+from shareflow.scheduler.scheduler import Scheduler
 
 LOG = logging.getLogger(__name__)
 
 OPERATION = "schedule_share"
 PLACE = "place_share"
 POST = "post_create"
-#: Manila's "allocate host" action.
-ACTION_ALLOCATE_HOST = "001"
-
-
-def allocate_host_message(error: exc.NoValidHost) -> str:
-    """Manila's user message for a share no pool could take: the action's
-    name, then what the scheduler said (which filter did not succeed)."""
-    return f"allocate host: {error.user_message}"
 
 
 def scheduler_checkpoints(runtime) -> checkpoints.Checkpoints:
@@ -58,25 +49,18 @@ def scheduler_checkpoints(runtime) -> checkpoints.Checkpoints:
                                    hang_limit=runtime.config.conductor.step_timeout)
 
 
-def _snapshot_host(session, share: Share) -> str | None:
-    """The pool of the share a snapshot was taken of (where a share made
-    from it must be: CreateFromSnapshotFilter)."""
-    snapshot = snapshots_db.get_any(session, share.snapshot_id)
-    parent = shares_db.get_any(session, snapshot.share_id) if snapshot is not None else None
-    where = Placement.of_share(parent) if parent is not None else None
-    return where.host if where is not None else None
-
-
 class PlaceShare(task.Task):
     """Choose the share's pool and hand the share to it, in one transaction:
     the share's ``host``/``backend`` set (only while it is still ``creating``
-    and unplaced) and its ``create_share`` job recorded, linked to this job.
-    A share from a snapshot can only go to its snapshot's pool, a share of a
-    share group to its group's (``place_in_group``). When no pool
-    passes the filters the share is ``error`` with Manila's "allocate host"
-    user message (the filter's detail id), in the same transaction, and the
-    step fails with NoValidHost. Resumed after it had committed, it finds the
-    create job by its link and returns it: a share is never placed twice.
+    and unplaced) and its ``create_share`` job recorded, linked to this job
+    (the choice and the hand-over are the API's too:
+    ``shareflow.engine.placement``). A share from a snapshot can only go to
+    its snapshot's pool, a share of a share group to its group's
+    (``place_in_group``). When no pool passes the filters the share is
+    ``error`` with Manila's "allocate host" user message (the filter's detail
+    id), in the same transaction, and the step fails with NoValidHost.
+    Resumed after it had committed, it finds the create job by its link and
+    returns it: a share is never placed twice.
 
     Revert: a create job recorded here that no conductor has started is
     withdrawn and the share unplaced again (host cleared, so its pool's
@@ -100,27 +84,18 @@ class PlaceShare(task.Task):
                 raise exc.ResourceStateChanged(
                     f"share {share_id} is {status} on {share.host if share else None}, not creating unplaced",
                     user_message=f"the share changed status to {status} before it was placed")
-            stype = s.get(ShareType, share.share_type_id) if share.share_type_id else None
-            snapshot_host = _snapshot_host(s, share) if share.snapshot_id else None
-            # The create's scheduler_hints: affinity from the share's
-            # metadata (as Manila reads them back; loaded with the share),
-            # only_host from the job.
-            same_host, different_host = scheduler_hints.resolve(s, share.metadata_dict())
-            spec = request_spec(size_gb=share.size, share_proto=share.share_proto, share_type=stype,
-                                availability_zone=availability_zone, snapshot_host=snapshot_host,
-                                same_host=same_host, different_host=different_host, only_host=only_host)
             try:
-                if share.snapshot_id and snapshot_host is None:
-                    raise exc.NoValidHost(f"the snapshot's share has no pool ({share.snapshot_id})")
-                scheduler = Scheduler.from_config(runtime.config, clock=runtime.clock)
-                group = s.get(ShareGroup, share.share_group_id) if share.share_group_id else None
-                chosen = place_in_group(scheduler, s, spec, group) if group is not None else scheduler.place(s, spec)
+                # The create's scheduler_hints: affinity from the share's
+                # metadata (loaded with the share), only_host from the job.
+                chosen = placement.choose(s, share, Scheduler.from_config(runtime.config, clock=runtime.clock),
+                                          availability_zone=availability_zone, only_host=only_host)
             except exc.NoValidHost as e:
-                LOG.info("share %s of %s GiB, type %s: %s", share.id, share.size, stype.name if stype else None, e)
                 no_valid_host = e
-                self._no_valid_host(runtime, s, job, share, e)
+                placement.fail_unplaced(s, share.id, e, now=runtime.clock(),
+                                        project_id=job.project_id or share.project_id, request_id=job.request_id)
             else:
-                created = placement.move_and_record(runtime, s, share, chosen, after=job, from_host=None)
+                created = placement.move_and_record(s, share, chosen, poster=runtime.poster, now=runtime.clock(),
+                                                    from_host=None, requested_by=job, retry_of=job.id)
                 # The share's row was read in this transaction and held
                 # (SQLite's writes are serial; elsewhere the update's guard).
                 if created is None:
@@ -129,19 +104,6 @@ class PlaceShare(task.Task):
                 LOG.info("share %s placed on %s (job %s)", share.id, chosen.host, created.id)
                 return created.id
         raise no_valid_host
-
-    @staticmethod
-    def _no_valid_host(runtime, session, job, share: Share, error: exc.NoValidHost) -> None:
-        """Manila's behaviour: the share stays, in error, with a message
-        naming the filter that removed the last pools."""
-        op = states.operation(OPERATION)
-        now = runtime.clock()
-        if resources.fail(session, op, share.id, states.ERROR, now=now):
-            messages_db.create(
-                session, now=now, project_id=job.project_id or share.project_id, request_id=job.request_id,
-                resource_type=MESSAGE_RESOURCE_SHARE, resource_id=share.id, action_id=ACTION_ALLOCATE_HOST,
-                detail_id=error.detail_id, user_message=allocate_host_message(error),
-            )
 
     def revert(self, runtime, job_id, share_id, result=None, **kwargs):
         if not isinstance(result, str):

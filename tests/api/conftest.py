@@ -4,16 +4,18 @@ One environment per test module (migrating a database and connecting to
 ZooKeeper per test would dominate the run time); tests create their own
 shares and types with unique names, so they do not depend on each other.
 No conductor runs: posted jobs wait on the board, shares stay ``creating``
-unless a test moves them with :meth:`ApiEnv.set_share_status`. A create's
-first job, placement (``schedule_share``), is run when a test asks
-(:meth:`ApiEnv.schedule`, which :meth:`ApiEnv.create_share` does): a real
-conductor of the scheduler's board, in this process, dispatches the jobs
-that board holds and returns; the shares' create jobs then wait on their
-pool's board. The API's
-configuration has no backends at all (an API node needs none): it places
-shares on the pool ``testhost@b1#pool0`` that :func:`report_pool` reports as
-a conductor of host ``testhost`` would, and whose heartbeat each request
-renews (a live conductor reports every 30 s).
+unless a test moves them with :meth:`ApiEnv.set_share_status`. The API
+places a new share itself (``[scheduler] placement = "api"``, the default):
+its one create job waits on its pool's board. An environment built with
+``placement="conductor"`` has the two-job create instead: its first job,
+placement (``schedule_share``), is run when a test asks
+(:meth:`ApiEnv.schedule`, which :meth:`ApiEnv.create_share` does there): a
+real conductor of the scheduler's board, in this process, dispatches the
+jobs that board holds and returns. The API's configuration has no backends
+at all (an API node needs none): it places shares on the pool
+``testhost@b1#pool0`` that :func:`report_pool` reports as a conductor of host
+``testhost`` would, and whose heartbeat each request renews (a live
+conductor reports every 30 s).
 
 Every response goes through :func:`check_response`: no 5xx, ever, and every
 4xx carries Manila's fault body and our request ids.
@@ -38,7 +40,7 @@ import sqlalchemy as sa
 from shareflow.api.app import create_app
 from shareflow.api.errors import FAULT_NAMES
 from shareflow.auth.tokens import TokenFile
-from shareflow.config import Config, parse
+from shareflow.config import PLACEMENT_CONDUCTOR, Config, parse
 from shareflow.db import pools as pools_db
 from shareflow.db import shares as shares_db
 from shareflow.db.engine import Database
@@ -81,9 +83,11 @@ def report_pool(db: Database, *, total_gb: int = POOL_TOTAL_GB, free_gb: int | N
 
 
 def make_config(tmp: Path, zk_hosts: str, zk_chroot: str, *, strategy: str = "tokens",
-                zk_connect_timeout: float = 10.0, with_backend: bool = False) -> Config:
+                zk_connect_timeout: float = 10.0, with_backend: bool = False,
+                placement: str | None = None) -> Config:
     """The API's configuration: no backends unless ``with_backend`` (for
-    tests that build a conductor's drivers from it)."""
+    tests that build a conductor's drivers from it); ``[scheduler]
+    placement`` as given (None: the default, the API's)."""
     data = {
         "state_dir": str(tmp / "var"),
         "host": "testhost",
@@ -93,6 +97,8 @@ def make_config(tmp: Path, zk_hosts: str, zk_chroot: str, *, strategy: str = "to
         "api": {"bind": "127.0.0.1:8786", "max_body_bytes": 64 * 1024},
         "auth": {"strategy": strategy, "tokens_file": str(tmp / "tokens.json")},
     }
+    if placement is not None:
+        data["scheduler"] = {"placement": placement}
     if with_backend:
         data["backends"] = [{
             "name": BACKEND,
@@ -181,12 +187,13 @@ class ApiEnv:
                                                Service.updated_at < now - HEARTBEAT).values(updated_at=now))
 
     def create_share(self, *, token: str, size: int = 1, schedule: bool = True, **extra) -> dict:
-        """The create's answer (the share ``creating``, not placed yet); with
-        ``schedule``, its placement then run (:meth:`schedule`)."""
+        """The create's answer: the share ``creating``, placed by the API (or
+        ``error``: no pool); with conductor placement not placed yet, and
+        with ``schedule`` its placement then run (:meth:`schedule`)."""
         body = {"share": {"size": size, "share_proto": "NFS", "name": f"s-{uuid.uuid4().hex[:8]}", **extra}}
         result = self.post("/v2/shares", body, token=token)
         assert result.status_code == 200, result.text
-        if schedule:
+        if schedule and self.config.scheduler.placement == PLACEMENT_CONDUCTOR:
             self.schedule()
         return result.json["share"]
 
@@ -194,7 +201,7 @@ class ApiEnv:
         """Run every scheduling job on the scheduler's board, as a conductor
         of any host would (``shareflow.tasks.scheduling``), with the API's
         configuration or ``config`` (the conductor's own ``[scheduler]``);
-        returns how many ran."""
+        returns how many ran (none when the API placed the shares itself)."""
         from shareflow.engine.boards import every_job
 
         board = self._scheduler_board()
@@ -277,8 +284,9 @@ class ApiEnv:
 
 
 def build_env(tmp: Path, zk_hosts: str, zk_root: str, *, strategy: str = "tokens",
-              zk_connect_timeout: float = 10.0) -> ApiEnv:
-    config = make_config(tmp, zk_hosts, zk_root, strategy=strategy, zk_connect_timeout=zk_connect_timeout)
+              zk_connect_timeout: float = 10.0, placement: str | None = None) -> ApiEnv:
+    config = make_config(tmp, zk_hosts, zk_root, strategy=strategy, zk_connect_timeout=zk_connect_timeout,
+                         placement=placement)
     db = Database(config.database.url)
     try:
         upgrade(db)

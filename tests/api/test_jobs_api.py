@@ -2,11 +2,10 @@
 isolation, a job's steps and attempts, and the steering actions' errors.
 
 No conductor runs here (see conftest): a share created through the API is
-placed by its ``schedule_share`` job (run in process by ``api.schedule``),
-which leaves the share's ``create_share`` job ``posted`` on its pool's board;
-a test that needs another state writes it on the record, as a conductor
-would have. Listings of a project's jobs ask for ``create_share`` jobs
-(``CREATES``) where the scheduling jobs beside them do not matter.
+placed by the API, whose one ``create_share`` job waits ``posted`` on its
+pool's board; a test that needs another state writes it on the record, as
+a conductor would have. Listings of a project's jobs ask for
+``create_share`` jobs (``CREATES``) where other jobs would not matter.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from shareflow.wiring import Services, utcnow
 from tests.api.conftest import MAX, assert_fault, check_response
 
 
-#: The filter for the create jobs of a listing (each has its scheduling job too).
+#: The filter for the create jobs of a listing.
 CREATES = {"operation": "create_share"}
 
 
@@ -66,21 +65,18 @@ def listed(result) -> list[str]:
 def test_a_created_share_has_a_posted_job_its_project_can_read(api):
     share = api.create_share(token=api.tokens["alice"])
     result = api.get("/v2/jobs", params={"resource_id": share["id"]})
-    # Newest first: the create job, and the scheduling job that placed the share and recorded it.
-    job, scheduled = result.json["jobs"]
-    assert (scheduled["operation"], scheduled["state"]) == ("schedule_share", "succeeded")
+    # The create's one job: the API placed the share and recorded it.
+    (job,) = result.json["jobs"]
     assert job["operation"] == "create_share" and job["state"] == "posted"
-    assert job["retry_of"] == scheduled["id"]
+    assert job["retry_of"] is None
     assert job["resource_type"] == "share" and job["project_id"] == "proj-a"
     assert "backend" not in job and "owner" not in job  # where it runs: for admins
     assert job["links"][0]["href"].endswith(f"/v2/jobs/{job['id']}")
 
     shown = api.get(f"/v2/jobs/{job['id']}").json["job"]
     assert shown["id"] == job["id"] and shown["state"] == "posted"
-    # The chain: placement, then the create it handed the share to.
-    assert [a["id"] for a in shown["attempts"]] == [scheduled["id"], job["id"]]
-    assert [a["id"] for a in api.get(f"/v2/jobs/{scheduled['id']}").json["job"]["attempts"]] == [
-        scheduled["id"], job["id"]]
+    # Its chain: itself, the first attempt.
+    assert [a["id"] for a in shown["attempts"]] == [job["id"]]
     assert "failure" not in shown
 
     # With the project in the path too, like every /v2 route.
@@ -89,7 +85,7 @@ def test_a_created_share_has_a_posted_job_its_project_can_read(api):
 
     admin_view = api.get(f"/v2/jobs/{job['id']}", token=api.tokens["admin"]).json["job"]
     assert admin_view["backend"] == "testhost@b1" and "failure" in admin_view
-    assert [a["backend"] for a in admin_view["attempts"]] == ["scheduler", "testhost@b1"]
+    assert [a["backend"] for a in admin_view["attempts"]] == ["testhost@b1"]
 
 
 def test_members_see_only_their_projects_jobs(api):
@@ -131,7 +127,7 @@ def test_with_count_says_how_many_match_whatever_the_page(api, paged):
     token = paged["token"]
     page = api.get("/v2/jobs", token=token, params={"limit": "2", "with_count": "true", **CREATES}).json
     assert len(page["jobs"]) == 2 and page["count"] == 5
-    assert api.get("/v2/jobs", token=token, params={"with_count": "true"}).json["count"] == 10  # and placements
+    assert api.get("/v2/jobs", token=token, params={"with_count": "true"}).json["count"] == 5  # no other jobs
     assert api.get("/v2/jobs", token=token, params={"state": "succeeded", "with_count": "1", **CREATES}
                    ).json["count"] == 0
     everyone = api.get("/v2/jobs", token=api.tokens["admin"], params={"with_count": "true", "limit": "1"}).json
@@ -163,7 +159,6 @@ def test_filters_state_operation_and_resource(api, paged):
         assert set(listed(api.get("/v2/jobs", token=token, params=both))) == {first, second}
         assert set(listed(api.get("/v2/jobs", token=token, params={"state": "reverted,succeeded", **CREATES}))) \
             == {first, second}
-        # (The scheduling jobs are done; the creates they posted wait.)
         assert listed(api.get("/v2/jobs", token=token, params={"state": "posted"})) == list(reversed(rest))
         failed = api.get(f"/v2/jobs/{second}", token=token).json["job"]
         assert failed["state"] == "reverted" and failed["failed_step"] == "create_volume"
@@ -174,7 +169,7 @@ def test_filters_state_operation_and_resource(api, paged):
         job = api.get(f"/v2/jobs/{rest[0]}", token=token).json["job"]
         assert listed(api.get("/v2/jobs", token=token, params={"resource_id": job["resource_id"], **CREATES})) \
             == [rest[0]]
-        assert len(listed(api.get("/v2/jobs", token=token, params={"operation": "schedule_share"}))) == 5
+        assert listed(api.get("/v2/jobs", token=token, params={"operation": "schedule_share"})) == []
     finally:
         set_job(api, first, state="posted", finished_at=None)
         set_job(api, second, state="posted", failed_step=None, finished_at=None)

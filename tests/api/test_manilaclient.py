@@ -113,7 +113,6 @@ def test_manilaclient_lifecycle(tokens_server):
     assert [(el.id, el.path) for el in locations] == [(el_id, "10.0.0.9:/shares/client-made")]
     assert alice.share_export_locations.get(share.id, el_id).path == "10.0.0.9:/shares/client-made"
 
-    env.schedule()  # placed by a conductor's scheduler
     env.set_share_status(share.id, "available")
     rule = alice.shares.allow(share.id, "ip", "10.0.0.0/24", "ro")
     assert rule["access_to"] == "10.0.0.0/24" and rule["access_level"] == "ro"
@@ -149,7 +148,6 @@ def test_manilaclient_old_microversion(tokens_server):
     alice = manila(server, env.tokens["alice"], "2.5")
     share = alice.shares.create("NFS", 1, name="legacy")
     assert share.export_locations == [] and share.share_type == "default"
-    env.schedule()  # placed by a conductor's scheduler
     env.set_share_status(share.id, "available")
     rule = alice.shares.allow(share.id, "ip", "10.1.0.1", "rw")  # os-allow_access before 2.7
     assert rule["state"] == "new"
@@ -269,7 +267,6 @@ def test_manilaclient_with_a_reader_token_reads_and_is_refused_every_change(toke
     env, server = tokens_server
     alice = manila(server, env.tokens["alice"])
     share = alice.shares.create("NFS", 1, name="read-me", metadata={"k": "v"})
-    env.schedule()  # placed by a conductor's scheduler
     env.set_share_status(share.id, "available")
     rule = alice.shares.allow(share.id, "ip", "10.0.9.0/24", "ro")
     reader = manila(server, TokenFile(env.config.auth.tokens_file).issue("proj-a", "rita", role="reader")[0])

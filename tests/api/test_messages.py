@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from shareflow.db import messages as messages_db
-from shareflow.db.models import Message
+from shareflow.db.models import Job, Message
 from shareflow.wiring import utcnow
 from tests.api.conftest import assert_fault, report_pool
 from tests.api.test_manilaclient import _openstack_cli, tokens_server  # noqa: F401 (a fixture)
@@ -166,14 +166,15 @@ def test_unknown_or_impossible_ids_are_404(api, bad):
 
 
 def test_no_pool_for_the_share_leaves_an_allocate_host_message(api):
-    """The scheduler (a conductor's, run by ``create_share``) found no pool:
-    the share, created ``creating``, is ``error`` with Manila's message."""
+    """The API's scheduler found no pool: the share is ``error`` in the
+    create's answer already, with Manila's message, and no job."""
     report_pool(api.services.db, total_gb=4)
     try:
         share = api.create_share(token=api.tokens["alice"], size=500)
     finally:
         report_pool(api.services.db)
-    assert share["status"] == "creating"  # the API's answer: placement comes after
+    assert share["status"] == "error"  # the API's answer: placed (or not) in the create
+    assert api.count(Job, resource_id=share["id"]) == 0
     assert api.get(f"/v2/shares/{share['id']}").json["share"]["status"] == "error"
     (msg,) = listed(api, resource_id=share["id"])
     # Manila's detail for the filter that removed the last pool (009: Capacity).

@@ -3,10 +3,13 @@
 Own environment (own database): each test reports exactly the pools it
 places on (as conductors of a btrfs and of an image backend would) and
 removes them after, so what passes the filters is what the test says.
-Placement is run by a scheduler conductor in process (``env.schedule``, with
-the API's configuration or the ``[scheduler]`` a test gives it: the API's own
-plays no part); no other conductor runs, so a placed share stays
-``creating`` and holds its pool's space (the ``allocated_capacity_gb``
+The API places the share in the create's transaction (``[scheduler]
+placement = "api"``, the default: its own ``[scheduler]`` decides) and
+records its one create job; a test of conductor placement creates through a
+service configured so and runs the scheduling job with a scheduler conductor
+in process (``env.schedule``, with the API's configuration or the
+``[scheduler]`` a test gives it). No other conductor runs, so a placed share
+stays ``creating`` and holds its pool's space (the ``allocated_capacity_gb``
 counter), as a share being made does.
 """
 
@@ -139,36 +142,84 @@ def test_over_subscription_is_used_until_provisioned_exceeds_the_ratio(env, pool
 
 
 def scheduler_with(env, **scheduler) -> Config:
-    """A conductor's configuration with this ``[scheduler]``."""
+    """An API's configuration with this ``[scheduler]``."""
     return dataclasses.replace(env.config, scheduler=SchedulerConfig(**scheduler))
 
 
+def service(env, config: Config) -> ShareService:
+    """The API's share service with ``config`` (on the environment's database and boards)."""
+    return ShareService(config, env.services.db, env.services.poster, clock=utcnow)
+
+
+def jobs_of(env, share_id: str) -> list[Job]:
+    with env.services.db.read() as s:
+        return list(s.scalars(sa.select(Job).where(Job.resource_id == share_id).order_by(Job.created_at)))
+
+
 def place_many(env, config: Config, n: int) -> list[str | None]:
-    """Where the scheduler of a conductor configured so places ``n`` shares
-    created through the API's service, one after the other."""
+    """Where an API configured so places ``n`` shares, one after the other
+    (placed in each create's answer)."""
+    api = service(env, config)
     hosts = []
     for _ in range(n):
-        share = env.services.shares.create(ALICE, size=10, share_proto="NFS")
-        assert share.host is None  # the API places nothing
-        env.schedule(config)
-        hosts.append(env.share_row(share.id).host)
+        share = api.create(ALICE, size=10, share_proto="NFS")
+        assert share.host == env.share_row(share.id).host
+        hosts.append(share.host)
     return hosts
 
 
-def test_the_api_does_not_schedule_the_conductor_does(env, pools):
-    """The API's ``[scheduler]`` plays no part: an API whose configuration
-    would refuse every pool (its filters see none fresh) still creates the
+def test_the_api_places_the_share_with_one_create_job(env, pools):
+    """The default: the create's answer has the share on its pool, and its
+    one job is the create on that pool's board (not a scheduling job), first
+    of its chain, posted; the pool's allocation holds the share from then."""
+    from shareflow.db import pools as pools_db
+
+    report_btrfs(env, total_gb=100)
+    # (An admin's view shows the host.)
+    result = env.post("/v2/shares", {"share": {"size": 3, "share_proto": "NFS"}}, token=env.tokens["admin"])
+    assert result.status_code == 200, result.text
+    answered = result.json["share"]
+    assert (answered["status"], answered["host"]) == ("creating", BTRFS)
+    (job,) = jobs_of(env, answered["id"])
+    assert (job.operation, job.backend, job.retry_of, job.state) == (
+        "create_share", BTRFS.partition("#")[0], None, "posted")
+    assert job.board_job_id and (job.project_id, job.user_id) == ("adminproj", "root")
+    assert job.request_id == result.headers["x-openstack-request-id"]
+    with env.services.db.read() as s:
+        assert pools_db.allocated_gb(s, BTRFS) == 3
+    # Nothing for a scheduler conductor to do.
+    assert env.schedule() == 0
+
+
+def test_the_api_schedules_with_its_own_scheduler_configuration(env, pools):
+    """The API's ``[scheduler]`` decides: an API whose configuration refuses
+    every pool (its filters see none fresh) fails the share at once, with
+    the allocate-host message and no job."""
+    report_btrfs(env, total_gb=100)
+    blind = service(env, scheduler_with(env, pool_stale_after=-1.0))
+    share = blind.create(ALICE, size=1, share_proto="NFS")
+    assert (share.status, share.host) == ("error", None)
+    assert jobs_of(env, share.id) == []
+    with env.services.db.read() as s:
+        (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
+    assert (msg.project_id, msg.action_id) == (ALICE.project_id, "001")
+    assert msg.user_message.startswith("allocate host: ")
+
+
+def test_with_conductor_placement_the_api_does_not_schedule_the_conductor_does(env, pools):
+    """``placement = "conductor"``: the API's ``[scheduler]`` plays no part:
+    an API whose configuration would refuse every pool still creates the
     share, unplaced, with a scheduling job; the conductor's scheduler places it."""
     report_btrfs(env, total_gb=100)
-    blind = dataclasses.replace(env.config, scheduler=SchedulerConfig(pool_stale_after=-1.0))
-    api = ShareService(blind, env.services.db, env.services.poster, clock=utcnow)
+    api = service(env, scheduler_with(env, pool_stale_after=-1.0, placement="conductor"))
     share = api.create(ALICE, size=1, share_proto="NFS")
     assert (share.status, share.host) == ("creating", None)
-    with env.services.db.read() as s:
-        (job,) = s.scalars(sa.select(Job).where(Job.resource_id == share.id)).all()
+    (job,) = jobs_of(env, share.id)
     assert (job.operation, job.backend, job.state) == ("schedule_share", "scheduler", "posted")
     assert env.schedule() == 1
     assert (env.share_row(share.id).status, env.share_row(share.id).host) == ("creating", BTRFS)
+    scheduled, create = jobs_of(env, share.id)
+    assert (create.operation, create.retry_of) == ("create_share", scheduled.id)
 
 
 def test_capacity_weigher_spreads_and_a_negative_multiplier_stacks(env, pools):
@@ -196,7 +247,7 @@ def test_first_fit_follows_the_configured_order(env, pools):
 
 
 def test_a_placement_whose_create_cannot_be_posted_is_undone_and_the_share_error(env, pools, tmp_path):
-    """The scheduling job's last step cannot post the create job (ZooKeeper
+    """Conductor placement: the scheduling job's last step cannot post the create job (ZooKeeper
     away, injected at checkpoint ``conductor.placed``): the create job is
     withdrawn, the share unplaced (its pool's allocation given back) and
     ``error`` with a message naming the step; its quota is given back too."""
@@ -208,8 +259,9 @@ def test_a_placement_whose_create_cannot_be_posted_is_undone_and_the_share_error
     report_btrfs(env, total_gb=100)
     plan = tmp_path / "scheduler-faults.json"
     plan.write_text(json.dumps({"conductor.placed": "unavailable"}))
-    config = dataclasses.replace(env.config, scheduler=dataclasses.replace(env.config.scheduler, fault_plan=plan))
-    share = env.services.shares.create(ALICE, size=7, share_proto="NFS")
+    config = dataclasses.replace(env.config, scheduler=dataclasses.replace(
+        env.config.scheduler, fault_plan=plan, placement="conductor"))
+    share = service(env, config).create(ALICE, size=7, share_proto="NFS")
     with env.services.db.read() as s:
         assert quotas_db.usage(s, ALICE.project_id)["gigabytes"] == 7  # taken by the request
     assert env.schedule(config) == 1
@@ -225,3 +277,38 @@ def test_a_placement_whose_create_cannot_be_posted_is_undone_and_the_share_error
         (msg,) = s.scalars(sa.select(Message).where(Message.resource_id == share.id)).all()
     assert (msg.project_id, msg.action_id) == (ALICE.project_id, "001")
     assert msg.user_message.startswith("allocate host: step 'post_create' failed: ")
+
+
+def test_a_create_whose_job_cannot_be_posted_leaves_nothing(tmp_path):
+    """API placement, ZooKeeper away (nothing listens where the API's
+    configuration says): the share was placed and its create job recorded
+    in the POST's transaction, but the post fails: 503 with Manila's body,
+    and nothing is left - no share row, no job, the pool's allocation and
+    the project's quota usage given back, the share's id gone from the
+    metadata of the share its scheduler hint named."""
+    from shareflow.db import pools as pools_db
+    from shareflow.db import quotas as quotas_db
+    from shareflow.system.ports import free_port
+    from tests.api.conftest import POOL_HOST, assert_fault
+
+    env = build_env(tmp_path, f"127.0.0.1:{free_port()}", "/nowhere", zk_connect_timeout=1.0)
+    try:
+        headers = {"X-Auth-Token": env.tokens["alice"], "X-OpenStack-Manila-API-Version": "2.65"}
+        # A share no pool takes needs no post: error at once, no job.
+        nowhere = share_type(env, {"share_backend_name": "no-such-backend"})
+        other = env.create_share(token=env.tokens["alice"], share_type=nowhere)
+        assert env.share_row(other["id"]).status == "error" and env.count(Job) == 0
+        result = env.client.simulate_post("/v2/shares", headers=headers, json={"share": {
+            "size": 5, "share_proto": "NFS", "scheduler_hints": {"different_host": other["id"]}}})
+        message = assert_fault(result, 503, "serviceUnavailable")
+        assert message.startswith("Could not schedule the create share: ") and "Nothing was changed" in message
+        assert env.count(Share) == 1 and env.count(Job) == 0
+        with env.services.db.read() as s:
+            assert pools_db.allocated_gb(s, POOL_HOST) == 0
+            usage = quotas_db.usage(s, "proj-a")
+            assert (usage["shares"], usage["gigabytes"]) == (0, 0)  # the other one is error: not counted
+            assert quotas_db.recount(s, "proj-a") == usage
+        listed = env.get(f"/v2/shares/{other['id']}/metadata", token=env.tokens["alice"])
+        assert listed.json["metadata"] == {}
+    finally:
+        env.close()

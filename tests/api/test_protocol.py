@@ -169,8 +169,8 @@ def noauth_api(zookeeper_server, tmp_path_factory):
 def test_noauth_mode_follows_manila(noauth_api, caplog):
     share = noauth_api.create_share(token="alice:demo")
     assert share["project_id"] == "demo" and share["user_id"] == "alice"
-    # Everyone is an admin: admins see the host (once the scheduler chose it).
-    assert share["host"] is None
+    # Everyone is an admin: admins see the host (the API's scheduler chose it in the create).
+    assert share["host"] == "testhost@b1#pool0"
     assert noauth_api.get(f"/v2/shares/{share['id']}", token="alice:demo").json["share"]["host"] == \
         "testhost@b1#pool0"
     only_project = noauth_api.get("/v2/shares", token="demo").json["shares"]

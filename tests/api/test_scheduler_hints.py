@@ -1,8 +1,11 @@
 """A share create's scheduler_hints (Manila 2.65 same_host / different_host,
 2.67 only_host), through the API over two reported pools, placed by the
-conductor's scheduler run in process (``ApiEnv.schedule``).
+API (``[scheduler] placement = "api"``) and by a conductor's scheduling job
+run in process (``placement = "conductor"``, ``ApiEnv.schedule``): every
+test runs with both, and the hints must act the same.
 
-Own environment (own database): each test reports exactly the two pools.
+Own environment (own database) for each placement: each test reports
+exactly the two pools.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ B = "otherhost@b2#pool0"
 SAME, DIFFERENT = "__affinity_same_host", "__affinity_different_host"
 
 
-@pytest.fixture(scope="module")
-def env(zookeeper_server, tmp_path_factory) -> Iterator[ApiEnv]:
+@pytest.fixture(scope="module", params=["api", "conductor"])
+def env(request, zookeeper_server, tmp_path_factory) -> Iterator[ApiEnv]:
     with chroot(zookeeper_server.hosts) as zk_root:
-        e = build_env(tmp_path_factory.mktemp("hints"), zookeeper_server.hosts, zk_root)
+        e = build_env(tmp_path_factory.mktemp("hints"), zookeeper_server.hosts, zk_root, placement=request.param)
         try:
             yield e
         finally:

@@ -1,7 +1,7 @@
-"""Placement from the pools conductors reported (by a conductor's scheduler,
-run in process by ``api.schedule``), on an API node with no backend
-configuration, and Manila's ``GET /scheduler-stats/pools`` (admins),
-through the API, python-manilaclient and ``openstack share pool list``."""
+"""Placement from the pools conductors reported (by the API's scheduler, in
+the create's transaction), on an API node with no backend configuration, and
+Manila's ``GET /scheduler-stats/pools`` (admins), through the API,
+python-manilaclient and ``openstack share pool list``."""
 
 from __future__ import annotations
 
@@ -64,11 +64,11 @@ def test_a_stale_pool_is_not_chosen(api):
             headers={"X-Auth-Token": api.tokens["alice"], "X-OpenStack-Manila-API-Version": "2.65"})
         assert result.status_code == 200, result.text
         share_id = result.json["share"]["id"]
-        assert result.json["share"]["status"] == "creating"  # the API does not schedule
-        assert api.schedule() == 1  # a conductor's scheduler does: no pool it could choose
+        # The API's scheduler: no pool it could choose, the share error at once, no job.
+        assert result.json["share"]["status"] == "error"
         row = api.share_row(share_id)
         assert (row.status, row.host) == ("error", None)
-        assert job_of(api, share_id, "schedule_share").failed_step == "place_share"
+        assert api.count(Job, resource_id=share_id) == 0
         listed = api.client.simulate_get(
             "/v2/scheduler-stats/pools", headers={"X-Auth-Token": api.tokens["admin"],
                                                   "X-OpenStack-Manila-API-Version": "2.65"})

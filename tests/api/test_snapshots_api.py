@@ -318,7 +318,7 @@ def test_share_with_snapshots_cannot_be_deleted(api, types):
     message = assert_fault(api.delete(f"/v2/shares/{share['id']}"), 403, "forbidden")
     assert message == "Invalid share: Share still has 1 dependent snapshots."
     assert api.share_row(share["id"]).status == "available"
-    assert [j.operation for j in jobs_of(api, share["id"])] == ["schedule_share", "create_share"]
+    assert [j.operation for j in jobs_of(api, share["id"])] == ["create_share"]
     set_snapshot_status(api, snap["id"], "error")  # in any status
     assert_fault(api.delete(f"/v2/shares/{share['id']}"), 403)
     # Once the snapshot is gone (soft-deleted), the share can go.
@@ -334,27 +334,25 @@ def test_share_with_snapshots_cannot_be_deleted(api, types):
 def test_share_from_snapshot_inherits_size_type_zone_and_backend(api, types):
     parent = available_share(api, share_type=types["full"], size=2)
     snap = create_snapshot(api, parent["id"])
-    result = api.post("/v2/shares", {"share": {"share_proto": "NFS", "snapshot_id": snap["id"], "name": "clone"}})
+    # A roomier pool elsewhere: the clone still goes where its snapshot is
+    # (CreateFromSnapshotFilter, in the API's scheduler).
+    report_pool(api.services.db, host=ROOMIER, total_gb=10 * POOL_TOTAL_GB)
+    try:
+        result = api.post("/v2/shares", {"share": {"share_proto": "NFS", "snapshot_id": snap["id"],
+                                                   "name": "clone"}})
+    finally:
+        with api.services.db.write() as s:
+            s.execute(sa.delete(Pool).where(Pool.host == ROOMIER))
+            s.execute(sa.text("DELETE FROM services WHERE host = 'roomier@b1'"))
     assert result.status_code == 200, result.text
     clone = result.json["share"]
     assert (clone["size"], clone["snapshot_id"], clone["status"]) == (2, snap["id"], "creating")
     assert clone["share_type"] == parent["share_type"]
     assert clone["availability_zone"] == parent["availability_zone"]
-    assert api.share_row(clone["id"]).host is None  # placed by the scheduler, not the API
-    # A roomier pool elsewhere: the clone still goes where its snapshot is
-    # (CreateFromSnapshotFilter, in the conductor's scheduler).
-    report_pool(api.services.db, host=ROOMIER, total_gb=10 * POOL_TOTAL_GB)
-    try:
-        assert api.schedule() == 1
-    finally:
-        with api.services.db.write() as s:
-            s.execute(sa.delete(Pool).where(Pool.host == ROOMIER))
-            s.execute(sa.text("DELETE FROM services WHERE host = 'roomier@b1'"))
     parent_row, clone_row = api.share_row(parent["id"]), api.share_row(clone["id"])
     assert (clone_row.backend, clone_row.host) == (parent_row.backend, parent_row.host)
-    scheduled, job = jobs_of(api, clone["id"])
-    assert (scheduled.operation, scheduled.state) == ("schedule_share", "succeeded")
-    assert (job.operation, job.retry_of, job.backend) == ("create_share", scheduled.id, parent_row.backend)
+    (job,) = jobs_of(api, clone["id"])
+    assert (job.operation, job.retry_of, job.backend) == ("create_share", None, parent_row.backend)
     assert json.loads(job.factory_kwargs)["from_snapshot"] is True
     assert json.loads(job.store)["snapshot_id"] == snap["id"]
     bigger = api.post("/v2/shares", {"share": {"share_proto": "NFS", "size": 3, "snapshot_id": snap["id"],
@@ -411,8 +409,7 @@ def test_revert_sets_share_reverting_and_snapshot_restoring_and_posts_a_job(api,
     assert result.status_code == 202 and result.text == ""
     assert api.share_row(share["id"]).status == "reverting"
     assert snapshot_row(api, latest["id"]).status == "restoring"
-    assert [j.operation for j in jobs_of(api, share["id"])] == ["schedule_share", "create_share",
-                                                                "revert_to_snapshot"]
+    assert [j.operation for j in jobs_of(api, share["id"])] == ["create_share", "revert_to_snapshot"]
     # A second revert meanwhile: the share is busy.
     assert "must be in 'available' state" in assert_fault(revert(api, share["id"], latest["id"]), 409)
 
@@ -454,7 +451,7 @@ def test_revert_errors_in_manilas_order_and_codes(api, types):
     # Nothing changed on the way.
     assert api.share_row(sid).status == "available"
     assert {snapshot_row(api, x["id"]).status for x in (older, latest)} == {"available"}
-    assert [j.operation for j in jobs_of(api, sid)] == ["schedule_share", "create_share"]
+    assert [j.operation for j in jobs_of(api, sid)] == ["create_share"]
 
 
 def test_revert_needs_the_types_capability(api, types):

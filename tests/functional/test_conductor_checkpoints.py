@@ -70,7 +70,7 @@ def wait_for_replacement(stack, victim: int) -> None:
 
 def jobs_of(stack, resource_id: str) -> list[Job]:
     """The jobs that worked on the resource on its backend's board (a
-    share's scheduling job, which placed it first, aside)."""
+    share's scheduling job, with conductor placement, aside)."""
     with stack.db.read() as s:
         return list(s.scalars(sa.select(Job).where(Job.resource_id == resource_id,
                                                    Job.operation != "schedule_share").order_by(Job.created_at)))

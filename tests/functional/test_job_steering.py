@@ -272,11 +272,11 @@ def test_jobs_stall_while_every_conductor_is_dead_and_finish_after(stack):
         assert stack.wait_for_share(m, sh.id, {"available", "error"}, timeout=60).status == "available"
         assert stack.finished_job(sh.id).state == states.JOB_SUCCEEDED
     # Its first step never ran: the share is failed with the cancel's message all the same.
-    # (The job cancelled is the create's first, its placement: Manila's "allocate host" action.)
+    # (The job cancelled is the create's one job: Manila's "create" action.)
     assert stack.wait_for_share(m, doomed.id, {"available", "error"}, timeout=60).status == "error"
     done = stack.finished_job(doomed.id)
-    assert (done.operation, done.state, done.failed_step) == ("schedule_share", states.JOB_CANCELLED, "begin")
-    assert messages_for(stack, doomed.id) == [f"allocate host: {CANCELLED_MESSAGE}."]
+    assert (done.operation, done.state, done.failed_step) == ("create_share", states.JOB_CANCELLED, "begin")
+    assert messages_for(stack, doomed.id) == [f"create: {CANCELLED_MESSAGE}."]
     backend_is_clean(stack, doomed.id)
     done = [j for j in stack.jobs.list(limit=20) if j.resource_id in ids]
     assert stack.jobs.claims(done) == {}  # finished jobs are not asked about
@@ -378,12 +378,12 @@ def test_a_job_whose_board_node_was_deleted_is_reported_once_and_resumed_from_th
     housekeeping_rounds(stack, 4, "more housekeeping rounds")
     assert len(reports()) == 1
     (message,) = [msg for msg in m.messages.list() if msg.resource_id == share.id]
-    # The job left behind is the create's first, its placement (Manila's "allocate host" action).
-    assert job.operation == "schedule_share"
-    assert message.user_message.startswith("allocate host: waiting for an administrator: no service has worked "
+    # The job left behind is the create's one job (Manila's "create" action).
+    assert job.operation == "create_share"
+    assert message.user_message.startswith("create: waiting for an administrator: no service has worked "
                                            "on it")
     assert message.user_message.endswith(f"until an administrator resumes job {job.id}.")
-    assert (message.resource_type, message.action_id) == ("SHARE", "001")
+    assert (message.resource_type, message.action_id) == ("SHARE", "002")
     # Nothing changed: the share still creating, the job as it was (shown stalled).
     assert m.shares.get(share.id).status == "creating"
     rows = json.loads(shareflow_cli(stack, "jobs", "list", "--resource", share.id, "--json").stdout)
@@ -393,10 +393,10 @@ def test_a_job_whose_board_node_was_deleted_is_reported_once_and_resumed_from_th
     resumed = shareflow_cli(stack, "jobs", "resume", job.id)
     assert resumed.returncode == 0, resumed.stderr
     assert stack.wait_for_share(m, share.id, {"available", "error"}, timeout=60).status == "available"
-    done = stack.finished_job(share.id, "schedule_share")
+    done = stack.finished_job(share.id, "create_share")
     assert (done.id, done.state, done.attempt) == (job.id, states.JOB_SUCCEEDED, 2)
     assert [a.action for a in stack.jobs.show(job.id).actions] == [STALL_REPORTED, "resume"]
-    assert stack.finished_job(share.id, "create_share").retry_of == job.id
+    assert [j.id for j in stack.jobs.list(resource_id=share.id)] == [job.id]
     assert stack.backend().share.list_volumes().count(share.id) == 1
 
 

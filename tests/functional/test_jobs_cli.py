@@ -21,8 +21,6 @@ from tests.fixtures.stack import ServiceStack, wait_until
 from tests.functional.test_operations import shareflow_cli
 
 FLOW = ["begin", "allocate_network", "provide_share_server", "create_volume", "export", "apply_access", "finish"]
-#: The steps of a create's first job, its placement (``schedule_share``).
-SCHEDULE_FLOW = ["begin", "place_share", "post_create"]
 
 
 ADMIN = Caller(project_id="admin", user_id="operator", is_admin=True)
@@ -76,7 +74,7 @@ class Watcher:
         found = []
         for line in self.lines:
             words = line.split()
-            if len(words) >= 3 and (words[1] in FLOW or words[1] in SCHEDULE_FLOW):
+            if len(words) >= 3 and words[1] in FLOW:
                 event = "revert failed" if words[2:4] == ["revert", "failed"] else words[2]
                 found.append((words[1], event))
         return found
@@ -95,7 +93,7 @@ class Watcher:
 
 
 def job_on(stack, share_id: str) -> dict:
-    """The share's create job, once its scheduling job has recorded it."""
+    """The share's create job, once recorded (by the create itself)."""
     def listed():
         done = shareflow_cli(stack, "jobs", "list", "--resource", share_id, "--operation", "create_share",
                              "--json")
@@ -122,11 +120,11 @@ def test_list_filters_show_and_the_api_agree(stack):
 
     table = shareflow_cli(stack, "jobs", "list", "--resource", share.id)
     assert table.returncode == 0, table.stderr
-    # Newest first: the create, then the scheduling job that placed the share.
-    header, row, scheduled = table.stdout.splitlines()
+    # The create's one job (the API placed the share).
+    header, row = table.stdout.splitlines()
     assert header.split()[:4] == ["ID", "OPERATION", "RESOURCE", "STATE"]
     assert row.split()[:4] == [job.id, "create_share", f"share:{share.id}", "succeeded"]
-    assert scheduled.split()[:4] == [job.retry_of, "schedule_share", f"share:{share.id}", "succeeded"]
+    assert job.retry_of is None
 
     # --watch off a terminal prints each refresh after the last.
     watched = shareflow_cli(stack, "jobs", "list", "--resource", share.id, "--watch", "--count", "2",
@@ -136,7 +134,7 @@ def test_list_filters_show_and_the_api_agree(stack):
 
     shown = json.loads(shareflow_cli(stack, "jobs", "show", job.id, "--json").stdout)
     assert [s["name"] for s in shown["steps"]] == FLOW
-    assert [a["id"] for a in shown["attempts"]] == [job.retry_of, job.id]  # placed, then created
+    assert [a["id"] for a in shown["attempts"]] == [job.id]  # the first of its chain
 
     # The API shows the same steps, to the job's own project too.
     request = urllib.request.Request(f"{stack.url}/jobs/{job.id}",
@@ -275,8 +273,9 @@ def test_retry_of_a_reverted_create_makes_the_same_share_available(faults):
         watcher.stop()
     assert stack.wait_for_share(m, share.id, {"available"}).status == "available"
     shown = json.loads(shareflow_cli(stack, "jobs", "show", new["id"], "--json").stdout)
-    # The chain: the scheduling job that placed the share, the reverted create, its retry.
-    assert [a["id"] for a in shown["attempts"]] == [old.retry_of, old.id, new["id"]]
+    # The chain: the reverted create (the first job: the API placed the share), its retry.
+    assert old.retry_of is None
+    assert [a["id"] for a in shown["attempts"]] == [old.id, new["id"]]
     # The old job has been retried: not again.
     again = shareflow_cli(stack, "jobs", "retry", old.id)
     assert again.returncode == 1 and again.stdout == ""
@@ -316,8 +315,8 @@ def test_jobs_no_conductor_claims_are_listed_stalled_and_watch_sees_them_finish(
             return rows[0] if rows else None
 
         row = wait_until(stalled, 60, "the job to be listed stalled", interval=0.5)
-        # Every conductor dead: the create's first job, its placement, waits on the scheduler's board.
-        assert row["operation"] == "schedule_share" and row["owner"] == ""
+        # Every conductor dead: the create's one job waits on its pool's board.
+        assert row["operation"] == "create_share" and row["owner"] == ""
         assert row["stalled_reason"].startswith("no live conductor has claimed it since ")
         assert json.loads(shareflow_cli(stack, "jobs", "list", "--state", "posted", "--resource", share.id,
                                         "--json").stdout) == []
@@ -342,7 +341,7 @@ def test_jobs_no_conductor_claims_are_listed_stalled_and_watch_sees_them_finish(
         assert watcher.finish() == 0, watcher.text()
     finally:
         watcher.stop()
-    assert [s for s, e in watcher.events() if e == "done"] == SCHEDULE_FLOW
+    assert [s for s, e in watcher.events() if e == "done"] == FLOW
     assert stack.wait_for_share(m, share.id, {"available"}).status == "available"
     wait_until(lambda: len(stack.worker_pids()) == len(workers), 30, "the pool to restart its workers")
 

@@ -283,8 +283,8 @@ def test_share_network_delete_races_share_create(db, zookeeper_server, request):
     from shareflow.services.shares import ShareService
     from tests.fixtures.coordination import chroot
 
-    # No conductor: a share made is creating, its scheduling job waiting on
-    # the scheduler's board (a real ZooKeeper's), which is enough for the race.
+    # No conductor, no pool reported: a share made is error at once (no pool
+    # passes, no job), its row on the share network, which is enough for the race.
     zk_root = contextlib.ExitStack()
     request.addfinalizer(zk_root.close)
     root = zk_root.enter_context(chroot(zookeeper_server.hosts))

@@ -78,11 +78,10 @@ def test_jobs_list_and_show(stack):
 
     listed = shareflow_cli(stack, "jobs", "list", "--resource", share.id, "--json")
     assert listed.returncode == 0, listed.stderr
-    # Newest first: the create, then the scheduling job that placed the share.
-    row, scheduled = json.loads(listed.stdout)
+    # The create's one job (the API placed the share): the first of its chain.
+    (row,) = json.loads(listed.stdout)
     assert row["id"] == job.id and row["operation"] == "create_share" and row["state"] == "succeeded"
-    assert (scheduled["operation"], scheduled["state"], row["retry_of"]) == (
-        "schedule_share", "succeeded", scheduled["id"])
+    assert row["retry_of"] is None
     assert row["resource"] == f"share:{share.id}"
 
     table = shareflow_cli(stack, "jobs", "list")
@@ -140,7 +139,7 @@ def test_two_deletes_at_once_one_wins(stack):
 def test_share_no_pool_can_hold_is_error_with_message_and_deletable(stack):
     m = stack.manila(stack.token("tenant-huge"))
     share = m.shares.create("NFS", 500, name="too-big")  # within the quota, not the 4 GiB pool
-    assert share.status == "creating"  # the API's answer: a conductor's scheduler decides
+    assert share.status == "error"  # the API's answer: its scheduler decided
     assert stack.wait_for_share(m, share.id, {"available", "error"}).status == "error"
     (text,) = messages_for(stack, share.id)
     assert text.startswith("allocate host: No storage could be allocated")

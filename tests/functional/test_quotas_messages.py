@@ -226,7 +226,7 @@ def test_every_async_failure_names_resource_action_and_reason(tenant):
 def test_no_pool_for_the_share_is_an_allocate_host_message_and_no_quota(tenant):
     t = tenant("huge")
     share = t.create(500)  # within the default quota, far beyond the 4 GiB pool
-    assert share.status == "creating"  # the API's answer: a conductor's scheduler decides
+    assert share.status == "error"  # the API's answer: its scheduler decided
     assert t.stack.wait_for_share(t.m, share.id, {"available", "error"}).status == "error"
     (msg,) = t.m.messages.list(search_opts={"resource_id": share.id})
     assert (msg.action_id, msg.detail_id) == ("001", "009")  # Manila's: the CapacityFilter's

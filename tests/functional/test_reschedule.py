@@ -55,7 +55,7 @@ def faults(hosts):
 
 
 def jobs_of(a: ServiceStack, share_id: str) -> list[Job]:
-    """The share's create attempts (its scheduling job, which placed it first, aside)."""
+    """The share's create attempts (its only jobs: the API placed it first)."""
     with a.db.read() as s:
         return list(s.scalars(sa.select(Job).where(Job.resource_id == share_id, Job.operation == "create_share")
                               .order_by(Job.created_at)))
@@ -92,9 +92,9 @@ def test_a_create_failing_on_its_pool_is_available_on_the_next(hosts, faults):
                                                                "create_volume")
     assert (second.backend, second.state, second.retry_of) == (f"{HOST_B}@{BACKEND}", states.JOB_SUCCEEDED,
                                                                first.id)
-    # The chain: the scheduling job that placed the share first, then each attempt.
-    assert first.retry_of is not None
-    chain = [(first.retry_of, "scheduler"), (first.id, f"{HOST_A}@{BACKEND}"), (second.id, f"{HOST_B}@{BACKEND}")]
+    # The chain: each attempt, the first recorded by the create (the API placed the share).
+    assert first.retry_of is None
+    chain = [(first.id, f"{HOST_A}@{BACKEND}"), (second.id, f"{HOST_B}@{BACKEND}")]
     shown = job_shown(a, first.id)
     assert [(x["id"], x["backend"]) for x in shown["attempts"]] == chain
     # GET /v2/jobs/{id} of either attempt says the same to an admin.
@@ -230,7 +230,7 @@ def test_share_types_land_where_their_extra_specs_say(mixed):
             assert admin.shares.get(share.id).host == pool, stype.name
         nothing = m.shares.create("NFS", 1, share_type=none.name)
         made.append(nothing.id)
-        assert nothing.status == "creating"  # the API's answer: a conductor's scheduler decides
+        assert nothing.status == "error"  # the API's answer: its scheduler decided
         assert a.wait_for_share(m, nothing.id, {"available", "error"}, timeout=60).status == "error"
         (msg,) = m.messages.list(search_opts={"resource_id": nothing.id})
         assert (msg.action_id, msg.detail_id) == ("001", "008")

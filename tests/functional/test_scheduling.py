@@ -1,5 +1,7 @@
-"""Placement runs in the conductors, as the first job of a create, on two
-real storage hosts.
+"""Conductor placement (``[scheduler] placement = "conductor"``): placement
+runs in the conductors, as the first job of a create, on two real storage
+hosts. (The default, the API placing the share in the create itself, is
+``test_api_placement``.)
 
 Host A (the stack, with the API) and host B (a ``StorageHost``) each have one
 btrfs pool behind a backend ``b1``; both weigh by ``first_fit``, so host A's
@@ -37,7 +39,8 @@ CONDUCTOR = {"orphan_timeout": 60}
 
 
 def scheduler_settings(base: Path) -> dict:
-    return {"default_weighers": ["first_fit"], "fault_plan": str(base / "scheduler-faults.json")}
+    return {"default_weighers": ["first_fit"], "fault_plan": str(base / "scheduler-faults.json"),
+            "placement": "conductor"}
 
 
 @pytest.fixture(scope="module")

@@ -300,8 +300,8 @@ def assert_done_once(stack: ServiceStack, zk: ZooKeeperServer, accepted: dict[st
     with stack.db.read() as s:
         for share_id, ops in accepted.items():
             jobs = list(s.scalars(sa.select(Job).where(Job.resource_id == share_id)))
-            # A create is placed by its scheduling job first.
-            expected = [names[o] for o in ops] + (["schedule_share"] if "create" in ops else [])
+            # One job per operation: a create is placed by the API, in its request.
+            expected = [names[o] for o in ops]
             assert sorted(j.operation for j in jobs) == sorted(expected), (share_id, ops)
             assert all(j.state == "succeeded" for j in jobs), [(j.operation, j.state, j.failure) for j in jobs]
             exported = conf.count(f'/shares/{share_id}"')

@@ -27,6 +27,7 @@ def test_defaults(tmp_path):
     assert s.capacity_weight_multiplier == 1.0
     assert s.max_attempts == 3
     assert s.pool_stale_after == 90.0
+    assert s.placement == config.DEFAULT_PLACEMENT == "api"  # one job per create
     assert s.weigher_specs() == (("CapacityWeigher", 1.0),)
     assert config.Config.__dataclass_fields__["scheduler"].default_factory is config.SchedulerConfig
 
@@ -38,10 +39,11 @@ def test_settings_are_read(tmp_path):
         "capacity_weight_multiplier": -1,
         "max_attempts": 1,
         "pool_stale_after": 45.5,
+        "placement": "conductor",
     }, tmp_path).scheduler
     assert s.default_filters == ("CapacityFilter", "CapabilitiesFilter")
     assert s.weigher_specs() == (("CapacityWeigher", -1.0), ("first_fit", 1.0))
-    assert (s.max_attempts, s.pool_stale_after) == (1, 45.5)
+    assert (s.max_attempts, s.pool_stale_after, s.placement) == (1, 45.5, "conductor")
     scheduler = FilterScheduler.from_config(s)
     assert scheduler.filter_names == ("ServiceEnabledFilter", "RetryFilter", "CapacityFilter", "CapabilitiesFilter")
     assert scheduler.weigher_specs == (("CapacityWeigher", -1.0), ("FirstFitWeigher", 1.0))
@@ -64,6 +66,9 @@ def test_settings_are_read(tmp_path):
         ({"max_attempts": 2.5}, "an integer"),
         ({"pool_stale_after": 0}, "greater than"),
         ({"scheduler_max_attempts": 3}, "unknown setting"),
+        ({"placement": "scheduler"}, r"scheduler.placement: 'scheduler' is not one of \('api', 'conductor'\)"),
+        ({"placement": "API"}, "is not one of"),
+        ({"placement": True}, "placement"),
     ],
 )
 def test_bad_settings_stop_the_service(tmp_path, section, match):
