@@ -44,6 +44,7 @@ from shareflow.exceptions import (
     InvalidInput,
     NoValidHost,
     NotFound,
+    ResourceStateChanged,
 )
 from shareflow.flows.delete_share import share_flow_kwargs
 from shareflow.scheduler.scheduler import Placement, Scheduler
@@ -246,8 +247,11 @@ class ShareService:
             return None, None
         recorded = placement.move_and_record_spec(session, share, chosen, poster=self._poster, now=now,
                                                   from_host=None, requested_by=caller, retry_of=None)
-        # Made in this transaction, so nothing can have moved it meanwhile.
-        assert recorded is not None, f"share {share.id} left creating unplaced in its own create"
+        if recorded is None:
+            # Made in this transaction, so nothing can have moved it
+            # meanwhile; should that ever be wrong, the request fails whole.
+            raise ResourceStateChanged(f"share {share.id} left creating unplaced in its own create",
+                                       user_message="the share changed before it was placed")
         return recorded
 
     def _undo_create(self, operation: str, share_id: str):
