@@ -26,6 +26,25 @@ def jobs_of(stack, share_id: str) -> list[Job]:
         return list(s.scalars(sa.select(Job).where(Job.resource_id == share_id).order_by(Job.created_at)))
 
 
+def create_where_no_pool_is(stack):
+    """A tenant's create of a share whose type no pool matches: (the admin's
+    client, the tenant's, the type, the share as the create answered)."""
+    admin = stack.manila()
+    suffix = uuid.uuid4().hex[:6]
+    nowhere = admin.share_types.create(f"nowhere-{suffix}", spec_driver_handles_share_servers=False,
+                                       extra_specs={"share_backend_name": "no-such-backend"})
+    m = stack.manila(stack.token(f"tenant-{suffix}"))
+    return admin, m, nowhere, m.shares.create("NFS", 1, share_type=nowhere.name)
+
+
+def assert_allocate_host_message(m, share_id: str) -> None:
+    """The tenant reads Manila's "allocate host" message, naming the filter."""
+    (msg,) = m.messages.list(search_opts={"resource_id": share_id})
+    assert (msg.action_id, msg.detail_id) == ("001", "008")
+    assert msg.user_message == ("allocate host: No storage could be allocated for this share request, "
+                                "Capabilities filter didn't succeed.")
+
+
 def test_a_create_is_one_job_on_the_pool_it_was_placed_on(stack):
     assert stack.config.scheduler.placement == "api"
     admin = stack.manila()  # an admin's view shows the host
@@ -47,18 +66,10 @@ def test_a_create_is_one_job_on_the_pool_it_was_placed_on(stack):
 
 
 def test_no_pool_is_error_in_the_answer_with_manilas_message_and_no_job(stack):
-    admin = stack.manila()
-    suffix = uuid.uuid4().hex[:6]
-    nowhere = admin.share_types.create(f"nowhere-{suffix}", spec_driver_handles_share_servers=False,
-                                       extra_specs={"share_backend_name": "no-such-backend"})
-    m = stack.manila(stack.token(f"tenant-{suffix}"))
-    share = m.shares.create("NFS", 1, share_type=nowhere.name)
+    admin, m, nowhere, share = create_where_no_pool_is(stack)
     assert share.status == "error"  # the API's scheduler decided, in the create
     assert admin.shares.get(share.id).host is None
-    (msg,) = m.messages.list(search_opts={"resource_id": share.id})
-    assert (msg.action_id, msg.detail_id) == ("001", "008")
-    assert msg.user_message == ("allocate host: No storage could be allocated for this share request, "
-                                "Capabilities filter didn't succeed.")
+    assert_allocate_host_message(m, share.id)
     assert jobs_of(stack, share.id) == []
     # No pool holds anything for it, and it counts against no quota.
     usage = shareflow_cli(stack, "db", "check-usage")

@@ -25,7 +25,6 @@ import json
 import os
 import signal
 
-import pytest
 import sqlalchemy as sa
 
 from shareflow.db.models import Job, Message
@@ -35,16 +34,6 @@ from shareflow.engine.loading import STORE_ATOM
 from tests.fixtures.stack import owner_pid, wait_until
 
 POINT = checkpoints.FIRST_WRITE
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_stack(request):
-    stack = request.getfixturevalue("stack" if request.param == "sqlite" else "pg_stack")
-    stack.clear_faults()
-    try:
-        yield stack
-    finally:
-        stack.clear_faults()
 
 
 def create_job(stack, share_id: str) -> Job:

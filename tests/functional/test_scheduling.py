@@ -32,6 +32,7 @@ from tests.fixtures.coordination import close_client, start_client
 from tests.fixtures.hosts import StorageHost, conductors_down, volumes_of
 from tests.fixtures.stack import ServiceStack, wait_until
 from tests.functional.test_operations import messages_for, shareflow_cli
+from tests.functional.test_api_placement import assert_allocate_host_message, create_where_no_pool_is
 from tests.functional.test_share_type_cli import api_get
 
 HOST_A, HOST_B = "hosta", "hostb"
@@ -119,19 +120,11 @@ def test_a_share_is_placed_by_another_hosts_conductor(hosts):
 
 def test_no_valid_host_in_the_conductor_is_error_with_manilas_message(hosts):
     a, _b = hosts
-    admin = a.manila()
-    suffix = uuid.uuid4().hex[:6]
-    nowhere = admin.share_types.create(f"nowhere-{suffix}", spec_driver_handles_share_servers=False,
-                                       extra_specs={"share_backend_name": "no-such-backend"})
-    m = a.manila(a.token(f"tenant-{suffix}"))
-    share = m.shares.create("NFS", 1, share_type=nowhere.name)
+    admin, m, nowhere, share = create_where_no_pool_is(a)
     assert share.status == "creating"  # the API does not schedule
     done = a.wait_for_share(m, share.id, {"available", "error"}, timeout=60)
     assert done.status == "error" and admin.shares.get(share.id).host is None
-    (msg,) = m.messages.list(search_opts={"resource_id": share.id})
-    assert (msg.action_id, msg.detail_id) == ("001", "008")
-    assert msg.user_message == ("allocate host: No storage could be allocated for this share request, "
-                                "Capabilities filter didn't succeed.")
+    assert_allocate_host_message(m, share.id)
     (scheduled,) = wait_until(lambda: (lambda js: js if js and js[0].finished_at else None)(jobs_of(a, share.id)),
                               30, "the scheduling job to finish")
     assert (scheduled.operation, scheduled.state, scheduled.failed_step) == (

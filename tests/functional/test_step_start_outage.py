@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import pytest
 import sqlalchemy as sa
 
 from shareflow.db.models import Message
@@ -38,19 +37,10 @@ from tests.functional.test_conductor_checkpoints import (
 POINT = checkpoints.in_start_write("export")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_stack(request):
-    # PostgreSQL writes a step's start in one statement of its own (the
-    # fence's read in it), SQLite in a transaction: both are failed.
-    stack = request.getfixturevalue("stack" if request.param == "sqlite" else "pg_stack")
-    stack.clear_faults()
-    try:
-        yield stack
-    finally:
-        stack.clear_faults()
-
-
 def test_an_outage_at_a_steps_start_sends_the_job_back_to_be_resumed(any_stack):
+    # On both databases (``any_stack``): PostgreSQL writes a step's start in
+    # one statement of its own (the fence's read in it), SQLite in a
+    # transaction; both are failed.
     create_through_a_step_start_outage(any_stack)
 
 
