@@ -34,3 +34,9 @@ def test_every_job_lookup_is_by_index_and_stays_so_after_another_upgrade(db):
             assert "INDEX" in plan.upper() and "SEQ SCAN" not in plan.upper(), (table, plan)
             if dialect == "sqlite":
                 assert "SCAN" not in plan.replace("SEARCH", ""), (table, plan)
+        # One index leads with atomdetails.parent_uuid: the unique one by
+        # (parent_uuid, name) serves the lookups; a second would only cost
+        # every atom's insert.
+        leading = [i["name"] for i in sa.inspect(conn).get_indexes("atomdetails")
+                   if i["column_names"][0] == "parent_uuid"]
+        assert leading == ["uq_atomdetails_parent_uuid_name"], leading
