@@ -164,6 +164,11 @@ class ShareflowConductor(BlockingConductor):
             engine_options=ENGINE_OPTIONS, wait_timeout=self._timeout,
         )
         self._runtime = runtime
+        #: The engines' wait between the tries of a write the database
+        #: failed (``[conductor] write_retry_wait``; TaskFlow's own without
+        #: a configured runtime, as some tests build their conductors).
+        config = getattr(runtime, "config", None)
+        self._write_retries = {"retry_wait": config.conductor.write_retry_wait} if config is not None else {}
         self._checkpoints = checkpoints or Checkpoints()
         if self._checkpoints.active:
             self._checkpoints.watch(persistence.engine)
@@ -405,7 +410,7 @@ class ShareflowConductor(BlockingConductor):
         flow, compiler = lent.enter_context(self._flows.lend(flow_detail))
         engine = ShareflowEngine(flow, flow_detail, self._persistence, dict(self._engine_options),
                                  compiler=compiler, fence=fence,
-                                 retry_wait=self._runtime.config.conductor.write_retry_wait)
+                                 **self._write_retries)
         if fresh_store is not None:
             engine.storage.insert_with_first_write(fresh_store)
         engine.storage.inject({RUNTIME: self._runtime}, transient=True)
