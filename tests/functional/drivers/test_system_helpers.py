@@ -7,6 +7,7 @@ import secrets
 
 import pytest
 
+from shareflow.exceptions import StorageError
 from shareflow.system import btrfs, btrfs_pool, loop, mounts, netns, xfs, xfs_pool
 from shareflow.system.process import run
 
@@ -48,6 +49,34 @@ def test_pool_is_idempotent_and_torn_down_by_its_handle(root_only, tmp_path):
     assert not mounts.is_mountpoint(mnt) and not mounts.is_mountpoint(tmp_path / "sv")
     assert not image.exists()
     btrfs_pool.unmount_pool(pool, timeout=30)  # repeatable
+
+
+def test_subvolume_create_and_qgroup_limit_by_ioctl_as_the_btrfs_command_sees_them(root_only, tmp_path):
+    """The two calls every create makes, by ioctl: what ``btrfs`` itself
+    then reads back is a subvolume with that referenced-bytes limit; the
+    kernel's refusals are StorageErrors that say why."""
+    pool = btrfs_pool.ensure_pool(tmp_path / "mnt", tmp_path / "p.img", 1, timeout=30)
+    try:
+        sv = pool.mount_point / "sv"
+        btrfs.subvolume_create(sv, timeout=10)
+        assert btrfs.is_subvolume(sv)
+        btrfs.qgroup_limit(sv, 3 * 2**20, timeout=10)
+        out = run(["btrfs", "qgroup", "show", "--raw", "-r", "-f", str(sv)], timeout=10).stdout
+        (group,) = [g for g in btrfs.parse_qgroup_show(out, limits=True)
+                    if g.id == btrfs.subvolume_id(sv, timeout=10)]
+        assert group.max_referenced == 3 * 2**20
+        with pytest.raises(StorageError, match="File exists"):
+            btrfs.subvolume_create(sv, timeout=10)
+        with pytest.raises(StorageError, match="No such file"):
+            btrfs.subvolume_create(pool.mount_point / "missing" / "sv", timeout=10)
+        plain = tmp_path / "plain"
+        plain.mkdir()
+        with pytest.raises(StorageError, match="limiting the qgroup"):
+            btrfs.qgroup_limit(plain, 2**20, timeout=10)  # not on btrfs
+        with pytest.raises(StorageError, match="not a subvolume name"):
+            btrfs.subvolume_create(pool.mount_point / ("x" * 5000), timeout=10)
+    finally:
+        btrfs_pool.destroy_pool(pool, timeout=30)
 
 
 def test_pool_without_image_must_be_mounted(root_only, tmp_path):
