@@ -53,6 +53,20 @@ _VOL_ARGS = struct.Struct("q4088s")
 #: max_rfer, max_excl, rsv_rfer, rsv_excl).
 _IOC_QGROUP_LIMIT = 0x8030942B
 _QGROUP_LIMIT_ARGS = struct.Struct("QQQQQQ")
+#: ``_IOW(0x94, 15, struct btrfs_ioctl_vol_args)``: delete subvolume ``name``
+#: of the directory the ioctl is on (its contents with it).
+_IOC_SNAP_DESTROY = 0x5000940F
+#: ``_IOR(0x94, 24, __u64)`` and ``_IOW(0x94, 22, __u64)``: start the commit of
+#: the running transaction (its id back), then wait for that commit - what
+#: ``btrfs subvolume delete --commit-after`` does after its deletes.
+_IOC_START_SYNC = 0x80089418
+_IOC_WAIT_SYNC = 0x40089416
+_U64 = struct.Struct("Q")
+#: ``_IOWR(0x94, 18, struct btrfs_ioctl_ino_lookup_args)``: with tree id 0 and
+#: the root directory's inode (BTRFS_FIRST_FREE_OBJECTID), the id of the
+#: subvolume the ioctl is on - what ``btrfs inspect-internal rootid`` asks.
+_IOC_INO_LOOKUP = 0xD0009412
+_INO_LOOKUP_ARGS = struct.Struct("QQ4080s")
 #: BTRFS_MAX_LEVEL: a subvolume tree is never this deep.
 MAX_TREE_LEVEL = 8
 
@@ -115,23 +129,35 @@ def _ioctl_on(path: str | os.PathLike, request: int, arg: bytearray, what: str) 
         os.close(fd)
 
 
+def _subvolume_name(name: str) -> bytes:
+    """``name`` as the vol_args ioctls take it (one path component)."""
+    encoded = name.encode()
+    if not encoded or len(encoded) >= _VOL_ARGS.size - 8 or "/" in name or name in (".", ".."):
+        raise StorageError(f"not a subvolume name: {name!r}")
+    return encoded
+
+
 def subvolume_create(path: str | os.PathLike, *, timeout: float) -> None:
     """Make the subvolume ``path`` (its parent directory exists; ``timeout``
     kept for the callers of the command this replaced: an ioctl does not
     hang on a healthy filesystem)."""
     parent, name = os.path.split(os.fspath(path))
-    encoded = name.encode()
-    if not encoded or len(encoded) >= _VOL_ARGS.size - 8 or "/" in name:
-        raise StorageError(f"not a subvolume name: {name!r}")
-    _ioctl_on(parent or ".", _IOC_SUBVOL_CREATE, bytearray(_VOL_ARGS.pack(0, encoded)),
+    _ioctl_on(parent or ".", _IOC_SUBVOL_CREATE, bytearray(_VOL_ARGS.pack(0, _subvolume_name(name))),
               f"creating subvolume {path}")
 
 
 def subvolume_delete(path: str | os.PathLike, *, timeout: float) -> None:
-    # --commit-after: the commit wakes the cleaner, which drops the subvolume
-    # (and, on recent kernels, its qgroup) within milliseconds instead of at
-    # the next periodic commit, up to 30 s later.
-    run(["btrfs", "subvolume", "delete", "--commit-after", os.fspath(path)], timeout=timeout)
+    """Delete the subvolume ``path`` (not mounted anywhere), then commit:
+    the commit wakes the cleaner, which drops the subvolume (and, on recent
+    kernels, its qgroup) within milliseconds instead of at the next
+    periodic commit, up to 30 s later (``btrfs subvolume delete
+    --commit-after``, by its ioctls)."""
+    parent, name = os.path.split(os.fspath(path))
+    _ioctl_on(parent or ".", _IOC_SNAP_DESTROY, bytearray(_VOL_ARGS.pack(0, _subvolume_name(name))),
+              f"deleting subvolume {path}")
+    transid = bytearray(_U64.size)
+    _ioctl_on(parent or ".", _IOC_START_SYNC, transid, f"committing the delete of {path}")
+    _ioctl_on(parent or ".", _IOC_WAIT_SYNC, transid, f"waiting for the commit of the delete of {path}")
 
 
 def subvolume_snapshot(source: str | os.PathLike, target: str | os.PathLike, *, readonly: bool,
@@ -146,8 +172,10 @@ def subvolume_snapshot(source: str | os.PathLike, target: str | os.PathLike, *, 
 
 
 def subvolume_id(path: str | os.PathLike, *, timeout: float) -> int:
-    out = run(["btrfs", "inspect-internal", "rootid", os.fspath(path)], timeout=timeout).stdout
-    return int(out.strip())
+    """The id of the subvolume ``path`` is in (its root, or any directory of it)."""
+    args = bytearray(_INO_LOOKUP_ARGS.pack(0, SUBVOLUME_ROOT_INO, b""))
+    _ioctl_on(path, _IOC_INO_LOOKUP, args, f"reading the subvolume id of {path}")
+    return _U64.unpack_from(args)[0]
 
 
 def qgroup_limit(path: str | os.PathLike, size_bytes: int, *, timeout: float) -> None:

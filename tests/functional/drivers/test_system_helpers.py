@@ -51,10 +51,11 @@ def test_pool_is_idempotent_and_torn_down_by_its_handle(root_only, tmp_path):
     btrfs_pool.unmount_pool(pool, timeout=30)  # repeatable
 
 
-def test_subvolume_create_and_qgroup_limit_by_ioctl_as_the_btrfs_command_sees_them(root_only, tmp_path):
-    """The two calls every create makes, by ioctl: what ``btrfs`` itself
-    then reads back is a subvolume with that referenced-bytes limit; the
-    kernel's refusals are StorageErrors that say why."""
+def test_subvolume_create_limit_id_and_delete_by_ioctl_as_the_btrfs_command_sees_them(root_only, tmp_path):
+    """The calls every create and delete makes, by ioctl: what ``btrfs``
+    itself then reads back is a subvolume with that referenced-bytes limit,
+    its id, and after the delete no subvolume; the kernel's refusals are
+    StorageErrors that say why."""
     pool = btrfs_pool.ensure_pool(tmp_path / "mnt", tmp_path / "p.img", 1, timeout=30)
     try:
         sv = pool.mount_point / "sv"
@@ -75,6 +76,21 @@ def test_subvolume_create_and_qgroup_limit_by_ioctl_as_the_btrfs_command_sees_th
             btrfs.qgroup_limit(plain, 2**20, timeout=10)  # not on btrfs
         with pytest.raises(StorageError, match="not a subvolume name"):
             btrfs.subvolume_create(pool.mount_point / ("x" * 5000), timeout=10)
+        # The id is the one btrfs itself reads, from the root or any directory of it.
+        rootid = int(run(["btrfs", "inspect-internal", "rootid", str(sv)], timeout=10).stdout)
+        (sv / "dir").mkdir()
+        assert btrfs.subvolume_id(sv, timeout=10) == btrfs.subvolume_id(sv / "dir", timeout=10) == rootid
+        assert btrfs.subvolume_id(pool.mount_point, timeout=10) == 5  # the top level
+        # Deleted with its contents, and committed: btrfs lists it no more.
+        (sv / "dir" / "f").write_bytes(b"x" * 4096)
+        btrfs.subvolume_delete(sv, timeout=10)
+        assert not sv.exists()
+        listed = run(["btrfs", "subvolume", "list", str(pool.mount_point)], timeout=10).stdout
+        assert f"ID {rootid} " not in listed, listed
+        with pytest.raises(StorageError, match="No such file"):
+            btrfs.subvolume_delete(sv, timeout=10)
+        with pytest.raises(StorageError, match="reading the subvolume id"):
+            btrfs.subvolume_id(sv, timeout=10)
     finally:
         btrfs_pool.destroy_pool(pool, timeout=30)
 
