@@ -3,9 +3,10 @@ parsing they need.
 
 Shared by the pool manager (mkfs, quota) and the share driver (subvolumes,
 qgroups). Each call is one command through :func:`shareflow.system.process.run`,
-or, for what every create does (a subvolume made, its qgroup limited), one
-ioctl: the same kernel call the command makes, without its fork and exec
-(3.4 ms -> 0.08 ms for the two, measured on an idle machine).
+or, for what every create and delete does (a subvolume made and its qgroup
+limited; its id read, deleted and committed), the ioctls the command makes,
+without its fork and exec (a create's two 3.4 -> 0.08 ms, a delete's 7.1 ->
+1.5 ms with its commit).
 """
 
 from __future__ import annotations
