@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shareflow.exceptions import CommandError, StorageError
+from shareflow.system import ioctl
 from shareflow.system.process import run
 
 log = logging.getLogger(__name__)
@@ -113,23 +114,6 @@ def quota_enable(mount_point: str | os.PathLike, *, timeout: float) -> None:
     run(["btrfs", "quota", "enable", os.fspath(mount_point)], timeout=timeout)
 
 
-def _ioctl_on(path: str | os.PathLike, request: int, arg: bytearray, what: str) -> None:
-    """One ioctl on the directory ``path``; its failure a :class:`StorageError`
-    naming ``what`` and the system's reason."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as e:
-        raise StorageError(f"{what}: {path}: {e.strerror}") from e
-    try:
-        # A mutable buffer goes to the kernel as it is (an immutable one is
-        # copied, and refused above 1 KiB).
-        fcntl.ioctl(fd, request, arg)
-    except OSError as e:
-        raise StorageError(f"{what}: {e.strerror}") from e
-    finally:
-        os.close(fd)
-
-
 def _subvolume_name(name: str) -> bytes:
     """``name`` as the vol_args ioctls take it (one path component)."""
     encoded = name.encode()
@@ -143,8 +127,8 @@ def subvolume_create(path: str | os.PathLike, *, timeout: float) -> None:
     kept for the callers of the command this replaced: an ioctl does not
     hang on a healthy filesystem)."""
     parent, name = os.path.split(os.fspath(path))
-    _ioctl_on(parent or ".", _IOC_SUBVOL_CREATE, bytearray(_VOL_ARGS.pack(0, _subvolume_name(name))),
-              f"creating subvolume {path}")
+    ioctl.on_directory(parent or ".", _IOC_SUBVOL_CREATE, bytearray(_VOL_ARGS.pack(0, _subvolume_name(name))),
+                       f"creating subvolume {path}")
 
 
 def subvolume_delete(path: str | os.PathLike, *, timeout: float) -> None:
@@ -154,11 +138,11 @@ def subvolume_delete(path: str | os.PathLike, *, timeout: float) -> None:
     periodic commit, up to 30 s later (``btrfs subvolume delete
     --commit-after``, by its ioctls)."""
     parent, name = os.path.split(os.fspath(path))
-    _ioctl_on(parent or ".", _IOC_SNAP_DESTROY, bytearray(_VOL_ARGS.pack(0, _subvolume_name(name))),
-              f"deleting subvolume {path}")
+    ioctl.on_directory(parent or ".", _IOC_SNAP_DESTROY, bytearray(_VOL_ARGS.pack(0, _subvolume_name(name))),
+                       f"deleting subvolume {path}")
     transid = bytearray(_U64.size)
-    _ioctl_on(parent or ".", _IOC_START_SYNC, transid, f"committing the delete of {path}")
-    _ioctl_on(parent or ".", _IOC_WAIT_SYNC, transid, f"waiting for the commit of the delete of {path}")
+    ioctl.on_directory(parent or ".", _IOC_START_SYNC, transid, f"committing the delete of {path}")
+    ioctl.on_directory(parent or ".", _IOC_WAIT_SYNC, transid, f"waiting for the commit of the delete of {path}")
 
 
 def subvolume_snapshot(source: str | os.PathLike, target: str | os.PathLike, *, readonly: bool,
@@ -175,7 +159,7 @@ def subvolume_snapshot(source: str | os.PathLike, target: str | os.PathLike, *, 
 def subvolume_id(path: str | os.PathLike, *, timeout: float) -> int:
     """The id of the subvolume ``path`` is in (its root, or any directory of it)."""
     args = bytearray(_INO_LOOKUP_ARGS.pack(0, SUBVOLUME_ROOT_INO, b""))
-    _ioctl_on(path, _IOC_INO_LOOKUP, args, f"reading the subvolume id of {path}")
+    ioctl.on_directory(path, _IOC_INO_LOOKUP, args, f"reading the subvolume id of {path}")
     return _U64.unpack_from(args)[0]
 
 
@@ -185,8 +169,8 @@ def qgroup_limit(path: str | os.PathLike, size_bytes: int, *, timeout: float) ->
     size = int(size_bytes)
     if size <= 0:
         raise StorageError(f"not a qgroup limit: {size_bytes!r}")
-    _ioctl_on(path, _IOC_QGROUP_LIMIT, bytearray(_QGROUP_LIMIT_ARGS.pack(0, _LIMIT_MAX_RFER, size, 0, 0, 0)),
-              f"limiting the qgroup of {path} to {size} bytes")
+    limit = _QGROUP_LIMIT_ARGS.pack(0, _LIMIT_MAX_RFER, size, 0, 0, 0)
+    ioctl.on_directory(path, _IOC_QGROUP_LIMIT, bytearray(limit), f"limiting the qgroup of {path} to {size} bytes")
 
 
 def qgroup_show(mount_point: str | os.PathLike, *, timeout: float) -> list[Qgroup]:

@@ -15,6 +15,7 @@ import os
 import struct
 
 from shareflow.exceptions import CommandError, StorageError
+from shareflow.system import ioctl
 from shareflow.system.process import run
 
 #: XFS superblock magic, at the start of the device.
@@ -97,13 +98,8 @@ def settle_free_space(mount_point: str | os.PathLike) -> None:
     """Make the filesystem's free-space count current (see above); takes
     well under a millisecond on an idle filesystem."""
     args = struct.pack("=IIIIIIQ12Q", _EOFBLOCKS_VERSION, _EOF_FLAGS_SYNC, 0, 0, 0, 0, 0, *([0] * 12))
-    fd = os.open(mount_point, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.ioctl(fd, XFS_IOC_FREE_EOFBLOCKS, args)
-    except OSError as e:
-        raise StorageError(f"cannot settle the free space of {os.fspath(mount_point)}: {e.strerror}") from e
-    finally:
-        os.close(fd)
+    ioctl.on_directory(mount_point, XFS_IOC_FREE_EOFBLOCKS, args,
+                       f"cannot settle the free space of {os.fspath(mount_point)}")
 
 
 def reflink_copy(source: str | os.PathLike, target: str | os.PathLike) -> None:
