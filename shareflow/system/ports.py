@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 
-__all__ = ["free_port", "port_in_use"]
+__all__ = ["free_port", "free_ports", "port_in_use"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -19,6 +20,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(_family(host), socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports as :func:`free_port` finds one: the sockets
+    are held until all are chosen, so no two of them can be the same port
+    (separate calls of :func:`free_port` may return one port twice)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            s = held.enter_context(socket.socket(_family(host), socket.SOCK_STREAM))
+            s.bind((host, 0))
+            ports.append(s.getsockname()[1])
+        return ports
 
 
 def port_in_use(host: str, port: int) -> bool:
