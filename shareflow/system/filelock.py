@@ -25,8 +25,10 @@ def locked(
     timeout: float,
     error: Callable[[str], ShareflowError] = BackendError,
     remove: bool = False,
-) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing) for the block.
+) -> Iterator[int]:
+    """Hold an exclusive lock on ``path`` (created if missing) for the block,
+    which is given the locked file's descriptor (open read-write: a holder
+    may keep a small record in the file).
 
     Waits at most ``timeout`` seconds, then raises ``error(message)`` (an
     exception class, or any callable that makes one). With ``remove``
@@ -51,7 +53,7 @@ def locked(
             raise
         os.close(fd)  # locked a file its last holder removed: retry on the new one
     try:
-        yield
+        yield fd
     finally:
         try:
             if remove:

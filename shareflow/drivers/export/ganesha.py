@@ -17,7 +17,10 @@ whatever Ganesha serves is in the files, and a conductor that dies half-way
 leaves a change written but maybe not served; the retried step finds the file
 as wanted and tells Ganesha again (each call is made idempotent here), so no
 change stays written but unserved. A change Ganesha refuses puts the previous
-file back and fails that change alone.
+file back and fails that change alone. A change that finds the file as
+wanted *and* marked served by the running Ganesha (``ganesha_served``: the
+mark every change clears before it begins) tells Ganesha nothing: the
+create's access step, telling the client list just exported, costs no call.
 
 Each change holds one lock, the export's own (``export-locks/<share
 id>.lock``): changes to different shares never wait for each other. Export
@@ -43,6 +46,7 @@ from pathlib import Path
 from shareflow.drivers.base import ClientRule, ExportDriver
 from shareflow.drivers.export import ganesha_config as gc
 from shareflow.drivers.export.ganesha_dbus import AlreadyServed, BusUnavailable, NotServed
+from shareflow.drivers.export.ganesha_served import ServedMark, file_version, instance
 from shareflow.drivers.export.ganesha_server import ConfigRefused, GaneshaServer, _read_from, _size, log_errors
 from shareflow.exceptions import ExportError
 from shareflow.system import filelock
@@ -182,20 +186,29 @@ class GaneshaExportDriver(ExportDriver):
         raise ExportError(f"unknown share server {sid!r}")
 
     @contextlib.contextmanager
-    def _locked(self, gs: GaneshaServer, share_id: str, *, remove: bool = False) -> Iterator[None]:
+    def _locked(self, gs: GaneshaServer, share_id: str, *, remove: bool = False) -> Iterator[ServedMark]:
         # One export's lock, held for one change: a file write and a D-Bus
         # call or two (milliseconds) unless the server is down and being
-        # restarted; the wait for it is bounded all the same.
+        # restarted; the wait for it is bounded all the same. The lock file
+        # holds the export's served mark (ganesha_served).
         path = lock_path(gs, share_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         gs.exports_dir.mkdir(parents=True, exist_ok=True)
-        with filelock.locked(path, timeout=self._timeout, error=_busy, remove=remove):
-            yield
+        with filelock.locked(path, timeout=self._timeout, error=_busy, remove=remove) as fd:
+            yield ServedMark(fd)
+
+    @staticmethod
+    def _serving(gs: GaneshaServer, share_id: str, mark: ServedMark) -> str | None:
+        """The running server's instance if it serves the export as its file
+        says (the last change was served by this very instance, and the file
+        is still the one it served), else None."""
+        by = instance(gs.pid())
+        return by if mark.served_by(by, file_version(export_file(gs, share_id))) else None
 
     # --- telling Ganesha ------------------------------------------------------
 
-    def _on_server(self, gs: GaneshaServer, what: str, call: Callable[[bool], None]) -> None:
-        """Run ``call(on_bus)`` against the running server, waiting (up to its
+    def _on_server(self, gs: GaneshaServer, what: str, call: Callable[[int, bool], None]) -> None:
+        """Run ``call(pid, on_bus)`` against the running server, waiting (up to its
         ``restart_wait``) for one that is down or restarting: its supervisor
         brings it back within about a second, and failing the change at once
         would fail a tenant's operation - or the undo of one - for a restart
@@ -207,7 +220,7 @@ class GaneshaExportDriver(ExportDriver):
             if pid is not None:
                 on_bus = gs.on_bus(pid)
                 try:
-                    call(on_bus)
+                    call(pid, on_bus)
                     return
                 except BusUnavailable as e:
                     last: ExportError = e
@@ -233,39 +246,55 @@ class GaneshaExportDriver(ExportDriver):
             return e
         return ConfigRefused(f"{e} | " + " | ".join(lines[:5]), user_message=e.user_message)
 
-    def _serve(self, gs: GaneshaServer, share_id: str, spec: gc.ExportSpec, *, new: bool) -> None:
-        """Make the running server serve ``spec`` as its file says."""
+    def _serve(self, gs: GaneshaServer, share_id: str, spec: gc.ExportSpec, *, new: bool,
+               mark: ServedMark, served_by: str | None = None) -> None:
+        """Make the running server serve ``spec`` as its file says;
+        ``served_by``: the instance that served the export before its file
+        changed (``_serving``), if any."""
         conf = str(export_file(gs, share_id))
 
-        def call(on_bus: bool) -> None:
+        def call(pid: int, on_bus: bool) -> None:
             if not on_bus:
+                mark.changing()
                 self._reload_all(gs)
                 return
+            by = instance(pid)
+            # Served by this very server until the file changed: the client
+            # list changes in place then - no export is created.
+            in_place = not new and by is not None and by == served_by
+            mark.changing()
             mgr = gs.export_manager()
             offset = _size(gs.log_path)
             try:
-                # Both calls may create the export, which makes Ganesha
-                # scan its mount table for the export's filesystem.
-                with gs.creating_export(share_id, spec.path):
-                    if new:
-                        try:
-                            mgr.add(conf, spec.export_id)
-                        except AlreadyServed:
-                            mgr.update(conf, spec.export_id)  # (a restart read the file already)
-                    else:
-                        # Also adds it when it is not served (a previous
-                        # attempt died between the file and the call).
-                        mgr.update(conf, spec.export_id)
+                if in_place:
+                    mgr.update(conf, spec.export_id)
+                else:
+                    # Both calls may create the export, which makes Ganesha
+                    # scan its mount table for the export's filesystem.
+                    with gs.creating_export(share_id, spec.path):
+                        if new:
+                            try:
+                                mgr.add(conf, spec.export_id)
+                            except AlreadyServed:
+                                mgr.update(conf, spec.export_id)  # (a restart read the file already)
+                        else:
+                            # Also adds it when it is not served (a previous
+                            # attempt died between the file and the call).
+                            mgr.update(conf, spec.export_id)
             except ConfigRefused as e:
                 raise self._refused(gs, e, offset, spec) from e
+            served = file_version(conf)
+            if by is not None and served is not None:
+                mark.served(by, served)
 
         self._on_server(gs, f"export of share {share_id}", call)
 
-    def _withdraw(self, gs: GaneshaServer, share_id: str, spec: gc.ExportSpec) -> None:
+    def _withdraw(self, gs: GaneshaServer, share_id: str, spec: gc.ExportSpec, mark: ServedMark) -> None:
         """Stop serving the export, then delete its file and free its id."""
         path = export_file(gs, share_id)
+        mark.changing()
 
-        def call(on_bus: bool) -> None:
+        def call(_pid: int, on_bus: bool) -> None:
             if not on_bus:
                 path.unlink(missing_ok=True)
                 try:
@@ -282,15 +311,17 @@ class GaneshaExportDriver(ExportDriver):
         _Ids(gs).give_back(spec.export_id, share_id)
 
     def _write_and_serve(self, gs: GaneshaServer, share_id: str, spec: gc.ExportSpec,
-                         previous: gc.ExportSpec | None) -> None:
+                         previous: gc.ExportSpec | None, mark: ServedMark) -> None:
         """Write the export's file, then have it served; on failure the
         previous file (or none) is put back, so a restarted server never
         reads a change that failed."""
         text = gc.render_export_file(spec)  # refuses a value Ganesha would misread, before any write
         path = export_file(gs, share_id)
+        served_by = None if previous is None else self._serving(gs, share_id, mark)
+        mark.changing()  # before the file: a death after it must leave the mark so
         write_atomic(path, text)
         try:
-            self._serve(gs, share_id, spec, new=previous is None)
+            self._serve(gs, share_id, spec, new=previous is None, mark=mark, served_by=served_by)
         except ExportError as e:
             log.error("export of share %s not served, previous one put back: %s", share_id, e)
             if previous is None:
@@ -311,20 +342,21 @@ class GaneshaExportDriver(ExportDriver):
         if gs is None:
             raise ExportError(f"share server {server.get('id')!r} does not exist",
                               user_message="the share server does not exist")
-        with self._locked(gs, share_id):
+        with self._locked(gs, share_id) as mark:
             current = read_export(gs, share_id)
             if current is not None and current.path == path:
-                self._serve(gs, share_id, current, new=False)  # served already, or served now
+                if self._serving(gs, share_id, mark) is None:
+                    self._serve(gs, share_id, current, new=False, mark=mark)  # served now
             else:
                 if current is not None:
                     # Ganesha cannot change the path of a live export id:
                     # take the old export down first, then add the new one.
-                    self._withdraw(gs, share_id, current)
+                    self._withdraw(gs, share_id, current, mark)
                 ids = _Ids(gs)
                 export_id = ids.take(share_id)
                 spec = gc.ExportSpec(export_id=export_id, path=path, pseudo=gc.pseudo_path(share_id))
                 try:
-                    self._write_and_serve(gs, share_id, spec, None)
+                    self._write_and_serve(gs, share_id, spec, None, mark)
                 except BaseException:
                     ids.give_back(export_id, share_id)
                     raise
@@ -335,10 +367,10 @@ class GaneshaExportDriver(ExportDriver):
         gs = self._server(server)
         if gs is None:
             return  # no server, no export
-        with self._locked(gs, share_id, remove=True):
+        with self._locked(gs, share_id, remove=True) as mark:
             current = read_export(gs, share_id)
             if current is not None:
-                self._withdraw(gs, share_id, current)
+                self._withdraw(gs, share_id, current, mark)
 
     def update_access(self, server: dict, share_id: str, rules: list[ClientRule]) -> None:
         share_id = gc.check_share_id(share_id)
@@ -349,7 +381,7 @@ class GaneshaExportDriver(ExportDriver):
                 raise ExportError(f"share {share_id}: share server {server.get('id')!r} does not exist",
                                   user_message="the share server does not exist")
             return  # nobody may access an export that does not exist: done
-        with self._locked(gs, share_id):
+        with self._locked(gs, share_id) as mark:
             current = read_export(gs, share_id)
             if current is None:
                 if clients:
@@ -357,11 +389,13 @@ class GaneshaExportDriver(ExportDriver):
                 return  # nobody may access an export that does not exist: done
             wanted = replace(current, clients=clients)
             if wanted == current:
-                # Written already; told again, in case a previous attempt
-                # died between the file and the call.
-                self._serve(gs, share_id, current, new=False)
+                # Written already. Told again unless the running server
+                # served this very file (a previous attempt may have died
+                # between the file and the call: ganesha_served).
+                if self._serving(gs, share_id, mark) is None:
+                    self._serve(gs, share_id, current, new=False, mark=mark)
             else:
-                self._write_and_serve(gs, share_id, wanted, current)
+                self._write_and_serve(gs, share_id, wanted, current, mark)
 
     def has_export(self, server: dict, share_id: str) -> bool:
         # One file, not a parse of every export's (the files are the record).

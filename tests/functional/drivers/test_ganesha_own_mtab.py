@@ -246,3 +246,60 @@ def test_a_start_the_helper_refuses_says_why(shared_shares, test_network, tmp_pa
         assert not server.own_table.starting()
     finally:
         server.stop()
+
+
+def test_a_client_list_the_server_serves_already_is_not_told_again(env, own_server, tables_at_calls):
+    """The create's access step tells Ganesha the client list the export
+    step just served: no call. A new list changes the served export in
+    place, without the table listing (no export is created); a restarted
+    server (another instance) is told again."""
+    driver, server, shares, (c0, c1, _) = env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [])  # as the create's access step does
+    driver.add_export(server, sid, path)  # as a retried export step does
+    assert tables_at_calls == [("add", sid, [ROOT, line(path)])]
+
+    driver.update_access(server, sid, [rw(c0)])
+    assert tables_at_calls[1:] == [("update", sid, [ROOT])]  # in place: nothing listed
+    assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
+    assert c1.ls(pseudo(sid)).returncode != 0
+    driver.update_access(server, sid, [rw(c0)])
+    assert len(tables_at_calls) == 2
+
+    own_server.stop()
+    own_server.start()
+    driver.update_access(server, sid, [rw(c0)])
+    assert tables_at_calls[2:] == [("update", sid, [ROOT, line(path)])]
+    assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
+
+
+def test_a_change_whose_conductor_died_after_telling_the_server_is_told_again(env, own_server):
+    """A removal killed between Ganesha's answer and the file's deletion
+    leaves the export unserved with its file as it was: the next change
+    with the same client list must not take it for served."""
+    driver, server, shares, (c0, *_) = env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0)])
+    child = os.fork()
+    if child == 0:  # the conductor that dies
+        try:
+            own_server._export_manager = None  # a connection to the bus of its own
+            removing = ExportManager.remove
+
+            def remove_then_die(self, export_id):
+                removing(self, export_id)
+                os._exit(0)
+
+            ExportManager.remove = remove_then_die
+            driver.remove_export(server, sid)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0  # died right after RemoveExport
+    assert export_file(own_server, sid).exists()
+    assert c0.ls(pseudo(sid)).returncode != 0
+
+    driver.update_access(server, sid, [rw(c0)])
+    assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
