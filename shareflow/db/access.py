@@ -37,17 +37,14 @@ def for_share(session: Session, share_id: str, states_in: frozenset[str] | None 
 
 _RULES = AccessRule.__table__
 #: Built once (the create's and delete's access steps ask it of every share).
-_ANY_LIVE = sa.select(_RULES.c.id).where(
-    _RULES.c.share_id == sa.bindparam("share_id"), _RULES.c.deleted_at.is_(None)).limit(1)
-_ANY_IN_STATES = _ANY_LIVE.where(_RULES.c.state.in_(sa.bindparam("states", expanding=True)))
+_ANY_IN_STATES = sa.select(_RULES.c.id).where(
+    _RULES.c.share_id == sa.bindparam("share_id"), _RULES.c.deleted_at.is_(None),
+    _RULES.c.state.in_(sa.bindparam("states", expanding=True))).limit(1)
 
 
-def any_for_share(conn: Session | sa.Connection, share_id: str, states_in: frozenset[str] | None = None) -> bool:
-    """Whether the share has a live rule (in one of ``states_in``, if
-    given): one statement on the table, no rule loaded (``conn`` may be a
-    Connection)."""
-    if states_in is None:
-        return conn.execute(_ANY_LIVE, {"share_id": share_id}).first() is not None
+def any_for_share(conn: Session | sa.Connection, share_id: str, states_in: frozenset[str]) -> bool:
+    """Whether the share has a live rule in one of ``states_in``: one
+    statement on the table, no rule loaded (``conn`` may be a Connection)."""
     return conn.execute(_ANY_IN_STATES, {"share_id": share_id, "states": sorted(states_in)}).first() is not None
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from shareflow.config import Config
 from shareflow.db.engine import Database
-from shareflow.engine.locks import ResourceLocks
+from shareflow.engine.locks import HostLocks, ResourceLocks
 from shareflow.engine.outcomes import OutcomeRecorder
 from shareflow.exceptions import ConfigError
 
@@ -37,6 +37,8 @@ class Runtime:
     #: Posts the jobs a flow starts (a rescheduled create's next attempt):
     #: a ``JobPoster`` over the conductor's boards.
     poster: Any = None
+    #: Locks between this host's processes (``shareflow.engine.locks``).
+    host_locks: HostLocks | None = None
 
     def backend(self, name: str) -> Backend:
         """By ``host@backend`` (a job's store names its share service) - this

@@ -39,7 +39,7 @@ from shareflow.engine.boards import Boards
 from shareflow.engine.checkpoints import Checkpoints
 from shareflow.engine.conductor import ShareflowConductor
 from shareflow.engine.housekeeping import delete_unused_share_servers, fail_unposted_jobs, report_stalled_jobs
-from shareflow.engine.locks import ResourceLocks
+from shareflow.engine.locks import HostLocks, ResourceLocks
 from shareflow.engine.outcomes import OutcomeRecorder
 from shareflow.engine.persistence import make_persistence
 from shareflow.engine.posting import JobPoster
@@ -128,6 +128,7 @@ class Worker:
                 backends={b.name: build_backend(b, step_timeout=cfg.conductor.step_timeout)
                           for b in cfg.backends},
                 locks=ResourceLocks(client, cfg.zookeeper.chroot, timeout=cfg.conductor.step_timeout),
+                host_locks=HostLocks(cfg.state_dir / "locks", timeout=cfg.conductor.step_timeout),
                 recorder=OutcomeRecorder(db, utcnow), clock=utcnow,
                 poster=JobPoster(db, persistence, boards, clock=utcnow),
             )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from taskflow import task
 
 from shareflow.db import access as access_db
@@ -26,9 +24,11 @@ def client_rule(rule) -> ClientRule:
 def _sync(runtime, backend, server, share_id, *, exclude: str | None = None) -> None:
     """Make the export's client list the share's rules in effect. Under the
     share's lock, so that two access jobs on one share cannot interleave
-    their read of the rules and their write of the list."""
+    their read of the rules and their write of the list: a lock between the
+    processes of this host, where every job of the share runs
+    (``shareflow.engine.locks``)."""
     driver = runtime.backend(backend).export
-    with runtime.locks.hold("share", share_id):
+    with runtime.host_locks.hold("share", share_id):
         with runtime.db.read() as s:
             rules = [
                 client_rule(r)
@@ -62,13 +62,10 @@ class ClearAccess(task.Task):
     """Empty the export's client list before the share goes away, so no
     client keeps access to a share that is being deleted.
 
-    Under the share's lock when the share has live rules: an access job still
-    running on it must not write its list back after this one emptied it. A
-    share without any live rule has no access job that could still write its
-    list (each keeps its rule live until its last step, which comes after its
-    last export write), and none can start (rules are added to available
-    shares only, and this one is being deleted): its list is emptied without
-    the lock - a ZooKeeper lock's round trips saved on most deletes.
+    Under the share's lock: an access job still running on it must not write
+    its list back after this one emptied it. The lock's file goes with it:
+    no access job starts on a share being deleted (rules are added to
+    available shares only), and one still queued would take a new file.
 
     Revert: none - the share is being deleted; its rules are gone with it.
     """
@@ -78,9 +75,7 @@ class ClearAccess(task.Task):
 
     def execute(self, runtime, backend, server, share_id):
         driver = runtime.backend(backend).export
-        with runtime.db.snapshot() as conn:
-            has_rules = access_db.any_for_share(conn, share_id)
-        with runtime.locks.hold("share", share_id) if has_rules else contextlib.nullcontext():
+        with runtime.host_locks.hold("share", share_id, last=True):
             if driver.has_export(server, share_id):
                 driver.update_access(server, share_id, [])
 

@@ -21,6 +21,9 @@ file back and fails that change alone. A change that finds the file as
 wanted *and* marked served by the running Ganesha (``ganesha_served``: the
 mark every change clears before it begins) tells Ganesha nothing: the
 create's access step, telling the client list just exported, costs no call.
+So an export removed behind the driver's back (over the bus, by hand) is
+served again by Ganesha's next start or the next change of its client list,
+not by telling it the same list again.
 
 Each change holds one lock, the export's own (``export-locks/<share
 id>.lock``): changes to different shares never wait for each other. Export
@@ -265,10 +268,16 @@ class GaneshaExportDriver(ExportDriver):
             mark.changing()
             mgr = gs.export_manager()
             offset = _size(gs.log_path)
-            try:
-                if in_place:
+            if in_place:
+                try:
                     mgr.update(conf, spec.export_id)
-                else:
+                except ConfigRefused:
+                    # Not served after all: removed behind this driver's
+                    # back (over the bus, by hand). Created as below.
+                    log.warning("export of share %s was not served by %s: added again", share_id, gs)
+                    in_place = False
+            try:
+                if not in_place:
                     # Both calls may create the export, which makes Ganesha
                     # scan its mount table for the export's filesystem.
                     with gs.creating_export(share_id, spec.path):

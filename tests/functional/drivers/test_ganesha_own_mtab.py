@@ -303,3 +303,19 @@ def test_a_change_whose_conductor_died_after_telling_the_server_is_told_again(en
 
     driver.update_access(server, sid, [rw(c0)])
     assert c0.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
+
+
+def test_an_export_removed_behind_the_drivers_back_is_served_with_the_next_client_list(env, own_server):
+    """Ganesha's exports are the driver's: the same list told again does
+    not repair an export an operator removed over the bus (a restart or the
+    reconcile check finds it), but the next new list does - its in-place
+    update is refused, and the export is created with its table line."""
+    driver, server, shares, (c0, c1, _) = env
+    sid, path = new_volume(shares)
+    driver.add_export(server, sid, path)
+    driver.update_access(server, sid, [rw(c0)])
+    own_server.export_manager().remove(read_export(own_server, sid).export_id)
+    assert c0.ls(pseudo(sid)).returncode != 0
+    driver.update_access(server, sid, [rw(c0), rw(c1)])
+    assert c1.cat(pseudo(sid, "hello")).stdout == f"hello from {sid}\n"
+    assert c0.ls(pseudo(sid)).returncode == 0
