@@ -87,10 +87,17 @@ class ApplyInitialAccess(ApplyAccess):
     access job can be running on it: its (empty) client list is applied
     without the share's lock.
 
+    Its start is not written (``shareflow.engine.storage.unrecorded_start``):
+    it has nothing to revert, and telling the export its list again changes
+    nothing - a conductor that dies meanwhile leaves it (and the export step
+    before it, whose SUCCESS waits with it) to be run again.
+
     Revert: nothing - the export this flow created is removed by the export
     step's revert, client list and all, so there is no list to restore (and a
     backend that just failed to take a list is not asked again).
     """
+
+    unrecorded_start = True
 
     def execute(self, runtime, backend, server, share_id, rule_id=None):
         with runtime.db.snapshot() as conn:

@@ -40,10 +40,13 @@ class BeginOperation(task.Task):
     (a reschedule) is no longer this job's either. Anything else means the
     resource moved on without this job -
     it was reset, or this is a reverted flow being run forward again - and
-    the job must not touch it. Except for an access rule this only reads, so
-    its start is not written (``shareflow.engine.storage.unrecorded_start``)
-    and it does not wait for the claim watch's first answer
-    (``shareflow.engine.listeners.reads_only``).
+    the job must not touch it. Its start is not written
+    (``shareflow.engine.storage.unrecorded_start``): except for an access
+    rule it only reads, and a rule's move to in progress is found done when
+    the step runs again; nothing after it starts before its SUCCESS is
+    written (with the next step's start), so its revert - the failure's
+    record - always has it. Except for an access rule it does not wait for
+    the claim watch's first answer (``shareflow.engine.listeners.reads_only``).
 
     Revert: a create whose volume could not be made on its pool is
     rescheduled to the next pool instead (``shareflow.engine.reschedule``:
@@ -60,10 +63,10 @@ class BeginOperation(task.Task):
     def __init__(self, operation: str):
         self._op = states.operation(operation)
         super().__init__(name=BEGIN)
-        self.unrecorded_start = self._op.resource_kind != states.ACCESS_RULE
+        self.unrecorded_start = True
         # (shareflow.engine.listeners.ClaimWatchListener: may start before
         # the claim watch's first answer.)
-        self.reads_only = self.unrecorded_start
+        self.reads_only = self._op.resource_kind != states.ACCESS_RULE
 
     def execute(self, runtime, resource_id, backend=None):
         kind = self._op.resource_kind.replace("_", " ")

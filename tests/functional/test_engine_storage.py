@@ -739,11 +739,14 @@ def test_an_engine_suspended_after_an_unrecorded_first_step_writes_nothing(persi
     assert reload(persistence, flow_uuid).state == tf_states.SUCCESS
 
 
-def test_the_steps_that_start_unrecorded_are_the_readers_and_the_post():
+def test_the_steps_that_start_unrecorded_are_the_readers_the_post_and_the_initial_access():
     """Which of the real flows' steps start unrecorded: those that only read
-    (a begin that is not an access rule's, find_share_server) and the
-    scheduling job's post; every step with something to revert, or whose
-    side effect is not once-only, is written before it runs."""
+    (begin, find_share_server), or whose effect is found done when they run
+    again (an access rule's begin, the scheduling job's post) or changes
+    nothing when made again with nothing to revert (the create's access
+    step); every step with something to revert, or whose side effect is not
+    once-only, is written before it runs."""
+    from shareflow.flows.access import allow_access, deny_access
     from shareflow.flows.create_share import create_share
     from shareflow.flows.delete_share import delete_share
     from shareflow.flows.schedule_share import schedule_share
@@ -754,10 +757,12 @@ def test_the_steps_that_start_unrecorded_are_the_readers_and_the_post():
         return [atom.name for atom in flow if unrecorded_start(atom)]
 
     assert unrecorded(schedule_share()) == ["begin", "post_create"]
-    assert unrecorded(create_share()) == ["begin"]
+    assert unrecorded(create_share()) == ["begin", "apply_access"]
     assert unrecorded(delete_share()) == ["begin", "find_share_server"]
     assert unrecorded(delete_share(driver_handles_share_servers=True)) == ["begin", "find_share_server"]
-    assert not unrecorded_start(BeginOperation("allow_access"))
+    assert unrecorded(allow_access()) == ["begin", "find_share_server"]
+    assert unrecorded(deny_access()) == ["begin", "find_share_server"]
+    assert unrecorded_start(BeginOperation("allow_access")) and not BeginOperation("allow_access").reads_only
 
 
 def atom_rows(db, flow_uuid) -> list[tuple[str, str]]:
