@@ -24,7 +24,7 @@ from pathlib import Path
 from kazoo.client import KazooClient
 
 from shareflow.engine.zk import lock_path, translate_errors
-from shareflow.exceptions import CoordinationError
+from shareflow.exceptions import BackendError, CoordinationError
 from shareflow.system import filelock
 
 #: What a tenant is told when a resource's lock stays taken.
@@ -76,8 +76,8 @@ class HostLocks:
         path = self.path(kind, resource_id)
         path.parent.mkdir(parents=True, exist_ok=True)
 
-        def busy(message: str) -> CoordinationError:
-            return CoordinationError(f"{message} (the lock of {kind} {resource_id})", user_message=BUSY_MESSAGE)
+        def busy(message: str) -> BackendError:
+            return BackendError(f"{message} (the lock of {kind} {resource_id})", user_message=BUSY_MESSAGE)
 
         with filelock.locked(path, timeout=self._timeout, error=busy, remove=last):
             yield

@@ -272,9 +272,11 @@ class GaneshaExportDriver(ExportDriver):
                 try:
                     mgr.update(conf, spec.export_id)
                 except ConfigRefused:
-                    # Not served after all: removed behind this driver's
-                    # back (over the bus, by hand). Created as below.
-                    log.warning("export of share %s was not served by %s: added again", share_id, gs)
+                    # Not served after all (removed behind this driver's
+                    # back: over the bus, by hand), or the list is refused:
+                    # tried as below, which creates it or fails the same.
+                    log.warning("in-place update of the export of share %s refused by %s: trying it as a "
+                                "creation", share_id, gs)
                     in_place = False
             try:
                 if not in_place:
