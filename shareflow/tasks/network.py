@@ -29,6 +29,10 @@ class AllocateNetwork(task.Task):
     Exhaustion of the network's addresses fails the step with a message
     saying so.
 
+    With DHSS=false it changes nothing: its start is not written
+    (``shareflow.engine.storage.unrecorded_start``) and it does not wait for
+    the claim watch's first answer (``shareflow.engine.listeners.reads_only``).
+
     Revert: releases exactly the allocation this task returned - unless a
     share server that outlives this create holds it by then (another share
     uses the server this create made: the server gives it back when it goes).
@@ -40,6 +44,7 @@ class AllocateNetwork(task.Task):
     def __init__(self, share_servers: bool = False):
         self._share_servers = share_servers
         super().__init__(name="allocate_network", provides="allocation")
+        self.unrecorded_start = self.reads_only = not share_servers
 
     def execute(self, runtime, backend, share_id, share_network_id=None):
         b = runtime.backend(backend)
@@ -70,11 +75,15 @@ class AllocateNetwork(task.Task):
 
 class ReleaseNetwork(task.Task):
     """Give back the share server's allocation when the server goes away
-    (nothing with DHSS=false).
+    (nothing with DHSS=false, the one kind of backend whose delete flow has
+    this step: so its start is not written,
+    ``shareflow.engine.storage.unrecorded_start``).
 
     Revert: none - releasing is not undone; a failed delete is retried by a
     new delete request, and releasing twice is harmless.
     """
+
+    unrecorded_start = True
 
     def __init__(self):
         super().__init__(name="release_network")

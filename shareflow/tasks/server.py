@@ -56,6 +56,10 @@ class ProvideShareServer(task.Task):
     needed (another create made the server first) is given back here, since
     nothing else would.
 
+    With DHSS=false it creates nothing: its start is not written
+    (``shareflow.engine.storage.unrecorded_start``) and it does not wait for
+    the claim watch's first answer (``shareflow.engine.listeners.reads_only``).
+
     Revert: releases the server only if this task created it - a reused
     server keeps serving its other shares. DHSS=true: the share stops using
     its server, and the server made for this create's allocation is torn
@@ -66,6 +70,7 @@ class ProvideShareServer(task.Task):
     def __init__(self, share_servers: bool = False):
         self._share_servers = share_servers
         super().__init__(name="provide_share_server", provides="server")
+        self.unrecorded_start = self.reads_only = not share_servers
 
     def execute(self, runtime, backend, share_id, allocation, share_network_id=None):
         b = runtime.backend(backend)
@@ -131,6 +136,9 @@ class ReleaseShareServer(task.Task):
     unused clock starts and the conductors' housekeeping deletes it once
     unused for ``unused_share_server_cleanup_interval``.
 
+    With DHSS=false it releases nothing: its start is not written
+    (``shareflow.engine.storage.unrecorded_start``).
+
     Revert: none - a released server is not brought back; a new share
     creates or reuses one.
     """
@@ -138,6 +146,7 @@ class ReleaseShareServer(task.Task):
     def __init__(self, share_servers: bool = False):
         self._share_servers = share_servers
         super().__init__(name="release_share_server", provides="released_server" if share_servers else None)
+        self.unrecorded_start = not share_servers
 
     def execute(self, runtime, backend, server, share_id=None):
         b = runtime.backend(backend)

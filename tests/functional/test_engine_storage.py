@@ -741,11 +741,14 @@ def test_an_engine_suspended_after_an_unrecorded_first_step_writes_nothing(persi
 
 def test_the_steps_that_start_unrecorded_are_the_readers_the_post_and_the_initial_access():
     """Which of the real flows' steps start unrecorded: those that only read
-    (begin, find_share_server), or whose effect is found done when they run
+    or change nothing (begin, find_share_server; with DHSS=false the
+    network and server steps), or whose effect is found done when they run
     again (an access rule's begin, the scheduling job's post) or changes
     nothing when made again with nothing to revert (the create's access
     step); every step with something to revert, or whose side effect is not
-    once-only, is written before it runs."""
+    once-only, is written before it runs - and so are the long ones with
+    none (a delete's), whose running start tells an operator where a job
+    is."""
     from shareflow.flows.access import allow_access, deny_access
     from shareflow.flows.create_share import create_share
     from shareflow.flows.delete_share import delete_share
@@ -757,8 +760,10 @@ def test_the_steps_that_start_unrecorded_are_the_readers_the_post_and_the_initia
         return [atom.name for atom in flow if unrecorded_start(atom)]
 
     assert unrecorded(schedule_share()) == ["begin", "post_create"]
-    assert unrecorded(create_share()) == ["begin", "apply_access"]
-    assert unrecorded(delete_share()) == ["begin", "find_share_server"]
+    assert unrecorded(create_share()) == [
+        "begin", "allocate_network", "provide_share_server", "apply_access"]
+    assert unrecorded(create_share(driver_handles_share_servers=True)) == ["begin", "apply_access"]
+    assert unrecorded(delete_share()) == ["begin", "find_share_server", "release_share_server", "release_network"]
     assert unrecorded(delete_share(driver_handles_share_servers=True)) == ["begin", "find_share_server"]
     assert unrecorded(allow_access()) == ["begin", "find_share_server"]
     assert unrecorded(deny_access()) == ["begin", "find_share_server"]
