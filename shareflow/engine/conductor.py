@@ -442,19 +442,28 @@ class ShareflowConductor(BlockingConductor):
 
         The record is read in the transaction that records the step RUNNING,
         just before, by that write's fence (``DeferringStorage.on_step_start``);
-        a step resumed already RUNNING is not recorded again, nor is one that
-        starts unrecorded (``shareflow.engine.storage.unrecorded_start``):
-        those read it on their own."""
+        a step resumed already RUNNING is not recorded again: it reads the
+        record on its own. So does the run's first step if it starts
+        unrecorded (``shareflow.engine.storage.unrecorded_start``) - a job
+        cancelled before it began runs no step - but no later one that starts
+        unrecorded: such a step has nothing to revert, and the next recorded
+        start, before any step that has, asks (a read saved per such step).
+        """
         recorder = self._runtime.recorder
+        storage = engine.storage
         #: atom name -> the job's state, read as its RUNNING was written.
         read_at_start: dict[str, str | None] = {}
+        asked = False
 
         def on_step_start(job_state: str | None, atom_name: str) -> None:
             read_at_start[atom_name] = job_state
 
         def check(atom_name: str) -> None:
+            nonlocal asked
             if atom_name in read_at_start:
                 cancelling = read_at_start.pop(atom_name) == job_states.JOB_CANCELLING
+            elif asked and isinstance(storage, DeferringStorage) and atom_name in storage.unrecorded_starts:
+                return
             else:
                 try:
                     cancelling = recorder.is_cancelling(job_id)
@@ -462,12 +471,13 @@ class ShareflowConductor(BlockingConductor):
                     LOG.warning("job %s: could not read whether it was cancelled; going on", job_id,
                                 exc_info=True)
                     return
+            asked = True
             if cancelling:
                 LOG.info("job %s was cancelled: reverting it", job_id)
                 raise JobCancelled(job_id)
 
-        if isinstance(engine.storage, DeferringStorage):
-            engine.storage.on_step_start = on_step_start
+        if isinstance(storage, DeferringStorage):
+            storage.on_step_start = on_step_start
         for atom in engine.compilation.execution_graph.nodes:
             if isinstance(atom, tf_task.Task):
                 atom.pre_execute = functools.partial(check, atom.name)
